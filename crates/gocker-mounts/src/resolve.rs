@@ -1,0 +1,129 @@
+//! Path resolution confined to a root directory.
+//!
+//! Every lookup uses `openat2(2)` with `RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS`: `..` and absolute
+//! symlinks are resolved as if the rootfs were `/`, so a hostile rootfs cannot point a mount or a
+//! created file at the host (the class of bug behind runc's CVE-2021-30465).
+
+use std::ffi::OsStr;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::path::{Component, Path, PathBuf};
+
+use rustix::fs::{Mode, OFlags, ResolveFlags};
+use rustix::io::Errno;
+
+use crate::{MountError, Result};
+
+/// What to create when the path does not exist.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Create {
+    Nothing,
+    Dir,
+    File,
+}
+
+/// The path of `p` relative to the root, with `.` components dropped.
+pub fn relative(p: &Path) -> PathBuf {
+    p.components()
+        .filter(|c| matches!(c, Component::Normal(_) | Component::ParentDir))
+        .collect()
+}
+
+fn openat2_in_root(root: BorrowedFd<'_>, rel: &Path) -> std::result::Result<OwnedFd, Errno> {
+    let path: &Path = if rel.as_os_str().is_empty() { Path::new(".") } else { rel };
+    loop {
+        match rustix::fs::openat2(
+            root,
+            path,
+            OFlags::PATH | OFlags::CLOEXEC,
+            Mode::empty(),
+            ResolveFlags::IN_ROOT | ResolveFlags::NO_MAGICLINKS,
+        ) {
+            Err(Errno::AGAIN) | Err(Errno::INTR) => continue,
+            r => return r,
+        }
+    }
+}
+
+/// Opens `path` (interpreted inside `root`) as an `O_PATH` descriptor, creating it (and its
+/// parents, as directories) when asked.
+pub fn open_in_root(root: BorrowedFd<'_>, path: &Path, create: Create) -> Result<OwnedFd> {
+    let rel = relative(path);
+    match openat2_in_root(root, &rel) {
+        Ok(fd) => Ok(fd),
+        Err(Errno::NOENT) if create != Create::Nothing => {
+            let (parent, name) = match (rel.parent(), rel.file_name()) {
+                (Some(p), Some(n)) => (p.to_owned(), n.to_owned()),
+                _ => return Err(MountError::sys("resolve", path, Errno::NOENT)),
+            };
+            let pfd = open_in_root(root, &parent, Create::Dir)?;
+            create_child(pfd.as_fd(), &name, create, path)?;
+            openat2_in_root(root, &rel).map_err(|e| MountError::sys("openat2", path, e))
+        }
+        Err(e) => Err(MountError::sys("openat2", path, e)),
+    }
+}
+
+fn create_child(parent: BorrowedFd<'_>, name: &OsStr, kind: Create, full: &Path) -> Result<()> {
+    let r = match kind {
+        Create::Dir => rustix::fs::mkdirat(parent, name, Mode::from_raw_mode(0o755)),
+        Create::File => rustix::fs::openat(
+            parent,
+            name,
+            OFlags::CREATE | OFlags::WRONLY | OFlags::CLOEXEC | OFlags::NOFOLLOW,
+            Mode::from_raw_mode(0o644),
+        )
+        .map(drop),
+        Create::Nothing => Ok(()),
+    };
+    match r {
+        Ok(()) | Err(Errno::EXIST) => Ok(()),
+        Err(e) => Err(MountError::sys(if kind == Create::Dir { "mkdir" } else { "create" }, full, e)),
+    }
+}
+
+/// True when the `O_PATH` descriptor refers to a directory.
+pub fn is_dir(fd: BorrowedFd<'_>) -> bool {
+    rustix::fs::fstat(fd).map(|st| rustix::fs::FileType::from_raw_mode(st.st_mode).is_dir()).unwrap_or(false)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn relative_strips_root_and_dots() {
+        assert_eq!(relative(Path::new("/a/./b/")), PathBuf::from("a/b"));
+        assert_eq!(relative(Path::new("/")), PathBuf::new());
+    }
+
+    #[test]
+    fn symlinks_cannot_escape_the_root() {
+        let base = std::env::temp_dir().join(format!("gocker-resolve-{}", std::process::id()));
+        let root = base.join("root");
+        let outside = base.join("outside");
+        std::fs::create_dir_all(&root).unwrap();
+        std::fs::create_dir_all(&outside).unwrap();
+        std::os::unix::fs::symlink(&outside, root.join("evil")).unwrap();
+        std::os::unix::fs::symlink("../../..", root.join("up")).unwrap();
+        let rfd = rustix::fs::open(&root, OFlags::PATH | OFlags::DIRECTORY, Mode::empty()).unwrap();
+
+        // An absolute symlink is resolved inside the root, where its target does not exist: the
+        // lookup fails instead of creating anything in `outside`.
+        let inside = root.join(outside.strip_prefix("/").unwrap());
+        assert!(open_in_root(rfd.as_fd(), Path::new("/evil/x/file"), Create::File).is_err());
+        assert!(!outside.join("x").exists());
+        // Once the target exists inside the root, the same path resolves there.
+        std::fs::create_dir_all(&inside).unwrap();
+        open_in_root(rfd.as_fd(), Path::new("/evil/x/file"), Create::File).unwrap();
+        assert!(inside.join("x/file").exists() && !outside.join("x").exists());
+
+        // `..` cannot climb above the root.
+        open_in_root(rfd.as_fd(), Path::new("/up/y"), Create::Dir).unwrap();
+        assert!(root.join("y").is_dir());
+        assert!(!base.parent().unwrap().join("y").exists());
+
+        let e = open_in_root(rfd.as_fd(), Path::new("/missing"), Create::Nothing).unwrap_err();
+        assert_eq!(e.errno(), Some(libc::ENOENT));
+        std::fs::remove_dir_all(&base).unwrap();
+    }
+}

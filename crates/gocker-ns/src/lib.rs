@@ -1,0 +1,302 @@
+//! Linux namespaces for Gocker and for anyone embedding it.
+//!
+//! * [`Namespace`] names one namespace kind and knows its clone flag and its `/proc/PID/ns` entry.
+//! * [`NamespaceSet`] is a set of kinds, built from an OCI spec or by hand.
+//! * [`fork_into`] creates a child process in new namespaces with `clone3` (returning a pidfd).
+//! * [`unshare`], [`enter_path`] and [`enter_pidfd`] move the calling thread.
+
+use std::fmt;
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
+use std::path::{Path, PathBuf};
+
+use oci_spec::runtime::LinuxNamespaceType;
+use rustix::fs::{Mode, OFlags};
+
+/// Errors from namespace operations; each names the syscall and what it acted on.
+#[derive(Debug, thiserror::Error)]
+pub enum NsError {
+    #[error("clone3({flags}) failed: {source}")]
+    Clone { flags: NamespaceSet, source: std::io::Error },
+    #[error("unshare({flags}) failed: {source}")]
+    Unshare { flags: NamespaceSet, source: std::io::Error },
+    #[error("open namespace {path}: {source}")]
+    Open { path: PathBuf, source: std::io::Error },
+    #[error("setns({ns}) into {what} failed: {source}")]
+    Setns { ns: String, what: String, source: std::io::Error },
+}
+
+pub type Result<T> = std::result::Result<T, NsError>;
+
+/// One namespace kind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Namespace {
+    User,
+    Mount,
+    Pid,
+    Uts,
+    Ipc,
+    Net,
+    Cgroup,
+    Time,
+}
+
+impl Namespace {
+    /// All kinds, in the order a joiner should enter them (user first so that the others are permitted).
+    pub const ALL: [Namespace; 8] = [
+        Namespace::User,
+        Namespace::Mount,
+        Namespace::Pid,
+        Namespace::Uts,
+        Namespace::Ipc,
+        Namespace::Net,
+        Namespace::Cgroup,
+        Namespace::Time,
+    ];
+
+    /// The `CLONE_NEW*` flag of this kind.
+    pub const fn clone_flag(self) -> u64 {
+        (match self {
+            Namespace::User => libc::CLONE_NEWUSER,
+            Namespace::Mount => libc::CLONE_NEWNS,
+            Namespace::Pid => libc::CLONE_NEWPID,
+            Namespace::Uts => libc::CLONE_NEWUTS,
+            Namespace::Ipc => libc::CLONE_NEWIPC,
+            Namespace::Net => libc::CLONE_NEWNET,
+            Namespace::Cgroup => libc::CLONE_NEWCGROUP,
+            Namespace::Time => libc::CLONE_NEWTIME,
+        }) as u64
+    }
+
+    /// The entry name under `/proc/PID/ns/`.
+    pub const fn proc_name(self) -> &'static str {
+        match self {
+            Namespace::User => "user",
+            Namespace::Mount => "mnt",
+            Namespace::Pid => "pid",
+            Namespace::Uts => "uts",
+            Namespace::Ipc => "ipc",
+            Namespace::Net => "net",
+            Namespace::Cgroup => "cgroup",
+            Namespace::Time => "time",
+        }
+    }
+
+    /// `/proc/PID/ns/KIND`.
+    pub fn proc_path(self, pid: i32) -> PathBuf {
+        PathBuf::from(format!("/proc/{pid}/ns/{}", self.proc_name()))
+    }
+}
+
+impl From<LinuxNamespaceType> for Namespace {
+    fn from(t: LinuxNamespaceType) -> Self {
+        match t {
+            LinuxNamespaceType::User => Namespace::User,
+            LinuxNamespaceType::Mount => Namespace::Mount,
+            LinuxNamespaceType::Pid => Namespace::Pid,
+            LinuxNamespaceType::Uts => Namespace::Uts,
+            LinuxNamespaceType::Ipc => Namespace::Ipc,
+            LinuxNamespaceType::Network => Namespace::Net,
+            LinuxNamespaceType::Cgroup => Namespace::Cgroup,
+            LinuxNamespaceType::Time => Namespace::Time,
+        }
+    }
+}
+
+impl fmt::Display for Namespace {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.proc_name())
+    }
+}
+
+/// A set of namespace kinds (a mask of `CLONE_NEW*` flags).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct NamespaceSet(u64);
+
+impl NamespaceSet {
+    pub const EMPTY: NamespaceSet = NamespaceSet(0);
+
+    pub fn with(mut self, ns: Namespace) -> Self {
+        self.0 |= ns.clone_flag();
+        self
+    }
+    pub fn without(mut self, ns: Namespace) -> Self {
+        self.0 &= !ns.clone_flag();
+        self
+    }
+    pub fn contains(self, ns: Namespace) -> bool {
+        self.0 & ns.clone_flag() != 0
+    }
+    pub fn is_empty(self) -> bool {
+        self.0 == 0
+    }
+    pub fn bits(self) -> u64 {
+        self.0
+    }
+    pub fn iter(self) -> impl Iterator<Item = Namespace> {
+        Namespace::ALL.into_iter().filter(move |n| self.contains(*n))
+    }
+}
+
+impl FromIterator<Namespace> for NamespaceSet {
+    fn from_iter<I: IntoIterator<Item = Namespace>>(iter: I) -> Self {
+        iter.into_iter().fold(NamespaceSet::EMPTY, NamespaceSet::with)
+    }
+}
+
+impl fmt::Display for NamespaceSet {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.is_empty() {
+            return f.write_str("none");
+        }
+        let names: Vec<&str> = self.iter().map(Namespace::proc_name).collect();
+        f.write_str(&names.join("|"))
+    }
+}
+
+/// What [`fork_into`] returns: in the parent the child's pid and pidfd, in the child nothing.
+#[derive(Debug)]
+pub enum Forked {
+    Parent { pid: i32, pidfd: OwnedFd },
+    Child,
+}
+
+#[repr(C)]
+#[derive(Default)]
+struct CloneArgs {
+    flags: u64,
+    pidfd: u64,
+    child_tid: u64,
+    parent_tid: u64,
+    exit_signal: u64,
+    stack: u64,
+    stack_size: u64,
+    tls: u64,
+    set_tid: u64,
+    set_tid_size: u64,
+    cgroup: u64,
+}
+
+/// Creates a child process in the namespaces of `set` with `clone3(CLONE_PIDFD)`, like `fork`:
+/// it returns twice, once in the parent and once in the child. `cgroup`, when given, places the
+/// child into that cgroup directory at creation (`CLONE_INTO_CGROUP`).
+///
+/// # Safety
+/// The child is a copy of the calling process with one thread. If the caller has other threads,
+/// the child may only call async-signal-safe functions until it execs or exits (a lock held by
+/// another thread stays locked forever in the child). Single-threaded callers have no such limit.
+pub unsafe fn fork_into(set: NamespaceSet, cgroup: Option<std::os::fd::BorrowedFd<'_>>) -> Result<Forked> {
+    let mut pidfd: libc::c_int = -1;
+    let mut args = CloneArgs {
+        flags: set.bits() | libc::CLONE_PIDFD as u64,
+        pidfd: &mut pidfd as *mut libc::c_int as u64,
+        exit_signal: libc::SIGCHLD as u64,
+        ..Default::default()
+    };
+    if let Some(cg) = cgroup {
+        args.flags |= 0x200000000; // CLONE_INTO_CGROUP
+        args.cgroup = cg.as_raw_fd() as u64;
+    }
+    // SAFETY: args is a valid, fully initialised clone_args of the size we pass; no CLONE_VM and no
+    // new stack, so the child continues on a private copy of our stack exactly like fork(2).
+    let ret = unsafe {
+        libc::syscall(libc::SYS_clone3, &mut args as *mut CloneArgs, std::mem::size_of::<CloneArgs>())
+    };
+    match ret {
+        -1 => Err(NsError::Clone { flags: set, source: std::io::Error::last_os_error() }),
+        0 => Ok(Forked::Child),
+        pid => Ok(Forked::Parent {
+            pid: pid as i32,
+            // SAFETY: with CLONE_PIDFD the kernel stored a fresh pidfd that nothing else owns.
+            pidfd: unsafe { OwnedFd::from_raw_fd(pidfd) },
+        }),
+    }
+}
+
+/// Moves the calling thread into new namespaces of the kinds in `set`.
+/// A new PID namespace applies to children created afterwards, not to the caller.
+pub fn unshare(set: NamespaceSet) -> Result<()> {
+    let flags = rustix::thread::UnshareFlags::from_bits_retain(set.bits() as u32);
+    // SAFETY: unshare only changes this thread's namespace membership; callers that unshare
+    // CLONE_FILES/CLONE_FS-like state are not possible here as the set only holds CLONE_NEW* bits.
+    unsafe { rustix::thread::unshare_unsafe(flags) }
+        .map_err(|e| NsError::Unshare { flags: set, source: e.into() })
+}
+
+/// Opens `/proc/PID/ns/KIND`.
+pub fn open(pid: i32, ns: Namespace) -> Result<OwnedFd> {
+    open_path(&ns.proc_path(pid))
+}
+
+/// Opens a namespace file such as a bind-mounted `/run/netns/NAME`.
+pub fn open_path(path: &Path) -> Result<OwnedFd> {
+    rustix::fs::open(path, OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty())
+        .map_err(|e| NsError::Open { path: path.to_owned(), source: e.into() })
+}
+
+/// Joins the namespace of kind `ns` that `path` refers to (`nsenter --net=PATH`).
+pub fn enter_path(path: &Path, ns: Namespace) -> Result<()> {
+    let fd = open_path(path)?;
+    setns(fd.as_fd(), ns.clone_flag(), ns.proc_name().to_owned(), path.display().to_string())
+}
+
+/// Joins every namespace in `set` of the process behind `pidfd` in one atomic `setns` call.
+pub fn enter_pidfd(pidfd: std::os::fd::BorrowedFd<'_>, set: NamespaceSet) -> Result<()> {
+    setns(pidfd, set.bits(), set.to_string(), format!("pidfd {}", pidfd.as_raw_fd()))
+}
+
+fn setns(fd: std::os::fd::BorrowedFd<'_>, flags: u64, ns: String, what: String) -> Result<()> {
+    // SAFETY: fd is a valid borrowed descriptor for the duration of the call.
+    let r = unsafe { libc::setns(fd.as_raw_fd(), flags as libc::c_int) };
+    if r == -1 {
+        return Err(NsError::Setns { ns, what, source: std::io::Error::last_os_error() });
+    }
+    Ok(())
+}
+
+/// True when the two processes share the namespace of kind `ns`.
+pub fn same(pid_a: i32, pid_b: i32, ns: Namespace) -> Result<bool> {
+    let stat = |pid| {
+        let p = ns.proc_path(pid);
+        rustix::fs::stat(&p).map_err(|e| NsError::Open { path: p, source: e.into() })
+    };
+    let (a, b) = (stat(pid_a)?, stat(pid_b)?);
+    Ok(a.st_ino == b.st_ino && a.st_dev == b.st_dev)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn set_round_trips_and_displays() {
+        let s: NamespaceSet = [Namespace::User, Namespace::Net, Namespace::Pid].into_iter().collect();
+        assert!(s.contains(Namespace::User) && s.contains(Namespace::Net) && s.contains(Namespace::Pid));
+        assert!(!s.contains(Namespace::Mount));
+        assert_eq!(s.to_string(), "user|pid|net");
+        assert_eq!(s.without(Namespace::Pid).to_string(), "user|net");
+        assert_eq!(NamespaceSet::EMPTY.to_string(), "none");
+    }
+
+    #[test]
+    fn oci_kinds_map_to_kernel_flags() {
+        for t in [
+            LinuxNamespaceType::User,
+            LinuxNamespaceType::Mount,
+            LinuxNamespaceType::Pid,
+            LinuxNamespaceType::Uts,
+            LinuxNamespaceType::Ipc,
+            LinuxNamespaceType::Network,
+            LinuxNamespaceType::Cgroup,
+            LinuxNamespaceType::Time,
+        ] {
+            // oci-spec encodes the kernel flag as the discriminant.
+            assert_eq!(Namespace::from(t).clone_flag(), t as u64, "{t:?}");
+        }
+    }
+
+    #[test]
+    fn process_shares_its_own_namespaces() {
+        let me = std::process::id() as i32;
+        assert!(same(me, me, Namespace::Mount).unwrap());
+    }
+}
