@@ -1,1 +1,25 @@
-fn main() {}
+//! `gocker`: run isolated Linux containers, rootless first.
+
+mod cli;
+mod run;
+
+use clap::Parser;
+
+fn main() {
+    let cli = cli::Cli::parse();
+    init_logging(&cli);
+    let code = match cli.command {
+        cli::Command::Run(args) => run::run(args, cli.debug),
+        cli::Command::Ps(args) => run::ps(args),
+        cli::Command::Rm(args) => run::rm(args),
+    };
+    std::process::exit(code)
+}
+
+fn init_logging(cli: &cli::Cli) {
+    use tracing_subscriber::EnvFilter;
+    let level = if cli.debug { "debug" } else { cli.log_level.as_str() };
+    let filter = EnvFilter::try_from_env("RUST_LOG").unwrap_or_else(|_| EnvFilter::new(level));
+    // No threads are started here: ring0 must stay single-threaded to fork ring1.
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false).init();
+}

@@ -1,0 +1,32 @@
+//! The Gocker runtime: composes the mechanism crates into the ring process model and the OCI
+//! container lifecycle.
+//!
+//! ```text
+//! ring0 (caller's privileges)  --clone3(user|mnt|uts|ipc|net|cgroup)-->  ring1 (root in the new userns)
+//!   writes id maps, idmaps the rootfs,                                     sets hostname, lo up,
+//!   forwards signals, records exit status                                  --clone3(pid|mnt)--> ring2
+//!                                                                          mounts, pivot_root, drops caps,
+//!                                                                          waits for start, execs the payload (PID 1)
+//! ```
+//!
+//! [`Container::create`] leaves ring2 waiting at the start barrier (OCI "created");
+//! [`Container::start`] releases it; [`Container::wait`] returns the exit status;
+//! [`Container::delete`] removes everything (also done on drop).
+
+mod channel;
+mod config;
+mod error;
+mod net;
+mod process;
+mod ring0;
+mod ring1;
+mod ring2;
+pub mod spec;
+pub mod state;
+
+pub use config::{ContainerConfig, RootMode};
+pub use error::{ExitStatus, RuntimeError};
+pub use ring0::{describe_root, Container};
+pub use state::{ContainerState, StateStore, Status};
+
+pub type Result<T> = std::result::Result<T, RuntimeError>;

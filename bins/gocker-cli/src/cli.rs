@@ -1,0 +1,98 @@
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+/// Run isolated Linux containers, rootless first.
+///
+/// Every container gets new user, mount, PID, UTS, IPC, network and cgroup namespaces, a
+/// pivot_root into its rootfs, docker's default capabilities and no_new_privs. Exit codes follow
+/// docker: 125 for a gocker error, 126 command not executable, 127 command not found, the
+/// command's own status otherwise, 128+N when it was killed by signal N.
+#[derive(Debug, Parser)]
+#[command(name = "gocker", version, propagate_version = true)]
+pub struct Cli {
+    /// Log level (error, warn, info, debug, trace); RUST_LOG overrides.
+    #[arg(long, global = true, default_value = "warn", env = "GOCKER_LOG_LEVEL")]
+    pub log_level: String,
+    /// Debug output: the spec and rootfs decisions, and errors with their full chain.
+    #[arg(long, short = 'D', global = true)]
+    pub debug: bool,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run a command in a new container.
+    Run(RunArgs),
+    /// List containers.
+    Ps(PsArgs),
+    /// Remove stopped containers.
+    Rm(RmArgs),
+}
+
+#[derive(Debug, Args)]
+#[command(trailing_var_arg = true)]
+pub struct RunArgs {
+    /// Root filesystem directory. Default: the provisioned Alpine rootfs (`cargo xtask rootfs`),
+    /// else a read-only view of the host's / with a private writable /tmp.
+    #[arg(long, value_name = "DIR")]
+    pub rootfs: Option<PathBuf>,
+    /// Remove the container's record when it exits.
+    #[arg(long)]
+    pub rm: bool,
+    /// Keep stdin open and pass it to the command (otherwise it reads /dev/null).
+    #[arg(short, long)]
+    pub interactive: bool,
+    /// Container name (unique; default: the short id).
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Hostname inside the container (default: the short id).
+    #[arg(long)]
+    pub hostname: Option<String>,
+    /// Set an environment variable (KEY=VALUE, or KEY to copy it from gocker's environment).
+    #[arg(short, long = "env", value_name = "KEY=VALUE")]
+    pub env: Vec<String>,
+    /// Working directory inside the container (absolute; created if missing).
+    #[arg(short, long, value_name = "DIR")]
+    pub workdir: Option<String>,
+    /// Run as UID[:GID] inside the container (numeric).
+    #[arg(short, long, value_name = "UID[:GID]")]
+    pub user: Option<String>,
+    /// Mount the container's root filesystem read-only.
+    #[arg(long)]
+    pub read_only: bool,
+    /// Network: `none` (a private namespace with only loopback) or `host` (share the host's).
+    #[arg(long, default_value = "none", value_name = "MODE")]
+    pub network: String,
+    /// Rootful only: host id range container root maps to, as START[:SIZE].
+    #[arg(long, value_name = "START[:SIZE]", env = "GOCKER_USERNS_REMAP")]
+    pub userns_remap: Option<String>,
+    /// Do not use an idmapped mount for the rootfs (rootful); files owned by host root then
+    /// appear as nobody inside.
+    #[arg(long)]
+    pub no_idmap: bool,
+    /// The command and its arguments.
+    #[arg(required = true, value_name = "COMMAND [ARG...]")]
+    pub command: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct PsArgs {
+    /// Show all containers (default: running ones).
+    #[arg(short, long)]
+    pub all: bool,
+    /// Print only ids.
+    #[arg(short, long)]
+    pub quiet: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct RmArgs {
+    /// Kill a running container first.
+    #[arg(short, long)]
+    pub force: bool,
+    /// Containers by name or id.
+    #[arg(required = true, value_name = "CONTAINER")]
+    pub containers: Vec<String>,
+}

@@ -1,0 +1,284 @@
+use std::path::PathBuf;
+
+use gocker_runtime::state::StateStore;
+use gocker_runtime::{spec, Container, ContainerConfig, RootMode, RuntimeError, Status};
+
+use crate::cli::{PsArgs, RmArgs, RunArgs};
+
+/// An error of the CLI itself: what to print and which exit code to use.
+struct Failure {
+    code: i32,
+    message: String,
+}
+
+impl From<RuntimeError> for Failure {
+    fn from(e: RuntimeError) -> Self {
+        Failure { code: e.exit_code(), message: e.to_string() }
+    }
+}
+
+fn usage(message: impl Into<String>) -> Failure {
+    Failure { code: 125, message: message.into() }
+}
+
+fn report(f: Failure) -> i32 {
+    eprintln!("gocker: {}", f.message);
+    f.code
+}
+
+/// Where `cargo xtask rootfs` provisions the Alpine rootfs, in lookup order.
+fn provisioned_rootfs() -> Vec<PathBuf> {
+    let mut v = Vec::new();
+    if let Some(d) = std::env::var_os("XDG_DATA_HOME").filter(|d| !d.is_empty()) {
+        v.push(PathBuf::from(d).join("gocker/rootfs/alpine"));
+    } else if let Some(h) = std::env::var_os("HOME").filter(|h| !h.is_empty()) {
+        v.push(PathBuf::from(h).join(".local/share/gocker/rootfs/alpine"));
+    }
+    v.push(PathBuf::from("/var/lib/gocker/rootfs/alpine"));
+    v
+}
+
+fn random_id() -> String {
+    let mut b = [0u8; 16];
+    let mut filled = 0;
+    while filled < b.len() {
+        match rustix::rand::getrandom(&mut b[filled..], rustix::rand::GetRandomFlags::empty()) {
+            Ok(n) => filled += n,
+            Err(_) => continue,
+        }
+    }
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+fn valid_name(n: &str) -> bool {
+    let mut c = n.chars();
+    matches!(c.next(), Some(f) if f.is_ascii_alphanumeric())
+        && c.all(|ch| ch.is_ascii_alphanumeric() || "_.-".contains(ch))
+        && n.len() <= 128
+}
+
+fn parse_user(s: &str) -> Result<(u32, Option<u32>), Failure> {
+    let bad = || usage(format!("--user {s:?}: expected UID[:GID] with numeric ids"));
+    let (u, g) = match s.split_once(':') {
+        Some((u, g)) => (u, Some(g)),
+        None => (s, None),
+    };
+    let uid = u.parse().map_err(|_| bad())?;
+    let gid = g.map(|g| g.parse().map_err(|_| bad())).transpose()?;
+    Ok((uid, gid))
+}
+
+fn parse_remap(s: &str) -> Result<(u32, u32), Failure> {
+    let bad = || usage(format!("--userns-remap {s:?}: expected START[:SIZE] (e.g. 100000:65536)"));
+    match s.split_once(':') {
+        Some((a, b)) => Ok((a.parse().map_err(|_| bad())?, b.parse().map_err(|_| bad())?)),
+        None => Ok((s.parse().map_err(|_| bad())?, gocker_idmap::ROOTFUL_DEFAULT_SIZE)),
+    }
+}
+
+fn user_name(uid: u32) -> String {
+    std::fs::read_to_string("/etc/passwd")
+        .ok()
+        .and_then(|t| {
+            t.lines().find_map(|l| {
+                let f: Vec<&str> = l.split(':').collect();
+                (f.len() > 2 && f[2] == uid.to_string()).then(|| f[0].to_owned())
+            })
+        })
+        .or_else(|| std::env::var("USER").ok())
+        .unwrap_or_default()
+}
+
+fn build_config(a: &RunArgs, debug: bool) -> Result<(ContainerConfig, String), Failure> {
+    let (rootfs, mode) = match &a.rootfs {
+        Some(p) => {
+            let abs = std::path::absolute(p).map_err(|e| usage(format!("--rootfs {}: {e}", p.display())))?;
+            match std::fs::metadata(&abs) {
+                Ok(m) if m.is_dir() => {}
+                Ok(_) => return Err(usage(format!("--rootfs {}: not a directory", abs.display()))),
+                Err(e) => return Err(usage(format!("--rootfs {}: {e}", abs.display()))),
+            }
+            (abs, RootMode::Rootfs)
+        }
+        None => match provisioned_rootfs().into_iter().find(|p| p.join("bin/sh").exists()) {
+            Some(p) => {
+                eprintln!("gocker: using the provisioned rootfs {}", p.display());
+                (p, RootMode::Rootfs)
+            }
+            None => {
+                eprintln!(
+                    "gocker: no rootfs provisioned (run `cargo xtask rootfs`); using a read-only view of the host's / with a private /tmp"
+                );
+                (PathBuf::from("/"), RootMode::HostView)
+            }
+        },
+    };
+
+    let id = random_id();
+    let short = id[..12].to_owned();
+    let name = a.name.clone().unwrap_or_else(|| short.clone());
+    if !valid_name(&name) {
+        return Err(usage(format!("--name {name:?}: use letters, digits, '_', '.', '-' (starting with a letter or digit)")));
+    }
+
+    let mut spec = spec::default_spec(rootfs, a.command.clone())?;
+    let hostname = a.hostname.clone().unwrap_or_else(|| short.clone());
+    spec.set_hostname(Some(hostname.clone()));
+    let root = spec.root_mut().as_mut().expect("default spec has a root");
+    root.set_readonly(Some(a.read_only || mode == RootMode::HostView));
+
+    let process = spec.process_mut().as_mut().expect("default spec has a process");
+    let mut env = process.env().clone().unwrap_or_default();
+    env.push(format!("HOSTNAME={hostname}"));
+    for e in &a.env {
+        let kv = match e.split_once('=') {
+            Some((k, _)) if k.is_empty() => return Err(usage(format!("--env {e:?}: empty variable name"))),
+            Some(_) => e.clone(),
+            None => match std::env::var(e) {
+                Ok(v) => format!("{e}={v}"),
+                Err(_) => continue,
+            },
+        };
+        let key = kv.split('=').next().unwrap_or_default().to_owned();
+        env.retain(|x| x.split('=').next() != Some(key.as_str()));
+        env.push(kv);
+    }
+    process.set_env(Some(env));
+    if let Some(w) = &a.workdir {
+        if !w.starts_with('/') {
+            return Err(usage(format!("--workdir {w:?}: must be an absolute path")));
+        }
+        process.set_cwd(w.into());
+    }
+    if let Some(u) = &a.user {
+        let (uid, gid) = parse_user(u)?;
+        let user = process.user_mut();
+        user.set_uid(uid);
+        user.set_gid(gid.unwrap_or(uid));
+    }
+
+    let linux = spec.linux_mut().as_mut().expect("default spec has linux");
+    match a.network.as_str() {
+        "none" => {}
+        "host" => {
+            let ns = linux.namespaces().clone().unwrap_or_default();
+            linux.set_namespaces(Some(
+                ns.into_iter().filter(|n| n.typ() != oci_spec::runtime::LinuxNamespaceType::Network).collect(),
+            ));
+        }
+        other => {
+            return Err(usage(format!(
+                "--network {other:?}: unsupported network mode (supported: none, host; bridge, slirp4netns and pasta are not implemented yet)"
+            )))
+        }
+    }
+
+    let euid = rustix::process::geteuid().as_raw();
+    let idmaps = if euid == 0 {
+        let (base, size) = match &a.userns_remap {
+            Some(s) => parse_remap(s)?,
+            None => (gocker_idmap::ROOTFUL_DEFAULT_BASE, gocker_idmap::ROOTFUL_DEFAULT_SIZE),
+        };
+        gocker_idmap::IdMaps::rootful(base, size).map_err(|e| usage(format!("--userns-remap: {e}")))?
+    } else {
+        if a.userns_remap.is_some() {
+            return Err(usage("--userns-remap needs root; rootless containers map your own uid and /etc/subuid range"));
+        }
+        let gid = rustix::process::getegid().as_raw();
+        gocker_idmap::IdMaps::rootless(euid, gid, &user_name(euid)).map_err(|e| usage(e.to_string()))?
+    };
+
+    let mut cfg = ContainerConfig::new(id, spec, idmaps);
+    cfg.root_mode = mode;
+    cfg.stdin = a.interactive;
+    cfg.idmap_rootfs = !a.no_idmap;
+    cfg.forward_signals = true;
+    if debug {
+        tracing::debug!(maps = ?cfg.idmaps, "user namespace");
+        if let Ok(j) = serde_json::to_string(&cfg.spec) {
+            tracing::debug!(spec = %j, "OCI spec");
+        }
+    }
+    Ok((cfg, name))
+}
+
+fn run_inner(a: RunArgs, debug: bool) -> Result<i32, Failure> {
+    let (cfg, name) = build_config(&a, debug)?;
+    let store = StateStore::open(StateStore::default_root())?;
+    let mut c = Container::create(cfg, store, &name, a.rm)?;
+    for n in &c.notes {
+        tracing::debug!("{n}");
+    }
+    c.start()?;
+    let status = c.wait()?;
+    if a.rm {
+        c.delete()?;
+    }
+    Ok(status.code())
+}
+
+pub fn run(a: RunArgs, debug: bool) -> i32 {
+    match run_inner(a, debug) {
+        Ok(code) => code,
+        Err(f) => report(f),
+    }
+}
+
+pub fn ps(a: PsArgs) -> i32 {
+    let store = match StateStore::open(StateStore::default_root()) {
+        Ok(s) => s,
+        Err(e) => return report(e.into()),
+    };
+    store.collect_stale();
+    let list = match store.list() {
+        Ok(l) => l,
+        Err(e) => return report(e.into()),
+    };
+    if !a.quiet {
+        println!("{:<12}  {:<20}  {:<16}  COMMAND", "CONTAINER ID", "NAME", "STATUS");
+    }
+    for s in list.iter().filter(|s| a.all || s.status != Status::Stopped) {
+        let short = &s.id[..12.min(s.id.len())];
+        if a.quiet {
+            println!("{short}");
+            continue;
+        }
+        let status = match (s.status, s.exit) {
+            (Status::Stopped, Some(e)) => format!("exited ({})", e.code()),
+            (st, _) => format!("{st:?}").to_lowercase(),
+        };
+        println!("{short:<12}  {:<20}  {status:<16}  {}", s.name, s.command.join(" "));
+    }
+    0
+}
+
+pub fn rm(a: RmArgs) -> i32 {
+    let store = match StateStore::open(StateStore::default_root()) {
+        Ok(s) => s,
+        Err(e) => return report(e.into()),
+    };
+    store.collect_stale();
+    let mut code = 0;
+    for c in &a.containers {
+        let r = store.lookup(c).map_err(Failure::from).and_then(|s| {
+            if s.status != Status::Stopped && StateStore::monitor_alive(&s) {
+                if !a.force {
+                    return Err(usage(format!("container {c} is running: stop it first or use `gocker rm -f`")));
+                }
+                if let Some(pid) = s.pid {
+                    let _ = rustix::process::kill_process(
+                        rustix::process::Pid::from_raw(pid).expect("positive"),
+                        rustix::process::Signal::KILL,
+                    );
+                }
+            }
+            store.remove(&s.id, &s.name).map_err(Failure::from)?;
+            println!("{c}");
+            Ok(())
+        });
+        if let Err(f) = r {
+            code = report(f);
+        }
+    }
+    code
+}

@@ -1,0 +1,87 @@
+use std::path::PathBuf;
+use std::time::Duration;
+
+use gocker_idmap::IdMaps;
+use gocker_ns::{Namespace, NamespaceSet};
+use oci_spec::runtime::Spec;
+
+use crate::{Result, RuntimeError};
+
+/// What becomes the container's `/`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RootMode {
+    /// `spec.root.path`, a root filesystem directory.
+    Rootfs,
+    /// A read-only view of the host's `/` (used when no rootfs is provisioned); `spec.root.path` is `/`.
+    HostView,
+}
+
+/// Everything needed to create one container.
+#[derive(Debug, Clone)]
+pub struct ContainerConfig {
+    /// Unique id (also the state directory name).
+    pub id: String,
+    /// The OCI spec; `root.path` must be absolute.
+    pub spec: Spec,
+    /// uid/gid maps of the container's user namespace and how to write them.
+    pub idmaps: IdMaps,
+    pub root_mode: RootMode,
+    /// Pass the caller's stdin to the payload (`-i`); otherwise the payload reads /dev/null.
+    pub stdin: bool,
+    /// Try an idmapped mount of the rootfs (rootful only; falls back to a plain bind when refused).
+    pub idmap_rootfs: bool,
+    /// Upper bound for each wait between rings.
+    pub stage_timeout: Duration,
+    /// Block the forwardable signals in the caller and deliver them to the payload in [`crate::Container::wait`].
+    pub forward_signals: bool,
+}
+
+impl ContainerConfig {
+    pub fn new(id: impl Into<String>, spec: Spec, idmaps: IdMaps) -> Self {
+        ContainerConfig {
+            id: id.into(),
+            spec,
+            idmaps,
+            root_mode: RootMode::Rootfs,
+            stdin: false,
+            idmap_rootfs: true,
+            stage_timeout: Duration::from_secs(10),
+            forward_signals: false,
+        }
+    }
+
+    /// The rootfs path from the spec.
+    pub fn rootfs(&self) -> Result<PathBuf> {
+        let root = self.spec.root().as_ref().ok_or_else(|| RuntimeError::Config("spec has no root".into()))?;
+        let p = root.path().clone();
+        if !p.is_absolute() {
+            return Err(RuntimeError::Config(format!("root.path {} must be absolute", p.display())));
+        }
+        Ok(p)
+    }
+
+    pub fn readonly_root(&self) -> bool {
+        self.spec.root().as_ref().and_then(|r| r.readonly()).unwrap_or(false)
+    }
+
+    /// The namespaces from the spec, split into ring1's (everything but pid, always with user and
+    /// mount) and ring2's (pid when asked for, and always a mount namespace of its own).
+    pub(crate) fn namespaces(&self) -> (NamespaceSet, NamespaceSet) {
+        let all: NamespaceSet = self
+            .spec
+            .linux()
+            .as_ref()
+            .and_then(|l| l.namespaces().as_ref())
+            .into_iter()
+            .flatten()
+            .filter(|n| n.path().is_none())
+            .map(|n| Namespace::from(n.typ()))
+            .collect();
+        let ring1 = all.without(Namespace::Pid).with(Namespace::User).with(Namespace::Mount);
+        let mut ring2 = NamespaceSet::EMPTY.with(Namespace::Mount);
+        if all.contains(Namespace::Pid) {
+            ring2 = ring2.with(Namespace::Pid);
+        }
+        (ring1, ring2)
+    }
+}

@@ -1,0 +1,94 @@
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+/// Everything that can go wrong while running a container. [`RuntimeError::exit_code`] gives the
+/// docker-style exit code (125 for a gocker error, 126 and 127 for exec failures).
+#[derive(Debug, thiserror::Error)]
+pub enum RuntimeError {
+    #[error("{op} ({what}): {source}")]
+    Sys { op: &'static str, what: String, source: std::io::Error },
+    #[error("timed out after {after:?} waiting for {stage}")]
+    Timeout { stage: String, after: Duration },
+    #[error("ring protocol: {0}")]
+    Protocol(String),
+    #[error("{stage}: {message}")]
+    Ring { stage: String, message: String },
+    #[error("exec {cmd:?}: executable file not found in $PATH")]
+    ExecNotFound { cmd: String },
+    #[error("exec {cmd:?}: {reason}")]
+    ExecFailed { cmd: String, reason: String, not_found: bool },
+    #[error("rootfs {path}: {reason}")]
+    Rootfs { path: PathBuf, reason: String },
+    #[error("invalid configuration: {0}")]
+    Config(String),
+    #[error(transparent)]
+    Ns(#[from] gocker_ns::NsError),
+    #[error("user namespace maps: {0}")]
+    IdMap(#[from] gocker_idmap::IdMapError),
+    #[error(transparent)]
+    Mount(#[from] gocker_mounts::MountError),
+    #[error("state {path}: {reason}")]
+    State { path: PathBuf, reason: String },
+    #[error("the container name {0:?} is already in use (remove it with `gocker rm {0}` or choose another --name)")]
+    NameInUse(String),
+    #[error("no such container: {0}")]
+    NoSuchContainer(String),
+}
+
+impl RuntimeError {
+    pub(crate) fn sys(op: &'static str, what: impl Into<String>, e: impl Into<std::io::Error>) -> Self {
+        RuntimeError::Sys { op, what: what.into(), source: e.into() }
+    }
+
+    /// docker's convention: 127 command not found, 126 command not executable, 125 anything else.
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            RuntimeError::ExecNotFound { .. } | RuntimeError::ExecFailed { not_found: true, .. } => 127,
+            RuntimeError::ExecFailed { .. } => 126,
+            _ => 125,
+        }
+    }
+}
+
+/// How the container's process ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ExitStatus {
+    Exited(i32),
+    Signaled(i32),
+}
+
+impl ExitStatus {
+    /// The shell-style code: the exit status, or 128+N when killed by signal N.
+    pub fn code(self) -> i32 {
+        match self {
+            ExitStatus::Exited(c) => c,
+            ExitStatus::Signaled(s) => 128 + s,
+        }
+    }
+
+    pub(crate) fn from_wait(w: rustix::process::WaitStatus) -> Self {
+        match (w.exit_status(), w.terminating_signal()) {
+            (Some(c), _) => ExitStatus::Exited(c),
+            (None, Some(s)) => ExitStatus::Signaled(s),
+            _ => ExitStatus::Exited(255),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn docker_exit_codes() {
+        assert_eq!(ExitStatus::Exited(7).code(), 7);
+        assert_eq!(ExitStatus::Signaled(9).code(), 137);
+        assert_eq!(RuntimeError::ExecNotFound { cmd: "x".into() }.exit_code(), 127);
+        let denied = RuntimeError::ExecFailed { cmd: "x".into(), reason: "permission denied".into(), not_found: false };
+        assert_eq!(denied.exit_code(), 126);
+        assert_eq!(RuntimeError::Config("bad".into()).exit_code(), 125);
+    }
+}

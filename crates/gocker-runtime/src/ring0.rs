@@ -1,0 +1,401 @@
+//! ring0: the host-side monitor and the OCI lifecycle (create, start, wait, delete).
+
+use std::os::fd::{AsFd, FromRawFd, OwnedFd};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use gocker_ns::{Forked, Namespace};
+use rustix::event::{PollFd, PollFlags};
+use rustix::io::Errno;
+use rustix::process::{Pid, PidfdFlags, Signal, WaitOptions};
+use serde::{Deserialize, Serialize};
+
+use crate::channel::{self, Channel};
+use crate::state::{process_start_time, ContainerState, StateStore, Status};
+use crate::{ring1, ContainerConfig, ExitStatus, Result, RootMode, RuntimeError};
+
+/// Messages from ring0 down to ring1/ring2.
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) enum Down {
+    /// The id maps are written; when `idmapped`, the idmapped rootfs mount travels with the message.
+    Mapped { idmapped: bool },
+    /// Leave the start barrier and exec.
+    Start,
+}
+
+/// Messages from ring1/ring2 up to ring0.
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) enum Up {
+    Ring2Pid(i32),
+    Ready,
+    Failed { stage: String, message: String },
+    ExecFailed { cmd: String, errno: i32 },
+    Exited(ExitStatus),
+}
+
+impl Up {
+    pub(crate) fn failed(ring: &str, e: &RuntimeError) -> Up {
+        match e {
+            RuntimeError::Ring { stage, message } => Up::Failed { stage: stage.clone(), message: message.clone() },
+            other => Up::Failed { stage: ring.to_owned(), message: other.to_string() },
+        }
+    }
+    fn into_error(self, waiting_for: &str) -> RuntimeError {
+        match self {
+            Up::Failed { stage, message } => RuntimeError::Ring { stage, message },
+            Up::ExecFailed { cmd, errno } => {
+                let e = Errno::from_raw_os_error(errno);
+                if e == Errno::NOENT {
+                    if cmd.contains('/') {
+                        RuntimeError::ExecFailed { cmd, reason: "no such file or directory".into(), not_found: true }
+                    } else {
+                        RuntimeError::ExecNotFound { cmd }
+                    }
+                } else {
+                    RuntimeError::ExecFailed { cmd, reason: std::io::Error::from(e).to_string(), not_found: false }
+                }
+            }
+            other => RuntimeError::Protocol(format!("unexpected {other:?} while waiting for {waiting_for}")),
+        }
+    }
+}
+
+/// Signals ring0 forwards to the payload (everything but those the kernel or the job control of
+/// the caller's terminal must keep: SIGKILL, SIGSTOP, SIGCHLD, SIGPIPE, the synchronous faults).
+const FORWARDED: &[i32] = &[
+    libc::SIGHUP, libc::SIGINT, libc::SIGQUIT, libc::SIGUSR1, libc::SIGUSR2, libc::SIGALRM, libc::SIGTERM,
+    libc::SIGCONT, libc::SIGURG, libc::SIGXCPU, libc::SIGXFSZ, libc::SIGVTALRM, libc::SIGPROF, libc::SIGWINCH,
+    libc::SIGIO, libc::SIGPWR, libc::SIGSYS,
+];
+
+struct SignalForwarding {
+    fd: OwnedFd,
+    old_mask: libc::sigset_t,
+}
+
+impl SignalForwarding {
+    fn install() -> Result<Self> {
+        // SAFETY: sigset_t values are initialised by sigemptyset before use; pthread_sigmask and
+        // signalfd receive valid pointers; the returned fd is fresh and owned here.
+        unsafe {
+            let mut set: libc::sigset_t = std::mem::zeroed();
+            libc::sigemptyset(&mut set);
+            for s in FORWARDED.iter().copied().chain(libc::SIGRTMIN()..=libc::SIGRTMAX()) {
+                libc::sigaddset(&mut set, s);
+            }
+            let mut old: libc::sigset_t = std::mem::zeroed();
+            libc::pthread_sigmask(libc::SIG_BLOCK, &set, &mut old);
+            let fd = libc::signalfd(-1, &set, libc::SFD_CLOEXEC | libc::SFD_NONBLOCK);
+            if fd < 0 {
+                let e = std::io::Error::last_os_error();
+                libc::pthread_sigmask(libc::SIG_SETMASK, &old, std::ptr::null_mut());
+                return Err(RuntimeError::sys("signalfd", "forwarded signals", e));
+            }
+            Ok(SignalForwarding { fd: OwnedFd::from_raw_fd(fd), old_mask: old })
+        }
+    }
+
+    /// Reads the pending signals.
+    fn drain(&self) -> Vec<i32> {
+        let mut out = Vec::new();
+        let mut buf = [0u8; std::mem::size_of::<libc::signalfd_siginfo>()];
+        while let Ok(n) = rustix::io::read(&self.fd, &mut buf) {
+            if n != buf.len() {
+                break;
+            }
+            out.push(u32::from_ne_bytes(buf[..4].try_into().expect("4 bytes")) as i32);
+        }
+        out
+    }
+}
+
+impl Drop for SignalForwarding {
+    fn drop(&mut self) {
+        // SAFETY: restores the mask saved at install time.
+        unsafe { libc::pthread_sigmask(libc::SIG_SETMASK, &self.old_mask, std::ptr::null_mut()) };
+    }
+}
+
+/// A container driven by this process (ring0).
+pub struct Container {
+    config: ContainerConfig,
+    store: StateStore,
+    state: ContainerState,
+    ring1: Option<(Pid, OwnedFd)>,
+    ring2: Option<(i32, OwnedFd)>,
+    to_ring1: Option<Channel>,
+    to_ring2: Option<Channel>,
+    signals: Option<SignalForwarding>,
+    /// Notes for `--debug` (fallbacks taken).
+    pub notes: Vec<String>,
+}
+
+fn now() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+}
+
+fn check_rootfs(cfg: &ContainerConfig) -> Result<()> {
+    if cfg.root_mode == RootMode::HostView {
+        return Ok(());
+    }
+    let p = cfg.rootfs()?;
+    let reason = match std::fs::metadata(&p) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => "no such directory".to_owned(),
+        Err(e) => e.to_string(),
+        Ok(m) if !m.is_dir() => "not a directory".to_owned(),
+        Ok(_) => return Ok(()),
+    };
+    Err(RuntimeError::Rootfs { path: p, reason })
+}
+
+impl Container {
+    /// OCI `create`: sets up every namespace and mount, and leaves the payload waiting at the start
+    /// barrier. `name` must be unique in `store`.
+    ///
+    /// The calling process must be single-threaded: ring1 is forked from it without an exec.
+    pub fn create(config: ContainerConfig, store: StateStore, name: &str, auto_remove: bool) -> Result<Container> {
+        check_rootfs(&config)?;
+        if let Some(ns) = config.spec.linux().as_ref().and_then(|l| l.namespaces().as_ref()) {
+            if let Some(n) = ns.iter().find(|n| n.path().is_some()) {
+                return Err(RuntimeError::Config(format!(
+                    "joining an existing {:?} namespace by path is not supported yet",
+                    n.typ()
+                )));
+            }
+        }
+        store.collect_stale();
+        let me = rustix::process::getpid().as_raw_nonzero().get();
+        let state = ContainerState {
+            id: config.id.clone(),
+            name: name.to_owned(),
+            status: Status::Creating,
+            pid: None,
+            monitor_pid: me,
+            monitor_start: process_start_time(me).unwrap_or(0),
+            rootfs: config.rootfs()?,
+            command: config.spec.process().as_ref().and_then(|p| p.args().clone()).unwrap_or_default(),
+            created: now(),
+            exit: None,
+            auto_remove,
+        };
+        store.reserve(&state.id, name)?;
+        let mut c = Container {
+            config,
+            store,
+            state,
+            ring1: None,
+            ring2: None,
+            to_ring1: None,
+            to_ring2: None,
+            signals: None,
+            notes: Vec::new(),
+        };
+        // From here on, Drop cleans up whatever exists if a step fails.
+        c.store.save(&c.state)?;
+        c.spawn()?;
+        c.state.status = Status::Created;
+        c.store.save(&c.state)?;
+        Ok(c)
+    }
+
+    fn spawn(&mut self) -> Result<()> {
+        let cfg = &self.config;
+        let (ns1, _) = cfg.namespaces();
+        let (r0_1, r1_0) = channel::pair()?;
+        let (r0_2, r2_0) = channel::pair()?;
+        if cfg.forward_signals {
+            self.signals = Some(SignalForwarding::install()?);
+        }
+        let me = rustix::process::getpid().as_raw_nonzero().get();
+        // SAFETY: the caller guarantees this process is single-threaded (documented on `create`).
+        match unsafe { gocker_ns::fork_into(ns1, None) }? {
+            Forked::Child => {
+                drop(r0_1);
+                drop(r0_2);
+                ring1::main(cfg, r1_0, r2_0, me)
+            }
+            Forked::Parent { pid, pidfd } => {
+                self.ring1 = Some((Pid::from_raw(pid).expect("positive pid"), pidfd));
+            }
+        }
+        drop(r1_0);
+        drop(r2_0);
+        let ring1_pid = self.ring1.as_ref().map(|r| r.0.as_raw_nonzero().get()).expect("set above");
+
+        cfg.idmaps.apply(ring1_pid)?;
+        let mnt = self.idmapped_rootfs(ring1_pid);
+        let fds: Vec<_> = mnt.iter().map(|m| m.as_fd()).collect();
+        r0_1.send(&Down::Mapped { idmapped: mnt.is_some() }, &fds)?;
+        drop(mnt);
+
+        let t = self.config.stage_timeout;
+        let ring2_pid = match r0_1.recv::<Up>(Some(t), "ring1 to start ring2")? {
+            Some((Up::Ring2Pid(p), _)) => p,
+            Some((other, _)) => return Err(other.into_error("ring1 to start ring2")),
+            None => return Err(RuntimeError::Protocol("ring1 exited while starting ring2".into())),
+        };
+        let pidfd = rustix::process::pidfd_open(Pid::from_raw(ring2_pid).expect("positive pid"), PidfdFlags::empty())
+            .map_err(|e| RuntimeError::sys("pidfd_open", format!("ring2 pid {ring2_pid}"), e))?;
+        self.ring2 = Some((ring2_pid, pidfd));
+        self.state.pid = Some(ring2_pid);
+        match r0_2.recv::<Up>(Some(t), "ring2 to prepare the container")? {
+            Some((Up::Ready, _)) => {}
+            Some((other, _)) => return Err(other.into_error("ring2 to prepare the container")),
+            None => return Err(RuntimeError::Protocol("ring2 exited while preparing the container".into())),
+        }
+        self.to_ring1 = Some(r0_1);
+        self.to_ring2 = Some(r0_2);
+        Ok(())
+    }
+
+    /// Rootful: an idmapped clone of the rootfs so that host-root-owned files look root-owned inside
+    /// and container root can write them. `None` when not applicable or refused (noted for --debug).
+    fn idmapped_rootfs(&mut self, ring1_pid: i32) -> Option<OwnedFd> {
+        let cfg = &self.config;
+        if !cfg.idmap_rootfs || cfg.root_mode != RootMode::Rootfs || !rustix::process::geteuid().is_root() {
+            return None;
+        }
+        let rootfs = cfg.rootfs().ok()?;
+        let attempt = || -> Result<OwnedFd> {
+            let userns = gocker_ns::open(ring1_pid, Namespace::User)?;
+            let mnt = gocker_mounts::root::clone(&rootfs, true)?;
+            gocker_mounts::root::idmap(mnt.as_fd(), &rootfs, userns.as_fd(), true)?;
+            Ok(mnt)
+        };
+        match attempt() {
+            Ok(m) => {
+                self.notes.push(format!("rootfs {} mounted idmapped", rootfs.display()));
+                Some(m)
+            }
+            Err(e) => {
+                self.notes.push(format!("idmapped rootfs refused ({e}); using a plain bind (files owned by host root appear as nobody)"));
+                None
+            }
+        }
+    }
+
+    pub fn id(&self) -> &str {
+        &self.state.id
+    }
+    pub fn state(&self) -> &ContainerState {
+        &self.state
+    }
+    /// Host pid of the payload.
+    pub fn pid(&self) -> Option<i32> {
+        self.ring2.as_ref().map(|r| r.0)
+    }
+    /// Host pid of ring1.
+    pub fn ring1_pid(&self) -> Option<i32> {
+        self.ring1.as_ref().map(|r| r.0.as_raw_nonzero().get())
+    }
+
+    /// OCI `start`: releases the payload from the start barrier and waits until it has exec'd.
+    pub fn start(&mut self) -> Result<()> {
+        let ch = self.to_ring2.take().ok_or_else(|| RuntimeError::Protocol("container already started".into()))?;
+        ch.send(&Down::Start, &[])?;
+        // EOF means the exec succeeded (the channel is close-on-exec); a message means it failed.
+        match ch.recv::<Up>(Some(self.config.stage_timeout), "the payload to exec")? {
+            None => {}
+            Some((msg, _)) => return Err(msg.into_error("the payload to exec")),
+        }
+        self.state.status = Status::Running;
+        self.store.save(&self.state)?;
+        Ok(())
+    }
+
+    /// Sends `sig` to the payload.
+    pub fn kill(&self, sig: i32) -> Result<()> {
+        let (pid, fd) = self.ring2.as_ref().ok_or_else(|| RuntimeError::Protocol("container has no process".into()))?;
+        // SAFETY: signal numbers are checked by the kernel; Signal is a plain integer wrapper.
+        let s = unsafe { Signal::from_raw_unchecked(sig) };
+        match rustix::process::pidfd_send_signal(fd, s) {
+            Ok(()) | Err(Errno::SRCH) => Ok(()),
+            Err(e) => Err(RuntimeError::sys("pidfd_send_signal", format!("pid {pid}"), e)),
+        }
+    }
+
+    /// Waits for the payload to exit, forwarding signals when configured, and records the status.
+    pub fn wait(&mut self) -> Result<ExitStatus> {
+        let ch = self.to_ring1.take().ok_or_else(|| RuntimeError::Protocol("container not created".into()))?;
+        let status = loop {
+            let sig_fd = self.signals.as_ref().map(|s| s.fd.as_fd());
+            let ring1_fd = self.ring1.as_ref().map(|r| r.1.as_fd()).expect("created");
+            let mut fds = vec![PollFd::from_borrowed_fd(ch.as_fd(), PollFlags::IN), PollFd::from_borrowed_fd(ring1_fd, PollFlags::IN)];
+            if let Some(s) = sig_fd {
+                fds.push(PollFd::from_borrowed_fd(s, PollFlags::IN));
+            }
+            match rustix::event::poll(&mut fds, None) {
+                Err(Errno::INTR) => continue,
+                Err(e) => return Err(RuntimeError::sys("poll", "container", e)),
+                Ok(_) => {}
+            }
+            let (msg_ready, ring1_gone) = (!fds[0].revents().is_empty(), !fds[1].revents().is_empty());
+            let sig_ready = fds.get(2).map(|f| !f.revents().is_empty()).unwrap_or(false);
+            drop(fds);
+            if sig_ready {
+                for sig in self.signals.as_ref().map(|s| s.drain()).unwrap_or_default() {
+                    tracing::debug!(sig, "forwarding signal to the container");
+                    self.kill(sig)?;
+                }
+            }
+            if msg_ready || ring1_gone {
+                match ch.recv_now::<Up>("the container to exit")? {
+                    Some((Up::Exited(st), _)) => break st,
+                    Some((other, _)) => return Err(other.into_error("the container to exit")),
+                    None => return Err(RuntimeError::Protocol("ring1 died without reporting an exit status".into())),
+                }
+            }
+        };
+        self.reap_ring1();
+        self.state.status = Status::Stopped;
+        self.state.exit = Some(status);
+        if !self.state.auto_remove {
+            self.store.save(&self.state)?;
+        }
+        Ok(status)
+    }
+
+    fn reap_ring1(&mut self) {
+        if let Some((pid, _fd)) = self.ring1.take() {
+            loop {
+                match rustix::process::waitpid(Some(pid), WaitOptions::empty()) {
+                    Err(Errno::INTR) => continue,
+                    _ => break,
+                }
+            }
+        }
+    }
+
+    /// OCI `delete`: kills whatever still runs and removes the container's state.
+    pub fn delete(mut self) -> Result<()> {
+        self.teardown();
+        self.store.remove(&self.state.id, &self.state.name)
+    }
+
+    fn teardown(&mut self) {
+        if let Some((_, fd)) = self.ring2.take() {
+            let _ = rustix::process::pidfd_send_signal(&fd, Signal::KILL);
+        }
+        if let Some((_, fd)) = self.ring1.as_ref() {
+            let _ = rustix::process::pidfd_send_signal(fd, Signal::KILL);
+        }
+        self.reap_ring1();
+        self.signals = None;
+    }
+}
+
+impl Drop for Container {
+    fn drop(&mut self) {
+        self.teardown();
+        if self.state.auto_remove || self.state.status != Status::Stopped {
+            let _ = self.store.remove(&self.state.id, &self.state.name);
+        }
+    }
+}
+
+/// The rootfs directory of a container (for messages).
+pub fn describe_root(cfg: &ContainerConfig) -> String {
+    match cfg.root_mode {
+        RootMode::HostView => "read-only view of the host's /".into(),
+        RootMode::Rootfs => cfg.rootfs().map(|p| p.display().to_string()).unwrap_or_default(),
+    }
+}

@@ -1,0 +1,120 @@
+//! ring1: the namespace supervisor. Root inside the new user namespace; sets hostname and loopback,
+//! makes the mount tree private, starts ring2 in a new PID namespace and reports its exit status.
+
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+
+use rustix::event::{PollFd, PollFlags, Timespec};
+
+use gocker_ns::{Forked, Namespace};
+use rustix::process::{Gid, Signal, Uid, WaitOptions};
+
+use crate::channel::Channel;
+use crate::ring0::{Down, Up};
+use crate::{ring2, ContainerConfig, ExitStatus, Result, RuntimeError};
+
+/// Runs ring1 in the child created by ring0. Never returns.
+pub(crate) fn main(cfg: &ContainerConfig, up: Channel, ring2_chan: Channel, parent: i32) -> ! {
+    match run(cfg, &up, ring2_chan, parent) {
+        Ok(status) => {
+            let _ = up.send(&Up::Exited(status), &[]);
+            exit(0)
+        }
+        Err(e) => {
+            let _ = up.send(&Up::failed("ring1", &e), &[]);
+            exit(125)
+        }
+    }
+}
+
+pub(crate) fn exit(code: i32) -> ! {
+    // SAFETY: _exit skips atexit handlers and stdio flushing, which belong to the parent process
+    // this child was forked from (flushing its copied buffers would duplicate output).
+    unsafe { libc::_exit(code) }
+}
+
+fn ring_err(stage: &str, e: impl std::fmt::Display) -> RuntimeError {
+    RuntimeError::Ring { stage: stage.to_owned(), message: e.to_string() }
+}
+
+/// Who the parent of a ring is, to check it is still alive after setting the death signal.
+pub(crate) enum Parent<'a> {
+    /// In the same PID namespace: compare `getppid()`.
+    Pid(i32),
+    /// Outside our PID namespace (`getppid()` is 0 there): poll its pidfd.
+    Pidfd(BorrowedFd<'a>),
+}
+
+/// Sets `PR_SET_PDEATHSIG(SIGKILL)` (cleared by every credential change, so called again after
+/// each) and exits if the parent already died before it took effect.
+pub(crate) fn die_with_parent(parent: &Parent<'_>) -> Result<()> {
+    rustix::process::set_parent_process_death_signal(Some(Signal::KILL))
+        .map_err(|e| ring_err("set parent death signal", e))?;
+    let alive = match parent {
+        Parent::Pid(p) => rustix::process::getppid().map(|x| x.as_raw_nonzero().get()) == Some(*p),
+        Parent::Pidfd(fd) => {
+            let mut p = [PollFd::from_borrowed_fd(*fd, PollFlags::IN)];
+            matches!(rustix::event::poll(&mut p, Some(&Timespec { tv_sec: 0, tv_nsec: 0 })), Ok(0))
+        }
+    };
+    if !alive {
+        exit(125);
+    }
+    Ok(())
+}
+
+fn run(cfg: &ContainerConfig, up: &Channel, ring2_chan: Channel, parent: i32) -> Result<ExitStatus> {
+    let parent = Parent::Pid(parent);
+    die_with_parent(&parent)?;
+    let (ns1, ns2) = cfg.namespaces();
+    let (msg, mut fds) = up
+        .recv::<Down>(Some(cfg.stage_timeout), "ring0 to write the id maps")?
+        .ok_or_else(|| ring_err("ring1", "ring0 went away before writing the id maps"))?;
+    let rootfs_mnt: Option<OwnedFd> = match msg {
+        Down::Mapped { idmapped: true } => Some(fds.pop().ok_or_else(|| ring_err("ring1", "idmapped rootfs fd missing"))?),
+        Down::Mapped { idmapped: false } => None,
+        Down::Start => return Err(ring_err("ring1", "unexpected start message")),
+    };
+
+    // Become root of the new user namespace.
+    if !cfg.idmaps.deny_setgroups {
+        rustix::thread::set_thread_groups(&[]).map_err(|e| ring_err("setgroups in the user namespace", e))?;
+    }
+    rustix::thread::set_thread_res_gid(Gid::ROOT, Gid::ROOT, Gid::ROOT).map_err(|e| ring_err("setresgid(0)", e))?;
+    rustix::thread::set_thread_res_uid(Uid::ROOT, Uid::ROOT, Uid::ROOT).map_err(|e| ring_err("setresuid(0)", e))?;
+    // Credential changes clear the parent-death signal.
+    die_with_parent(&parent)?;
+
+    if ns1.contains(Namespace::Uts) {
+        if let Some(h) = cfg.spec.hostname() {
+            rustix::system::sethostname(h.as_bytes()).map_err(|e| ring_err(&format!("sethostname({h})"), e))?;
+        }
+    }
+    gocker_mounts::root::make_rprivate()?;
+    if ns1.contains(Namespace::Net) {
+        crate::net::loopback_up()?;
+    }
+
+    // ring2 lives in a new PID namespace where getppid() is 0: it watches this pidfd instead.
+    let me = rustix::process::pidfd_open(rustix::process::getpid(), rustix::process::PidfdFlags::empty())
+        .map_err(|e| ring_err("pidfd_open(ring1)", e))?;
+    // SAFETY: ring1 is single-threaded (a fork of single-threaded ring0 that started no threads).
+    let forked = unsafe { gocker_ns::fork_into(ns2, None) }?;
+    let (pid, _pidfd) = match forked {
+        // ring2 keeps a copy of the ring0 channel until exec (it is close-on-exec); ring0 watches
+        // ring1's pidfd, not only this channel, to notice ring1's death.
+        Forked::Child => ring2::main(cfg, ring2_chan, rootfs_mnt, me.as_fd()),
+        Forked::Parent { pid, pidfd } => (pid, pidfd),
+    };
+    drop(ring2_chan);
+    drop(rootfs_mnt);
+    up.send(&Up::Ring2Pid(pid), &[])?;
+
+    let pid = rustix::process::Pid::from_raw(pid).expect("positive pid");
+    loop {
+        match rustix::process::waitpid(Some(pid), WaitOptions::empty()) {
+            Ok(Some((_, st))) => return Ok(ExitStatus::from_wait(st)),
+            Ok(None) | Err(rustix::io::Errno::INTR) => continue,
+            Err(e) => return Err(ring_err("wait for ring2", e)),
+        }
+    }
+}

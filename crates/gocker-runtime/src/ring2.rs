@@ -1,0 +1,130 @@
+//! ring2: the payload side. PID 1 of a new PID namespace with its own mount namespace: builds the
+//! container's mount tree, pivots into it, drops privileges, waits at the start barrier and execs.
+
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::path::{Path, PathBuf};
+
+use gocker_mounts::resolve::{open_in_root, Create};
+use gocker_mounts::{root, KernelMounter};
+use rustix::process::Signal;
+
+use crate::channel::Channel;
+use crate::process::{self, ExecPlan};
+use crate::ring0::{Down, Up};
+use crate::ring1::{die_with_parent, exit, Parent};
+use crate::{ContainerConfig, Result, RootMode, RuntimeError};
+
+/// Where the host-view root is attached before pivot_root (inside ring2's private mount namespace).
+const HOST_VIEW_STAGING: &str = "/tmp";
+
+/// Runs ring2 in the child created by ring1. Never returns.
+pub(crate) fn main(cfg: &ContainerConfig, chan: Channel, rootfs_mnt: Option<OwnedFd>, parent: BorrowedFd<'_>) -> ! {
+    let parent = Parent::Pidfd(parent);
+    let plan = match prepare(cfg, &chan, rootfs_mnt, &parent) {
+        Ok(p) => p,
+        Err(e) => {
+            let _ = chan.send(&Up::failed("ring2", &e), &[]);
+            exit(125)
+        }
+    };
+    let errno = plan.exec();
+    let _ = chan.send(&Up::ExecFailed { cmd: plan.cmd.clone(), errno: errno.raw_os_error() }, &[]);
+    exit(if errno == rustix::io::Errno::NOENT { 127 } else { 126 })
+}
+
+fn stage<T>(name: &str, r: Result<T>) -> Result<T> {
+    r.map_err(|e| match e {
+        RuntimeError::Ring { .. } => e,
+        other => RuntimeError::Ring { stage: name.to_owned(), message: other.to_string() },
+    })
+}
+
+fn prepare(cfg: &ContainerConfig, chan: &Channel, rootfs_mnt: Option<OwnedFd>, parent: &Parent<'_>) -> Result<ExecPlan> {
+    die_with_parent(parent)?;
+    let proc_ = cfg.spec.process().as_ref().ok_or_else(|| RuntimeError::Config("spec has no process".into()))?;
+    let rootdir = stage("mount rootfs", mount_root(cfg, rootfs_mnt))?;
+    let rootfd = root::open_dir(&rootdir)?;
+    let steps = gocker_mounts::plan(&cfg.spec)?;
+    let mut mounter = KernelMounter::default();
+    stage("mount container filesystems", gocker_mounts::apply_all(&mut mounter, rootfd.as_fd(), &steps).map_err(Into::into))?;
+    let cwd = proc_.cwd().clone();
+    // Like docker, create a missing working directory (best effort: the rootfs may be read-only).
+    let _ = open_in_root(rootfd.as_fd(), &cwd, Create::Dir);
+    if cfg.readonly_root() {
+        stage("make rootfs read-only", root::root_readonly(rootfd.as_fd()).map_err(Into::into))?;
+    }
+    stage("pivot_root", root::pivot_root(rootfd.as_fd()).map_err(Into::into))?;
+    drop(rootfd);
+    rustix::process::chdir(&cwd)
+        .map_err(|e| RuntimeError::Ring { stage: "set working directory".into(), message: format!("{}: {e}", cwd.display()) })?;
+
+    if !cfg.stdin {
+        let null = rustix::fs::open("/dev/null", rustix::fs::OFlags::RDWR, rustix::fs::Mode::empty())
+            .map_err(|e| RuntimeError::sys("open", "/dev/null", e))?;
+        rustix::stdio::dup2_stdin(&null).map_err(|e| RuntimeError::sys("dup2", "stdin", e))?;
+    }
+    // No host descriptor may survive into the payload (CVE-2024-21626): everything above stderr is
+    // close-on-exec from here on, including whatever an embedder leaked to us.
+    // SAFETY: close_range with CLOSE_RANGE_CLOEXEC only sets flags on our own descriptors.
+    if unsafe { libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, libc::CLOSE_RANGE_CLOEXEC) } == -1 {
+        return Err(RuntimeError::sys("close_range", "fds >= 3", std::io::Error::last_os_error()));
+    }
+    let plan = ExecPlan::new(proc_)?;
+    process::drop_bounding(proc_)?;
+
+    // The start barrier (OCI "created"): wait until ring0 says start, however long that is.
+    chan.send(&Up::Ready, &[])?;
+    match chan.recv::<Down>(None, "start")? {
+        Some((Down::Start, _)) => {}
+        _ => exit(125),
+    }
+
+    process::set_user(proc_, !cfg.idmaps.deny_setgroups)?;
+    process::set_capabilities(proc_)?;
+    die_with_parent(parent)?;
+    if proc_.no_new_privileges().unwrap_or(false) {
+        rustix::thread::set_no_new_privs(true).map_err(|e| RuntimeError::sys("prctl(PR_SET_NO_NEW_PRIVS)", "payload", e))?;
+    }
+    reset_signals();
+    Ok(plan)
+}
+
+/// Attaches the rootfs (the idmapped mount from ring0, or a recursive bind) and returns the
+/// directory that becomes `/`.
+fn mount_root(cfg: &ContainerConfig, idmapped: Option<OwnedFd>) -> Result<PathBuf> {
+    let rootfs = cfg.rootfs()?;
+    match cfg.root_mode {
+        RootMode::Rootfs => {
+            let mnt = match idmapped {
+                Some(m) => m,
+                None => root::clone(&rootfs, true)?,
+            };
+            root::attach(mnt.as_fd(), &rootfs)?;
+            Ok(rootfs)
+        }
+        RootMode::HostView => {
+            let mnt = root::clone(Path::new("/"), true)?;
+            root::set_readonly(mnt.as_fd(), Path::new("/"), true, true)?;
+            root::attach(mnt.as_fd(), Path::new(HOST_VIEW_STAGING))?;
+            Ok(PathBuf::from(HOST_VIEW_STAGING))
+        }
+    }
+}
+
+/// Default dispositions and an empty mask for the payload: the Rust runtime ignores SIGPIPE and
+/// ring0 may have blocked the forwarded signals; neither must leak into the container.
+fn reset_signals() {
+    for sig in 1..=64 {
+        if sig == Signal::KILL.as_raw() || sig == Signal::STOP.as_raw() {
+            continue;
+        }
+        // SAFETY: resetting a disposition to SIG_DFL has no memory-safety preconditions.
+        unsafe { libc::signal(sig, libc::SIG_DFL) };
+    }
+    // SAFETY: an empty, initialised sigset and a null old-set pointer.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::pthread_sigmask(libc::SIG_SETMASK, &set, std::ptr::null_mut());
+    }
+}

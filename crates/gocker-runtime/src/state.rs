@@ -1,0 +1,255 @@
+//! Container state on disk: `<root>/<id>/state.json`, written atomically, plus `<root>/names/<name>`
+//! symlinks that reserve names. The root is `/run/gocker` for root and `$XDG_RUNTIME_DIR/gocker`
+//! for other users. Entries whose monitor died (e.g. SIGKILLed) are collected by [`StateStore::collect_stale`].
+
+use std::fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::{ExitStatus, Result, RuntimeError};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    Creating,
+    Created,
+    Running,
+    Stopped,
+}
+
+/// What is recorded about one container.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ContainerState {
+    pub id: String,
+    pub name: String,
+    pub status: Status,
+    /// Host pid of the payload (ring2), once created.
+    pub pid: Option<i32>,
+    /// Host pid and start time (clock ticks since boot) of the monitor (ring0).
+    pub monitor_pid: i32,
+    pub monitor_start: u64,
+    pub rootfs: PathBuf,
+    pub command: Vec<String>,
+    pub created: u64,
+    pub exit: Option<ExitStatus>,
+    /// Remove the record when the container stops (`--rm`).
+    pub auto_remove: bool,
+}
+
+/// The directory holding all containers' state.
+#[derive(Debug, Clone)]
+pub struct StateStore {
+    root: PathBuf,
+}
+
+/// Start time of a process in clock ticks since boot (field 22 of /proc/PID/stat).
+pub fn process_start_time(pid: i32) -> Option<u64> {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let after = &stat[stat.rfind(')')? + 2..];
+    after.split(' ').nth(19)?.parse().ok()
+}
+
+impl StateStore {
+    /// The default store for the calling user.
+    pub fn default_root() -> PathBuf {
+        if rustix::process::geteuid().is_root() {
+            return PathBuf::from("/run/gocker");
+        }
+        match std::env::var_os("XDG_RUNTIME_DIR") {
+            Some(d) if !d.is_empty() => PathBuf::from(d).join("gocker"),
+            _ => std::env::temp_dir().join(format!("gocker-{}", rustix::process::geteuid().as_raw())),
+        }
+    }
+
+    pub fn open(root: impl Into<PathBuf>) -> Result<Self> {
+        let root = root.into();
+        for d in [root.clone(), root.join("names")] {
+            fs::create_dir_all(&d).map_err(|e| RuntimeError::State { path: d.clone(), reason: e.to_string() })?;
+        }
+        // The store may hold other users' nothing; keep it private to its owner.
+        let _ = fs::set_permissions(&root, std::os::unix::fs::PermissionsExt::from_mode(0o700));
+        Ok(StateStore { root })
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    fn dir(&self, id: &str) -> PathBuf {
+        self.root.join(id)
+    }
+
+    /// Reserves `name` for `id` and creates the container's directory. Fails if the name is taken.
+    pub fn reserve(&self, id: &str, name: &str) -> Result<()> {
+        let link = self.root.join("names").join(name);
+        if let Err(e) = std::os::unix::fs::symlink(format!("../{id}"), &link) {
+            if e.kind() == std::io::ErrorKind::AlreadyExists {
+                return Err(RuntimeError::NameInUse(name.to_owned()));
+            }
+            return Err(RuntimeError::State { path: link, reason: e.to_string() });
+        }
+        let dir = self.dir(id);
+        fs::create_dir(&dir).map_err(|e| {
+            let _ = fs::remove_file(&link);
+            RuntimeError::State { path: dir.clone(), reason: e.to_string() }
+        })
+    }
+
+    /// Atomically replaces the state file.
+    pub fn save(&self, st: &ContainerState) -> Result<()> {
+        let path = self.dir(&st.id).join("state.json");
+        let tmp = path.with_extension("json.tmp");
+        let err = |e: std::io::Error| RuntimeError::State { path: path.clone(), reason: e.to_string() };
+        let mut f = fs::File::create(&tmp).map_err(err)?;
+        f.write_all(&serde_json::to_vec_pretty(st).expect("state serialises")).map_err(err)?;
+        drop(f);
+        fs::rename(&tmp, &path).map_err(err)
+    }
+
+    pub fn load(&self, id: &str) -> Result<ContainerState> {
+        let path = self.dir(id).join("state.json");
+        let text = fs::read(&path).map_err(|e| RuntimeError::State { path: path.clone(), reason: e.to_string() })?;
+        serde_json::from_slice(&text).map_err(|e| RuntimeError::State { path, reason: e.to_string() })
+    }
+
+    /// Finds a container by name, id, or unique id prefix.
+    pub fn lookup(&self, name_or_id: &str) -> Result<ContainerState> {
+        if let Ok(target) = fs::read_link(self.root.join("names").join(name_or_id)) {
+            if let Some(id) = target.file_name().and_then(|s| s.to_str()) {
+                return self.load(id);
+            }
+        }
+        let matches: Vec<ContainerState> =
+            self.list()?.into_iter().filter(|s| !name_or_id.is_empty() && s.id.starts_with(name_or_id)).collect();
+        match matches.len() {
+            1 => Ok(matches.into_iter().next().expect("one")),
+            _ => Err(RuntimeError::NoSuchContainer(name_or_id.to_owned())),
+        }
+    }
+
+    /// All containers with a readable state file.
+    pub fn list(&self) -> Result<Vec<ContainerState>> {
+        let rd = fs::read_dir(&self.root).map_err(|e| RuntimeError::State { path: self.root.clone(), reason: e.to_string() })?;
+        let mut v: Vec<ContainerState> = rd
+            .flatten()
+            .filter(|e| e.file_name() != "names")
+            .filter_map(|e| self.load(&e.file_name().to_string_lossy()).ok())
+            .collect();
+        v.sort_by_key(|s| s.created);
+        Ok(v)
+    }
+
+    /// Removes a container's directory and name.
+    pub fn remove(&self, id: &str, name: &str) -> Result<()> {
+        let dir = self.dir(id);
+        match fs::remove_dir_all(&dir) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(RuntimeError::State { path: dir, reason: e.to_string() }),
+        }
+        let link = self.root.join("names").join(name);
+        if fs::read_link(&link).ok().and_then(|t| t.file_name().map(|f| f == id)).unwrap_or(false) {
+            let _ = fs::remove_file(&link);
+        }
+        Ok(())
+    }
+
+    /// True when the monitor recorded in `st` is still alive (same pid and start time).
+    pub fn monitor_alive(st: &ContainerState) -> bool {
+        process_start_time(st.monitor_pid) == Some(st.monitor_start)
+    }
+
+    /// Collects records left by monitors that died without cleaning up (e.g. SIGKILL): auto-remove
+    /// containers are deleted, others are marked stopped. Directories without a state file that are
+    /// older than a minute (a crash during creation) are removed too. Returns how many were collected.
+    pub fn collect_stale(&self) -> usize {
+        let Ok(rd) = fs::read_dir(&self.root) else { return 0 };
+        let mut n = 0;
+        for e in rd.flatten() {
+            let id = e.file_name().to_string_lossy().into_owned();
+            if id == "names" {
+                continue;
+            }
+            match self.load(&id) {
+                Ok(mut st) if st.status != Status::Stopped && !Self::monitor_alive(&st) => {
+                    n += 1;
+                    if st.auto_remove {
+                        let _ = self.remove(&st.id, &st.name);
+                    } else {
+                        st.status = Status::Stopped;
+                        st.exit.get_or_insert(ExitStatus::Signaled(9));
+                        let _ = self.save(&st);
+                    }
+                }
+                Ok(_) => {}
+                Err(_) => {
+                    let old = e
+                        .metadata()
+                        .and_then(|m| m.modified())
+                        .map(|t| t.elapsed().map(|d| d.as_secs() > 60).unwrap_or(false))
+                        .unwrap_or(false);
+                    if old {
+                        n += 1;
+                        let _ = fs::remove_dir_all(e.path());
+                    }
+                }
+            }
+        }
+        // Names whose container directory is gone.
+        if let Ok(rd) = fs::read_dir(self.root.join("names")) {
+            for e in rd.flatten() {
+                if fs::metadata(e.path()).is_err() {
+                    let _ = fs::remove_file(e.path());
+                }
+            }
+        }
+        n
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn state(id: &str, name: &str, monitor_pid: i32, monitor_start: u64, auto_remove: bool) -> ContainerState {
+        ContainerState {
+            id: id.into(),
+            name: name.into(),
+            status: Status::Running,
+            pid: None,
+            monitor_pid,
+            monitor_start,
+            rootfs: "/".into(),
+            command: vec!["true".into()],
+            created: 0,
+            exit: None,
+            auto_remove,
+        }
+    }
+
+    #[test]
+    fn names_are_unique_and_stale_entries_collected() {
+        let root = std::env::temp_dir().join(format!("gocker-state-test-{}", std::process::id()));
+        let s = StateStore::open(&root).unwrap();
+        s.reserve("aaa111", "web").unwrap();
+        assert!(matches!(s.reserve("bbb222", "web"), Err(RuntimeError::NameInUse(_))));
+        let me = std::process::id() as i32;
+        s.save(&state("aaa111", "web", me, process_start_time(me).unwrap(), true)).unwrap();
+        assert_eq!(s.lookup("web").unwrap().id, "aaa111");
+        assert_eq!(s.lookup("aaa").unwrap().id, "aaa111");
+        assert_eq!(s.collect_stale(), 0, "a live monitor is not stale");
+
+        // A dead monitor (wrong start time): the auto-remove entry goes, the other is marked stopped.
+        s.save(&state("aaa111", "web", me, 1, true)).unwrap();
+        s.reserve("ccc333", "db").unwrap();
+        s.save(&state("ccc333", "db", me, 1, false)).unwrap();
+        assert_eq!(s.collect_stale(), 2);
+        assert!(s.lookup("web").is_err());
+        let db = s.lookup("db").unwrap();
+        assert_eq!((db.status, db.exit), (Status::Stopped, Some(ExitStatus::Signaled(9))));
+        s.reserve("ddd444", "web").unwrap();
+        fs::remove_dir_all(&root).unwrap();
+    }
+}
