@@ -6,6 +6,8 @@ mod run;
 use clap::Parser;
 
 fn main() {
+    // In exec spawn mode (GOCKER_SPAWN=exec) this binary is also ring1 and ring2.
+    gocker_runtime::ring_entry();
     let cli = cli::Cli::parse();
     init_logging(&cli);
     let code = match cli.command {

@@ -1,7 +1,7 @@
 use std::path::PathBuf;
 
 use gocker_runtime::state::StateStore;
-use gocker_runtime::{spec, Container, ContainerConfig, RootMode, RuntimeError, Status};
+use gocker_runtime::{spec, Container, ContainerConfig, RootMode, RuntimeError, SpawnMode, Status};
 
 use crate::cli::{PsArgs, RmArgs, RunArgs};
 
@@ -193,6 +193,14 @@ fn build_config(a: &RunArgs, debug: bool) -> Result<(ContainerConfig, String), F
     cfg.stdin = a.interactive;
     cfg.idmap_rootfs = !a.no_idmap;
     cfg.forward_signals = true;
+    match std::env::var("GOCKER_SPAWN").as_deref() {
+        Ok("exec") => {
+            let me = PathBuf::from("/proc/self/exe");
+            cfg.spawn = SpawnMode::Exec { ring1: me.clone(), ring2: me };
+        }
+        Ok("fork") | Err(_) => {}
+        Ok(other) => return Err(usage(format!("GOCKER_SPAWN={other:?}: expected fork or exec"))),
+    }
     if debug {
         tracing::debug!(maps = ?cfg.idmaps, "user namespace");
         if let Ok(j) = serde_json::to_string(&cfg.spec) {

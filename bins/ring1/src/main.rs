@@ -1,1 +1,8 @@
-fn main() {}
+//! Gocker's ring1 as its own binary, for the exec spawn mode (`SpawnMode::Exec`): ring0 starts it with
+//! `GOCKER_RING=ring1` and the descriptors it needs; run by hand it only explains itself.
+
+fn main() {
+    gocker_runtime::ring_entry();
+    eprintln!("ring1: started without GOCKER_RING=ring1; this binary is executed by ring0 (see docs/architecture.md)");
+    std::process::exit(2);
+}

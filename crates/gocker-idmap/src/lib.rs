@@ -30,7 +30,7 @@ pub enum IdMapError {
 pub type Result<T> = std::result::Result<T, IdMapError>;
 
 /// One line of an id map: `inside` .. `inside+count` in the namespace are `outside` .. in the parent.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct IdMap {
     pub inside: u32,
     pub outside: u32,
@@ -61,7 +61,7 @@ impl IdMap {
 }
 
 /// How maps get written into `/proc/PID/*_map`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum WriteMethod {
     /// Write the files ourselves: root, or an unprivileged caller mapping only its own ids
     /// (which requires `setgroups` to be denied in the namespace).
@@ -71,7 +71,7 @@ pub enum WriteMethod {
 }
 
 /// uid and gid maps of one user namespace plus how to write them.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct IdMaps {
     pub uids: Vec<IdMap>,
     pub gids: Vec<IdMap>,

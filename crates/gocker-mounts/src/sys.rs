@@ -139,6 +139,14 @@ impl Mounter for KernelMounter {
         match step {
             Step::Fs { dest, fstype, source, attrs, data } => {
                 let target = open_in_root(root, dest, Create::Dir)?;
+                // Gocker supports cgroup v2 only: a "cgroup" mount (as in runc's default config.json)
+                // becomes the cgroup2 view of the container's cgroup namespace, as crun does.
+                let fstype = if fstype == "cgroup" {
+                    self.notes.push(format!("{}: cgroup mounted as cgroup2", dest.display()));
+                    "cgroup2"
+                } else {
+                    fstype.as_str()
+                };
                 let mnt = match fs_instance(fstype, source, data, *attrs, dest) {
                     Ok(m) => m,
                     // sysfs needs a network namespace owned by our user namespace; without one,
@@ -148,6 +156,13 @@ impl Mounter for KernelMounter {
                         let m = clone_tree(CWD, Path::new("/sys"), true)?;
                         set_attrs(m.as_fd(), dest, attrs.with(MOUNT_ATTR_RDONLY), true, None)?;
                         m
+                    }
+                    // No usable cgroup2 hierarchy for this namespace (e.g. a hybrid host whose controllers
+                    // are bound to v1): an empty read-only tmpfs keeps /sys/fs/cgroup present but inert.
+                    Err(e) if fstype == "cgroup2" && e.errno() == Some(libc::EPERM) => {
+                        self.notes.push(format!("{}: cgroup2 refused ({e}); mounted an empty read-only tmpfs", dest.display()));
+                        let ro = MountAttrs::set(MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC);
+                        fs_instance("tmpfs", "cgroup", &[("size".into(), Some("0".into()))], ro, dest)?
                     }
                     // devpts rejects gid= when that group is not mapped (single-id rootless maps).
                     Err(MountError::Invalid { .. }) if fstype == "devpts" && data.iter().any(|(k, _)| k == "gid") => {

@@ -33,6 +33,12 @@ pub fn pair() -> Result<(Channel, Channel), RuntimeError> {
     Ok((Channel { fd: a }, Channel { fd: b }))
 }
 
+impl From<OwnedFd> for Channel {
+    fn from(fd: OwnedFd) -> Self {
+        Channel { fd }
+    }
+}
+
 impl Channel {
     pub fn as_fd(&self) -> BorrowedFd<'_> {
         self.fd.as_fd()

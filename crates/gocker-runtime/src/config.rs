@@ -4,11 +4,12 @@ use std::time::Duration;
 use gocker_idmap::IdMaps;
 use gocker_ns::{Namespace, NamespaceSet};
 use oci_spec::runtime::Spec;
+use serde::{Deserialize, Serialize};
 
 use crate::{Result, RuntimeError};
 
 /// What becomes the container's `/`.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum RootMode {
     /// `spec.root.path`, a root filesystem directory.
     Rootfs,
@@ -16,8 +17,19 @@ pub enum RootMode {
     HostView,
 }
 
+/// How ring1 and ring2 come to life.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum SpawnMode {
+    /// Fork without exec (fastest; like bubblewrap and crun). The caller must be single-threaded.
+    Fork,
+    /// Fork, then exec these binaries as ring1 and ring2 (safe from multi-threaded callers: the
+    /// child only makes async-signal-safe calls before exec). A binary becomes a ring by calling
+    /// [`crate::ring_entry`] first thing in `main`; `/proc/self/exe` works for such a program.
+    Exec { ring1: PathBuf, ring2: PathBuf },
+}
+
 /// Everything needed to create one container.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ContainerConfig {
     /// Unique id (also the state directory name).
     pub id: String,
@@ -34,6 +46,7 @@ pub struct ContainerConfig {
     pub stage_timeout: Duration,
     /// Block the forwardable signals in the caller and deliver them to the payload in [`crate::Container::wait`].
     pub forward_signals: bool,
+    pub spawn: SpawnMode,
 }
 
 impl ContainerConfig {
@@ -47,6 +60,7 @@ impl ContainerConfig {
             idmap_rootfs: true,
             stage_timeout: Duration::from_secs(10),
             forward_signals: false,
+            spawn: SpawnMode::Fork,
         }
     }
 

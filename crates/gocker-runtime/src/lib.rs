@@ -16,15 +16,18 @@
 mod channel;
 mod config;
 mod error;
+mod exec;
 mod net;
 mod process;
 mod ring0;
 mod ring1;
 mod ring2;
+pub mod bundle;
 pub mod spec;
 pub mod state;
 
-pub use config::{ContainerConfig, RootMode};
+pub use config::{ContainerConfig, RootMode, SpawnMode};
+pub use exec::ring_entry;
 pub use error::{ExitStatus, RuntimeError};
 pub use ring0::{describe_root, Container};
 pub use state::{ContainerState, StateStore, Status};

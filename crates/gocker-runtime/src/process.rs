@@ -72,8 +72,49 @@ pub(crate) fn set_capabilities(p: &Process) -> Result<()> {
     caps::set(None, CapSet::Inheritable, &to_caps(c.inheritable())?).map_err(|e| caps_err("set inheritable", e))?;
     caps::set(None, CapSet::Effective, &to_caps(c.effective())?).map_err(|e| caps_err("set effective", e))?;
     caps::set(None, CapSet::Permitted, &to_caps(c.permitted())?).map_err(|e| caps_err("set permitted", e))?;
+    // The kernel only allows ambient capabilities that are also permitted and inheritable; like
+    // runc, skip the others (runc's own default config.json lists ambient caps without inheritable).
+    let inheritable = to_caps(c.inheritable())?;
+    let permitted = to_caps(c.permitted())?;
     for cap in to_caps(c.ambient())? {
-        caps::raise(None, CapSet::Ambient, cap).map_err(|e| caps_err(&format!("raise ambient {cap}"), e))?;
+        if inheritable.contains(&cap) && permitted.contains(&cap) {
+            caps::raise(None, CapSet::Ambient, cap).map_err(|e| caps_err(&format!("raise ambient {cap}"), e))?;
+        }
+    }
+    Ok(())
+}
+
+/// Applies `process.rlimits` (e.g. RLIMIT_NOFILE, RLIMIT_CORE).
+pub(crate) fn set_rlimits(p: &Process) -> Result<()> {
+    for r in p.rlimits().iter().flatten() {
+        let name = serde_json::to_value(r.typ()).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default();
+        let resource = match name.as_str() {
+            "RLIMIT_CPU" => libc::RLIMIT_CPU,
+            "RLIMIT_FSIZE" => libc::RLIMIT_FSIZE,
+            "RLIMIT_DATA" => libc::RLIMIT_DATA,
+            "RLIMIT_STACK" => libc::RLIMIT_STACK,
+            "RLIMIT_CORE" => libc::RLIMIT_CORE,
+            "RLIMIT_RSS" => libc::RLIMIT_RSS,
+            "RLIMIT_NPROC" => libc::RLIMIT_NPROC,
+            "RLIMIT_NOFILE" => libc::RLIMIT_NOFILE,
+            "RLIMIT_MEMLOCK" => libc::RLIMIT_MEMLOCK,
+            "RLIMIT_AS" => libc::RLIMIT_AS,
+            "RLIMIT_LOCKS" => libc::RLIMIT_LOCKS,
+            "RLIMIT_SIGPENDING" => libc::RLIMIT_SIGPENDING,
+            "RLIMIT_MSGQUEUE" => libc::RLIMIT_MSGQUEUE,
+            "RLIMIT_NICE" => libc::RLIMIT_NICE,
+            "RLIMIT_RTPRIO" => libc::RLIMIT_RTPRIO,
+            "RLIMIT_RTTIME" => libc::RLIMIT_RTTIME,
+            other => return Err(RuntimeError::Config(format!("unknown rlimit {other}"))),
+        };
+        let lim = libc::rlimit { rlim_cur: r.soft(), rlim_max: r.hard() };
+        // SAFETY: setrlimit reads a valid rlimit struct.
+        if unsafe { libc::setrlimit(resource, &lim) } == -1 {
+            return Err(RuntimeError::Ring {
+                stage: "set rlimits".into(),
+                message: format!("{name}={}:{}: {}", r.soft(), r.hard(), std::io::Error::last_os_error()),
+            });
+        }
     }
     Ok(())
 }

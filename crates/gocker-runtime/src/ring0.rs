@@ -11,7 +11,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::channel::{self, Channel};
 use crate::state::{process_start_time, ContainerState, StateStore, Status};
-use crate::{ring1, ContainerConfig, ExitStatus, Result, RootMode, RuntimeError};
+use crate::config::SpawnMode;
+use crate::{exec, ring1, ContainerConfig, ExitStatus, Result, RootMode, RuntimeError};
 
 /// Messages from ring0 down to ring1/ring2.
 #[derive(Debug, Serialize, Deserialize)]
@@ -115,6 +116,27 @@ impl Drop for SignalForwarding {
     }
 }
 
+/// The exec-mode child before execve: dies with ring0, waits until the id maps are written, then
+/// becomes root of the user namespace so that the exec keeps its capabilities. Raw syscalls only.
+fn exec_child_wait(parent: i32, sync: std::os::fd::BorrowedFd<'_>, setgroups: bool) {
+    use std::os::fd::AsRawFd;
+    // SAFETY: prctl, getppid, read and _exit are async-signal-safe; `b` is a valid 1-byte buffer.
+    unsafe {
+        libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+        if libc::getppid() != parent {
+            libc::_exit(125);
+        }
+        let mut b = 0u8;
+        if libc::read(sync.as_raw_fd(), &mut b as *mut u8 as *mut libc::c_void, 1) != 1 {
+            libc::_exit(125);
+        }
+    }
+    if !exec::become_ns_root_raw(setgroups) {
+        // SAFETY: async-signal-safe exit.
+        unsafe { libc::_exit(125) };
+    }
+}
+
 /// A container driven by this process (ring0).
 pub struct Container {
     config: ContainerConfig,
@@ -206,13 +228,31 @@ impl Container {
             self.signals = Some(SignalForwarding::install()?);
         }
         let me = rustix::process::getpid().as_raw_nonzero().get();
-        // SAFETY: the caller guarantees this process is single-threaded (documented on `create`).
-        match unsafe { gocker_ns::fork_into(ns1, None) }? {
-            Forked::Child => {
-                drop(r0_1);
-                drop(r0_2);
-                ring1::main(cfg, r1_0, r2_0, me)
+        // Exec mode: everything the child needs is prepared before the fork.
+        let exec = match &cfg.spawn {
+            SpawnMode::Fork => None,
+            SpawnMode::Exec { ring1, .. } => {
+                let config = exec::config_memfd(cfg)?;
+                let (sync_r, sync_w) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)
+                    .map_err(|e| RuntimeError::sys("pipe", "ring1 sync", e))?;
+                let prepared = exec::prepare(ring1, "ring1", &[exec::raw(&config), exec::raw(&r1_0.as_fd()), exec::raw(&r2_0.as_fd())])?;
+                Some((config, sync_r, sync_w, prepared))
             }
+        };
+        // SAFETY: in fork mode the caller guarantees this process is single-threaded (documented on
+        // `create`); in exec mode the child only makes async-signal-safe calls before execve.
+        match unsafe { gocker_ns::fork_into(ns1, None) }? {
+            Forked::Child => match &exec {
+                Some((_, sync_r, _, prepared)) => {
+                    exec_child_wait(me, sync_r.as_fd(), !cfg.idmaps.deny_setgroups);
+                    prepared.exec_in_child()
+                }
+                None => {
+                    drop(r0_1);
+                    drop(r0_2);
+                    ring1::main(cfg, r1_0, r2_0, me)
+                }
+            },
             Forked::Parent { pid, pidfd } => {
                 self.ring1 = Some((Pid::from_raw(pid).expect("positive pid"), pidfd));
             }
@@ -222,6 +262,11 @@ impl Container {
         let ring1_pid = self.ring1.as_ref().map(|r| r.0.as_raw_nonzero().get()).expect("set above");
 
         cfg.idmaps.apply(ring1_pid)?;
+        if let Some((config, sync_r, sync_w, _)) = exec {
+            drop(sync_r);
+            rustix::io::write(&sync_w, &[1]).map_err(|e| RuntimeError::sys("write", "ring1 sync", e))?;
+            drop(config);
+        }
         let mnt = self.idmapped_rootfs(ring1_pid);
         let fds: Vec<_> = mnt.iter().map(|m| m.as_fd()).collect();
         r0_1.send(&Down::Mapped { idmapped: mnt.is_some() }, &fds)?;

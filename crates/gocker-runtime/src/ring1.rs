@@ -10,7 +10,8 @@ use rustix::process::{Gid, Signal, Uid, WaitOptions};
 
 use crate::channel::Channel;
 use crate::ring0::{Down, Up};
-use crate::{ring2, ContainerConfig, ExitStatus, Result, RuntimeError};
+use crate::config::SpawnMode;
+use crate::{exec, ring2, ContainerConfig, ExitStatus, Result, RuntimeError};
 
 /// Runs ring1 in the child created by ring0. Never returns.
 pub(crate) fn main(cfg: &ContainerConfig, up: Channel, ring2_chan: Channel, parent: i32) -> ! {
@@ -102,7 +103,24 @@ fn run(cfg: &ContainerConfig, up: &Channel, ring2_chan: Channel, parent: i32) ->
     let (pid, _pidfd) = match forked {
         // ring2 keeps a copy of the ring0 channel until exec (it is close-on-exec); ring0 watches
         // ring1's pidfd, not only this channel, to notice ring1's death.
-        Forked::Child => ring2::main(cfg, ring2_chan, rootfs_mnt, me.as_fd()),
+        Forked::Child => match &cfg.spawn {
+            SpawnMode::Fork => ring2::main(cfg, ring2_chan, rootfs_mnt, me.as_fd()),
+            SpawnMode::Exec { ring2: binary, .. } => {
+                // ring1 is single-threaded: preparing the exec after the fork is fine here.
+                let prepared = exec::config_memfd(cfg).and_then(|config| {
+                    let mut fds = vec![exec::raw(&config), exec::raw(&ring2_chan.as_fd()), exec::raw(&me)];
+                    fds.extend(rootfs_mnt.iter().map(exec::raw));
+                    exec::prepare(binary, "ring2", &fds).map(|p| (p, config))
+                });
+                match prepared {
+                    Ok((p, _config)) => p.exec_in_child(),
+                    Err(e) => {
+                        let _ = ring2_chan.send(&Up::failed("exec ring2", &e), &[]);
+                        exit(125)
+                    }
+                }
+            }
+        },
         Forked::Parent { pid, pidfd } => (pid, pidfd),
     };
     drop(ring2_chan);

@@ -70,6 +70,7 @@ fn prepare(cfg: &ContainerConfig, chan: &Channel, rootfs_mnt: Option<OwnedFd>, p
         return Err(RuntimeError::sys("close_range", "fds >= 3", std::io::Error::last_os_error()));
     }
     let plan = ExecPlan::new(proc_)?;
+    process::set_rlimits(proc_)?;
     process::drop_bounding(proc_)?;
 
     // The start barrier (OCI "created"): wait until ring0 says start, however long that is.

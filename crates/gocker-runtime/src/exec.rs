@@ -1,0 +1,142 @@
+//! The exec spawn mode: rings as separately executed binaries.
+//!
+//! ring0 (or ring1) writes the [`ContainerConfig`] as JSON into a sealed memfd, forks, and the child
+//! execs the ring binary with `GOCKER_RING=ring1|ring2` and `GOCKER_RING_FDS=config,chan,chan2[,extra...]`.
+//! Between fork and exec the child makes only async-signal-safe raw syscalls, so this mode is safe
+//! from multi-threaded embedders.
+
+use std::ffi::CString;
+use std::io::Write;
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
+
+use crate::channel::Channel;
+use crate::{ring1, ring2, ContainerConfig, Result, RuntimeError};
+
+const ENV_RING: &str = "GOCKER_RING";
+const ENV_FDS: &str = "GOCKER_RING_FDS";
+
+/// Everything the child needs for `execve`, prepared before fork (no allocation after it).
+pub(crate) struct Prepared {
+    path: CString,
+    argv: [*const libc::c_char; 2],
+    envp: Vec<*const libc::c_char>,
+    _strings: Vec<CString>,
+    keep: Vec<RawFd>,
+}
+
+/// Writes the config into a memfd readable through `/proc/self/fd`-free `read`.
+pub(crate) fn config_memfd(cfg: &ContainerConfig) -> Result<OwnedFd> {
+    let fd = rustix::fs::memfd_create("gocker-config", rustix::fs::MemfdFlags::CLOEXEC)
+        .map_err(|e| RuntimeError::sys("memfd_create", "ring config", e))?;
+    let mut f = std::fs::File::from(fd);
+    f.write_all(&serde_json::to_vec(cfg).map_err(|e| RuntimeError::Protocol(e.to_string()))?)
+        .map_err(|e| RuntimeError::sys("write", "ring config", e))?;
+    Ok(OwnedFd::from(f))
+}
+
+pub(crate) fn prepare(binary: &Path, ring: &str, fds: &[RawFd]) -> Result<Prepared> {
+    let c = |s: &[u8]| CString::new(s).map_err(|_| RuntimeError::Config(format!("NUL byte in {}", binary.display())));
+    let path = c(binary.as_os_str().as_bytes())?;
+    let arg0 = c(format!("gocker-{ring}").as_bytes())?;
+    let fd_list: Vec<String> = fds.iter().map(|f| f.to_string()).collect();
+    let mut strings = vec![arg0, c(format!("{ENV_RING}={ring}").as_bytes())?, c(format!("{ENV_FDS}={}", fd_list.join(",")).as_bytes())?];
+    for (k, v) in std::env::vars_os() {
+        if k != ENV_RING && k != ENV_FDS {
+            let mut kv = k.as_bytes().to_vec();
+            kv.push(b'=');
+            kv.extend_from_slice(v.as_bytes());
+            if let Ok(s) = CString::new(kv) {
+                strings.push(s);
+            }
+        }
+    }
+    let argv = [strings[0].as_ptr(), std::ptr::null()];
+    let mut envp: Vec<_> = strings[1..].iter().map(|s| s.as_ptr()).collect();
+    envp.push(std::ptr::null());
+    Ok(Prepared { path, argv, envp, _strings: strings, keep: fds.to_vec() })
+}
+
+impl Prepared {
+    /// In the forked child: clears close-on-exec on the descriptors to pass and execs. Only raw,
+    /// async-signal-safe syscalls; never returns.
+    pub(crate) fn exec_in_child(&self) -> ! {
+        // SAFETY: fcntl, execve and _exit are async-signal-safe; every pointer was prepared before
+        // the fork and stays valid (self outlives the call, which does not return).
+        unsafe {
+            for fd in &self.keep {
+                libc::fcntl(*fd, libc::F_SETFD, 0);
+            }
+            libc::execve(self.path.as_ptr(), self.argv.as_ptr(), self.envp.as_ptr());
+            libc::_exit(127)
+        }
+    }
+}
+
+/// In the forked child before exec: become root of the new user namespace with raw syscalls
+/// (an exec by an unmapped uid would drop every capability). Async-signal-safe.
+pub(crate) fn become_ns_root_raw(setgroups: bool) -> bool {
+    // SAFETY: raw credential syscalls on the only thread of this child; no memory is touched.
+    unsafe {
+        (!setgroups || libc::syscall(libc::SYS_setgroups, 0, std::ptr::null::<libc::gid_t>()) == 0)
+            && libc::syscall(libc::SYS_setresgid, 0, 0, 0) == 0
+            && libc::syscall(libc::SYS_setresuid, 0, 0, 0) == 0
+    }
+}
+
+fn fail(msg: &str) -> ! {
+    eprintln!("gocker ring: {msg}");
+    ring1::exit(125)
+}
+
+/// Runs the ring named by `GOCKER_RING`, if this process was started as one; returns otherwise.
+/// Call it first thing in `main` of any program used as an exec-mode ring binary.
+pub fn ring_entry() {
+    let Some(ring) = std::env::var_os(ENV_RING) else { return };
+    let fds: Vec<RawFd> = std::env::var(ENV_FDS)
+        .unwrap_or_default()
+        .split(',')
+        .filter_map(|s| s.parse().ok())
+        .collect();
+    // SAFETY: the descriptors were passed to us by the ring that exec'd this process, which owns
+    // nothing else under these numbers here; each is taken once.
+    let mut owned: Vec<OwnedFd> = fds.iter().map(|fd| unsafe { OwnedFd::from_raw_fd(*fd) }).collect();
+    for fd in &owned {
+        let _ = rustix::io::fcntl_setfd(fd, rustix::io::FdFlags::CLOEXEC);
+    }
+    if owned.len() < 3 {
+        fail(&format!("{ENV_FDS} must name at least 3 descriptors"));
+    }
+    let rest = owned.split_off(3);
+    let mut it = owned.into_iter();
+    let (cfg_fd, a, b) = (it.next().expect("3"), it.next().expect("3"), it.next().expect("3"));
+    let mut text = Vec::new();
+    let mut f = std::fs::File::from(cfg_fd);
+    if let Err(e) = std::io::Seek::rewind(&mut f).and_then(|_| std::io::Read::read_to_end(&mut f, &mut text)) {
+        fail(&format!("read config: {e}"));
+    }
+    let cfg: ContainerConfig = match serde_json::from_slice(&text) {
+        Ok(c) => c,
+        Err(e) => fail(&format!("bad config: {e}")),
+    };
+    drop(f);
+    match ring.to_str() {
+        // ring1: a = channel to ring0, b = ring2's channel to ring0.
+        Some("ring1") => {
+            let parent = rustix::process::getppid().map(|p| p.as_raw_nonzero().get()).unwrap_or(0);
+            ring1::main(&cfg, Channel::from(a), Channel::from(b), parent)
+        }
+        // ring2: a = channel to ring0, b = ring1's pidfd, then the optional idmapped rootfs.
+        Some("ring2") => {
+            let parent: BorrowedFd<'_> = std::os::fd::AsFd::as_fd(&b);
+            let mnt = rest.into_iter().next();
+            ring2::main(&cfg, Channel::from(a), mnt, parent)
+        }
+        _ => fail(&format!("unknown {ENV_RING} {ring:?}")),
+    }
+}
+
+pub(crate) fn raw(fd: &impl AsRawFd) -> RawFd {
+    fd.as_raw_fd()
+}
