@@ -124,6 +124,11 @@ fn build_config(a: &RunArgs, debug: bool) -> Result<(ContainerConfig, String), F
     let mut spec = spec::default_spec(rootfs, a.command.clone())?;
     let hostname = a.hostname.clone().unwrap_or_else(|| short.clone());
     spec.set_hostname(Some(hostname.clone()));
+    if mode == RootMode::HostView {
+        let mut mounts = spec.mounts().clone().unwrap_or_default();
+        mounts.extend(spec::host_view_mounts());
+        spec.set_mounts(Some(mounts));
+    }
     let root = spec.root_mut().as_mut().expect("default spec has a root");
     root.set_readonly(Some(a.read_only || mode == RootMode::HostView));
 

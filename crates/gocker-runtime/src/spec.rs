@@ -44,6 +44,23 @@ pub fn default_mounts() -> Vec<oci_spec::runtime::Mount> {
         .collect()
 }
 
+/// Extra mounts for [`crate::RootMode::HostView`]: private writable `/tmp` and an empty `/run` (so the
+/// host's runtime state, e.g. other containers' records, is not visible).
+pub fn host_view_mounts() -> Vec<oci_spec::runtime::Mount> {
+    [("/tmp", "mode=1777"), ("/run", "mode=755")]
+        .into_iter()
+        .map(|(dest, mode)| {
+            oci_spec::runtime::MountBuilder::default()
+                .destination(dest)
+                .typ("tmpfs")
+                .source("tmpfs")
+                .options(vec!["nosuid".into(), "nodev".into(), mode.into(), "size=65536k".into()])
+                .build()
+                .expect("all fields set")
+        })
+        .collect()
+}
+
 /// A spec running `args` in `rootfs` as root with docker's defaults and new user, mount, PID, UTS,
 /// IPC, network and cgroup namespaces.
 pub fn default_spec(rootfs: PathBuf, args: Vec<String>) -> Result<Spec> {
