@@ -137,7 +137,7 @@ fn build_config(a: &RunArgs, debug: bool) -> Result<(ContainerConfig, String), F
     env.push(format!("HOSTNAME={hostname}"));
     for e in &a.env {
         let kv = match e.split_once('=') {
-            Some((k, _)) if k.is_empty() => return Err(usage(format!("--env {e:?}: empty variable name"))),
+            Some(("", _)) => return Err(usage(format!("--env {e:?}: empty variable name"))),
             Some(_) => e.clone(),
             None => match std::env::var(e) {
                 Ok(v) => format!("{e}={v}"),

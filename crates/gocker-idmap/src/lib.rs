@@ -109,10 +109,8 @@ pub fn parse_subid(file: &str, text: &str, name: &str, id: u32) -> Result<Vec<Su
         };
         let start: u32 = start.parse().map_err(|_| bad())?;
         let count: u32 = count.parse().map_err(|_| bad())?;
-        if owner == name || owner.parse::<u32>().ok() == Some(id) {
-            if count > 0 {
-                out.push(SubidRange { start, count });
-            }
+        if (owner == name || owner.parse::<u32>().ok() == Some(id)) && count > 0 {
+            out.push(SubidRange { start, count });
         }
     }
     Ok(out)

@@ -401,12 +401,7 @@ impl Container {
 
     fn reap_ring1(&mut self) {
         if let Some((pid, _fd)) = self.ring1.take() {
-            loop {
-                match rustix::process::waitpid(Some(pid), WaitOptions::empty()) {
-                    Err(Errno::INTR) => continue,
-                    _ => break,
-                }
-            }
+            while let Err(Errno::INTR) = rustix::process::waitpid(Some(pid), WaitOptions::empty()) {}
         }
     }
 
