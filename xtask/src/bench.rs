@@ -1,0 +1,121 @@
+//! `cargo xtask bench`: start latency of `gocker run` against `runc run` and `bwrap` on the same
+//! rootfs, side by side in one hyperfine run; the table goes into docs/benchmarks.md.
+
+use std::path::Path;
+use std::process::Command;
+
+use anyhow::{bail, Context, Result};
+
+use crate::util::{ensure_packages, is_root, output, run, step, workspace};
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// Runs per command.
+    #[arg(long, default_value_t = 200)]
+    pub runs: u32,
+}
+
+pub fn main(a: Args) -> Result<()> {
+    if !is_root() {
+        bail!("cargo xtask bench runs as root (runc needs it for a like-for-like comparison)");
+    }
+    ensure_packages(&["hyperfine", "runc", "bubblewrap", "busybox-static", "musl"])?;
+    let ws = workspace();
+    step("build: cargo build --release -p gocker-cli");
+    run(Command::new("cargo").current_dir(&ws).args(["build", "--release", "-p", "gocker-cli"]))?;
+    let rootfs = crate::rootfs::ensure(None, false, false)?;
+    let gocker = ws.join("target/release/gocker");
+
+    let tmp = std::env::temp_dir().join(format!("gocker-bench-{}", std::process::id()));
+    let bundle = tmp.join("bundle");
+    std::fs::create_dir_all(&bundle)?;
+    run(Command::new("runc").arg("spec").current_dir(&bundle))?;
+    let cfg_path = bundle.join("config.json");
+    let mut cfg: serde_json::Value = serde_json::from_slice(&std::fs::read(&cfg_path)?)?;
+    cfg["process"]["args"] = serde_json::json!(["/bin/true"]);
+    cfg["process"]["terminal"] = serde_json::json!(false);
+    cfg["root"] = serde_json::json!({"path": rootfs, "readonly": true});
+    std::fs::write(&cfg_path, serde_json::to_vec_pretty(&cfg)?)?;
+    let runc_root = tmp.join("runc-state");
+
+    let r = rootfs.display();
+    let commands = [
+        ("gocker", format!("{} run --rm --network none --rootfs {r} /bin/true", gocker.display())),
+        ("runc", format!("runc --root {} run --bundle {} bench-$$", runc_root.display(), bundle.display())),
+        ("bwrap", format!("bwrap --unshare-all --die-with-parent --bind {r} / --proc /proc --dev /dev /bin/true")),
+    ];
+    let json = tmp.join("hyperfine.json");
+    step(&format!("hyperfine: {} runs each", a.runs));
+    let mut hf = Command::new("hyperfine");
+    hf.args(["--warmup", "10", "--runs", &a.runs.to_string(), "--export-json"]).arg(&json);
+    for (name, cmd) in &commands {
+        hf.args(["--command-name", name, cmd]);
+    }
+    run(&mut hf)?;
+    let results: serde_json::Value = serde_json::from_slice(&std::fs::read(&json)?)?;
+    let _ = std::fs::remove_dir_all(&tmp);
+
+    let mut rows = Vec::new();
+    for r in results["results"].as_array().context("hyperfine results")? {
+        let ms = |k: &str| r[k].as_f64().unwrap_or(f64::NAN) * 1000.0;
+        rows.push((r["command"].as_str().unwrap_or("?").to_owned(), ms("median"), ms("mean"), ms("min"), ms("max")));
+    }
+    let median = |n: &str| rows.iter().find(|r| r.0 == n).map(|r| r.1).unwrap_or(f64::NAN);
+    let (g, rc, bw) = (median("gocker"), median("runc"), median("bwrap"));
+    let mut body = String::new();
+    body += &format!("Measured {} with `cargo xtask bench` ({} runs each after 10 warm-ups, one hyperfine run).\n\n", today(), a.runs);
+    body += &format!("Host: kernel {}, {}; {}, {}, {}.\n\n", version(&["uname", "-r"]), cpu(), version(&["runc", "--version"]), version(&["bwrap", "--version"]), version(&["hyperfine", "--version"]));
+    body += "Commands (same rootfs, as root, no network):\n\n";
+    for (name, cmd) in &commands {
+        body += &format!("- {name}: `{cmd}`\n");
+    }
+    body += "\n| tool | median ms | mean ms | min ms | max ms | gocker median ÷ this |\n|---|---|---|---|---|---|\n";
+    for (name, med, mean, min, max) in &rows {
+        body += &format!("| {name} | {med:.2} | {mean:.2} | {min:.2} | {max:.2} | {:.2} |\n", g / med);
+    }
+    let pass = |ok: bool| if ok { "PASS" } else { "FAIL" };
+    body += &format!(
+        "\nTargets: gocker median ≤ 0.5× runc's: {:.2}× — {}; ≤ 2× bubblewrap's: {:.2}× — {}.\n",
+        g / rc,
+        pass(g / rc <= 0.5),
+        g / bw,
+        pass(g / bw <= 2.0)
+    );
+    replace_section(&ws.join("docs/benchmarks.md"), "start-latency", "Start latency: `run --rm /bin/true`", &body)?;
+    print!("{body}");
+    Ok(())
+}
+
+fn version(cmd: &[&str]) -> String {
+    output(Command::new(cmd[0]).args(&cmd[1..])).map(|s| s.lines().next().unwrap_or("").trim().to_owned()).unwrap_or_default()
+}
+
+fn cpu() -> String {
+    std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|t| t.lines().find(|l| l.starts_with("model name")).map(|l| l.split(':').nth(1).unwrap_or("").trim().to_owned()))
+        .map(|m| format!("{m} × {}", std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)))
+        .unwrap_or_default()
+}
+
+fn today() -> String {
+    output(Command::new("date").args(["-u", "+%Y-%m-%d"])).map(|s| s.trim().to_owned()).unwrap_or_default()
+}
+
+/// Replaces (or appends) the section `name` of a markdown file, delimited by HTML comments, so each
+/// benchmark owns its part of docs/benchmarks.md.
+pub fn replace_section(file: &Path, name: &str, title: &str, body: &str) -> Result<()> {
+    let begin = format!("<!-- bench:{name}:begin -->");
+    let end = format!("<!-- bench:{name}:end -->");
+    let section = format!("{begin}\n## {title}\n\n{body}{end}");
+    let text = std::fs::read_to_string(file).unwrap_or_else(|_| {
+        "# Benchmarks\n\nEvery figure here is produced by `cargo xtask bench` on the machine named in its section; \
+         peers are measured in the same run.\n"
+            .to_owned()
+    });
+    let new = match (text.find(&begin), text.find(&end)) {
+        (Some(b), Some(e)) if e > b => format!("{}{section}{}", &text[..b], &text[e + end.len()..]),
+        _ => format!("{}\n{section}\n", text.trim_end()),
+    };
+    std::fs::write(file, new).with_context(|| format!("write {}", file.display()))
+}

@@ -1,0 +1,187 @@
+//! `cargo xtask itest`: build, provision the rootfs, and run the unit and integration tests as root,
+//! then the integration tests again as two unprivileged users: `gocker-sub` (with an /etc/subuid and
+//! /etc/subgid range, so newuidmap/newgidmap are used) and `gocker-nosub` (no range: single-id map).
+
+use std::io::{BufRead, BufReader};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use anyhow::{bail, Context, Result};
+
+use crate::util::{ensure_packages, is_root, output, run, step, workspace};
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// Skip the unprivileged-user phases.
+    #[arg(long)]
+    pub no_rootless: bool,
+}
+
+const USERS: [(&str, &str, Option<u32>); 2] =
+    [("gocker-sub", "rootless-subuid", Some(600_000)), ("gocker-nosub", "rootless-single", None)];
+
+#[derive(Default)]
+struct Tally {
+    passed: u64,
+    failed: u64,
+    failures: Vec<String>,
+}
+
+impl Tally {
+    fn absorb(&mut self, phase: &str, line: &str) {
+        // libtest: "test result: ok. 12 passed; 0 failed; 0 ignored; ..."
+        if let Some(rest) = line.trim().strip_prefix("test result: ") {
+            let num = |word: &str| {
+                rest.split(';')
+                    .find_map(|p| p.trim().strip_suffix(word).and_then(|n| n.trim().rsplit(' ').next()?.parse::<u64>().ok()))
+                    .unwrap_or(0)
+            };
+            self.passed += num(" passed");
+            let f = num(" failed");
+            self.failed += f;
+            if f > 0 {
+                self.failures.push(phase.to_owned());
+            }
+        }
+    }
+}
+
+/// Runs `cmd`, echoing its output, and adds its libtest summaries to the tally.
+fn run_tests(phase: &str, cmd: &mut Command, tally: &mut Tally) -> Result<bool> {
+    step(phase);
+    let mut child = cmd.stdout(Stdio::piped()).spawn().with_context(|| format!("{phase}: spawn {cmd:?}"))?;
+    let stdout = child.stdout.take().expect("piped");
+    for line in BufReader::new(stdout).lines() {
+        let line = line?;
+        println!("{line}");
+        tally.absorb(phase, &line);
+    }
+    let st = child.wait()?;
+    if !st.success() {
+        eprintln!("==> {phase}: FAILED ({st})");
+        if !tally.failures.iter().any(|f| f == phase) {
+            tally.failures.push(phase.to_owned());
+        }
+    }
+    Ok(st.success())
+}
+
+pub fn main(a: Args) -> Result<()> {
+    if !is_root() {
+        bail!("cargo xtask itest runs as root: it tests rootful mode and creates the unprivileged test users");
+    }
+    let ws = workspace();
+    ensure_packages(&["busybox-static", "musl", "uidmap"])?;
+
+    step("build: cargo build --workspace --all-targets");
+    run(Command::new("cargo").current_dir(&ws).args(["build", "--workspace", "--all-targets"]))?;
+    let rootfs = crate::rootfs::ensure(None, false, false).context("phase rootfs")?;
+    let gocker = ws.join("target/debug/gocker");
+
+    let mut tally = Tally::default();
+    run_tests(
+        "phase root: cargo test --workspace",
+        Command::new("cargo")
+            .current_dir(&ws)
+            .args(["test", "--workspace", "--", "--test-threads", "4"])
+            .env("GOCKER_TEST_ROOTFS", &rootfs)
+            .env("GOCKER_BIN", &gocker)
+            .env("GOCKER_TEST_MODE", "root"),
+        &mut tally,
+    )?;
+
+    if !a.no_rootless {
+        let bins = integration_test_binaries(&ws)?;
+        open_traversal(&ws.join("target"))?;
+        for (user, mode, range) in USERS {
+            let (uid, gid) = ensure_user(user, range)?;
+            let runtime_dir = PathBuf::from(format!("/run/user/{uid}"));
+            if !runtime_dir.exists() {
+                std::fs::create_dir_all(&runtime_dir)?;
+                run(Command::new("chown").arg(format!("{uid}:{gid}")).arg(&runtime_dir))?;
+                std::fs::set_permissions(&runtime_dir, std::fs::Permissions::from_mode(0o700))?;
+            }
+            for bin in &bins {
+                let name = bin.file_name().unwrap_or_default().to_string_lossy().into_owned();
+                run_tests(
+                    &format!("phase {mode} (user {user}, uid {uid}): {name}"),
+                    Command::new("setpriv")
+                        .args(["--reuid", &uid.to_string(), "--regid", &gid.to_string(), "--init-groups", "--reset-env"])
+                        .arg("env")
+                        .arg(format!("HOME=/home/{user}"))
+                        .arg(format!("XDG_RUNTIME_DIR={}", runtime_dir.display()))
+                        .arg(format!("GOCKER_TEST_ROOTFS={}", rootfs.display()))
+                        .arg(format!("GOCKER_BIN={}", gocker.display()))
+                        .arg(format!("GOCKER_TEST_MODE={mode}"))
+                        .arg("PATH=/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin")
+                        .arg(bin)
+                        .args(["--test-threads", "4"])
+                        .current_dir("/tmp"),
+                    &mut tally,
+                )?;
+            }
+        }
+    }
+
+    println!("{} passed, {} failed", tally.passed, tally.failed);
+    if !tally.failures.is_empty() {
+        bail!("failed phases: {}", tally.failures.join("; "));
+    }
+    Ok(())
+}
+
+/// The integration test executables of the workspace (kind "test"), already built.
+fn integration_test_binaries(ws: &Path) -> Result<Vec<PathBuf>> {
+    let out = output(Command::new("cargo").current_dir(ws).args(["test", "--workspace", "--no-run", "--message-format=json"]))?;
+    let mut v = Vec::new();
+    for line in out.lines() {
+        let Ok(msg) = serde_json::from_str::<serde_json::Value>(line) else { continue };
+        let is_test = msg["target"]["kind"].as_array().map(|k| k.iter().any(|x| x == "test")).unwrap_or(false);
+        if let (true, Some(exe)) = (is_test, msg["executable"].as_str()) {
+            v.push(PathBuf::from(exe));
+        }
+    }
+    if v.is_empty() {
+        bail!("no integration test binaries found");
+    }
+    Ok(v)
+}
+
+/// Creates the test user if needed and makes its subordinate ranges match `range`
+/// (`None`: no range at all, which `useradd` would otherwise add).
+fn ensure_user(user: &str, range: Option<u32>) -> Result<(u32, u32)> {
+    if Command::new("id").arg(user).stdout(Stdio::null()).stderr(Stdio::null()).status()?.success() {
+    } else {
+        step(&format!("creating test user {user}"));
+        run(Command::new("useradd").args(["-m", "-s", "/bin/sh", user]))?;
+    }
+    for file in ["/etc/subuid", "/etc/subgid"] {
+        let text = std::fs::read_to_string(file).unwrap_or_default();
+        let mut lines: Vec<String> =
+            text.lines().filter(|l| !l.starts_with(&format!("{user}:"))).map(str::to_owned).collect();
+        if let Some(start) = range {
+            lines.push(format!("{user}:{start}:65536"));
+        }
+        let new = lines.join("\n") + "\n";
+        if new != text {
+            std::fs::write(file, new).with_context(|| format!("write {file}"))?;
+        }
+    }
+    let uid: u32 = output(Command::new("id").args(["-u", user]))?.trim().parse()?;
+    let gid: u32 = output(Command::new("id").args(["-g", user]))?.trim().parse()?;
+    Ok((uid, gid))
+}
+
+/// The unprivileged users must reach target/: add o+x to every ancestor that lacks it.
+fn open_traversal(target: &Path) -> Result<()> {
+    for dir in target.ancestors() {
+        let Ok(meta) = std::fs::metadata(dir) else { continue };
+        let mode = meta.permissions().mode();
+        if mode & 0o001 == 0 {
+            eprintln!("  granting o+x on {} so the test users can reach the binaries", dir.display());
+            std::fs::set_permissions(dir, std::fs::Permissions::from_mode(mode | 0o001))?;
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,38 @@
+//! Project tasks: `cargo xtask rootfs | itest | bench`.
+
+mod bench;
+mod itest;
+mod rootfs;
+mod util;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "cargo xtask", about = "Gocker project tasks")]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Build the Alpine rootfs used by the tests and print its path (idempotent).
+    Rootfs(rootfs::Args),
+    /// Build everything and run unit + integration tests, as root and as unprivileged users.
+    Itest(itest::Args),
+    /// Start-latency benchmark against runc and bubblewrap; writes docs/benchmarks.md.
+    Bench(bench::Args),
+}
+
+fn main() {
+    let cli = Cli::parse();
+    let r = match cli.cmd {
+        Cmd::Rootfs(a) => rootfs::main(a),
+        Cmd::Itest(a) => itest::main(a),
+        Cmd::Bench(a) => bench::main(a),
+    };
+    if let Err(e) = r {
+        eprintln!("xtask: error: {e:#}");
+        std::process::exit(1);
+    }
+}
