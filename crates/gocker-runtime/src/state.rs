@@ -68,7 +68,16 @@ impl StateStore {
         for d in [root.clone(), root.join("names")] {
             fs::create_dir_all(&d).map_err(|e| RuntimeError::State { path: d.clone(), reason: e.to_string() })?;
         }
-        // The store may hold other users' nothing; keep it private to its owner.
+        // A store in a shared place (e.g. /tmp when XDG_RUNTIME_DIR is unset) must be ours, not a
+        // directory another user prepared; and it stays private to its owner.
+        let meta = fs::symlink_metadata(&root).map_err(|e| RuntimeError::State { path: root.clone(), reason: e.to_string() })?;
+        let me = rustix::process::geteuid().as_raw();
+        if !meta.is_dir() || std::os::unix::fs::MetadataExt::uid(&meta) != me {
+            return Err(RuntimeError::State {
+                path: root,
+                reason: format!("not a directory owned by uid {me}; refusing to keep container state there"),
+            });
+        }
         let _ = fs::set_permissions(&root, std::os::unix::fs::PermissionsExt::from_mode(0o700));
         Ok(StateStore { root })
     }
