@@ -8,7 +8,12 @@ use clap::Parser;
 fn main() {
     // In exec spawn mode (GOCKER_SPAWN=exec) this binary is also ring1 and ring2.
     gocker_runtime::ring_entry();
-    let cli = cli::Cli::parse();
+    // Usage errors exit 125, like every other gocker error (docker's convention); help and
+    // version exit 0.
+    let cli = cli::Cli::try_parse().unwrap_or_else(|e| {
+        let _ = e.print();
+        std::process::exit(if e.use_stderr() { 125 } else { 0 })
+    });
     init_logging(&cli);
     let code = match cli.command {
         cli::Command::Run(args) => run::run(args, cli.debug),

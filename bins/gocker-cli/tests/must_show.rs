@@ -216,6 +216,9 @@ fn exit_codes_follow_docker() {
     assert_eq!(o.status.code(), Some(125));
     assert!(stderr(&o).contains("/nonexistent/rootfs-x"), "{}", stderr(&o));
     assert_eq!(stderr(&o).lines().count(), 1, "one-line error: {}", stderr(&o));
+    let o = gocker(&["run", "--no-such-flag", "/bin/true"]).output().unwrap();
+    assert_eq!(o.status.code(), Some(125), "usage errors are gocker errors");
+    assert!(stderr(&o).contains("--no-such-flag"), "{}", stderr(&o));
 }
 
 #[test]
