@@ -1,0 +1,288 @@
+//! cgroup v2 for Gocker and for embedders.
+//!
+//! * [`Hierarchy::find`] locates the cgroup2 mount and [`Hierarchy::parent_for_containers`] the
+//!   subtree the caller may use (root: `<mount>/gocker`; rootless: the delegated subtree found from
+//!   `/proc/self/cgroup`, checked for write access).
+//! * [`limits::plan`] turns OCI `LinuxResources` into interface-file writes (pure).
+//! * [`Cgroup`] creates a container's cgroup, enables controllers, applies limits, hands out the
+//!   directory fd for `CLONE_INTO_CGROUP`, reads stats and OOM events, freezes, kills and removes.
+//!
+//! Paths are injected (`Hierarchy::at`), so all of the logic runs against a plain directory in tests.
+
+pub mod limits;
+
+use std::fs;
+use std::os::fd::OwnedFd;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+#[derive(Debug, thiserror::Error)]
+pub enum CgroupError {
+    #[error("no cgroup2 filesystem is mounted (Gocker supports cgroup v2 only)")]
+    NoCgroup2,
+    #[error(
+        "cgroup v2 controllers not available in {parent}: {missing} (this host binds them to cgroup v1; \
+         boot with systemd.unified_cgroup_hierarchy=1 or cgroup_no_v1=all to use limits)"
+    )]
+    MissingControllers { parent: PathBuf, missing: String },
+    #[error(
+        "no delegated cgroup subtree for uid {uid} (own cgroup {own}): rootless limits need a systemd user \
+         session with delegation (Delegate=yes in user@.service)"
+    )]
+    NotDelegated { uid: u32, own: PathBuf },
+    #[error("{op} {path}: {source}")]
+    Io { op: &'static str, path: PathBuf, source: std::io::Error },
+    #[error("write {value:?} to {path}: {source}")]
+    Write { path: PathBuf, value: String, source: std::io::Error },
+    #[error("invalid resource limit: {0}")]
+    Invalid(String),
+    #[error("cgroup {0} still has processes after kill")]
+    Busy(PathBuf),
+}
+
+pub type Result<T> = std::result::Result<T, CgroupError>;
+
+fn io<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> CgroupError + 'a {
+    move |source| CgroupError::Io { op, path: path.to_owned(), source }
+}
+
+fn read(path: &Path) -> Result<String> {
+    fs::read_to_string(path).map_err(io("read", path))
+}
+
+fn write(path: &Path, value: &str) -> Result<()> {
+    fs::write(path, value).map_err(|source| CgroupError::Write { path: path.to_owned(), value: value.to_owned(), source })
+}
+
+/// The cgroup2 hierarchy.
+#[derive(Debug, Clone)]
+pub struct Hierarchy {
+    mount: PathBuf,
+}
+
+/// The cgroup2 mount point from a `/proc/self/mountinfo` text.
+pub fn cgroup2_mount(mountinfo: &str) -> Option<PathBuf> {
+    mountinfo.lines().find_map(|l| {
+        let (pre, post) = l.split_once(" - ")?;
+        if post.split_whitespace().next()? != "cgroup2" {
+            return None;
+        }
+        pre.split_whitespace().nth(4).map(PathBuf::from)
+    })
+}
+
+/// The caller's cgroup v2 path from a `/proc/self/cgroup` text (the `0::` line).
+pub fn own_cgroup(proc_cgroup: &str) -> Option<PathBuf> {
+    proc_cgroup.lines().find_map(|l| l.strip_prefix("0::").map(PathBuf::from))
+}
+
+impl Hierarchy {
+    /// Finds the cgroup2 mount of this process.
+    pub fn find() -> Result<Hierarchy> {
+        let mi = read(Path::new("/proc/self/mountinfo"))?;
+        cgroup2_mount(&mi).map(|mount| Hierarchy { mount }).ok_or(CgroupError::NoCgroup2)
+    }
+
+    /// A hierarchy rooted at `mount` (tests use a plain directory).
+    pub fn at(mount: impl Into<PathBuf>) -> Hierarchy {
+        Hierarchy { mount: mount.into() }
+    }
+
+    pub fn mount(&self) -> &Path {
+        &self.mount
+    }
+
+    /// Controllers available in the cgroup at `dir`.
+    pub fn controllers(dir: &Path) -> Result<Vec<String>> {
+        Ok(read(&dir.join("cgroup.controllers"))?.split_whitespace().map(str::to_owned).collect())
+    }
+
+    /// The directory under which containers' cgroups go: `<mount>/gocker` for root; for other users
+    /// `<delegated>/gocker`, where `<delegated>` is the highest ancestor of the caller's cgroup that the
+    /// caller may manage (owns `cgroup.procs` and `cgroup.subtree_control`).
+    pub fn parent_for_containers(&self) -> Result<PathBuf> {
+        if rustix::process::geteuid().is_root() {
+            return Ok(self.mount.join("gocker"));
+        }
+        let uid = rustix::process::geteuid().as_raw();
+        let own = own_cgroup(&read(Path::new("/proc/self/cgroup"))?).unwrap_or_default();
+        let mut best = None;
+        let mut rel = own.clone();
+        loop {
+            let dir = self.mount.join(rel.strip_prefix("/").unwrap_or(&rel));
+            let ours = ["cgroup.procs", "cgroup.subtree_control"].iter().all(|f| {
+                fs::metadata(dir.join(f)).map(|m| std::os::unix::fs::MetadataExt::uid(&m) == uid).unwrap_or(false)
+            });
+            if !ours {
+                break;
+            }
+            best = Some(dir);
+            if !rel.pop() || rel.as_os_str().is_empty() || rel == Path::new("/") {
+                break;
+            }
+        }
+        best.map(|d| d.join("gocker")).ok_or(CgroupError::NotDelegated { uid, own })
+    }
+}
+
+/// One container's cgroup.
+#[derive(Debug)]
+pub struct Cgroup {
+    path: PathBuf,
+}
+
+impl Cgroup {
+    /// Creates `parent/name` after checking that `controllers` are available in `parent`'s parent and
+    /// enabling them on the way down. Nothing is created when a controller is missing.
+    pub fn create(parent: &Path, name: &str, controllers: &[&str]) -> Result<Cgroup> {
+        let grand = parent.parent().unwrap_or(parent);
+        let available = Hierarchy::controllers(grand)?;
+        let missing: Vec<&str> = controllers.iter().copied().filter(|c| !available.iter().any(|a| a == c)).collect();
+        if !missing.is_empty() {
+            return Err(CgroupError::MissingControllers { parent: grand.to_owned(), missing: missing.join(", ") });
+        }
+        let enable: String = controllers.iter().map(|c| format!("+{c} ")).collect();
+        if !controllers.is_empty() {
+            write(&grand.join("cgroup.subtree_control"), enable.trim_end())?;
+        }
+        match fs::create_dir(parent) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(CgroupError::Io { op: "mkdir", path: parent.to_owned(), source: e }),
+        }
+        if !controllers.is_empty() {
+            write(&parent.join("cgroup.subtree_control"), enable.trim_end())?;
+        }
+        let path = parent.join(name);
+        fs::create_dir(&path).map_err(io("mkdir", &path))?;
+        Ok(Cgroup { path })
+    }
+
+    /// An existing cgroup directory.
+    pub fn open(path: impl Into<PathBuf>) -> Cgroup {
+        Cgroup { path: path.into() }
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Applies the planned writes; the first failure names the file and value.
+    pub fn apply(&self, writes: &[limits::Write]) -> Result<()> {
+        writes.iter().try_for_each(|w| write(&self.path.join(&w.file), &w.value))
+    }
+
+    /// A directory fd for `clone3(CLONE_INTO_CGROUP)`.
+    pub fn dir_fd(&self) -> Result<OwnedFd> {
+        rustix::fs::open(&self.path, rustix::fs::OFlags::DIRECTORY | rustix::fs::OFlags::RDONLY | rustix::fs::OFlags::CLOEXEC, rustix::fs::Mode::empty())
+            .map_err(|e| CgroupError::Io { op: "open", path: self.path.clone(), source: e.into() })
+    }
+
+    /// Moves a process in (when it could not be created inside).
+    pub fn attach(&self, pid: i32) -> Result<()> {
+        write(&self.path.join("cgroup.procs"), &pid.to_string())
+    }
+
+    /// A `key value` file (memory.events, cpu.stat, ...) as pairs.
+    pub fn keyed(&self, file: &str) -> Result<Vec<(String, u64)>> {
+        Ok(read(&self.path.join(file))?
+            .lines()
+            .filter_map(|l| {
+                let (k, v) = l.split_once(' ')?;
+                Some((k.to_owned(), v.trim().parse().ok()?))
+            })
+            .collect())
+    }
+
+    /// A single-value file (memory.current, pids.current).
+    pub fn value(&self, file: &str) -> Result<u64> {
+        let p = self.path.join(file);
+        read(&p)?.trim().parse().map_err(|_| CgroupError::Io {
+            op: "parse",
+            path: p,
+            source: std::io::Error::from(std::io::ErrorKind::InvalidData),
+        })
+    }
+
+    /// How many times the OOM killer killed a process of this cgroup (`memory.events` oom_kill).
+    pub fn oom_kills(&self) -> u64 {
+        self.keyed("memory.events").ok().and_then(|v| v.into_iter().find(|(k, _)| k == "oom_kill").map(|(_, n)| n)).unwrap_or(0)
+    }
+
+    /// Freezes or thaws every process of the cgroup.
+    pub fn freeze(&self, frozen: bool) -> Result<()> {
+        write(&self.path.join("cgroup.freeze"), if frozen { "1" } else { "0" })
+    }
+
+    /// SIGKILLs every process of the cgroup (`cgroup.kill`, Linux 5.14).
+    pub fn kill(&self) -> Result<()> {
+        write(&self.path.join("cgroup.kill"), "1")
+    }
+
+    /// Kills what is left and removes the cgroup, waiting up to `timeout` for it to empty.
+    pub fn remove(self, timeout: Duration) -> Result<()> {
+        let end = Instant::now() + timeout;
+        loop {
+            match fs::remove_dir(&self.path) {
+                Ok(()) => return Ok(()),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+                Err(e) if e.raw_os_error() == Some(16) /* EBUSY */ => {
+                    let _ = self.kill();
+                    if Instant::now() >= end {
+                        return Err(CgroupError::Busy(self.path));
+                    }
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+                Err(e) => return Err(CgroupError::Io { op: "rmdir", path: self.path.clone(), source: e }),
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_cgroup2_mount_and_own_cgroup() {
+        let mi = "25 1 0:22 / / rw - ext4 /dev/vda rw\n\
+                  40 30 0:35 / /sys/fs/cgroup/unified rw,nosuid - cgroup2 cgroup2 rw,nsdelegate\n";
+        assert_eq!(cgroup2_mount(mi), Some(PathBuf::from("/sys/fs/cgroup/unified")));
+        assert_eq!(cgroup2_mount("25 1 0:22 / / rw - ext4 /dev/vda rw\n"), None);
+        assert_eq!(own_cgroup("1:cpu:/\n0::/user.slice/user-1000.slice\n"), Some(PathBuf::from("/user.slice/user-1000.slice")));
+    }
+
+    fn fake_hierarchy(controllers: &str) -> PathBuf {
+        use std::sync::atomic::{AtomicU32, Ordering};
+        static N: AtomicU32 = AtomicU32::new(0);
+        let root = std::env::temp_dir().join(format!("gocker-cg-{}-{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed)));
+        fs::create_dir_all(&root).unwrap();
+        fs::write(root.join("cgroup.controllers"), controllers).unwrap();
+        fs::write(root.join("cgroup.subtree_control"), "").unwrap();
+        root
+    }
+
+    #[test]
+    fn missing_controllers_are_named_and_nothing_is_created() {
+        let root = fake_hierarchy("hugetlb\n");
+        let e = Cgroup::create(&root.join("gocker"), "c1", &["memory", "pids"]).unwrap_err();
+        assert!(e.to_string().contains("memory, pids"), "{e}");
+        assert!(e.to_string().contains("cgroup v1"), "{e}");
+        assert!(!root.join("gocker").exists());
+        fs::remove_dir_all(root).unwrap();
+    }
+
+    #[test]
+    fn create_enables_controllers_and_applies_limits() {
+        let root = fake_hierarchy("cpuset cpu io memory pids\n");
+        let cg = Cgroup::create(&root.join("gocker"), "c1", &["memory", "pids"]).unwrap();
+        assert_eq!(fs::read_to_string(root.join("cgroup.subtree_control")).unwrap(), "+memory +pids");
+        assert_eq!(fs::read_to_string(root.join("gocker/cgroup.subtree_control")).unwrap(), "+memory +pids");
+        let writes = vec![limits::Write { controller: "pids", file: "pids.max".into(), value: "20".into() }];
+        cg.apply(&writes).unwrap();
+        assert_eq!(fs::read_to_string(cg.path().join("pids.max")).unwrap(), "20");
+        fs::write(cg.path().join("memory.events"), "low 0\nhigh 0\nmax 3\noom 1\noom_kill 1\n").unwrap();
+        assert_eq!(cg.oom_kills(), 1);
+        fs::remove_dir_all(root).unwrap();
+    }
+}
