@@ -72,6 +72,24 @@ pub struct RunArgs {
     /// appear as nobody inside.
     #[arg(long)]
     pub no_idmap: bool,
+    /// Memory limit (e.g. 512m, 1g; minimum 6m). Needs the cgroup v2 memory controller.
+    #[arg(short = 'm', long, value_name = "BYTES")]
+    pub memory: Option<String>,
+    /// Memory plus swap limit (like docker); -1 for unlimited swap.
+    #[arg(long, value_name = "BYTES", allow_hyphen_values = true)]
+    pub memory_swap: Option<String>,
+    /// Number of CPUs the container may use (e.g. 0.5).
+    #[arg(long, value_name = "N")]
+    pub cpus: Option<f64>,
+    /// Relative CPU weight (docker's shares: 2..262144, default 1024).
+    #[arg(short = 'c', long, value_name = "SHARES")]
+    pub cpu_shares: Option<u64>,
+    /// CPUs the container may run on (e.g. 0-1, 0,2).
+    #[arg(long, value_name = "LIST")]
+    pub cpuset_cpus: Option<String>,
+    /// Maximum number of processes (-1 for unlimited).
+    #[arg(long, value_name = "N", allow_hyphen_values = true)]
+    pub pids_limit: Option<i64>,
     /// The command and its arguments.
     #[arg(required = true, value_name = "COMMAND [ARG...]")]
     pub command: Vec<String>,

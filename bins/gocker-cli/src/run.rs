@@ -76,6 +76,80 @@ fn parse_remap(s: &str) -> Result<(u32, u32), Failure> {
     }
 }
 
+/// docker's byte sizes: a number with an optional b, k, m, g suffix (powers of 1024).
+fn parse_bytes(flag: &str, s: &str) -> Result<i64, Failure> {
+    let bad = || usage(format!("{flag} {s:?}: expected a size such as 512m or 1g"));
+    if s == "-1" {
+        return Ok(-1);
+    }
+    let t = s.trim().to_ascii_lowercase();
+    let (num, mult) = match t.chars().last() {
+        Some('b') => (&t[..t.len() - 1], 1),
+        Some('k') => (&t[..t.len() - 1], 1 << 10),
+        Some('m') => (&t[..t.len() - 1], 1 << 20),
+        Some('g') => (&t[..t.len() - 1], 1 << 30),
+        _ => (t.as_str(), 1),
+    };
+    let n: f64 = num.parse().map_err(|_| bad())?;
+    if n <= 0.0 {
+        return Err(bad());
+    }
+    Ok((n * mult as f64) as i64)
+}
+
+fn resources(a: &RunArgs) -> Result<Option<oci_spec::runtime::LinuxResources>, Failure> {
+    use oci_spec::runtime::{LinuxCpuBuilder, LinuxMemoryBuilder, LinuxPidsBuilder, LinuxResourcesBuilder};
+    let err = |e: oci_spec::OciSpecError| usage(e.to_string());
+    let mut r = LinuxResourcesBuilder::default();
+    let mut any = false;
+    if a.memory.is_some() || a.memory_swap.is_some() {
+        let mut m = LinuxMemoryBuilder::default();
+        if let Some(v) = &a.memory {
+            m = m.limit(parse_bytes("--memory", v)?);
+        }
+        if let Some(v) = &a.memory_swap {
+            if a.memory.is_none() {
+                return Err(usage("--memory-swap needs --memory (it is memory plus swap)"));
+            }
+            m = m.swap(parse_bytes("--memory-swap", v)?);
+        }
+        r = r.memory(m.build().map_err(err)?);
+        any = true;
+    }
+    if a.cpus.is_some() || a.cpu_shares.is_some() || a.cpuset_cpus.is_some() {
+        let mut c = LinuxCpuBuilder::default();
+        if let Some(n) = a.cpus {
+            let max = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1) as f64;
+            if !(n > 0.0 && n <= max) {
+                return Err(usage(format!("--cpus {n}: must be more than 0 and at most {max} (the CPUs available)")));
+            }
+            c = c.quota((n * 100_000.0).round() as i64).period(100_000u64);
+        }
+        if let Some(s) = a.cpu_shares {
+            if !(2..=262_144).contains(&s) {
+                return Err(usage(format!("--cpu-shares {s}: must be 2..262144")));
+            }
+            c = c.shares(s);
+        }
+        if let Some(set) = &a.cpuset_cpus {
+            if set.is_empty() || !set.chars().all(|ch| ch.is_ascii_digit() || ch == ',' || ch == '-') {
+                return Err(usage(format!("--cpuset-cpus {set:?}: expected a list such as 0-1,3")));
+            }
+            c = c.cpus(set.clone());
+        }
+        r = r.cpu(c.build().map_err(err)?);
+        any = true;
+    }
+    if let Some(p) = a.pids_limit {
+        if p == 0 || p < -1 {
+            return Err(usage(format!("--pids-limit {p}: must be positive, or -1 for unlimited")));
+        }
+        r = r.pids(LinuxPidsBuilder::default().limit(p).build().map_err(err)?);
+        any = true;
+    }
+    Ok(if any { Some(r.build().map_err(err)?) } else { None })
+}
+
 fn user_name(uid: u32) -> String {
     std::fs::read_to_string("/etc/passwd")
         .ok()
@@ -163,6 +237,9 @@ fn build_config(a: &RunArgs, debug: bool) -> Result<(ContainerConfig, String), F
     }
 
     let linux = spec.linux_mut().as_mut().expect("default spec has linux");
+    if let Some(r) = resources(a)? {
+        linux.set_resources(Some(r));
+    }
     match a.network.as_str() {
         "none" => {}
         "host" => {
@@ -224,6 +301,9 @@ fn run_inner(a: RunArgs, debug: bool) -> Result<i32, Failure> {
     }
     c.start()?;
     let status = c.wait()?;
+    if c.oom_killed() {
+        eprintln!("gocker: container {name} was killed by the OOM killer (memory limit reached)");
+    }
     if a.rm {
         c.delete()?;
     }

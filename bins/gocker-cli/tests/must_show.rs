@@ -452,3 +452,36 @@ fn exec_spawn_mode_behaves_the_same() {
     assert_eq!(o.status.code(), Some(5), "{}", stderr(&o));
     assert_eq!(stdout(&o), "1\nNoNewPrivs:\t1\n");
 }
+
+/// Controllers enabled at the root of the host's cgroup2 hierarchy ("" when there is none).
+fn host_v2_controllers() -> String {
+    let mi = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    let mount = mi.lines().find_map(|l| {
+        let (pre, post) = l.split_once(" - ")?;
+        (post.split_whitespace().next()? == "cgroup2").then(|| pre.split_whitespace().nth(4).map(str::to_owned))?
+    });
+    mount.and_then(|m| std::fs::read_to_string(Path::new(&m).join("cgroup.controllers")).ok()).unwrap_or_default()
+}
+
+#[test]
+fn limits_are_never_a_silent_no_op() {
+    let usable = host_v2_controllers().split_whitespace().any(|c| c == "memory") && mode() == Mode::Root;
+    let o = sh(&["--memory", "64m"], "echo ran");
+    if usable {
+        // A pure cgroup v2 host (the VM tests cover the limits themselves).
+        assert_eq!(ok(&o), "ran\n");
+    } else {
+        // Hybrid host (controllers bound to v1) or rootless without delegation: a clear error.
+        assert_eq!(o.status.code(), Some(125), "{}", stderr(&o));
+        assert_eq!(stdout(&o), "", "the command must not run without its limit");
+        let err = stderr(&o);
+        assert!(err.contains("memory") || err.contains("delegat"), "{err}");
+        assert!(err.contains("cgroup"), "{err}");
+    }
+    // A run without limits works everywhere.
+    assert_eq!(ok(&sh(&[], "echo ran")), "ran\n");
+    // Bad values name the flag.
+    let o = sh(&["--memory", "12q"], "true");
+    assert_eq!(o.status.code(), Some(125));
+    assert!(stderr(&o).contains("--memory"), "{}", stderr(&o));
+}

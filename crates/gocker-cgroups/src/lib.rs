@@ -20,11 +20,8 @@ use std::time::{Duration, Instant};
 pub enum CgroupError {
     #[error("no cgroup2 filesystem is mounted (Gocker supports cgroup v2 only)")]
     NoCgroup2,
-    #[error(
-        "cgroup v2 controllers not available in {parent}: {missing} (this host binds them to cgroup v1; \
-         boot with systemd.unified_cgroup_hierarchy=1 or cgroup_no_v1=all to use limits)"
-    )]
-    MissingControllers { parent: PathBuf, missing: String },
+    #[error("cgroup v2 controllers not available in {parent}: {missing} ({why})")]
+    MissingControllers { parent: PathBuf, missing: String, why: String },
     #[error(
         "no delegated cgroup subtree for uid {uid} (own cgroup {own}): rootless limits need a systemd user \
          session with delegation (Delegate=yes in user@.service)"
@@ -69,6 +66,26 @@ pub fn cgroup2_mount(mountinfo: &str) -> Option<PathBuf> {
         }
         pre.split_whitespace().nth(4).map(PathBuf::from)
     })
+}
+
+/// Which of `controllers` a cgroup v1 hierarchy holds, from a `/proc/self/mountinfo` text.
+pub fn bound_to_v1<'a>(mountinfo: &str, controllers: &[&'a str]) -> Vec<&'a str> {
+    let v1_opts: Vec<&str> = mountinfo
+        .lines()
+        .filter_map(|l| {
+            let (_, post) = l.split_once(" - ")?;
+            let mut f = post.split_whitespace();
+            (f.next()? == "cgroup").then(|| f.nth(1))?
+        })
+        .collect();
+    controllers
+        .iter()
+        .copied()
+        .filter(|c| {
+            let name = if *c == "io" { "blkio" } else { c };
+            v1_opts.iter().any(|o| o.split(',').any(|x| x == name))
+        })
+        .collect()
 }
 
 /// The caller's cgroup v2 path from a `/proc/self/cgroup` text (the `0::` line).
@@ -139,7 +156,18 @@ impl Cgroup {
         let available = Hierarchy::controllers(grand)?;
         let missing: Vec<&str> = controllers.iter().copied().filter(|c| !available.iter().any(|a| a == c)).collect();
         if !missing.is_empty() {
-            return Err(CgroupError::MissingControllers { parent: grand.to_owned(), missing: missing.join(", ") });
+            let mountinfo = fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+            let v1 = bound_to_v1(&mountinfo, &missing);
+            let why = if v1.is_empty() {
+                "enable them in the parent's cgroup.subtree_control, or ask for delegation of these controllers".to_owned()
+            } else {
+                format!(
+                    "this host binds {} to cgroup v1 (a hybrid hierarchy); boot with \
+                     systemd.unified_cgroup_hierarchy=1 or cgroup_no_v1=all to use limits",
+                    v1.join(", ")
+                )
+            };
+            return Err(CgroupError::MissingControllers { parent: grand.to_owned(), missing: missing.join(", "), why });
         }
         let enable: String = controllers.iter().map(|c| format!("+{c} ")).collect();
         if !controllers.is_empty() {
@@ -252,6 +280,14 @@ mod tests {
         assert_eq!(own_cgroup("1:cpu:/\n0::/user.slice/user-1000.slice\n"), Some(PathBuf::from("/user.slice/user-1000.slice")));
     }
 
+    #[test]
+    fn v1_bound_controllers_are_detected() {
+        let mi = "33 25 0:29 / /sys/fs/cgroup/memory rw - cgroup cgroup rw,memory\n\
+                  34 25 0:30 / /sys/fs/cgroup/blkio rw - cgroup cgroup rw,blkio\n\
+                  35 25 0:31 / /sys/fs/cgroup/unified rw - cgroup2 cgroup2 rw\n";
+        assert_eq!(bound_to_v1(mi, &["memory", "pids", "io"]), ["memory", "io"]);
+    }
+
     fn fake_hierarchy(controllers: &str) -> PathBuf {
         use std::sync::atomic::{AtomicU32, Ordering};
         static N: AtomicU32 = AtomicU32::new(0);
@@ -267,7 +303,7 @@ mod tests {
         let root = fake_hierarchy("hugetlb\n");
         let e = Cgroup::create(&root.join("gocker"), "c1", &["memory", "pids"]).unwrap_err();
         assert!(e.to_string().contains("memory, pids"), "{e}");
-        assert!(e.to_string().contains("cgroup v1"), "{e}");
+        assert!(e.to_string().contains("memory, pids"), "{e}");
         assert!(!root.join("gocker").exists());
         fs::remove_dir_all(root).unwrap();
     }

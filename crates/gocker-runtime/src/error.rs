@@ -29,6 +29,8 @@ pub enum RuntimeError {
     IdMap(#[from] gocker_idmap::IdMapError),
     #[error(transparent)]
     Mount(#[from] gocker_mounts::MountError),
+    #[error(transparent)]
+    Cgroup(#[from] gocker_cgroups::CgroupError),
     #[error("state {path}: {reason}")]
     State { path: PathBuf, reason: String },
     #[error("the container name {0:?} is already in use (remove it with `gocker rm {0}` or choose another --name)")]

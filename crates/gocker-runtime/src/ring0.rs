@@ -147,6 +147,7 @@ pub struct Container {
     to_ring1: Option<Channel>,
     to_ring2: Option<Channel>,
     signals: Option<SignalForwarding>,
+    cgroup: Option<gocker_cgroups::Cgroup>,
     /// Notes for `--debug` (fallbacks taken).
     pub notes: Vec<String>,
 }
@@ -198,6 +199,8 @@ impl Container {
             created: now(),
             exit: None,
             auto_remove,
+            cgroup: None,
+            oom_killed: false,
         };
         store.reserve(&state.id, name)?;
         let mut c = Container {
@@ -209,17 +212,44 @@ impl Container {
             to_ring1: None,
             to_ring2: None,
             signals: None,
+            cgroup: None,
             notes: Vec::new(),
         };
         // From here on, Drop cleans up whatever exists if a step fails.
         c.store.save(&c.state)?;
+        c.create_cgroup()?;
         c.spawn()?;
         c.state.status = Status::Created;
         c.store.save(&c.state)?;
         Ok(c)
     }
 
+    /// A cgroup with the spec's resource limits, when it has any. A limit that cannot be applied is
+    /// an error naming what is missing, never a silent no-op.
+    fn create_cgroup(&mut self) -> Result<()> {
+        let Some(res) = self.config.spec.linux().as_ref().and_then(|l| l.resources().as_ref()) else { return Ok(()) };
+        let writes = gocker_cgroups::limits::plan(res)?;
+        if writes.is_empty() {
+            return Ok(());
+        }
+        let hierarchy = gocker_cgroups::Hierarchy::find()?;
+        let parent = hierarchy.parent_for_containers()?;
+        let cg = gocker_cgroups::Cgroup::create(&parent, &self.state.id, &gocker_cgroups::limits::required_controllers(&writes))?;
+        self.state.cgroup = Some(cg.path().to_owned());
+        let applied = cg.apply(&writes);
+        self.cgroup = Some(cg);
+        applied?;
+        self.store.save(&self.state)?;
+        Ok(())
+    }
+
+    /// Whether the OOM killer killed a process of the container (known once it has a cgroup).
+    pub fn oom_killed(&self) -> bool {
+        self.state.oom_killed || self.cgroup.as_ref().map(|c| c.oom_kills() > 0).unwrap_or(false)
+    }
+
     fn spawn(&mut self) -> Result<()> {
+        let cg_fd = self.cgroup.as_ref().map(|c| c.dir_fd()).transpose()?;
         let cfg = &self.config;
         let (ns1, _) = cfg.namespaces();
         let (r0_1, r1_0) = channel::pair()?;
@@ -241,7 +271,7 @@ impl Container {
         };
         // SAFETY: in fork mode the caller guarantees this process is single-threaded (documented on
         // `create`); in exec mode the child only makes async-signal-safe calls before execve.
-        match unsafe { gocker_ns::fork_into(ns1, None) }? {
+        match unsafe { gocker_ns::fork_into(ns1, cg_fd.as_ref().map(|f| f.as_fd())) }? {
             Forked::Child => match &exec {
                 Some((_, sync_r, _, prepared)) => {
                     exec_child_wait(me, sync_r.as_fd(), !cfg.idmaps.deny_setgroups);
@@ -391,6 +421,7 @@ impl Container {
             }
         };
         self.reap_ring1();
+        self.state.oom_killed = self.oom_killed();
         self.state.status = Status::Stopped;
         self.state.exit = Some(status);
         if !self.state.auto_remove {
@@ -420,6 +451,12 @@ impl Container {
         }
         self.reap_ring1();
         self.signals = None;
+        if let Some(cg) = self.cgroup.take() {
+            let path = cg.path().to_owned();
+            if let Err(e) = cg.remove(std::time::Duration::from_secs(2)) {
+                tracing::warn!("could not remove cgroup {}: {e}", path.display());
+            }
+        }
     }
 }
 

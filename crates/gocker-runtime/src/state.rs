@@ -36,6 +36,12 @@ pub struct ContainerState {
     pub exit: Option<ExitStatus>,
     /// Remove the record when the container stops (`--rm`).
     pub auto_remove: bool,
+    /// The container's cgroup, when it has one (resource limits).
+    #[serde(default)]
+    pub cgroup: Option<PathBuf>,
+    /// The kernel's OOM killer killed a process of the container.
+    #[serde(default)]
+    pub oom_killed: bool,
 }
 
 /// The directory holding all containers' state.
@@ -184,6 +190,9 @@ impl StateStore {
             match self.load(&id) {
                 Ok(mut st) if st.status != Status::Stopped && !Self::monitor_alive(&st) => {
                     n += 1;
+                    if let Some(cg) = st.cgroup.take() {
+                        let _ = gocker_cgroups::Cgroup::open(cg).remove(std::time::Duration::from_secs(1));
+                    }
                     if st.auto_remove {
                         let _ = self.remove(&st.id, &st.name);
                     } else {
@@ -235,6 +244,8 @@ mod tests {
             created: 0,
             exit: None,
             auto_remove,
+            cgroup: None,
+            oom_killed: false,
         }
     }
 
