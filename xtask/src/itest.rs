@@ -1,6 +1,7 @@
 //! `cargo xtask itest`: build, provision the rootfs, and run the unit and integration tests as root,
 //! then the integration tests again as two unprivileged users: `gocker-sub` (with an /etc/subuid and
-//! /etc/subgid range, so newuidmap/newgidmap are used) and `gocker-nosub` (no range: single-id map).
+//! /etc/subgid range, so newuidmap/newgidmap are used) and `gocker-nosub` (no range: single-id map),
+//! and finally the cgroup v2 scenarios in a QEMU guest (`cargo xtask vmtest`).
 
 use std::io::{BufRead, BufReader};
 use std::os::unix::fs::PermissionsExt;
@@ -16,6 +17,9 @@ pub struct Args {
     /// Skip the unprivileged-user phases.
     #[arg(long)]
     pub no_rootless: bool,
+    /// Skip the cgroup v2 phase in a QEMU guest (cargo xtask vmtest).
+    #[arg(long)]
+    pub no_vm: bool,
 }
 
 const USERS: [(&str, &str, Option<u32>); 2] =
@@ -120,6 +124,23 @@ pub fn main(a: Args) -> Result<()> {
                         .current_dir("/tmp"),
                     &mut tally,
                 )?;
+            }
+        }
+    }
+
+    if !a.no_vm {
+        step("phase vmtest: cgroup v2 limits in a QEMU guest");
+        match crate::vmtest::run_vm(false) {
+            Ok(o) => {
+                tally.passed += o.passed;
+                tally.failed += o.failed;
+                if o.failed > 0 {
+                    tally.failures.push("vmtest".into());
+                }
+            }
+            Err(e) => {
+                eprintln!("==> phase vmtest: FAILED: {e:#}");
+                tally.failures.push("vmtest".into());
             }
         }
     }

@@ -4,6 +4,7 @@ mod bench;
 mod itest;
 mod rootfs;
 mod util;
+mod vmtest;
 
 use clap::{Parser, Subcommand};
 
@@ -20,6 +21,8 @@ enum Cmd {
     Rootfs(rootfs::Args),
     /// Build everything and run unit + integration tests, as root and as unprivileged users.
     Itest(itest::Args),
+    /// Boot a pure cgroup v2 kernel under QEMU and run the cgroup tests and limit scenarios there.
+    Vmtest(vmtest::Args),
     /// Start-latency benchmark against runc and bubblewrap; writes docs/benchmarks.md.
     Bench(bench::Args),
 }
@@ -30,6 +33,7 @@ fn main() {
         Cmd::Rootfs(a) => rootfs::main(a),
         Cmd::Itest(a) => itest::main(a),
         Cmd::Bench(a) => bench::main(a),
+        Cmd::Vmtest(a) => vmtest::main(a),
     };
     if let Err(e) = r {
         eprintln!("xtask: error: {e:#}");

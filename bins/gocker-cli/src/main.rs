@@ -16,7 +16,7 @@ fn main() {
     });
     init_logging(&cli);
     let code = match cli.command {
-        cli::Command::Run(args) => run::run(args, cli.debug),
+        cli::Command::Run(args) => run::run(*args, cli.debug),
         cli::Command::Ps(args) => run::ps(args),
         cli::Command::Rm(args) => run::rm(args),
     };

@@ -302,7 +302,10 @@ fn run_inner(a: RunArgs, debug: bool) -> Result<i32, Failure> {
     c.start()?;
     let status = c.wait()?;
     if c.oom_killed() {
-        eprintln!("gocker: container {name} was killed by the OOM killer (memory limit reached)");
+        eprintln!(
+            "gocker: container {name} was killed by the OOM killer (memory limit reached; memory.events oom_kill {})",
+            c.oom_kills()
+        );
     }
     if a.rm {
         c.delete()?;

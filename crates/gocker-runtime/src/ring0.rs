@@ -245,11 +245,15 @@ impl Container {
 
     /// Whether the OOM killer killed a process of the container (known once it has a cgroup).
     pub fn oom_killed(&self) -> bool {
-        self.state.oom_killed || self.cgroup.as_ref().map(|c| c.oom_kills() > 0).unwrap_or(false)
+        self.state.oom_killed || self.oom_kills() > 0
+    }
+
+    /// The `oom_kill` count of the container's `memory.events` (0 without a cgroup).
+    pub fn oom_kills(&self) -> u64 {
+        self.cgroup.as_ref().map(|c| c.oom_kills()).unwrap_or(0)
     }
 
     fn spawn(&mut self) -> Result<()> {
-        let cg_fd = self.cgroup.as_ref().map(|c| c.dir_fd()).transpose()?;
         let cfg = &self.config;
         let (ns1, _) = cfg.namespaces();
         let (r0_1, r1_0) = channel::pair()?;
@@ -271,7 +275,7 @@ impl Container {
         };
         // SAFETY: in fork mode the caller guarantees this process is single-threaded (documented on
         // `create`); in exec mode the child only makes async-signal-safe calls before execve.
-        match unsafe { gocker_ns::fork_into(ns1, cg_fd.as_ref().map(|f| f.as_fd())) }? {
+        match unsafe { gocker_ns::fork_into(ns1, None) }? {
             Forked::Child => match &exec {
                 Some((_, sync_r, _, prepared)) => {
                     exec_child_wait(me, sync_r.as_fd(), !cfg.idmaps.deny_setgroups);
@@ -312,6 +316,12 @@ impl Container {
             .map_err(|e| RuntimeError::sys("pidfd_open", format!("ring2 pid {ring2_pid}"), e))?;
         self.ring2 = Some((ring2_pid, pidfd));
         self.state.pid = Some(ring2_pid);
+        // Only the payload side goes into the container's cgroup: ring2 is moved while it is still
+        // preparing mounts (before it can fork or exec anything). ring1 stays outside, so it neither
+        // counts against --pids-limit nor is a candidate for the container's OOM killer.
+        if let Some(cg) = &self.cgroup {
+            cg.attach(ring2_pid)?;
+        }
         match r0_2.recv::<Up>(Some(t), "ring2 to prepare the container")? {
             Some((Up::Ready, _)) => {}
             Some((other, _)) => return Err(other.into_error("ring2 to prepare the container")),
@@ -416,6 +426,8 @@ impl Container {
                 match ch.recv_now::<Up>("the container to exit")? {
                     Some((Up::Exited(st), _)) => break st,
                     Some((other, _)) => return Err(other.into_error("the container to exit")),
+                    // ring1 gone without a word: killed from outside (its children die with it).
+                    None if self.oom_kills() > 0 => break ExitStatus::Signaled(libc::SIGKILL),
                     None => return Err(RuntimeError::Protocol("ring1 died without reporting an exit status".into())),
                 }
             }

@@ -1,0 +1,55 @@
+# Runs inside the vmtest guest (pure cgroup v2). Each check prints "VMTEST PASS name" or
+# "VMTEST FAIL name: why"; the last line is "VMTEST DONE pass=N fail=M".
+R=/rootfs
+G=/gocker
+pass=0
+fail=0
+ok() { echo "VMTEST PASS $1"; pass=$((pass+1)); }
+bad() { echo "VMTEST FAIL $1: $2"; fail=$((fail+1)); }
+children() { ls -d /sys/fs/cgroup/gocker/*/ 2>/dev/null | wc -l; }
+
+if /cgtest --ignored --test-threads 1 >/tmp/cg.log 2>&1; then ok gocker-cgroups-tests; else cat /tmp/cg.log; bad gocker-cgroups-tests "see the log above"; fi
+
+out=$($G run --rm --rootfs $R sh -c 'echo plain') && [ "$out" = plain ] && ok run-without-limits || bad run-without-limits "$out"
+
+# --memory 32m with 100 MiB allocated: OOM-killed, exit 137, reported from memory.events.
+$G run --rm --memory 32m --rootfs $R sh -c 'x=$(head -c 104857600 /dev/zero | tr "\000" a); echo survived ${#x}' >/tmp/out 2>/tmp/err
+rc=$?
+if [ $rc = 137 ] && grep -q "OOM killer" /tmp/err && grep -qE "oom_kill [1-9]" /tmp/err && ! grep -q survived /tmp/out; then
+    ok memory-oom-137
+else
+    bad memory-oom-137 "rc=$rc out=$(cat /tmp/out) err=$(cat /tmp/err) dmesg: $(dmesg | grep -iE 'killed process|oom' | tail -n 4)"
+fi
+[ "$(children)" = 0 ] && ok cgroup-removed-after-oom || bad cgroup-removed-after-oom "$(ls /sys/fs/cgroup/gocker)"
+
+# --pids-limit 20: a child shell forks sleeps until the 21st process fails to fork (the child,
+# whose fork failed, exits); the container's shell keeps running and can fork again.
+$G run --rm --pids-limit 20 --rootfs $R sh -c 'sh -c "i=0; while [ \$i -lt 25 ]; do i=\$((i+1)); sleep 30 & done" 2>/tmp/forkerr; set -- /proc/[0-9]*; echo procs=$#; cat /tmp/forkerr; sleep 0 && echo alive' >/tmp/out 2>/tmp/err
+rc=$?
+if [ $rc = 0 ] && grep -q '^procs=19$' /tmp/out && grep -q "can't fork" /tmp/out && grep -q '^alive$' /tmp/out; then
+    ok pids-limit-20
+else
+    bad pids-limit-20 "rc=$rc out=$(cat /tmp/out) err=$(head -c 300 /tmp/err)"
+fi
+
+# --cpus 0.5 with a busy loop: CPU use over 3 s between 0.4 and 0.6 of one CPU (cgroup cpu.stat).
+$G run --rm --cpus 0.5 --rootfs $R sh -c 'while :; do :; done' >/dev/null 2>&1 &
+gpid=$!
+sleep 1
+cg=$(ls -d /sys/fs/cgroup/gocker/*/ | head -n1)
+u1=$(awk '/^usage_usec/ {print $2}' ${cg}cpu.stat)
+t1=$(awk '{print $1}' /proc/uptime)
+sleep 3
+u2=$(awk '/^usage_usec/ {print $2}' ${cg}cpu.stat)
+t2=$(awk '{print $1}' /proc/uptime)
+ratio=$(awk -v u1=$u1 -v u2=$u2 -v t1=$t1 -v t2=$t2 'BEGIN { printf "%.3f", (u2-u1)/1e6/(t2-t1) }')
+echo "cpus 0.5: measured $ratio CPUs over $(awk -v a=$t1 -v b=$t2 'BEGIN{print b-a}') s"
+if awk -v r=$ratio 'BEGIN { exit !(r >= 0.4 && r <= 0.6) }'; then ok cpus-0.5; else bad cpus-0.5 "ratio $ratio"; fi
+
+# SIGKILL of gocker mid-run: the rings die with it; the next gocker invocation removes the cgroup.
+kill -9 $gpid
+sleep 1
+$G ps -a >/dev/null
+[ "$(children)" = 0 ] && ok cgroup-removed-after-sigkill || bad cgroup-removed-after-sigkill "$(ls /sys/fs/cgroup/gocker)"
+
+echo "VMTEST DONE pass=$pass fail=$fail"
