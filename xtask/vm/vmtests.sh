@@ -52,4 +52,13 @@ sleep 1
 $G ps -a >/dev/null
 [ "$(children)" = 0 ] && ok cgroup-removed-after-sigkill || bad cgroup-removed-after-sigkill "$(ls /sys/fs/cgroup/gocker)"
 
+# gocker stats: live usage from the container's cgroup (created even without limits on a v2 host).
+$G run --rm --name stats1 --memory 64m --rootfs $R sh -c 'sleep 3; true' >/dev/null 2>&1 &
+spid=$!
+sleep 1
+$G stats --no-stream stats1 >/tmp/stats 2>&1
+if awk '$1 == "stats1" && $NF == 2 && /64.0MiB/ { found = 1 } END { exit !found }' /tmp/stats; then ok stats; else bad stats "$(cat /tmp/stats)"; fi
+wait $spid
+[ "$(children)" = 0 ] && ok cgroup-removed-after-run || bad cgroup-removed-after-run "$(ls /sys/fs/cgroup/gocker)"
+
 echo "VMTEST DONE pass=$pass fail=$fail"

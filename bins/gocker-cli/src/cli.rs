@@ -29,6 +29,18 @@ pub enum Command {
     Ps(PsArgs),
     /// Remove stopped containers.
     Rm(RmArgs),
+    /// Live resource usage of running containers (from their cgroup v2).
+    Stats(StatsArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct StatsArgs {
+    /// Print one sample and exit.
+    #[arg(long)]
+    pub no_stream: bool,
+    /// Containers by name or id (default: all running containers with a cgroup).
+    #[arg(value_name = "CONTAINER")]
+    pub containers: Vec<String>,
 }
 
 #[derive(Debug, Args)]

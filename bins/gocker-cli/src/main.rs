@@ -19,6 +19,7 @@ fn main() {
         cli::Command::Run(args) => run::run(*args, cli.debug),
         cli::Command::Ps(args) => run::ps(args),
         cli::Command::Rm(args) => run::rm(args),
+        cli::Command::Stats(args) => run::stats(args),
     };
     std::process::exit(code)
 }

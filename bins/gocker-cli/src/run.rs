@@ -3,7 +3,7 @@ use std::path::PathBuf;
 use gocker_runtime::state::StateStore;
 use gocker_runtime::{spec, Container, ContainerConfig, RootMode, RuntimeError, SpawnMode, Status};
 
-use crate::cli::{PsArgs, RmArgs, RunArgs};
+use crate::cli::{PsArgs, RmArgs, RunArgs, StatsArgs};
 
 /// An error of the CLI itself: what to print and which exit code to use.
 struct Failure {
@@ -377,4 +377,73 @@ pub fn rm(a: RmArgs) -> i32 {
         }
     }
     code
+}
+
+fn human(bytes: u64) -> String {
+    let units = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = bytes as f64;
+    let mut i = 0;
+    while v >= 1024.0 && i + 1 < units.len() {
+        v /= 1024.0;
+        i += 1;
+    }
+    format!("{v:.1}{}", units[i])
+}
+
+struct Sample {
+    cpu_usec: u64,
+    at: std::time::Instant,
+}
+
+fn sample(cg: &gocker_cgroups::Cgroup) -> Sample {
+    let cpu_usec = cg.keyed("cpu.stat").ok().and_then(|v| v.into_iter().find(|(k, _)| k == "usage_usec").map(|(_, n)| n)).unwrap_or(0);
+    Sample { cpu_usec, at: std::time::Instant::now() }
+}
+
+pub fn stats(a: StatsArgs) -> i32 {
+    let store = match StateStore::open(StateStore::default_root()) {
+        Ok(s) => s,
+        Err(e) => return report(e.into()),
+    };
+    store.collect_stale();
+    let targets: Vec<gocker_runtime::ContainerState> = if a.containers.is_empty() {
+        store.list().unwrap_or_default().into_iter().filter(|s| s.status != Status::Stopped).collect()
+    } else {
+        let mut v = Vec::new();
+        for c in &a.containers {
+            match store.lookup(c) {
+                Ok(s) if s.cgroup.is_none() => {
+                    return report(usage(format!("container {c} has no cgroup (it was started without cgroup v2 support)")))
+                }
+                Ok(s) => v.push(s),
+                Err(e) => return report(e.into()),
+            }
+        }
+        v
+    };
+    let groups: Vec<(String, gocker_cgroups::Cgroup)> =
+        targets.iter().filter_map(|s| Some((s.name.clone(), gocker_cgroups::Cgroup::open(s.cgroup.clone()?)))).collect();
+    let mut prev: Vec<Sample> = groups.iter().map(|(_, cg)| sample(cg)).collect();
+    loop {
+        std::thread::sleep(std::time::Duration::from_millis(if a.no_stream { 250 } else { 1000 }));
+        if !a.no_stream {
+            print!("\x1b[2J\x1b[H");
+        }
+        println!("{:<20}  {:>7}  {:>24}  {:>6}", "NAME", "CPU %", "MEM USAGE / LIMIT", "PIDS");
+        for (i, (name, cg)) in groups.iter().enumerate() {
+            let now = sample(cg);
+            let dt = now.at.duration_since(prev[i].at).as_micros().max(1) as f64;
+            let cpu = (now.cpu_usec.saturating_sub(prev[i].cpu_usec)) as f64 / dt * 100.0;
+            prev[i] = now;
+            let mem = cg.value("memory.current").map(human).unwrap_or_else(|_| "-".into());
+            let limit = std::fs::read_to_string(cg.path().join("memory.max"))
+                .map(|s| s.trim().parse::<u64>().map(human).unwrap_or_else(|_| s.trim().to_owned()))
+                .unwrap_or_else(|_| "-".into());
+            let pids = cg.value("pids.current").map(|p| p.to_string()).unwrap_or_else(|_| "-".into());
+            println!("{name:<20}  {cpu:>6.1}%  {:>24}  {pids:>6}", format!("{mem} / {limit}"));
+        }
+        if a.no_stream {
+            return 0;
+        }
+    }
 }

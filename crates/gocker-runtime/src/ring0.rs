@@ -226,15 +226,29 @@ impl Container {
 
     /// A cgroup with the spec's resource limits, when it has any. A limit that cannot be applied is
     /// an error naming what is missing, never a silent no-op.
+    /// Without limits, a cgroup is still created where cgroup v2 is usable (for stats, OOM reports
+    /// and kill), and skipped quietly where it is not (nothing was asked of it).
     fn create_cgroup(&mut self) -> Result<()> {
-        let Some(res) = self.config.spec.linux().as_ref().and_then(|l| l.resources().as_ref()) else { return Ok(()) };
-        let writes = gocker_cgroups::limits::plan(res)?;
-        if writes.is_empty() {
-            return Ok(());
-        }
-        let hierarchy = gocker_cgroups::Hierarchy::find()?;
-        let parent = hierarchy.parent_for_containers()?;
-        let cg = gocker_cgroups::Cgroup::create(&parent, &self.state.id, &gocker_cgroups::limits::required_controllers(&writes))?;
+        let writes = match self.config.spec.linux().as_ref().and_then(|l| l.resources().as_ref()) {
+            Some(res) => gocker_cgroups::limits::plan(res)?,
+            None => Vec::new(),
+        };
+        let cg = if writes.is_empty() {
+            let attempt = || -> Result<gocker_cgroups::Cgroup> {
+                let parent = gocker_cgroups::Hierarchy::find()?.parent_for_containers()?;
+                Ok(gocker_cgroups::Cgroup::create(&parent, &self.state.id, &["memory", "pids", "cpu"])?)
+            };
+            match attempt() {
+                Ok(cg) => cg,
+                Err(e) => {
+                    self.notes.push(format!("no cgroup for this container: {e}"));
+                    return Ok(());
+                }
+            }
+        } else {
+            let parent = gocker_cgroups::Hierarchy::find()?.parent_for_containers()?;
+            gocker_cgroups::Cgroup::create(&parent, &self.state.id, &gocker_cgroups::limits::required_controllers(&writes))?
+        };
         self.state.cgroup = Some(cg.path().to_owned());
         let applied = cg.apply(&writes);
         self.cgroup = Some(cg);
