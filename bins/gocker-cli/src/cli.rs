@@ -71,6 +71,13 @@ pub struct RunArgs {
     /// Run as UID[:GID] inside the container (numeric).
     #[arg(short, long, value_name = "UID[:GID]")]
     pub user: Option<String>,
+    /// Bind mount a host path: SRC:DST[:ro|rw] (SRC absolute and existing; DST is resolved inside
+    /// the rootfs, so a symlink there cannot lead the mount outside it).
+    #[arg(short = 'v', long = "volume", value_name = "SRC:DST[:ro]")]
+    pub volumes: Vec<String>,
+    /// Mount a fresh tmpfs: DST[:OPTIONS] (e.g. /run:size=64m,mode=755).
+    #[arg(long, value_name = "DST[:OPTIONS]")]
+    pub tmpfs: Vec<String>,
     /// Mount the container's root filesystem read-only.
     #[arg(long)]
     pub read_only: bool,

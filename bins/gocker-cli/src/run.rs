@@ -150,6 +150,55 @@ fn resources(a: &RunArgs) -> Result<Option<oci_spec::runtime::LinuxResources>, F
     Ok(if any { Some(r.build().map_err(err)?) } else { None })
 }
 
+/// `-v SRC:DST[:ro|rw]` as an OCI bind mount.
+fn volume(v: &str) -> Result<oci_spec::runtime::Mount, Failure> {
+    let parts: Vec<&str> = v.split(':').collect();
+    let (src, dst, mode) = match parts.as_slice() {
+        [s, d] => (*s, *d, "rw"),
+        [s, d, m] => (*s, *d, *m),
+        _ => return Err(usage(format!("--volume {v:?}: expected SRC:DST[:ro]"))),
+    };
+    if !src.starts_with('/') {
+        return Err(usage(format!("--volume {v:?}: the source {src:?} must be an absolute host path (named volumes are not supported)")));
+    }
+    if !dst.starts_with('/') {
+        return Err(usage(format!("--volume {v:?}: the destination {dst:?} must be an absolute path")));
+    }
+    if let Err(e) = std::fs::metadata(src) {
+        return Err(usage(format!("--volume {v:?}: source {src}: {e}")));
+    }
+    let mut options = vec!["rbind".to_string(), "nosuid".to_string(), "nodev".to_string()];
+    match mode {
+        "ro" => options.push("ro".into()),
+        "rw" => {}
+        other => return Err(usage(format!("--volume {v:?}: unknown mode {other:?} (ro or rw)"))),
+    }
+    oci_spec::runtime::MountBuilder::default()
+        .destination(dst)
+        .typ("bind")
+        .source(src)
+        .options(options)
+        .build()
+        .map_err(|e| usage(format!("--volume {v:?}: {e}")))
+}
+
+/// `--tmpfs DST[:OPTIONS]` as an OCI tmpfs mount.
+fn tmpfs(t: &str) -> Result<oci_spec::runtime::Mount, Failure> {
+    let (dst, opts) = t.split_once(':').unwrap_or((t, ""));
+    if !dst.starts_with('/') {
+        return Err(usage(format!("--tmpfs {t:?}: the destination must be an absolute path")));
+    }
+    let mut options = vec!["nosuid".to_string(), "nodev".to_string()];
+    options.extend(opts.split(',').filter(|o| !o.is_empty()).map(str::to_owned));
+    oci_spec::runtime::MountBuilder::default()
+        .destination(dst)
+        .typ("tmpfs")
+        .source("tmpfs")
+        .options(options)
+        .build()
+        .map_err(|e| usage(format!("--tmpfs {t:?}: {e}")))
+}
+
 fn user_name(uid: u32) -> String {
     std::fs::read_to_string("/etc/passwd")
         .ok()
@@ -198,11 +247,17 @@ fn build_config(a: &RunArgs, debug: bool) -> Result<(ContainerConfig, String), F
     let mut spec = spec::default_spec(rootfs, a.command.clone())?;
     let hostname = a.hostname.clone().unwrap_or_else(|| short.clone());
     spec.set_hostname(Some(hostname.clone()));
+    let mut mounts = spec.mounts().clone().unwrap_or_default();
     if mode == RootMode::HostView {
-        let mut mounts = spec.mounts().clone().unwrap_or_default();
         mounts.extend(spec::host_view_mounts());
-        spec.set_mounts(Some(mounts));
     }
+    for v in &a.volumes {
+        mounts.push(volume(v)?);
+    }
+    for t in &a.tmpfs {
+        mounts.push(tmpfs(t)?);
+    }
+    spec.set_mounts(Some(mounts));
     let root = spec.root_mut().as_mut().expect("default spec has a root");
     root.set_readonly(Some(a.read_only || mode == RootMode::HostView));
 

@@ -45,8 +45,15 @@ fn openat2_in_root(root: BorrowedFd<'_>, rel: &Path) -> std::result::Result<Owne
 }
 
 /// Opens `path` (interpreted inside `root`) as an `O_PATH` descriptor, creating it (and its
-/// parents, as directories) when asked.
+/// parents, as directories) when asked. Errors name `path` itself, not the component that failed.
 pub fn open_in_root(root: BorrowedFd<'_>, path: &Path, create: Create) -> Result<OwnedFd> {
+    open_in_root_inner(root, path, create).map_err(|e| match e {
+        MountError::Sys { op, source, .. } => MountError::Sys { op, path: path.to_owned(), source },
+        other => other,
+    })
+}
+
+fn open_in_root_inner(root: BorrowedFd<'_>, path: &Path, create: Create) -> Result<OwnedFd> {
     let rel = relative(path);
     match openat2_in_root(root, &rel) {
         Ok(fd) => Ok(fd),
@@ -55,7 +62,7 @@ pub fn open_in_root(root: BorrowedFd<'_>, path: &Path, create: Create) -> Result
                 (Some(p), Some(n)) => (p.to_owned(), n.to_owned()),
                 _ => return Err(MountError::sys("resolve", path, Errno::NOENT)),
             };
-            let pfd = open_in_root(root, &parent, Create::Dir)?;
+            let pfd = open_in_root_inner(root, &parent, Create::Dir)?;
             create_child(pfd.as_fd(), &name, create, path)?;
             openat2_in_root(root, &rel).map_err(|e| MountError::sys("openat2", path, e))
         }

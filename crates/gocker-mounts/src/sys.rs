@@ -120,11 +120,17 @@ pub(crate) fn fs_instance(
 pub struct KernelMounter {
     /// Notes about fallbacks taken (for `--debug` output), e.g. sysfs bound instead of mounted.
     pub notes: Vec<String>,
+    /// Detached mounts prepared elsewhere (e.g. idmapped by a privileged parent), used for the bind
+    /// with the same destination instead of cloning its source.
+    pub premade: Vec<(std::path::PathBuf, OwnedFd)>,
 }
 
 impl KernelMounter {
     fn bind(&mut self, root: BorrowedFd<'_>, source: &Path, dest: &Path, recursive: bool, attrs: MountAttrs) -> Result<()> {
-        let src = clone_tree(CWD, source, recursive)?;
+        let src = match self.premade.iter().position(|(d, _)| d == dest) {
+            Some(i) => self.premade.swap_remove(i).1,
+            None => clone_tree(CWD, source, recursive)?,
+        };
         let kind = if is_dir(src.as_fd()) { Create::Dir } else { Create::File };
         if attrs.set != 0 || attrs.clr != 0 {
             set_attrs(src.as_fd(), source, attrs, recursive, None)?;

@@ -18,7 +18,8 @@ use serde::Serialize;
 use crate::RuntimeError;
 
 const MAX_MSG: usize = 64 * 1024;
-const MAX_FDS: usize = 4;
+/// At most this many descriptors per message (the idmapped rootfs and volumes).
+pub(crate) const MAX_FDS: usize = 32;
 
 /// One end of a ring-to-ring channel.
 #[derive(Debug)]

@@ -16,6 +16,8 @@ use crate::{ring1, ring2, ContainerConfig, Result, RuntimeError};
 
 const ENV_RING: &str = "GOCKER_RING";
 const ENV_FDS: &str = "GOCKER_RING_FDS";
+/// Which premade (idmapped) mounts follow the fixed descriptors of ring2.
+pub(crate) const ENV_MOUNTS: &str = "GOCKER_RING_MOUNTS";
 
 /// Everything the child needs for `execve`, prepared before fork (no allocation after it).
 pub(crate) struct Prepared {
@@ -42,8 +44,11 @@ pub(crate) fn prepare(binary: &Path, ring: &str, fds: &[RawFd]) -> Result<Prepar
     let arg0 = c(format!("gocker-{ring}").as_bytes())?;
     let fd_list: Vec<String> = fds.iter().map(|f| f.to_string()).collect();
     let mut strings = vec![arg0, c(format!("{ENV_RING}={ring}").as_bytes())?, c(format!("{ENV_FDS}={}", fd_list.join(",")).as_bytes())?];
+    if let Ok(m) = std::env::var(ENV_MOUNTS) {
+        strings.push(c(format!("{ENV_MOUNTS}={m}").as_bytes())?);
+    }
     for (k, v) in std::env::vars_os() {
-        if k != ENV_RING && k != ENV_FDS {
+        if k != ENV_RING && k != ENV_FDS && k != ENV_MOUNTS {
             let mut kv = k.as_bytes().to_vec();
             kv.push(b'=');
             kv.extend_from_slice(v.as_bytes());
@@ -127,11 +132,14 @@ pub fn ring_entry() {
             let parent = rustix::process::getppid().map(|p| p.as_raw_nonzero().get()).unwrap_or(0);
             ring1::main(&cfg, Channel::from(a), Channel::from(b), parent)
         }
-        // ring2: a = channel to ring0, b = ring1's pidfd, then the optional idmapped rootfs.
+        // ring2: a = channel to ring0, b = ring1's pidfd, then the premade mounts.
         Some("ring2") => {
             let parent: BorrowedFd<'_> = std::os::fd::AsFd::as_fd(&b);
-            let mnt = rest.into_iter().next();
-            ring2::main(&cfg, Channel::from(a), mnt, parent)
+            let described = std::env::var(ENV_MOUNTS).unwrap_or_else(|_| r#"{"rootfs":false,"volumes":[]}"#.into());
+            let Some(premade) = ring2::Premade::from_described(&described, rest) else {
+                fail(&format!("{ENV_MOUNTS} does not match the descriptors passed"))
+            };
+            ring2::main(&cfg, Channel::from(a), premade, parent)
         }
         _ => fail(&format!("unknown {ENV_RING} {ring:?}")),
     }

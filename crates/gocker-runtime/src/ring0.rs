@@ -1,6 +1,7 @@
 //! ring0: the host-side monitor and the OCI lifecycle (create, start, wait, delete).
 
 use std::os::fd::{AsFd, FromRawFd, OwnedFd};
+use std::path::PathBuf;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use gocker_ns::{Forked, Namespace};
@@ -17,8 +18,9 @@ use crate::{exec, ring1, ContainerConfig, ExitStatus, Result, RootMode, RuntimeE
 /// Messages from ring0 down to ring1/ring2.
 #[derive(Debug, Serialize, Deserialize)]
 pub(crate) enum Down {
-    /// The id maps are written; when `idmapped`, the idmapped rootfs mount travels with the message.
-    Mapped { idmapped: bool },
+    /// The id maps are written. Detached idmapped mounts travel with the message: first the rootfs
+    /// when `rootfs`, then one per bind destination in `volumes`.
+    Mapped { rootfs: bool, volumes: Vec<PathBuf> },
     /// Leave the start barrier and exec.
     Start,
 }
@@ -316,9 +318,13 @@ impl Container {
             drop(config);
         }
         let mnt = self.idmapped_rootfs(ring1_pid);
-        let fds: Vec<_> = mnt.iter().map(|m| m.as_fd()).collect();
-        r0_1.send(&Down::Mapped { idmapped: mnt.is_some() }, &fds)?;
+        let volumes = self.idmapped_volumes(ring1_pid);
+        let fds: Vec<_> = mnt.iter().chain(volumes.iter().map(|v| &v.1)).map(|m| m.as_fd()).collect();
+        let dests = volumes.iter().map(|v| v.0.clone()).collect();
+        r0_1.send(&Down::Mapped { rootfs: mnt.is_some(), volumes: dests }, &fds)?;
+        drop(fds);
         drop(mnt);
+        drop(volumes);
 
         let t = self.config.stage_timeout;
         let ring2_pid = match r0_1.recv::<Up>(Some(t), "ring1 to start ring2")? {
@@ -370,6 +376,38 @@ impl Container {
                 None
             }
         }
+    }
+
+    /// Rootful: idmapped clones of the spec's bind sources, so container root reads and writes a
+    /// volume as host root would (like the rootfs). Sources that refuse (e.g. a filesystem without
+    /// idmap support) are bound plainly by ring2, and noted.
+    fn idmapped_volumes(&mut self, ring1_pid: i32) -> Vec<(PathBuf, OwnedFd)> {
+        let cfg = &self.config;
+        if !cfg.idmap_rootfs || !rustix::process::geteuid().is_root() {
+            return Vec::new();
+        }
+        let Ok(userns) = gocker_ns::open(ring1_pid, Namespace::User) else { return Vec::new() };
+        let mut out = Vec::new();
+        for m in cfg.spec.mounts().iter().flatten() {
+            let opts = m.options().clone().unwrap_or_default();
+            let is_bind = m.typ().as_deref() == Some("bind") || opts.iter().any(|o| o == "bind" || o == "rbind");
+            let Some(src) = m.source().as_ref().filter(|_| is_bind) else { continue };
+            if out.len() + 1 >= crate::channel::MAX_FDS {
+                self.notes.push(format!("{}: too many volumes to idmap; bound plainly", m.destination().display()));
+                continue;
+            }
+            let recursive = opts.iter().any(|o| o == "rbind");
+            let attempt = || -> Result<OwnedFd> {
+                let mnt = gocker_mounts::root::clone(src, recursive)?;
+                gocker_mounts::root::idmap(mnt.as_fd(), src, userns.as_fd(), recursive)?;
+                Ok(mnt)
+            };
+            match attempt() {
+                Ok(fd) => out.push((m.destination().clone(), fd)),
+                Err(e) => self.notes.push(format!("volume {}: not idmapped ({e})", src.display())),
+            }
+        }
+        out
     }
 
     pub fn id(&self) -> &str {

@@ -1,7 +1,7 @@
 //! ring1: the namespace supervisor. Root inside the new user namespace; sets hostname and loopback,
 //! makes the mount tree private, starts ring2 in a new PID namespace and reports its exit status.
 
-use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::fd::{AsFd, BorrowedFd};
 
 use rustix::event::{PollFd, PollFlags, Timespec};
 
@@ -11,6 +11,7 @@ use rustix::process::{Gid, Signal, Uid, WaitOptions};
 use crate::channel::Channel;
 use crate::ring0::{Down, Up};
 use crate::config::SpawnMode;
+use crate::ring2::Premade;
 use crate::{exec, ring2, ContainerConfig, ExitStatus, Result, RuntimeError};
 
 /// Runs ring1 in the child created by ring0. Never returns.
@@ -70,9 +71,14 @@ fn run(cfg: &ContainerConfig, up: &Channel, ring2_chan: Channel, parent: i32) ->
     let (msg, mut fds) = up
         .recv::<Down>(Some(cfg.stage_timeout), "ring0 to write the id maps")?
         .ok_or_else(|| ring_err("ring1", "ring0 went away before writing the id maps"))?;
-    let rootfs_mnt: Option<OwnedFd> = match msg {
-        Down::Mapped { idmapped: true } => Some(fds.pop().ok_or_else(|| ring_err("ring1", "idmapped rootfs fd missing"))?),
-        Down::Mapped { idmapped: false } => None,
+    let premade = match msg {
+        Down::Mapped { rootfs, volumes } => {
+            if fds.len() != usize::from(rootfs) + volumes.len() {
+                return Err(ring_err("ring1", format!("expected {} idmapped mounts, got {}", usize::from(rootfs) + volumes.len(), fds.len())));
+            }
+            let rest = fds.split_off(usize::from(rootfs));
+            Premade { rootfs: fds.pop(), volumes: volumes.into_iter().zip(rest).collect() }
+        }
         Down::Start => return Err(ring_err("ring1", "unexpected start message")),
     };
 
@@ -104,12 +110,13 @@ fn run(cfg: &ContainerConfig, up: &Channel, ring2_chan: Channel, parent: i32) ->
         // ring2 keeps a copy of the ring0 channel until exec (it is close-on-exec); ring0 watches
         // ring1's pidfd, not only this channel, to notice ring1's death.
         Forked::Child => match &cfg.spawn {
-            SpawnMode::Fork => ring2::main(cfg, ring2_chan, rootfs_mnt, me.as_fd()),
+            SpawnMode::Fork => ring2::main(cfg, ring2_chan, premade, me.as_fd()),
             SpawnMode::Exec { ring2: binary, .. } => {
                 // ring1 is single-threaded: preparing the exec after the fork is fine here.
                 let prepared = exec::config_memfd(cfg).and_then(|config| {
                     let mut fds = vec![exec::raw(&config), exec::raw(&ring2_chan.as_fd()), exec::raw(&me)];
-                    fds.extend(rootfs_mnt.iter().map(exec::raw));
+                    fds.extend(premade.rootfs.iter().chain(premade.volumes.iter().map(|v| &v.1)).map(exec::raw));
+                    std::env::set_var(exec::ENV_MOUNTS, premade.describe());
                     exec::prepare(binary, "ring2", &fds).map(|p| (p, config))
                 });
                 match prepared {
@@ -124,7 +131,7 @@ fn run(cfg: &ContainerConfig, up: &Channel, ring2_chan: Channel, parent: i32) ->
         Forked::Parent { pid, pidfd } => (pid, pidfd),
     };
     drop(ring2_chan);
-    drop(rootfs_mnt);
+    drop(premade);
     up.send(&Up::Ring2Pid(pid), &[])?;
 
     let pid = rustix::process::Pid::from_raw(pid).expect("positive pid");

@@ -17,10 +17,36 @@ use crate::{ContainerConfig, Result, RootMode, RuntimeError};
 /// Where the host-view root is attached before pivot_root (inside ring2's private mount namespace).
 const HOST_VIEW_STAGING: &str = "/tmp";
 
+/// Detached mounts made by ring0 (idmapped): the rootfs, and volumes by destination.
+#[derive(Debug, Default)]
+pub(crate) struct Premade {
+    pub rootfs: Option<OwnedFd>,
+    pub volumes: Vec<(PathBuf, OwnedFd)>,
+}
+
+impl Premade {
+    /// For the exec spawn mode: which descriptors follow the fixed ones.
+    pub(crate) fn describe(&self) -> String {
+        serde_json::json!({"rootfs": self.rootfs.is_some(), "volumes": self.volumes.iter().map(|v| &v.0).collect::<Vec<_>>()})
+            .to_string()
+    }
+
+    pub(crate) fn from_described(text: &str, mut fds: Vec<OwnedFd>) -> Option<Premade> {
+        let v: serde_json::Value = serde_json::from_str(text).ok()?;
+        let rootfs = v["rootfs"].as_bool()?;
+        let dests: Vec<PathBuf> = v["volumes"].as_array()?.iter().filter_map(|d| d.as_str().map(PathBuf::from)).collect();
+        if fds.len() != usize::from(rootfs) + dests.len() {
+            return None;
+        }
+        let rest = fds.split_off(usize::from(rootfs));
+        Some(Premade { rootfs: fds.pop(), volumes: dests.into_iter().zip(rest).collect() })
+    }
+}
+
 /// Runs ring2 in the child created by ring1. Never returns.
-pub(crate) fn main(cfg: &ContainerConfig, chan: Channel, rootfs_mnt: Option<OwnedFd>, parent: BorrowedFd<'_>) -> ! {
+pub(crate) fn main(cfg: &ContainerConfig, chan: Channel, premade: Premade, parent: BorrowedFd<'_>) -> ! {
     let parent = Parent::Pidfd(parent);
-    let plan = match prepare(cfg, &chan, rootfs_mnt, &parent) {
+    let plan = match prepare(cfg, &chan, premade, &parent) {
         Ok(p) => p,
         Err(e) => {
             let _ = chan.send(&Up::failed("ring2", &e), &[]);
@@ -39,13 +65,13 @@ fn stage<T>(name: &str, r: Result<T>) -> Result<T> {
     })
 }
 
-fn prepare(cfg: &ContainerConfig, chan: &Channel, rootfs_mnt: Option<OwnedFd>, parent: &Parent<'_>) -> Result<ExecPlan> {
+fn prepare(cfg: &ContainerConfig, chan: &Channel, premade: Premade, parent: &Parent<'_>) -> Result<ExecPlan> {
     die_with_parent(parent)?;
     let proc_ = cfg.spec.process().as_ref().ok_or_else(|| RuntimeError::Config("spec has no process".into()))?;
-    let rootdir = stage("mount rootfs", mount_root(cfg, rootfs_mnt))?;
+    let rootdir = stage("mount rootfs", mount_root(cfg, premade.rootfs))?;
     let rootfd = root::open_dir(&rootdir)?;
     let steps = gocker_mounts::plan(&cfg.spec)?;
-    let mut mounter = KernelMounter::default();
+    let mut mounter = KernelMounter { premade: premade.volumes, ..Default::default() };
     stage("mount container filesystems", gocker_mounts::apply_all(&mut mounter, rootfd.as_fd(), &steps).map_err(Into::into))?;
     let cwd = proc_.cwd().clone();
     // Like docker, create a missing working directory (best effort: the rootfs may be read-only).
