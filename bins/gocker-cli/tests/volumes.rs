@@ -54,8 +54,9 @@ fn volume_target_through_an_escaping_symlink_stays_inside() {
     // A private copy of the rootfs with a symlink pointing at a host directory.
     let work = tmp("sym");
     let root = work.join("rootfs");
-    let st = Command::new("cp").arg("-a").arg(rootfs()).arg(&root).status().unwrap();
-    assert!(st.success());
+    // As an unprivileged user, cp cannot read the rootfs's /root (0700): what matters is the rest.
+    let _ = Command::new("cp").arg("-a").arg(rootfs()).arg(&root).stderr(Stdio::null()).status().unwrap();
+    assert!(root.join("bin/sh").exists(), "copy of the rootfs failed");
     let outside = work.join("outside");
     std::fs::create_dir_all(&outside).unwrap();
     std::os::unix::fs::symlink(&outside, root.join("evil")).unwrap();
