@@ -31,6 +31,78 @@ pub enum Command {
     Rm(RmArgs),
     /// Live resource usage of running containers (from their cgroup v2).
     Stats(StatsArgs),
+    /// Show a container's output (detached containers).
+    Logs(LogsArgs),
+    /// Stop containers: SIGTERM, then SIGKILL after the grace period.
+    Stop(StopArgs),
+    /// Send a signal to containers' main process.
+    Kill(KillArgs),
+    /// Wait for containers to stop and print their exit codes.
+    Wait(NamesArgs),
+    /// Show a container's record and OCI spec as JSON.
+    Inspect(NamesArgs),
+    /// Run a command in a running container (its namespaces, cgroup and privileges).
+    Exec(ExecArgs),
+}
+
+#[derive(Debug, Args)]
+#[command(trailing_var_arg = true)]
+pub struct ExecArgs {
+    /// Pass stdin to the command (otherwise it reads /dev/null).
+    #[arg(short, long)]
+    pub interactive: bool,
+    /// Set an environment variable (KEY=VALUE).
+    #[arg(short, long = "env", value_name = "KEY=VALUE")]
+    pub env: Vec<String>,
+    /// Working directory inside the container.
+    #[arg(short, long, value_name = "DIR")]
+    pub workdir: Option<String>,
+    /// Run as UID[:GID].
+    #[arg(short, long, value_name = "UID[:GID]")]
+    pub user: Option<String>,
+    #[arg(value_name = "CONTAINER")]
+    pub container: String,
+    #[arg(required = true, value_name = "COMMAND [ARG...]")]
+    pub command: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct LogsArgs {
+    /// Keep printing new output until the container stops.
+    #[arg(short, long)]
+    pub follow: bool,
+    /// Only the last N lines.
+    #[arg(long, value_name = "N")]
+    pub tail: Option<usize>,
+    /// Prefix each line with its timestamp.
+    #[arg(short, long)]
+    pub timestamps: bool,
+    #[arg(value_name = "CONTAINER")]
+    pub container: String,
+}
+
+#[derive(Debug, Args)]
+pub struct StopArgs {
+    /// Seconds to wait after SIGTERM before SIGKILL.
+    #[arg(short = 't', long = "time", default_value_t = 10)]
+    pub time: u64,
+    #[arg(required = true, value_name = "CONTAINER")]
+    pub containers: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct KillArgs {
+    /// Signal name or number (KILL, TERM, HUP, 9, ...).
+    #[arg(short, long, default_value = "KILL")]
+    pub signal: String,
+    #[arg(required = true, value_name = "CONTAINER")]
+    pub containers: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct NamesArgs {
+    #[arg(required = true, value_name = "CONTAINER")]
+    pub containers: Vec<String>,
 }
 
 #[derive(Debug, Args)]
@@ -56,6 +128,9 @@ pub struct RunArgs {
     /// Keep stdin open and pass it to the command (otherwise it reads /dev/null).
     #[arg(short, long)]
     pub interactive: bool,
+    /// Run in the background under a monitor that keeps its logs; print the container id.
+    #[arg(short, long)]
+    pub detach: bool,
     /// Container name (unique; default: the short id).
     #[arg(long)]
     pub name: Option<String>,
@@ -122,6 +197,9 @@ pub struct PsArgs {
     /// Print only ids.
     #[arg(short, long)]
     pub quiet: bool,
+    /// Output format: `table` or `json`.
+    #[arg(long, default_value = "table", value_parser = ["table", "json"])]
+    pub format: String,
 }
 
 #[derive(Debug, Args)]

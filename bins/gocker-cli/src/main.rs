@@ -1,6 +1,7 @@
 //! `gocker`: run isolated Linux containers, rootless first.
 
 mod cli;
+mod manage;
 mod run;
 
 use clap::Parser;
@@ -20,6 +21,12 @@ fn main() {
         cli::Command::Ps(args) => run::ps(args),
         cli::Command::Rm(args) => run::rm(args),
         cli::Command::Stats(args) => run::stats(args),
+        cli::Command::Logs(args) => manage::logs(args),
+        cli::Command::Stop(args) => manage::stop(args),
+        cli::Command::Kill(args) => manage::kill(args),
+        cli::Command::Wait(args) => manage::wait(args),
+        cli::Command::Inspect(args) => manage::inspect(args),
+        cli::Command::Exec(args) => manage::exec(args),
     };
     std::process::exit(code)
 }

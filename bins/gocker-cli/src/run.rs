@@ -6,9 +6,9 @@ use gocker_runtime::{spec, Container, ContainerConfig, RootMode, RuntimeError, S
 use crate::cli::{PsArgs, RmArgs, RunArgs, StatsArgs};
 
 /// An error of the CLI itself: what to print and which exit code to use.
-struct Failure {
-    code: i32,
-    message: String,
+pub(crate) struct Failure {
+    pub(crate) code: i32,
+    pub(crate) message: String,
 }
 
 impl From<RuntimeError> for Failure {
@@ -17,11 +17,11 @@ impl From<RuntimeError> for Failure {
     }
 }
 
-fn usage(message: impl Into<String>) -> Failure {
+pub(crate) fn usage(message: impl Into<String>) -> Failure {
     Failure { code: 125, message: message.into() }
 }
 
-fn report(f: Failure) -> i32 {
+pub(crate) fn report(f: Failure) -> i32 {
     eprintln!("gocker: {}", f.message);
     f.code
 }
@@ -57,7 +57,7 @@ fn valid_name(n: &str) -> bool {
         && n.len() <= 128
 }
 
-fn parse_user(s: &str) -> Result<(u32, Option<u32>), Failure> {
+pub(crate) fn parse_user(s: &str) -> Result<(u32, Option<u32>), Failure> {
     let bad = || usage(format!("--user {s:?}: expected UID[:GID] with numeric ids"));
     let (u, g) = match s.split_once(':') {
         Some((u, g)) => (u, Some(g)),
@@ -350,6 +350,14 @@ fn build_config(a: &RunArgs, debug: bool) -> Result<(ContainerConfig, String), F
 fn run_inner(a: RunArgs, debug: bool) -> Result<i32, Failure> {
     let (cfg, name) = build_config(&a, debug)?;
     let store = StateStore::open(StateStore::default_root())?;
+    if a.detach {
+        if a.interactive {
+            return Err(usage("-d and -i cannot be combined (a detached container has no stdin)"));
+        }
+        let id = gocker_runtime::detach::run_detached(cfg, store, &name, a.rm)?;
+        println!("{id}");
+        return Ok(0);
+    }
     let mut c = Container::create(cfg, store, &name, a.rm)?;
     for n in &c.notes {
         tracing::debug!("{n}");
@@ -385,6 +393,11 @@ pub fn ps(a: PsArgs) -> i32 {
         Ok(l) => l,
         Err(e) => return report(e.into()),
     };
+    if a.format == "json" {
+        let v: Vec<_> = list.iter().filter(|s| a.all || s.status != Status::Stopped).collect();
+        println!("{}", serde_json::to_string_pretty(&v).expect("state serialises"));
+        return 0;
+    }
     if !a.quiet {
         println!("{:<12}  {:<20}  {:<16}  COMMAND", "CONTAINER ID", "NAME", "STATUS");
     }

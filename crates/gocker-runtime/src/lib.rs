@@ -23,6 +23,9 @@ mod ring0;
 mod ring1;
 mod ring2;
 pub mod bundle;
+pub mod detach;
+pub mod logs;
+pub mod nsexec;
 pub mod spec;
 pub mod state;
 

@@ -140,7 +140,7 @@ fn mount_root(cfg: &ContainerConfig, idmapped: Option<OwnedFd>) -> Result<PathBu
 
 /// Default dispositions and an empty mask for the payload: the Rust runtime ignores SIGPIPE and
 /// ring0 may have blocked the forwarded signals; neither must leak into the container.
-fn reset_signals() {
+pub(crate) fn reset_signals() {
     for sig in 1..=64 {
         if sig == Signal::KILL.as_raw() || sig == Signal::STOP.as_raw() {
             continue;

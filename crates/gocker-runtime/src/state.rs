@@ -123,6 +123,18 @@ impl StateStore {
         fs::rename(&tmp, &path).map_err(err)
     }
 
+    /// The container's directory (state, spec, logs).
+    pub fn container_dir(&self, id: &str) -> PathBuf {
+        self.dir(id)
+    }
+
+    /// Records the OCI spec the container was created from (`config.json` beside the state).
+    pub fn save_spec(&self, id: &str, spec: &oci_spec::runtime::Spec) -> Result<()> {
+        let path = self.dir(id).join("config.json");
+        let body = serde_json::to_vec_pretty(spec).map_err(|e| RuntimeError::State { path: path.clone(), reason: e.to_string() })?;
+        fs::write(&path, body).map_err(|e| RuntimeError::State { path, reason: e.to_string() })
+    }
+
     pub fn load(&self, id: &str) -> Result<ContainerState> {
         let path = self.dir(id).join("state.json");
         let text = fs::read(&path).map_err(|e| RuntimeError::State { path: path.clone(), reason: e.to_string() })?;

@@ -1,0 +1,219 @@
+//! Commands on existing containers: logs, stop, kill, wait, inspect.
+
+use std::time::{Duration, Instant};
+
+use gocker_runtime::state::StateStore;
+use gocker_runtime::{ContainerState, Status};
+
+use crate::cli::{ExecArgs, KillArgs, LogsArgs, NamesArgs, StopArgs};
+use crate::run::{parse_user, report, usage, Failure};
+
+fn store() -> Result<StateStore, Failure> {
+    let s = StateStore::open(StateStore::default_root())?;
+    s.collect_stale();
+    Ok(s)
+}
+
+fn each(names: &[String], mut f: impl FnMut(&StateStore, ContainerState) -> Result<(), Failure>) -> i32 {
+    let s = match store() {
+        Ok(s) => s,
+        Err(e) => return report(e),
+    };
+    let mut code = 0;
+    for n in names {
+        if let Err(e) = s.lookup(n).map_err(Failure::from).and_then(|st| f(&s, st)) {
+            code = report(e);
+        }
+    }
+    code
+}
+
+fn running(st: &ContainerState) -> bool {
+    st.status != Status::Stopped && StateStore::monitor_alive(st)
+}
+
+/// Signal by name (with or without SIG) or number.
+fn parse_signal(s: &str) -> Result<i32, Failure> {
+    if let Ok(n) = s.parse::<i32>() {
+        if (1..=64).contains(&n) {
+            return Ok(n);
+        }
+    }
+    let name = s.trim_start_matches("SIG").to_ascii_uppercase();
+    let n = match name.as_str() {
+        "HUP" => libc::SIGHUP,
+        "INT" => libc::SIGINT,
+        "QUIT" => libc::SIGQUIT,
+        "KILL" => libc::SIGKILL,
+        "USR1" => libc::SIGUSR1,
+        "USR2" => libc::SIGUSR2,
+        "PIPE" => libc::SIGPIPE,
+        "ALRM" => libc::SIGALRM,
+        "TERM" => libc::SIGTERM,
+        "CONT" => libc::SIGCONT,
+        "STOP" => libc::SIGSTOP,
+        "WINCH" => libc::SIGWINCH,
+        _ => return Err(usage(format!("--signal {s:?}: unknown signal"))),
+    };
+    Ok(n)
+}
+
+fn signal(st: &ContainerState, sig: i32) -> Result<(), Failure> {
+    let pid = st.pid.ok_or_else(|| usage(format!("container {} has no process", st.name)))?;
+    let pid = rustix::process::Pid::from_raw(pid).ok_or_else(|| usage("bad pid in state"))?;
+    // A pidfd pins the process: no signal to a recycled pid after the check below.
+    let fd = match rustix::process::pidfd_open(pid, rustix::process::PidfdFlags::empty()) {
+        Ok(fd) => fd,
+        Err(_) => return Ok(()),
+    };
+    if !running(st) {
+        return Ok(());
+    }
+    // SAFETY: the kernel validates the signal number.
+    let s = unsafe { rustix::process::Signal::from_raw_unchecked(sig) };
+    rustix::process::pidfd_send_signal(&fd, s).map_err(|e| usage(format!("signal {sig} to {}: {e}", st.name)))
+}
+
+fn wait_stopped(s: &StateStore, st: &ContainerState, timeout: Option<Duration>) -> Option<ContainerState> {
+    let end = timeout.map(|t| Instant::now() + t);
+    loop {
+        match s.load(&st.id) {
+            Ok(now) if !running(&now) => return Some(now),
+            Err(_) => return Some(st.clone()), // removed (--rm): it has stopped
+            _ => {}
+        }
+        if end.map(|e| Instant::now() >= e).unwrap_or(false) {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+pub fn stop(a: StopArgs) -> i32 {
+    each(&a.containers, |s, st| {
+        if running(&st) {
+            signal(&st, libc::SIGTERM)?;
+            if wait_stopped(s, &st, Some(Duration::from_secs(a.time))).is_none() {
+                signal(&st, libc::SIGKILL)?;
+                wait_stopped(s, &st, Some(Duration::from_secs(5)))
+                    .ok_or_else(|| usage(format!("container {} did not stop after SIGKILL", st.name)))?;
+            }
+        }
+        println!("{}", st.name);
+        Ok(())
+    })
+}
+
+pub fn kill(a: KillArgs) -> i32 {
+    let sig = match parse_signal(&a.signal) {
+        Ok(s) => s,
+        Err(e) => return report(e),
+    };
+    each(&a.containers, |_, st| {
+        if !running(&st) {
+            return Err(usage(format!("container {} is not running", st.name)));
+        }
+        signal(&st, sig)?;
+        println!("{}", st.name);
+        Ok(())
+    })
+}
+
+pub fn wait(a: NamesArgs) -> i32 {
+    each(&a.containers, |s, st| {
+        let done = wait_stopped(s, &st, None).expect("no timeout");
+        println!("{}", done.exit.map(|e| e.code()).unwrap_or(0));
+        Ok(())
+    })
+}
+
+pub fn inspect(a: NamesArgs) -> i32 {
+    let mut all = Vec::new();
+    let code = each(&a.containers, |s, st| {
+        let spec: serde_json::Value = std::fs::read(s.container_dir(&st.id).join("config.json"))
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .unwrap_or(serde_json::Value::Null);
+        let mut v = serde_json::to_value(&st).map_err(|e| usage(e.to_string()))?;
+        v["running"] = serde_json::Value::Bool(running(&st));
+        v["exit_code"] = st.exit.map(|e| serde_json::json!(e.code())).unwrap_or(serde_json::Value::Null);
+        v["spec"] = spec;
+        all.push(v);
+        Ok(())
+    });
+    if !all.is_empty() {
+        println!("{}", serde_json::to_string_pretty(&all).expect("json"));
+    }
+    code
+}
+
+pub fn logs(a: LogsArgs) -> i32 {
+    let s = match store() {
+        Ok(s) => s,
+        Err(e) => return report(e),
+    };
+    let st = match s.lookup(&a.container) {
+        Ok(st) => st,
+        Err(e) => return report(e.into()),
+    };
+    let dir = s.container_dir(&st.id);
+    let print = |l: &gocker_runtime::logs::LogLine| {
+        use std::io::Write;
+        let prefix = if a.timestamps { format!("{} ", l.time) } else { String::new() };
+        if l.stream == "stderr" {
+            let _ = write!(std::io::stderr(), "{prefix}{}", l.log);
+        } else {
+            let _ = write!(std::io::stdout(), "{prefix}{}", l.log);
+        }
+    };
+    let lines = gocker_runtime::logs::read_all(&dir);
+    let skip = a.tail.map(|n| lines.len().saturating_sub(n)).unwrap_or(0);
+    lines[skip..].iter().for_each(print);
+    if !a.follow {
+        return 0;
+    }
+    let mut seen = lines.len();
+    loop {
+        let still = s.load(&st.id).map(|now| running(&now)).unwrap_or(false);
+        let lines = gocker_runtime::logs::read_all(&dir);
+        // A rotation shrinks the list: start again from its beginning.
+        if lines.len() < seen {
+            seen = 0;
+        }
+        lines[seen..].iter().for_each(print);
+        seen = lines.len();
+        if !still {
+            return 0;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+pub fn exec(a: ExecArgs) -> i32 {
+    let r = (|| -> Result<i32, Failure> {
+        let s = store()?;
+        let st = s.lookup(&a.container)?;
+        for e in &a.env {
+            if !e.contains('=') || e.starts_with('=') {
+                return Err(usage(format!("--env {e:?}: expected KEY=VALUE")));
+            }
+        }
+        if let Some(w) = &a.workdir {
+            if !w.starts_with('/') {
+                return Err(usage(format!("--workdir {w:?}: must be an absolute path")));
+            }
+        }
+        let user = a.user.as_deref().map(parse_user).transpose()?.map(|(u, g)| (u, g.unwrap_or(u)));
+        if !a.interactive {
+            let null = rustix::fs::open("/dev/null", rustix::fs::OFlags::RDONLY, rustix::fs::Mode::empty())
+                .map_err(|e| usage(format!("/dev/null: {e}")))?;
+            rustix::stdio::dup2_stdin(&null).map_err(|e| usage(format!("stdin: {e}")))?;
+        }
+        let req = gocker_runtime::nsexec::ExecRequest { args: a.command.clone(), env: a.env.clone(), cwd: a.workdir.clone(), user };
+        Ok(gocker_runtime::nsexec::exec(&s, &st, &req)?.code())
+    })();
+    match r {
+        Ok(c) => c,
+        Err(f) => report(f),
+    }
+}

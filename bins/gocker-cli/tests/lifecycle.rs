@@ -1,0 +1,150 @@
+//! Detached containers: run -d, ps, logs, exec, stop, kill, wait, inspect, rm — as root and as
+//! unprivileged users (the test runs in every GOCKER_TEST_MODE).
+
+use std::path::PathBuf;
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+fn bin() -> PathBuf {
+    std::env::var_os("GOCKER_BIN").map(PathBuf::from).unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_gocker")))
+}
+
+fn rootfs() -> String {
+    std::env::var("GOCKER_TEST_ROOTFS").expect("set GOCKER_TEST_ROOTFS (run via cargo xtask itest)")
+}
+
+fn g(args: &[&str]) -> Output {
+    Command::new(bin()).args(args).stdin(Stdio::null()).output().unwrap()
+}
+
+#[track_caller]
+fn ok(o: Output) -> String {
+    assert_eq!(o.status.code(), Some(0), "stdout: {} stderr: {}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn name(tag: &str) -> String {
+    format!("{tag}-{}", std::process::id())
+}
+
+fn state_dir() -> PathBuf {
+    if rustix::process::geteuid().is_root() {
+        PathBuf::from("/run/gocker")
+    } else {
+        PathBuf::from(std::env::var_os("XDG_RUNTIME_DIR").expect("XDG_RUNTIME_DIR")).join("gocker")
+    }
+}
+
+fn ps_json(all: bool) -> Vec<serde_json::Value> {
+    let args: &[&str] = if all { &["ps", "-a", "--format", "json"] } else { &["ps", "--format", "json"] };
+    serde_json::from_str(&ok(g(args))).expect("ps --format json parses")
+}
+
+fn pid_alive(pid: i64) -> bool {
+    std::path::Path::new(&format!("/proc/{pid}")).exists()
+}
+
+#[test]
+fn detached_lifecycle() {
+    let n = name("web");
+    let r = rootfs();
+    let script = "echo started; echo to-stderr >&2; trap 'echo got-term; exit 0' TERM; while :; do sleep 0.1; done";
+    let id = ok(g(&["run", "-d", "--name", &n, "--rootfs", &r, "/bin/sh", "-c", script])).trim().to_owned();
+    assert_eq!(id.len(), 32, "prints the full id: {id}");
+
+    // ps lists it, and --format json parses with the right fields.
+    assert!(ok(g(&["ps"])).lines().any(|l| l.contains(&n) && l.contains("running")));
+    let entry = ps_json(false).into_iter().find(|c| c["name"] == n.as_str()).expect("listed in json");
+    assert_eq!(entry["id"], id.as_str());
+    let payload = entry["pid"].as_i64().unwrap();
+    assert!(pid_alive(payload));
+
+    // logs: both streams, in their own streams.
+    let end = Instant::now() + Duration::from_secs(5);
+    let logs = loop {
+        let o = g(&["logs", &n]);
+        if String::from_utf8_lossy(&o.stderr).contains("to-stderr") || Instant::now() > end {
+            break o;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(String::from_utf8_lossy(&logs.stdout), "started\n");
+    assert!(String::from_utf8_lossy(&logs.stderr).contains("to-stderr"));
+    let ts = ok(g(&["logs", "-t", "--tail", "1", &n]));
+    assert!(ts.is_empty() || ts.contains('T') && ts.contains('Z'), "RFC 3339 timestamps: {ts}");
+
+    // exec runs inside: same hostname, the payload is PID 1 there.
+    let inside = ok(g(&["exec", &n, "sh", "-c", "echo hi; cat /proc/1/cmdline | tr '\\0' ' '"]));
+    assert!(inside.starts_with("hi\n") && inside.contains("while :"), "{inside}");
+    assert_eq!(g(&["exec", &n, "sh", "-c", "exit 4"]).status.code(), Some(4));
+    assert_eq!(g(&["exec", &n, "no-such-cmd"]).status.code(), Some(127));
+
+    // stop: SIGTERM reaches the trap, well within the grace period.
+    let t = Instant::now();
+    ok(g(&["stop", "-t", "10", &n]));
+    assert!(t.elapsed() < Duration::from_secs(5), "stop took {:?}", t.elapsed());
+    assert!(!pid_alive(payload) || std::fs::read_to_string(format!("/proc/{payload}/stat")).map(|s| s.contains(") Z")).unwrap_or(true));
+    assert!(ok(g(&["logs", &n])).contains("got-term"));
+    assert_eq!(ok(g(&["wait", &n])).trim(), "0");
+    let insp: serde_json::Value = serde_json::from_str(&ok(g(&["inspect", &n]))).unwrap();
+    assert_eq!(insp[0]["exit_code"], 0);
+    assert_eq!(insp[0]["running"], false);
+    assert_eq!(insp[0]["spec"]["process"]["args"][2], script);
+    assert!(!ps_json(false).iter().any(|c| c["name"] == n.as_str()));
+
+    // rm removes it and its state.
+    ok(g(&["rm", &n]));
+    assert!(!ps_json(true).iter().any(|c| c["name"] == n.as_str()));
+    assert!(!state_dir().join(&id).exists());
+    assert!(!state_dir().join("names").join(&n).exists());
+}
+
+#[test]
+fn stop_kills_after_the_grace_period() {
+    let n = name("stubborn");
+    let r = rootfs();
+    ok(g(&["run", "-d", "--name", &n, "--rootfs", &r, "/bin/sh", "-c", "trap '' TERM; while :; do sleep 0.1; done"]));
+    let t = Instant::now();
+    ok(g(&["stop", "-t", "1", &n]));
+    let took = t.elapsed();
+    assert!(took >= Duration::from_secs(1) && took < Duration::from_secs(5), "{took:?}");
+    assert_eq!(ok(g(&["wait", &n])).trim(), "137");
+    ok(g(&["rm", &n]));
+}
+
+#[test]
+fn twenty_detached_containers() {
+    let r = rootfs();
+    let names: Vec<String> = (0..20).map(|i| name(&format!("many{i}"))).collect();
+    for n in &names {
+        ok(g(&["run", "-d", "--rm", "--name", n, "--rootfs", &r, "/bin/sh", "-c", "trap 'exit 0' TERM; while :; do sleep 0.2; done"]));
+    }
+    let listed = ps_json(false);
+    for n in &names {
+        assert!(listed.iter().any(|c| c["name"] == n.as_str()), "{n} not listed");
+    }
+    let mut args = vec!["stop", "-t", "5"];
+    args.extend(names.iter().map(String::as_str));
+    ok(g(&args));
+    // --rm: the monitors remove the records once the payloads are gone.
+    let end = Instant::now() + Duration::from_secs(5);
+    while ps_json(true).iter().any(|c| names.iter().any(|n| c["name"] == n.as_str())) {
+        assert!(Instant::now() < end, "records left behind");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    for n in &names {
+        assert!(!state_dir().join("names").join(n).exists(), "{n}");
+    }
+}
+
+#[test]
+fn errors_name_the_container() {
+    let o = g(&["logs", "no-such-container-xyz"]);
+    assert_eq!(o.status.code(), Some(125));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("no-such-container-xyz"));
+    let o = g(&["exec", "no-such-container-xyz", "true"]);
+    assert_eq!(o.status.code(), Some(125));
+    let o = g(&["kill", "-s", "NOPE", "x"]);
+    assert_eq!(o.status.code(), Some(125));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("NOPE"));
+}

@@ -1,0 +1,115 @@
+//! Detached containers: a monitor process (ring0) that outlives the CLI, owns the logs and records
+//! the exit status, like conmon.
+
+use std::io::Write;
+use std::os::fd::OwnedFd;
+
+use gocker_ns::{Forked, NamespaceSet};
+
+use crate::logs::{self, LogWriter};
+use crate::state::StateStore;
+use crate::{Container, ContainerConfig, Result, RuntimeError};
+
+/// Starts `config` under a new monitor process and returns once the payload runs (or failed to).
+/// The caller must be single-threaded (the monitor forks the rings).
+pub fn run_detached(config: ContainerConfig, store: StateStore, name: &str, auto_remove: bool) -> Result<String> {
+    let (mut ready_r, ready_w) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)
+        .map(|(r, w)| (std::fs::File::from(r), w))
+        .map_err(|e| RuntimeError::sys("pipe", "monitor", e))?;
+    // SAFETY: documented requirement: the caller is single-threaded.
+    match unsafe { gocker_ns::fork_into(NamespaceSet::EMPTY, None) }? {
+        Forked::Child => {
+            drop(ready_r);
+            monitor(config, store, name, auto_remove, std::fs::File::from(ready_w))
+        }
+        Forked::Parent { .. } => {
+            drop(ready_w);
+            // One line: the rings inherit the pipe too, so EOF would only come when they exit.
+            let mut msg = String::new();
+            let _ = std::io::BufRead::read_line(&mut std::io::BufReader::new(&mut ready_r), &mut msg);
+            match msg.split_once(' ') {
+                Some(("ok", id)) => Ok(id.trim().to_owned()),
+                Some(("err", text)) => {
+                    let (code, text) = text.split_once(' ').unwrap_or(("125", text));
+                    Err(RuntimeError::Ring { stage: format!("detached start (exit {code})"), message: text.trim().to_owned() })
+                }
+                _ => Err(RuntimeError::Protocol("the monitor exited before reporting".into())),
+            }
+        }
+    }
+}
+
+fn monitor(config: ContainerConfig, store: StateStore, name: &str, auto_remove: bool, mut ready: std::fs::File) -> ! {
+    let _ = rustix::process::setsid();
+    let report = |ready: &mut std::fs::File, e: &RuntimeError| {
+        let _ = writeln!(ready, "err {} {}", e.exit_code(), e.to_string().replace('\n', " "));
+    };
+    // The payload's stdout and stderr become pipes the monitor copies into the log.
+    let pipes = (|| -> std::io::Result<((OwnedFd, OwnedFd), (OwnedFd, OwnedFd))> {
+        let o = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)?;
+        let e = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)?;
+        Ok((o, e))
+    })();
+    let ((out_r, out_w), (err_r, err_w)) = match pipes {
+        Ok(p) => p,
+        Err(e) => {
+            report(&mut ready, &RuntimeError::sys("pipe", "container logs", e));
+            crate::ring1::exit(125)
+        }
+    };
+    let null = rustix::fs::open("/dev/null", rustix::fs::OFlags::RDWR, rustix::fs::Mode::empty()).ok();
+    if let Some(n) = &null {
+        let _ = rustix::stdio::dup2_stdin(n);
+    }
+    let _ = rustix::stdio::dup2_stdout(&out_w);
+    let _ = rustix::stdio::dup2_stderr(&err_w);
+    drop((out_w, err_w, null));
+
+    let mut cfg = config;
+    cfg.stdin = false;
+    cfg.forward_signals = false;
+    let dir = store.root().join(&cfg.id);
+    let mut c = match Container::create(cfg, store, name, auto_remove) {
+        Ok(c) => c,
+        Err(e) => {
+            report(&mut ready, &e);
+            crate::ring1::exit(e.exit_code())
+        }
+    };
+    // The rings exist now: threads are safe from here on (nothing forks any more).
+    let writer = match LogWriter::create(&dir, logs::MAX_LOG_BYTES) {
+        Ok(w) => w,
+        Err(e) => {
+            report(&mut ready, &RuntimeError::sys("open", format!("{}", logs::log_path(&dir).display()), e));
+            crate::ring1::exit(125)
+        }
+    };
+    let (w1, w2) = (writer.clone(), writer);
+    let t1 = std::thread::spawn(move || logs::pump(std::fs::File::from(out_r), "stdout", w1));
+    let t2 = std::thread::spawn(move || logs::pump(std::fs::File::from(err_r), "stderr", w2));
+    if let Err(e) = c.start() {
+        report(&mut ready, &e);
+        crate::ring1::exit(e.exit_code())
+    }
+    let _ = writeln!(ready, "ok {}", c.id());
+    drop(ready);
+    // Our own copies of the pipes' write ends are fds 1 and 2: close them so the pumps see EOF
+    // once the payload (and ring1) are gone.
+    let status = c.wait();
+    if let Ok(null) = rustix::fs::open("/dev/null", rustix::fs::OFlags::RDWR, rustix::fs::Mode::empty()) {
+        let _ = rustix::stdio::dup2_stdout(&null);
+        let _ = rustix::stdio::dup2_stderr(&null);
+    }
+    let _ = t1.join();
+    let _ = t2.join();
+    let code = match status {
+        Ok(s) => s.code(),
+        Err(e) => e.exit_code(),
+    };
+    if auto_remove {
+        let _ = c.delete();
+    } else {
+        drop(c);
+    }
+    crate::ring1::exit(code)
+}

@@ -1,0 +1,143 @@
+//! `gocker exec`: run another process inside a running container — joined to all of its
+//! namespaces through a pidfd, placed in its cgroup, with the same privilege drop as the payload.
+
+use std::io::Read;
+use std::os::fd::AsFd;
+
+use gocker_ns::{Forked, Namespace, NamespaceSet};
+use oci_spec::runtime::{Process, Spec};
+use rustix::process::{Pid, PidfdFlags, WaitOptions};
+
+use crate::process::{self, ExecPlan};
+use crate::ring1::exit;
+use crate::state::{ContainerState, StateStore};
+use crate::{ExitStatus, Result, RuntimeError};
+
+/// What to run: the container's spec process with these overrides.
+#[derive(Debug, Clone, Default)]
+pub struct ExecRequest {
+    pub args: Vec<String>,
+    /// Extra `K=V` variables (override the container's).
+    pub env: Vec<String>,
+    pub cwd: Option<String>,
+    pub user: Option<(u32, u32)>,
+}
+
+/// Runs `req` in the container of `st` with the caller's stdio; returns its exit status.
+/// The caller must be single-threaded (it forks).
+pub fn exec(store: &StateStore, st: &ContainerState, req: &ExecRequest) -> Result<ExitStatus> {
+    if st.status == crate::Status::Stopped || !StateStore::monitor_alive(st) {
+        return Err(RuntimeError::Config(format!("container {} is not running", st.name)));
+    }
+    let pid = st.pid.and_then(Pid::from_raw).ok_or_else(|| RuntimeError::Config("no payload pid".into()))?;
+    let pidfd = rustix::process::pidfd_open(pid, PidfdFlags::empty()).map_err(|e| RuntimeError::sys("pidfd_open", format!("pid {pid:?}"), e))?;
+    let spec_path = store.container_dir(&st.id).join("config.json");
+    let spec = Spec::load(&spec_path).map_err(|e| RuntimeError::Config(format!("{}: {e}", spec_path.display())))?;
+    let mut p: Process = spec.process().clone().ok_or_else(|| RuntimeError::Config("spec has no process".into()))?;
+    p.set_args(Some(req.args.clone()));
+    let mut env = p.env().clone().unwrap_or_default();
+    for kv in &req.env {
+        let key = kv.split('=').next().unwrap_or_default();
+        env.retain(|e| e.split('=').next() != Some(key));
+        env.push(kv.clone());
+    }
+    p.set_env(Some(env));
+    if let Some(c) = &req.cwd {
+        p.set_cwd(c.into());
+    }
+    if let Some((u, g)) = req.user {
+        p.user_mut().set_uid(u);
+        p.user_mut().set_gid(g);
+    }
+    let plan = ExecPlan::new(&p)?;
+    let me = rustix::process::getpid().as_raw_nonzero().get();
+    let target = pid.as_raw_nonzero().get();
+    let join: NamespaceSet = Namespace::ALL
+        .into_iter()
+        .filter(|n| *n != Namespace::Time)
+        .filter(|n| !gocker_ns::same(me, target, *n).unwrap_or(true))
+        .collect();
+    let setgroups = std::fs::read_to_string(format!("/proc/{target}/setgroups")).map(|s| s.trim() == "allow").unwrap_or(false);
+    let (err_r, err_w) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC).map_err(|e| RuntimeError::sys("pipe", "exec", e))?;
+
+    // SAFETY: the caller is single-threaded (documented).
+    match unsafe { gocker_ns::fork_into(NamespaceSet::EMPTY, None) }? {
+        Forked::Child => {
+            drop(err_r);
+            let fail = |stage: &str, e: &dyn std::fmt::Display| -> ! {
+                let _ = rustix::io::write(&err_w, format!("{stage}: {e}").as_bytes());
+                exit(125)
+            };
+            if let Some(cg) = &st.cgroup {
+                if let Err(e) = std::fs::write(cg.join("cgroup.procs"), "0") {
+                    fail(&format!("join cgroup {}", cg.display()), &e);
+                }
+            }
+            if let Err(e) = gocker_ns::enter_pidfd(pidfd.as_fd(), join) {
+                fail("join the container's namespaces", &e);
+            }
+            // Joining a PID namespace applies to children: fork once more.
+            // SAFETY: this child is single-threaded.
+            match unsafe { gocker_ns::fork_into(NamespaceSet::EMPTY, None) } {
+                Err(e) => fail("fork into the PID namespace", &e),
+                Ok(Forked::Parent { pid, .. }) => {
+                    let pid = Pid::from_raw(pid).expect("positive");
+                    loop {
+                        match rustix::process::waitpid(Some(pid), WaitOptions::empty()) {
+                            Ok(Some((_, s))) => exit(ExitStatus::from_wait(s).code()),
+                            Err(rustix::io::Errno::INTR) | Ok(None) => continue,
+                            Err(_) => exit(125),
+                        }
+                    }
+                }
+                Ok(Forked::Child) => {
+                    let r = (|| -> Result<()> {
+                        let _ = rustix::process::set_parent_process_death_signal(Some(rustix::process::Signal::KILL));
+                        rustix::process::chdir(p.cwd()).map_err(|e| RuntimeError::sys("chdir", p.cwd().display().to_string(), e))?;
+                        process::drop_bounding(&p)?;
+                        process::set_user(&p, setgroups)?;
+                        process::set_capabilities(&p)?;
+                        if p.no_new_privileges().unwrap_or(false) {
+                            rustix::thread::set_no_new_privs(true).map_err(|e| RuntimeError::sys("prctl(PR_SET_NO_NEW_PRIVS)", "exec", e))?;
+                        }
+                        Ok(())
+                    })();
+                    if let Err(e) = r {
+                        fail("prepare", &e);
+                    }
+                    crate::ring2::reset_signals();
+                    let errno = plan.exec();
+                    let _ = rustix::io::write(&err_w, format!("exec:{}:{}", errno.raw_os_error(), plan.cmd).as_bytes());
+                    exit(if errno == rustix::io::Errno::NOENT { 127 } else { 126 })
+                }
+            }
+        }
+        Forked::Parent { pid, .. } => {
+            drop(err_w);
+            let pid = Pid::from_raw(pid).expect("positive");
+            let status = loop {
+                match rustix::process::waitpid(Some(pid), WaitOptions::empty()) {
+                    Ok(Some((_, s))) => break ExitStatus::from_wait(s),
+                    Err(rustix::io::Errno::INTR) | Ok(None) => continue,
+                    Err(e) => return Err(RuntimeError::sys("waitpid", "exec", e)),
+                }
+            };
+            let mut msg = String::new();
+            let _ = std::fs::File::from(err_r).read_to_string(&mut msg);
+            if let Some(rest) = msg.strip_prefix("exec:") {
+                let (errno, cmd) = rest.split_once(':').unwrap_or(("2", rest));
+                let e = rustix::io::Errno::from_raw_os_error(errno.parse().unwrap_or(2));
+                return Err(if e == rustix::io::Errno::NOENT {
+                    RuntimeError::ExecNotFound { cmd: cmd.to_owned() }
+                } else {
+                    RuntimeError::ExecFailed { cmd: cmd.to_owned(), reason: std::io::Error::from(e).to_string(), not_found: false }
+                });
+            }
+            if !msg.is_empty() {
+                let (stage, message) = msg.split_once(": ").unwrap_or(("exec", &msg));
+                return Err(RuntimeError::Ring { stage: stage.to_owned(), message: message.to_owned() });
+            }
+            Ok(status)
+        }
+    }
+}
