@@ -51,6 +51,9 @@ pub struct ExecArgs {
     /// Pass stdin to the command (otherwise it reads /dev/null).
     #[arg(short, long)]
     pub interactive: bool,
+    /// Give the command a pseudo-terminal of the container.
+    #[arg(short, long)]
+    pub tty: bool,
     /// Set an environment variable (KEY=VALUE).
     #[arg(short, long = "env", value_name = "KEY=VALUE")]
     pub env: Vec<String>,
@@ -128,6 +131,10 @@ pub struct RunArgs {
     /// Keep stdin open and pass it to the command (otherwise it reads /dev/null).
     #[arg(short, long)]
     pub interactive: bool,
+    /// Give the command a pseudo-terminal (with -i: an interactive terminal; your terminal is put
+    /// in raw mode, Ctrl-C and Ctrl-D go to the container, window size changes follow).
+    #[arg(short, long)]
+    pub tty: bool,
     /// Run in the background under a monitor that keeps its logs; print the container id.
     #[arg(short, long)]
     pub detach: bool,

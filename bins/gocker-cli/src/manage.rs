@@ -209,7 +209,14 @@ pub fn exec(a: ExecArgs) -> i32 {
                 .map_err(|e| usage(format!("/dev/null: {e}")))?;
             rustix::stdio::dup2_stdin(&null).map_err(|e| usage(format!("stdin: {e}")))?;
         }
-        let req = gocker_runtime::nsexec::ExecRequest { args: a.command.clone(), env: a.env.clone(), cwd: a.workdir.clone(), user };
+        let req = gocker_runtime::nsexec::ExecRequest {
+            args: a.command.clone(),
+            env: a.env.clone(),
+            cwd: a.workdir.clone(),
+            user,
+            tty: a.tty,
+            stdin: a.interactive,
+        };
         Ok(gocker_runtime::nsexec::exec(&s, &st, &req)?.code())
     })();
     match r {

@@ -328,6 +328,7 @@ fn build_config(a: &RunArgs, debug: bool) -> Result<(ContainerConfig, String), F
     let mut cfg = ContainerConfig::new(id, spec, idmaps);
     cfg.root_mode = mode;
     cfg.stdin = a.interactive;
+    cfg.tty = a.tty;
     cfg.idmap_rootfs = !a.no_idmap;
     cfg.forward_signals = true;
     match std::env::var("GOCKER_SPAWN").as_deref() {

@@ -148,3 +148,39 @@ fn errors_name_the_container() {
     assert_eq!(o.status.code(), Some(125));
     assert!(String::from_utf8_lossy(&o.stderr).contains("NOPE"));
 }
+
+/// Runs `cmd` under a fresh pseudo-terminal of `rows`x`cols` (util-linux `script`).
+fn under_pty(rows: u16, cols: u16, cmd: &str) -> Output {
+    let inner = format!("stty rows {rows} cols {cols}; {cmd}");
+    Command::new("script").args(["-qec", &inner, "/dev/null"]).stdin(Stdio::null()).output().expect("script (util-linux)")
+}
+
+fn quoted(args: &[&str]) -> String {
+    args.iter().map(|a| format!("'{}'", a.replace('\'', r"'\''"))).collect::<Vec<_>>().join(" ")
+}
+
+#[test]
+fn run_and_exec_with_a_terminal() {
+    let r = rootfs();
+    let b = bin();
+    let probe = "tty; stty size; exit 6";
+    let run = quoted(&[b.to_str().unwrap(), "run", "--rm", "-it", "--rootfs", &r, "/bin/sh", "-c", probe]);
+    let o = under_pty(27, 91, &run);
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(o.status.code(), Some(6), "{out}");
+    assert!(out.contains("/dev/pts/0"), "tty prints the container's pts: {out}");
+    assert!(out.contains("27 91"), "stty size matches the outer window: {out}");
+
+    // Without a terminal on our side, -t still gives the payload one.
+    let o = g(&["run", "--rm", "-t", "--rootfs", &r, "/bin/sh", "-c", "tty"]);
+    assert!(String::from_utf8_lossy(&o.stdout).starts_with("/dev/pts/"), "{o:?}");
+
+    let n = name("tty");
+    ok(g(&["run", "-d", "--name", &n, "--rootfs", &r, "/bin/sleep", "1000"]));
+    let exec = quoted(&[b.to_str().unwrap(), "exec", "-it", &n, "/bin/sh", "-c", probe]);
+    let o = under_pty(22, 77, &exec);
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(o.status.code(), Some(6), "{out}");
+    assert!(out.contains("/dev/pts/") && out.contains("22 77"), "{out}");
+    ok(g(&["rm", "-f", &n]));
+}

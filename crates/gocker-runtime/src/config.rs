@@ -40,6 +40,9 @@ pub struct ContainerConfig {
     pub root_mode: RootMode,
     /// Pass the caller's stdin to the payload (`-i`); otherwise the payload reads /dev/null.
     pub stdin: bool,
+    /// Give the payload a pseudo-terminal (`-t`); its master reaches ring0 ([`crate::Container::take_pty`]).
+    #[serde(default)]
+    pub tty: bool,
     /// Try an idmapped mount of the rootfs (rootful only; falls back to a plain bind when refused).
     pub idmap_rootfs: bool,
     /// Upper bound for each wait between rings.
@@ -57,6 +60,7 @@ impl ContainerConfig {
             idmaps,
             root_mode: RootMode::Rootfs,
             stdin: false,
+            tty: false,
             idmap_rootfs: true,
             stage_timeout: Duration::from_secs(10),
             forward_signals: false,

@@ -84,9 +84,11 @@ fn monitor(config: ContainerConfig, store: StateStore, name: &str, auto_remove: 
             crate::ring1::exit(125)
         }
     };
-    let (w1, w2) = (writer.clone(), writer);
+    let (w1, w2, w3) = (writer.clone(), writer.clone(), writer);
     let t1 = std::thread::spawn(move || logs::pump(std::fs::File::from(out_r), "stdout", w1));
     let t2 = std::thread::spawn(move || logs::pump(std::fs::File::from(err_r), "stderr", w2));
+    // -t: the terminal carries both streams; its output is logged as stdout, like docker.
+    let t3 = c.take_pty().map(|m| std::thread::spawn(move || logs::pump(std::fs::File::from(m), "stdout", w3)));
     if let Err(e) = c.start() {
         report(&mut ready, &e);
         crate::ring1::exit(e.exit_code())
@@ -102,6 +104,9 @@ fn monitor(config: ContainerConfig, store: StateStore, name: &str, auto_remove: 
     }
     let _ = t1.join();
     let _ = t2.join();
+    if let Some(t) = t3 {
+        let _ = t.join();
+    }
     let code = match status {
         Ok(s) => s.code(),
         Err(e) => e.exit_code(),

@@ -22,6 +22,7 @@ mod process;
 mod ring0;
 mod ring1;
 mod ring2;
+mod tty;
 pub mod bundle;
 pub mod detach;
 pub mod logs;

@@ -21,6 +21,10 @@ pub struct ExecRequest {
     pub env: Vec<String>,
     pub cwd: Option<String>,
     pub user: Option<(u32, u32)>,
+    /// A pseudo-terminal of the container's devpts (relayed to the caller's stdin/stdout).
+    pub tty: bool,
+    /// Forward stdin (with `tty`: to the terminal).
+    pub stdin: bool,
 }
 
 /// Runs `req` in the container of `st` with the caller's stdio; returns its exit status.
@@ -59,6 +63,8 @@ pub fn exec(store: &StateStore, st: &ContainerState, req: &ExecRequest) -> Resul
         .collect();
     let setgroups = std::fs::read_to_string(format!("/proc/{target}/setgroups")).map(|s| s.trim() == "allow").unwrap_or(false);
     let (err_r, err_w) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC).map_err(|e| RuntimeError::sys("pipe", "exec", e))?;
+    let tty_chan = if req.tty { Some(crate::channel::pair()?) } else { None };
+    let owner = (p.user().uid(), p.user().gid());
 
     // SAFETY: the caller is single-threaded (documented).
     match unsafe { gocker_ns::fork_into(NamespaceSet::EMPTY, None) }? {
@@ -93,6 +99,13 @@ pub fn exec(store: &StateStore, st: &ContainerState, req: &ExecRequest) -> Resul
                 Ok(Forked::Child) => {
                     let r = (|| -> Result<()> {
                         let _ = rustix::process::set_parent_process_death_signal(Some(rustix::process::Signal::KILL));
+                        if let Some((_, child_end)) = &tty_chan {
+                            // The container's /dev/ptmx: this process is in its mount namespace now.
+                            let (master, peer) = crate::tty::open_pair()?;
+                            crate::tty::sync_winsize(master.as_fd());
+                            child_end.send(&(), &[master.as_fd()])?;
+                            crate::tty::become_controlled(peer, Some(owner))?;
+                        }
                         rustix::process::chdir(p.cwd()).map_err(|e| RuntimeError::sys("chdir", p.cwd().display().to_string(), e))?;
                         process::drop_bounding(&p)?;
                         process::set_user(&p, setgroups)?;
@@ -112,9 +125,17 @@ pub fn exec(store: &StateStore, st: &ContainerState, req: &ExecRequest) -> Resul
                 }
             }
         }
-        Forked::Parent { pid, .. } => {
+        Forked::Parent { pid, pidfd: child } => {
             drop(err_w);
             let pid = Pid::from_raw(pid).expect("positive");
+            if let Some((mine, theirs)) = tty_chan {
+                drop(theirs);
+                if let Some(((), mut fds)) = mine.recv::<()>(Some(std::time::Duration::from_secs(10)), "the exec'd process's terminal")? {
+                    if let Some(master) = fds.pop() {
+                        relay_until_exit(master, req.stdin, child.as_fd());
+                    }
+                }
+            }
             let status = loop {
                 match rustix::process::waitpid(Some(pid), WaitOptions::empty()) {
                     Ok(Some((_, s))) => break ExitStatus::from_wait(s),
@@ -138,6 +159,28 @@ pub fn exec(store: &StateStore, st: &ContainerState, req: &ExecRequest) -> Resul
                 return Err(RuntimeError::Ring { stage: stage.to_owned(), message: message.to_owned() });
             }
             Ok(status)
+        }
+    }
+}
+
+/// Relays the terminal until `child` (a pidfd) exits, then flushes the remaining output.
+fn relay_until_exit(master: std::os::fd::OwnedFd, stdin: bool, child: std::os::fd::BorrowedFd<'_>) {
+    use rustix::event::{PollFd, PollFlags};
+    let mut relay = crate::tty::Relay::new(master, stdin);
+    loop {
+        let mut fds = vec![PollFd::from_borrowed_fd(child, PollFlags::IN)];
+        fds.extend(relay.poll_fds());
+        match rustix::event::poll(&mut fds, None) {
+            Err(rustix::io::Errno::INTR) => continue,
+            Err(_) => return,
+            Ok(_) => {}
+        }
+        let exited = !fds[0].revents().is_empty();
+        drop(fds);
+        relay.service();
+        if exited {
+            relay.drain_output();
+            return;
         }
     }
 }

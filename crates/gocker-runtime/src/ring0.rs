@@ -150,6 +150,8 @@ pub struct Container {
     to_ring2: Option<Channel>,
     signals: Option<SignalForwarding>,
     cgroup: Option<gocker_cgroups::Cgroup>,
+    /// The master of the payload's terminal (`tty`), until taken or relayed by [`Container::wait`].
+    pty: Option<OwnedFd>,
     /// Notes for `--debug` (fallbacks taken).
     pub notes: Vec<String>,
 }
@@ -215,6 +217,7 @@ impl Container {
             to_ring2: None,
             signals: None,
             cgroup: None,
+            pty: None,
             notes: Vec::new(),
         };
         // From here on, Drop cleans up whatever exists if a step fails.
@@ -344,7 +347,11 @@ impl Container {
             cg.attach(ring2_pid)?;
         }
         match r0_2.recv::<Up>(Some(t), "ring2 to prepare the container")? {
-            Some((Up::Ready, _)) => {}
+            Some((Up::Ready, mut fds)) => {
+                if self.config.tty {
+                    self.pty = Some(fds.pop().ok_or_else(|| RuntimeError::Protocol("ring2 sent no terminal".into()))?);
+                }
+            }
             Some((other, _)) => return Err(other.into_error("ring2 to prepare the container")),
             None => return Err(RuntimeError::Protocol("ring2 exited while preparing the container".into())),
         }
@@ -426,6 +433,12 @@ impl Container {
         self.ring1.as_ref().map(|r| r.0.as_raw_nonzero().get())
     }
 
+    /// The master of the payload's terminal (when created with `tty`). Taken, [`Container::wait`]
+    /// no longer relays it: the caller owns the terminal's I/O (a log, a console socket).
+    pub fn take_pty(&mut self) -> Option<OwnedFd> {
+        self.pty.take()
+    }
+
     /// OCI `start`: releases the payload from the start barrier and waits until it has exec'd.
     pub fn start(&mut self) -> Result<()> {
         let ch = self.to_ring2.take().ok_or_else(|| RuntimeError::Protocol("container already started".into()))?;
@@ -452,14 +465,20 @@ impl Container {
     }
 
     /// Waits for the payload to exit, forwarding signals when configured, and records the status.
+    /// With a terminal that was not taken, relays it to the caller's stdin/stdout meanwhile.
     pub fn wait(&mut self) -> Result<ExitStatus> {
         let ch = self.to_ring1.take().ok_or_else(|| RuntimeError::Protocol("container not created".into()))?;
+        let mut relay = self.pty.take().map(|m| crate::tty::Relay::new(m, self.config.stdin));
         let status = loop {
             let sig_fd = self.signals.as_ref().map(|s| s.fd.as_fd());
             let ring1_fd = self.ring1.as_ref().map(|r| r.1.as_fd()).expect("created");
             let mut fds = vec![PollFd::from_borrowed_fd(ch.as_fd(), PollFlags::IN), PollFd::from_borrowed_fd(ring1_fd, PollFlags::IN)];
-            if let Some(s) = sig_fd {
-                fds.push(PollFd::from_borrowed_fd(s, PollFlags::IN));
+            fds.push(match sig_fd {
+                Some(s) => PollFd::from_borrowed_fd(s, PollFlags::IN),
+                None => PollFd::from_borrowed_fd(ch.as_fd(), PollFlags::empty()),
+            });
+            if let Some(r) = &relay {
+                fds.extend(r.poll_fds());
             }
             match rustix::event::poll(&mut fds, None) {
                 Err(Errno::INTR) => continue,
@@ -467,15 +486,31 @@ impl Container {
                 Ok(_) => {}
             }
             let (msg_ready, ring1_gone) = (!fds[0].revents().is_empty(), !fds[1].revents().is_empty());
-            let sig_ready = fds.get(2).map(|f| !f.revents().is_empty()).unwrap_or(false);
+            let sig_ready = !fds[2].revents().is_empty();
+            let io_ready = fds[3..].iter().any(|f| !f.revents().is_empty());
             drop(fds);
+            if io_ready {
+                if let Some(r) = relay.as_mut() {
+                    r.service();
+                }
+            }
             if sig_ready {
                 for sig in self.signals.as_ref().map(|s| s.drain()).unwrap_or_default() {
+                    if sig == libc::SIGWINCH {
+                        if let Some(r) = &relay {
+                            // The terminal's size change makes the kernel signal its foreground group.
+                            crate::tty::sync_winsize(r.master());
+                            continue;
+                        }
+                    }
                     tracing::debug!(sig, "forwarding signal to the container");
                     self.kill(sig)?;
                 }
             }
             if msg_ready || ring1_gone {
+                if let Some(r) = relay.as_mut() {
+                    r.drain_output();
+                }
                 match ch.recv_now::<Up>("the container to exit")? {
                     Some((Up::Exited(st), _)) => break st,
                     Some((other, _)) => return Err(other.into_error("the container to exit")),

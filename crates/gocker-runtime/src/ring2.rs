@@ -84,7 +84,16 @@ fn prepare(cfg: &ContainerConfig, chan: &Channel, premade: Premade, parent: &Par
     rustix::process::chdir(&cwd)
         .map_err(|e| RuntimeError::Ring { stage: "set working directory".into(), message: format!("{}: {e}", cwd.display()) })?;
 
-    if !cfg.stdin {
+    // -t: a terminal from the container's own devpts; its master goes to ring0 with "ready".
+    let mut master = None;
+    if cfg.tty {
+        let (m, peer) = stage("create the terminal", crate::tty::open_pair())?;
+        // Our stdio is still the caller's: size the new terminal like theirs before anything runs.
+        crate::tty::sync_winsize(m.as_fd());
+        let owner = (proc_.user().uid(), proc_.user().gid());
+        stage("attach the terminal", crate::tty::become_controlled(peer, Some(owner)))?;
+        master = Some(m);
+    } else if !cfg.stdin {
         let null = rustix::fs::open("/dev/null", rustix::fs::OFlags::RDWR, rustix::fs::Mode::empty())
             .map_err(|e| RuntimeError::sys("open", "/dev/null", e))?;
         rustix::stdio::dup2_stdin(&null).map_err(|e| RuntimeError::sys("dup2", "stdin", e))?;
@@ -100,7 +109,10 @@ fn prepare(cfg: &ContainerConfig, chan: &Channel, premade: Premade, parent: &Par
     process::drop_bounding(proc_)?;
 
     // The start barrier (OCI "created"): wait until ring0 says start, however long that is.
-    chan.send(&Up::Ready, &[])?;
+    let fds: Vec<_> = master.iter().map(|m| m.as_fd()).collect();
+    chan.send(&Up::Ready, &fds)?;
+    drop(fds);
+    drop(master);
     match chan.recv::<Down>(None, "start")? {
         Some((Down::Start, _)) => {}
         _ => exit(125),
