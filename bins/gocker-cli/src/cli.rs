@@ -43,6 +43,74 @@ pub enum Command {
     Inspect(NamesArgs),
     /// Run a command in a running container (its namespaces, cgroup and privileges).
     Exec(ExecArgs),
+    /// Start stopped containers again (detached, same configuration, logs appended).
+    Start(NamesArgs),
+    /// Stop (SIGTERM, then SIGKILL after the grace period) and start containers again.
+    Restart(StopArgs),
+    /// Show the processes running in a container.
+    Top(TopArgs),
+    /// Check what this host supports (user namespaces, id ranges, cgroup v2, seccomp, networking)
+    /// and say what to change.
+    Info(InfoArgs),
+    /// Versions of gocker, the OCI runtime spec it implements, and the kernel.
+    Version,
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    Completion(CompletionArgs),
+    /// Build, list and remove the root filesystems gocker knows.
+    #[command(subcommand)]
+    Rootfs(RootfsCommand),
+}
+
+#[derive(Debug, Args)]
+pub struct TopArgs {
+    #[arg(value_name = "CONTAINER")]
+    pub container: String,
+}
+
+#[derive(Debug, Args)]
+pub struct InfoArgs {
+    /// Print the checks as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct CompletionArgs {
+    #[arg(value_name = "SHELL")]
+    pub shell: clap_complete::Shell,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RootfsCommand {
+    /// Build a rootfs: the official Alpine minirootfs (pinned, checksum verified), or offline an
+    /// Alpine-like one from Debian's busybox-static and musl. Prints its path.
+    Build {
+        /// Name in the rootfs store; `alpine` is what `gocker run` uses by default.
+        #[arg(default_value = "alpine")]
+        name: String,
+        /// Build somewhere else than the store.
+        #[arg(long, value_name = "DIR")]
+        dest: Option<PathBuf>,
+        /// Skip the download (also GOCKER_ROOTFS_OFFLINE=1).
+        #[arg(long)]
+        offline: bool,
+        /// Rebuild even when it exists.
+        #[arg(long)]
+        force: bool,
+    },
+    /// List the rootfs images in the store.
+    #[command(alias = "list")]
+    Ls {
+        /// As JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove rootfs images from the store.
+    #[command(alias = "remove")]
+    Rm {
+        #[arg(required = true, value_name = "NAME")]
+        names: Vec<String>,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -147,6 +215,13 @@ pub struct RunArgs {
     /// Set an environment variable (KEY=VALUE, or KEY to copy it from gocker's environment).
     #[arg(short, long = "env", value_name = "KEY=VALUE")]
     pub env: Vec<String>,
+    /// Read environment variables from a file: KEY=VALUE lines (`#` comments and blank lines are
+    /// skipped; a bare KEY copies it from gocker's environment). -e wins over the file.
+    #[arg(long, value_name = "FILE")]
+    pub env_file: Vec<PathBuf>,
+    /// Run this program, with COMMAND [ARG...] as its arguments.
+    #[arg(long, value_name = "PROGRAM")]
+    pub entrypoint: Option<String>,
     /// Working directory inside the container (absolute; created if missing).
     #[arg(short, long, value_name = "DIR")]
     pub workdir: Option<String>,
@@ -191,8 +266,8 @@ pub struct RunArgs {
     /// Maximum number of processes (-1 for unlimited).
     #[arg(long, value_name = "N", allow_hyphen_values = true)]
     pub pids_limit: Option<i64>,
-    /// The command and its arguments.
-    #[arg(required = true, value_name = "COMMAND [ARG...]")]
+    /// The command and its arguments (with --entrypoint: the arguments of the entrypoint).
+    #[arg(required_unless_present = "entrypoint", value_name = "COMMAND [ARG...]")]
     pub command: Vec<String>,
 }
 

@@ -1,6 +1,8 @@
 //! `gocker`: run isolated Linux containers, rootless first.
 
 mod cli;
+mod images;
+mod info;
 mod manage;
 mod run;
 
@@ -27,6 +29,17 @@ fn main() {
         cli::Command::Wait(args) => manage::wait(args),
         cli::Command::Inspect(args) => manage::inspect(args),
         cli::Command::Exec(args) => manage::exec(args),
+        cli::Command::Start(args) => manage::start(args),
+        cli::Command::Restart(args) => manage::restart(args),
+        cli::Command::Top(args) => manage::top(args),
+        cli::Command::Info(args) => info::info(args),
+        cli::Command::Version => version(),
+        cli::Command::Completion(args) => {
+            let mut cmd = <cli::Cli as clap::CommandFactory>::command();
+            clap_complete::generate(args.shell, &mut cmd, "gocker", &mut std::io::stdout());
+            0
+        }
+        cli::Command::Rootfs(c) => rootfs(c),
     };
     std::process::exit(code)
 }
@@ -37,4 +50,45 @@ fn init_logging(cli: &cli::Cli) {
     let filter = EnvFilter::try_from_env("RUST_LOG").unwrap_or_else(|_| EnvFilter::new(level));
     // No threads are started here: ring0 must stay single-threaded to fork ring1.
     tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false).init();
+}
+
+fn version() -> i32 {
+    let uname = rustix::system::uname();
+    println!("gocker version {}", env!("CARGO_PKG_VERSION"));
+    println!("OCI runtime spec {}", oci_spec::runtime::VERSION);
+    println!("kernel {} {}", uname.release().to_string_lossy(), uname.machine().to_string_lossy());
+    0
+}
+
+fn rootfs(c: cli::RootfsCommand) -> i32 {
+    let r = match c {
+        cli::RootfsCommand::Build { name, dest, offline, force } => {
+            if name.is_empty() || name.contains('/') || name.starts_with('.') {
+                Err(anyhow::anyhow!("rootfs name {name:?}: not a plain name"))
+            } else {
+                let dest = dest.unwrap_or_else(|| images::store_dir().join(&name));
+                images::ensure(Some(dest), offline, force).map(|p| println!("{}", p.display()))
+            }
+        }
+        cli::RootfsCommand::Ls { json } => {
+            let list = images::list();
+            if json {
+                println!("{}", serde_json::to_string_pretty(&list).expect("json"));
+            } else {
+                println!("{:<16} {:<24} {:<40} PATH", "NAME", "SOURCE", "VERSION");
+                for i in list {
+                    println!("{:<16} {:<24} {:<40} {}", i.name, i.source, i.version, i.path.display());
+                }
+            }
+            Ok(())
+        }
+        cli::RootfsCommand::Rm { names } => names.iter().try_for_each(|n| images::remove(n).map(|_| println!("{n}"))),
+    };
+    match r {
+        Ok(()) => 0,
+        Err(e) => {
+            eprintln!("gocker: rootfs: {e:#}");
+            125
+        }
+    }
 }

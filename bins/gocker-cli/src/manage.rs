@@ -1,11 +1,11 @@
-//! Commands on existing containers: logs, stop, kill, wait, inspect.
+//! Commands on existing containers: logs, stop, kill, wait, inspect, exec, start, restart, top.
 
 use std::time::{Duration, Instant};
 
 use gocker_runtime::state::StateStore;
 use gocker_runtime::{ContainerState, Status};
 
-use crate::cli::{ExecArgs, KillArgs, LogsArgs, NamesArgs, StopArgs};
+use crate::cli::{ExecArgs, KillArgs, LogsArgs, NamesArgs, StopArgs, TopArgs};
 use crate::run::{parse_user, report, usage, Failure};
 
 fn store() -> Result<StateStore, Failure> {
@@ -89,16 +89,21 @@ fn wait_stopped(s: &StateStore, st: &ContainerState, timeout: Option<Duration>) 
     }
 }
 
+fn stop_one(s: &StateStore, st: &ContainerState, grace: u64) -> Result<(), Failure> {
+    if running(st) {
+        signal(st, libc::SIGTERM)?;
+        if wait_stopped(s, st, Some(Duration::from_secs(grace))).is_none() {
+            signal(st, libc::SIGKILL)?;
+            wait_stopped(s, st, Some(Duration::from_secs(5)))
+                .ok_or_else(|| usage(format!("container {} did not stop after SIGKILL", st.name)))?;
+        }
+    }
+    Ok(())
+}
+
 pub fn stop(a: StopArgs) -> i32 {
     each(&a.containers, |s, st| {
-        if running(&st) {
-            signal(&st, libc::SIGTERM)?;
-            if wait_stopped(s, &st, Some(Duration::from_secs(a.time))).is_none() {
-                signal(&st, libc::SIGKILL)?;
-                wait_stopped(s, &st, Some(Duration::from_secs(5)))
-                    .ok_or_else(|| usage(format!("container {} did not stop after SIGKILL", st.name)))?;
-            }
-        }
+        stop_one(s, &st, a.time)?;
         println!("{}", st.name);
         Ok(())
     })
@@ -221,6 +226,78 @@ pub fn exec(a: ExecArgs) -> i32 {
     })();
     match r {
         Ok(c) => c,
+        Err(f) => report(f),
+    }
+}
+
+/// Starts a stopped container again under a new monitor (detached), with its recorded configuration.
+fn start_one(s: &StateStore, st: &ContainerState) -> Result<(), Failure> {
+    if running(st) {
+        return Ok(());
+    }
+    let cfg = s.load_config(&st.id)?;
+    gocker_runtime::detach::run_detached(cfg, s.clone(), &st.name, st.auto_remove)?;
+    Ok(())
+}
+
+pub fn start(a: NamesArgs) -> i32 {
+    each(&a.containers, |s, st| {
+        start_one(s, &st)?;
+        println!("{}", st.name);
+        Ok(())
+    })
+}
+
+pub fn restart(a: StopArgs) -> i32 {
+    each(&a.containers, |s, st| {
+        stop_one(s, &st, a.time)?;
+        let st = s.load(&st.id)?;
+        start_one(s, &st)?;
+        println!("{}", st.name);
+        Ok(())
+    })
+}
+
+/// The processes in the payload's PID namespace, found by comparing `/proc/PID/ns/pid`.
+pub fn top(a: TopArgs) -> i32 {
+    let r = (|| -> Result<(), Failure> {
+        let s = store()?;
+        let st = s.lookup(&a.container)?;
+        if !running(&st) {
+            return Err(usage(format!("container {} is not running", st.name)));
+        }
+        let pid = st.pid.ok_or_else(|| usage(format!("container {} has no process", st.name)))?;
+        let target = std::fs::read_link(format!("/proc/{pid}/ns/pid")).map_err(|e| usage(format!("/proc/{pid}/ns/pid: {e}")))?;
+        let tick = rustix::param::clock_ticks_per_second().max(1) as u64;
+        println!("{:<8} {:<8} {:<8} {:<10} CMD", "UID", "PID", "PPID", "TIME");
+        let mut pids: Vec<i32> = std::fs::read_dir("/proc")
+            .map_err(|e| usage(format!("/proc: {e}")))?
+            .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+            .collect();
+        pids.sort_unstable();
+        for p in pids {
+            if std::fs::read_link(format!("/proc/{p}/ns/pid")).ok().as_ref() != Some(&target) {
+                continue;
+            }
+            let Ok(stat) = std::fs::read_to_string(format!("/proc/{p}/stat")) else { continue };
+            let Some(close) = stat.rfind(')') else { continue };
+            let f: Vec<&str> = stat[close + 2..].split(' ').collect();
+            let ppid = f.get(1).copied().unwrap_or("?");
+            let cpu: u64 = f.get(11).and_then(|x| x.parse::<u64>().ok()).unwrap_or(0) + f.get(12).and_then(|x| x.parse::<u64>().ok()).unwrap_or(0);
+            let secs = cpu / tick;
+            let uid = std::fs::read_to_string(format!("/proc/{p}/status"))
+                .ok()
+                .and_then(|t| t.lines().find_map(|l| l.strip_prefix("Uid:").map(|u| u.split_whitespace().next().unwrap_or("?").to_owned())))
+                .unwrap_or_default();
+            let cmd = std::fs::read(format!("/proc/{p}/cmdline"))
+                .map(|c| String::from_utf8_lossy(&c).split('\0').filter(|x| !x.is_empty()).collect::<Vec<_>>().join(" "))
+                .unwrap_or_default();
+            println!("{uid:<8} {p:<8} {ppid:<8} {:02}:{:02}:{:02}   {cmd}", secs / 3600, secs / 60 % 60, secs % 60);
+        }
+        Ok(())
+    })();
+    match r {
+        Ok(()) => 0,
         Err(f) => report(f),
     }
 }

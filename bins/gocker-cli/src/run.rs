@@ -244,7 +244,12 @@ fn build_config(a: &RunArgs, debug: bool) -> Result<(ContainerConfig, String), F
         return Err(usage(format!("--name {name:?}: use letters, digits, '_', '.', '-' (starting with a letter or digit)")));
     }
 
-    let mut spec = spec::default_spec(rootfs, a.command.clone())?;
+    let mut argv = a.entrypoint.iter().cloned().collect::<Vec<_>>();
+    argv.extend(a.command.iter().cloned());
+    if argv.first().map(|c| c.is_empty()).unwrap_or(true) {
+        return Err(usage("no command given (COMMAND or --entrypoint)"));
+    }
+    let mut spec = spec::default_spec(rootfs, argv)?;
     let hostname = a.hostname.clone().unwrap_or_else(|| short.clone());
     spec.set_hostname(Some(hostname.clone()));
     let mut mounts = spec.mounts().clone().unwrap_or_default();
@@ -264,9 +269,21 @@ fn build_config(a: &RunArgs, debug: bool) -> Result<(ContainerConfig, String), F
     let process = spec.process_mut().as_mut().expect("default spec has a process");
     let mut env = process.env().clone().unwrap_or_default();
     env.push(format!("HOSTNAME={hostname}"));
-    for e in &a.env {
+    let mut vars: Vec<(String, String)> = Vec::new();
+    for file in &a.env_file {
+        let text = std::fs::read_to_string(file).map_err(|e| usage(format!("--env-file {}: {e}", file.display())))?;
+        for (n, line) in text.lines().enumerate() {
+            let line = line.trim_start();
+            if line.is_empty() || line.starts_with('#') {
+                continue;
+            }
+            vars.push((format!("--env-file {} line {}", file.display(), n + 1), line.to_owned()));
+        }
+    }
+    vars.extend(a.env.iter().map(|e| ("--env".to_owned(), e.clone())));
+    for (flag, e) in &vars {
         let kv = match e.split_once('=') {
-            Some(("", _)) => return Err(usage(format!("--env {e:?}: empty variable name"))),
+            Some(("", _)) => return Err(usage(format!("{flag} {e:?}: empty variable name"))),
             Some(_) => e.clone(),
             None => match std::env::var(e) {
                 Ok(v) => format!("{e}={v}"),

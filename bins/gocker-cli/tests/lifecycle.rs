@@ -184,3 +184,56 @@ fn run_and_exec_with_a_terminal() {
     assert!(out.contains("/dev/pts/") && out.contains("22 77"), "{out}");
     ok(g(&["rm", "-f", &n]));
 }
+
+#[test]
+fn start_restart_top() {
+    let n = name("again");
+    let r = rootfs();
+    ok(g(&["run", "-d", "--name", &n, "--rootfs", &r, "/bin/sh", "-c", "echo run; exec sleep 1000"]));
+    ok(g(&["stop", "-t", "1", &n]));
+    assert!(!ps_json(false).iter().any(|c| c["name"] == n.as_str()));
+    ok(g(&["start", &n]));
+    let first = ps_json(false).into_iter().find(|c| c["name"] == n.as_str()).expect("running again");
+    let top = ok(g(&["top", &n]));
+    let pid = first["pid"].as_i64().unwrap().to_string();
+    assert!(top.lines().any(|l| l.split_whitespace().nth(1) == Some(pid.as_str()) && l.ends_with("sleep 1000")), "{top}");
+    ok(g(&["restart", "-t", "1", &n]));
+    let second = ps_json(false).into_iter().find(|c| c["name"] == n.as_str()).expect("running after restart");
+    assert_ne!(first["pid"], second["pid"], "a new payload");
+    assert_eq!(first["id"], second["id"], "the same container");
+    let end = Instant::now() + Duration::from_secs(5);
+    while ok(g(&["logs", &n])).matches("run\n").count() < 3 {
+        assert!(Instant::now() < end, "logs keep every run: {}", ok(g(&["logs", &n])));
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    ok(g(&["rm", "-f", &n]));
+    assert!(!ps_json(true).iter().any(|c| c["name"] == n.as_str()));
+}
+
+#[test]
+fn entrypoint_and_env_file() {
+    let r = rootfs();
+    let file = std::env::temp_dir().join(format!("gocker-envfile-{}", std::process::id()));
+    std::fs::write(&file, "# comment\nA=from-file\n\nB=two words\n").unwrap();
+    let out = ok(g(&["run", "--rm", "--rootfs", &r, "--env-file", file.to_str().unwrap(), "-e", "A=from-flag", "--entrypoint", "/bin/sh", "--", "-c", "echo \"$A|$B\""]));
+    assert_eq!(out, "from-flag|two words\n");
+    let o = g(&["run", "--rm", "--rootfs", &r, "--env-file", "/no/such/envfile", "true"]);
+    assert_eq!(o.status.code(), Some(125));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("--env-file /no/such/envfile"));
+    std::fs::remove_file(file).unwrap();
+}
+
+#[test]
+fn info_reports_the_cgroup_setup() {
+    let out = ok(g(&["info"]));
+    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    let v1_memory = mountinfo.lines().any(|l| l.split(" - ").nth(1).is_some_and(|p| p.starts_with("cgroup ") && p.contains("memory")));
+    let line = out.lines().find(|l| l.contains("cgroup v2 controllers")).expect("a cgroup line");
+    if v1_memory {
+        assert!(line.contains("hybrid") && line.contains("memory") && line.starts_with("WARN"), "{out}");
+    } else {
+        assert!(!line.contains("hybrid"), "{out}");
+    }
+    let json: serde_json::Value = serde_json::from_str(&ok(g(&["info", "--json"]))).unwrap();
+    assert_eq!(json["rootless"], !rustix::process::geteuid().is_root());
+}

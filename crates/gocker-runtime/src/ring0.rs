@@ -222,7 +222,7 @@ impl Container {
         };
         // From here on, Drop cleans up whatever exists if a step fails.
         c.store.save(&c.state)?;
-        c.store.save_spec(&c.state.id, &c.config.spec)?;
+        c.store.save_config(&c.config)?;
         c.create_cgroup()?;
         c.spawn()?;
         c.state.status = Status::Created;

@@ -96,11 +96,16 @@ impl StateStore {
         self.root.join(id)
     }
 
-    /// Reserves `name` for `id` and creates the container's directory. Fails if the name is taken.
+    /// Reserves `name` for `id` and creates the container's directory. Fails if the name is taken,
+    /// except by this same container when it has stopped (it is being started again).
     pub fn reserve(&self, id: &str, name: &str) -> Result<()> {
         let link = self.root.join("names").join(name);
         if let Err(e) = std::os::unix::fs::symlink(format!("../{id}"), &link) {
             if e.kind() == std::io::ErrorKind::AlreadyExists {
+                let same = fs::read_link(&link).map(|t| t == Path::new(&format!("../{id}"))).unwrap_or(false);
+                if same && self.load(id).map(|st| st.status == Status::Stopped).unwrap_or(false) {
+                    return Ok(());
+                }
                 return Err(RuntimeError::NameInUse(name.to_owned()));
             }
             return Err(RuntimeError::State { path: link, reason: e.to_string() });
@@ -128,10 +133,23 @@ impl StateStore {
         self.dir(id)
     }
 
-    /// Records the OCI spec the container was created from (`config.json` beside the state).
-    pub fn save_spec(&self, id: &str, spec: &oci_spec::runtime::Spec) -> Result<()> {
-        let path = self.dir(id).join("config.json");
-        let body = serde_json::to_vec_pretty(spec).map_err(|e| RuntimeError::State { path: path.clone(), reason: e.to_string() })?;
+    /// Records the configuration the container was created from: the OCI spec as `config.json`
+    /// and the whole [`ContainerConfig`](crate::ContainerConfig) as `container.json` (for `start`).
+    pub fn save_config(&self, config: &crate::ContainerConfig) -> Result<()> {
+        self.write_json(&config.id, "config.json", &config.spec)?;
+        self.write_json(&config.id, "container.json", config)
+    }
+
+    /// The configuration recorded by [`StateStore::save_config`].
+    pub fn load_config(&self, id: &str) -> Result<crate::ContainerConfig> {
+        let path = self.dir(id).join("container.json");
+        let text = fs::read(&path).map_err(|e| RuntimeError::State { path: path.clone(), reason: e.to_string() })?;
+        serde_json::from_slice(&text).map_err(|e| RuntimeError::State { path, reason: e.to_string() })
+    }
+
+    fn write_json(&self, id: &str, file: &str, value: &impl Serialize) -> Result<()> {
+        let path = self.dir(id).join(file);
+        let body = serde_json::to_vec_pretty(value).map_err(|e| RuntimeError::State { path: path.clone(), reason: e.to_string() })?;
         fs::write(&path, body).map_err(|e| RuntimeError::State { path, reason: e.to_string() })
     }
 

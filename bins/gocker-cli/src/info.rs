@@ -1,0 +1,222 @@
+//! `gocker info`: what this host supports, checked for real, with what to change when something
+//! is missing. Every check reads the kernel's own answer (sysctls, mountinfo, cgroup files,
+//! /etc/subuid), never a guess from the distribution.
+
+use std::path::Path;
+
+use serde::Serialize;
+
+use crate::cli::InfoArgs;
+
+#[derive(Debug, Serialize)]
+struct Check {
+    name: &'static str,
+    ok: bool,
+    detail: String,
+    /// What to do when not ok.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    fix: Option<String>,
+}
+
+fn check(name: &'static str, ok: bool, detail: impl Into<String>, fix: Option<String>) -> Check {
+    Check { name, ok, detail: detail.into(), fix: if ok { None } else { fix } }
+}
+
+fn read(p: &str) -> Option<String> {
+    std::fs::read_to_string(p).ok().map(|s| s.trim().to_owned())
+}
+
+fn user_namespaces() -> Check {
+    let max = read("/proc/sys/user/max_user_namespaces").and_then(|s| s.parse::<u64>().ok());
+    let debian_knob = read("/proc/sys/kernel/unprivileged_userns_clone");
+    let apparmor = read("/proc/sys/kernel/apparmor_restrict_unprivileged_userns");
+    let mut problems = Vec::new();
+    if max == Some(0) {
+        problems.push("user.max_user_namespaces is 0".to_owned());
+    }
+    if debian_knob.as_deref() == Some("0") {
+        problems.push("kernel.unprivileged_userns_clone is 0".to_owned());
+    }
+    if apparmor.as_deref() == Some("1") {
+        problems.push("AppArmor restricts unprivileged user namespaces (Ubuntu 23.10+)".to_owned());
+    }
+    let detail = if problems.is_empty() {
+        format!("allowed (max_user_namespaces {})", max.map(|m| m.to_string()).unwrap_or_else(|| "?".into()))
+    } else {
+        problems.join("; ")
+    };
+    let fix = "sysctl -w user.max_user_namespaces=15000 kernel.unprivileged_userns_clone=1; on Ubuntu add an AppArmor \
+               profile with `userns,` for gocker or set kernel.apparmor_restrict_unprivileged_userns=0"
+        .to_owned();
+    check("user namespaces", problems.is_empty(), detail, Some(fix))
+}
+
+fn user_name(uid: u32) -> String {
+    std::fs::read_to_string("/etc/passwd")
+        .ok()
+        .and_then(|t| {
+            t.lines().find_map(|l| {
+                let f: Vec<&str> = l.split(':').collect();
+                (f.len() > 2 && f[2] == uid.to_string()).then(|| f[0].to_owned())
+            })
+        })
+        .unwrap_or_default()
+}
+
+fn subids(uid: u32) -> Vec<Check> {
+    let name = user_name(uid);
+    let mut out = Vec::new();
+    for (file, label) in [("/etc/subuid", "subordinate uids"), ("/etc/subgid", "subordinate gids")] {
+        let text = std::fs::read_to_string(file).unwrap_or_default();
+        let ranges = gocker_idmap::parse_subid(file, &text, &name, uid).unwrap_or_default();
+        let count: u64 = ranges.iter().map(|r| u64::from(r.count)).sum();
+        let detail = if count > 0 {
+            format!("{count} ids for {name} in {file}")
+        } else {
+            format!("none for {name} in {file}: rootless containers map a single id (only root inside)")
+        };
+        let fix = format!("usermod --add-subuids 100000-165535 --add-subgids 100000-165535 {name}");
+        out.push(check(label, count > 0 || uid == 0, if uid == 0 { "not needed as root".into() } else { detail }, Some(fix)));
+    }
+    for helper in ["newuidmap", "newgidmap"] {
+        let found = gocker_idmap::find_helper(helper);
+        let detail = match &found {
+            Some(p) => p.display().to_string(),
+            None => "not installed".into(),
+        };
+        out.push(check(helper, found.is_some() || uid == 0, detail, Some("apt-get install uidmap".into())));
+    }
+    out
+}
+
+fn cgroups(uid: u32) -> Vec<Check> {
+    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    let Some(mount) = gocker_cgroups::cgroup2_mount(&mountinfo) else {
+        return vec![check(
+            "cgroup v2",
+            false,
+            "no cgroup2 filesystem mounted: resource limits unavailable",
+            Some("boot with systemd.unified_cgroup_hierarchy=1".into()),
+        )];
+    };
+    let wanted = ["cpu", "cpuset", "io", "memory", "pids"];
+    let available = gocker_cgroups::Hierarchy::controllers(&mount).unwrap_or_default();
+    let v1 = gocker_cgroups::bound_to_v1(&mountinfo, &wanted);
+    let missing: Vec<&str> = wanted.iter().copied().filter(|c| !available.iter().any(|a| a == c)).collect();
+    let mode = if v1.is_empty() { "unified" } else { "hybrid" };
+    let mut detail = format!("{mode}: cgroup2 at {}; controllers: {}", mount.display(), if available.is_empty() { "none".into() } else { available.join(" ") });
+    if !v1.is_empty() {
+        detail.push_str(&format!("; bound to cgroup v1: {} (limits on them cannot be applied)", v1.join(" ")));
+    }
+    let mut out = vec![check(
+        "cgroup v2 controllers",
+        missing.is_empty(),
+        detail,
+        Some(format!(
+            "missing {}: boot with systemd.unified_cgroup_hierarchy=1 (and cgroup_no_v1=all) so every controller is on cgroup v2",
+            missing.join(" ")
+        )),
+    )];
+    if uid != 0 {
+        let delegated = gocker_cgroups::Hierarchy::at(&mount).parent_for_containers();
+        out.push(check(
+            "cgroup delegation",
+            delegated.is_ok(),
+            match &delegated {
+                Ok(p) => format!("containers go under {}", p.display()),
+                Err(e) => e.to_string(),
+            },
+            Some("run in a systemd user session with Delegate=yes (systemd-run --user --scope -p Delegate=yes ...)".into()),
+        ));
+    }
+    out
+}
+
+fn seccomp() -> Check {
+    let actions = read("/proc/sys/kernel/seccomp/actions_avail");
+    let notify = actions.as_deref().map(|a| a.split_whitespace().any(|x| x == "user_notif")).unwrap_or(false);
+    check(
+        "seccomp",
+        actions.is_some(),
+        match &actions {
+            Some(a) => format!("filter actions: {a}{}", if notify { "" } else { " (no user notification)" }),
+            None => "seccomp filters not supported by this kernel".into(),
+        },
+        Some("a kernel built with CONFIG_SECCOMP_FILTER".into()),
+    )
+}
+
+fn on_path(tool: &str) -> Option<std::path::PathBuf> {
+    std::env::split_paths(&std::env::var_os("PATH").unwrap_or_else(|| "/usr/bin:/bin".into()))
+        .map(|d| d.join(tool))
+        .find(|p| p.is_file())
+}
+
+fn networking() -> Vec<Check> {
+    let slirp = on_path("slirp4netns");
+    let pasta = on_path("pasta");
+    let detail = |p: &Option<std::path::PathBuf>| p.as_ref().map(|p| p.display().to_string()).unwrap_or_else(|| "not installed".into());
+    vec![
+        check(
+            "rootless network helper",
+            slirp.is_some() || pasta.is_some(),
+            format!("pasta: {}; slirp4netns: {}", detail(&pasta), detail(&slirp)),
+            Some("apt-get install passt (pasta) or slirp4netns".into()),
+        ),
+        check(
+            "nftables (rootful bridge NAT)",
+            Path::new("/proc/net/netfilter").exists() || on_path("nft").is_some(),
+            detail(&on_path("nft")),
+            Some("apt-get install nftables".into()),
+        ),
+    ]
+}
+
+fn filesystems() -> Vec<Check> {
+    let fs = std::fs::read_to_string("/proc/filesystems").unwrap_or_default();
+    let overlay = fs.lines().any(|l| l.split_whitespace().last() == Some("overlay"));
+    let release = rustix::system::uname().release().to_string_lossy().into_owned();
+    let (major, minor) = {
+        let mut it = release.split(|c: char| !c.is_ascii_digit()).filter_map(|n| n.parse::<u32>().ok());
+        (it.next().unwrap_or(0), it.next().unwrap_or(0))
+    };
+    let idmap_ok = (major, minor) >= (5, 12);
+    vec![
+        check("kernel", (major, minor) >= (5, 3), format!("{release} (clone3 needs 5.3; idmapped mounts 5.12)"), Some("a kernel 5.12 or newer".into())),
+        check(
+            "idmapped mounts",
+            idmap_ok,
+            if idmap_ok { "supported by the kernel (per filesystem: tmpfs, ext4, xfs, btrfs, overlayfs in 6.x)" } else { "not supported: root-owned rootfs files appear as nobody" },
+            Some("a kernel 5.12 or newer".into()),
+        ),
+        check("overlayfs", overlay, if overlay { "available" } else { "not loaded" }, Some("modprobe overlay".into())),
+    ]
+}
+
+pub fn info(a: InfoArgs) -> i32 {
+    let uid = rustix::process::geteuid().as_raw();
+    let mut checks = vec![user_namespaces()];
+    checks.extend(subids(uid));
+    checks.extend(cgroups(uid));
+    checks.push(seccomp());
+    checks.extend(networking());
+    checks.extend(filesystems());
+    if a.json {
+        let v = serde_json::json!({
+            "version": env!("CARGO_PKG_VERSION"),
+            "rootless": uid != 0,
+            "state_dir": gocker_runtime::StateStore::default_root(),
+            "checks": checks,
+        });
+        println!("{}", serde_json::to_string_pretty(&v).expect("json"));
+        return 0;
+    }
+    println!("gocker {} ({}; state in {})", env!("CARGO_PKG_VERSION"), if uid == 0 { "rootful" } else { "rootless" }, gocker_runtime::StateStore::default_root().display());
+    for c in &checks {
+        println!("{} {:<30} {}", if c.ok { "ok  " } else { "WARN" }, c.name, c.detail);
+        if let Some(f) = &c.fix {
+            println!("     {:<30} fix: {f}", "");
+        }
+    }
+    0
+}
