@@ -135,6 +135,22 @@ fn twenty_detached_containers() {
     for n in &names {
         assert!(!state_dir().join("names").join(n).exists(), "{n}");
     }
+    // No monitor (its command line carries the name) and no cgroup is left.
+    let end = Instant::now() + Duration::from_secs(5);
+    loop {
+        let left: Vec<String> = std::fs::read_dir("/proc")
+            .unwrap()
+            .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+            .filter_map(|p| std::fs::read(format!("/proc/{p}/cmdline")).ok())
+            .map(|c| String::from_utf8_lossy(&c).replace('\0', " "))
+            .filter(|c| names.iter().any(|n| c.contains(&format!(" {n} "))))
+            .collect();
+        if left.is_empty() {
+            break;
+        }
+        assert!(Instant::now() < end, "processes left behind: {left:?}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }
 
 #[test]
