@@ -81,6 +81,23 @@ impl Notification {
     }
 }
 
+/// The AUDIT_ARCH value the kernel reports in notifications for this program's architecture.
+pub const fn native_audit_arch() -> u32 {
+    if cfg!(target_arch = "x86_64") {
+        0xC000_003E
+    } else if cfg!(target_arch = "aarch64") {
+        0xC000_00B7
+    } else if cfg!(target_arch = "riscv64") {
+        0xC000_00F3
+    } else if cfg!(target_arch = "s390x") {
+        0x8000_0016
+    } else if cfg!(target_arch = "powerpc64") {
+        0xC000_0015
+    } else {
+        0
+    }
+}
+
 /// The answer to a notification.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Response {
