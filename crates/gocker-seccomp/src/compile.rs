@@ -189,8 +189,8 @@ impl Cache {
             let path = path.to_owned();
             move |source| SeccompError::Cache { path, source }
         };
-        std::fs::create_dir_all(&self.dir).map_err(err(&self.dir))?;
-        use std::os::unix::fs::{MetadataExt, PermissionsExt};
+        use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
+        std::fs::DirBuilder::new().recursive(true).mode(0o700).create(&self.dir).map_err(err(&self.dir))?;
         let meta = std::fs::metadata(&self.dir).map_err(err(&self.dir))?;
         if meta.uid() != rustix::process::geteuid().as_raw() || meta.mode() & 0o022 != 0 {
             std::fs::set_permissions(&self.dir, std::fs::Permissions::from_mode(0o700)).map_err(err(&self.dir))?;
