@@ -385,7 +385,7 @@ fn masked_tree(mnt: OwnedFd, masked: &[String], readonly: &[String]) -> std::res
         mount_setattr_rdonly(m.as_fd())?;
         rustix::mount::move_mount(&m, "", cwd, path.as_str(), MoveMountFlags::MOVE_MOUNT_F_EMPTY_PATH)?;
     }
-    Ok(rustix::mount::open_tree(cwd, STAGING, clone_flags | OpenTreeFlags::AT_RECURSIVE)?)
+    rustix::mount::open_tree(cwd, STAGING, clone_flags | OpenTreeFlags::AT_RECURSIVE)
 }
 
 fn mount_setattr_rdonly(m: BorrowedFd<'_>) -> std::result::Result<(), Errno> {

@@ -114,7 +114,7 @@ pub fn compile(p: &Profile) -> Result<Bpf> {
     std::io::Seek::rewind(&mut f)
         .and_then(|_| std::io::Read::read_to_end(&mut f, &mut program))
         .map_err(|e| SeccompError::sys("read", "exported BPF", e))?;
-    if program.len() % 8 != 0 || program.len() / 8 > 4096 {
+    if !program.len().is_multiple_of(8) || program.len() / 8 > 4096 {
         return Err(SeccompError::BadProgram(program.len()));
     }
     Ok(Bpf { hash: p.hash(), program, listener: p.needs_listener(), flags: p.flags.clone(), unknown })

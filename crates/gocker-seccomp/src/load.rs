@@ -73,7 +73,7 @@ pub struct Prepared {
 
 impl Prepared {
     pub fn new(b: &Bpf, flags: LoadFlags) -> Result<Prepared> {
-        if b.program.len() % 8 != 0 || b.program.is_empty() || b.program.len() / 8 > 4096 {
+        if !b.program.len().is_multiple_of(8) || b.program.is_empty() || b.program.len() / 8 > 4096 {
             return Err(SeccompError::BadProgram(b.program.len()));
         }
         let insns = b
