@@ -76,7 +76,9 @@ pub fn main(a: Args) -> Result<()> {
         bail!("cargo xtask itest runs as root: it tests rootful mode and creates the unprivileged test users");
     }
     let ws = workspace();
-    ensure_packages(&["busybox-static", "musl", "uidmap"])?;
+    // libseccomp2: the runtime library gocker links (never libseccomp-dev: see docs/seccomp.md);
+    // gcc + libc6-dev: the static syscall helper of the seccomp tests.
+    ensure_packages(&["busybox-static", "musl", "uidmap", "libseccomp2", "gcc", "libc6-dev"])?;
 
     step("build: cargo build --workspace --all-targets");
     run(Command::new("cargo").current_dir(&ws).args(["build", "--workspace", "--all-targets"]))?;

@@ -45,9 +45,12 @@ pub fn run_vm(force_tcg: bool) -> Result<Outcome> {
     std::fs::create_dir_all(&vm)?;
     let kernel = kernel(&vm).context("phase vmtest: kernel")?;
 
-    step("vmtest: static build of gocker and the cgroup tests");
+    // gocker links libseccomp, whose Debian package ships only a shared library (libseccomp.a is
+    // in libseccomp-dev), so gocker is linked dynamically and its libraries (from ldd) go into the
+    // initramfs at their own paths. The cgroup tests do not use seccomp and stay static.
+    step("vmtest: build of gocker (dynamic, with its libraries) and the static cgroup tests");
     let static_env = [("RUSTFLAGS", "-C target-feature=+crt-static")];
-    run(Command::new("cargo").current_dir(&ws).envs(static_env).args(["build", "--release", "-p", "gocker-cli", "--target", TARGET]))?;
+    run(Command::new("cargo").current_dir(&ws).args(["build", "--release", "-p", "gocker-cli", "--target", TARGET]))?;
     let tests = output(Command::new("cargo").current_dir(&ws).envs(static_env).args([
         "test", "--release", "-p", "gocker-cgroups", "--test", "real", "--no-run", "--target", TARGET, "--message-format=json",
     ]))?;
@@ -65,6 +68,11 @@ pub fn run_vm(force_tcg: bool) -> Result<Outcome> {
     let busybox = output(Command::new("sh").args(["-c", "dpkg -L busybox-static | grep '/bin/busybox$'"]))?;
     std::fs::copy(busybox.trim(), root.join("bin/busybox"))?;
     std::fs::copy(&gocker, root.join("gocker"))?;
+    for lib in shared_libraries(&gocker)? {
+        let dest = root.join(lib.strip_prefix("/").unwrap_or(&lib));
+        std::fs::create_dir_all(dest.parent().expect("a library path has a parent"))?;
+        std::fs::copy(&lib, &dest).with_context(|| format!("copy {} into the initramfs", lib.display()))?;
+    }
     std::fs::copy(&cgtest, root.join("cgtest"))?;
     std::fs::copy(ws.join("xtask/vm/init"), root.join("init"))?;
     std::fs::set_permissions(root.join("init"), std::os::unix::fs::PermissionsExt::from_mode(0o755))?;
@@ -84,6 +92,26 @@ pub fn run_vm(force_tcg: bool) -> Result<Outcome> {
         }
     }
     boot(&kernel, &initrd, "tcg,thread=multi", Duration::from_secs(120))?.context("the TCG guest did not boot within 120 s")
+}
+
+/// The shared libraries and the dynamic loader `binary` needs, as absolute host paths (from ldd).
+fn shared_libraries(binary: &Path) -> Result<Vec<PathBuf>> {
+    let out = output(Command::new("ldd").arg(binary))?;
+    let mut libs = Vec::new();
+    for line in out.lines() {
+        // "libx.so.1 => /lib/x86_64-linux-gnu/libx.so.1 (0x...)" or "/lib64/ld-linux-x86-64.so.2 (0x...)"
+        let path = match line.split_once("=>") {
+            Some((_, rest)) => rest.split_whitespace().next(),
+            None => line.split_whitespace().next(),
+        };
+        if let Some(p) = path.filter(|p| p.starts_with('/')) {
+            libs.push(PathBuf::from(p));
+        }
+    }
+    if !libs.iter().any(|l| l.to_string_lossy().contains("libseccomp")) {
+        bail!("ldd {}: libseccomp not among the libraries:\n{out}", binary.display());
+    }
+    Ok(libs)
 }
 
 /// Downloads Debian's current `linux-image-*-amd64` package (not installed on the host) and extracts vmlinuz.

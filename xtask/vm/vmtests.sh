@@ -12,6 +12,10 @@ if /cgtest --ignored --test-threads 1 >/tmp/cg.log 2>&1; then ok gocker-cgroups-
 
 out=$($G run --rm --rootfs $R sh -c 'echo plain') && [ "$out" = plain ] && ok run-without-limits || bad run-without-limits "$out"
 
+# The dynamically linked gocker found its libseccomp in the guest, and the default filter is on.
+out=$($G run --rm --rootfs $R sh -c 'grep "^Seccomp:" /proc/self/status; mount -t proc p /mnt && test -d /mnt/1 && echo mounted' 2>&1)
+echo "$out" | grep -q "Seccomp:.2" && echo "$out" | grep -q mounted && ok seccomp-default-filter || bad seccomp-default-filter "$out"
+
 # --memory 32m with 100 MiB allocated: OOM-killed, exit 137, reported from memory.events.
 $G run --rm --memory 32m --rootfs $R sh -c 'x=$(head -c 104857600 /dev/zero | tr "\000" a); echo survived ${#x}' >/tmp/out 2>/tmp/err
 rc=$?

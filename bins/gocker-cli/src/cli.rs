@@ -266,6 +266,10 @@ pub struct RunArgs {
     /// Maximum number of processes (-1 for unlimited).
     #[arg(long, value_name = "N", allow_hyphen_values = true)]
     pub pids_limit: Option<i64>,
+    /// Security options: `seccomp=default|strict|unconfined|PROFILE.json` (docker or OCI JSON;
+    /// default: `default`, which answers EPERM for refused calls; see docs/seccomp.md).
+    #[arg(long = "security-opt", value_name = "OPT")]
+    pub security_opt: Vec<String>,
     /// The command and its arguments (with --entrypoint: the arguments of the entrypoint).
     #[arg(required_unless_present = "entrypoint", value_name = "COMMAND [ARG...]")]
     pub command: Vec<String>,

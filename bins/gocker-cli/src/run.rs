@@ -199,6 +199,36 @@ fn tmpfs(t: &str) -> Result<oci_spec::runtime::Mount, Failure> {
         .map_err(|e| usage(format!("--tmpfs {t:?}: {e}")))
 }
 
+/// `--security-opt seccomp=...`: the profile (resolved for the spec's bounding set), with its
+/// name for `--debug`; `None` for `unconfined`.
+fn seccomp_profile(opts: &[String], spec: &oci_spec::runtime::Spec) -> Result<Option<(String, gocker_seccomp::Profile)>, Failure> {
+    let mut choice = "default".to_owned();
+    for o in opts {
+        match o.split_once(['=', ':']) {
+            Some(("seccomp", v)) if !v.is_empty() => choice = v.to_owned(),
+            _ => return Err(usage(format!("--security-opt {o:?}: supported: seccomp=default|strict|unconfined|PROFILE.json"))),
+        }
+    }
+    if choice == "unconfined" {
+        return Ok(None);
+    }
+    let profile = match gocker_seccomp::builtin::by_name(&choice) {
+        Some(p) => p,
+        None => gocker_seccomp::Profile::load_file(std::path::Path::new(&choice))
+            .map_err(|e| usage(format!("--security-opt seccomp={choice}: {e} (built-in profiles: default, strict, unconfined)")))?,
+    };
+    let caps: Vec<String> = spec
+        .process()
+        .as_ref()
+        .and_then(|p| p.capabilities().as_ref())
+        .and_then(|c| c.bounding().as_ref())
+        .into_iter()
+        .flatten()
+        .filter_map(|c| serde_json::to_value(c).ok()?.as_str().map(str::to_owned))
+        .collect();
+    Ok(Some((choice, profile.resolve(&caps))))
+}
+
 fn user_name(uid: u32) -> String {
     std::fs::read_to_string("/etc/passwd")
         .ok()
@@ -308,7 +338,24 @@ fn build_config(a: &RunArgs, debug: bool) -> Result<(ContainerConfig, String), F
         user.set_gid(gid.unwrap_or(uid));
     }
 
+    let seccomp = seccomp_profile(&a.security_opt, &spec)?;
     let linux = spec.linux_mut().as_mut().expect("default spec has linux");
+    match &seccomp {
+        Some((name, p)) => {
+            let oci = p.to_oci().map_err(|e| usage(format!("--security-opt seccomp={name}: {e}")))?;
+            if debug {
+                // The hash the runtime keys its BPF cache with (of the profile as the spec carries it).
+                let h = gocker_seccomp::Profile::from_oci(&oci).map(|q| q.hash()).unwrap_or_default();
+                tracing::debug!("seccomp profile {name}: hash {}, {} rules, default action {:?}", &h[..16.min(h.len())], p.rule_count(), p.default_action);
+            }
+            linux.set_seccomp(Some(oci));
+        }
+        None => {
+            if debug {
+                tracing::debug!("seccomp profile unconfined: no filter");
+            }
+        }
+    }
     if let Some(r) = resources(a)? {
         linux.set_resources(Some(r));
     }

@@ -50,6 +50,10 @@ pub struct ContainerConfig {
     /// Block the forwardable signals in the caller and deliver them to the payload in [`crate::Container::wait`].
     pub forward_signals: bool,
     pub spawn: SpawnMode,
+    /// The compiled `linux.seccomp` of the spec. [`crate::Container::create`] fills it in (from the
+    /// BPF cache when it can); set it beforehand to use a program compiled elsewhere.
+    #[serde(default)]
+    pub seccomp: Option<gocker_seccomp::Bpf>,
 }
 
 impl ContainerConfig {
@@ -65,6 +69,7 @@ impl ContainerConfig {
             stage_timeout: Duration::from_secs(10),
             forward_signals: false,
             spawn: SpawnMode::Fork,
+            seccomp: None,
         }
     }
 

@@ -18,6 +18,8 @@ const ENV_RING: &str = "GOCKER_RING";
 const ENV_FDS: &str = "GOCKER_RING_FDS";
 /// Which premade (idmapped) mounts follow the fixed descriptors of ring2.
 pub(crate) const ENV_MOUNTS: &str = "GOCKER_RING_MOUNTS";
+/// ring2's end of the ring1<->ring2 channel (seccomp listener), by descriptor number.
+pub(crate) const ENV_SUP: &str = "GOCKER_RING_SUP";
 
 /// Everything the child needs for `execve`, prepared before fork (no allocation after it).
 pub(crate) struct Prepared {
@@ -44,11 +46,13 @@ pub(crate) fn prepare(binary: &Path, ring: &str, fds: &[RawFd]) -> Result<Prepar
     let arg0 = c(format!("gocker-{ring}").as_bytes())?;
     let fd_list: Vec<String> = fds.iter().map(|f| f.to_string()).collect();
     let mut strings = vec![arg0, c(format!("{ENV_RING}={ring}").as_bytes())?, c(format!("{ENV_FDS}={}", fd_list.join(",")).as_bytes())?];
-    if let Ok(m) = std::env::var(ENV_MOUNTS) {
-        strings.push(c(format!("{ENV_MOUNTS}={m}").as_bytes())?);
+    for var in [ENV_MOUNTS, ENV_SUP] {
+        if let Ok(m) = std::env::var(var) {
+            strings.push(c(format!("{var}={m}").as_bytes())?);
+        }
     }
     for (k, v) in std::env::vars_os() {
-        if k != ENV_RING && k != ENV_FDS && k != ENV_MOUNTS {
+        if k != ENV_RING && k != ENV_FDS && k != ENV_MOUNTS && k != ENV_SUP {
             let mut kv = k.as_bytes().to_vec();
             kv.push(b'=');
             kv.extend_from_slice(v.as_bytes());
@@ -99,11 +103,18 @@ fn fail(msg: &str) -> ! {
 /// Call it first thing in `main` of any program used as an exec-mode ring binary.
 pub fn ring_entry() {
     let Some(ring) = std::env::var_os(ENV_RING) else { return };
+    let sup: Option<RawFd> = std::env::var(ENV_SUP).ok().and_then(|s| s.parse().ok());
     let fds: Vec<RawFd> = std::env::var(ENV_FDS)
         .unwrap_or_default()
         .split(',')
         .filter_map(|s| s.parse().ok())
+        .filter(|fd| Some(*fd) != sup)
         .collect();
+    // SAFETY: as below: passed to us by the ring that exec'd this process, taken once.
+    let sup = sup.map(|fd| unsafe { OwnedFd::from_raw_fd(fd) });
+    if let Some(fd) = &sup {
+        let _ = rustix::io::fcntl_setfd(fd, rustix::io::FdFlags::CLOEXEC);
+    }
     // SAFETY: the descriptors were passed to us by the ring that exec'd this process, which owns
     // nothing else under these numbers here; each is taken once.
     let mut owned: Vec<OwnedFd> = fds.iter().map(|fd| unsafe { OwnedFd::from_raw_fd(*fd) }).collect();
@@ -139,7 +150,8 @@ pub fn ring_entry() {
             let Some(premade) = ring2::Premade::from_described(&described, rest) else {
                 fail(&format!("{ENV_MOUNTS} does not match the descriptors passed"))
             };
-            ring2::main(&cfg, Channel::from(a), premade, parent)
+            let Some(sup) = sup else { fail(&format!("{ENV_SUP} is not set")) };
+            ring2::main(&cfg, Channel::from(a), Channel::from(sup), premade, parent)
         }
         _ => fail(&format!("unknown {ENV_RING} {ring:?}")),
     }

@@ -22,11 +22,13 @@ mod process;
 mod ring0;
 mod ring1;
 mod ring2;
+mod supervise;
 mod tty;
 pub mod bundle;
 pub mod detach;
 pub mod logs;
 pub mod nsexec;
+pub mod seccomp;
 pub mod spec;
 pub mod state;
 

@@ -54,6 +54,17 @@ pub fn exec(store: &StateStore, st: &ContainerState, req: &ExecRequest) -> Resul
         p.user_mut().set_gid(g);
     }
     let plan = ExecPlan::new(&p)?;
+    // The container's filter, compiled (or taken from the cache) before the fork. There is no
+    // supervisor for an exec'd process: notify rules become EPERM.
+    let mut notes = Vec::new();
+    let filter = match crate::seccomp::compile_spec_without_notify(&spec, &mut notes)? {
+        Some(b) => Some(gocker_seccomp::load::Prepared::new(&b, gocker_seccomp::LoadFlags { listener: false, ..gocker_seccomp::LoadFlags::for_program(&b) })?),
+        None => None,
+    };
+    for n in &notes {
+        tracing::debug!("{n}");
+    }
+    let nnp = p.no_new_privileges().unwrap_or(false);
     let me = rustix::process::getpid().as_raw_nonzero().get();
     let target = pid.as_raw_nonzero().get();
     let join: NamespaceSet = Namespace::ALL
@@ -108,9 +119,15 @@ pub fn exec(store: &StateStore, st: &ContainerState, req: &ExecRequest) -> Resul
                         }
                         rustix::process::chdir(p.cwd()).map_err(|e| RuntimeError::sys("chdir", p.cwd().display().to_string(), e))?;
                         process::drop_bounding(&p)?;
+                        // Without no_new_privs only a CAP_SYS_ADMIN holder may load a filter:
+                        // load it now, while this process still has every capability of the
+                        // container's user namespace.
+                        if let (Some(f), false) = (&filter, nnp) {
+                            f.load()?;
+                        }
                         process::set_user(&p, setgroups)?;
                         process::set_capabilities(&p)?;
-                        if p.no_new_privileges().unwrap_or(false) {
+                        if nnp {
                             rustix::thread::set_no_new_privs(true).map_err(|e| RuntimeError::sys("prctl(PR_SET_NO_NEW_PRIVS)", "exec", e))?;
                         }
                         Ok(())
@@ -119,6 +136,12 @@ pub fn exec(store: &StateStore, st: &ContainerState, req: &ExecRequest) -> Resul
                         fail("prepare", &e);
                     }
                     crate::ring2::reset_signals();
+                    // Last before execve.
+                    if let (Some(f), true) = (&filter, nnp) {
+                        if let Err(e) = f.load() {
+                            fail("load seccomp filter", &e);
+                        }
+                    }
                     let errno = plan.exec();
                     let _ = rustix::io::write(&err_w, format!("exec:{}:{}", errno.raw_os_error(), plan.cmd).as_bytes());
                     exit(if errno == rustix::io::Errno::NOENT { 127 } else { 126 })

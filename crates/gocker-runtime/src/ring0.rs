@@ -224,6 +224,7 @@ impl Container {
         c.store.save(&c.state)?;
         c.store.save_config(&c.config)?;
         c.create_cgroup()?;
+        c.compile_seccomp()?;
         c.spawn()?;
         c.state.status = Status::Created;
         c.store.save(&c.state)?;
@@ -260,6 +261,17 @@ impl Container {
         self.cgroup = Some(cg);
         applied?;
         self.store.save(&self.state)?;
+        Ok(())
+    }
+
+    /// Compiles the spec's `linux.seccomp` (or takes it from the cache) before any ring exists.
+    fn compile_seccomp(&mut self) -> Result<()> {
+        if self.config.seccomp.is_some() {
+            return Ok(());
+        }
+        if let Some(c) = crate::seccomp::compile_spec(&self.config.spec, &mut self.notes)? {
+            self.config.seccomp = Some(c);
+        }
         Ok(())
     }
 

@@ -6,7 +6,7 @@ use std::os::fd::{AsFd, BorrowedFd};
 use rustix::event::{PollFd, PollFlags, Timespec};
 
 use gocker_ns::{Forked, Namespace};
-use rustix::process::{Gid, Signal, Uid, WaitOptions};
+use rustix::process::{Gid, Signal, Uid};
 
 use crate::channel::Channel;
 use crate::ring0::{Down, Up};
@@ -104,19 +104,23 @@ fn run(cfg: &ContainerConfig, up: &Channel, ring2_chan: Channel, parent: i32) ->
     // ring2 lives in a new PID namespace where getppid() is 0: it watches this pidfd instead.
     let me = rustix::process::pidfd_open(rustix::process::getpid(), rustix::process::PidfdFlags::empty())
         .map_err(|e| ring_err("pidfd_open(ring1)", e))?;
+    // ring2 sends the seccomp notification descriptor over this channel; ring1 serves it.
+    let (sup, sup_ring2) = crate::channel::pair()?;
     // SAFETY: ring1 is single-threaded (a fork of single-threaded ring0 that started no threads).
     let forked = unsafe { gocker_ns::fork_into(ns2, None) }?;
-    let (pid, _pidfd) = match forked {
+    let (pid, pidfd) = match forked {
         // ring2 keeps a copy of the ring0 channel until exec (it is close-on-exec); ring0 watches
         // ring1's pidfd, not only this channel, to notice ring1's death.
         Forked::Child => match &cfg.spawn {
-            SpawnMode::Fork => ring2::main(cfg, ring2_chan, premade, me.as_fd()),
+            SpawnMode::Fork => ring2::main(cfg, ring2_chan, sup_ring2, premade, me.as_fd()),
             SpawnMode::Exec { ring2: binary, .. } => {
                 // ring1 is single-threaded: preparing the exec after the fork is fine here.
                 let prepared = exec::config_memfd(cfg).and_then(|config| {
                     let mut fds = vec![exec::raw(&config), exec::raw(&ring2_chan.as_fd()), exec::raw(&me)];
                     fds.extend(premade.rootfs.iter().chain(premade.volumes.iter().map(|v| &v.1)).map(exec::raw));
+                    fds.push(exec::raw(&sup_ring2.as_fd()));
                     std::env::set_var(exec::ENV_MOUNTS, premade.describe());
+                    std::env::set_var(exec::ENV_SUP, exec::raw(&sup_ring2.as_fd()).to_string());
                     exec::prepare(binary, "ring2", &fds).map(|p| (p, config))
                 });
                 match prepared {
@@ -131,15 +135,10 @@ fn run(cfg: &ContainerConfig, up: &Channel, ring2_chan: Channel, parent: i32) ->
         Forked::Parent { pid, pidfd } => (pid, pidfd),
     };
     drop(ring2_chan);
+    drop(sup_ring2);
     drop(premade);
     up.send(&Up::Ring2Pid(pid), &[])?;
 
     let pid = rustix::process::Pid::from_raw(pid).expect("positive pid");
-    loop {
-        match rustix::process::waitpid(Some(pid), WaitOptions::empty()) {
-            Ok(Some((_, st))) => return Ok(ExitStatus::from_wait(st)),
-            Ok(None) | Err(rustix::io::Errno::INTR) => continue,
-            Err(e) => return Err(ring_err("wait for ring2", e)),
-        }
-    }
+    crate::supervise::serve(cfg, pid, pidfd.as_fd(), sup)
 }

@@ -44,9 +44,10 @@ impl Premade {
 }
 
 /// Runs ring2 in the child created by ring1. Never returns.
-pub(crate) fn main(cfg: &ContainerConfig, chan: Channel, premade: Premade, parent: BorrowedFd<'_>) -> ! {
+/// `sup` is the channel to ring1, which receives the seccomp notification descriptor.
+pub(crate) fn main(cfg: &ContainerConfig, chan: Channel, sup: Channel, premade: Premade, parent: BorrowedFd<'_>) -> ! {
     let parent = Parent::Pidfd(parent);
-    let plan = match prepare(cfg, &chan, premade, &parent) {
+    let plan = match prepare(cfg, &chan, &sup, premade, &parent) {
         Ok(p) => p,
         Err(e) => {
             let _ = chan.send(&Up::failed("ring2", &e), &[]);
@@ -65,7 +66,20 @@ fn stage<T>(name: &str, r: Result<T>) -> Result<T> {
     })
 }
 
-fn prepare(cfg: &ContainerConfig, chan: &Channel, premade: Premade, parent: &Parent<'_>) -> Result<ExecPlan> {
+/// The message that carries the seccomp listener from ring2 to ring1.
+pub(crate) const LISTENER_MSG: &str = "seccomp-listener";
+
+/// Installs the filter; the notification descriptor, if any, goes to ring1 and is closed here so
+/// the payload never holds it.
+fn load_seccomp(filter: &gocker_seccomp::load::Prepared, sup: &Channel) -> Result<()> {
+    let listener = stage("load seccomp filter", filter.load().map_err(Into::into))?;
+    if let Some(l) = listener {
+        sup.send(&LISTENER_MSG, &[l.as_fd()])?;
+    }
+    Ok(())
+}
+
+fn prepare(cfg: &ContainerConfig, chan: &Channel, sup: &Channel, premade: Premade, parent: &Parent<'_>) -> Result<ExecPlan> {
     die_with_parent(parent)?;
     let proc_ = cfg.spec.process().as_ref().ok_or_else(|| RuntimeError::Config("spec has no process".into()))?;
     let rootdir = stage("mount rootfs", mount_root(cfg, premade.rootfs))?;
@@ -105,6 +119,11 @@ fn prepare(cfg: &ContainerConfig, chan: &Channel, premade: Premade, parent: &Par
         return Err(RuntimeError::sys("close_range", "fds >= 3", std::io::Error::last_os_error()));
     }
     let plan = ExecPlan::new(proc_)?;
+    let filter = match &cfg.seccomp {
+        Some(b) => Some(gocker_seccomp::load::Prepared::new(b, gocker_seccomp::LoadFlags::for_program(b))?),
+        None => None,
+    };
+    let nnp = proc_.no_new_privileges().unwrap_or(false);
     process::set_rlimits(proc_)?;
     process::drop_bounding(proc_)?;
 
@@ -118,13 +137,23 @@ fn prepare(cfg: &ContainerConfig, chan: &Channel, premade: Premade, parent: &Par
         _ => exit(125),
     }
 
+    // Without no_new_privs the kernel accepts a filter only from a holder of CAP_SYS_ADMIN: load
+    // it while ring2 still has its capabilities (as runc does); the identity changes that follow
+    // then pass through it.
+    if let (Some(f), false) = (&filter, nnp) {
+        load_seccomp(f, sup)?;
+    }
     process::set_user(proc_, !cfg.idmaps.deny_setgroups)?;
     process::set_capabilities(proc_)?;
     die_with_parent(parent)?;
-    if proc_.no_new_privileges().unwrap_or(false) {
+    if nnp {
         rustix::thread::set_no_new_privs(true).map_err(|e| RuntimeError::sys("prctl(PR_SET_NO_NEW_PRIVS)", "payload", e))?;
     }
     reset_signals();
+    // Last before execve: nothing of gocker's own runs under the filter but sendmsg and execve.
+    if let (Some(f), true) = (&filter, nnp) {
+        load_seccomp(f, sup)?;
+    }
     Ok(plan)
 }
 
