@@ -185,11 +185,28 @@ struct CloneArgs {
 /// the child may only call async-signal-safe functions until it execs or exits (a lock held by
 /// another thread stays locked forever in the child). Single-threaded callers have no such limit.
 pub unsafe fn fork_into(set: NamespaceSet, cgroup: Option<std::os::fd::BorrowedFd<'_>>) -> Result<Forked> {
+    // SAFETY: forwarded from the caller.
+    unsafe { clone_child(set, cgroup, 0) }
+}
+
+/// Like [`fork_into`], but the child becomes a child of the caller's *parent* (`CLONE_PARENT`),
+/// a sibling of the caller: it outlives the caller without being reparented away from the
+/// parent's process tree. The pidfd still refers to the child.
+///
+/// # Safety
+/// As [`fork_into`]. The caller must not be the init process of a PID namespace (EINVAL).
+pub unsafe fn fork_sibling_into(set: NamespaceSet) -> Result<Forked> {
+    // SAFETY: forwarded from the caller.
+    unsafe { clone_child(set, None, libc::CLONE_PARENT as u64) }
+}
+
+unsafe fn clone_child(set: NamespaceSet, cgroup: Option<std::os::fd::BorrowedFd<'_>>, extra: u64) -> Result<Forked> {
     let mut pidfd: libc::c_int = -1;
     let mut args = CloneArgs {
-        flags: set.bits() | libc::CLONE_PIDFD as u64,
+        flags: set.bits() | libc::CLONE_PIDFD as u64 | extra,
         pidfd: &mut pidfd as *mut libc::c_int as u64,
-        exit_signal: libc::SIGCHLD as u64,
+        // clone3 refuses an exit signal with CLONE_PARENT: the child inherits the caller's.
+        exit_signal: if extra & libc::CLONE_PARENT as u64 != 0 { 0 } else { libc::SIGCHLD as u64 },
         ..Default::default()
     };
     if let Some(cg) = cgroup {

@@ -54,6 +54,24 @@ pub struct ContainerConfig {
     /// BPF cache when it can); set it beforehand to use a program compiled elsewhere.
     #[serde(default)]
     pub seccomp: Option<gocker_seccomp::Bpf>,
+    /// The OCI runtime process model (`gocker-oci`, see [`crate::oci`]); `None` for `gocker run`.
+    #[serde(default)]
+    pub oci: Option<OciMode>,
+}
+
+/// How a container differs when driven by an OCI runtime CLI (`gocker-oci create`), like runc:
+/// the creating process exits after `create`, so ring1 forks ring2 as a sibling (`CLONE_PARENT`:
+/// ring2 becomes a child of the creating process, reparented to the caller's subreaper when that
+/// exits) and then exits itself; ring2 waits at a FIFO start barrier instead of a ring0 message.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OciMode {
+    /// Descriptor number (inherited across ring1's and ring2's forks, opened `O_PATH` by ring0)
+    /// of the state directory's `exec.fifo`. ring2 opens it for writing through
+    /// `/proc/self/fd/N` (blocks until `start` opens it for reading) and writes one byte.
+    pub exec_fifo_fd: i32,
+    /// `--preserve-fds N`: descriptors 3..3+N of the creating process reach the payload.
+    #[serde(default)]
+    pub preserve_fds: u32,
 }
 
 impl ContainerConfig {
@@ -70,6 +88,7 @@ impl ContainerConfig {
             forward_signals: false,
             spawn: SpawnMode::Fork,
             seccomp: None,
+            oci: None,
         }
     }
 

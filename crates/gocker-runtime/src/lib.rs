@@ -28,11 +28,12 @@ pub mod bundle;
 pub mod detach;
 pub mod logs;
 pub mod nsexec;
+pub mod oci;
 pub mod seccomp;
 pub mod spec;
 pub mod state;
 
-pub use config::{ContainerConfig, RootMode, SpawnMode};
+pub use config::{ContainerConfig, OciMode, RootMode, SpawnMode};
 pub use exec::ring_entry;
 pub use error::{ExitStatus, RuntimeError};
 pub use ring0::{describe_root, Container};

@@ -154,6 +154,8 @@ pub struct Container {
     pty: Option<OwnedFd>,
     /// Notes for `--debug` (fallbacks taken).
     pub notes: Vec<String>,
+    /// Handed over by [`Container::release`]: drop leaves everything in place.
+    released: bool,
 }
 
 fn now() -> u64 {
@@ -189,7 +191,10 @@ impl Container {
                 )));
             }
         }
-        store.collect_stale();
+        if config.oci.is_none() {
+            // OCI containers outlive their creating process: their store has no monitors.
+            store.collect_stale();
+        }
         let me = rustix::process::getpid().as_raw_nonzero().get();
         let state = ContainerState {
             id: config.id.clone(),
@@ -219,6 +224,7 @@ impl Container {
             cgroup: None,
             pty: None,
             notes: Vec::new(),
+            released: false,
         };
         // From here on, Drop cleans up whatever exists if a step fails.
         c.store.save(&c.state)?;
@@ -268,6 +274,9 @@ impl Container {
     fn compile_seccomp(&mut self) -> Result<()> {
         if self.config.seccomp.is_some() {
             return Ok(());
+        }
+        if self.config.oci.is_some() {
+            crate::oci::check_seccomp(&self.config.spec)?;
         }
         if let Some(c) = crate::seccomp::compile_spec(&self.config.spec, &mut self.notes)? {
             self.config.seccomp = Some(c);
@@ -548,6 +557,18 @@ impl Container {
         }
     }
 
+    /// OCI mode (`gocker-oci create`): hands the created container over to the state directory and
+    /// the caller's subreaper. Reaps ring1 (which exits once ring2 is set up) and leaves ring2
+    /// waiting at its FIFO barrier, its cgroup and state in place.
+    pub fn release(mut self) -> Result<ContainerState> {
+        if self.config.oci.is_none() {
+            return Err(RuntimeError::Protocol("release is for containers created in OCI mode".into()));
+        }
+        self.reap_ring1();
+        self.released = true;
+        Ok(self.state.clone())
+    }
+
     /// OCI `delete`: kills whatever still runs and removes the container's state.
     pub fn delete(mut self) -> Result<()> {
         self.teardown();
@@ -555,8 +576,14 @@ impl Container {
     }
 
     fn teardown(&mut self) {
-        if let Some((_, fd)) = self.ring2.take() {
+        if let Some((pid, fd)) = self.ring2.take() {
             let _ = rustix::process::pidfd_send_signal(&fd, Signal::KILL);
+            if self.config.oci.is_some() {
+                // OCI mode: ring2 is our own child (CLONE_PARENT); reap it.
+                if let Some(pid) = Pid::from_raw(pid) {
+                    while let Err(Errno::INTR) = rustix::process::waitpid(Some(pid), WaitOptions::empty()) {}
+                }
+            }
         }
         if let Some((_, fd)) = self.ring1.as_ref() {
             let _ = rustix::process::pidfd_send_signal(fd, Signal::KILL);
@@ -574,6 +601,9 @@ impl Container {
 
 impl Drop for Container {
     fn drop(&mut self) {
+        if self.released {
+            return;
+        }
         self.teardown();
         if self.state.auto_remove || self.state.status != Status::Stopped {
             let _ = self.store.remove(&self.state.id, &self.state.name);

@@ -107,7 +107,12 @@ fn run(cfg: &ContainerConfig, up: &Channel, ring2_chan: Channel, parent: i32) ->
     // ring2 sends the seccomp notification descriptor over this channel; ring1 serves it.
     let (sup, sup_ring2) = crate::channel::pair()?;
     // SAFETY: ring1 is single-threaded (a fork of single-threaded ring0 that started no threads).
-    let forked = unsafe { gocker_ns::fork_into(ns2, None) }?;
+    // OCI mode: ring2 is a sibling (a child of ring0), so that it outlives ring0 and ring1.
+    let forked = match cfg.oci {
+        None => unsafe { gocker_ns::fork_into(ns2, None) }?,
+        // SAFETY: as above; ring1 is not the init of a PID namespace.
+        Some(_) => unsafe { gocker_ns::fork_sibling_into(ns2) }?,
+    };
     let (pid, pidfd) = match forked {
         // ring2 keeps a copy of the ring0 channel until exec (it is close-on-exec); ring0 watches
         // ring1's pidfd, not only this channel, to notice ring1's death.
@@ -138,6 +143,11 @@ fn run(cfg: &ContainerConfig, up: &Channel, ring2_chan: Channel, parent: i32) ->
     drop(sup_ring2);
     drop(premade);
     up.send(&Up::Ring2Pid(pid), &[])?;
+    if cfg.oci.is_some() {
+        // OCI mode: ring2 is not ours; nothing is left to supervise (notify rules need the
+        // spec's listenerPath, see crate::oci). ring0 reaps us.
+        exit(0);
+    }
 
     let pid = rustix::process::Pid::from_raw(pid).expect("positive pid");
     crate::supervise::serve(cfg, pid, pidfd.as_fd(), sup)

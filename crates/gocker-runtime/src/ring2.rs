@@ -51,11 +51,13 @@ pub(crate) fn main(cfg: &ContainerConfig, chan: Channel, sup: Channel, premade: 
         Ok(p) => p,
         Err(e) => {
             let _ = chan.send(&Up::failed("ring2", &e), &[]);
+            crate::oci::report_after_create(cfg, &e);
             exit(125)
         }
     };
     let errno = plan.exec();
     let _ = chan.send(&Up::ExecFailed { cmd: plan.cmd.clone(), errno: errno.raw_os_error() }, &[]);
+    crate::oci::report_after_create(cfg, &format!("exec {:?}: {}", plan.cmd, std::io::Error::from(errno)));
     exit(if errno == rustix::io::Errno::NOENT { 127 } else { 126 })
 }
 
@@ -80,7 +82,11 @@ fn load_seccomp(filter: &gocker_seccomp::load::Prepared, sup: &Channel) -> Resul
 }
 
 fn prepare(cfg: &ContainerConfig, chan: &Channel, sup: &Channel, premade: Premade, parent: &Parent<'_>) -> Result<ExecPlan> {
-    die_with_parent(parent)?;
+    match cfg.oci {
+        None => die_with_parent(parent)?,
+        // OCI mode: our parent is ring0 (CLONE_PARENT); die with it until created (cleared at the barrier).
+        Some(_) => crate::oci::die_with_creator()?,
+    }
     let proc_ = cfg.spec.process().as_ref().ok_or_else(|| RuntimeError::Config("spec has no process".into()))?;
     let rootdir = stage("mount rootfs", mount_root(cfg, premade.rootfs))?;
     let rootfd = root::open_dir(&rootdir)?;
@@ -114,8 +120,10 @@ fn prepare(cfg: &ContainerConfig, chan: &Channel, sup: &Channel, premade: Premad
     }
     // No host descriptor may survive into the payload (CVE-2024-21626): everything above stderr is
     // close-on-exec from here on, including whatever an embedder leaked to us.
+    // OCI `--preserve-fds N`: the caller's descriptors 3..3+N are passed on.
+    let first = 3 + cfg.oci.as_ref().map(|o| o.preserve_fds).unwrap_or(0);
     // SAFETY: close_range with CLOSE_RANGE_CLOEXEC only sets flags on our own descriptors.
-    if unsafe { libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, libc::CLOSE_RANGE_CLOEXEC) } == -1 {
+    if unsafe { libc::syscall(libc::SYS_close_range, first, u32::MAX, libc::CLOSE_RANGE_CLOEXEC) } == -1 {
         return Err(RuntimeError::sys("close_range", "fds >= 3", std::io::Error::last_os_error()));
     }
     let plan = ExecPlan::new(proc_)?;
@@ -128,13 +136,19 @@ fn prepare(cfg: &ContainerConfig, chan: &Channel, sup: &Channel, premade: Premad
     process::drop_bounding(proc_)?;
 
     // The start barrier (OCI "created"): wait until ring0 says start, however long that is.
+    if cfg.oci.is_some() {
+        crate::oci::outlive_creator()?;
+    }
     let fds: Vec<_> = master.iter().map(|m| m.as_fd()).collect();
     chan.send(&Up::Ready, &fds)?;
     drop(fds);
     drop(master);
-    match chan.recv::<Down>(None, "start")? {
-        Some((Down::Start, _)) => {}
-        _ => exit(125),
+    match &cfg.oci {
+        None => match chan.recv::<Down>(None, "start")? {
+            Some((Down::Start, _)) => {}
+            _ => exit(125),
+        },
+        Some(oci) => crate::oci::start_barrier(oci)?,
     }
 
     // Without no_new_privs the kernel accepts a filter only from a holder of CAP_SYS_ADMIN: load
@@ -145,7 +159,9 @@ fn prepare(cfg: &ContainerConfig, chan: &Channel, sup: &Channel, premade: Premad
     }
     process::set_user(proc_, !cfg.idmaps.deny_setgroups)?;
     process::set_capabilities(proc_)?;
-    die_with_parent(parent)?;
+    if cfg.oci.is_none() {
+        die_with_parent(parent)?;
+    }
     if nnp {
         rustix::thread::set_no_new_privs(true).map_err(|e| RuntimeError::sys("prctl(PR_SET_NO_NEW_PRIVS)", "payload", e))?;
     }

@@ -1,0 +1,759 @@
+//! The OCI runtime lifecycle as runc implements it (used by `gocker-oci`), on top of the rings.
+//!
+//! Process model: `create` runs ring0 in the calling process. ring1 forks ring2 with
+//! `CLONE_PARENT`, so ring2 is a child of the *creating* process, and exits once ring2 exists.
+//! ring2 prepares the container, reports ready, clears its parent-death signal and blocks opening
+//! `<state>/<id>/exec.fifo` for writing (through `/proc/self/fd/N` of an `O_PATH` descriptor
+//! inherited from ring0). `create` then exits: ring2 is reparented to the caller's subreaper
+//! (conmon, containerd-shim), which reaps it as its own child. `start` opens the FIFO for reading,
+//! which releases ring2, reads its byte and removes the FIFO. The status is derived like runc's:
+//! FIFO present and process alive → created; alive → running; otherwise stopped.
+
+use std::collections::HashMap;
+use std::io::{Read, Write};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use oci_spec::runtime::{Hook, Spec};
+use rustix::event::{PollFd, PollFlags, Timespec};
+use rustix::fs::{Mode, OFlags};
+use rustix::io::Errno;
+use rustix::process::{Pid, PidfdFlags, Signal};
+use serde::{Deserialize, Serialize};
+
+use crate::state::{process_start_time, StateStore};
+use crate::{bundle, Container, ContainerConfig, OciMode, Result, RuntimeError};
+
+const FIFO: &str = "exec.fifo";
+const RECORD: &str = "oci.json";
+
+/// The OCI state of a container (runtime spec "State"), as `gocker-oci state` prints it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct OciState {
+    pub oci_version: String,
+    pub id: String,
+    /// `creating`, `created`, `running` or `stopped`.
+    pub status: String,
+    /// Host pid of the container's process (0 once stopped, as runc prints it).
+    pub pid: i32,
+    pub bundle: PathBuf,
+    #[serde(default)]
+    pub annotations: HashMap<String, String>,
+    /// RFC 3339 creation time (runc's `state` field; not in the spec's State).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub created: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub owner: String,
+}
+
+/// What `create` records beside the ring state (`oci.json`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Record {
+    bundle: PathBuf,
+    annotations: HashMap<String, String>,
+    pid: i32,
+    /// Start time of `pid` in clock ticks since boot: a recycled pid is never mistaken for ours.
+    pid_start: u64,
+    created: String,
+    cgroup: Option<PathBuf>,
+    /// Hooks to run later (poststart, poststop), from config.json.
+    hooks: Option<oci_spec::runtime::Hooks>,
+}
+
+/// Options of `gocker-oci create` (and `run`).
+#[derive(Debug, Clone, Default)]
+pub struct CreateOptions {
+    pub pid_file: Option<PathBuf>,
+    pub console_socket: Option<PathBuf>,
+    pub preserve_fds: u32,
+}
+
+/// Errors of the OCI layer name the container id or path.
+fn cfg_err(msg: String) -> RuntimeError {
+    RuntimeError::Config(msg)
+}
+
+/// A container id must be a single path component (it names the state directory).
+pub fn check_id(id: &str) -> Result<()> {
+    let ok = !id.is_empty()
+        && id != "."
+        && id != ".."
+        && id != "names"
+        && id.len() <= 1024
+        && id.chars().all(|c| c.is_ascii_alphanumeric() || "-_.+".contains(c));
+    if ok {
+        Ok(())
+    } else {
+        Err(cfg_err(format!("invalid container id {id:?}: use letters, digits and - _ . +")))
+    }
+}
+
+/// Default state root: `/run/gocker-oci` for root, `$XDG_RUNTIME_DIR/gocker-oci` otherwise.
+pub fn default_root() -> PathBuf {
+    if rustix::process::geteuid().is_root() {
+        return PathBuf::from("/run/gocker-oci");
+    }
+    match std::env::var_os("XDG_RUNTIME_DIR") {
+        Some(d) if !d.is_empty() => PathBuf::from(d).join("gocker-oci"),
+        _ => std::env::temp_dir().join(format!("gocker-oci-{}", rustix::process::geteuid().as_raw())),
+    }
+}
+
+/// The current time in RFC 3339 (UTC, nanoseconds).
+pub fn now_rfc3339() -> String {
+    let d = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    let secs = d.as_secs() as i64;
+    let (days, rem) = (secs.div_euclid(86400), secs.rem_euclid(86400));
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days + 719468;
+    let era = z.div_euclid(146097);
+    let doe = z - era * 146097;
+    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:09}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60,
+        d.subsec_nanos()
+    )
+}
+
+/// In ring2 (OCI mode), first thing: die with the creating process until the container is created.
+/// Our parent is ring0 (`CLONE_PARENT`), outside our PID namespace, so `getppid()` cannot confirm
+/// it is still alive; ring0 kills and reaps ring2 on every failure path of `create` anyway.
+pub(crate) fn die_with_creator() -> Result<()> {
+    rustix::process::set_parent_process_death_signal(Some(Signal::KILL))
+        .map_err(|e| RuntimeError::Ring { stage: "set parent death signal".into(), message: e.to_string() })
+}
+
+/// In ring2 (OCI mode), before reporting ready: `create` exits once it has the report, and ring2
+/// must survive that (on a failure of `create` after it, ring0 kills ring2 through its pidfd).
+pub(crate) fn outlive_creator() -> Result<()> {
+    rustix::process::set_parent_process_death_signal(None)
+        .map_err(|e| RuntimeError::Ring { stage: "clear parent death signal".into(), message: e.to_string() })
+}
+
+/// In ring2 (OCI mode), at the start barrier: blocks until `start` opens the FIFO for reading.
+pub(crate) fn start_barrier(oci: &OciMode) -> Result<()> {
+    let err = |what: &str, e: Errno| RuntimeError::Ring { stage: "start barrier".into(), message: format!("{what}: {e}") };
+    let path = format!("/proc/self/fd/{}", oci.exec_fifo_fd);
+    let fifo = loop {
+        match rustix::fs::open(&path, OFlags::WRONLY | OFlags::CLOEXEC, Mode::empty()) {
+            Err(Errno::INTR) => continue,
+            Err(e) => return Err(err(&format!("open {path} ({FIFO}) for writing"), e)),
+            Ok(f) => break f,
+        }
+    };
+    rustix::io::write(&fifo, b"0").map_err(|e| err(&format!("write {FIFO}"), e))?;
+    // SAFETY: the descriptor was opened by ring0 for ring2 alone; nothing else uses its number.
+    drop(unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(oci.exec_fifo_fd) });
+    Ok(())
+}
+
+/// In ring2 (OCI mode): a failure after `create` has exited reaches nobody over the ring channel;
+/// write it to the container's stderr (the caller's, e.g. conmon's log), as runc does.
+pub(crate) fn report_after_create(cfg: &ContainerConfig, e: &dyn std::fmt::Display) {
+    if cfg.oci.is_some() {
+        let msg = format!("gocker-oci: container {}: {e}\n", cfg.id);
+        let _ = rustix::io::write(rustix::stdio::stderr(), msg.as_bytes());
+    }
+}
+
+/// Seccomp notifications in OCI mode go to `linux.seccomp.listenerPath` (no ring1 supervisor).
+pub(crate) fn check_seccomp(spec: &Spec) -> Result<()> {
+    let Some(s) = spec.linux().as_ref().and_then(|l| l.seccomp().as_ref()) else { return Ok(()) };
+    let notify = serde_json::to_value(s).map(|v| v.to_string().contains("SCMP_ACT_NOTIFY")).unwrap_or(false);
+    if s.listener_path().is_some() {
+        return Err(cfg_err("linux.seccomp.listenerPath is not supported by gocker-oci yet".into()));
+    }
+    if notify {
+        return Err(cfg_err("linux.seccomp: SCMP_ACT_NOTIFY needs linux.seccomp.listenerPath (gocker-oci has no supervisor of its own)".into()));
+    }
+    Ok(())
+}
+
+fn is_alive(pid: i32, start: u64) -> bool {
+    if process_start_time(pid) != Some(start) {
+        return false;
+    }
+    // A zombie has exited: stopped (its parent, the caller's subreaper, has not reaped it yet).
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|s| s.rfind(')').and_then(|i| s[i + 2..].chars().next()))
+        .map(|c| c != 'Z' && c != 'X')
+        .unwrap_or(false)
+}
+
+/// The id maps for an OCI spec: its own mappings (a single mapping of the caller's own ids is
+/// written directly with setgroups denied, as an unprivileged user may), else Gocker's defaults.
+fn idmaps(spec: &Spec) -> Result<gocker_idmap::IdMaps> {
+    let mut maps = bundle::idmaps_for(spec)?;
+    let root = rustix::process::geteuid().is_root();
+    let (uid, gid) = (rustix::process::geteuid().as_raw(), rustix::process::getegid().as_raw());
+    let own = |m: &[gocker_idmap::IdMap], id: u32| m.len() == 1 && m[0].outside == id && m[0].count == 1;
+    if !root && own(&maps.uids, uid) && own(&maps.gids, gid) {
+        maps.method = gocker_idmap::WriteMethod::Direct;
+        maps.deny_setgroups = true;
+    }
+    Ok(maps)
+}
+
+fn has_userns(spec: &Spec) -> bool {
+    spec.linux()
+        .as_ref()
+        .and_then(|l| l.namespaces().as_ref())
+        .map(|ns| ns.iter().any(|n| n.typ() == oci_spec::runtime::LinuxNamespaceType::User))
+        .unwrap_or(false)
+}
+
+/// The lifecycle operations on one state root (`--root`).
+pub struct Runtime {
+    store: StateStore,
+}
+
+impl Runtime {
+    pub fn open(root: &Path) -> Result<Runtime> {
+        let store = StateStore::open(root)?;
+        Ok(Runtime { store })
+    }
+
+    fn dir(&self, id: &str) -> PathBuf {
+        self.store.container_dir(id)
+    }
+
+    fn record(&self, id: &str) -> Result<Record> {
+        check_id(id)?;
+        let path = self.dir(id).join(RECORD);
+        let text = match std::fs::read(&path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(RuntimeError::NoSuchContainer(id.to_owned())),
+            Err(e) => return Err(RuntimeError::State { path, reason: e.to_string() }),
+        };
+        serde_json::from_slice(&text).map_err(|e| RuntimeError::State { path, reason: e.to_string() })
+    }
+
+    fn save_record(&self, id: &str, r: &Record) -> Result<()> {
+        let path = self.dir(id).join(RECORD);
+        let tmp = path.with_extension("json.tmp");
+        let err = |e: std::io::Error| RuntimeError::State { path: path.clone(), reason: e.to_string() };
+        std::fs::write(&tmp, serde_json::to_vec_pretty(r).expect("record serialises")).map_err(err)?;
+        std::fs::rename(&tmp, &path).map_err(err)
+    }
+
+    fn oci_state(&self, id: &str, r: &Record) -> OciState {
+        let alive = is_alive(r.pid, r.pid_start);
+        let status = if alive && self.dir(id).join(FIFO).exists() {
+            "created"
+        } else if alive {
+            "running"
+        } else {
+            "stopped"
+        };
+        OciState {
+            oci_version: "1.2.0".into(),
+            id: id.to_owned(),
+            status: status.into(),
+            pid: if alive { r.pid } else { 0 },
+            bundle: r.bundle.clone(),
+            annotations: r.annotations.clone(),
+            created: r.created.clone(),
+            owner: String::new(),
+        }
+    }
+
+    /// `state ID`.
+    pub fn state(&self, id: &str) -> Result<OciState> {
+        let r = self.record(id)?;
+        Ok(self.oci_state(id, &r))
+    }
+
+    /// `list`: every container of this root.
+    pub fn list(&self) -> Result<Vec<OciState>> {
+        let rd = std::fs::read_dir(self.store.root())
+            .map_err(|e| RuntimeError::State { path: self.store.root().to_owned(), reason: e.to_string() })?;
+        let mut v: Vec<OciState> = rd
+            .flatten()
+            .filter_map(|e| e.file_name().to_str().map(str::to_owned))
+            .filter(|id| id != "names")
+            .filter_map(|id| self.record(&id).ok().map(|r| self.oci_state(&id, &r)))
+            .collect();
+        v.sort_by(|a, b| a.created.cmp(&b.created));
+        Ok(v)
+    }
+
+    /// `create ID --bundle DIR`: the container's process waits at the FIFO barrier when this
+    /// returns. The caller must be single-threaded (the rings are forked from it).
+    pub fn create(&self, id: &str, bundle_dir: &Path, opts: &CreateOptions) -> Result<OciState> {
+        let c = self.create_container(id, bundle_dir, opts)?;
+        let st = c.release()?;
+        let r = self.record(id)?;
+        debug_assert_eq!(st.pid, Some(r.pid));
+        Ok(self.oci_state(id, &r))
+    }
+
+    /// Like [`Runtime::create`], but keeps the [`Container`] (for `run`: the process stays our child).
+    fn create_container(&self, id: &str, bundle_dir: &Path, opts: &CreateOptions) -> Result<Container> {
+        check_id(id)?;
+        let bundle_dir = std::path::absolute(bundle_dir).map_err(|e| cfg_err(format!("bundle {}: {e}", bundle_dir.display())))?;
+        let spec = bundle::load(&bundle_dir)?;
+        if self.dir(id).exists() {
+            return Err(cfg_err(format!("container {id} already exists in {}", self.store.root().display())));
+        }
+        if !rustix::process::geteuid().is_root() && !has_userns(&spec) {
+            return Err(cfg_err(format!(
+                "{}: a rootless container needs a user namespace with mappings of your own ids (see `gocker-oci spec --rootless`)",
+                bundle_dir.join("config.json").display()
+            )));
+        }
+        if let Some(h) = spec.hooks() {
+            if h.create_container().as_ref().is_some_and(|v| !v.is_empty()) || h.start_container().as_ref().is_some_and(|v| !v.is_empty()) {
+                return Err(cfg_err(format!(
+                    "{}: createContainer and startContainer hooks are not supported by gocker-oci yet",
+                    bundle_dir.join("config.json").display()
+                )));
+            }
+        }
+        let terminal = spec.process().as_ref().and_then(|p| p.terminal()).unwrap_or(false);
+        if terminal && opts.console_socket.is_none() {
+            return Err(cfg_err("process.terminal is true: --console-socket is required".into()));
+        }
+        let mut cfg = ContainerConfig::new(id, spec.clone(), idmaps(&spec)?);
+        cfg.stdin = true;
+        cfg.tty = terminal;
+        // The FIFO barrier, opened O_PATH here and inherited by ring1 and ring2 (fork mode). It
+        // is made beside the state directories and renamed into the container's directory once
+        // Container::create has made that (the descriptor follows the inode).
+        let staged = self.store.root().join(format!(".{id}.{FIFO}"));
+        let _ = std::fs::remove_file(&staged);
+        rustix::fs::mknodat(rustix::fs::CWD, &staged, rustix::fs::FileType::Fifo, Mode::from_raw_mode(0o600), 0)
+            .map_err(|e| RuntimeError::sys("mkfifo", staged.display().to_string(), e))?;
+        let fifo = rustix::fs::open(&staged, OFlags::PATH | OFlags::CLOEXEC, Mode::empty())
+            .map_err(|e| RuntimeError::sys("open", staged.display().to_string(), e));
+        let fifo = match fifo {
+            Ok(f) => f,
+            Err(e) => {
+                let _ = std::fs::remove_file(&staged);
+                return Err(e);
+            }
+        };
+        // ring2 reopens the FIFO as root of the container's user namespace: it must own it.
+        let owner = (cfg.idmaps.host_uid(0), cfg.idmaps.host_gid(0));
+        if let (Some(u), Some(g)) = owner {
+            rustix::fs::chown(&staged, Some(rustix::fs::Uid::from_raw(u)), Some(rustix::fs::Gid::from_raw(g)))
+                .map_err(|e| RuntimeError::sys("chown", staged.display().to_string(), e))
+                .inspect_err(|_| {
+                    let _ = std::fs::remove_file(&staged);
+                })?;
+        }
+        cfg.oci = Some(OciMode { exec_fifo_fd: fifo.as_raw_fd(), preserve_fds: opts.preserve_fds });
+        let c = Container::create(cfg, self.store.clone(), id, false)
+            .and_then(|c| {
+                std::fs::rename(&staged, self.dir(id).join(FIFO))
+                    .map_err(|e| RuntimeError::State { path: staged.clone(), reason: e.to_string() })?;
+                Ok(c)
+            });
+        let mut c = match c {
+            Ok(c) => c,
+            Err(e) => {
+                let _ = std::fs::remove_file(&staged);
+                return Err(e);
+            }
+        };
+        drop(fifo);
+        let pid = c.pid().expect("created");
+        let record = Record {
+            bundle: bundle_dir.clone(),
+            annotations: spec.annotations().clone().unwrap_or_default(),
+            pid,
+            pid_start: process_start_time(pid).unwrap_or(0),
+            created: now_rfc3339(),
+            cgroup: c.state().cgroup.clone(),
+            hooks: spec.hooks().clone(),
+        };
+        // On any failure from here, dropping `c` kills and reaps ring2 and removes the state.
+        self.save_record(id, &record)?;
+        if let Some(sock) = &opts.console_socket {
+            let master = c.take_pty().ok_or_else(|| RuntimeError::Protocol("ring2 sent no terminal".into()))?;
+            send_console(sock, master.as_fd())?;
+        }
+        if let Some(pf) = &opts.pid_file {
+            write_pid_file(pf, pid)?;
+        }
+        let st = self.oci_state(id, &record);
+        if let Some(h) = spec.hooks() {
+            run_hooks("createRuntime", h.create_runtime(), &st)?;
+            run_hooks("prestart", h.prestart(), &st)?;
+        }
+        Ok(c)
+    }
+
+    /// `start ID`: releases the process from the FIFO barrier.
+    pub fn start(&self, id: &str) -> Result<()> {
+        let r = self.record(id)?;
+        let st = self.oci_state(id, &r);
+        if st.status != "created" {
+            return Err(cfg_err(format!("container {id} is {}, not created: cannot start it", st.status)));
+        }
+        let path = self.dir(id).join(FIFO);
+        let fifo = rustix::fs::open(&path, OFlags::RDONLY | OFlags::NONBLOCK | OFlags::CLOEXEC, Mode::empty())
+            .map_err(|e| RuntimeError::sys("open", path.display().to_string(), e))?;
+        // The process opens the FIFO for writing (now unblocked) and writes one byte.
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let mut p = [PollFd::new(&fifo, PollFlags::IN)];
+            let _ = rustix::event::poll(&mut p, Some(&Timespec { tv_sec: 0, tv_nsec: 50_000_000 }));
+            let mut b = [0u8; 1];
+            match rustix::io::read(&fifo, &mut b) {
+                Ok(1) => break,
+                Ok(_) | Err(Errno::AGAIN) | Err(Errno::INTR) => {}
+                Err(e) => return Err(RuntimeError::sys("read", path.display().to_string(), e)),
+            }
+            if !is_alive(r.pid, r.pid_start) {
+                return Err(cfg_err(format!("container {id}: its process (pid {}) exited before start", r.pid)));
+            }
+            if Instant::now() > deadline {
+                return Err(RuntimeError::Timeout { stage: format!("container {id} to open {}", path.display()), after: Duration::from_secs(30) });
+            }
+        }
+        std::fs::remove_file(&path).map_err(|e| RuntimeError::State { path: path.clone(), reason: e.to_string() })?;
+        if let Some(h) = &r.hooks {
+            let st = self.oci_state(id, &r);
+            // Failures of poststart hooks are logged, not fatal (runtime spec).
+            if let Err(e) = run_hooks("poststart", h.poststart(), &st) {
+                tracing::warn!("{e}");
+            }
+        }
+        Ok(())
+    }
+
+    /// `kill ID SIGNAL [--all]`.
+    pub fn kill(&self, id: &str, sig: i32, all: bool) -> Result<()> {
+        let r = self.record(id)?;
+        if !is_alive(r.pid, r.pid_start) {
+            return Err(cfg_err(format!("container {id} is not running")));
+        }
+        let pids = if all { self.pids_of(&r) } else { vec![r.pid] };
+        for pid in pids {
+            signal(pid, sig)?;
+        }
+        Ok(())
+    }
+
+    /// Processes of the container: those in its PID namespace (or, sharing the host's, in its cgroup).
+    fn pids_of(&self, r: &Record) -> Vec<i32> {
+        if !is_alive(r.pid, r.pid_start) {
+            return Vec::new();
+        }
+        let ns = |pid: i32| std::fs::read_link(format!("/proc/{pid}/ns/pid")).ok();
+        let mine = ns(rustix::process::getpid().as_raw_nonzero().get());
+        let target = ns(r.pid);
+        if target.is_some() && target != mine {
+            let mut v: Vec<i32> = std::fs::read_dir("/proc")
+                .into_iter()
+                .flatten()
+                .flatten()
+                .filter_map(|e| e.file_name().to_str().and_then(|s| s.parse().ok()))
+                .filter(|p| ns(*p) == target)
+                .collect();
+            v.sort();
+            return v;
+        }
+        if let Some(cg) = &r.cgroup {
+            if let Ok(t) = std::fs::read_to_string(cg.join("cgroup.procs")) {
+                return t.lines().filter_map(|l| l.trim().parse().ok()).collect();
+            }
+        }
+        vec![r.pid]
+    }
+
+    /// `ps ID`: host pids of the container's processes.
+    pub fn ps(&self, id: &str) -> Result<Vec<i32>> {
+        let r = self.record(id)?;
+        Ok(self.pids_of(&r))
+    }
+
+    /// `delete ID [--force]`: a running container needs `force` (SIGKILL first).
+    pub fn delete(&self, id: &str, force: bool) -> Result<()> {
+        let r = self.record(id)?;
+        let st = self.oci_state(id, &r);
+        if st.status == "running" && !force {
+            return Err(cfg_err(format!("container {id} is running: stop it first or use --force")));
+        }
+        if is_alive(r.pid, r.pid_start) {
+            // A created container is killed without --force, as runc does.
+            kill_and_wait(r.pid, r.pid_start, id)?;
+        }
+        if let Some(cg) = &r.cgroup {
+            gocker_cgroups::Cgroup::open(cg.clone()).remove(Duration::from_secs(2))?;
+        }
+        self.store.remove(id, id)?;
+        if let Some(h) = &r.hooks {
+            let mut st = st;
+            st.status = "stopped".into();
+            st.pid = 0;
+            if let Err(e) = run_hooks("poststop", h.poststop(), &st) {
+                tracing::warn!("{e}");
+            }
+        }
+        Ok(())
+    }
+
+    /// `pause` / `resume`: the cgroup v2 freezer.
+    pub fn freeze(&self, id: &str, frozen: bool) -> Result<()> {
+        let r = self.record(id)?;
+        let cg = r.cgroup.as_ref().ok_or_else(|| {
+            cfg_err(format!("container {id} has no cgroup (no usable cgroup v2 hierarchy when it was created): cannot pause or resume it"))
+        })?;
+        Ok(gocker_cgroups::Cgroup::open(cg.clone()).freeze(frozen)?)
+    }
+
+    /// `update ID`: applies new resource limits to the container's cgroup.
+    pub fn update(&self, id: &str, res: &oci_spec::runtime::LinuxResources) -> Result<()> {
+        let r = self.record(id)?;
+        let writes = gocker_cgroups::limits::plan(res)?;
+        let cg = r.cgroup.as_ref().ok_or_else(|| {
+            cfg_err(format!("container {id} has no cgroup (no usable cgroup v2 hierarchy when it was created): cannot update its resources"))
+        })?;
+        Ok(gocker_cgroups::Cgroup::open(cg.clone()).apply(&writes)?)
+    }
+
+    /// `run ID`: create, start, wait (the process is our own child), delete. Returns the exit code.
+    pub fn run(&self, id: &str, bundle_dir: &Path, opts: &CreateOptions, detach: bool) -> Result<i32> {
+        let c = self.create_container(id, bundle_dir, opts)?;
+        let st = c.release()?;
+        let pid = st.pid.expect("created");
+        if let Err(e) = self.start(id) {
+            let _ = self.delete(id, true);
+            return Err(e);
+        }
+        if detach {
+            return Ok(0);
+        }
+        let status = loop {
+            match rustix::process::waitpid(Pid::from_raw(pid), rustix::process::WaitOptions::empty()) {
+                Ok(Some((_, s))) => break crate::ExitStatus::from_wait(s),
+                Err(Errno::INTR) | Ok(None) => continue,
+                Err(e) => return Err(RuntimeError::sys("waitpid", format!("container {id} pid {pid}"), e)),
+            }
+        };
+        self.delete(id, true)?;
+        Ok(status.code())
+    }
+
+    /// `exec ID`: runs `req` in the container (its namespaces, cgroup, privilege drop and filter).
+    pub fn exec(&self, id: &str, req: &crate::nsexec::ExecRequest) -> Result<crate::ExitStatus> {
+        let r = self.record(id)?;
+        if self.oci_state(id, &r).status != "running" {
+            return Err(cfg_err(format!("container {id} is not running")));
+        }
+        let mut st = self.store.load(id)?;
+        // nsexec checks that the process keeping the container alive still is: here the payload.
+        st.monitor_pid = r.pid;
+        st.monitor_start = r.pid_start;
+        st.status = crate::Status::Running;
+        crate::nsexec::exec(&self.store, &st, req)
+    }
+}
+
+fn signal(pid: i32, sig: i32) -> Result<()> {
+    let fd = match rustix::process::pidfd_open(Pid::from_raw(pid).expect("positive"), PidfdFlags::empty()) {
+        Ok(fd) => fd,
+        Err(Errno::SRCH) => return Ok(()),
+        Err(e) => return Err(RuntimeError::sys("pidfd_open", format!("pid {pid}"), e)),
+    };
+    if !(1..=64).contains(&sig) {
+        return Err(cfg_err(format!("invalid signal {sig}")));
+    }
+    // SAFETY: the number is in the kernel's signal range (checked above).
+    let s = unsafe { Signal::from_raw_unchecked(sig) };
+    match rustix::process::pidfd_send_signal(&fd, s) {
+        Ok(()) | Err(Errno::SRCH) => Ok(()),
+        Err(e) => Err(RuntimeError::sys("pidfd_send_signal", format!("pid {pid} signal {sig}"), e)),
+    }
+}
+
+/// SIGKILL and wait until the process has exited (it is not our child: poll its pidfd).
+fn kill_and_wait(pid: i32, start: u64, id: &str) -> Result<()> {
+    let fd = match rustix::process::pidfd_open(Pid::from_raw(pid).expect("positive"), PidfdFlags::empty()) {
+        Ok(fd) => fd,
+        Err(Errno::SRCH) => return Ok(()),
+        Err(e) => return Err(RuntimeError::sys("pidfd_open", format!("container {id} pid {pid}"), e)),
+    };
+    if process_start_time(pid) != Some(start) {
+        return Ok(());
+    }
+    match rustix::process::pidfd_send_signal(&fd, Signal::KILL) {
+        Ok(()) | Err(Errno::SRCH) => {}
+        Err(e) => return Err(RuntimeError::sys("pidfd_send_signal", format!("container {id} pid {pid}"), e)),
+    }
+    let mut p = [PollFd::new(&fd, PollFlags::IN)];
+    match rustix::event::poll(&mut p, Some(&Timespec { tv_sec: 10, tv_nsec: 0 })) {
+        Ok(n) if n > 0 => Ok(()),
+        _ => Err(RuntimeError::Timeout { stage: format!("container {id} (pid {pid}) to die"), after: Duration::from_secs(10) }),
+    }
+}
+
+fn write_pid_file(path: &Path, pid: i32) -> Result<()> {
+    let tmp = path.with_extension("gocker-oci.tmp");
+    let err = |e: std::io::Error| RuntimeError::State { path: path.to_owned(), reason: e.to_string() };
+    std::fs::write(&tmp, pid.to_string()).map_err(err)?;
+    std::fs::rename(&tmp, path).map_err(err)
+}
+
+/// runc's console socket protocol: connect to the unix socket and send the pty master with
+/// `SCM_RIGHTS` (the data is the terminal's name).
+fn send_console(socket: &Path, master: BorrowedFd<'_>) -> Result<()> {
+    use rustix::net::{SendAncillaryBuffer, SendAncillaryMessage, SendFlags};
+    let what = || format!("console socket {}", socket.display());
+    let stream = std::os::unix::net::UnixStream::connect(socket).map_err(|e| RuntimeError::sys("connect", what(), e))?;
+    let mut space = [std::mem::MaybeUninit::<u8>::uninit(); rustix::cmsg_space!(ScmRights(1))];
+    let mut control = SendAncillaryBuffer::new(&mut space);
+    let fds = [master];
+    control.push(SendAncillaryMessage::ScmRights(&fds));
+    rustix::net::sendmsg(&stream, &[std::io::IoSlice::new(b"/dev/ptmx")], &mut control, SendFlags::NOSIGNAL)
+        .map_err(|e| RuntimeError::sys("sendmsg", what(), e))?;
+    Ok(())
+}
+
+/// Runs each hook with the state JSON on stdin; a failing hook is an error naming it.
+fn run_hooks(kind: &str, hooks: &Option<Vec<Hook>>, st: &OciState) -> Result<()> {
+    let state = serde_json::to_vec(st).expect("state serialises");
+    for h in hooks.iter().flatten() {
+        let path = h.path();
+        let what = format!("{kind} hook {}", path.display());
+        let mut cmd = Command::new(path);
+        if let Some(args) = h.args() {
+            if let Some((arg0, rest)) = args.split_first() {
+                std::os::unix::process::CommandExt::arg0(&mut cmd, arg0);
+                cmd.args(rest);
+            }
+        }
+        cmd.env_clear();
+        for kv in h.env().iter().flatten() {
+            if let Some((k, v)) = kv.split_once('=') {
+                cmd.env(k, v);
+            }
+        }
+        cmd.stdin(Stdio::piped()).stdout(Stdio::null()).stderr(Stdio::piped());
+        let mut child = cmd.spawn().map_err(|e| cfg_err(format!("{what}: {e}")))?;
+        if let Some(mut stdin) = child.stdin.take() {
+            let _ = stdin.write_all(&state);
+        }
+        let timeout = Duration::from_secs(h.timeout().map(|t| t.max(1) as u64).unwrap_or(30));
+        let deadline = Instant::now() + timeout;
+        let status = loop {
+            match child.try_wait() {
+                Ok(Some(s)) => break s,
+                Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(5)),
+                Ok(None) => {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    return Err(cfg_err(format!("{what}: timed out after {timeout:?}")));
+                }
+                Err(e) => return Err(cfg_err(format!("{what}: {e}"))),
+            }
+        };
+        if !status.success() {
+            let mut err = String::new();
+            if let Some(mut e) = child.stderr.take() {
+                let _ = e.read_to_string(&mut err);
+            }
+            return Err(cfg_err(format!("{what} failed ({status}): {}", err.trim())));
+        }
+    }
+    Ok(())
+}
+
+/// `spec`: runc's default config.json (rootfs `rootfs`, `sh` on a terminal) with Gocker's defaults;
+/// `rootless`: mappings of the caller's own uid and gid to root.
+pub fn default_spec(rootless: bool) -> Result<Spec> {
+    let mut spec = crate::spec::default_spec(PathBuf::from("/rootfs"), vec!["sh".into()])?;
+    if let Some(root) = spec.root_mut().as_mut() {
+        root.set_path(PathBuf::from("rootfs"));
+        root.set_readonly(Some(true));
+    }
+    if let Some(p) = spec.process_mut().as_mut() {
+        p.set_terminal(Some(true));
+        p.set_env(Some(vec![format!("PATH={}", crate::process::DEFAULT_PATH), "TERM=xterm".into()]));
+    }
+    spec.set_hostname(Some("gocker".into()));
+    if rootless {
+        let map = |id: u32| {
+            oci_spec::runtime::LinuxIdMappingBuilder::default().container_id(0u32).host_id(id).size(1u32).build().expect("all fields set")
+        };
+        if let Some(l) = spec.linux_mut().as_mut() {
+            l.set_uid_mappings(Some(vec![map(rustix::process::geteuid().as_raw())]));
+            l.set_gid_mappings(Some(vec![map(rustix::process::getegid().as_raw())]));
+        }
+    }
+    Ok(spec)
+}
+
+/// `features`: what this runtime supports (OCI runtime-spec features.md).
+pub fn features() -> serde_json::Value {
+    let caps: Vec<String> = caps::all().into_iter().map(|c| c.to_string()).collect();
+    serde_json::json!({
+        "ociVersionMin": "1.0.0",
+        "ociVersionMax": "1.2.0",
+        "hooks": ["prestart", "createRuntime", "poststart", "poststop"],
+        "mountOptions": ["ro", "rw", "nosuid", "suid", "nodev", "dev", "noexec", "exec", "bind", "rbind",
+            "private", "rprivate", "shared", "rshared", "slave", "rslave", "relatime", "norelatime",
+            "noatime", "atime", "strictatime", "nostrictatime", "sync", "async", "remount", "tmpcopyup"],
+        "linux": {
+            "namespaces": ["cgroup", "ipc", "mount", "network", "pid", "user", "uts"],
+            "capabilities": caps,
+            "cgroup": {"v1": false, "v2": true, "systemd": false, "systemdUser": false, "rdma": false},
+            "seccomp": {"enabled": true, "actions": ["SCMP_ACT_ALLOW", "SCMP_ACT_ERRNO", "SCMP_ACT_KILL",
+                "SCMP_ACT_KILL_PROCESS", "SCMP_ACT_KILL_THREAD", "SCMP_ACT_LOG", "SCMP_ACT_TRAP", "SCMP_ACT_TRACE"],
+                "operators": ["SCMP_CMP_NE", "SCMP_CMP_LT", "SCMP_CMP_LE", "SCMP_CMP_EQ", "SCMP_CMP_GE",
+                "SCMP_CMP_GT", "SCMP_CMP_MASKED_EQ"], "archs": ["SCMP_ARCH_X86_64", "SCMP_ARCH_X86", "SCMP_ARCH_X32"]},
+            "apparmor": {"enabled": false},
+            "selinux": {"enabled": false},
+            "intelRdt": {"enabled": false},
+            "mountExtensions": {"idmap": {"enabled": false}}
+        },
+        "annotations": {"org.opencontainers.runc.checkpoint.enabled": "false", "io.gocker.version": env!("CARGO_PKG_VERSION")}
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_are_single_components() {
+        assert!(check_id("abc-1_2.3").is_ok());
+        for bad in ["", ".", "..", "a/b", "names", "a b"] {
+            let e = check_id(bad).unwrap_err();
+            assert!(e.to_string().contains(&format!("{bad:?}")), "{e}");
+        }
+    }
+
+    #[test]
+    fn timestamps_are_rfc3339() {
+        let t = now_rfc3339();
+        assert_eq!(t.len(), 30, "{t}");
+        assert!(t.starts_with("20") && t.ends_with('Z') && &t[10..11] == "T", "{t}");
+    }
+
+    #[test]
+    fn notify_needs_a_listener_path() {
+        let mut spec = crate::spec::default_spec("/r".into(), vec!["sh".into()]).unwrap();
+        assert!(check_seccomp(&spec).is_ok());
+        let seccomp: oci_spec::runtime::LinuxSeccomp = serde_json::from_value(serde_json::json!({
+            "defaultAction": "SCMP_ACT_ALLOW",
+            "syscalls": [{"names": ["mount"], "action": "SCMP_ACT_NOTIFY"}]
+        }))
+        .unwrap();
+        spec.linux_mut().as_mut().unwrap().set_seccomp(Some(seccomp));
+        assert!(check_seccomp(&spec).unwrap_err().to_string().contains("listenerPath"));
+    }
+}
