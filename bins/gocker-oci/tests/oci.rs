@@ -1,0 +1,369 @@
+//! OCI lifecycle of `gocker-oci` against bundles made from the test rootfs, as root and as the
+//! unprivileged test users (`cargo xtask itest`). The test process is a child subreaper, like
+//! conmon and containerd's shim: the container's process is reparented to it when `create` exits,
+//! and it reaps it itself.
+
+use std::io::Read;
+use std::os::fd::{AsFd, OwnedFd};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+fn bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_gocker-oci"))
+}
+
+fn rootfs() -> String {
+    std::env::var("GOCKER_TEST_ROOTFS").expect("set GOCKER_TEST_ROOTFS (run via cargo xtask itest)")
+}
+
+fn rootless() -> bool {
+    !rustix::process::geteuid().is_root()
+}
+
+/// A scratch directory with a state root and a bundle; removed on drop.
+struct Env {
+    dir: PathBuf,
+}
+
+impl Env {
+    fn new(tag: &str) -> Env {
+        // SAFETY: prctl(PR_SET_CHILD_SUBREAPER) has no memory-safety preconditions.
+        unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) };
+        let dir = std::env::temp_dir().join(format!("gocker-oci-test-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(dir.join("bundle")).unwrap();
+        Env { dir }
+    }
+    fn root(&self) -> PathBuf {
+        self.dir.join("state")
+    }
+    fn bundle(&self) -> PathBuf {
+        self.dir.join("bundle")
+    }
+    fn cmd(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(bin());
+        c.arg("--root").arg(self.root()).args(args).stdin(Stdio::null());
+        c
+    }
+    fn oci(&self, args: &[&str]) -> Output {
+        // Output to files: the container's process inherits create's stdio and keeps it open.
+        let out = self.dir.join("cmd.out");
+        let err = self.dir.join("cmd.err");
+        let st = self
+            .cmd(args)
+            .stdout(std::fs::File::create(&out).unwrap())
+            .stderr(std::fs::File::create(&err).unwrap())
+            .status()
+            .unwrap();
+        Output { status: st, stdout: std::fs::read(&out).unwrap(), stderr: std::fs::read(&err).unwrap() }
+    }
+    /// Writes config.json from `gocker-oci spec` with the test rootfs and `args`.
+    fn spec(&self, args: &[&str], edit: impl FnOnce(&mut serde_json::Value)) {
+        let _ = std::fs::remove_file(self.bundle().join("config.json"));
+        let mut c = Command::new(bin());
+        c.args(["spec", "--bundle"]).arg(self.bundle());
+        if rootless() {
+            c.arg("--rootless");
+        }
+        assert!(c.status().unwrap().success());
+        let path = self.bundle().join("config.json");
+        let mut v: serde_json::Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+        v["root"] = serde_json::json!({"path": rootfs(), "readonly": true});
+        v["process"]["terminal"] = false.into();
+        v["process"]["args"] = serde_json::json!(args);
+        edit(&mut v);
+        std::fs::write(&path, serde_json::to_vec_pretty(&v).unwrap()).unwrap();
+    }
+    /// `create` with the container's stdout and stderr going to `out`.
+    fn create(&self, id: &str, out: &Path, extra: &[&str]) {
+        let mut args = vec!["create", "--bundle"];
+        let b = self.bundle();
+        args.push(b.to_str().unwrap());
+        args.extend_from_slice(extra);
+        args.push(id);
+        let f = std::fs::File::create(out).unwrap();
+        let o = self.cmd(&args).stdout(f.try_clone().unwrap()).stderr(f).output().unwrap();
+        assert!(o.status.success(), "create failed: {}", std::fs::read_to_string(out).unwrap());
+    }
+    fn state(&self, id: &str) -> serde_json::Value {
+        let o = self.oci(&["state", id]);
+        assert!(o.status.success(), "state {id}: {}", String::from_utf8_lossy(&o.stderr));
+        serde_json::from_slice(&o.stdout).unwrap()
+    }
+}
+
+impl Drop for Env {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+#[track_caller]
+fn ok(o: &Output) {
+    assert!(o.status.success(), "stdout: {} stderr: {}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
+}
+
+fn wait_for(what: &str, mut f: impl FnMut() -> bool) {
+    let t = Instant::now();
+    while !f() {
+        assert!(t.elapsed() < Duration::from_secs(10), "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// Reaps `pid` (reparented to us, the subreaper); returns the raw wait status.
+fn reap(pid: i32) -> i32 {
+    let mut st = 0;
+    // SAFETY: waitpid writes the status into a valid i32.
+    let r = unsafe { libc::waitpid(pid, &mut st, 0) };
+    assert_eq!(r, pid, "pid {pid} is our child after create exited: {}", std::io::Error::last_os_error());
+    st
+}
+
+fn mounts_mentioning(s: &str) -> Vec<String> {
+    std::fs::read_to_string("/proc/self/mountinfo").unwrap().lines().filter(|l| l.contains(s)).map(str::to_owned).collect()
+}
+
+#[test]
+fn create_start_kill_delete() {
+    let env = Env::new("life");
+    let id = format!("life-{}", std::process::id());
+    env.spec(&["sh", "-c", "echo payload-ran uid=$(id -u) pid=$$; exec sleep 60"], |_| {});
+    let out = env.dir.join("container.out");
+    let pid_file = env.dir.join("pid");
+    env.create(&id, &out, &["--pid-file", pid_file.to_str().unwrap()]);
+
+    // created: the process is alive, waiting at the barrier; nothing of the payload ran yet.
+    let st = env.state(&id);
+    assert_eq!(st["status"], "created", "{st}");
+    assert_eq!(st["id"], id.as_str());
+    assert_eq!(st["ociVersion"], "1.2.0");
+    assert_eq!(st["bundle"], env.bundle().to_str().unwrap());
+    let pid = st["pid"].as_i64().unwrap() as i32;
+    assert_eq!(std::fs::read_to_string(&pid_file).unwrap().trim(), pid.to_string(), "--pid-file has the host pid");
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let ppid: i32 = stat[stat.rfind(')').unwrap() + 2..].split(' ').nth(1).unwrap().parse().unwrap();
+    assert_eq!(ppid as u32, std::process::id(), "the container's process was reparented to the subreaper");
+    assert!(env.root().join(&id).join("exec.fifo").exists());
+    std::thread::sleep(Duration::from_millis(100));
+    assert_eq!(std::fs::read_to_string(&out).unwrap(), "", "the payload must not run before start");
+    // Its PID namespace is its own.
+    assert_ne!(std::fs::read_link(format!("/proc/{pid}/ns/pid")).unwrap(), std::fs::read_link("/proc/self/ns/pid").unwrap());
+
+    // list shows it.
+    let o = env.oci(&["list", "-q"]);
+    ok(&o);
+    assert!(String::from_utf8_lossy(&o.stdout).lines().any(|l| l == id));
+
+    // start: the payload runs as PID 1 of the container, as root.
+    ok(&env.oci(&["start", &id]));
+    wait_for("the payload's output", || std::fs::read_to_string(&out).unwrap().contains("payload-ran"));
+    let text = std::fs::read_to_string(&out).unwrap();
+    assert!(text.contains("uid=0 pid=1"), "{text}");
+    assert_eq!(env.state(&id)["status"], "running");
+    assert!(!env.root().join(&id).join("exec.fifo").exists());
+    // A second start is refused.
+    let o = env.oci(&["start", &id]);
+    assert!(!o.status.success() && String::from_utf8_lossy(&o.stderr).contains(&id));
+    // delete without --force refuses a running container.
+    let o = env.oci(&["delete", &id]);
+    assert!(!o.status.success() && String::from_utf8_lossy(&o.stderr).contains("running"));
+
+    // ps lists the payload.
+    let o = env.oci(&["ps", "--format", "json", &id]);
+    ok(&o);
+    let pids: Vec<i32> = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(pids, vec![pid]);
+
+    // exec joins it.
+    let o = env.oci(&["exec", &id, "sh", "-c", "echo exec-ran $(cat /proc/1/cmdline | tr '\\0' ' ')"]);
+    ok(&o);
+    assert!(String::from_utf8_lossy(&o.stdout).contains("exec-ran sleep 60"), "{}", String::from_utf8_lossy(&o.stdout));
+
+    // kill: stopped, and the subreaper reaps the process.
+    ok(&env.oci(&["kill", &id, "KILL"]));
+    let status = reap(pid);
+    assert!(libc::WIFSIGNALED(status) && libc::WTERMSIG(status) == libc::SIGKILL, "status {status:#x}");
+    assert_eq!(env.state(&id)["status"], "stopped");
+    assert_eq!(env.state(&id)["pid"], 0);
+
+    // delete: nothing left.
+    ok(&env.oci(&["delete", &id]));
+    assert!(!env.root().join(&id).exists(), "state directory removed");
+    assert!(!Path::new(&format!("/proc/{pid}")).exists(), "process gone");
+    assert!(mounts_mentioning(&id).is_empty() && mounts_mentioning(env.dir.to_str().unwrap()).is_empty());
+    let o = env.oci(&["state", &id]);
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains(&id), "{}", String::from_utf8_lossy(&o.stderr));
+}
+
+#[test]
+fn delete_of_a_created_container_kills_it() {
+    let env = Env::new("created");
+    let id = format!("created-{}", std::process::id());
+    env.spec(&["sh", "-c", "echo must-not-run"], |_| {});
+    let out = env.dir.join("container.out");
+    env.create(&id, &out, &[]);
+    let pid = env.state(&id)["pid"].as_i64().unwrap() as i32;
+    ok(&env.oci(&["delete", &id]));
+    let status = reap(pid);
+    assert!(libc::WIFSIGNALED(status), "status {status:#x}");
+    assert_eq!(std::fs::read_to_string(&out).unwrap(), "");
+    assert!(!env.root().join(&id).exists());
+}
+
+#[test]
+fn errors_name_the_id_or_path_and_leave_nothing() {
+    let env = Env::new("errors");
+    let o = env.oci(&["state", "no-such-container"]);
+    assert_eq!(o.status.code(), Some(1));
+    let e = String::from_utf8_lossy(&o.stderr);
+    assert!(e.contains("no such container: no-such-container"), "{e}");
+
+    std::fs::write(env.bundle().join("config.json"), "{ this is not json").unwrap();
+    let id = format!("bad-{}", std::process::id());
+    let o = env.oci(&["create", "--bundle", env.bundle().to_str().unwrap(), &id]);
+    assert_eq!(o.status.code(), Some(1));
+    let e = String::from_utf8_lossy(&o.stderr);
+    assert!(e.contains(env.bundle().join("config.json").to_str().unwrap()), "names the file: {e}");
+    assert!(!env.root().join(&id).exists());
+    let left: Vec<_> = std::fs::read_dir(env.root()).unwrap().flatten().map(|e| e.file_name()).filter(|n| n != "names").collect();
+    assert!(left.is_empty(), "left in the state root: {left:?}");
+
+    // A rootfs that does not exist: refused, nothing left either.
+    env.spec(&["true"], |v| v["root"]["path"] = "/nonexistent-rootfs".into());
+    let o = env.oci(&["create", "--bundle", env.bundle().to_str().unwrap(), &id]);
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("/nonexistent-rootfs"), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(!env.root().join(&id).exists());
+
+    // Bad ids and unsupported options are clear errors.
+    let o = env.oci(&["state", "../etc"]);
+    assert!(String::from_utf8_lossy(&o.stderr).contains("invalid container id \"../etc\""));
+    let o = env.oci(&["--systemd-cgroup", "list"]);
+    assert!(!o.status.success() && String::from_utf8_lossy(&o.stderr).contains("systemd"));
+    // --log gets the error as JSON.
+    let log = env.dir.join("log.json");
+    let o = env.oci(&["--log", log.to_str().unwrap(), "--log-format", "json", "state", "missing-one"]);
+    assert!(!o.status.success());
+    let line: serde_json::Value = serde_json::from_str(std::fs::read_to_string(&log).unwrap().lines().last().unwrap()).unwrap();
+    assert_eq!(line["level"], "error");
+    assert!(line["msg"].as_str().unwrap().contains("missing-one"));
+}
+
+#[test]
+fn run_returns_the_exit_status_and_cleans_up() {
+    let env = Env::new("run");
+    let id = format!("run-{}", std::process::id());
+    env.spec(&["sh", "-c", "exit 7"], |_| {});
+    let o = env.oci(&["run", "--bundle", env.bundle().to_str().unwrap(), &id]);
+    assert_eq!(o.status.code(), Some(7), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(!env.root().join(&id).exists());
+}
+
+#[test]
+fn hooks_get_the_state_on_stdin() {
+    let env = Env::new("hooks");
+    let id = format!("hooks-{}", std::process::id());
+    let d = env.dir.display().to_string();
+    let hook = |name: &str| serde_json::json!([{"path": "/bin/sh", "args": ["sh", "-c", format!("cat > {d}/{name}.json")]}]);
+    env.spec(&["sh", "-c", "sleep 60"], |v| {
+        v["hooks"] = serde_json::json!({
+            "createRuntime": hook("createRuntime"), "prestart": hook("prestart"),
+            "poststart": hook("poststart"), "poststop": hook("poststop"),
+        });
+        v["annotations"] = serde_json::json!({"org.example.test": "yes"});
+    });
+    let out = env.dir.join("container.out");
+    env.create(&id, &out, &[]);
+    let read = |name: &str| -> serde_json::Value {
+        serde_json::from_slice(&std::fs::read(env.dir.join(format!("{name}.json"))).unwrap_or_else(|e| panic!("{name} hook ran: {e}"))).unwrap()
+    };
+    let pid = env.state(&id)["pid"].as_i64().unwrap();
+    for name in ["createRuntime", "prestart"] {
+        let s = read(name);
+        assert_eq!((s["id"].as_str(), s["status"].as_str(), s["pid"].as_i64()), (Some(id.as_str()), Some("created"), Some(pid)), "{name}: {s}");
+        assert_eq!(s["annotations"]["org.example.test"], "yes");
+    }
+    assert!(!env.dir.join("poststart.json").exists());
+    ok(&env.oci(&["start", &id]));
+    assert_eq!(read("poststart")["status"], "running");
+    ok(&env.oci(&["delete", "--force", &id]));
+    reap(pid as i32);
+    assert_eq!(read("poststop")["status"], "stopped");
+
+    // A failing createRuntime hook fails create and leaves nothing.
+    let id2 = format!("hookfail-{}", std::process::id());
+    env.spec(&["true"], |v| v["hooks"] = serde_json::json!({"createRuntime": [{"path": "/bin/false"}]}));
+    let o = env.oci(&["create", "--bundle", env.bundle().to_str().unwrap(), &id2]);
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("createRuntime hook /bin/false"), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(!env.root().join(&id2).exists());
+}
+
+/// Receives one descriptor from a unix stream (runc's console socket protocol).
+fn recv_fd(stream: &std::os::unix::net::UnixStream) -> OwnedFd {
+    use rustix::net::{RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags};
+    let mut space = [std::mem::MaybeUninit::<u8>::uninit(); rustix::cmsg_space!(ScmRights(1))];
+    let mut control = RecvAncillaryBuffer::new(&mut space);
+    let mut buf = [0u8; 256];
+    rustix::net::recvmsg(stream, &mut [std::io::IoSliceMut::new(&mut buf)], &mut control, RecvFlags::CMSG_CLOEXEC).unwrap();
+    for m in control.drain() {
+        if let RecvAncillaryMessage::ScmRights(mut fds) = m {
+            return fds.next().expect("one fd");
+        }
+    }
+    panic!("no descriptor received on the console socket");
+}
+
+#[test]
+fn console_socket_gets_the_pty_master() {
+    let env = Env::new("console");
+    let id = format!("console-{}", std::process::id());
+    env.spec(&["sh", "-c", "tty; [ -t 0 ] && [ -t 1 ] && echo stdio-is-a-tty; sleep 60"], |v| v["process"]["terminal"] = true.into());
+    let sock = env.dir.join("console.sock");
+    let listener = std::os::unix::net::UnixListener::bind(&sock).unwrap();
+    let receiver = std::thread::spawn(move || {
+        let (stream, _) = listener.accept().unwrap();
+        recv_fd(&stream)
+    });
+    let out = env.dir.join("container.out");
+    env.create(&id, &out, &["--console-socket", sock.to_str().unwrap()]);
+    let master = receiver.join().unwrap();
+    let pid = env.state(&id)["pid"].as_i64().unwrap() as i32;
+    ok(&env.oci(&["start", &id]));
+    let mut f = std::fs::File::from(master);
+    let mut text = String::new();
+    let t = Instant::now();
+    let mut buf = [0u8; 1024];
+    while !text.contains("stdio-is-a-tty") && t.elapsed() < Duration::from_secs(10) {
+        let mut p = [rustix::event::PollFd::new(&f, rustix::event::PollFlags::IN)];
+        if rustix::event::poll(&mut p, Some(&rustix::event::Timespec { tv_sec: 1, tv_nsec: 0 })).unwrap() > 0 {
+            let n = f.read(&mut buf).unwrap();
+            text.push_str(&String::from_utf8_lossy(&buf[..n]));
+        }
+    }
+    assert!(text.contains("/dev/pts/") && text.contains("stdio-is-a-tty"), "terminal output: {text:?}");
+    ok(&env.oci(&["delete", "--force", &id]));
+    reap(pid);
+    // terminal without --console-socket is refused.
+    let o = env.oci(&["create", "--bundle", env.bundle().to_str().unwrap(), &id]);
+    assert!(!o.status.success() && String::from_utf8_lossy(&o.stderr).contains("--console-socket"));
+}
+
+#[test]
+fn features_and_spec() {
+    let o = Command::new(bin()).arg("features").output().unwrap();
+    ok(&o);
+    let f: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(f["ociVersionMax"], "1.2.0");
+    assert!(f["linux"]["namespaces"].as_array().unwrap().iter().any(|n| n == "user"));
+    let env = Env::new("spec");
+    assert!(Command::new(bin()).args(["spec", "--rootless", "--bundle"]).arg(env.bundle()).status().unwrap().success());
+    let v: serde_json::Value = serde_json::from_slice(&std::fs::read(env.bundle().join("config.json")).unwrap()).unwrap();
+    assert_eq!(v["linux"]["uidMappings"][0]["hostID"], rustix::process::geteuid().as_raw());
+    assert_eq!(v["root"]["path"], "rootfs");
+    // A second spec does not overwrite.
+    assert!(!Command::new(bin()).args(["spec", "--bundle"]).arg(env.bundle()).status().unwrap().success());
+}
