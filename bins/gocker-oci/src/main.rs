@@ -361,8 +361,11 @@ fn create_opts(a: &CreateArgs) -> CreateOptions {
 }
 
 fn exec(rt: &Runtime, a: ExecArgs) -> Result<u8, Failure> {
-    if a.detach || a.console_socket.is_some() || a.pid_file.is_some() {
-        return Err(Failure("exec --detach, --pid-file and --console-socket are not supported yet (exec runs in the foreground)".into()));
+    if a.console_socket.is_some() {
+        return Err(Failure("exec --console-socket is not supported yet (exec --tty relays the terminal in the foreground)".into()));
+    }
+    if a.pid_file.is_some() && !a.detach {
+        return Err(Failure("exec --pid-file needs --detach".into()));
     }
     let mut req = ExecRequest { args: a.args.clone(), env: a.env.clone(), cwd: a.cwd.clone(), tty: a.tty, stdin: true, user: None };
     if let Some(path) = &a.process {
@@ -381,6 +384,13 @@ fn exec(rt: &Runtime, a: ExecArgs) -> Result<u8, Failure> {
     }
     if req.args.is_empty() {
         return Err(Failure(format!("exec {}: no command given (positional arguments or --process)", a.id)));
+    }
+    if a.detach {
+        if req.tty {
+            return Err(Failure("exec --detach --tty needs --console-socket, which is not supported yet".into()));
+        }
+        rt.exec_detached(&a.id, &req, a.pid_file.as_deref())?;
+        return Ok(0);
     }
     let st = rt.exec(&a.id, &req)?;
     Ok(st.code().clamp(0, 255) as u8)

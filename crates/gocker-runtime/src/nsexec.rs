@@ -30,6 +30,28 @@ pub struct ExecRequest {
 /// Runs `req` in the container of `st` with the caller's stdio; returns its exit status.
 /// The caller must be single-threaded (it forks).
 pub fn exec(store: &StateStore, st: &ContainerState, req: &ExecRequest) -> Result<ExitStatus> {
+    match exec_inner(store, st, req, false)? {
+        Outcome::Exited(s) => Ok(s),
+        Outcome::Detached(_) => Err(RuntimeError::Protocol("exec detached unexpectedly".into())),
+    }
+}
+
+/// Like [`exec`], but returns once the process has exec'd, with its host pid (`runc exec
+/// --detach`): the intermediate process exits, so the new one is reparented to the caller's
+/// subreaper (conmon, a containerd shim), which reaps it.
+pub fn exec_detached(store: &StateStore, st: &ContainerState, req: &ExecRequest) -> Result<i32> {
+    match exec_inner(store, st, req, true)? {
+        Outcome::Detached(pid) => Ok(pid),
+        Outcome::Exited(s) => Err(RuntimeError::Protocol(format!("detached exec ended with {s:?} before reporting its pid"))),
+    }
+}
+
+enum Outcome {
+    Exited(ExitStatus),
+    Detached(i32),
+}
+
+fn exec_inner(store: &StateStore, st: &ContainerState, req: &ExecRequest, detach: bool) -> Result<Outcome> {
     if st.status == crate::Status::Stopped || !StateStore::monitor_alive(st) {
         return Err(RuntimeError::Config(format!("container {} is not running", st.name)));
     }
@@ -97,6 +119,11 @@ pub fn exec(store: &StateStore, st: &ContainerState, req: &ExecRequest) -> Resul
             // SAFETY: this child is single-threaded.
             match unsafe { gocker_ns::fork_into(NamespaceSet::EMPTY, None) } {
                 Err(e) => fail("fork into the PID namespace", &e),
+                Ok(Forked::Parent { pid, .. }) if detach => {
+                    // The host pid (fork returns it in our own, the host's, PID namespace).
+                    let _ = rustix::io::write(&err_w, format!("pid:{pid}\n").as_bytes());
+                    exit(0)
+                }
                 Ok(Forked::Parent { pid, .. }) => {
                     let pid = Pid::from_raw(pid).expect("positive");
                     loop {
@@ -167,7 +194,14 @@ pub fn exec(store: &StateStore, st: &ContainerState, req: &ExecRequest) -> Resul
                 }
             };
             let mut msg = String::new();
+            // EOF once every writer is gone: with --detach, when the new process has exec'd.
             let _ = std::fs::File::from(err_r).read_to_string(&mut msg);
+            let mut detached = None;
+            if let Some(rest) = msg.strip_prefix("pid:") {
+                let (n, tail) = rest.split_once('\n').unwrap_or((rest, ""));
+                detached = n.parse::<i32>().ok();
+                msg = tail.to_owned();
+            }
             if let Some(rest) = msg.strip_prefix("exec:") {
                 let (errno, cmd) = rest.split_once(':').unwrap_or(("2", rest));
                 let e = rustix::io::Errno::from_raw_os_error(errno.parse().unwrap_or(2));
@@ -181,7 +215,11 @@ pub fn exec(store: &StateStore, st: &ContainerState, req: &ExecRequest) -> Resul
                 let (stage, message) = msg.split_once(": ").unwrap_or(("exec", &msg));
                 return Err(RuntimeError::Ring { stage: stage.to_owned(), message: message.to_owned() });
             }
-            Ok(status)
+            match (detach, detached) {
+                (false, _) => Ok(Outcome::Exited(status)),
+                (true, Some(pid)) => Ok(Outcome::Detached(pid)),
+                (true, None) => Err(RuntimeError::Protocol(format!("detached exec reported no pid (intermediate: {status:?})"))),
+            }
         }
     }
 }

@@ -206,6 +206,41 @@ fn idmaps(spec: &Spec) -> Result<gocker_idmap::IdMaps> {
     Ok(maps)
 }
 
+/// Rootful: raises this process's limits to the spec's `process.rlimits` before the rings are
+/// forked (they inherit them). ring2 sets them again inside the container's user namespace, where
+/// raising a hard limit above the inherited one is refused (CAP_SYS_RESOURCE counts only in the
+/// initial user namespace); runc raises them as host root in the same way. Failures are left to
+/// ring2, which reports the limit by name.
+fn raise_rlimits(spec: &Spec) {
+    if !rustix::process::geteuid().is_root() {
+        return;
+    }
+    for r in spec.process().as_ref().and_then(|p| p.rlimits().as_ref()).into_iter().flatten() {
+        let resource = match r.typ() {
+            oci_spec::runtime::PosixRlimitType::RlimitNofile => libc::RLIMIT_NOFILE,
+            oci_spec::runtime::PosixRlimitType::RlimitNproc => libc::RLIMIT_NPROC,
+            oci_spec::runtime::PosixRlimitType::RlimitMemlock => libc::RLIMIT_MEMLOCK,
+            oci_spec::runtime::PosixRlimitType::RlimitStack => libc::RLIMIT_STACK,
+            oci_spec::runtime::PosixRlimitType::RlimitCore => libc::RLIMIT_CORE,
+            _ => continue,
+        };
+        let lim = libc::rlimit { rlim_cur: r.soft(), rlim_max: r.hard() };
+        // SAFETY: setrlimit reads a valid rlimit struct.
+        unsafe { libc::setrlimit(resource, &lim) };
+    }
+}
+
+/// runc's reading of `linux.resources.pids.limit`: 0 or less asks for no limit (podman writes 0
+/// for `--pids-limit -1`). A fresh cgroup has no limit already, so nothing is written and the
+/// pids controller is not required for it.
+fn unset_unlimited_pids(spec: &mut Spec) {
+    if let Some(res) = spec.linux_mut().as_mut().and_then(|l| l.resources_mut().as_mut()) {
+        if res.pids().as_ref().is_some_and(|p| p.limit() <= 0) {
+            res.set_pids(None);
+        }
+    }
+}
+
 fn has_userns(spec: &Spec) -> bool {
     spec.linux()
         .as_ref()
@@ -303,7 +338,8 @@ impl Runtime {
     fn create_container(&self, id: &str, bundle_dir: &Path, opts: &CreateOptions) -> Result<Container> {
         check_id(id)?;
         let bundle_dir = std::path::absolute(bundle_dir).map_err(|e| cfg_err(format!("bundle {}: {e}", bundle_dir.display())))?;
-        let spec = bundle::load(&bundle_dir)?;
+        let mut spec = bundle::load(&bundle_dir)?;
+        unset_unlimited_pids(&mut spec);
         if self.dir(id).exists() {
             return Err(cfg_err(format!("container {id} already exists in {}", self.store.root().display())));
         }
@@ -325,6 +361,7 @@ impl Runtime {
         if terminal && opts.console_socket.is_none() {
             return Err(cfg_err("process.terminal is true: --console-socket is required".into()));
         }
+        raise_rlimits(&spec);
         let mut cfg = ContainerConfig::new(id, spec.clone(), idmaps(&spec)?);
         cfg.stdin = true;
         cfg.tty = terminal;
@@ -550,6 +587,21 @@ impl Runtime {
 
     /// `exec ID`: runs `req` in the container (its namespaces, cgroup, privilege drop and filter).
     pub fn exec(&self, id: &str, req: &crate::nsexec::ExecRequest) -> Result<crate::ExitStatus> {
+        let st = self.exec_state(id)?;
+        crate::nsexec::exec(&self.store, &st, req)
+    }
+
+    /// `exec --detach [--pid-file F]`: returns the new process's host pid once it has exec'd.
+    pub fn exec_detached(&self, id: &str, req: &crate::nsexec::ExecRequest, pid_file: Option<&Path>) -> Result<i32> {
+        let st = self.exec_state(id)?;
+        let pid = crate::nsexec::exec_detached(&self.store, &st, req)?;
+        if let Some(f) = pid_file {
+            write_pid_file(f, pid)?;
+        }
+        Ok(pid)
+    }
+
+    fn exec_state(&self, id: &str) -> Result<crate::ContainerState> {
         let r = self.record(id)?;
         if self.oci_state(id, &r).status != "running" {
             return Err(cfg_err(format!("container {id} is not running")));
@@ -559,7 +611,7 @@ impl Runtime {
         st.monitor_pid = r.pid;
         st.monitor_start = r.pid_start;
         st.status = crate::Status::Running;
-        crate::nsexec::exec(&self.store, &st, req)
+        Ok(st)
     }
 }
 
