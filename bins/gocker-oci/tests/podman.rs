@@ -1,0 +1,153 @@
+//! podman with `--runtime gocker-oci` (root phase of `cargo xtask itest`, which installs podman).
+//!
+//! Flags, and why (docs/oci.md):
+//! - isolated storage: `--root`/`--runroot` in a temporary directory, `vfs` driver, no events
+//!   journal, `--cgroup-manager cgroupfs` (no systemd driver in gocker-oci);
+//! - `--network none`: podman's bridge would hand over a network namespace by path;
+//! - `--pids-limit -1`: podman's default limit of 2048 needs the pids controller on cgroup v2,
+//!   which this hybrid host binds to v1; gocker-oci refuses it rather than dropping it (tested);
+//! - `--ulimit nofile=1024:1024 --ulimit nproc=1000:1000`: podman's defaults exceed this
+//!   machine's hard limits, and the container's user namespace cannot raise them.
+//! - The storage root is made traversable (o+x): gocker's rootful containers run in a user
+//!   namespace (root → an unprivileged host uid), which must reach the image's directory.
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+fn rootfs() -> String {
+    std::env::var("GOCKER_TEST_ROOTFS").expect("set GOCKER_TEST_ROOTFS (run via cargo xtask itest)")
+}
+
+struct Podman {
+    dir: PathBuf,
+}
+
+const LIMITS: [&str; 8] = ["--network", "none", "--pids-limit", "-1", "--ulimit", "nofile=1024:1024", "--ulimit", "nproc=1000:1000"];
+
+impl Podman {
+    fn base(&self) -> Vec<String> {
+        let d = self.dir.display();
+        [
+            "podman".to_owned(),
+            format!("--root={d}/root"),
+            format!("--runroot={d}/run"),
+            "--storage-driver=vfs".into(),
+            "--cgroup-manager=cgroupfs".into(),
+            "--events-backend=none".into(),
+            format!("--runtime={}", env!("CARGO_BIN_EXE_gocker-oci")),
+        ]
+        .into()
+    }
+    fn cmd(&self, args: &[&str]) -> Command {
+        let b = self.base();
+        let mut c = Command::new(&b[0]);
+        c.args(&b[1..]).args(args).stdin(Stdio::null()).env("CONTAINERS_CONF", self.dir.join("containers.conf"));
+        c
+    }
+    fn run(&self, args: &[&str]) -> Output {
+        self.cmd(args).output().unwrap()
+    }
+}
+
+impl Drop for Podman {
+    fn drop(&mut self) {
+        let _ = self.cmd(&["rm", "-af", "-t", "0"]).output();
+        let _ = self.cmd(&["rmi", "-af"]).output();
+        // vfs layers are plain directories; podman may leave its runroot mounts (none with vfs).
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+#[track_caller]
+fn ok(o: &Output) -> String {
+    assert!(o.status.success(), "status {:?}\nstdout: {}\nstderr: {}", o.status, String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn open_traversal(dir: &Path) {
+    for d in [dir.join("root"), dir.join("root/vfs"), dir.join("root/vfs/dir")] {
+        if let Ok(m) = std::fs::metadata(&d) {
+            std::fs::set_permissions(&d, std::fs::Permissions::from_mode(m.permissions().mode() | 0o001)).unwrap();
+        }
+    }
+}
+
+#[test]
+fn podman_with_gocker_oci() {
+    if std::env::var("GOCKER_TEST_MODE").as_deref() != Ok("root") {
+        eprintln!("podman test: root phase only (rootless podman needs its own user namespace setup)");
+        return;
+    }
+    let dir = std::env::temp_dir().join(format!("gocker-podman-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("containers.conf"), "[engine]\n").unwrap();
+    let p = Podman { dir: dir.clone() };
+
+    // Import the test rootfs as an image.
+    let tar = Command::new("tar").args(["-C", &rootfs(), "-c", "."]).stdout(Stdio::piped()).spawn().unwrap();
+    let o = p.cmd(&["import", "-", "gocker-test-busybox"]).stdin(tar.stdout.unwrap()).output().unwrap();
+    ok(&o);
+    open_traversal(&dir);
+
+    // run --rm: output, uid 0, and the rlimits reached the container.
+    let mut args = vec!["run", "--rm"];
+    args.extend(LIMITS);
+    args.extend(["gocker-test-busybox", "sh", "-c", "echo ok; id; ulimit -n"]);
+    let out = ok(&p.run(&args));
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.first(), Some(&"ok"), "{out}");
+    assert!(lines.get(1).is_some_and(|l| l.starts_with("uid=0(root)")), "{out}");
+    assert_eq!(lines.get(2), Some(&"1024"), "{out}");
+
+    // podman's default pids limit cannot be applied on this host: refused, not dropped.
+    if !Path::new("/sys/fs/cgroup/cgroup.controllers").exists() {
+        let o = p.run(&["run", "--rm", "--network", "none", "--ulimit", "nofile=1024:1024", "--ulimit", "nproc=1000:1000", "gocker-test-busybox", "true"]);
+        assert!(!o.status.success());
+        assert!(String::from_utf8_lossy(&o.stderr).contains("pids"), "{}", String::from_utf8_lossy(&o.stderr));
+    }
+
+    // run -d, exec, logs, stop, rm.
+    let name = format!("gocker-podman-{}", std::process::id());
+    let mut args = vec!["run", "-d", "--name", &name];
+    args.extend(LIMITS);
+    args.extend(["gocker-test-busybox", "sh", "-c", "echo hello-log; trap 'echo got-term; exit 0' TERM; while :; do sleep 0.1; done"]);
+    ok(&p.run(&args));
+    let o = p.run(&["exec", &name, "sh", "-c", "echo in-exec $(cat /proc/1/cmdline | tr '\\0' ' '); exit 3"]);
+    assert_eq!(o.status.code(), Some(3), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("in-exec sh -c"), "{}", String::from_utf8_lossy(&o.stdout));
+    let logs = ok(&p.run(&["logs", &name]));
+    assert!(logs.contains("hello-log"), "{logs}");
+    ok(&p.run(&["stop", "-t", "10", &name]));
+    let logs = ok(&p.run(&["logs", &name]));
+    assert!(logs.contains("got-term"), "SIGTERM reached the container: {logs}");
+    let st = ok(&p.run(&["inspect", "--format", "{{.State.ExitCode}}", &name]));
+    assert_eq!(st.trim(), "0");
+    ok(&p.run(&["rm", &name]));
+    let gone = p.run(&["inspect", &name]);
+    assert!(!gone.status.success());
+
+    // run -it under a pseudo-terminal: the console socket hands the pty to conmon.
+    let inner = format!(
+        "{} run --rm -it {} gocker-test-busybox sh -c 'tty; [ -t 0 ] && echo stdin-is-tty; sleep 0.5'",
+        p.base().join(" "),
+        LIMITS.join(" ")
+    );
+    // script's stdin stays open (an idle pipe) while the container runs: at end of input script
+    // would send an end-of-file to the terminal.
+    let mut idle = Command::new("sleep").arg("20").stdout(Stdio::piped()).spawn().unwrap();
+    let o = Command::new("script")
+        .args(["-qec", &inner, "/dev/null"])
+        .env("CONTAINERS_CONF", dir.join("containers.conf"))
+        .stdin(idle.stdout.take().unwrap())
+        .output()
+        .unwrap();
+    let _ = idle.kill();
+    let _ = idle.wait();
+    let out = ok(&o);
+    assert!(out.contains("/dev/pts/") && out.contains("stdin-is-tty"), "{out:?}");
+
+    // Nothing left in gocker-oci's state root.
+    let left: Vec<_> = std::fs::read_dir("/run/gocker-oci").map(|r| r.flatten().map(|e| e.file_name()).filter(|n| n != "names").collect()).unwrap_or_default();
+    assert!(left.is_empty(), "left in /run/gocker-oci: {left:?}");
+}
