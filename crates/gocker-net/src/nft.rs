@@ -1,0 +1,208 @@
+//! NAT and port publishing in one nftables table owned by gocker (`ip gocker`), built as nft's
+//! JSON command language and applied atomically with `nft -j -f -` (see docs/networking.md for
+//! why not a netlink library). Rule building is pure and unit-tested; [`Firewall`] is the seam.
+
+use std::io::Write;
+use std::net::Ipv4Addr;
+use std::process::{Command, Stdio};
+
+use serde_json::{json, Value};
+
+use crate::ipam::Subnet;
+use crate::ports::PortMapping;
+use crate::{NetError, Result};
+
+pub const FAMILY: &str = "ip";
+pub const TABLE: &str = "gocker";
+/// Comment of the rules shared by all containers of the bridge.
+pub const SHARED: &str = "gocker:bridge";
+
+/// Comment carried by a container's rules.
+pub fn owner_comment(id: &str) -> String {
+    format!("gocker:{id}")
+}
+
+/// Applies and lists nftables state.
+pub trait Firewall {
+    /// Applies one batch (`{"nftables": [...]}`) atomically.
+    fn apply(&self, batch: &Value) -> Result<()>;
+    /// `nft -j list table ip gocker`, or None when the table does not exist.
+    fn list(&self) -> Result<Option<Value>>;
+}
+
+/// The `nft` binary (package nftables).
+pub struct NftCli;
+
+impl Firewall for NftCli {
+    fn apply(&self, batch: &Value) -> Result<()> {
+        let mut child = Command::new("nft")
+            .args(["-j", "-f", "-"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(|e| NetError::Nft(format!("cannot run nft (install the Debian package `nftables`): {e}")))?;
+        child.stdin.take().expect("piped").write_all(batch.to_string().as_bytes()).map_err(|e| NetError::Nft(e.to_string()))?;
+        let out = child.wait_with_output().map_err(|e| NetError::Nft(e.to_string()))?;
+        if !out.status.success() {
+            return Err(NetError::Nft(format!("{}: {}", String::from_utf8_lossy(&out.stderr).trim(), batch)));
+        }
+        Ok(())
+    }
+
+    fn list(&self) -> Result<Option<Value>> {
+        let out = Command::new("nft")
+            .args(["-j", "list", "table", FAMILY, TABLE])
+            .stdin(Stdio::null())
+            .output()
+            .map_err(|e| NetError::Nft(format!("cannot run nft (install the Debian package `nftables`): {e}")))?;
+        if !out.status.success() {
+            let err = String::from_utf8_lossy(&out.stderr);
+            if err.contains("No such file or directory") || err.contains("does not exist") {
+                return Ok(None);
+            }
+            return Err(NetError::Nft(format!("list table {FAMILY} {TABLE}: {}", err.trim())));
+        }
+        serde_json::from_slice(&out.stdout).map(Some).map_err(|e| NetError::Nft(format!("parse nft -j output: {e}")))
+    }
+}
+
+fn m(op: &str, left: Value, right: Value) -> Value {
+    json!({"match": {"op": op, "left": left, "right": right}})
+}
+
+fn ip_field(field: &str) -> Value {
+    json!({"payload": {"protocol": "ip", "field": field}})
+}
+
+fn prefix(s: &Subnet) -> Value {
+    json!({"prefix": {"addr": s.addr.to_string(), "len": s.prefix}})
+}
+
+fn rule(chain: &str, comment: &str, expr: Vec<Value>) -> Value {
+    json!({"add": {"rule": {"family": FAMILY, "table": TABLE, "chain": chain, "comment": comment, "expr": expr}}})
+}
+
+/// The table, its NAT chains and the bridge's masquerade rule (idempotent: `add` of an existing
+/// table or chain is a no-op; the caller adds the masquerade rule only when it is missing).
+pub fn base_batch(subnet: &Subnet, bridge: &str, with_masquerade: bool) -> Value {
+    let chain = |name: &str, hook: &str, prio: i32| {
+        json!({"add": {"chain": {"family": FAMILY, "table": TABLE, "name": name, "type": "nat", "hook": hook, "prio": prio, "policy": "accept"}}})
+    };
+    let mut v = vec![
+        json!({"add": {"table": {"family": FAMILY, "name": TABLE}}}),
+        chain("prerouting", "prerouting", -100),
+        chain("output", "output", -100),
+        chain("postrouting", "postrouting", 100),
+    ];
+    if with_masquerade {
+        v.push(rule(
+            "postrouting",
+            SHARED,
+            vec![
+                m("==", ip_field("saddr"), prefix(subnet)),
+                m("!=", json!({"meta": {"key": "oifname"}}), json!(bridge)),
+                json!({"masquerade": null}),
+            ],
+        ));
+    }
+    json!({"nftables": v})
+}
+
+/// DNAT rules publishing `ports` of the container at `ip`: in prerouting for traffic from other
+/// hosts and containers, in output for the host's own connections to its non-loopback addresses.
+/// Loopback (127.0.0.0/8) is left to the userland proxy (see docs/networking.md).
+pub fn port_batch(id: &str, ip: Ipv4Addr, ports: &[PortMapping]) -> Value {
+    let comment = owner_comment(id);
+    let mut v = Vec::new();
+    for p in ports {
+        let mut dst = vec![];
+        match p.host_ip {
+            Some(h) => dst.push(m("==", ip_field("daddr"), json!(h.to_string()))),
+            None => dst.push(m("==", json!({"fib": {"result": "type", "flags": ["daddr"]}}), json!("local"))),
+        }
+        dst.push(m("==", json!({"payload": {"protocol": p.proto.as_str(), "field": "dport"}}), json!(p.host_port)));
+        let dnat = json!({"dnat": {"addr": ip.to_string(), "port": p.container_port}});
+        let mut pre = dst.clone();
+        pre.push(dnat.clone());
+        v.push(rule("prerouting", &comment, pre));
+        let mut out = vec![m("!=", ip_field("daddr"), json!({"prefix": {"addr": "127.0.0.0", "len": 8}}))];
+        out.extend(dst);
+        out.push(dnat);
+        v.push(rule("output", &comment, out));
+    }
+    json!({"nftables": v})
+}
+
+/// The rules of a listing: (chain, handle, comment).
+pub fn rules(listing: &Value) -> Vec<(String, u64, String)> {
+    listing["nftables"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|o| {
+            let r = o.get("rule")?;
+            Some((r["chain"].as_str()?.to_owned(), r["handle"].as_u64()?, r["comment"].as_str().unwrap_or("").to_owned()))
+        })
+        .collect()
+}
+
+/// Deletes the rules whose comment satisfies `pred`.
+pub fn delete_batch(listing: &Value, pred: impl Fn(&str) -> bool) -> Option<Value> {
+    let v: Vec<Value> = rules(listing)
+        .into_iter()
+        .filter(|(_, _, c)| pred(c))
+        .map(|(chain, handle, _)| json!({"delete": {"rule": {"family": FAMILY, "table": TABLE, "chain": chain, "handle": handle}}}))
+        .collect();
+    (!v.is_empty()).then(|| json!({"nftables": v}))
+}
+
+pub fn delete_table_batch() -> Value {
+    json!({"nftables": [{"delete": {"table": {"family": FAMILY, "name": TABLE}}}]})
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn base_has_chains_and_masquerade() {
+        let s: Subnet = "10.88.0.0/16".parse().unwrap();
+        let b = base_batch(&s, "gocker0", true).to_string();
+        for needle in [r#""hook":"postrouting""#, r#""masquerade":null"#, r#""addr":"10.88.0.0","len":16"#, r#""right":"gocker0""#] {
+            assert!(b.contains(needle), "{needle} in {b}");
+        }
+        assert!(!base_batch(&s, "gocker0", false).to_string().contains("masquerade"));
+    }
+
+    #[test]
+    fn port_rules_carry_owner_and_skip_loopback() {
+        let p: PortMapping = "127.0.0.1:18080:80".parse().unwrap();
+        let q: PortMapping = "9000:53/udp".parse().unwrap();
+        let b = port_batch("abc", Ipv4Addr::new(10, 88, 0, 2), &[p, q]);
+        let rules = b["nftables"].as_array().unwrap();
+        assert_eq!(rules.len(), 4);
+        for r in rules {
+            assert_eq!(r["add"]["rule"]["comment"], "gocker:abc");
+        }
+        let s = b.to_string();
+        assert!(s.contains(r#""dnat":{"addr":"10.88.0.2","port":80}"#));
+        assert!(s.contains(r#""field":"dport","protocol":"udp""#) && s.contains(r#""right":9000"#), "{s}");
+        assert!(s.contains(r#""addr":"127.0.0.0","len":8"#));
+    }
+
+    #[test]
+    fn deletes_by_comment() {
+        let listing = json!({"nftables": [
+            {"metainfo": {}},
+            {"table": {"family": "ip", "name": "gocker"}},
+            {"rule": {"family": "ip", "table": "gocker", "chain": "prerouting", "handle": 4, "comment": "gocker:a"}},
+            {"rule": {"family": "ip", "table": "gocker", "chain": "output", "handle": 5, "comment": "gocker:b"}},
+            {"rule": {"family": "ip", "table": "gocker", "chain": "postrouting", "handle": 6, "comment": "gocker:bridge"}}
+        ]});
+        let d = delete_batch(&listing, |c| c == "gocker:a").unwrap();
+        assert_eq!(d["nftables"].as_array().unwrap().len(), 1);
+        assert_eq!(d["nftables"][0]["delete"]["rule"]["handle"], 4);
+        assert!(delete_batch(&listing, |c| c == "gocker:zzz").is_none());
+    }
+}
