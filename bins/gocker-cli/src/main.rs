@@ -2,6 +2,7 @@
 
 mod cli;
 mod manage;
+mod netflags;
 mod run;
 
 use clap::Parser;

@@ -148,6 +148,10 @@ pub struct NetworkOptions {
     /// reached by them (like docker's enable_icc=false), while the host stays reachable.
     pub isolate: bool,
     pub bridge: BridgeOptions,
+    /// Generate the container's own resolv.conf and hosts (gocker run does; an OCI bundle keeps
+    /// the files of its rootfs).
+    #[serde(default)]
+    pub manage_files: bool,
 }
 
 /// `--add-host HOST:IP`.

@@ -111,11 +111,11 @@ pub fn base_batch(subnet: &Subnet, bridge: &str, with_masquerade: bool) -> Value
 
 /// DNAT rules publishing `ports` of the container at `ip`: in prerouting for traffic from other
 /// hosts and containers, in output for the host's own connections to its non-loopback addresses.
-/// Loopback (127.0.0.0/8) is left to the userland proxy (see docs/networking.md).
+/// Loopback (127.0.0.0/8, and mappings bound to it) is left to the userland proxy (see docs/networking.md).
 pub fn port_batch(id: &str, ip: Ipv4Addr, ports: &[PortMapping]) -> Value {
     let comment = owner_comment(id);
     let mut v = Vec::new();
-    for p in ports {
+    for p in ports.iter().filter(|p| !p.host_ip.map(|h| h.is_loopback()).unwrap_or(false)) {
         let mut dst = vec![];
         match p.host_ip {
             Some(h) => dst.push(m("==", ip_field("daddr"), json!(h.to_string()))),
@@ -177,9 +177,10 @@ mod tests {
 
     #[test]
     fn port_rules_carry_owner_and_skip_loopback() {
-        let p: PortMapping = "127.0.0.1:18080:80".parse().unwrap();
+        let p: PortMapping = "192.0.2.2:18080:80".parse().unwrap();
         let q: PortMapping = "9000:53/udp".parse().unwrap();
-        let b = port_batch("abc", Ipv4Addr::new(10, 88, 0, 2), &[p, q]);
+        let lo: PortMapping = "127.0.0.1:18081:80".parse().unwrap();
+        let b = port_batch("abc", Ipv4Addr::new(10, 88, 0, 2), &[p, q, lo]);
         let rules = b["nftables"].as_array().unwrap();
         assert_eq!(rules.len(), 4);
         for r in rules {

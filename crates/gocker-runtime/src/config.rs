@@ -47,6 +47,9 @@ pub struct ContainerConfig {
     /// Block the forwardable signals in the caller and deliver them to the payload in [`crate::Container::wait`].
     pub forward_signals: bool,
     pub spawn: SpawnMode,
+    /// The container's network (default: `none`, a private namespace with only loopback).
+    #[serde(default)]
+    pub network: gocker_net::NetworkOptions,
 }
 
 impl ContainerConfig {
@@ -61,6 +64,7 @@ impl ContainerConfig {
             stage_timeout: Duration::from_secs(10),
             forward_signals: false,
             spawn: SpawnMode::Fork,
+            network: gocker_net::NetworkOptions::default(),
         }
     }
 

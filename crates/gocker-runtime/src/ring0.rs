@@ -150,6 +150,7 @@ pub struct Container {
     to_ring2: Option<Channel>,
     signals: Option<SignalForwarding>,
     cgroup: Option<gocker_cgroups::Cgroup>,
+    net: Option<gocker_net::Network>,
     /// Notes for `--debug` (fallbacks taken).
     pub notes: Vec<String>,
 }
@@ -203,6 +204,7 @@ impl Container {
             auto_remove,
             cgroup: None,
             oom_killed: false,
+            ip: None,
         };
         store.reserve(&state.id, name)?;
         let mut c = Container {
@@ -215,13 +217,16 @@ impl Container {
             to_ring2: None,
             signals: None,
             cgroup: None,
+            net: None,
             notes: Vec::new(),
         };
         // From here on, Drop cleans up whatever exists if a step fails.
         c.store.save(&c.state)?;
+        c.net = crate::net::prepare(&mut c.config, &c.store)?;
         c.store.save_spec(&c.state.id, &c.config.spec)?;
         c.create_cgroup()?;
         c.spawn()?;
+        crate::net::attach(&mut c.net, &mut c.state, c.ring1.as_ref().map(|r| r.0.as_raw_nonzero().get()), c.config.stage_timeout)?;
         c.state.status = Status::Created;
         c.store.save(&c.state)?;
         Ok(c)
@@ -515,6 +520,8 @@ impl Container {
             let _ = rustix::process::pidfd_send_signal(fd, Signal::KILL);
         }
         self.reap_ring1();
+        // After the rings: the veth's host end is gone with their network namespace.
+        self.net = None;
         self.signals = None;
         if let Some(cg) = self.cgroup.take() {
             let path = cg.path().to_owned();

@@ -42,6 +42,9 @@ pub struct ContainerState {
     /// The kernel's OOM killer killed a process of the container.
     #[serde(default)]
     pub oom_killed: bool,
+    /// The container's address on the bridge network.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ip: Option<std::net::Ipv4Addr>,
 }
 
 /// The directory holding all containers' state.
@@ -196,7 +199,7 @@ impl StateStore {
         let mut n = 0;
         for e in rd.flatten() {
             let id = e.file_name().to_string_lossy().into_owned();
-            if id == "names" {
+            if id == "names" || id == crate::net::NET_DIR {
                 continue;
             }
             match self.load(&id) {
@@ -235,6 +238,8 @@ impl StateStore {
                 }
             }
         }
+        // Network leftovers of containers whose monitor died (leases, nft rules, veths, helpers).
+        n += crate::net::collect_stale(&self.root);
         n
     }
 }
@@ -258,6 +263,7 @@ mod tests {
             auto_remove,
             cgroup: None,
             oom_killed: false,
+            ip: None,
         }
     }
 
