@@ -43,6 +43,16 @@ pub enum Command {
     Inspect(NamesArgs),
     /// Run a command in a running container (its namespaces, cgroup and privileges).
     Exec(ExecArgs),
+    /// System-wide maintenance.
+    #[command(subcommand)]
+    System(SystemCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SystemCommand {
+    /// Remove stopped containers and what dead containers left behind (network leases, nft
+    /// rules, veths, helper processes; the bridge when no container uses it).
+    Prune,
 }
 
 #[derive(Debug, Args)]

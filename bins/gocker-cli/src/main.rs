@@ -28,6 +28,7 @@ fn main() {
         cli::Command::Wait(args) => manage::wait(args),
         cli::Command::Inspect(args) => manage::inspect(args),
         cli::Command::Exec(args) => manage::exec(args),
+        cli::Command::System(cli::SystemCommand::Prune) => netflags::system_prune(),
     };
     std::process::exit(code)
 }

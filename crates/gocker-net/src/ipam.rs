@@ -35,9 +35,13 @@ impl Owner {
         let pid = rustix::process::getpid().as_raw_nonzero().get();
         Owner { id: id.to_owned(), pid, start: process_start_time(pid).unwrap_or(0) }
     }
-    /// Whether the owning process still runs (same pid and start time).
+    /// Whether the owning process still runs (same pid and start time, and not a zombie).
     pub fn alive(&self) -> bool {
-        process_start_time(self.pid) == Some(self.start)
+        let zombie = fs::read_to_string(format!("/proc/{}/stat", self.pid))
+            .ok()
+            .and_then(|s| s.rfind(')').and_then(|i| s[i + 1..].split_whitespace().next().map(|st| st == "Z" || st == "X")))
+            .unwrap_or(false);
+        !zombie && process_start_time(self.pid) == Some(self.start)
     }
 }
 
