@@ -43,10 +43,13 @@ impl Helper {
 
 impl Drop for Helper {
     fn drop(&mut self) {
+        // slirp4netns exits when its --exit-fd closes; pasta has no state worth a graceful stop
+        // (and takes its time over SIGTERM): it is killed at once.
         self._exit_w = None;
-        let pid = rustix::process::Pid::from_raw(self.pid()).expect("child pid");
-        let _ = rustix::process::kill_process(pid, rustix::process::Signal::TERM);
-        let end = Instant::now() + Duration::from_secs(1);
+        if self.name == "pasta" {
+            let _ = self.child.kill();
+        }
+        let end = Instant::now() + Duration::from_millis(500);
         loop {
             match self.child.try_wait() {
                 Ok(Some(_)) | Err(_) => return,
