@@ -76,7 +76,7 @@ pub fn main(a: Args) -> Result<()> {
         bail!("cargo xtask itest runs as root: it tests rootful mode and creates the unprivileged test users");
     }
     let ws = workspace();
-    ensure_packages(&["busybox-static", "musl", "uidmap"])?;
+    ensure_packages(&["busybox-static", "musl", "uidmap", "iproute2", "nftables", "slirp4netns", "passt"])?;
 
     step("build: cargo build --workspace --all-targets");
     run(Command::new("cargo").current_dir(&ws).args(["build", "--workspace", "--all-targets"]))?;

@@ -120,7 +120,6 @@ pub fn slirp4netns(pid: i32, api: &Path, ports: &[PortMapping], timeout: Duratio
     let mut fds = [rustix::event::PollFd::new(&ready, rustix::event::PollFlags::IN)];
     let t = rustix::event::Timespec { tv_sec: timeout.as_secs() as i64, tv_nsec: 0 };
     let n = rustix::event::poll(&mut fds, Some(&t)).map_err(|e| helper_err(NAME, format!("poll: {e}")))?;
-    drop(fds);
     let mut b = [0u8; 1];
     if n == 0 || ready.read(&mut b).unwrap_or(0) == 0 {
         let _ = helper.child.kill();
