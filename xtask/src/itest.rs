@@ -171,7 +171,7 @@ fn integration_test_binaries(ws: &Path) -> Result<Vec<PathBuf>> {
 
 /// Creates the test user if needed and makes its subordinate ranges match `range`
 /// (`None`: no range at all, which `useradd` would otherwise add).
-fn ensure_user(user: &str, range: Option<u32>) -> Result<(u32, u32)> {
+pub(crate) fn ensure_user(user: &str, range: Option<u32>) -> Result<(u32, u32)> {
     if Command::new("id").arg(user).stdout(Stdio::null()).stderr(Stdio::null()).status()?.success() {
     } else {
         step(&format!("creating test user {user}"));

@@ -391,3 +391,21 @@ fn sigkilled_runs_are_collected() {
         assert_clean(&id);
     }
 }
+
+#[test]
+fn a_busy_host_port_fails_cleanly() {
+    let r = rootfs();
+    for (i, mode) in modes().into_iter().enumerate() {
+        let busy = TcpListener::bind((Ipv4Addr::LOCALHOST, port(18700 + 50 * i as u16))).unwrap();
+        let p = busy.local_addr().unwrap().port();
+        let publish = format!("127.0.0.1:{p}:80");
+        let name = unique("busy");
+        let o = g(&["run", "--rm", "--name", &name, "--network", mode, "-p", &publish, "--rootfs", &r, "/bin/true"]);
+        assert_eq!(o.status.code(), Some(125), "{mode}: {}", text(&o.stderr));
+        let err = text(&o.stderr);
+        assert!(err.contains(&p.to_string()), "{mode}: the error names the port: {err}");
+        // Everything made before the failure is gone: the name is free again, nothing is left.
+        ok(g(&["run", "--rm", "--name", &name, "--network", mode, "--rootfs", &r, "/bin/true"]));
+        drop(busy);
+    }
+}
