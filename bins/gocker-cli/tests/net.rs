@@ -359,7 +359,8 @@ fn hundred_runs_leave_nothing_behind() {
         let took = start.elapsed();
         for id in &ids {
             assert_eq!(id.len(), 12, "hostname is the short id: {id}");
-            assert!(leftovers(id).is_empty(), "{mode}: leftovers of {id}: {:?}", leftovers(id));
+            // The kernel deletes a veth pair with its namespace asynchronously: allow it a moment.
+            assert_clean(id);
         }
         eprintln!("{mode}: 100 runs in {took:?}");
     }

@@ -332,14 +332,13 @@ impl Network {
         inner.add_addr("eth0", ip, b.subnet.prefix)?;
         inner.add_default_route(b.subnet.gateway())?;
 
-        let fw = nft::NftCli;
-        let listing = fw.list()?;
-        let has_masq = listing.as_ref().map(|l| nft::rules(l).iter().any(|r| r.2 == nft::SHARED)).unwrap_or(false);
-        self.nft = true;
-        fw.apply(&nft::base_batch(&b.subnet, &b.name, !has_masq))?;
-        if !self.opts.ports.is_empty() {
-            fw.apply(&nft::port_batch(&self.id, ip, &self.opts.ports))?;
+        // One nft call: table, chains, masquerade and this container's DNAT rules, atomically.
+        let mut batch = nft::base_batch(&b.subnet, &b.name);
+        if let (Some(all), Some(ports)) = (batch["nftables"].as_array_mut(), nft::port_batch(&self.id, ip, &self.opts.ports)["nftables"].as_array()) {
+            all.extend(ports.iter().cloned());
         }
+        self.nft = true;
+        nft::NftCli.apply(&batch)?;
         drop(lock);
         for p in self.opts.ports.iter().filter(|p| p.proto == Proto::Tcp) {
             let listen = SocketAddrV4::new(p.host_ip.unwrap_or(Ipv4Addr::UNSPECIFIED), p.host_port);
@@ -348,7 +347,8 @@ impl Network {
         Ok(())
     }
 
-    /// Removes everything this network created; safe to call more than once.
+    /// Removes everything this network created; safe to call more than once. Call it after the
+    /// container's processes are dead (the veth goes with their network namespace).
     pub fn teardown(&mut self) {
         self.proxies.clear();
         if self.helper.take().is_some() {
@@ -364,20 +364,21 @@ impl Network {
                 return;
             }
         };
-        if let Some(v) = self.veth.take() {
-            // Usually gone already: the host end dies with the container's namespace.
-            if let Err(e) = netlink::Netlink::new().and_then(|mut nl| nl.del_link(&v)) {
-                tracing::warn!("delete veth {v}: {e}");
-            }
-        }
+        // The veth pair is not deleted here: the kernel deletes both ends when the container's
+        // network namespace goes away (the caller tears the network down after killing the
+        // container's processes), in its cleanup worker, whereas an explicit RTM_DELLINK would
+        // block for an RCU grace period (~30 ms per container). An orphan (a namespace kept alive
+        // from outside) is removed by `prune` once its lease is gone.
+        self.veth = None;
         if let Some(ip) = self.ip.take() {
             if let Err(e) = self.ipam.release(ip) {
                 tracing::warn!("{e}");
             }
         }
-        if std::mem::take(&mut self.nft) || !self.opts.ports.is_empty() {
+        if std::mem::take(&mut self.nft) {
             let comment = nft::owner_comment(&self.id);
-            if let Err(e) = clean_firewall(&nft::NftCli, &self.ipam, |c| c == comment) {
+            let has_rules = self.opts.ports.iter().any(|p| !p.host_ip.map(|h| h.is_loopback()).unwrap_or(false));
+            if let Err(e) = clean_firewall(&nft::NftCli, &self.ipam, has_rules, |c| c == comment) {
                 tracing::warn!("firewall cleanup for {}: {e}", self.id);
             }
         }
@@ -391,14 +392,18 @@ impl Drop for Network {
     }
 }
 
-/// Deletes the rules whose comment matches, and the whole table when no lease is left.
-fn clean_firewall(fw: &dyn Firewall, ipam: &Ipam, pred: impl Fn(&str) -> bool) -> Result<Vec<String>> {
-    let Some(listing) = fw.list()? else { return Ok(Vec::new()) };
-    let mut removed: Vec<String> = nft::rules(&listing).into_iter().filter(|r| pred(&r.2)).map(|r| format!("nft rule {} ({})", r.1, r.2)).collect();
+/// Deletes the whole table when no lease is left (one nft call, no listing); otherwise, when
+/// `has_rules`, the rules whose comment matches.
+fn clean_firewall(fw: &dyn Firewall, ipam: &Ipam, has_rules: bool, pred: impl Fn(&str) -> bool) -> Result<Vec<String>> {
     if ipam.leases().is_empty() {
-        fw.apply(&nft::delete_table_batch())?;
-        removed.push(format!("nft table {} {}", nft::FAMILY, nft::TABLE));
-    } else if let Some(batch) = nft::delete_batch(&listing, pred) {
+        return Ok(if fw.delete_table()? { vec![format!("nft table {} {}", nft::FAMILY, nft::TABLE)] } else { Vec::new() });
+    }
+    if !has_rules {
+        return Ok(Vec::new());
+    }
+    let Some(listing) = fw.list()? else { return Ok(Vec::new()) };
+    let removed: Vec<String> = nft::rules(&listing).into_iter().filter(|r| pred(&r.2)).map(|r| format!("nft rule {} ({})", r.1, r.2)).collect();
+    if let Some(batch) = nft::delete_batch(&listing, pred) {
         fw.apply(&batch)?;
     }
     Ok(removed)
@@ -494,7 +499,7 @@ fn prune_bridge_locked(ipam: &Ipam, _lock: &ipam::NetLock) -> Vec<String> {
         }
     }
     let live_comments: Vec<String> = live.iter().map(|id| nft::owner_comment(id)).collect();
-    match clean_firewall(&nft::NftCli, ipam, |c| c != nft::SHARED && !live_comments.iter().any(|l| l == c)) {
+    match clean_firewall(&nft::NftCli, ipam, true, |c| c != nft::SHARED && !live_comments.iter().any(|l| l == c)) {
         Ok(r) => removed.extend(r),
         Err(e) => tracing::warn!("firewall cleanup: {e}"),
     }
@@ -558,6 +563,56 @@ mod tests {
         let e = parse_add_host("db").unwrap_err().to_string();
         assert!(e.contains("--add-host") && e.contains("\"db\""), "{e}");
         assert!(parse_dns("x").unwrap_err().to_string().contains("--dns"));
+    }
+
+    /// Records batches and serves a fixed listing (the seam for firewall logic without root).
+    struct Recorder {
+        listing: serde_json::Value,
+        applied: std::cell::RefCell<Vec<serde_json::Value>>,
+    }
+
+    impl Firewall for Recorder {
+        fn apply(&self, batch: &serde_json::Value) -> Result<()> {
+            self.applied.borrow_mut().push(batch.clone());
+            Ok(())
+        }
+        fn list(&self) -> Result<Option<serde_json::Value>> {
+            Ok(Some(self.listing.clone()))
+        }
+    }
+
+    #[test]
+    fn firewall_cleanup_deletes_own_rules_then_the_table() {
+        let dir = std::env::temp_dir().join(format!("gocker-net-fw-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let ipam = Ipam::new(&dir);
+        let fw = Recorder {
+            listing: serde_json::json!({"nftables": [
+                {"rule": {"chain": "prerouting", "handle": 7, "comment": "gocker:a"}},
+                {"rule": {"chain": "output", "handle": 8, "comment": "gocker:b"}},
+                {"rule": {"chain": "postrouting", "handle": 9, "comment": "gocker:bridge"}}
+            ]}),
+            applied: Default::default(),
+        };
+        // Another container still holds a lease: only a's rules go.
+        let lock = ipam.lock().unwrap();
+        let other = ipam.allocate(&lock, &"10.97.0.0/24".parse().unwrap(), &Owner::me("b")).unwrap();
+        let removed = clean_firewall(&fw, &ipam, true, |c| c == "gocker:a").unwrap();
+        assert_eq!(removed.len(), 1);
+        let applied = fw.applied.borrow().clone();
+        assert_eq!(applied.len(), 1);
+        assert_eq!(applied[0]["nftables"][0]["delete"]["rule"]["handle"], 7);
+        // Without rules of its own and with others running: no nft call at all.
+        assert!(clean_firewall(&fw, &ipam, false, |c| c == "gocker:a").unwrap().is_empty());
+        assert_eq!(fw.applied.borrow().len(), 1);
+        // The last one out deletes the table, in one call.
+        ipam.release(other).unwrap();
+        clean_firewall(&fw, &ipam, true, |c| c == "gocker:b").unwrap();
+        let applied = fw.applied.borrow().clone();
+        assert_eq!(applied.len(), 2);
+        assert_eq!(applied[1], nft::delete_table_batch());
+        drop(lock);
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
