@@ -204,10 +204,6 @@ pub fn pasta(pid: i32, pidfile: &Path, ports: &[PortMapping], timeout: Duration)
     let _ = std::fs::remove_file(pidfile);
     let mut cmd = Command::new(bin);
     cmd.args(pasta_args(pid, pidfile, ports)).stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::piped());
-    if rustix::process::geteuid().is_root() {
-        // pasta would switch to nobody, who cannot enter the container's namespaces.
-        cmd.args(["--runas", "0"]);
-    }
     die_with_parent(&mut cmd, Vec::new());
     let child = cmd.spawn().map_err(|e| helper_err(NAME, format!("spawn: {e}")))?;
     let mut helper = Helper { name: NAME, child, _exit_w: None };

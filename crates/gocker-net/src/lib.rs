@@ -177,6 +177,15 @@ impl NetworkOptions {
         match self.mode {
             Mode::None | Mode::Host if !self.ports.is_empty() => return Err(NetError::PortsNeedNetwork { mode: self.mode.to_string() }),
             Mode::Bridge if !root => return Err(NetError::NeedsRoot { mode: "bridge".into() }),
+            // pasta drops every capability (and switches to nobody) as root, after which it may not
+            // open the namespaces of the container's processes, which run as the remapped root.
+            Mode::Pasta if root => {
+                return Err(NetError::Invalid {
+                    flag: "--network",
+                    value: "pasta".into(),
+                    reason: "pasta is a rootless driver; as root use bridge (or slirp4netns)".into(),
+                })
+            }
             Mode::Slirp4netns if helper::find("slirp4netns").is_none() => {
                 return Err(NetError::MissingHelper { mode: "slirp4netns".into(), helper: "slirp4netns", package: "slirp4netns" })
             }
@@ -554,6 +563,8 @@ mod tests {
         assert!(o.validate(true).is_ok());
         let o = NetworkOptions { mode: Mode::Pasta, isolate: true, ..Default::default() };
         assert!(o.validate(false).is_err());
+        let o = NetworkOptions { mode: Mode::Pasta, ..Default::default() };
+        assert!(o.validate(true).unwrap_err().to_string().contains("rootless driver"));
     }
 
     #[test]

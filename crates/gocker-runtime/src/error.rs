@@ -31,6 +31,8 @@ pub enum RuntimeError {
     Mount(#[from] gocker_mounts::MountError),
     #[error(transparent)]
     Cgroup(#[from] gocker_cgroups::CgroupError),
+    #[error("network: {0}")]
+    Net(#[from] gocker_net::NetError),
     #[error("state {path}: {reason}")]
     State { path: PathBuf, reason: String },
     #[error("the container name {0:?} is already in use (remove it with `gocker rm {0}` or choose another --name)")]

@@ -13,12 +13,6 @@ use crate::{ContainerConfig, Result, RuntimeError};
 /// The network state directory inside the state store (leases, lock, helper records).
 pub(crate) const NET_DIR: &str = "net";
 
-impl From<gocker_net::NetError> for RuntimeError {
-    fn from(e: gocker_net::NetError) -> Self {
-        RuntimeError::Config(e.to_string())
-    }
-}
-
 /// Sets `IFF_UP` on the loopback interface of the caller's network namespace (netlink).
 pub(crate) fn loopback_up() -> Result<()> {
     gocker_net::netlink::loopback_up().map_err(|e| RuntimeError::Ring { stage: "loopback".into(), message: e.to_string() })
