@@ -366,20 +366,39 @@ fn hundred_runs_leave_nothing_behind() {
     }
 }
 
+/// Kills a `gocker run` child if the test fails before it does.
+struct KillOnDrop(Option<std::process::Child>);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        if let Some(c) = self.0.as_mut() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
 #[test]
 fn sigkilled_runs_are_collected() {
     let r = rootfs();
     for (i, mode) in modes().into_iter().enumerate() {
         let publish = format!("127.0.0.1:{}:80", port(18600 + 50 * i as u16));
-        let mut child = Command::new(bin())
+        let child = Command::new(bin())
             .args(["run", "--rm", "--network", mode, "-p", &publish, "--rootfs", &r, "/bin/sh", "-c", "hostname; exec sleep 60"])
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
             .unwrap();
+        let mut guard = KillOnDrop(Some(child));
+        let child = guard.0.as_mut().unwrap();
         let mut id = [0u8; 13];
-        child.stdout.as_mut().unwrap().read_exact(&mut id).unwrap();
+        if let Err(e) = child.stdout.as_mut().unwrap().read_exact(&mut id) {
+            let mut err = String::new();
+            let _ = child.kill();
+            let _ = child.stderr.as_mut().unwrap().read_to_string(&mut err);
+            panic!("{mode}: no hostname from the container ({e}): {err}");
+        }
         let id = String::from_utf8_lossy(&id[..12]).into_owned();
         if mode == "bridge" {
             let links = text(&Command::new("ip").args(["-o", "link"]).output().unwrap().stdout);
@@ -389,6 +408,7 @@ fn sigkilled_runs_are_collected() {
         }
         child.kill().unwrap();
         child.wait().unwrap();
+        guard.0 = None;
         assert_clean(&id);
     }
 }
