@@ -212,6 +212,59 @@ fn bridge_container_reaches_the_host_side() {
     assert_eq!(&ip.octets()[..2], &[10, 88], "the container's own bridge address: {ip}");
 }
 
+/// Packets counted by the container's DNAT rules in `chain`.
+fn dnat_packets(id: &str, chain: &str) -> u64 {
+    let out = Command::new("nft").args(["-j", "list", "table", "ip", "gocker"]).output().unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+    v["nftables"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|o| o.get("rule"))
+        .filter(|r| r["chain"] == chain && r["comment"].as_str().map(|c| c.contains(id)).unwrap_or(false))
+        .flat_map(|r| r["expr"].as_array().cloned().unwrap_or_default())
+        .filter_map(|e| e["counter"]["packets"].as_u64())
+        .sum()
+}
+
+#[test]
+fn bridge_publishes_on_host_addresses_through_dnat() {
+    if !is_root() {
+        return;
+    }
+    // Published on every address: a connection to the bridge's host address (a local, non-loopback
+    // address) is rewritten by the output chain's DNAT rule (the userland proxy only sees loopback).
+    let name = unique("dnat");
+    let r = rootfs();
+    let p = port(18800);
+    let publish = format!("{p}:80");
+    let id = ok(g(&["run", "-d", "--rm", "--name", &name, "-p", &publish, "--tmpfs", "/www", "--rootfs", &r, "/bin/sh", "-c", "echo via-dnat > /www/index.html && exec httpd -f -p 80 -h /www"]))
+        .trim()
+        .to_owned();
+    let before = dnat_packets(&id, "output");
+    let end = Instant::now() + Duration::from_secs(10);
+    let body = loop {
+        let attempt = || -> std::io::Result<String> {
+            let mut s = TcpStream::connect_timeout(&SocketAddr::from((Ipv4Addr::new(10, 88, 0, 1), p)), Duration::from_secs(1))?;
+            s.set_read_timeout(Some(Duration::from_secs(2)))?;
+            s.write_all(b"GET /index.html HTTP/1.0\r\n\r\n")?;
+            let mut b = String::new();
+            s.read_to_string(&mut b)?;
+            Ok(b)
+        };
+        match attempt() {
+            Ok(b) if b.contains("200 OK") => break b,
+            _ if Instant::now() > end => panic!("no answer on 10.88.0.1:{p}"),
+            _ => std::thread::sleep(Duration::from_millis(50)),
+        }
+    };
+    let after = dnat_packets(&id, "output");
+    stop(&name);
+    assert!(body.contains("via-dnat"), "{body}");
+    assert!(after > before, "the output chain's DNAT rule counted the connection ({before} -> {after})");
+    assert_clean(&id);
+}
+
 fn inspect_ip(name: &str) -> String {
     let v: serde_json::Value = serde_json::from_str(&ok(g(&["inspect", name]))).unwrap();
     v[0]["ip"].as_str().unwrap_or_else(|| panic!("no ip in inspect: {v}")).to_owned()

@@ -194,6 +194,15 @@ impl NetworkOptions {
             }
             _ => {}
         }
+        if self.mode == Mode::Bridge {
+            if let Some(p) = self.ports.iter().find(|p| p.proto == Proto::Udp && p.host_ip.map(|h| h.is_loopback()).unwrap_or(false)) {
+                return Err(NetError::Invalid {
+                    flag: "--publish",
+                    value: p.to_string(),
+                    reason: "UDP on a loopback address is not supported with --network bridge (DNAT cannot reach 127.0.0.0/8; publish on another address)".into(),
+                });
+            }
+        }
         if self.isolate && self.mode != Mode::Bridge {
             return Err(NetError::Invalid { flag: "--icc", value: "false".into(), reason: format!("isolation applies to --network bridge, not {}", self.mode) });
         }
@@ -563,6 +572,9 @@ mod tests {
         assert!(o.validate(true).is_ok());
         let o = NetworkOptions { mode: Mode::Pasta, isolate: true, ..Default::default() };
         assert!(o.validate(false).is_err());
+        let udp_lo: PortMapping = "127.0.0.1:53:53/udp".parse().unwrap();
+        let o = NetworkOptions { mode: Mode::Bridge, ports: vec![udp_lo], ..Default::default() };
+        assert!(o.validate(true).unwrap_err().to_string().contains("UDP on a loopback"));
         let o = NetworkOptions { mode: Mode::Pasta, ..Default::default() };
         assert!(o.validate(true).unwrap_err().to_string().contains("rootless driver"));
     }

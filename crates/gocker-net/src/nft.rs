@@ -212,12 +212,13 @@ pub fn port_batch(id: &str, ip: Ipv4Addr, ports: &[PortMapping]) -> Value {
         }
         dst.push(m("==", json!({"payload": {"protocol": p.proto.as_str(), "field": "dport"}}), json!(p.host_port)));
         let dnat = json!({"dnat": {"addr": ip.to_string(), "port": p.container_port}});
+        // A counter per rule: `nft list table ip gocker` shows the traffic of each published port.
         let mut pre = dst.clone();
-        pre.push(dnat.clone());
+        pre.extend([json!({"counter": null}), dnat.clone()]);
         v.push(rule("prerouting", &comment, pre));
         let mut out = vec![m("!=", ip_field("daddr"), json!({"prefix": {"addr": "127.0.0.0", "len": 8}}))];
         out.extend(dst);
-        out.push(dnat);
+        out.extend([json!({"counter": null}), dnat]);
         v.push(rule("output", &comment, out));
     }
     json!({"nftables": v})
