@@ -483,3 +483,48 @@ fn a_busy_host_port_fails_cleanly() {
         drop(busy);
     }
 }
+
+#[test]
+fn system_prune_collects_what_a_sigkilled_run_left() {
+    // A private state directory (XDG_RUNTIME_DIR), so that pruning cannot touch other tests'
+    // containers; rootless only (root's state directory is fixed).
+    if is_root() {
+        return;
+    }
+    let Some(mode) = modes().into_iter().next() else { return };
+    let xdg = std::env::temp_dir().join(unique("prune-xdg"));
+    std::fs::create_dir_all(&xdg).unwrap();
+    std::fs::set_permissions(&xdg, std::os::unix::fs::PermissionsExt::from_mode(0o700)).unwrap();
+    let gk = |args: &[&str]| Command::new(bin()).args(args).env("XDG_RUNTIME_DIR", &xdg).stdin(Stdio::null()).output().unwrap();
+    let r = rootfs();
+    let publish = format!("127.0.0.1:{}:80", port(18850));
+    let child = Command::new(bin())
+        .args(["run", "--name", "victim", "--network", mode, "-p", &publish, "--rootfs", &r, "/bin/sh", "-c", "hostname; exec sleep 60"])
+        .env("XDG_RUNTIME_DIR", &xdg)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut guard = KillOnDrop(Some(child));
+    let child = guard.0.as_mut().unwrap();
+    let mut id = [0u8; 13];
+    child.stdout.as_mut().unwrap().read_exact(&mut id).unwrap();
+    let id = String::from_utf8_lossy(&id[..12]).into_owned();
+    let record = xdg.join("gocker/net/helpers");
+    assert!(std::fs::read_dir(&record).unwrap().flatten().any(|e| e.file_name().to_string_lossy().starts_with(&id)), "helper recorded");
+    child.kill().unwrap();
+    child.wait().unwrap();
+    guard.0 = None;
+    let out = gk(&["system", "prune"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).contains("removed container victim"), "{}", text(&out.stdout));
+    assert!(std::fs::read_dir(&record).map(|d| d.count()).unwrap_or(0) == 0, "helper record collected");
+    let end = Instant::now() + Duration::from_secs(5);
+    while !leftovers(&id).is_empty() {
+        assert!(Instant::now() < end, "{:?}", leftovers(&id));
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(!ok(gk(&["ps", "-a"])).contains("victim"));
+    let _ = std::fs::remove_dir_all(&xdg);
+}
