@@ -30,37 +30,70 @@ pub fn find(name: &str) -> Option<PathBuf> {
 /// A running helper process.
 pub struct Helper {
     pub name: &'static str,
-    child: Child,
+    child: Option<Child>,
     /// slirp4netns: the write end of `--exit-fd` (closing it stops slirp4netns).
     _exit_w: Option<OwnedFd>,
+    /// Wait for the exit when stopping: the helper holds published host ports until it is gone,
+    /// and the next container may want them at once.
+    holds_ports: bool,
 }
 
 impl Helper {
     pub fn pid(&self) -> i32 {
-        self.child.id() as i32
+        self.child.as_ref().map(|c| c.id() as i32).unwrap_or(0)
     }
+
+    fn child(&mut self) -> &mut Child {
+        self.child.as_mut().expect("a running helper has its child")
+    }
+}
+
+/// Helpers told to stop whose exit has not been collected yet.
+static STOPPING: std::sync::Mutex<Vec<(Child, Instant)>> = std::sync::Mutex::new(Vec::new());
+
+/// Collects helpers that were told to stop, and SIGKILLs one that ignored that for a second.
+pub fn reap_stopped() {
+    let Ok(mut v) = STOPPING.lock() else { return };
+    v.retain_mut(|(c, since)| match c.try_wait() {
+        Ok(None) if since.elapsed() < Duration::from_secs(1) => true,
+        Ok(None) => {
+            let _ = c.kill();
+            let _ = c.wait();
+            false
+        }
+        _ => false,
+    });
 }
 
 impl Drop for Helper {
     fn drop(&mut self) {
         // slirp4netns exits when its --exit-fd closes; pasta has no state worth a graceful stop
-        // (and takes its time over SIGTERM): it is killed at once.
+        // (and lingers on SIGTERM): it is SIGKILLed.
         self._exit_w = None;
+        let Some(mut child) = self.child.take() else { return };
         if self.name == "pasta" {
-            let _ = self.child.kill();
+            let _ = child.kill();
         }
-        let end = Instant::now() + Duration::from_millis(500);
-        loop {
-            match self.child.try_wait() {
-                Ok(Some(_)) | Err(_) => return,
-                Ok(None) if Instant::now() > end => {
-                    let _ = self.child.kill();
-                    let _ = self.child.wait();
-                    return;
+        // The exit takes the kernel tens of milliseconds (closing the tap device waits for an RCU
+        // grace period). Waited for only when the helper holds host ports; otherwise it is
+        // collected by the next `reap_stopped`, or by init once this process exits (dead or dying
+        // either way).
+        if self.holds_ports {
+            let end = Instant::now() + Duration::from_secs(1);
+            while let Ok(None) = child.try_wait() {
+                if Instant::now() > end {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    break;
                 }
-                Ok(None) => std::thread::sleep(Duration::from_millis(2)),
+                std::thread::sleep(Duration::from_millis(1));
+            }
+        } else if let Ok(None) = child.try_wait() {
+            if let Ok(mut v) = STOPPING.lock() {
+                v.push((child, Instant::now()));
             }
         }
+        reap_stopped();
     }
 }
 
@@ -114,7 +147,7 @@ pub fn slirp4netns(pid: i32, api: &Path, ports: &[PortMapping], timeout: Duratio
     let child = cmd.spawn().map_err(|e| helper_err(NAME, format!("spawn: {e}")))?;
     drop(ready_w);
     drop(exit_r);
-    let mut helper = Helper { name: NAME, child, _exit_w: Some(exit_w) };
+    let mut helper = Helper { name: NAME, child: Some(child), _exit_w: Some(exit_w), holds_ports: !ports.is_empty() };
     // Ready: one byte on the ready fd; EOF means it died.
     let mut ready = std::fs::File::from(ready_r);
     let mut fds = [rustix::event::PollFd::new(&ready, rustix::event::PollFlags::IN)];
@@ -122,9 +155,9 @@ pub fn slirp4netns(pid: i32, api: &Path, ports: &[PortMapping], timeout: Duratio
     let n = rustix::event::poll(&mut fds, Some(&t)).map_err(|e| helper_err(NAME, format!("poll: {e}")))?;
     let mut b = [0u8; 1];
     if n == 0 || ready.read(&mut b).unwrap_or(0) == 0 {
-        let _ = helper.child.kill();
-        let _ = helper.child.wait();
-        let msg = stderr_of(&mut helper.child);
+        let _ = helper.child().kill();
+        let _ = helper.child().wait();
+        let msg = stderr_of(helper.child());
         return Err(helper_err(NAME, if n == 0 { format!("not ready after {timeout:?}") } else { format!("exited during setup: {msg}") }));
     }
     for p in ports {
@@ -206,15 +239,17 @@ pub fn pasta(pid: i32, pidfile: &Path, ports: &[PortMapping], timeout: Duration)
     cmd.args(pasta_args(pid, pidfile, ports)).stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::piped());
     die_with_parent(&mut cmd, Vec::new());
     let child = cmd.spawn().map_err(|e| helper_err(NAME, format!("spawn: {e}")))?;
-    let mut helper = Helper { name: NAME, child, _exit_w: None };
-    let end = Instant::now() + timeout;
+    let mut helper = Helper { name: NAME, child: Some(child), _exit_w: None, holds_ports: !ports.is_empty() };
+    let started = Instant::now();
+    let end = started + timeout;
     loop {
         if std::fs::read_to_string(pidfile).map(|s| !s.trim().is_empty()).unwrap_or(false) {
             let _ = std::fs::remove_file(pidfile);
+            tracing::debug!("pasta ready after {:?}", started.elapsed());
             return Ok(helper);
         }
-        if let Ok(Some(st)) = helper.child.try_wait() {
-            let msg = stderr_of(&mut helper.child);
+        if let Ok(Some(st)) = helper.child().try_wait() {
+            let msg = stderr_of(helper.child());
             return Err(helper_err(NAME, format!("exited during setup ({st}): {msg}")));
         }
         if Instant::now() > end {

@@ -247,6 +247,7 @@ impl Network {
     /// container's resolv.conf and hosts into `container_dir`. `net_dir` holds the shared state
     /// (leases, lock, helper records).
     pub fn prepare(opts: NetworkOptions, id: &str, hostname: &str, net_dir: &Path, container_dir: &Path) -> Result<Network> {
+        helper::reap_stopped();
         let mut n = Network {
             ipam: Ipam::new(net_dir.join(&opts.bridge.name)),
             opts,
