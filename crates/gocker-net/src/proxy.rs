@@ -46,10 +46,35 @@ impl Proxy {
     }
 }
 
+/// Copies `from` to `to` until EOF with splice(2) through a pipe (no copy through user space),
+/// falling back to a buffered copy where splice is refused; then half-closes.
 fn pump(mut from: TcpStream, mut to: TcpStream) {
-    let _ = std::io::copy(&mut from, &mut to);
+    if splice_all(&from, &to).is_err() {
+        let _ = std::io::copy(&mut from, &mut to);
+    }
     let _ = to.shutdown(Shutdown::Write);
     let _ = from.shutdown(Shutdown::Read);
+}
+
+fn splice_all(from: &TcpStream, to: &TcpStream) -> std::io::Result<()> {
+    use rustix::pipe::{splice, SpliceFlags};
+    const CHUNK: usize = 1 << 20;
+    let (r, w) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)?;
+    let _ = rustix::pipe::fcntl_setpipe_size(&w, CHUNK);
+    loop {
+        let n = splice(from, None, &w, None, CHUNK, SpliceFlags::MOVE | SpliceFlags::MORE)?;
+        if n == 0 {
+            return Ok(());
+        }
+        let mut left = n;
+        while left > 0 {
+            let m = splice(&r, None, to, None, left, SpliceFlags::MOVE | SpliceFlags::MORE)?;
+            if m == 0 {
+                return Err(std::io::ErrorKind::WriteZero.into());
+            }
+            left -= m;
+        }
+    }
 }
 
 impl Drop for Proxy {
