@@ -169,7 +169,7 @@ pub struct RunArgs {
     /// Network: `none` (only loopback), `host` (the host's), `bridge` (veth on gocker0 with NAT;
     /// the default for root), `slirp4netns` or `pasta` (user-mode; the default for other users is
     /// whichever is installed, pasta first).
-    #[arg(long, value_name = "MODE")]
+    #[arg(long, value_name = "MODE", env = "GOCKER_NETWORK")]
     pub network: Option<String>,
     /// Publish a container port: [IP:]HOST_PORT:CONTAINER_PORT[/tcp|/udp].
     #[arg(short = 'p', long = "publish", value_name = "[IP:]HOST:CONTAINER[/PROTO]")]

@@ -58,6 +58,13 @@ fn state_dir() -> PathBuf {
     }
 }
 
+/// gocker's network state: beside the state store.
+fn net_dir() -> PathBuf {
+    let mut s = state_dir().into_os_string();
+    s.push("-net");
+    s.into()
+}
+
 fn have(tool: &str) -> bool {
     ["/usr/bin", "/usr/sbin", "/bin", "/sbin"].iter().any(|d| std::path::Path::new(d).join(tool).exists())
 }
@@ -115,13 +122,13 @@ fn leftovers(id: &str) -> Vec<String> {
             found.push(format!("nft rule of {short}"));
         }
     }
-    let leases = state_dir().join("net/gocker0/leases");
+    let leases = net_dir().join("gocker0/leases");
     for e in std::fs::read_dir(&leases).into_iter().flatten().flatten() {
         if std::fs::read_to_string(e.path()).unwrap_or_default().contains(short) {
             found.push(format!("lease {}", e.path().display()));
         }
     }
-    if std::fs::read_dir(state_dir().join("net/helpers")).into_iter().flatten().flatten().any(|e| e.file_name().to_string_lossy().starts_with(short)) {
+    if std::fs::read_dir(net_dir().join("helpers")).into_iter().flatten().flatten().any(|e| e.file_name().to_string_lossy().starts_with(short)) {
         found.push("helper record".into());
     }
     for p in std::fs::read_dir("/proc").unwrap().flatten() {
@@ -511,7 +518,7 @@ fn system_prune_collects_what_a_sigkilled_run_left() {
     let mut id = [0u8; 13];
     child.stdout.as_mut().unwrap().read_exact(&mut id).unwrap();
     let id = String::from_utf8_lossy(&id[..12]).into_owned();
-    let record = xdg.join("gocker/net/helpers");
+    let record = xdg.join("gocker-net/helpers");
     assert!(std::fs::read_dir(&record).unwrap().flatten().any(|e| e.file_name().to_string_lossy().starts_with(&id)), "helper recorded");
     child.kill().unwrap();
     child.wait().unwrap();

@@ -10,8 +10,13 @@ use oci_spec::runtime::MountBuilder;
 use crate::state::{ContainerState, StateStore};
 use crate::{ContainerConfig, Result, RuntimeError};
 
-/// The network state directory inside the state store (leases, lock, helper records).
-pub(crate) const NET_DIR: &str = "net";
+/// The network state directory (leases, lock, helper records): `<store>-net`, beside the state
+/// store rather than inside it, so that no gocker ever mistakes it for a container's directory.
+pub fn net_dir(store_root: &std::path::Path) -> std::path::PathBuf {
+    let mut s = store_root.as_os_str().to_owned();
+    s.push("-net");
+    s.into()
+}
 
 /// Sets `IFF_UP` on the loopback interface of the caller's network namespace (netlink).
 pub(crate) fn loopback_up() -> Result<()> {
@@ -36,7 +41,7 @@ pub(crate) fn prepare(cfg: &mut ContainerConfig, store: &StateStore) -> Result<O
     }
     opts.validate(rustix::process::geteuid().is_root())?;
     let hostname = cfg.spec.hostname().clone().unwrap_or_else(|| "localhost".into());
-    let net = gocker_net::Network::prepare(opts, &cfg.id, &hostname, &store.root().join(NET_DIR), &store.container_dir(&cfg.id))?;
+    let net = gocker_net::Network::prepare(opts, &cfg.id, &hostname, &net_dir(store.root()), &store.container_dir(&cfg.id))?;
     let mut mounts = cfg.spec.mounts().clone().unwrap_or_default();
     for (src, dest) in net.files() {
         if mounts.iter().any(|m| m.destination().as_os_str() == *dest) {
@@ -66,7 +71,7 @@ pub(crate) fn attach(net: &mut Option<gocker_net::Network>, state: &mut Containe
 
 /// Leftovers of containers whose monitor died; returns how many items were removed.
 pub(crate) fn collect_stale(store_root: &std::path::Path) -> usize {
-    let removed = gocker_net::collect_stale(&store_root.join(NET_DIR));
+    let removed = gocker_net::collect_stale(&net_dir(store_root));
     for r in &removed {
         tracing::debug!("collected stale network state: {r}");
     }
@@ -75,5 +80,5 @@ pub(crate) fn collect_stale(store_root: &std::path::Path) -> usize {
 
 /// `gocker system prune`: network leftovers, and the bridge when no container uses it.
 pub fn prune(store: &StateStore) -> Vec<String> {
-    gocker_net::prune(&store.root().join(NET_DIR))
+    gocker_net::prune(&net_dir(store.root()))
 }

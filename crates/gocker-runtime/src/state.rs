@@ -199,7 +199,7 @@ impl StateStore {
         let mut n = 0;
         for e in rd.flatten() {
             let id = e.file_name().to_string_lossy().into_owned();
-            if id == "names" || id == crate::net::NET_DIR {
+            if id == "names" {
                 continue;
             }
             match self.load(&id) {
