@@ -338,8 +338,17 @@ impl Container {
             Some((other, _)) => return Err(other.into_error("ring1 to start ring2")),
             None => return Err(RuntimeError::Protocol("ring1 exited while starting ring2".into())),
         };
-        let pidfd = rustix::process::pidfd_open(Pid::from_raw(ring2_pid).expect("positive pid"), PidfdFlags::empty())
-            .map_err(|e| RuntimeError::sys("pidfd_open", format!("ring2 pid {ring2_pid}"), e))?;
+        let pidfd = match rustix::process::pidfd_open(Pid::from_raw(ring2_pid).expect("positive pid"), PidfdFlags::empty()) {
+            Ok(fd) => fd,
+            // ring2 failed fast and was reaped already: its report says why.
+            Err(Errno::SRCH) => {
+                return Err(match r0_2.recv::<Up>(Some(t), "ring2 to prepare the container")? {
+                    Some((msg, _)) => msg.into_error("ring2 to prepare the container"),
+                    None => RuntimeError::Protocol("ring2 exited while preparing the container".into()),
+                })
+            }
+            Err(e) => return Err(RuntimeError::sys("pidfd_open", format!("ring2 pid {ring2_pid}"), e)),
+        };
         self.ring2 = Some((ring2_pid, pidfd));
         self.state.pid = Some(ring2_pid);
         // Only the payload side goes into the container's cgroup: ring2 is moved while it is still
