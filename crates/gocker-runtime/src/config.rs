@@ -54,6 +54,9 @@ pub struct ContainerConfig {
     /// BPF cache when it can); set it beforehand to use a program compiled elsewhere.
     #[serde(default)]
     pub seccomp: Option<gocker_seccomp::Bpf>,
+    /// The container's network (default: `none`, a private namespace with only loopback).
+    #[serde(default)]
+    pub network: gocker_net::NetworkOptions,
 }
 
 impl ContainerConfig {
@@ -70,6 +73,7 @@ impl ContainerConfig {
             forward_signals: false,
             spawn: SpawnMode::Fork,
             seccomp: None,
+            network: gocker_net::NetworkOptions::default(),
         }
     }
 
