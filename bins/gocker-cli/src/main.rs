@@ -4,6 +4,7 @@ mod cli;
 mod images;
 mod info;
 mod manage;
+mod netflags;
 mod run;
 
 use clap::Parser;
@@ -40,6 +41,7 @@ fn main() {
             0
         }
         cli::Command::Rootfs(c) => rootfs(c),
+        cli::Command::System(cli::SystemCommand::Prune) => netflags::system_prune(),
     };
     std::process::exit(code)
 }

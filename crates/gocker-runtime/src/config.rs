@@ -54,6 +54,9 @@ pub struct ContainerConfig {
     /// BPF cache when it can); set it beforehand to use a program compiled elsewhere.
     #[serde(default)]
     pub seccomp: Option<gocker_seccomp::Bpf>,
+    /// The container's network (default: `none`, a private namespace with only loopback).
+    #[serde(default)]
+    pub network: gocker_net::NetworkOptions,
     /// The OCI runtime process model (`gocker-oci`, see [`crate::oci`]); `None` for `gocker run`.
     #[serde(default)]
     pub oci: Option<OciMode>,
@@ -89,6 +92,7 @@ impl ContainerConfig {
             spawn: SpawnMode::Fork,
             seccomp: None,
             oci: None,
+            network: gocker_net::NetworkOptions::default(),
         }
     }
 

@@ -17,7 +17,7 @@ mod channel;
 mod config;
 mod error;
 mod exec;
-mod net;
+pub mod net;
 mod process;
 mod ring0;
 mod ring1;

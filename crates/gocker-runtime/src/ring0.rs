@@ -152,6 +152,7 @@ pub struct Container {
     cgroup: Option<gocker_cgroups::Cgroup>,
     /// The master of the payload's terminal (`tty`), until taken or relayed by [`Container::wait`].
     pty: Option<OwnedFd>,
+    net: Option<gocker_net::Network>,
     /// Notes for `--debug` (fallbacks taken).
     pub notes: Vec<String>,
     /// Handed over by [`Container::release`]: drop leaves everything in place.
@@ -210,6 +211,7 @@ impl Container {
             auto_remove,
             cgroup: None,
             oom_killed: false,
+            ip: None,
         };
         store.reserve(&state.id, name)?;
         let mut c = Container {
@@ -223,15 +225,18 @@ impl Container {
             signals: None,
             cgroup: None,
             pty: None,
+            net: None,
             notes: Vec::new(),
             released: false,
         };
         // From here on, Drop cleans up whatever exists if a step fails.
         c.store.save(&c.state)?;
+        c.net = crate::net::prepare(&mut c.config, &c.store)?;
         c.store.save_config(&c.config)?;
         c.create_cgroup()?;
         c.compile_seccomp()?;
         c.spawn()?;
+        crate::net::attach(&mut c.net, &mut c.state, c.ring1.as_ref().map(|r| r.0.as_raw_nonzero().get()), c.config.stage_timeout)?;
         c.state.status = Status::Created;
         c.store.save(&c.state)?;
         Ok(c)
@@ -357,8 +362,17 @@ impl Container {
             Some((other, _)) => return Err(other.into_error("ring1 to start ring2")),
             None => return Err(RuntimeError::Protocol("ring1 exited while starting ring2".into())),
         };
-        let pidfd = rustix::process::pidfd_open(Pid::from_raw(ring2_pid).expect("positive pid"), PidfdFlags::empty())
-            .map_err(|e| RuntimeError::sys("pidfd_open", format!("ring2 pid {ring2_pid}"), e))?;
+        let pidfd = match rustix::process::pidfd_open(Pid::from_raw(ring2_pid).expect("positive pid"), PidfdFlags::empty()) {
+            Ok(fd) => fd,
+            // ring2 failed fast and was reaped already: its report says why.
+            Err(Errno::SRCH) => {
+                return Err(match r0_2.recv::<Up>(Some(t), "ring2 to prepare the container")? {
+                    Some((msg, _)) => msg.into_error("ring2 to prepare the container"),
+                    None => RuntimeError::Protocol("ring2 exited while preparing the container".into()),
+                })
+            }
+            Err(e) => return Err(RuntimeError::sys("pidfd_open", format!("ring2 pid {ring2_pid}"), e)),
+        };
         self.ring2 = Some((ring2_pid, pidfd));
         self.state.pid = Some(ring2_pid);
         // Only the payload side goes into the container's cgroup: ring2 is moved while it is still
@@ -589,6 +603,8 @@ impl Container {
             let _ = rustix::process::pidfd_send_signal(fd, Signal::KILL);
         }
         self.reap_ring1();
+        // After the rings: the veth's host end is gone with their network namespace.
+        self.net = None;
         self.signals = None;
         if let Some(cg) = self.cgroup.take() {
             let path = cg.path().to_owned();
