@@ -342,7 +342,7 @@ fn run(g: &Global, cmd: Cmd) -> Result<u8, Failure> {
             } else if format == "json" {
                 print_json(&all)?;
             } else {
-                println!("{:<24} {:<8} {:<8} {:<40} {}", "ID", "PID", "STATUS", "BUNDLE", "CREATED");
+                println!("{:<24} {:<8} {:<8} {:<40} CREATED", "ID", "PID", "STATUS", "BUNDLE");
                 for s in &all {
                     println!("{:<24} {:<8} {:<8} {:<40} {}", s.id, s.pid, s.status, s.bundle.display(), s.created);
                 }

@@ -85,8 +85,9 @@ fn podman_with_gocker_oci() {
     let p = Podman { dir: dir.clone() };
 
     // Import the test rootfs as an image.
-    let tar = Command::new("tar").args(["-C", &rootfs(), "-c", "."]).stdout(Stdio::piped()).spawn().unwrap();
-    let o = p.cmd(&["import", "-", "gocker-test-busybox"]).stdin(tar.stdout.unwrap()).output().unwrap();
+    let mut tar = Command::new("tar").args(["-C", &rootfs(), "-c", "."]).stdout(Stdio::piped()).spawn().unwrap();
+    let o = p.cmd(&["import", "-", "gocker-test-busybox"]).stdin(tar.stdout.take().unwrap()).output().unwrap();
+    assert!(tar.wait().unwrap().success());
     ok(&o);
     open_traversal(&dir);
 
