@@ -15,7 +15,8 @@ pub struct Args {
     pub runs: u32,
     /// Only one part: `start` (start latency vs runc and bwrap) or `net` (network throughput and
     /// per-mode start latency).
-    #[arg(long, value_parser = ["start", "net"])]
+    /// `oci`: youki's benchmark, create + start + delete -f with gocker-oci and runc.
+    #[arg(long, value_parser = ["start", "net", "oci"])]
     pub only: Option<String>,
 }
 
@@ -29,6 +30,9 @@ pub fn main(a: Args) -> Result<()> {
     run(Command::new("cargo").current_dir(&ws).args(["build", "--release", "-p", "gocker-cli"]))?;
     let rootfs = crate::rootfs::ensure(None, false, false)?;
     let gocker = ws.join("target/release/gocker");
+    if a.only.as_deref() == Some("oci") {
+        return oci_lifecycle(&ws, &rootfs, a.runs);
+    }
     if a.only.as_deref() == Some("net") {
         return crate::netbench::main(&ws, &gocker, &rootfs, a.runs.min(100));
     }
@@ -95,7 +99,71 @@ pub fn main(a: Args) -> Result<()> {
     print!("{body}");
     if a.only.is_none() {
         crate::netbench::main(&ws, &gocker, &rootfs, a.runs.min(100))?;
+        oci_lifecycle(&ws, &rootfs, a.runs)?;
     }
+    Ok(())
+}
+
+/// youki's benchmark: `create` + `start` + `delete -f` of a busybox bundle, gocker-oci against
+/// runc, in one hyperfine run (same bundle: runc's default config.json running /bin/true).
+fn oci_lifecycle(ws: &Path, rootfs: &Path, runs: u32) -> Result<()> {
+    step("build: cargo build --release -p gocker-oci");
+    run(Command::new("cargo").current_dir(ws).args(["build", "--release", "-p", "gocker-oci"]))?;
+    let oci = ws.join("target/release/gocker-oci");
+    let tmp = std::env::temp_dir().join(format!("gocker-ocibench-{}", std::process::id()));
+    let bundle = tmp.join("bundle");
+    std::fs::create_dir_all(&bundle)?;
+    run(Command::new("runc").arg("spec").current_dir(&bundle))?;
+    let cfg_path = bundle.join("config.json");
+    let mut cfg: serde_json::Value = serde_json::from_slice(&std::fs::read(&cfg_path)?)?;
+    cfg["process"]["args"] = serde_json::json!(["/bin/true"]);
+    cfg["process"]["terminal"] = serde_json::json!(false);
+    cfg["root"] = serde_json::json!({"path": rootfs, "readonly": true});
+    std::fs::write(&cfg_path, serde_json::to_vec_pretty(&cfg)?)?;
+    let life = |bin: &str, root: &Path| {
+        let r = format!("{bin} --root {}", root.display());
+        format!("{r} create --bundle {b} bench-$$ && {r} start bench-$$ && {r} delete -f bench-$$", b = bundle.display())
+    };
+    let commands = [("gocker-oci", life(&oci.display().to_string(), &tmp.join("gocker-oci-state"))), ("runc", life("runc", &tmp.join("runc-state")))];
+    let json = tmp.join("hyperfine.json");
+    step(&format!("hyperfine: {runs} runs each"));
+    let mut hf = Command::new("hyperfine");
+    hf.args(["--warmup", "10", "--runs", &runs.to_string(), "--export-json"]).arg(&json);
+    for (name, cmd) in &commands {
+        hf.args(["--command-name", name, cmd]);
+    }
+    let status = hf.status();
+    let results: Option<serde_json::Value> = std::fs::read(&json).ok().and_then(|b| serde_json::from_slice(&b).ok());
+    let _ = std::fs::remove_dir_all(&tmp);
+    if !status.map(|s| s.success()).unwrap_or(false) {
+        bail!("hyperfine failed");
+    }
+    let results = results.context("hyperfine results")?;
+    let mut rows = Vec::new();
+    for r in results["results"].as_array().context("hyperfine results")? {
+        let ms = |k: &str| r[k].as_f64().unwrap_or(f64::NAN) * 1000.0;
+        rows.push((r["command"].as_str().unwrap_or("?").to_owned(), ms("median"), ms("mean"), ms("min"), ms("max")));
+    }
+    let median = |n: &str| rows.iter().find(|r| r.0 == n).map(|r| r.1).unwrap_or(f64::NAN);
+    let (g, rc) = (median("gocker-oci"), median("runc"));
+    let mut body = String::new();
+    body += &format!("Measured {} with `cargo xtask bench --only oci` ({runs} runs each after 10 warm-ups, one hyperfine run).\n\n", today());
+    body += &format!("Host: kernel {}, {}; {}, {}.\n\n", version(&["uname", "-r"]), cpu(), version(&["runc", "--version"]), version(&["hyperfine", "--version"]));
+    body += "youki's benchmark: create + start + delete -f of the same bundle (runc's default config.json, `/bin/true`, as root):\n\n";
+    for (name, cmd) in &commands {
+        body += &format!("- {name}: `{cmd}`\n");
+    }
+    body += "\n| runtime | median ms | mean ms | min ms | max ms |\n|---|---|---|---|---|\n";
+    for (name, med, mean, min, max) in &rows {
+        body += &format!("| {name} | {med:.2} | {mean:.2} | {min:.2} | {max:.2} |\n");
+    }
+    body += &format!(
+        "\nTarget: gocker-oci median ≤ 0.3× runc's: {:.2}× — {}.\n",
+        g / rc,
+        if g / rc <= 0.3 { "PASS" } else { "FAIL" }
+    );
+    replace_section(&ws.join("docs/benchmarks.md"), "oci-lifecycle", "OCI lifecycle: create + start + delete -f", &body)?;
+    print!("{body}");
     Ok(())
 }
 
