@@ -367,3 +367,48 @@ fn features_and_spec() {
     // A second spec does not overwrite.
     assert!(!Command::new(bin()).args(["spec", "--bundle"]).arg(env.bundle()).status().unwrap().success());
 }
+
+#[test]
+fn joins_a_network_namespace_by_path() {
+    if rootless() {
+        // Joining a namespace owned by the host's user namespace needs host privileges.
+        return;
+    }
+    let env = Env::new("netns");
+    let name = format!("gocker-oci-test-{}", std::process::id());
+    assert!(Command::new("ip").args(["netns", "add", &name]).status().unwrap().success());
+    struct Del(String);
+    impl Drop for Del {
+        fn drop(&mut self) {
+            let _ = Command::new("ip").args(["netns", "delete", &self.0]).status();
+        }
+    }
+    let _del = Del(name.clone());
+    let path = format!("/run/netns/{name}");
+    let want = format!("net:[{}]", std::os::unix::fs::MetadataExt::ino(&std::fs::metadata(&path).unwrap()));
+    let id = format!("netns-{}", std::process::id());
+    env.spec(&["sh", "-c", "readlink /proc/self/ns/net"], |v| {
+        for n in v["linux"]["namespaces"].as_array_mut().unwrap() {
+            if n["type"] == "network" {
+                n["path"] = path.clone().into();
+            }
+        }
+    });
+    let o = env.oci(&["run", "--bundle", env.bundle().to_str().unwrap(), &id]);
+    ok(&o);
+    assert_eq!(String::from_utf8_lossy(&o.stdout).trim(), want, "{}", String::from_utf8_lossy(&o.stderr));
+
+    // A mount namespace by path is refused, naming the file and the path.
+    env.spec(&["true"], |v| {
+        for n in v["linux"]["namespaces"].as_array_mut().unwrap() {
+            if n["type"] == "mount" {
+                n["path"] = "/proc/1/ns/mnt".into();
+            }
+        }
+    });
+    let o = env.oci(&["run", "--bundle", env.bundle().to_str().unwrap(), &id]);
+    assert!(!o.status.success());
+    let e = String::from_utf8_lossy(&o.stderr);
+    assert!(e.contains("/proc/1/ns/mnt") && e.contains("config.json"), "{e}");
+    assert!(!env.root().join(&id).exists());
+}

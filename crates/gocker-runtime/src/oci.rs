@@ -206,6 +206,30 @@ fn idmaps(spec: &Spec) -> Result<gocker_idmap::IdMaps> {
     Ok(maps)
 }
 
+/// Joins the spec's namespaces given by `path` in this (the creating) process before the rings
+/// are forked: they inherit them, and ring1 creates only the namespaces without a path. Network,
+/// IPC, UTS and cgroup namespaces can be joined (e.g. podman's network namespace, a pod's sandbox);
+/// user, mount and PID namespaces by path are refused (the rings always make their own).
+fn join_namespaces(spec: &Spec, config: &Path) -> Result<()> {
+    use oci_spec::runtime::LinuxNamespaceType as T;
+    for n in spec.linux().as_ref().and_then(|l| l.namespaces().as_ref()).into_iter().flatten() {
+        let Some(path) = n.path() else { continue };
+        match n.typ() {
+            T::Network | T::Ipc | T::Uts | T::Cgroup => {
+                gocker_ns::enter_path(path, gocker_ns::Namespace::from(n.typ()))?;
+            }
+            other => {
+                return Err(cfg_err(format!(
+                    "{}: joining an existing {other:?} namespace ({}) is not supported (network, ipc, uts and cgroup are)",
+                    config.display(),
+                    path.display()
+                )))
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Rootful: raises this process's limits to the spec's `process.rlimits` before the rings are
 /// forked (they inherit them). ring2 sets them again inside the container's user namespace, where
 /// raising a hard limit above the inherited one is refused (CAP_SYS_RESOURCE counts only in the
@@ -361,6 +385,7 @@ impl Runtime {
         if terminal && opts.console_socket.is_none() {
             return Err(cfg_err("process.terminal is true: --console-socket is required".into()));
         }
+        join_namespaces(&spec, &bundle_dir.join("config.json"))?;
         raise_rlimits(&spec);
         let mut cfg = ContainerConfig::new(id, spec.clone(), idmaps(&spec)?);
         cfg.stdin = true;

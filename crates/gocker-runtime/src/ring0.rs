@@ -185,7 +185,8 @@ impl Container {
     pub fn create(config: ContainerConfig, store: StateStore, name: &str, auto_remove: bool) -> Result<Container> {
         check_rootfs(&config)?;
         if let Some(ns) = config.spec.linux().as_ref().and_then(|l| l.namespaces().as_ref()) {
-            if let Some(n) = ns.iter().find(|n| n.path().is_some()) {
+            // OCI mode: crate::oci has joined them in this process already (the rings inherit them).
+            if let Some(n) = ns.iter().find(|n| n.path().is_some() && config.oci.is_none()) {
                 return Err(RuntimeError::Config(format!(
                     "joining an existing {:?} namespace by path is not supported yet",
                     n.typ()
