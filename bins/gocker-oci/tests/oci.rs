@@ -412,3 +412,31 @@ fn joins_a_network_namespace_by_path() {
     assert!(e.contains("/proc/1/ns/mnt") && e.contains("config.json"), "{e}");
     assert!(!env.root().join(&id).exists());
 }
+
+/// containerd's layout: the rootfs is a mount inside a bundle directory that only host root can
+/// search (0700). The container's root (an unprivileged host uid) must not need to walk that path.
+#[test]
+fn rootfs_under_a_private_bundle_directory() {
+    if rootless() {
+        return;
+    }
+    let env = Env::new("private");
+    let private = env.dir.join("private");
+    let rootfs_dir = private.join("rootfs");
+    std::fs::create_dir_all(&rootfs_dir).unwrap();
+    std::fs::set_permissions(&private, std::os::unix::fs::PermissionsExt::from_mode(0o700)).unwrap();
+    assert!(Command::new("mount").args(["--bind", &rootfs()]).arg(&rootfs_dir).status().unwrap().success());
+    struct Umount(PathBuf);
+    impl Drop for Umount {
+        fn drop(&mut self) {
+            let _ = Command::new("umount").arg(&self.0).status();
+        }
+    }
+    let _u = Umount(rootfs_dir.clone());
+    let id = format!("private-{}", std::process::id());
+    env.spec(&["sh", "-c", "echo inside; id -u"], |v| v["root"]["path"] = rootfs_dir.to_str().unwrap().into());
+    let o = env.oci(&["run", "--bundle", env.bundle().to_str().unwrap(), &id]);
+    ok(&o);
+    assert_eq!(String::from_utf8_lossy(&o.stdout), "inside\n0\n");
+    assert!(!env.root().join(&id).exists());
+}

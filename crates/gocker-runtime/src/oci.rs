@@ -167,6 +167,21 @@ pub(crate) fn report_after_create(cfg: &ContainerConfig, e: &dyn std::fmt::Displ
     }
 }
 
+/// In ring2 (OCI mode): attaches the rootfs (ring0's idmapped mount, or a recursive bind) over
+/// the working directory and returns the mount's root. `create` changes into the rootfs before
+/// the rings are forked, and each new mount namespace carries the working directory over, so no
+/// path is walked: bundles under directories the container's root cannot search (containerd's
+/// bundle directories are 0700, owned by host root) work as they do for runc.
+pub(crate) fn mount_root_at_cwd(idmapped: Option<OwnedFd>) -> Result<OwnedFd> {
+    let here = Path::new(".");
+    let mnt = match idmapped {
+        Some(m) => m,
+        None => gocker_mounts::root::clone(here, true)?,
+    };
+    gocker_mounts::root::attach(mnt.as_fd(), here)?;
+    Ok(mnt)
+}
+
 /// Seccomp notifications in OCI mode go to `linux.seccomp.listenerPath` (no ring1 supervisor).
 pub(crate) fn check_seccomp(spec: &Spec) -> Result<()> {
     let Some(s) = spec.linux().as_ref().and_then(|l| l.seccomp().as_ref()) else { return Ok(()) };
@@ -204,6 +219,16 @@ fn idmaps(spec: &Spec) -> Result<gocker_idmap::IdMaps> {
         maps.deny_setgroups = true;
     }
     Ok(maps)
+}
+
+/// Runs `f` with `dir` as the working directory, then returns to the previous one.
+fn with_cwd<T>(dir: &Path, f: impl FnOnce() -> Result<T>) -> Result<T> {
+    let back = rustix::fs::open(".", OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty())
+        .map_err(|e| RuntimeError::sys("open", "the working directory", e))?;
+    rustix::process::chdir(dir).map_err(|e| RuntimeError::Rootfs { path: dir.to_owned(), reason: e.to_string() })?;
+    let r = f();
+    rustix::process::fchdir(&back).map_err(|e| RuntimeError::sys("fchdir", "the previous working directory", e))?;
+    r
 }
 
 /// Joins the spec's namespaces given by `path` in this (the creating) process before the rings
@@ -387,6 +412,7 @@ impl Runtime {
         }
         join_namespaces(&spec, &bundle_dir.join("config.json"))?;
         raise_rlimits(&spec);
+        let rootfs = spec.root().as_ref().map(|r| r.path().clone()).unwrap_or_default();
         let mut cfg = ContainerConfig::new(id, spec.clone(), idmaps(&spec)?);
         cfg.stdin = true;
         cfg.tty = terminal;
@@ -416,7 +442,8 @@ impl Runtime {
                 })?;
         }
         cfg.oci = Some(OciMode { exec_fifo_fd: fifo.as_raw_fd(), preserve_fds: opts.preserve_fds });
-        let c = Container::create(cfg, self.store.clone(), id, false)
+        // The rings inherit the working directory: ring2 attaches the rootfs there (mount_root_at_cwd).
+        let c = with_cwd(&rootfs, || Container::create(cfg, self.store.clone(), id, false))
             .and_then(|c| {
                 std::fs::rename(&staged, self.dir(id).join(FIFO))
                     .map_err(|e| RuntimeError::State { path: staged.clone(), reason: e.to_string() })?;

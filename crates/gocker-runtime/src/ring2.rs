@@ -88,8 +88,13 @@ fn prepare(cfg: &ContainerConfig, chan: &Channel, sup: &Channel, premade: Premad
         Some(_) => crate::oci::die_with_creator()?,
     }
     let proc_ = cfg.spec.process().as_ref().ok_or_else(|| RuntimeError::Config("spec has no process".into()))?;
-    let rootdir = stage("mount rootfs", mount_root(cfg, premade.rootfs))?;
-    let rootfd = root::open_dir(&rootdir)?;
+    let rootfd = if cfg.oci.is_some() && cfg.root_mode == RootMode::Rootfs {
+        // OCI mode: the rootfs is our working directory (see crate::oci::mount_root_at_cwd).
+        stage("mount rootfs", crate::oci::mount_root_at_cwd(premade.rootfs))?
+    } else {
+        let rootdir = stage("mount rootfs", mount_root(cfg, premade.rootfs))?;
+        root::open_dir(&rootdir)?
+    };
     let steps = gocker_mounts::plan(&cfg.spec)?;
     let mut mounter = KernelMounter { premade: premade.volumes, ..Default::default() };
     stage("mount container filesystems", gocker_mounts::apply_all(&mut mounter, rootfd.as_fd(), &steps).map_err(Into::into))?;
