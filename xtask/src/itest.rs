@@ -78,8 +78,8 @@ pub fn main(a: Args) -> Result<()> {
     let ws = workspace();
     // libseccomp2: the runtime library gocker links (never libseccomp-dev: see docs/seccomp.md);
     // gcc + libc6-dev: the static syscall helper of the seccomp tests.
-    // podman: the gocker-oci test drives it with --runtime (installs in ~15 s with --no-install-recommends).
-    ensure_packages(&["busybox-static", "musl", "uidmap", "libseccomp2", "gcc", "libc6-dev", "iproute2", "nftables", "slirp4netns", "passt", "podman"])?;
+    // podman, containerd: the gocker-oci tests drive them (--runtime; ctr --runc-binary); ~15 s and ~6 s to install.
+    ensure_packages(&["busybox-static", "musl", "uidmap", "libseccomp2", "gcc", "libc6-dev", "iproute2", "nftables", "slirp4netns", "passt", "podman", "containerd"])?;
 
     step("build: cargo build --workspace --all-targets");
     run(Command::new("cargo").current_dir(&ws).args(["build", "--workspace", "--all-targets"]))?;
