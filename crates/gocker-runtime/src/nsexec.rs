@@ -136,7 +136,10 @@ fn exec_inner(store: &StateStore, st: &ContainerState, req: &ExecRequest, detach
                 }
                 Ok(Forked::Child) => {
                     let r = (|| -> Result<()> {
-                        let _ = rustix::process::set_parent_process_death_signal(Some(rustix::process::Signal::KILL));
+                        // Detached, the parent exits at once: the process must outlive it.
+                        if !detach {
+                            let _ = rustix::process::set_parent_process_death_signal(Some(rustix::process::Signal::KILL));
+                        }
                         if let Some((_, child_end)) = &tty_chan {
                             // The container's /dev/ptmx: this process is in its mount namespace now.
                             let (master, peer) = crate::tty::open_pair()?;
