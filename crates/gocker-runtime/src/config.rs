@@ -54,6 +54,14 @@ pub struct ContainerConfig {
     /// BPF cache when it can); set it beforehand to use a program compiled elsewhere.
     #[serde(default)]
     pub seccomp: Option<gocker_seccomp::Bpf>,
+    /// After a forwarded SIGTERM, how long the payload has to exit before ring0 sends SIGKILL
+    /// (`--stop-timeout`; `None`: never).
+    #[serde(default)]
+    pub stop_timeout: Option<Duration>,
+    /// Workspace mode: lift, the enclave command, the debug sleep, own /etc files
+    /// ([`crate::workspace`]). The default is a plain container.
+    #[serde(default)]
+    pub workspace: crate::workspace::RingOptions,
 }
 
 impl ContainerConfig {
@@ -70,6 +78,8 @@ impl ContainerConfig {
             forward_signals: false,
             spawn: SpawnMode::Fork,
             seccomp: None,
+            stop_timeout: Some(Duration::from_secs(10)),
+            workspace: Default::default(),
         }
     }
 

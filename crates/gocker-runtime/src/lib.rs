@@ -17,6 +17,7 @@ mod channel;
 mod config;
 mod error;
 mod exec;
+mod lift;
 mod net;
 mod process;
 mod ring0;
@@ -31,6 +32,7 @@ pub mod nsexec;
 pub mod seccomp;
 pub mod spec;
 pub mod state;
+pub mod workspace;
 
 pub use config::{ContainerConfig, RootMode, SpawnMode};
 pub use exec::ring_entry;

@@ -23,6 +23,8 @@ pub(crate) enum Down {
     Mapped { rootfs: bool, volumes: Vec<PathBuf> },
     /// Leave the start barrier and exec.
     Start,
+    /// Workspace mode: run the enclave command now (ring2 is prepared).
+    Enclave,
 }
 
 /// Messages from ring1/ring2 up to ring0.
@@ -33,6 +35,8 @@ pub(crate) enum Up {
     Failed { stage: String, message: String },
     ExecFailed { cmd: String, errno: i32 },
     Exited(ExitStatus),
+    /// Workspace mode: how the enclave command ended.
+    EnclaveDone(ExitStatus),
 }
 
 impl Up {
@@ -222,6 +226,7 @@ impl Container {
         };
         // From here on, Drop cleans up whatever exists if a step fails.
         c.store.save(&c.state)?;
+        crate::workspace::prepare(&mut c.config, &c.store.container_dir(&c.state.id))?;
         c.store.save_config(&c.config)?;
         c.create_cgroup()?;
         c.compile_seccomp()?;
@@ -367,6 +372,7 @@ impl Container {
             Some((other, _)) => return Err(other.into_error("ring2 to prepare the container")),
             None => return Err(RuntimeError::Protocol("ring2 exited while preparing the container".into())),
         }
+        crate::workspace::run_enclave(&self.config, &r0_1)?;
         self.to_ring1 = Some(r0_1);
         self.to_ring2 = Some(r0_2);
         Ok(())
@@ -481,6 +487,8 @@ impl Container {
     pub fn wait(&mut self) -> Result<ExitStatus> {
         let ch = self.to_ring1.take().ok_or_else(|| RuntimeError::Protocol("container not created".into()))?;
         let mut relay = self.pty.take().map(|m| crate::tty::Relay::new(m, self.config.stdin));
+        // After a forwarded SIGTERM: when the grace period (stop_timeout) ends, SIGKILL.
+        let mut kill_at: Option<std::time::Instant> = None;
         let status = loop {
             let sig_fd = self.signals.as_ref().map(|s| s.fd.as_fd());
             let ring1_fd = self.ring1.as_ref().map(|r| r.1.as_fd()).expect("created");
@@ -492,10 +500,19 @@ impl Container {
             if let Some(r) = &relay {
                 fds.extend(r.poll_fds());
             }
-            match rustix::event::poll(&mut fds, None) {
+            let left = kill_at.map(|t| t.saturating_duration_since(std::time::Instant::now()));
+            let ts = left.map(|l| rustix::event::Timespec { tv_sec: l.as_secs() as i64, tv_nsec: l.subsec_nanos() as i64 });
+            match rustix::event::poll(&mut fds, ts.as_ref()) {
                 Err(Errno::INTR) => continue,
                 Err(e) => return Err(RuntimeError::sys("poll", "container", e)),
                 Ok(_) => {}
+            }
+            if kill_at.is_some_and(|t| std::time::Instant::now() >= t) {
+                tracing::debug!("grace period after SIGTERM over: SIGKILL");
+                kill_at = None;
+                drop(fds);
+                self.kill(libc::SIGKILL)?;
+                continue;
             }
             let (msg_ready, ring1_gone) = (!fds[0].revents().is_empty(), !fds[1].revents().is_empty());
             let sig_ready = !fds[2].revents().is_empty();
@@ -517,6 +534,9 @@ impl Container {
                     }
                     tracing::debug!(sig, "forwarding signal to the container");
                     self.kill(sig)?;
+                    if sig == libc::SIGTERM && kill_at.is_none() {
+                        kill_at = self.config.stop_timeout.map(|t| std::time::Instant::now() + t);
+                    }
                 }
             }
             if msg_ready || ring1_gone {
