@@ -128,6 +128,7 @@ fn prepare(cfg: &ContainerConfig, chan: &Channel, sup: &Channel, premade: Premad
     process::drop_bounding(proc_)?;
 
     // The start barrier (OCI "created"): wait until ring0 says start, however long that is.
+    crate::workspace::before_barrier(cfg)?;
     let fds: Vec<_> = master.iter().map(|m| m.as_fd()).collect();
     chan.send(&Up::Ready, &fds)?;
     drop(fds);
@@ -136,6 +137,7 @@ fn prepare(cfg: &ContainerConfig, chan: &Channel, sup: &Channel, premade: Premad
         Some((Down::Start, _)) => {}
         _ => exit(125),
     }
+    crate::workspace::after_barrier(cfg)?;
 
     // Without no_new_privs the kernel accepts a filter only from a holder of CAP_SYS_ADMIN: load
     // it while ring2 still has its capabilities (as runc does); the identity changes that follow

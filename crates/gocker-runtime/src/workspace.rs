@@ -299,6 +299,28 @@ pub(crate) fn serve_enclave(cfg: &ContainerConfig, up: &Channel, ring2_pidfd: st
     up.send(&Up::EnclaveDone(status), &[])
 }
 
+/// ring2, before reporting ready: with an enclave, ring1 must be able to join ring2's namespaces
+/// through its pidfd, which the kernel allows only for a dumpable target (ring2 is not: it changed
+/// credentials in ring1 before, and its memory still belongs to the initial user namespace until
+/// the exec). Dumpable while it waits at the barrier, which only ring1 can use (nothing else runs
+/// in the container yet); reset right after.
+pub(crate) fn before_barrier(cfg: &ContainerConfig) -> Result<()> {
+    if cfg.workspace.enclave.is_some() {
+        rustix::process::set_dumpable_behavior(rustix::process::DumpableBehavior::Dumpable)
+            .map_err(|e| RuntimeError::sys("prctl(PR_SET_DUMPABLE)", "ring2 for the enclave", e))?;
+    }
+    Ok(())
+}
+
+/// ring2, after the start barrier: not dumpable again (see [`before_barrier`]).
+pub(crate) fn after_barrier(cfg: &ContainerConfig) -> Result<()> {
+    if cfg.workspace.enclave.is_some() {
+        rustix::process::set_dumpable_behavior(rustix::process::DumpableBehavior::NotDumpable)
+            .map_err(|e| RuntimeError::sys("prctl(PR_SET_DUMPABLE)", "ring2", e))?;
+    }
+    Ok(())
+}
+
 /// ring1, before it reports a failure: the debug sleep (keeps ring1's namespaces for nsenter).
 pub(crate) fn debug_sleep(cfg: &ContainerConfig, outcome: &Result<ExitStatus>) {
     let Some(d) = cfg.workspace.debug_sleep else { return };
