@@ -162,8 +162,8 @@ fn lift_returns_the_status_passes_stdio_and_does_what_ring2_cannot() {
 
 #[test]
 fn lift_forwards_signals() {
-    let script = "/.gocker/lift sh -c 'trap \"exit 9\" USR1; echo up; while :; do sleep 0.05; done' > /tmp/lift-out & p=$!; \
-        while ! grep -q up /tmp/lift-out 2>/dev/null; do sleep 0.05; done; \
+    let script = "/.gocker/lift sh -c 'trap \"exit 9\" USR1; echo up; while :; do sleep 0.05; done' > /dev/shm/lift-out & p=$!; \
+        while ! grep -q up /dev/shm/lift-out 2>/dev/null; do sleep 0.05; done; \
         kill -USR1 $p; wait $p; echo rc=$?; \
         /.gocker/lift sh -c 'kill -TERM $$; sleep 5'; echo killed=$?";
     let out = ok(&sh(&["--workspace"], script));
