@@ -386,3 +386,13 @@ fn hosts_and_resolv_conf_are_the_containers_own_and_editable() {
     assert!(out.contains("\n1\nnameserver 192.0.2.53\n"), "{out}");
     assert_eq!(std::fs::read_to_string("/etc/hosts").unwrap(), host_hosts, "the host's file is untouched");
 }
+
+#[test]
+fn lift_and_enclave_in_exec_spawn_mode() {
+    let r = rootfs();
+    let o = gocker(&["run", "--rm", "--workspace", "--enclave", "echo enclave-ran", "--rootfs", &r, "/bin/sh", "-c", "/.gocker/lift sh -c 'exit 3'; echo rc=$?"])
+        .env("GOCKER_SPAWN", "exec")
+        .output()
+        .unwrap();
+    assert_eq!(ok(&o), "enclave-ran\nrc=3\n");
+}
