@@ -229,6 +229,7 @@ impl Container {
         crate::workspace::prepare(&mut c.config, &c.store.container_dir(&c.state.id))?;
         c.store.save_config(&c.config)?;
         c.create_cgroup()?;
+        crate::workspace::cgroup_view(&mut c.config, c.cgroup.is_some())?;
         c.compile_seccomp()?;
         c.spawn()?;
         c.state.status = Status::Created;

@@ -84,6 +84,7 @@ fn prepare(cfg: &ContainerConfig, chan: &Channel, sup: &Channel, premade: Premad
     let proc_ = cfg.spec.process().as_ref().ok_or_else(|| RuntimeError::Config("spec has no process".into()))?;
     let rootdir = stage("mount rootfs", mount_root(cfg, premade.rootfs))?;
     let rootfd = root::open_dir(&rootdir)?;
+    stage("enter the container's cgroup namespace", crate::workspace::enter_cgroup_view(cfg))?;
     let steps = gocker_mounts::plan(&cfg.spec)?;
     let mut mounter = KernelMounter { premade: premade.volumes, ..Default::default() };
     stage("mount container filesystems", gocker_mounts::apply_all(&mut mounter, rootfd.as_fd(), &steps).map_err(Into::into))?;

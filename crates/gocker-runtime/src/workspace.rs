@@ -67,6 +67,10 @@ pub struct RingOptions {
     /// Give the container its own `/etc/hosts` (hostname on 127.0.0.1) and `/etc/resolv.conf`
     /// (a copy of the host's), editable inside, unless the spec already mounts them.
     pub own_etc_files: bool,
+    /// Set by ring0 when the container has its own cgroup: ring2 enters a cgroup namespace rooted
+    /// at it, and `/sys/fs/cgroup` is a cgroup2 mount of that view.
+    #[serde(default)]
+    pub private_cgroup: bool,
 }
 
 /// One extra bind mount, as in `GOCKER_WORKSPACE_BINDS='[{"source":..,"target":..,"readonly":..}]'`.
@@ -263,6 +267,60 @@ pub(crate) fn prepare(cfg: &mut ContainerConfig, dir: &Path) -> Result<()> {
         }
     }
     cfg.spec.set_mounts(Some(mounts));
+    Ok(())
+}
+
+/// ring0, once the container's cgroup exists: a private cgroup2 view at `/sys/fs/cgroup` (the
+/// container's own cgroup as the root, through a cgroup namespace that ring2 enters once it has
+/// been moved into that cgroup). Read-only for plain containers (as docker), writable in workspace
+/// mode (to the extent the files' owners allow). Nothing when there is no cgroup (e.g. hybrid
+/// hosts) or the spec shares the host's cgroup namespace or mounts /sys/fs/cgroup itself.
+pub(crate) fn cgroup_view(cfg: &mut ContainerConfig, has_cgroup: bool) -> Result<()> {
+    let mut mounts = cfg.spec.mounts().clone().unwrap_or_default();
+    if !has_cgroup
+        || !cfg.namespaces().0.contains(gocker_ns::Namespace::Cgroup)
+        || mounts.iter().any(|m| m.destination() == Path::new("/sys/fs/cgroup"))
+    {
+        return Ok(());
+    }
+    let mut options = vec!["nosuid".to_string(), "noexec".to_string(), "nodev".to_string()];
+    if cfg.workspace.lift == LiftPolicy::Off && !cfg.workspace.own_etc_files {
+        options.push("ro".into());
+    }
+    mounts.push(
+        MountBuilder::default()
+            .destination("/sys/fs/cgroup")
+            .typ("cgroup2")
+            .source("cgroup")
+            .options(options)
+            .build()
+            .map_err(|e| RuntimeError::Config(e.to_string()))?,
+    );
+    cfg.spec.set_mounts(Some(mounts));
+    cfg.workspace.private_cgroup = true;
+    Ok(())
+}
+
+/// ring2, before its mounts: with a private cgroup view, waits (bounded) until ring0 has moved it
+/// into the container's cgroup, then enters a new cgroup namespace rooted there, so that the
+/// cgroup2 mount of the plan shows the container's own cgroup as `/`.
+pub(crate) fn enter_cgroup_view(cfg: &ContainerConfig) -> Result<()> {
+    if !cfg.workspace.private_cgroup {
+        return Ok(());
+    }
+    let suffix = format!("/{}", cfg.id);
+    let end = std::time::Instant::now() + cfg.stage_timeout;
+    loop {
+        let text = std::fs::read_to_string("/proc/self/cgroup").map_err(|e| RuntimeError::sys("read", "/proc/self/cgroup", e))?;
+        if text.lines().any(|l| l.strip_prefix("0::").is_some_and(|p| p.trim_end().ends_with(&suffix))) {
+            break;
+        }
+        if std::time::Instant::now() >= end {
+            return Err(RuntimeError::Timeout { stage: format!("ring0 to move ring2 into the cgroup {}", cfg.id), after: cfg.stage_timeout });
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    gocker_ns::unshare(gocker_ns::NamespaceSet::EMPTY.with(gocker_ns::Namespace::Cgroup))?;
     Ok(())
 }
 
