@@ -98,23 +98,37 @@ impl StateStore {
 
     /// Reserves `name` for `id` and creates the container's directory. Fails if the name is taken,
     /// except by this same container when it has stopped (it is being started again).
+    ///
+    /// The directory comes first and the name second: a concurrent [`StateStore::collect_stale`]
+    /// removes names whose directory is missing, so the reverse order could lose a fresh name.
     pub fn reserve(&self, id: &str, name: &str) -> Result<()> {
         let link = self.root.join("names").join(name);
-        if let Err(e) = std::os::unix::fs::symlink(format!("../{id}"), &link) {
-            if e.kind() == std::io::ErrorKind::AlreadyExists {
+        let dir = self.dir(id);
+        let fresh = match fs::create_dir(&dir) {
+            Ok(()) => true,
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => false,
+            Err(e) => return Err(RuntimeError::State { path: dir, reason: e.to_string() }),
+        };
+        let undo = || {
+            if fresh {
+                let _ = fs::remove_dir_all(&dir);
+            }
+        };
+        match std::os::unix::fs::symlink(format!("../{id}"), &link) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
                 let same = fs::read_link(&link).map(|t| t == Path::new(&format!("../{id}"))).unwrap_or(false);
-                if same && self.load(id).map(|st| st.status == Status::Stopped).unwrap_or(false) {
+                if !fresh && same && self.load(id).map(|st| st.status == Status::Stopped).unwrap_or(false) {
                     return Ok(());
                 }
-                return Err(RuntimeError::NameInUse(name.to_owned()));
+                undo();
+                Err(RuntimeError::NameInUse(name.to_owned()))
             }
-            return Err(RuntimeError::State { path: link, reason: e.to_string() });
+            Err(e) => {
+                undo();
+                Err(RuntimeError::State { path: link, reason: e.to_string() })
+            }
         }
-        let dir = self.dir(id);
-        fs::create_dir(&dir).map_err(|e| {
-            let _ = fs::remove_file(&link);
-            RuntimeError::State { path: dir.clone(), reason: e.to_string() }
-        })
     }
 
     /// Atomically replaces the state file.
