@@ -133,6 +133,7 @@ impl Server {
 
     /// Accepts pending connections and forks a handler for each. Never blocks.
     pub(crate) fn accept(&self, ring2: BorrowedFd<'_>) {
+        let ring1 = rustix::process::getpid();
         loop {
             let conn = match rustix::net::accept_with(&self.listener, SocketFlags::CLOEXEC) {
                 Ok(c) => c,
@@ -141,7 +142,7 @@ impl Server {
             };
             // SAFETY: ring1 is single-threaded; the child runs the handler and exits.
             match unsafe { gocker_ns::fork_into(NamespaceSet::EMPTY, None) } {
-                Ok(Forked::Child) => handle(conn, self.policy, ring2),
+                Ok(Forked::Child) => handle(conn, self.policy, ring2, ring1),
                 Ok(Forked::Parent { .. }) => {} // reaped by ring1's wait loop
                 Err(e) => reply_err(conn.as_fd(), 125, &format!("ring1 cannot fork a handler: {e}")),
             }
@@ -195,8 +196,12 @@ fn recv(conn: BorrowedFd<'_>, timeout: Option<Duration>) -> std::result::Result<
 }
 
 /// The handler, in a child of ring1. Never returns.
-fn handle(conn: OwnedFd, policy: LiftPolicy, ring2: BorrowedFd<'_>) -> ! {
+fn handle(conn: OwnedFd, policy: LiftPolicy, ring2: BorrowedFd<'_>, ring1: Pid) -> ! {
     let _ = rustix::process::set_parent_process_death_signal(Some(Signal::KILL));
+    // ring1 may have died before the death signal was set.
+    if rustix::process::getppid() != Some(ring1) {
+        exit(125)
+    }
     let conn = conn.as_fd();
     let (body, fds) = match recv(conn, Some(REQUEST_TIMEOUT)) {
         Ok(Some(x)) => x,
@@ -236,10 +241,21 @@ fn handle(conn: OwnedFd, policy: LiftPolicy, ring2: BorrowedFd<'_>) -> ! {
             exit(0)
         }
     };
+    let handler = match rustix::process::pidfd_open(rustix::process::getpid(), rustix::process::PidfdFlags::empty()) {
+        Ok(fd) => fd,
+        Err(e) => {
+            reply_err(conn, 125, &format!("pidfd_open: {e}"));
+            exit(0)
+        }
+    };
     // SAFETY: this handler is single-threaded.
     let (pid, pidfd) = match unsafe { gocker_ns::fork_into(NamespaceSet::EMPTY, None) } {
         Ok(Forked::Child) => {
             let _ = rustix::process::set_parent_process_death_signal(Some(Signal::KILL));
+            // The handler's pid, seen from the joined PID namespace, is 0: check its pidfd instead.
+            if crate::ring1::die_with_parent(&crate::ring1::Parent::Pidfd(handler.as_fd())).is_err() {
+                exit(125)
+            }
             let r = (|| -> std::result::Result<(), Errno> {
                 rustix::stdio::dup2_stdin(&fds[0])?;
                 rustix::stdio::dup2_stdout(&fds[1])?;
@@ -332,10 +348,13 @@ fn exec_plan(req: &Request) -> Result<crate::process::ExecPlan> {
 pub(crate) fn run_joined(target: BorrowedFd<'_>, set: NamespaceSet, argv: &[String], timeout: Duration) -> Result<ExitStatus> {
     let req = Request { args: argv.to_vec(), env: vec![format!("PATH={}", crate::process::DEFAULT_PATH)], ..Default::default() };
     let plan = exec_plan(&req)?;
+    let ring1 = rustix::process::getpid().as_raw_nonzero().get();
     // SAFETY: ring1 is single-threaded.
     match unsafe { gocker_ns::fork_into(NamespaceSet::EMPTY, None) }? {
         Forked::Child => {
-            let _ = rustix::process::set_parent_process_death_signal(Some(Signal::KILL));
+            if crate::ring1::die_with_parent(&crate::ring1::Parent::Pid(ring1)).is_err() {
+                exit(125)
+            }
             if let Err(e) = gocker_ns::enter_pidfd(target, set) {
                 eprintln!("gocker: enclave: {e}");
                 exit(125)
