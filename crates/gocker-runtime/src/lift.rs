@@ -153,8 +153,7 @@ impl Server {
 fn send(conn: BorrowedFd<'_>, text: &str) {
     let mut body = text.as_bytes().to_vec();
     body.push(0);
-    let mut space = [MaybeUninit::<u8>::uninit(); 0];
-    let mut control = SendAncillaryBuffer::new(&mut space);
+    let mut control = SendAncillaryBuffer::default();
     let _ = rustix::net::sendmsg(conn, &[IoSlice::new(&body)], &mut control, SendFlags::NOSIGNAL);
 }
 
@@ -162,8 +161,11 @@ fn reply_err(conn: BorrowedFd<'_>, code: i32, msg: &str) {
     send(conn, &format!("err={code}:{}", msg.replace('\0', " ")));
 }
 
+/// One datagram and the descriptors that came with it.
+type Datagram = (Vec<u8>, Vec<OwnedFd>);
+
 /// Receives one datagram with descriptors, waiting at most `timeout`. `None` on EOF.
-fn recv(conn: BorrowedFd<'_>, timeout: Option<Duration>) -> std::result::Result<Option<(Vec<u8>, Vec<OwnedFd>)>, Errno> {
+fn recv(conn: BorrowedFd<'_>, timeout: Option<Duration>) -> std::result::Result<Option<Datagram>, Errno> {
     if let Some(t) = timeout {
         let ts = Timespec { tv_sec: t.as_secs() as i64, tv_nsec: 0 };
         let mut p = [PollFd::from_borrowed_fd(conn, PollFlags::IN)];
