@@ -396,3 +396,17 @@ fn lift_and_enclave_in_exec_spawn_mode() {
         .unwrap();
     assert_eq!(ok(&o), "enclave-ran\nrc=3\n");
 }
+
+#[test]
+fn a_stopped_workspace_starts_again_with_lift() {
+    let name = unique("wsrestart");
+    let r = rootfs();
+    let o = gocker(&["run", "--workspace", "--name", &name, "--rootfs", &r, "/bin/sh", "-c", "/.gocker/lift sh -c 'exit 7'; echo lift=$?; grep -c . /etc/hosts"]).output().unwrap();
+    assert_eq!(ok(&o), "lift=7\n3\n");
+    ok(&gocker(&["start", &name]).output().unwrap());
+    let w = gocker(&["wait", &name]).output().unwrap();
+    let logs = gocker(&["logs", &name]).output().unwrap();
+    let _ = gocker(&["rm", "-f", &name]).output();
+    assert_eq!(ok(&w), "0\n");
+    assert_eq!(ok(&logs), "lift=7\n3\n", "the same mounts on the second start, none doubled");
+}

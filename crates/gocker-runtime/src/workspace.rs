@@ -219,18 +219,19 @@ impl Workspace {
 pub(crate) fn prepare(cfg: &mut ContainerConfig, dir: &Path) -> Result<()> {
     let err = |e: oci_spec::OciSpecError| RuntimeError::Config(e.to_string());
     let mut mounts = cfg.spec.mounts().clone().unwrap_or_default();
+    // A configuration saved by an earlier run (`gocker start`) already has the lift mount point.
+    let lift_listed = mounts.iter().any(|m| m.destination() == Path::new(LIFT_DIR));
     if cfg.workspace.lift != LiftPolicy::Off {
-        if cfg.root_mode == crate::RootMode::Rootfs {
-            let rootfs = cfg.rootfs()?;
-            let at = rootfs.join(LIFT_DIR.trim_start_matches('/'));
-            if !at.is_dir() {
-                return Err(RuntimeError::Config(format!(
-                    "lift needs the directory {} in the rootfs as its mount point (`gocker rootfs build` creates it; or `mkdir {}`), or --lift=off",
-                    at.display(),
-                    at.display()
-                )));
-            }
+        let at = cfg.rootfs()?.join(LIFT_DIR.trim_start_matches('/'));
+        if !at.is_dir() {
+            return Err(RuntimeError::Config(format!(
+                "lift needs the directory {} in the rootfs as its mount point (`gocker rootfs build` creates it; or `mkdir {}`), or --lift=off",
+                at.display(),
+                at.display()
+            )));
         }
+    }
+    if cfg.workspace.lift != LiftPolicy::Off && !lift_listed {
         // The source is a placeholder: ring1 supplies the mount itself (a tmpfs with lift and its
         // socket) as a premade mount for this destination.
         mounts.push(
