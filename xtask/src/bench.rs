@@ -13,6 +13,10 @@ pub struct Args {
     /// Runs per command.
     #[arg(long, default_value_t = 200)]
     pub runs: u32,
+    /// Only one part: `start` (start latency vs runc and bwrap) or `net` (network throughput and
+    /// per-mode start latency).
+    #[arg(long, value_parser = ["start", "net"])]
+    pub only: Option<String>,
 }
 
 pub fn main(a: Args) -> Result<()> {
@@ -25,6 +29,9 @@ pub fn main(a: Args) -> Result<()> {
     run(Command::new("cargo").current_dir(&ws).args(["build", "--release", "-p", "gocker-cli"]))?;
     let rootfs = crate::rootfs::ensure(None, false, false)?;
     let gocker = ws.join("target/release/gocker");
+    if a.only.as_deref() == Some("net") {
+        return crate::netbench::main(&ws, &gocker, &rootfs, a.runs.min(100));
+    }
 
     let tmp = std::env::temp_dir().join(format!("gocker-bench-{}", std::process::id()));
     let bundle = tmp.join("bundle");
@@ -86,14 +93,17 @@ pub fn main(a: Args) -> Result<()> {
     );
     replace_section(&ws.join("docs/benchmarks.md"), "start-latency", "Start latency: `run --rm /bin/true`", &body)?;
     print!("{body}");
+    if a.only.is_none() {
+        crate::netbench::main(&ws, &gocker, &rootfs, a.runs.min(100))?;
+    }
     Ok(())
 }
 
-fn version(cmd: &[&str]) -> String {
+pub(crate) fn version(cmd: &[&str]) -> String {
     output(Command::new(cmd[0]).args(&cmd[1..])).map(|s| s.lines().next().unwrap_or("").trim().to_owned()).unwrap_or_default()
 }
 
-fn cpu() -> String {
+pub(crate) fn cpu() -> String {
     std::fs::read_to_string("/proc/cpuinfo")
         .ok()
         .and_then(|t| t.lines().find(|l| l.starts_with("model name")).map(|l| l.split(':').nth(1).unwrap_or("").trim().to_owned()))
@@ -101,7 +111,7 @@ fn cpu() -> String {
         .unwrap_or_default()
 }
 
-fn today() -> String {
+pub(crate) fn today() -> String {
     output(Command::new("date").args(["-u", "+%Y-%m-%d"])).map(|s| s.trim().to_owned()).unwrap_or_default()
 }
 

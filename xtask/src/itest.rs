@@ -78,7 +78,7 @@ pub fn main(a: Args) -> Result<()> {
     let ws = workspace();
     // libseccomp2: the runtime library gocker links (never libseccomp-dev: see docs/seccomp.md);
     // gcc + libc6-dev: the static syscall helper of the seccomp tests.
-    ensure_packages(&["busybox-static", "musl", "uidmap", "libseccomp2", "gcc", "libc6-dev"])?;
+    ensure_packages(&["busybox-static", "musl", "uidmap", "libseccomp2", "gcc", "libc6-dev", "iproute2", "nftables", "slirp4netns", "passt"])?;
 
     step("build: cargo build --workspace --all-targets");
     run(Command::new("cargo").current_dir(&ws).args(["build", "--workspace", "--all-targets"]))?;
@@ -173,7 +173,7 @@ fn integration_test_binaries(ws: &Path) -> Result<Vec<PathBuf>> {
 
 /// Creates the test user if needed and makes its subordinate ranges match `range`
 /// (`None`: no range at all, which `useradd` would otherwise add).
-fn ensure_user(user: &str, range: Option<u32>) -> Result<(u32, u32)> {
+pub(crate) fn ensure_user(user: &str, range: Option<u32>) -> Result<(u32, u32)> {
     if Command::new("id").arg(user).stdout(Stdio::null()).stderr(Stdio::null()).status()?.success() {
     } else {
         step(&format!("creating test user {user}"));

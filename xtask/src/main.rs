@@ -2,6 +2,7 @@
 
 mod bench;
 mod itest;
+mod netbench;
 mod rootfs;
 mod util;
 mod vmtest;
@@ -23,7 +24,7 @@ enum Cmd {
     Itest(itest::Args),
     /// Boot a pure cgroup v2 kernel under QEMU and run the cgroup tests and limit scenarios there.
     Vmtest(vmtest::Args),
-    /// Start-latency benchmark against runc and bubblewrap; writes docs/benchmarks.md.
+    /// Start latency against runc and bubblewrap, network throughput and per-mode latency; writes docs/benchmarks.md.
     Bench(bench::Args),
 }
 

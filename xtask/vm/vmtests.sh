@@ -2,6 +2,8 @@
 # "VMTEST FAIL name: why"; the last line is "VMTEST DONE pass=N fail=M".
 R=/rootfs
 G=/gocker
+# The guest has neither nft nor the bridge/veth modules loaded: these checks are about cgroups.
+export GOCKER_NETWORK=none
 pass=0
 fail=0
 ok() { echo "VMTEST PASS $1"; pass=$((pass+1)); }

@@ -61,6 +61,9 @@ pub enum Command {
     /// Build, list and remove the root filesystems gocker knows.
     #[command(subcommand)]
     Rootfs(RootfsCommand),
+    /// System-wide maintenance.
+    #[command(subcommand)]
+    System(SystemCommand),
 }
 
 #[derive(Debug, Args)]
@@ -148,6 +151,13 @@ pub enum RootfsCommand {
         #[arg(required = true, value_name = "NAME")]
         names: Vec<String>,
     },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SystemCommand {
+    /// Remove stopped containers and what dead containers left behind (network leases, nft
+    /// rules, veths, helper processes; the bridge when no container uses it).
+    Prune,
 }
 
 #[derive(Debug, Args)]
@@ -275,9 +285,30 @@ pub struct RunArgs {
     /// Mount the container's root filesystem read-only.
     #[arg(long)]
     pub read_only: bool,
-    /// Network: `none` (a private namespace with only loopback) or `host` (share the host's).
-    #[arg(long, default_value = "none", value_name = "MODE")]
-    pub network: String,
+    /// Network: `none` (only loopback), `host` (the host's), `bridge` (veth on gocker0 with NAT;
+    /// the default for root), `slirp4netns` or `pasta` (user-mode; the default for other users is
+    /// whichever is installed, pasta first).
+    #[arg(long, value_name = "MODE", env = "GOCKER_NETWORK")]
+    pub network: Option<String>,
+    /// Publish a container port: [IP:]HOST_PORT:CONTAINER_PORT[/tcp|/udp].
+    #[arg(short = 'p', long = "publish", value_name = "[IP:]HOST:CONTAINER[/PROTO]")]
+    pub publish: Vec<String>,
+    /// DNS server for the container's resolv.conf (repeatable).
+    #[arg(long, value_name = "IP")]
+    pub dns: Vec<String>,
+    /// Add a line to the container's /etc/hosts: HOST:IP.
+    #[arg(long = "add-host", value_name = "HOST:IP")]
+    pub add_host: Vec<String>,
+    /// Inter-container communication on the bridge; `--icc=false` isolates this container from
+    /// the other isolated containers (the host stays reachable).
+    #[arg(long, value_name = "BOOL", default_value_t = true, action = clap::ArgAction::Set)]
+    pub icc: bool,
+    /// Add a capability (e.g. NET_ADMIN, or ALL).
+    #[arg(long = "cap-add", value_name = "CAP")]
+    pub cap_add: Vec<String>,
+    /// Drop a capability (e.g. NET_RAW, or ALL).
+    #[arg(long = "cap-drop", value_name = "CAP")]
+    pub cap_drop: Vec<String>,
     /// Rootful only: host id range container root maps to, as START[:SIZE].
     #[arg(long, value_name = "START[:SIZE]", env = "GOCKER_USERNS_REMAP")]
     pub userns_remap: Option<String>,

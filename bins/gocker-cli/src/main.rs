@@ -4,6 +4,7 @@ mod cli;
 mod images;
 mod info;
 mod manage;
+mod netflags;
 mod nsenter;
 mod run;
 
@@ -42,6 +43,7 @@ fn main() {
             0
         }
         cli::Command::Rootfs(c) => rootfs(c),
+        cli::Command::System(cli::SystemCommand::Prune) => netflags::system_prune(),
     };
     std::process::exit(code)
 }

@@ -359,20 +359,12 @@ fn build_config(a: &RunArgs, debug: bool) -> Result<(ContainerConfig, String), F
     if let Some(r) = resources(a)? {
         linux.set_resources(Some(r));
     }
-    match a.network.as_str() {
-        "none" => {}
-        "host" => {
-            let ns = linux.namespaces().clone().unwrap_or_default();
-            linux.set_namespaces(Some(
-                ns.into_iter().filter(|n| n.typ() != oci_spec::runtime::LinuxNamespaceType::Network).collect(),
-            ));
-        }
-        other => {
-            return Err(usage(format!(
-                "--network {other:?}: unsupported network mode (supported: none, host; bridge, slirp4netns and pasta are not implemented yet)"
-            )))
-        }
+    let network = crate::netflags::network(a)?;
+    if network.mode == gocker_net::Mode::Host {
+        let ns = linux.namespaces().clone().unwrap_or_default();
+        linux.set_namespaces(Some(ns.into_iter().filter(|n| n.typ() != oci_spec::runtime::LinuxNamespaceType::Network).collect()));
     }
+    crate::netflags::capabilities(&mut spec, a)?;
 
     let euid = rustix::process::geteuid().as_raw();
     let idmaps = if euid == 0 {
@@ -395,6 +387,7 @@ fn build_config(a: &RunArgs, debug: bool) -> Result<(ContainerConfig, String), F
     cfg.tty = a.tty;
     cfg.idmap_rootfs = !a.no_idmap;
     cfg.forward_signals = true;
+    cfg.network = network;
     cfg.stop_timeout = Some(std::time::Duration::from_secs(a.stop_timeout));
     workspace(a, &mut cfg)?;
     match std::env::var("GOCKER_SPAWN").as_deref() {
@@ -528,6 +521,11 @@ pub fn rm(a: RmArgs) -> i32 {
                         rustix::process::Pid::from_raw(pid).expect("positive"),
                         rustix::process::Signal::KILL,
                     );
+                }
+                // Let the monitor record the exit and release what it holds before the state goes.
+                let end = std::time::Instant::now() + std::time::Duration::from_secs(10);
+                while StateStore::monitor_alive(&s) && std::time::Instant::now() < end {
+                    std::thread::sleep(std::time::Duration::from_millis(10));
                 }
             }
             store.remove(&s.id, &s.name).map_err(Failure::from)?;

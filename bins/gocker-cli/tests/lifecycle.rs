@@ -63,7 +63,9 @@ fn detached_lifecycle() {
     let end = Instant::now() + Duration::from_secs(5);
     let logs = loop {
         let o = g(&["logs", &n]);
-        if String::from_utf8_lossy(&o.stderr).contains("to-stderr") || Instant::now() > end {
+        // Two pumps copy the two streams independently: wait for both lines.
+        let both = String::from_utf8_lossy(&o.stderr).contains("to-stderr") && String::from_utf8_lossy(&o.stdout).contains("started");
+        if both || Instant::now() > end {
             break o;
         }
         std::thread::sleep(Duration::from_millis(50));

@@ -308,7 +308,7 @@ fn security_defaults() {
         echo dev=$(ls -A /dev | tr '\\n' ' '); echo x > /dev/null && echo devnull=ok; \
         echo net=$(ls /sys/class/net | tr '\\n' ' '); echo lo=$(cat /sys/class/net/lo/operstate); \
         echo devpts=$(grep -c ' /dev/pts .* devpts ' /proc/self/mountinfo)";
-    let out = ok(&sh(&[], script));
+    let out = ok(&sh(&["--network", "none"], script));
     let get = |k: &str| -> Vec<String> {
         out.lines().filter_map(|l| l.strip_prefix(&format!("{k}=")).map(|v| v.trim().to_owned())).collect()
     };

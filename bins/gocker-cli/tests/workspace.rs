@@ -402,11 +402,12 @@ fn a_stopped_workspace_starts_again_with_lift() {
     let name = unique("wsrestart");
     let r = rootfs();
     let o = gocker(&["run", "--workspace", "--name", &name, "--rootfs", &r, "/bin/sh", "-c", "/.gocker/lift sh -c 'exit 7'; echo lift=$?; grep -c . /etc/hosts"]).output().unwrap();
-    assert_eq!(ok(&o), "lift=7\n3\n");
+    let first = ok(&o);
+    assert!(first.starts_with("lift=7\n"), "{first}");
     ok(&gocker(&["start", &name]).output().unwrap());
     let w = gocker(&["wait", &name]).output().unwrap();
     let logs = gocker(&["logs", &name]).output().unwrap();
     let _ = gocker(&["rm", "-f", &name]).output();
     assert_eq!(ok(&w), "0\n");
-    assert_eq!(ok(&logs), "lift=7\n3\n", "the same mounts on the second start, none doubled");
+    assert_eq!(ok(&logs), first, "the same mounts and files on the second start, none doubled");
 }

@@ -54,6 +54,9 @@ pub struct ContainerConfig {
     /// BPF cache when it can); set it beforehand to use a program compiled elsewhere.
     #[serde(default)]
     pub seccomp: Option<gocker_seccomp::Bpf>,
+    /// The container's network (default: `none`, a private namespace with only loopback).
+    #[serde(default)]
+    pub network: gocker_net::NetworkOptions,
     /// After a forwarded SIGTERM, how long the payload has to exit before ring0 sends SIGKILL
     /// (`--stop-timeout`; `None`: never).
     #[serde(default)]
@@ -78,6 +81,7 @@ impl ContainerConfig {
             forward_signals: false,
             spawn: SpawnMode::Fork,
             seccomp: None,
+            network: gocker_net::NetworkOptions::default(),
             stop_timeout: Some(Duration::from_secs(10)),
             workspace: Default::default(),
         }

@@ -33,6 +33,8 @@ pub enum RuntimeError {
     Cgroup(#[from] gocker_cgroups::CgroupError),
     #[error(transparent)]
     Seccomp(#[from] gocker_seccomp::SeccompError),
+    #[error("network: {0}")]
+    Net(#[from] gocker_net::NetError),
     #[error("state {path}: {reason}")]
     State { path: PathBuf, reason: String },
     #[error("the container name {0:?} is already in use (remove it with `gocker rm {0}` or choose another --name)")]

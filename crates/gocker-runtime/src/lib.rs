@@ -18,7 +18,7 @@ mod config;
 mod error;
 mod exec;
 mod lift;
-mod net;
+pub mod net;
 mod process;
 mod ring0;
 mod ring1;

@@ -1,32 +1,84 @@
-//! The one network operation the runtime needs before gocker-net exists: bringing up `lo`.
+//! The runtime's side of networking: gocker-net does the work; this glues it into the rings.
+//! ring1 brings up `lo`; ring0 prepares the container's resolv.conf/hosts and bridge lease before
+//! the rings exist, and attaches the network once ring1's namespace exists (before the payload
+//! starts). The network is torn down after the rings (see `Container::teardown`).
 
-use std::os::fd::AsRawFd;
+use std::time::Duration;
 
-use crate::{Result, RuntimeError};
+use oci_spec::runtime::MountBuilder;
 
-#[repr(C)]
-struct IfReqFlags {
-    name: [u8; libc::IFNAMSIZ],
-    flags: libc::c_short,
-    _pad: [u8; 22],
+use crate::state::{ContainerState, StateStore};
+use crate::{ContainerConfig, Result, RuntimeError};
+
+/// The network state directory (leases, lock, helper records): `<store>-net`, beside the state
+/// store rather than inside it, so that no gocker ever mistakes it for a container's directory.
+pub fn net_dir(store_root: &std::path::Path) -> std::path::PathBuf {
+    let mut s = store_root.as_os_str().to_owned();
+    s.push("-net");
+    s.into()
 }
 
-/// Sets `IFF_UP` on the loopback interface of the caller's network namespace.
+/// Sets `IFF_UP` on the loopback interface of the caller's network namespace (netlink).
 pub(crate) fn loopback_up() -> Result<()> {
-    let sock = rustix::net::socket(rustix::net::AddressFamily::INET, rustix::net::SocketType::DGRAM, None)
-        .map_err(|e| RuntimeError::sys("socket", "loopback", e))?;
-    let mut req = IfReqFlags { name: [0; libc::IFNAMSIZ], flags: 0, _pad: [0; 22] };
-    req.name[..2].copy_from_slice(b"lo");
-    // SAFETY: `req` is a properly sized, initialised `struct ifreq` (name + flags union member)
-    // that lives across both calls; the socket fd is valid.
-    unsafe {
-        if libc::ioctl(sock.as_raw_fd(), libc::SIOCGIFFLAGS, &mut req) == -1 {
-            return Err(RuntimeError::sys("ioctl(SIOCGIFFLAGS)", "lo", std::io::Error::last_os_error()));
-        }
-        req.flags |= libc::IFF_UP as libc::c_short;
-        if libc::ioctl(sock.as_raw_fd(), libc::SIOCSIFFLAGS, &mut req) == -1 {
-            return Err(RuntimeError::sys("ioctl(SIOCSIFFLAGS)", "lo", std::io::Error::last_os_error()));
-        }
+    gocker_net::netlink::loopback_up().map_err(|e| RuntimeError::Ring { stage: "loopback".into(), message: e.to_string() })
+}
+
+/// Before the rings: validates the options, leases an address, writes resolv.conf and hosts and
+/// adds them to the spec as bind mounts. `None` when there is nothing to do (an OCI bundle without
+/// network options: loopback only, its rootfs's own files).
+pub(crate) fn prepare(cfg: &mut ContainerConfig, store: &StateStore) -> Result<Option<gocker_net::Network>> {
+    let opts = cfg.network.clone();
+    let has_netns = cfg.namespaces().0.contains(gocker_ns::Namespace::Net);
+    if opts.mode == gocker_net::Mode::None && !opts.manage_files {
+        return Ok(None);
     }
+    if has_netns == (opts.mode == gocker_net::Mode::Host) {
+        return Err(RuntimeError::Config(format!(
+            "--network {}: the spec {} a network namespace",
+            opts.mode,
+            if has_netns { "asks for" } else { "has no" }
+        )));
+    }
+    opts.validate(rustix::process::geteuid().is_root())?;
+    let hostname = cfg.spec.hostname().clone().unwrap_or_else(|| "localhost".into());
+    let net = gocker_net::Network::prepare(opts, &cfg.id, &hostname, &net_dir(store.root()), &store.container_dir(&cfg.id))?;
+    let mut mounts = cfg.spec.mounts().clone().unwrap_or_default();
+    for (src, dest) in net.files() {
+        if mounts.iter().any(|m| m.destination().as_os_str() == *dest) {
+            continue;
+        }
+        mounts.push(
+            MountBuilder::default()
+                .destination(*dest)
+                .typ("bind")
+                .source(src)
+                .options(vec!["bind".into(), "nosuid".into(), "nodev".into(), "noexec".into()])
+                .build()
+                .map_err(|e| RuntimeError::Config(e.to_string()))?,
+        );
+    }
+    cfg.spec.set_mounts(Some(mounts));
+    Ok(Some(net))
+}
+
+/// Once ring1 (and its network namespace) exists.
+pub(crate) fn attach(net: &mut Option<gocker_net::Network>, state: &mut ContainerState, ring1: Option<i32>, timeout: Duration) -> Result<()> {
+    let (Some(n), Some(pid)) = (net.as_mut(), ring1) else { return Ok(()) };
+    n.attach(pid, timeout)?;
+    state.ip = n.ip();
     Ok(())
+}
+
+/// Leftovers of containers whose monitor died; returns how many items were removed.
+pub(crate) fn collect_stale(store_root: &std::path::Path) -> usize {
+    let removed = gocker_net::collect_stale(&net_dir(store_root));
+    for r in &removed {
+        tracing::debug!("collected stale network state: {r}");
+    }
+    removed.len()
+}
+
+/// `gocker system prune`: network leftovers, and the bridge when no container uses it.
+pub fn prune(store: &StateStore) -> Vec<String> {
+    gocker_net::prune(&net_dir(store.root()))
 }

@@ -156,6 +156,7 @@ pub struct Container {
     cgroup: Option<gocker_cgroups::Cgroup>,
     /// The master of the payload's terminal (`tty`), until taken or relayed by [`Container::wait`].
     pty: Option<OwnedFd>,
+    net: Option<gocker_net::Network>,
     /// Notes for `--debug` (fallbacks taken).
     pub notes: Vec<String>,
 }
@@ -209,6 +210,7 @@ impl Container {
             auto_remove,
             cgroup: None,
             oom_killed: false,
+            ip: None,
         };
         store.reserve(&state.id, name)?;
         let mut c = Container {
@@ -222,16 +224,23 @@ impl Container {
             signals: None,
             cgroup: None,
             pty: None,
+            net: None,
             notes: Vec::new(),
         };
         // From here on, Drop cleans up whatever exists if a step fails.
         c.store.save(&c.state)?;
+        c.net = crate::net::prepare(&mut c.config, &c.store)?;
         crate::workspace::prepare(&mut c.config, &c.store.container_dir(&c.state.id))?;
         c.store.save_config(&c.config)?;
         c.create_cgroup()?;
         crate::workspace::cgroup_view(&mut c.config, c.cgroup.is_some())?;
         c.compile_seccomp()?;
         c.spawn()?;
+        crate::net::attach(&mut c.net, &mut c.state, c.ring1.as_ref().map(|r| r.0.as_raw_nonzero().get()), c.config.stage_timeout)?;
+        // Workspace mode: the enclave, once ring2 is prepared and the network attached.
+        if let Some(ch) = &c.to_ring1 {
+            crate::workspace::run_enclave(&c.config, ch)?;
+        }
         c.state.status = Status::Created;
         c.store.save(&c.state)?;
         Ok(c)
@@ -354,8 +363,17 @@ impl Container {
             Some((other, _)) => return Err(other.into_error("ring1 to start ring2")),
             None => return Err(RuntimeError::Protocol("ring1 exited while starting ring2".into())),
         };
-        let pidfd = rustix::process::pidfd_open(Pid::from_raw(ring2_pid).expect("positive pid"), PidfdFlags::empty())
-            .map_err(|e| RuntimeError::sys("pidfd_open", format!("ring2 pid {ring2_pid}"), e))?;
+        let pidfd = match rustix::process::pidfd_open(Pid::from_raw(ring2_pid).expect("positive pid"), PidfdFlags::empty()) {
+            Ok(fd) => fd,
+            // ring2 failed fast and was reaped already: its report says why.
+            Err(Errno::SRCH) => {
+                return Err(match r0_2.recv::<Up>(Some(t), "ring2 to prepare the container")? {
+                    Some((msg, _)) => msg.into_error("ring2 to prepare the container"),
+                    None => RuntimeError::Protocol("ring2 exited while preparing the container".into()),
+                })
+            }
+            Err(e) => return Err(RuntimeError::sys("pidfd_open", format!("ring2 pid {ring2_pid}"), e)),
+        };
         self.ring2 = Some((ring2_pid, pidfd));
         self.state.pid = Some(ring2_pid);
         // Only the payload side goes into the container's cgroup: ring2 is moved while it is still
@@ -373,7 +391,6 @@ impl Container {
             Some((other, _)) => return Err(other.into_error("ring2 to prepare the container")),
             None => return Err(RuntimeError::Protocol("ring2 exited while preparing the container".into())),
         }
-        crate::workspace::run_enclave(&self.config, &r0_1)?;
         self.to_ring1 = Some(r0_1);
         self.to_ring2 = Some(r0_2);
         Ok(())
@@ -583,6 +600,8 @@ impl Container {
             let _ = rustix::process::pidfd_send_signal(fd, Signal::KILL);
         }
         self.reap_ring1();
+        // After the rings: the veth's host end is gone with their network namespace.
+        self.net = None;
         self.signals = None;
         if let Some(cg) = self.cgroup.take() {
             let path = cg.path().to_owned();

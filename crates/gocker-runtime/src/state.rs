@@ -42,6 +42,9 @@ pub struct ContainerState {
     /// The kernel's OOM killer killed a process of the container.
     #[serde(default)]
     pub oom_killed: bool,
+    /// The container's address on the bridge network.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ip: Option<std::net::Ipv4Addr>,
 }
 
 /// The directory holding all containers' state.
@@ -267,6 +270,8 @@ impl StateStore {
                 }
             }
         }
+        // Network leftovers of containers whose monitor died (leases, nft rules, veths, helpers).
+        n += crate::net::collect_stale(&self.root);
         n
     }
 }
@@ -290,6 +295,7 @@ mod tests {
             auto_remove,
             cgroup: None,
             oom_killed: false,
+            ip: None,
         }
     }
 

@@ -1,0 +1,116 @@
+//! `gocker run` network flags (--network, -p, --dns, --add-host, --icc) and --cap-add/--cap-drop.
+
+use std::str::FromStr;
+
+use gocker_net::{Mode, NetworkOptions, PortMapping};
+use oci_spec::runtime::{Capability, Spec};
+
+use crate::cli::RunArgs;
+use crate::run::{usage, Failure};
+
+fn net_err(e: gocker_net::NetError) -> Failure {
+    usage(e.to_string())
+}
+
+/// The container's network options from the flags.
+pub(crate) fn network(a: &RunArgs) -> Result<NetworkOptions, Failure> {
+    let root = rustix::process::geteuid().is_root();
+    let mode = match &a.network {
+        Some(m) => Mode::from_str(m).map_err(net_err)?,
+        None => Mode::default_for(root).map_err(net_err)?,
+    };
+    let opts = NetworkOptions {
+        mode,
+        ports: a.publish.iter().map(|p| p.parse::<PortMapping>()).collect::<Result<_, _>>().map_err(net_err)?,
+        dns: a.dns.iter().map(|d| gocker_net::parse_dns(d)).collect::<Result<_, _>>().map_err(net_err)?,
+        add_hosts: a.add_host.iter().map(|h| gocker_net::parse_add_host(h)).collect::<Result<_, _>>().map_err(net_err)?,
+        isolate: !a.icc,
+        bridge: gocker_net::BridgeOptions::from_env().map_err(net_err)?,
+        manage_files: true,
+    };
+    opts.validate(root).map_err(|e| Failure { code: 125, message: e.to_string() })?;
+    Ok(opts)
+}
+
+fn all_caps() -> Vec<Capability> {
+    // Every capability name oci-spec knows (strum's SCREAMING_SNAKE_CASE names).
+    [
+        "AUDIT_CONTROL", "AUDIT_READ", "AUDIT_WRITE", "BLOCK_SUSPEND", "BPF", "CHECKPOINT_RESTORE", "CHOWN",
+        "DAC_OVERRIDE", "DAC_READ_SEARCH", "FOWNER", "FSETID", "IPC_LOCK", "IPC_OWNER", "KILL", "LEASE",
+        "LINUX_IMMUTABLE", "MAC_ADMIN", "MAC_OVERRIDE", "MKNOD", "NET_ADMIN", "NET_BIND_SERVICE", "NET_BROADCAST",
+        "NET_RAW", "PERFMON", "SETGID", "SETFCAP", "SETPCAP", "SETUID", "SYS_ADMIN", "SYS_BOOT", "SYS_CHROOT",
+        "SYS_MODULE", "SYS_NICE", "SYS_PACCT", "SYS_PTRACE", "SYS_RAWIO", "SYS_RESOURCE", "SYS_TIME",
+        "SYS_TTY_CONFIG", "SYSLOG", "WAKE_ALARM",
+    ]
+    .into_iter()
+    .filter_map(|n| Capability::from_str(n).ok())
+    .collect()
+}
+
+fn parse_cap(flag: &str, v: &str) -> Result<Vec<Capability>, Failure> {
+    let name = v.trim().to_ascii_uppercase();
+    let name = name.strip_prefix("CAP_").unwrap_or(&name);
+    if name == "ALL" {
+        return Ok(all_caps());
+    }
+    Capability::from_str(name).map(|c| vec![c]).map_err(|_| usage(format!("{flag} {v:?}: unknown capability (e.g. NET_ADMIN, SYS_PTRACE, ALL)")))
+}
+
+/// Applies --cap-drop then --cap-add to the process's bounding, effective and permitted sets;
+/// with NET_ADMIN in a network namespace of its own, binds /dev/net/tun so that tun/tap devices
+/// can be created there.
+pub(crate) fn capabilities(spec: &mut Spec, a: &RunArgs) -> Result<(), Failure> {
+    if a.cap_add.is_empty() && a.cap_drop.is_empty() {
+        return Ok(());
+    }
+    let process = spec.process_mut().as_mut().expect("default spec has a process");
+    let mut caps = process.capabilities().clone().expect("default spec has capabilities");
+    let mut set = caps.bounding().clone().unwrap_or_default();
+    for d in &a.cap_drop {
+        for c in parse_cap("--cap-drop", d)? {
+            set.remove(&c);
+        }
+    }
+    for d in &a.cap_add {
+        set.extend(parse_cap("--cap-add", d)?);
+    }
+    let net_admin = set.contains(&Capability::NetAdmin);
+    caps.set_bounding(Some(set.clone()));
+    caps.set_effective(Some(set.clone()));
+    caps.set_permitted(Some(set));
+    process.set_capabilities(Some(caps));
+    let own_netns = a.network.as_deref() != Some("host");
+    if net_admin && own_netns && std::path::Path::new("/dev/net/tun").exists() {
+        let mut mounts = spec.mounts().clone().unwrap_or_default();
+        mounts.push(
+            oci_spec::runtime::MountBuilder::default()
+                .destination("/dev/net/tun")
+                .typ("bind")
+                .source("/dev/net/tun")
+                .options(vec!["bind".into(), "nosuid".into(), "noexec".into()])
+                .build()
+                .map_err(|e| usage(e.to_string()))?,
+        );
+        spec.set_mounts(Some(mounts));
+    }
+    Ok(())
+}
+
+/// `gocker system prune`.
+pub(crate) fn system_prune() -> i32 {
+    use gocker_runtime::{StateStore, Status};
+    let store = match StateStore::open(StateStore::default_root()) {
+        Ok(s) => s,
+        Err(e) => return crate::run::report(e.into()),
+    };
+    store.collect_stale();
+    for s in store.list().unwrap_or_default().into_iter().filter(|s| s.status == Status::Stopped) {
+        if store.remove(&s.id, &s.name).is_ok() {
+            println!("removed container {}", s.name);
+        }
+    }
+    for r in gocker_runtime::net::prune(&store) {
+        println!("removed {r}");
+    }
+    0
+}
