@@ -93,7 +93,8 @@ pub fn main(a: Args) -> Result<()> {
         "phase root: cargo test --workspace",
         Command::new("cargo")
             .current_dir(&ws)
-            .args(["test", "--workspace", "--", "--test-threads", "4"])
+            // --no-fail-fast: one failing test binary must not hide the others' results.
+            .args(["test", "--workspace", "--no-fail-fast", "--", "--test-threads", "4"])
             .env("GOCKER_TEST_ROOTFS", &rootfs)
             .env("GOCKER_BIN", &gocker)
             .env("GOCKER_TEST_MODE", "root"),

@@ -307,11 +307,11 @@ fn binds_supervisor_and_core_limit() {
     std::fs::write(a.join("from-env"), "env-bind\n").unwrap();
     std::fs::write(b.join("super"), "#!/bin/sh\necho \"supervisor pid $$ args: $*\"\nexec \"$@\"\n").unwrap();
     std::fs::set_permissions(b.join("super"), std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
-    let json = format!(r#"[{{"source":"{}","target":"/ws/env","readonly":true}}]"#, a.display());
-    let flag = format!("{}:/ws/flag", b.display());
+    let json = format!(r#"[{{"source":"{}","target":"/srv","readonly":true}}]"#, a.display());
+    let flag = format!("{}:/opt", b.display());
     let r = rootfs();
-    let o = gocker(&["run", "--rm", "--workspace", "--rootfs", &r, "--bind", &flag, "--supervisor", "/ws/flag/super", "--core-limit", "1m", "/bin/sh", "-c",
-        "cat /ws/env/from-env; touch /ws/env/x 2>/dev/null || echo env-ro; echo core=$(ulimit -c); grep 'core file' /proc/self/limits | tr -s ' '; echo pid=$$"])
+    let o = gocker(&["run", "--rm", "--workspace", "--rootfs", &r, "--bind", &flag, "--supervisor", "/opt/super", "--core-limit", "1m", "/bin/sh", "-c",
+        "cat /srv/from-env; touch /srv/x 2>/dev/null || echo env-ro; echo core=$(ulimit -c); grep 'core file' /proc/self/limits | tr -s ' '; echo pid=$$"])
         .env("GOCKER_WORKSPACE_BINDS", &json)
         .output()
         .unwrap();
