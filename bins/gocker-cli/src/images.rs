@@ -100,6 +100,14 @@ pub fn ensure(dest: Option<PathBuf>, offline: bool, force: bool) -> Result<PathB
     // Gitpod's /.supervisor: the rootfs itself is never written at run time.
     fs::create_dir_all(tmp.join(".gocker"))?;
     fs::set_permissions(tmp.join(".gocker"), fs::Permissions::from_mode(0o755))?;
+    // Mount points gocker binds its generated files onto. Where the rootfs cannot be idmapped
+    // (e.g. ramfs, or tmpfs before 6.3), container root cannot create them in a root-owned /etc.
+    for (file, content) in [("etc/hosts", "127.0.0.1\tlocalhost\n::1\tlocalhost\n"), ("etc/resolv.conf", "")] {
+        let p = tmp.join(file);
+        if fs::symlink_metadata(&p).is_err() {
+            fs::write(&p, content).with_context(|| format!("write {}", p.display()))?;
+        }
+    }
     fs::write(
         tmp.join(MARKER),
         serde_json::to_vec_pretty(&serde_json::json!({"source": source, "version": version}))?,

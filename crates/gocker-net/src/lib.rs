@@ -342,6 +342,9 @@ impl Network {
         let netns = rustix::fs::open(&ns_path, rustix::fs::OFlags::RDONLY | rustix::fs::OFlags::CLOEXEC, rustix::fs::Mode::empty())
             .map_err(|e| NetError::Io { op: "open", path: ns_path.clone().into(), source: e.into() })?;
         let host = veth_name(&self.id);
+        // A link of this name can only be this container's own from its previous run (`gocker
+        // start` reuses the id) that the kernel has not finished tearing down with the old namespace.
+        nl.del_link(&host)?;
         nl.add_veth(&host, "eth0", netns.as_fd(), b.mtu)?;
         self.veth = Some(host.clone());
         nl.set_master(&host, &b.name, self.opts.isolate)?;

@@ -448,7 +448,14 @@ impl Container {
             };
             match attempt() {
                 Ok(fd) => out.push((m.destination().clone(), fd)),
-                Err(e) => self.notes.push(format!("volume {}: not idmapped ({e})", src.display())),
+                Err(e) => {
+                    // Still opened here, with ring0's privileges: ring2 (an unmapped-owner's
+                    // "root") may not even traverse to the source, e.g. a file in the 0700 state dir.
+                    self.notes.push(format!("volume {}: not idmapped ({e}); bound plainly", src.display()));
+                    if let Ok(fd) = gocker_mounts::root::clone(src, recursive) {
+                        out.push((m.destination().clone(), fd));
+                    }
+                }
             }
         }
         out
