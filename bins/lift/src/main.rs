@@ -174,8 +174,9 @@ fn main() {
             die(125, &format!("poll: {}", last_err()));
         }
         if p[1].revents != 0 {
-            // SAFETY: signalfd_siginfo is plain data; read fills at most its size.
+            // SAFETY: signalfd_siginfo is plain data, for which all-zero bytes are a valid value.
             let mut si: libc::signalfd_siginfo = unsafe { std::mem::zeroed() };
+            // SAFETY: reads at most size_of::<signalfd_siginfo>() bytes into `si`, which is that large.
             let n = unsafe {
                 libc::read(sigfd.as_raw_fd(), &mut si as *mut _ as *mut libc::c_void, std::mem::size_of::<libc::signalfd_siginfo>())
             };
