@@ -51,20 +51,8 @@ fn user_namespaces() -> Check {
     check("user namespaces", problems.is_empty(), detail, Some(fix))
 }
 
-fn user_name(uid: u32) -> String {
-    std::fs::read_to_string("/etc/passwd")
-        .ok()
-        .and_then(|t| {
-            t.lines().find_map(|l| {
-                let f: Vec<&str> = l.split(':').collect();
-                (f.len() > 2 && f[2] == uid.to_string()).then(|| f[0].to_owned())
-            })
-        })
-        .unwrap_or_default()
-}
-
 fn subids(uid: u32) -> Vec<Check> {
-    let name = user_name(uid);
+    let name = crate::run::user_name(uid);
     let mut out = Vec::new();
     for (file, label) in [("/etc/subuid", "subordinate uids"), ("/etc/subgid", "subordinate gids")] {
         let text = std::fs::read_to_string(file).unwrap_or_default();

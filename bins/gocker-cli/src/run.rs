@@ -229,7 +229,8 @@ fn seccomp_profile(opts: &[String], spec: &oci_spec::runtime::Spec) -> Result<Op
     Ok(Some((choice, profile.resolve(&caps))))
 }
 
-fn user_name(uid: u32) -> String {
+/// The login name of `uid` from /etc/passwd (else $USER).
+pub(crate) fn user_name(uid: u32) -> String {
     std::fs::read_to_string("/etc/passwd")
         .ok()
         .and_then(|t| {

@@ -45,9 +45,10 @@ fn uid() -> u32 {
     rustix::process::getuid().as_raw()
 }
 
-/// A port per test and user (the user phases run one after another, tests of a phase in parallel).
+/// A port per test, user and test process (the user phases run one after another, tests of a
+/// phase in parallel; the process id spreads concurrent suites, e.g. another checkout's, apart).
 fn port(base: u16) -> u16 {
-    base + (uid() % 50) as u16
+    base + ((uid() + std::process::id()) % 50) as u16
 }
 
 fn state_dir() -> PathBuf {

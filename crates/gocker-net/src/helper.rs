@@ -161,7 +161,15 @@ pub fn slirp4netns(pid: i32, api: &Path, ports: &[PortMapping], timeout: Duratio
         return Err(helper_err(NAME, if n == 0 { format!("not ready after {timeout:?}") } else { format!("exited during setup: {msg}") }));
     }
     for p in ports {
-        add_hostfwd(api, p, timeout)?;
+        // A port the previous holder is still releasing (its exit is in progress) is retried
+        // briefly; a port that stays taken is an error naming it.
+        let end = Instant::now() + Duration::from_millis(500);
+        loop {
+            match add_hostfwd(api, p, timeout) {
+                Err(NetError::Invalid { .. }) if Instant::now() < end => std::thread::sleep(Duration::from_millis(20)),
+                r => break r?,
+            }
+        }
     }
     Ok(helper)
 }

@@ -489,14 +489,7 @@ pub fn collect_stale(net_dir: &Path) -> Vec<String> {
             let _ = std::fs::remove_file(e.path());
         }
     }
-    // Bridge networks: one directory per bridge.
-    let Ok(rd) = std::fs::read_dir(net_dir) else { return removed };
-    for e in rd.flatten() {
-        let bridge = e.file_name().to_string_lossy().into_owned();
-        if bridge == "helpers" || !e.path().join("leases").is_dir() {
-            continue;
-        }
-        let ipam = Ipam::new(e.path());
+    for (_, ipam) in bridge_networks(net_dir) {
         let Ok(lock) = ipam.lock() else { continue };
         let stale = ipam.release_stale(&lock);
         if stale.is_empty() {
@@ -506,6 +499,15 @@ pub fn collect_stale(net_dir: &Path) -> Vec<String> {
         removed.extend(prune_bridge_locked(&ipam, &lock));
     }
     removed
+}
+
+/// The bridge networks under `net_dir`: one directory per bridge, holding its leases.
+fn bridge_networks(net_dir: &Path) -> Vec<(String, Ipam)> {
+    let Ok(rd) = std::fs::read_dir(net_dir) else { return Vec::new() };
+    rd.flatten()
+        .filter(|e| e.file_name() != "helpers" && e.path().join("leases").is_dir())
+        .map(|e| (e.file_name().to_string_lossy().into_owned(), Ipam::new(e.path())))
+        .collect()
 }
 
 /// With the lock held: veths and nft rules of containers without a live lease.
@@ -532,13 +534,7 @@ fn prune_bridge_locked(ipam: &Ipam, _lock: &ipam::NetLock) -> Vec<String> {
 /// have no stale lease to point at them, and the bridge itself when no container uses it.
 pub fn prune(net_dir: &Path) -> Vec<String> {
     let mut removed = collect_stale(net_dir);
-    let Ok(rd) = std::fs::read_dir(net_dir) else { return removed };
-    for e in rd.flatten() {
-        let bridge = e.file_name().to_string_lossy().into_owned();
-        if bridge == "helpers" || !e.path().join("leases").is_dir() {
-            continue;
-        }
-        let ipam = Ipam::new(e.path());
+    for (bridge, ipam) in bridge_networks(net_dir) {
         let Ok(lock) = ipam.lock() else { continue };
         removed.extend(prune_bridge_locked(&ipam, &lock));
         if ipam.leases().is_empty() {

@@ -5,10 +5,13 @@
 
 use std::time::Duration;
 
+use std::os::fd::AsFd;
+
+use gocker_mounts::resolve::{open_in_root, Create};
 use oci_spec::runtime::MountBuilder;
 
 use crate::state::{ContainerState, StateStore};
-use crate::{ContainerConfig, Result, RuntimeError};
+use crate::{ContainerConfig, Result, RootMode, RuntimeError};
 
 /// The network state directory (leases, lock, helper records): `<store>-net`, beside the state
 /// store rather than inside it, so that no gocker ever mistakes it for a container's directory.
@@ -42,10 +45,23 @@ pub(crate) fn prepare(cfg: &mut ContainerConfig, store: &StateStore) -> Result<O
     opts.validate(rustix::process::geteuid().is_root())?;
     let hostname = cfg.spec.hostname().clone().unwrap_or_else(|| "localhost".into());
     let net = gocker_net::Network::prepare(opts, &cfg.id, &hostname, &net_dir(store.root()), &store.container_dir(&cfg.id))?;
+    // The mount targets: a rootfs without /etc/resolv.conf or /etc/hosts gets an empty file made
+    // here (confined to the rootfs), as ring2 would make a bind target, but with ring0's
+    // privileges; where even that fails (a read-only rootfs, say) the file is skipped.
+    let rootfd = match cfg.root_mode {
+        RootMode::Rootfs => Some(gocker_mounts::root::open_dir(&cfg.rootfs()?)?),
+        RootMode::HostView => None,
+    };
     let mut mounts = cfg.spec.mounts().clone().unwrap_or_default();
     for (src, dest) in net.files() {
         if mounts.iter().any(|m| m.destination().as_os_str() == *dest) {
             continue;
+        }
+        if let Some(fd) = &rootfd {
+            if let Err(e) = open_in_root(fd.as_fd(), std::path::Path::new(dest), Create::File) {
+                tracing::debug!("no {dest} in the container: {e}");
+                continue;
+            }
         }
         mounts.push(
             MountBuilder::default()

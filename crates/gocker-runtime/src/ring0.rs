@@ -380,7 +380,15 @@ impl Container {
         // preparing mounts (before it can fork or exec anything). ring1 stays outside, so it neither
         // counts against --pids-limit nor is a candidate for the container's OOM killer.
         if let Some(cg) = &self.cgroup {
-            cg.attach(ring2_pid)?;
+            if let Err(e) = cg.attach(ring2_pid) {
+                // ring2 may have failed (and exited) already: then its report is the error to show.
+                if let Ok(Some((msg, _))) = r0_2.recv::<Up>(Some(std::time::Duration::from_millis(100)), "ring2's report") {
+                    if !matches!(msg, Up::Ready) {
+                        return Err(msg.into_error("ring2 to prepare the container"));
+                    }
+                }
+                return Err(e.into());
+            }
         }
         match r0_2.recv::<Up>(Some(t), "ring2 to prepare the container")? {
             Some((Up::Ready, mut fds)) => {
@@ -422,15 +430,17 @@ impl Container {
         }
     }
 
-    /// Rootful: idmapped clones of the spec's bind sources, so container root reads and writes a
-    /// volume as host root would (like the rootfs). Sources that refuse (e.g. a filesystem without
-    /// idmap support) are bound plainly by ring2, and noted.
+    /// Rootful: detached clones of the spec's bind sources, made by ring0 (which can reach sources
+    /// the container's remapped root cannot, e.g. its generated resolv.conf under the 0700 state
+    /// directory), idmapped so that container root reads and writes a volume as host root would
+    /// (like the rootfs). Where the idmap is refused (a filesystem without idmap support, an older
+    /// kernel, --no-idmap) the clone is bound as is, and noted.
     fn idmapped_volumes(&mut self, ring1_pid: i32) -> Vec<(PathBuf, OwnedFd)> {
         let cfg = &self.config;
-        if !cfg.idmap_rootfs || !rustix::process::geteuid().is_root() {
+        if !rustix::process::geteuid().is_root() {
             return Vec::new();
         }
-        let Ok(userns) = gocker_ns::open(ring1_pid, Namespace::User) else { return Vec::new() };
+        let userns = if cfg.idmap_rootfs { gocker_ns::open(ring1_pid, Namespace::User).ok() } else { None };
         let mut out = Vec::new();
         for m in cfg.spec.mounts().iter().flatten() {
             let opts = m.options().clone().unwrap_or_default();
@@ -443,19 +453,20 @@ impl Container {
             let recursive = opts.iter().any(|o| o == "rbind");
             let attempt = || -> Result<OwnedFd> {
                 let mnt = gocker_mounts::root::clone(src, recursive)?;
-                gocker_mounts::root::idmap(mnt.as_fd(), src, userns.as_fd(), recursive)?;
+                if let Some(u) = &userns {
+                    gocker_mounts::root::idmap(mnt.as_fd(), src, u.as_fd(), recursive)?;
+                }
                 Ok(mnt)
             };
             match attempt() {
                 Ok(fd) => out.push((m.destination().clone(), fd)),
-                Err(e) => {
-                    // Still opened here, with ring0's privileges: ring2 (an unmapped-owner's
-                    // "root") may not even traverse to the source, e.g. a file in the 0700 state dir.
-                    self.notes.push(format!("volume {}: not idmapped ({e}); bound plainly", src.display()));
-                    if let Ok(fd) = gocker_mounts::root::clone(src, recursive) {
+                Err(e) => match gocker_mounts::root::clone(src, recursive) {
+                    Ok(fd) => {
+                        self.notes.push(format!("volume {}: not idmapped ({e}); bound as is", src.display()));
                         out.push((m.destination().clone(), fd));
                     }
-                }
+                    Err(_) => self.notes.push(format!("volume {}: not idmapped ({e})", src.display())),
+                },
             }
         }
         out

@@ -240,6 +240,10 @@ impl StateStore {
                     if let Some(cg) = st.cgroup.take() {
                         let _ = gocker_cgroups::Cgroup::open(cg).remove(std::time::Duration::from_secs(1));
                     }
+                    // The monitor may have recorded the exit just before it went: look again.
+                    if self.load(&id).map(|fresh| fresh.status == Status::Stopped).unwrap_or(false) {
+                        continue;
+                    }
                     if st.auto_remove {
                         let _ = self.remove(&st.id, &st.name);
                     } else {
