@@ -83,7 +83,10 @@ pub fn main(a: Args) -> Result<()> {
 
     step("build: cargo build --workspace --all-targets");
     run(Command::new("cargo").current_dir(&ws).args(["build", "--workspace", "--all-targets"]))?;
-    let rootfs = crate::rootfs::ensure(None, false, false).context("phase rootfs")?;
+    // GOCKER_ITEST_ROOTFS=DIR: a private test rootfs (built there if missing), so that concurrent
+    // runs on a shared host (which rebuild or write into /var/lib/gocker/rootfs/alpine) cannot
+    // interfere. It must be reachable by the unprivileged test users (e.g. under /var/tmp).
+    let rootfs = crate::rootfs::ensure(std::env::var_os("GOCKER_ITEST_ROOTFS").map(PathBuf::from), false, false).context("phase rootfs")?;
     let gocker = ws.join("target/debug/gocker");
 
     let mut tally = Tally::default();
@@ -91,7 +94,8 @@ pub fn main(a: Args) -> Result<()> {
         "phase root: cargo test --workspace",
         Command::new("cargo")
             .current_dir(&ws)
-            .args(["test", "--workspace", "--", "--test-threads", "4"])
+            // --no-fail-fast: one failing test binary must not hide the others' results.
+            .args(["test", "--workspace", "--no-fail-fast", "--", "--test-threads", "4"])
             .env("GOCKER_TEST_ROOTFS", &rootfs)
             .env("GOCKER_BIN", &gocker)
             .env("GOCKER_TEST_MODE", "root"),

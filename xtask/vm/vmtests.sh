@@ -18,6 +18,11 @@ out=$($G run --rm --rootfs $R sh -c 'echo plain') && [ "$out" = plain ] && ok ru
 out=$($G run --rm --rootfs $R sh -c 'grep "^Seccomp:" /proc/self/status; mount -t proc p /mnt && test -d /mnt/1 && echo mounted' 2>&1)
 echo "$out" | grep -q "Seccomp:.2" && echo "$out" | grep -q mounted && ok seccomp-default-filter || bad seccomp-default-filter "$out"
 
+# A private cgroup2 view: /sys/fs/cgroup inside is the container's own cgroup (its root holds only
+# the container's processes and carries its limit).
+out=$($G run --rm --memory 48m --rootfs $R sh -c 'cat /proc/self/cgroup; cat /sys/fs/cgroup/memory.max; wc -l < /sys/fs/cgroup/cgroup.procs; grep " /sys/fs/cgroup " /proc/self/mountinfo' 2>&1)
+if echo "$out" | grep -qx '0::/' && echo "$out" | grep -qx 50331648 && echo "$out" | grep -q ' - cgroup2 '; then ok cgroup-private-view; else bad cgroup-private-view "$out"; fi
+
 # --memory 32m with 100 MiB allocated: OOM-killed, exit 137, reported from memory.events.
 $G run --rm --memory 32m --rootfs $R sh -c 'x=$(head -c 104857600 /dev/zero | tr "\000" a); echo survived ${#x}' >/tmp/out 2>/tmp/err
 rc=$?

@@ -49,6 +49,8 @@ pub enum Command {
     Restart(StopArgs),
     /// Show the processes running in a container.
     Top(TopArgs),
+    /// Run a program in namespaces of a container or process (all of them unless flags choose).
+    Nsenter(NsenterArgs),
     /// Check what this host supports (user namespaces, id ranges, cgroup v2, seccomp, networking)
     /// and say what to change.
     Info(InfoArgs),
@@ -62,6 +64,41 @@ pub enum Command {
     /// System-wide maintenance.
     #[command(subcommand)]
     System(SystemCommand),
+}
+
+#[derive(Debug, Args)]
+#[command(trailing_var_arg = true)]
+pub struct NsenterArgs {
+    /// The target: a container (name or id: its payload) or a host PID (e.g. ring1's, printed by
+    /// a workspace's debug sleep).
+    #[arg(short, long, value_name = "PID|CONTAINER")]
+    pub target: String,
+    /// Join the mount namespace.
+    #[arg(short, long)]
+    pub mount: bool,
+    /// Join the network namespace.
+    #[arg(short, long)]
+    pub net: bool,
+    /// Join the PID namespace (the command runs as a child inside it).
+    #[arg(short, long)]
+    pub pid: bool,
+    /// Join the UTS namespace.
+    #[arg(short, long)]
+    pub uts: bool,
+    /// Join the IPC namespace.
+    #[arg(short, long)]
+    pub ipc: bool,
+    /// Join the user namespace (implied when you are not root, since the others need it).
+    #[arg(short = 'U', long)]
+    pub user: bool,
+    /// Join the cgroup namespace.
+    #[arg(short = 'C', long)]
+    pub cgroup: bool,
+    /// Keep your uid/gid in the joined user namespace instead of becoming its root.
+    #[arg(long)]
+    pub preserve_credentials: bool,
+    #[arg(required = true, value_name = "COMMAND [ARG...]")]
+    pub command: Vec<String>,
 }
 
 #[derive(Debug, Args)]
@@ -301,6 +338,35 @@ pub struct RunArgs {
     /// default: `default`, which answers EPERM for refused calls; see docs/seccomp.md).
     #[arg(long = "security-opt", value_name = "OPT")]
     pub security_opt: Vec<String>,
+    /// Workspace mode (also GOCKER_WORKSPACE=1): lift on, the container's own /etc/hosts and
+    /// /etc/resolv.conf, and the GOCKER_WORKSPACE_* variables read (docs/workspace-mode.md).
+    #[arg(long)]
+    pub workspace: bool,
+    /// lift inside the container (/.gocker/lift): off, on, or root (container root only).
+    /// Default: off; on with --workspace. Also GOCKER_LIFT.
+    #[arg(long, value_name = "off|on|root")]
+    pub lift: Option<String>,
+    /// Extra bind mount SRC:DST[:ro] (also GOCKER_WORKSPACE_BINDS as JSON in workspace mode).
+    #[arg(long = "bind", value_name = "SRC:DST[:ro]")]
+    pub binds: Vec<String>,
+    /// Program ring2 execs as PID 1, with COMMAND [ARG...] as its arguments (also
+    /// GOCKER_WORKSPACE_SUPERVISOR in workspace mode).
+    #[arg(long, value_name = "PROGRAM")]
+    pub supervisor: Option<String>,
+    /// RLIMIT_CORE (soft and hard): bytes with k/m/g, or unlimited (also GOCKER_WORKSPACE_CORE_LIMIT).
+    #[arg(long, value_name = "BYTES")]
+    pub core_limit: Option<String>,
+    /// Shell command run with ring1's privileges in the container's mount and network namespaces
+    /// before the payload starts; failing fails the start (also GOCKER_WORKSPACE_ENCLAVE).
+    #[arg(long, value_name = "SHELL-COMMAND")]
+    pub enclave: Option<String>,
+    /// After a failure, keep ring1 and its namespaces this many seconds (to `gocker nsenter`
+    /// into them) before exiting (also GOCKER_WORKSPACE_DEBUG_SLEEP).
+    #[arg(long, value_name = "SECONDS")]
+    pub debug_sleep: Option<u64>,
+    /// Seconds the command has after a SIGTERM sent to gocker before it is killed with SIGKILL.
+    #[arg(long, value_name = "SECONDS", default_value_t = 10)]
+    pub stop_timeout: u64,
     /// The command and its arguments (with --entrypoint: the arguments of the entrypoint).
     #[arg(required_unless_present = "entrypoint", value_name = "COMMAND [ARG...]")]
     pub command: Vec<String>,

@@ -65,6 +65,8 @@ pub fn store_dir() -> PathBuf {
 pub fn ensure(dest: Option<PathBuf>, offline: bool, force: bool) -> Result<PathBuf> {
     let dest = dest.unwrap_or_else(|| store_dir().join("alpine"));
     if dest.join(MARKER).exists() && !force {
+        // Older builds lack the mount point for lift (workspace mode): add it.
+        let _ = fs::create_dir(dest.join(".gocker"));
         eprintln!("rootfs already present at {} (--force rebuilds)", dest.display());
         return Ok(dest);
     }
@@ -94,6 +96,10 @@ pub fn ensure(dest: Option<PathBuf>, offline: bool, force: bool) -> Result<PathB
         Some(b) => b,
         None => ("offline-busybox-musl", offline_rootfs(&tmp)?),
     };
+    // The mount point of lift and its socket in workspace mode (docs/workspace-mode.md), like
+    // Gitpod's /.supervisor: the rootfs itself is never written at run time.
+    fs::create_dir_all(tmp.join(".gocker"))?;
+    fs::set_permissions(tmp.join(".gocker"), fs::Permissions::from_mode(0o755))?;
     // Mount points gocker binds its generated files onto. Where the rootfs cannot be idmapped
     // (e.g. ramfs, or tmpfs before 6.3), container root cannot create them in a root-owned /etc.
     for (file, content) in [("etc/hosts", "127.0.0.1\tlocalhost\n::1\tlocalhost\n"), ("etc/resolv.conf", "")] {

@@ -5,6 +5,7 @@ mod images;
 mod info;
 mod manage;
 mod netflags;
+mod nsenter;
 mod run;
 
 use clap::Parser;
@@ -33,6 +34,7 @@ fn main() {
         cli::Command::Start(args) => manage::start(args),
         cli::Command::Restart(args) => manage::restart(args),
         cli::Command::Top(args) => manage::top(args),
+        cli::Command::Nsenter(args) => nsenter::nsenter(args),
         cli::Command::Info(args) => info::info(args),
         cli::Command::Version => version(),
         cli::Command::Completion(args) => {

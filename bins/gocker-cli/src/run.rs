@@ -389,6 +389,8 @@ fn build_config(a: &RunArgs, debug: bool) -> Result<(ContainerConfig, String), F
     cfg.idmap_rootfs = !a.no_idmap;
     cfg.forward_signals = true;
     cfg.network = network;
+    cfg.stop_timeout = Some(std::time::Duration::from_secs(a.stop_timeout));
+    workspace(a, &mut cfg)?;
     match std::env::var("GOCKER_SPAWN").as_deref() {
         Ok("exec") => {
             let me = PathBuf::from("/proc/self/exe");
@@ -404,6 +406,33 @@ fn build_config(a: &RunArgs, debug: bool) -> Result<(ContainerConfig, String), F
         }
     }
     Ok((cfg, name))
+}
+
+/// Workspace mode and its flags (docs/workspace-mode.md). The flags work in any mode; workspace
+/// mode changes the defaults (lift on, own /etc files) and reads the GOCKER_WORKSPACE_* variables.
+fn workspace(a: &RunArgs, cfg: &mut ContainerConfig) -> Result<(), Failure> {
+    use gocker_runtime::workspace::{parse_limit, Bind, Workspace};
+    let mut ws = if a.workspace || Workspace::requested_by_env() { Workspace::from_env()? } else { Workspace::default() };
+    for b in &a.binds {
+        ws.binds.push(Bind::parse(b).map_err(|e| usage(format!("--bind: {e}")))?);
+    }
+    if let Some(s) = &a.supervisor {
+        ws.supervisor = Some(s.clone());
+    }
+    if let Some(c) = &a.core_limit {
+        ws.core_limit = Some(parse_limit("--core-limit", c)?);
+    }
+    if let Some(e) = &a.enclave {
+        ws.rings.enclave = Some(vec!["/bin/sh".into(), "-c".into(), e.clone()]);
+    }
+    if let Some(s) = a.debug_sleep {
+        ws.rings.debug_sleep = Some(std::time::Duration::from_secs(s));
+    }
+    if let Some(l) = &a.lift {
+        ws.rings.lift = l.parse().map_err(|e| usage(format!("--lift: {e}")))?;
+    }
+    ws.apply(cfg)?;
+    Ok(())
 }
 
 fn run_inner(a: RunArgs, debug: bool) -> Result<i32, Failure> {

@@ -4,6 +4,8 @@
 //! * [`NamespaceSet`] is a set of kinds, built from an OCI spec or by hand.
 //! * [`fork_into`] creates a child process in new namespaces with `clone3` (returning a pidfd).
 //! * [`unshare`], [`enter_path`] and [`enter_pidfd`] move the calling thread.
+//! * [`differing`] and [`nsenter`] are `nsenter(1)` for embedders: join another process's
+//!   namespaces through its pidfd, and become root of its user namespace.
 
 use std::fmt;
 use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
@@ -23,6 +25,8 @@ pub enum NsError {
     Open { path: PathBuf, source: std::io::Error },
     #[error("setns({ns}) into {what} failed: {source}")]
     Setns { ns: String, what: String, source: std::io::Error },
+    #[error("{op} in the joined user namespace failed: {source}")]
+    Credentials { op: &'static str, source: std::io::Error },
 }
 
 pub type Result<T> = std::result::Result<T, NsError>;
@@ -270,6 +274,31 @@ fn setns(fd: std::os::fd::BorrowedFd<'_>, flags: u64, ns: String, what: String) 
     Ok(())
 }
 
+/// The namespace kinds in which process `target` differs from process `me` (kinds the kernel does
+/// not have, e.g. time on old kernels, are left out): what `nsenter -a` joins.
+pub fn differing(me: i32, target: i32) -> NamespaceSet {
+    Namespace::ALL.into_iter().filter(|n| !same(me, target, *n).unwrap_or(true)).collect()
+}
+
+/// Joins `set` of the process behind `pidfd` (whose pid is `target`) in one atomic `setns`, like
+/// `nsenter --target PID`. With the user namespace in the set and `become_root`, switches to uid
+/// and gid 0 there (as nsenter does unless `--preserve-credentials`), clearing supplementary groups
+/// where the namespace allows `setgroups`. The calling process must be single-threaded (setns of
+/// a user namespace demands it). A PID namespace applies to children created afterwards.
+pub fn nsenter(pidfd: std::os::fd::BorrowedFd<'_>, target: i32, set: NamespaceSet, become_root: bool) -> Result<()> {
+    let setgroups = std::fs::read_to_string(format!("/proc/{target}/setgroups")).map(|s| s.trim() == "allow").unwrap_or(false);
+    enter_pidfd(pidfd, set)?;
+    if set.contains(Namespace::User) && become_root {
+        let cred = |op, r: rustix::io::Result<()>| r.map_err(|e| NsError::Credentials { op, source: e.into() });
+        if setgroups {
+            cred("setgroups([])", rustix::thread::set_thread_groups(&[]))?;
+        }
+        cred("setresgid(0)", rustix::thread::set_thread_res_gid(rustix::process::Gid::ROOT, rustix::process::Gid::ROOT, rustix::process::Gid::ROOT))?;
+        cred("setresuid(0)", rustix::thread::set_thread_res_uid(rustix::process::Uid::ROOT, rustix::process::Uid::ROOT, rustix::process::Uid::ROOT))?;
+    }
+    Ok(())
+}
+
 /// True when the two processes share the namespace of kind `ns`.
 pub fn same(pid_a: i32, pid_b: i32, ns: Namespace) -> Result<bool> {
     let stat = |pid| {
@@ -315,5 +344,6 @@ mod tests {
     fn process_shares_its_own_namespaces() {
         let me = std::process::id() as i32;
         assert!(same(me, me, Namespace::Mount).unwrap());
+        assert!(differing(me, me).is_empty());
     }
 }

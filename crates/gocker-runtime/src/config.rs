@@ -57,6 +57,14 @@ pub struct ContainerConfig {
     /// The container's network (default: `none`, a private namespace with only loopback).
     #[serde(default)]
     pub network: gocker_net::NetworkOptions,
+    /// After a forwarded SIGTERM, how long the payload has to exit before ring0 sends SIGKILL
+    /// (`--stop-timeout`; `None`: never).
+    #[serde(default)]
+    pub stop_timeout: Option<Duration>,
+    /// Workspace mode: lift, the enclave command, the debug sleep, own /etc files
+    /// ([`crate::workspace`]). The default is a plain container.
+    #[serde(default)]
+    pub workspace: crate::workspace::RingOptions,
     /// The OCI runtime process model (`gocker-oci`, see [`crate::oci`]); `None` for `gocker run`.
     #[serde(default)]
     pub oci: Option<OciMode>,
@@ -93,6 +101,8 @@ impl ContainerConfig {
             seccomp: None,
             oci: None,
             network: gocker_net::NetworkOptions::default(),
+            stop_timeout: Some(Duration::from_secs(10)),
+            workspace: Default::default(),
         }
     }
 

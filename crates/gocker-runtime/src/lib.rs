@@ -17,6 +17,7 @@ mod channel;
 mod config;
 mod error;
 mod exec;
+mod lift;
 pub mod net;
 mod process;
 mod ring0;
@@ -32,6 +33,7 @@ pub mod oci;
 pub mod seccomp;
 pub mod spec;
 pub mod state;
+pub mod workspace;
 
 pub use config::{ContainerConfig, OciMode, RootMode, SpawnMode};
 pub use exec::ring_entry;

@@ -89,11 +89,7 @@ fn exec_inner(store: &StateStore, st: &ContainerState, req: &ExecRequest, detach
     let nnp = p.no_new_privileges().unwrap_or(false);
     let me = rustix::process::getpid().as_raw_nonzero().get();
     let target = pid.as_raw_nonzero().get();
-    let join: NamespaceSet = Namespace::ALL
-        .into_iter()
-        .filter(|n| *n != Namespace::Time)
-        .filter(|n| !gocker_ns::same(me, target, *n).unwrap_or(true))
-        .collect();
+    let join = gocker_ns::differing(me, target).without(Namespace::Time);
     let setgroups = std::fs::read_to_string(format!("/proc/{target}/setgroups")).map(|s| s.trim() == "allow").unwrap_or(false);
     let (err_r, err_w) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC).map_err(|e| RuntimeError::sys("pipe", "exec", e))?;
     let tty_chan = if req.tty { Some(crate::channel::pair()?) } else { None };

@@ -23,6 +23,8 @@ pub(crate) enum Down {
     Mapped { rootfs: bool, volumes: Vec<PathBuf> },
     /// Leave the start barrier and exec.
     Start,
+    /// Workspace mode: run the enclave command now (ring2 is prepared).
+    Enclave,
 }
 
 /// Messages from ring1/ring2 up to ring0.
@@ -33,6 +35,8 @@ pub(crate) enum Up {
     Failed { stage: String, message: String },
     ExecFailed { cmd: String, errno: i32 },
     Exited(ExitStatus),
+    /// Workspace mode: how the enclave command ended.
+    EnclaveDone(ExitStatus),
 }
 
 impl Up {
@@ -233,11 +237,17 @@ impl Container {
         // From here on, Drop cleans up whatever exists if a step fails.
         c.store.save(&c.state)?;
         c.net = crate::net::prepare(&mut c.config, &c.store)?;
+        crate::workspace::prepare(&mut c.config, &c.store.container_dir(&c.state.id))?;
         c.store.save_config(&c.config)?;
         c.create_cgroup()?;
+        crate::workspace::cgroup_view(&mut c.config, c.cgroup.is_some())?;
         c.compile_seccomp()?;
         c.spawn()?;
         crate::net::attach(&mut c.net, &mut c.state, c.ring1.as_ref().map(|r| r.0.as_raw_nonzero().get()), c.config.stage_timeout)?;
+        // Workspace mode: the enclave, once ring2 is prepared and the network attached.
+        if let Some(ch) = &c.to_ring1 {
+            crate::workspace::run_enclave(&c.config, ch)?;
+        }
         c.state.status = Status::Created;
         c.store.save(&c.state)?;
         Ok(c)
@@ -523,6 +533,8 @@ impl Container {
     pub fn wait(&mut self) -> Result<ExitStatus> {
         let ch = self.to_ring1.take().ok_or_else(|| RuntimeError::Protocol("container not created".into()))?;
         let mut relay = self.pty.take().map(|m| crate::tty::Relay::new(m, self.config.stdin));
+        // After a forwarded SIGTERM: when the grace period (stop_timeout) ends, SIGKILL.
+        let mut kill_at: Option<std::time::Instant> = None;
         let status = loop {
             let sig_fd = self.signals.as_ref().map(|s| s.fd.as_fd());
             let ring1_fd = self.ring1.as_ref().map(|r| r.1.as_fd()).expect("created");
@@ -534,10 +546,19 @@ impl Container {
             if let Some(r) = &relay {
                 fds.extend(r.poll_fds());
             }
-            match rustix::event::poll(&mut fds, None) {
+            let left = kill_at.map(|t| t.saturating_duration_since(std::time::Instant::now()));
+            let ts = left.map(|l| rustix::event::Timespec { tv_sec: l.as_secs() as i64, tv_nsec: l.subsec_nanos() as i64 });
+            match rustix::event::poll(&mut fds, ts.as_ref()) {
                 Err(Errno::INTR) => continue,
                 Err(e) => return Err(RuntimeError::sys("poll", "container", e)),
                 Ok(_) => {}
+            }
+            if kill_at.is_some_and(|t| std::time::Instant::now() >= t) {
+                tracing::debug!("grace period after SIGTERM over: SIGKILL");
+                kill_at = None;
+                drop(fds);
+                self.kill(libc::SIGKILL)?;
+                continue;
             }
             let (msg_ready, ring1_gone) = (!fds[0].revents().is_empty(), !fds[1].revents().is_empty());
             let sig_ready = !fds[2].revents().is_empty();
@@ -559,6 +580,9 @@ impl Container {
                     }
                     tracing::debug!(sig, "forwarding signal to the container");
                     self.kill(sig)?;
+                    if sig == libc::SIGTERM && kill_at.is_none() {
+                        kill_at = self.config.stop_timeout.map(|t| std::time::Instant::now() + t);
+                    }
                 }
             }
             if msg_ready || ring1_gone {

@@ -16,7 +16,9 @@ use crate::{exec, ring2, ContainerConfig, ExitStatus, Result, RuntimeError};
 
 /// Runs ring1 in the child created by ring0. Never returns.
 pub(crate) fn main(cfg: &ContainerConfig, up: Channel, ring2_chan: Channel, parent: i32) -> ! {
-    match run(cfg, &up, ring2_chan, parent) {
+    let outcome = run(cfg, &up, ring2_chan, parent);
+    crate::workspace::debug_sleep(cfg, &outcome);
+    match outcome {
         Ok(status) => {
             let _ = up.send(&Up::Exited(status), &[]);
             exit(0)
@@ -71,7 +73,7 @@ fn run(cfg: &ContainerConfig, up: &Channel, ring2_chan: Channel, parent: i32) ->
     let (msg, mut fds) = up
         .recv::<Down>(Some(cfg.stage_timeout), "ring0 to write the id maps")?
         .ok_or_else(|| ring_err("ring1", "ring0 went away before writing the id maps"))?;
-    let premade = match msg {
+    let mut premade = match msg {
         Down::Mapped { rootfs, volumes } => {
             if fds.len() != usize::from(rootfs) + volumes.len() {
                 return Err(ring_err("ring1", format!("expected {} idmapped mounts, got {}", usize::from(rootfs) + volumes.len(), fds.len())));
@@ -79,7 +81,7 @@ fn run(cfg: &ContainerConfig, up: &Channel, ring2_chan: Channel, parent: i32) ->
             let rest = fds.split_off(usize::from(rootfs));
             Premade { rootfs: fds.pop(), volumes: volumes.into_iter().zip(rest).collect() }
         }
-        Down::Start => return Err(ring_err("ring1", "unexpected start message")),
+        Down::Start | Down::Enclave => return Err(ring_err("ring1", "unexpected message before the id maps")),
     };
 
     // Become root of the new user namespace.
@@ -104,6 +106,16 @@ fn run(cfg: &ContainerConfig, up: &Channel, ring2_chan: Channel, parent: i32) ->
     // ring2 lives in a new PID namespace where getppid() is 0: it watches this pidfd instead.
     let me = rustix::process::pidfd_open(rustix::process::getpid(), rustix::process::PidfdFlags::empty())
         .map_err(|e| ring_err("pidfd_open(ring1)", e))?;
+    // Workspace mode: lift's tmpfs (client + socket), attached by ring2 at /.gocker.
+    let lift = match crate::lift::setup(cfg)? {
+        Some((server, mnt)) => {
+            let dest = std::path::PathBuf::from(crate::workspace::LIFT_DIR);
+            premade.volumes.retain(|(d, _)| *d != dest);
+            premade.volumes.push((dest, mnt));
+            Some(server)
+        }
+        None => None,
+    };
     // ring2 sends the seccomp notification descriptor over this channel; ring1 serves it.
     let (sup, sup_ring2) = crate::channel::pair()?;
     // SAFETY: ring1 is single-threaded (a fork of single-threaded ring0 that started no threads).
@@ -148,7 +160,8 @@ fn run(cfg: &ContainerConfig, up: &Channel, ring2_chan: Channel, parent: i32) ->
         // spec's listenerPath, see crate::oci). ring0 reaps us.
         exit(0);
     }
+    crate::workspace::serve_enclave(cfg, up, pidfd.as_fd())?;
 
     let pid = rustix::process::Pid::from_raw(pid).expect("positive pid");
-    crate::supervise::serve(cfg, pid, pidfd.as_fd(), sup)
+    crate::supervise::serve(cfg, pid, pidfd.as_fd(), sup, lift)
 }

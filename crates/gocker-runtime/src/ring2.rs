@@ -95,6 +95,7 @@ fn prepare(cfg: &ContainerConfig, chan: &Channel, sup: &Channel, premade: Premad
         let rootdir = stage("mount rootfs", mount_root(cfg, premade.rootfs))?;
         root::open_dir(&rootdir)?
     };
+    stage("enter the container's cgroup namespace", crate::workspace::enter_cgroup_view(cfg))?;
     let steps = gocker_mounts::plan(&cfg.spec)?;
     let mut mounter = KernelMounter { premade: premade.volumes, ..Default::default() };
     stage("mount container filesystems", gocker_mounts::apply_all(&mut mounter, rootfd.as_fd(), &steps).map_err(Into::into))?;
@@ -141,6 +142,7 @@ fn prepare(cfg: &ContainerConfig, chan: &Channel, sup: &Channel, premade: Premad
     process::drop_bounding(proc_)?;
 
     // The start barrier (OCI "created"): wait until ring0 says start, however long that is.
+    crate::workspace::before_barrier(cfg)?;
     if cfg.oci.is_some() {
         crate::oci::outlive_creator()?;
     }
@@ -155,6 +157,7 @@ fn prepare(cfg: &ContainerConfig, chan: &Channel, sup: &Channel, premade: Premad
         },
         Some(oci) => crate::oci::start_barrier(oci)?,
     }
+    crate::workspace::after_barrier(cfg)?;
 
     // Without no_new_privs the kernel accepts a filter only from a holder of CAP_SYS_ADMIN: load
     // it while ring2 still has its capabilities (as runc does); the identity changes that follow

@@ -157,7 +157,8 @@ fn ring_err(stage: &str, e: impl std::fmt::Display) -> RuntimeError {
 }
 
 /// ring1's loop after starting ring2: serves notifications until ring2 exits; returns its status.
-pub(crate) fn serve(cfg: &ContainerConfig, ring2: Pid, ring2_pidfd: BorrowedFd<'_>, sup: Channel) -> Result<ExitStatus> {
+/// With `lift`, also accepts lift connections (each handled in a forked child, see [`crate::lift`]).
+pub(crate) fn serve(cfg: &ContainerConfig, ring2: Pid, ring2_pidfd: BorrowedFd<'_>, sup: Channel, lift: Option<crate::lift::Server>) -> Result<ExitStatus> {
     let mut sup = Some(sup);
     let mut listener: Option<Listener> = None;
     loop {
@@ -179,12 +180,21 @@ pub(crate) fn serve(cfg: &ContainerConfig, ring2: Pid, ring2_pidfd: BorrowedFd<'
         if let Some(l) = &listener {
             fds.push(PollFd::from_borrowed_fd(l.as_fd(), PollFlags::IN));
         }
+        let lift_at = lift.as_ref().map(|s| {
+            fds.push(PollFd::from_borrowed_fd(s.as_fd(), PollFlags::IN));
+            fds.len() - 1
+        });
         match rustix::event::poll(&mut fds, None) {
             Ok(_) | Err(Errno::INTR) => {}
             Err(e) => return Err(ring_err("poll ring2 and the seccomp listener", e)),
         }
         let revents: Vec<PollFlags> = fds.iter().map(|f| f.revents()).collect();
         drop(fds);
+        if let (Some(server), Some(i)) = (&lift, lift_at) {
+            if !revents[i].is_empty() {
+                server.accept(ring2_pidfd);
+            }
+        }
         // Indexes into `revents` as polled (the states below change while handling them).
         let sup_at = sup.as_ref().map(|_| 1);
         let listener_at = listener.as_ref().map(|_| 1 + usize::from(sup.is_some()));

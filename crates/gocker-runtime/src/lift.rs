@@ -1,0 +1,427 @@
+//! `lift`: run a command from inside the container in ring1's context.
+//!
+//! ring1 (root of the container's user namespace, with all its capabilities and no seccomp filter)
+//! makes a small tmpfs holding the static `lift` client (built from `bins/lift` and embedded here)
+//! and a listening `SOCK_SEQPACKET` socket `lift.sock`; ring2 mounts it read-only at `/.gocker`.
+//! For each connection ring1 forks a handler (ring1 stays single-threaded and never blocks on a
+//! client). The handler receives the request and the caller's stdin/stdout/stderr (`SCM_RIGHTS`),
+//! joins ring2's **mount and PID namespaces** (so the command sees the container's filesystem and
+//! processes, and dies with the container), forks the command with the caller's descriptors as its
+//! stdio, forwards the signals the client relays, and sends back the exit status.
+//!
+//! The command keeps ring1's credentials: uid 0 of the user namespace with its full capability set,
+//! no seccomp filter, no `no_new_privs`. It is not in the container's cgroup (ring1's cgroup).
+//! With a terminal, the caller's terminal descriptors are passed: the command gets them as stdio,
+//! but it cannot make the terminal its controlling one (it already controls the caller's session;
+//! stealing it needs CAP_SYS_ADMIN in the initial namespace), so terminal signals (Ctrl-C, window
+//! size) reach the client, which forwards them.
+//!
+//! The wire format is documented in `bins/lift/src/main.rs`.
+
+use std::io::{IoSlice, IoSliceMut};
+use std::mem::MaybeUninit;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::time::Duration;
+
+use gocker_ns::{Forked, Namespace, NamespaceSet};
+use rustix::event::{PollFd, PollFlags, Timespec};
+use rustix::io::Errno;
+use rustix::net::{
+    AddressFamily, RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags, SendAncillaryBuffer, SendFlags, SocketAddrUnix,
+    SocketFlags, SocketType,
+};
+use rustix::process::{Pid, Signal, WaitOptions};
+
+use crate::ring1::exit;
+use crate::workspace::LiftPolicy;
+use crate::{ContainerConfig, ExitStatus, Result, RuntimeError};
+
+/// The static lift client (see build.rs).
+pub const BINARY: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/lift"));
+
+const MAX_REQUEST: usize = 256 * 1024;
+/// How long a handler waits for the request after accepting a connection.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+
+fn err(stage: &str, e: impl std::fmt::Display) -> RuntimeError {
+    RuntimeError::Ring { stage: stage.to_owned(), message: e.to_string() }
+}
+
+/// A parsed lift request.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub(crate) struct Request {
+    pub tty: bool,
+    pub cwd: Option<String>,
+    pub env: Vec<String>,
+    pub args: Vec<String>,
+}
+
+impl Request {
+    pub(crate) fn parse(body: &[u8]) -> std::result::Result<Request, String> {
+        let mut r = Request::default();
+        let mut version = false;
+        for f in body.split(|b| *b == 0).filter(|f| !f.is_empty()) {
+            let f = std::str::from_utf8(f).map_err(|_| "request field is not UTF-8".to_owned())?;
+            let (k, v) = f.split_once('=').ok_or_else(|| format!("bad request field {f:?}"))?;
+            match k {
+                "v" if v == "1" => version = true,
+                "v" => return Err(format!("unsupported lift protocol version {v}")),
+                "tty" => r.tty = v == "1",
+                "cwd" => r.cwd = Some(v.to_owned()),
+                "env" => r.env.push(v.to_owned()),
+                "arg" => r.args.push(v.to_owned()),
+                _ => {} // unknown fields are ignored (newer clients)
+            }
+        }
+        if !version {
+            return Err("not a lift request (no version field)".into());
+        }
+        if r.args.is_empty() {
+            return Err("no command".into());
+        }
+        Ok(r)
+    }
+}
+
+/// ring1's lift endpoint: the listening socket.
+pub(crate) struct Server {
+    listener: OwnedFd,
+    policy: LiftPolicy,
+}
+
+/// ring1, before creating ring2: the tmpfs with the client and the socket. Returns the server and
+/// the detached mount that ring2 attaches at [`crate::workspace::LIFT_DIR`].
+pub(crate) fn setup(cfg: &ContainerConfig) -> Result<Option<(Server, OwnedFd)>> {
+    if cfg.workspace.lift == LiftPolicy::Off {
+        return Ok(None);
+    }
+    use rustix::mount::{FsMountFlags, FsOpenFlags, MountAttrFlags};
+    let stage = "lift: prepare /.gocker";
+    let fs = rustix::mount::fsopen("tmpfs", FsOpenFlags::FSOPEN_CLOEXEC).map_err(|e| err(stage, format!("fsopen(tmpfs): {e}")))?;
+    rustix::mount::fsconfig_set_string(&fs, "mode", "0755").map_err(|e| err(stage, format!("fsconfig(mode): {e}")))?;
+    rustix::mount::fsconfig_set_string(&fs, "size", "16m").map_err(|e| err(stage, format!("fsconfig(size): {e}")))?;
+    rustix::mount::fsconfig_create(&fs).map_err(|e| err(stage, format!("fsconfig(create): {e}")))?;
+    let mnt = rustix::mount::fsmount(&fs, FsMountFlags::FSMOUNT_CLOEXEC, MountAttrFlags::MOUNT_ATTR_NOSUID | MountAttrFlags::MOUNT_ATTR_NODEV)
+        .map_err(|e| err(stage, format!("fsmount(tmpfs): {e}")))?;
+    let bin = rustix::fs::openat(
+        &mnt,
+        "lift",
+        rustix::fs::OFlags::CREATE | rustix::fs::OFlags::WRONLY | rustix::fs::OFlags::CLOEXEC,
+        rustix::fs::Mode::from_raw_mode(0o555),
+    )
+    .map_err(|e| err(stage, format!("create lift: {e}")))?;
+    let mut f = std::fs::File::from(bin);
+    std::io::Write::write_all(&mut f, BINARY).map_err(|e| err(stage, format!("write lift: {e}")))?;
+    drop(f);
+    let listener = rustix::net::socket_with(AddressFamily::UNIX, SocketType::SEQPACKET, SocketFlags::CLOEXEC | SocketFlags::NONBLOCK, None)
+        .map_err(|e| err(stage, format!("socket: {e}")))?;
+    // The detached tmpfs has no path; bind through the magic link of its descriptor.
+    let path = format!("/proc/self/fd/{}/lift.sock", mnt.as_raw_fd());
+    let addr = SocketAddrUnix::new(path.as_str()).map_err(|e| err(stage, format!("{path}: {e}")))?;
+    rustix::net::bind(&listener, &addr).map_err(|e| err(stage, format!("bind {path}: {e}")))?;
+    // Any uid of the container may connect; the policy is checked per connection.
+    rustix::fs::chmodat(&mnt, "lift.sock", rustix::fs::Mode::from_raw_mode(0o666), rustix::fs::AtFlags::empty())
+        .map_err(|e| err(stage, format!("chmod lift.sock: {e}")))?;
+    rustix::net::listen(&listener, 64).map_err(|e| err(stage, format!("listen: {e}")))?;
+    Ok(Some((Server { listener, policy: cfg.workspace.lift }, mnt)))
+}
+
+impl Server {
+    pub(crate) fn as_fd(&self) -> BorrowedFd<'_> {
+        self.listener.as_fd()
+    }
+
+    /// Accepts pending connections and forks a handler for each. Never blocks.
+    pub(crate) fn accept(&self, ring2: BorrowedFd<'_>) {
+        let ring1 = rustix::process::getpid();
+        loop {
+            let conn = match rustix::net::accept_with(&self.listener, SocketFlags::CLOEXEC) {
+                Ok(c) => c,
+                Err(Errno::INTR) => continue,
+                Err(_) => return, // EAGAIN: none left
+            };
+            // SAFETY: ring1 is single-threaded; the child runs the handler and exits.
+            match unsafe { gocker_ns::fork_into(NamespaceSet::EMPTY, None) } {
+                Ok(Forked::Child) => handle(conn, self.policy, ring2, ring1),
+                Ok(Forked::Parent { .. }) => {} // reaped by ring1's wait loop
+                Err(e) => reply_err(conn.as_fd(), 125, &format!("ring1 cannot fork a handler: {e}")),
+            }
+        }
+    }
+}
+
+fn send(conn: BorrowedFd<'_>, text: &str) {
+    let mut body = text.as_bytes().to_vec();
+    body.push(0);
+    let mut control = SendAncillaryBuffer::default();
+    let _ = rustix::net::sendmsg(conn, &[IoSlice::new(&body)], &mut control, SendFlags::NOSIGNAL);
+}
+
+fn reply_err(conn: BorrowedFd<'_>, code: i32, msg: &str) {
+    send(conn, &format!("err={code}:{}", msg.replace('\0', " ")));
+}
+
+/// One datagram and the descriptors that came with it.
+type Datagram = (Vec<u8>, Vec<OwnedFd>);
+
+/// Receives one datagram with descriptors, waiting at most `timeout`. `None` on EOF.
+fn recv(conn: BorrowedFd<'_>, timeout: Option<Duration>) -> std::result::Result<Option<Datagram>, Errno> {
+    if let Some(t) = timeout {
+        let ts = Timespec { tv_sec: t.as_secs() as i64, tv_nsec: 0 };
+        let mut p = [PollFd::from_borrowed_fd(conn, PollFlags::IN)];
+        if rustix::event::poll(&mut p, Some(&ts))? == 0 {
+            return Err(Errno::TIMEDOUT);
+        }
+    }
+    let mut buf = vec![0u8; MAX_REQUEST];
+    let mut space = [MaybeUninit::<u8>::uninit(); rustix::cmsg_space!(ScmRights(8))];
+    let mut control = RecvAncillaryBuffer::new(&mut space);
+    let n = loop {
+        match rustix::net::recvmsg(conn, &mut [IoSliceMut::new(&mut buf)], &mut control, RecvFlags::CMSG_CLOEXEC) {
+            Err(Errno::INTR) => continue,
+            Err(Errno::CONNRESET) => return Ok(None),
+            Err(e) => return Err(e),
+            Ok(r) => break r.bytes,
+        }
+    };
+    let mut fds = Vec::new();
+    for m in control.drain() {
+        if let RecvAncillaryMessage::ScmRights(r) = m {
+            fds.extend(r);
+        }
+    }
+    if n == 0 {
+        return Ok(None);
+    }
+    buf.truncate(n);
+    Ok(Some((buf, fds)))
+}
+
+/// The handler, in a child of ring1. Never returns.
+fn handle(conn: OwnedFd, policy: LiftPolicy, ring2: BorrowedFd<'_>, ring1: Pid) -> ! {
+    let _ = rustix::process::set_parent_process_death_signal(Some(Signal::KILL));
+    // ring1 may have died before the death signal was set.
+    if rustix::process::getppid() != Some(ring1) {
+        exit(125)
+    }
+    let conn = conn.as_fd();
+    let (body, fds) = match recv(conn, Some(REQUEST_TIMEOUT)) {
+        Ok(Some(x)) => x,
+        Ok(None) => exit(0),
+        Err(e) => {
+            reply_err(conn, 125, &format!("reading the request: {e}"));
+            exit(0)
+        }
+    };
+    let req = match Request::parse(&body) {
+        Ok(r) => r,
+        Err(e) => {
+            reply_err(conn, 125, &e);
+            exit(0)
+        }
+    };
+    if fds.len() != 3 {
+        reply_err(conn, 125, &format!("expected the caller's stdin, stdout and stderr, got {} descriptors", fds.len()));
+        exit(0)
+    }
+    if policy == LiftPolicy::Root {
+        let uid = rustix::net::sockopt::socket_peercred(conn).map(|c| c.uid.as_raw()).unwrap_or(u32::MAX);
+        if uid != 0 {
+            reply_err(conn, 125, &format!("refused: this container allows lift for root only (--lift=root), and the caller is uid {uid}"));
+            exit(0)
+        }
+    }
+    let join = NamespaceSet::EMPTY.with(Namespace::Mount).with(Namespace::Pid);
+    if let Err(e) = gocker_ns::enter_pidfd(ring2, join) {
+        reply_err(conn, 125, &format!("joining the container: {e}"));
+        exit(0)
+    }
+    let plan = match exec_plan(&req) {
+        Ok(p) => p,
+        Err(e) => {
+            reply_err(conn, 125, &e.to_string());
+            exit(0)
+        }
+    };
+    let handler = match rustix::process::pidfd_open(rustix::process::getpid(), rustix::process::PidfdFlags::empty()) {
+        Ok(fd) => fd,
+        Err(e) => {
+            reply_err(conn, 125, &format!("pidfd_open: {e}"));
+            exit(0)
+        }
+    };
+    // SAFETY: this handler is single-threaded.
+    let (pid, pidfd) = match unsafe { gocker_ns::fork_into(NamespaceSet::EMPTY, None) } {
+        Ok(Forked::Child) => {
+            let _ = rustix::process::set_parent_process_death_signal(Some(Signal::KILL));
+            // The handler's pid, seen from the joined PID namespace, is 0: check its pidfd instead.
+            if crate::ring1::die_with_parent(&crate::ring1::Parent::Pidfd(handler.as_fd())).is_err() {
+                exit(125)
+            }
+            let r = (|| -> std::result::Result<(), Errno> {
+                rustix::stdio::dup2_stdin(&fds[0])?;
+                rustix::stdio::dup2_stdout(&fds[1])?;
+                rustix::stdio::dup2_stderr(&fds[2])?;
+                Ok(())
+            })();
+            if let Err(e) = r {
+                reply_err(conn, 125, &format!("stdio: {e}"));
+                exit(125)
+            }
+            drop(fds);
+            let _ = rustix::process::chdir(req.cwd.as_deref().unwrap_or("/")).or_else(|_| rustix::process::chdir("/"));
+            crate::ring2::reset_signals();
+            // No descriptor of ring1 reaches the command.
+            // SAFETY: close_range with CLOSE_RANGE_CLOEXEC only sets flags on our own descriptors.
+            unsafe { libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, libc::CLOSE_RANGE_CLOEXEC) };
+            let errno = plan.exec();
+            let (code, what) = if errno == Errno::NOENT { (127, "not found") } else { (126, "cannot execute") };
+            reply_err(conn, code, &format!("{}: {what} ({errno})", plan.cmd));
+            exit(code)
+        }
+        Ok(Forked::Parent { pid, pidfd }) => (pid, pidfd),
+        Err(e) => {
+            reply_err(conn, 125, &format!("fork: {e}"));
+            exit(0)
+        }
+    };
+    drop(fds);
+    let pid = Pid::from_raw(pid).expect("positive");
+    let mut client = true;
+    loop {
+        let mut p = vec![PollFd::from_borrowed_fd(pidfd.as_fd(), PollFlags::IN)];
+        if client {
+            p.push(PollFd::from_borrowed_fd(conn, PollFlags::IN));
+        }
+        match rustix::event::poll(&mut p, None) {
+            Ok(_) | Err(Errno::INTR) => {}
+            Err(_) => exit(125),
+        }
+        let exited = !p[0].revents().is_empty();
+        let msg = p.get(1).map(|c| !c.revents().is_empty()).unwrap_or(false);
+        drop(p);
+        if msg {
+            match recv(conn, None) {
+                Ok(Some((body, _))) => {
+                    let text = String::from_utf8_lossy(&body);
+                    if let Some(n) = text.trim_end_matches('\0').strip_prefix("sig=").and_then(|n| n.parse::<i32>().ok()) {
+                        if (1..=64).contains(&n) {
+                            // SAFETY: the number is range-checked; the kernel validates it further.
+                            let _ = rustix::process::pidfd_send_signal(&pidfd, unsafe { Signal::from_raw_unchecked(n) });
+                        }
+                    }
+                }
+                // The client is gone (killed): the command goes with it.
+                Ok(None) | Err(_) => {
+                    client = false;
+                    let _ = rustix::process::pidfd_send_signal(&pidfd, Signal::KILL);
+                }
+            }
+        }
+        if exited {
+            let status = loop {
+                match rustix::process::waitpid(Some(pid), WaitOptions::empty()) {
+                    Ok(Some((_, st))) => break ExitStatus::from_wait(st),
+                    Err(Errno::INTR) | Ok(None) => continue,
+                    Err(_) => exit(125),
+                }
+            };
+            send(conn, &format!("exit={}", status.code()));
+            exit(0)
+        }
+    }
+}
+
+fn exec_plan(req: &Request) -> Result<crate::process::ExecPlan> {
+    let mut env = req.env.clone();
+    if !env.iter().any(|e| e.starts_with("PATH=")) {
+        env.push(format!("PATH={}", crate::process::DEFAULT_PATH));
+    }
+    let p = oci_spec::runtime::ProcessBuilder::default()
+        .args(req.args.clone())
+        .env(env)
+        .build()
+        .map_err(|e| RuntimeError::Config(e.to_string()))?;
+    crate::process::ExecPlan::new(&p)
+}
+
+/// Runs `argv` in a child of ring1 joined to `set` of the process behind `target` (ring2), with
+/// ring1's stdio and credentials; waits at most `timeout`. Used for the enclave command.
+pub(crate) fn run_joined(target: BorrowedFd<'_>, set: NamespaceSet, argv: &[String], timeout: Duration) -> Result<ExitStatus> {
+    let req = Request { args: argv.to_vec(), env: vec![format!("PATH={}", crate::process::DEFAULT_PATH)], ..Default::default() };
+    let plan = exec_plan(&req)?;
+    let ring1 = rustix::process::getpid().as_raw_nonzero().get();
+    // SAFETY: ring1 is single-threaded.
+    match unsafe { gocker_ns::fork_into(NamespaceSet::EMPTY, None) }? {
+        Forked::Child => {
+            if crate::ring1::die_with_parent(&crate::ring1::Parent::Pid(ring1)).is_err() {
+                exit(125)
+            }
+            if let Err(e) = gocker_ns::enter_pidfd(target, set) {
+                eprintln!("gocker: enclave: {e}");
+                exit(125)
+            }
+            crate::ring2::reset_signals();
+            // SAFETY: close_range with CLOSE_RANGE_CLOEXEC only sets flags on our own descriptors.
+            unsafe { libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, libc::CLOSE_RANGE_CLOEXEC) };
+            let errno = plan.exec();
+            eprintln!("gocker: enclave: exec {}: {errno}", plan.cmd);
+            exit(if errno == Errno::NOENT { 127 } else { 126 })
+        }
+        Forked::Parent { pid, pidfd } => {
+            let ts = Timespec { tv_sec: timeout.as_secs() as i64, tv_nsec: 0 };
+            let mut p = [PollFd::from_borrowed_fd(pidfd.as_fd(), PollFlags::IN)];
+            let ready = loop {
+                match rustix::event::poll(&mut p, Some(&ts)) {
+                    Err(Errno::INTR) => continue,
+                    Err(e) => return Err(err("enclave", format!("poll: {e}"))),
+                    Ok(n) => break n > 0,
+                }
+            };
+            let pid = Pid::from_raw(pid).expect("positive");
+            if !ready {
+                let _ = rustix::process::pidfd_send_signal(&pidfd, Signal::KILL);
+            }
+            let st = loop {
+                match rustix::process::waitpid(Some(pid), WaitOptions::empty()) {
+                    Ok(Some((_, st))) => break ExitStatus::from_wait(st),
+                    Err(Errno::INTR) | Ok(None) => continue,
+                    Err(e) => return Err(err("enclave", format!("waitpid: {e}"))),
+                }
+            };
+            if !ready {
+                return Err(RuntimeError::Timeout { stage: format!("the enclave command {argv:?}"), after: timeout });
+            }
+            Ok(st)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn request_parses_and_rejects() {
+        let body = b"v=1\0tty=1\0cwd=/work\0env=A=b=c\0arg=sh\0arg=-c\0arg=exit 3\0";
+        let r = Request::parse(body).unwrap();
+        assert_eq!(r, Request { tty: true, cwd: Some("/work".into()), env: vec!["A=b=c".into()], args: vec!["sh".into(), "-c".into(), "exit 3".into()] });
+        assert!(Request::parse(b"arg=x\0").unwrap_err().contains("version"));
+        assert!(Request::parse(b"v=2\0arg=x\0").unwrap_err().contains("version 2"));
+        assert!(Request::parse(b"v=1\0").unwrap_err().contains("no command"));
+    }
+
+    #[test]
+    fn the_embedded_client_is_static() {
+        // An ELF without a PT_INTERP program header needs no dynamic loader (no libc in the container).
+        assert_eq!(&BINARY[..4], b"\x7fELF");
+        let phoff = u64::from_le_bytes(BINARY[0x20..0x28].try_into().unwrap()) as usize;
+        let phentsize = u16::from_le_bytes(BINARY[0x36..0x38].try_into().unwrap()) as usize;
+        let phnum = u16::from_le_bytes(BINARY[0x38..0x3a].try_into().unwrap()) as usize;
+        for i in 0..phnum {
+            let off = phoff + i * phentsize;
+            let typ = u32::from_le_bytes(BINARY[off..off + 4].try_into().unwrap());
+            assert_ne!(typ, 3, "lift has a PT_INTERP header: it is not static");
+        }
+    }
+}
