@@ -440,3 +440,27 @@ fn rootfs_under_a_private_bundle_directory() {
     assert_eq!(String::from_utf8_lossy(&o.stdout), "inside\n0\n");
     assert!(!env.root().join(&id).exists());
 }
+
+#[test]
+fn sysctl_oom_score_adj_and_domainname_are_applied_or_refused() {
+    let env = Env::new("knobs");
+    let id = format!("knobs-{}", std::process::id());
+    let probe = "cat /proc/sys/kernel/shmmni /proc/self/oom_score_adj /proc/sys/kernel/domainname";
+    env.spec(&["sh", "-c", probe], |v| {
+        v["linux"]["sysctl"] = serde_json::json!({"kernel.shmmni": "1234"});
+        v["process"]["oomScoreAdj"] = 500.into();
+        v["domainname"] = "example.test".into();
+    });
+    let o = env.oci(&["run", "--bundle", env.bundle().to_str().unwrap(), &id]);
+    assert_eq!(o.status.code(), Some(0), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(String::from_utf8_lossy(&o.stdout), "1234\n500\nexample.test\n");
+    // The host's value is untouched (the container has its own IPC namespace).
+    assert_ne!(std::fs::read_to_string("/proc/sys/kernel/shmmni").unwrap().trim(), "1234");
+
+    // A host-wide sysctl is refused by name, before anything is created.
+    env.spec(&["true"], |v| v["linux"]["sysctl"] = serde_json::json!({"vm.swappiness": "1"}));
+    let o = env.oci(&["run", "--bundle", env.bundle().to_str().unwrap(), &id]);
+    assert_ne!(o.status.code(), Some(0));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("vm.swappiness"), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(!env.root().join(&id).exists());
+}

@@ -24,6 +24,7 @@ mod ring0;
 mod ring1;
 mod ring2;
 mod supervise;
+mod sysctl;
 mod tty;
 pub mod bundle;
 pub mod detach;

@@ -188,6 +188,12 @@ impl Container {
     /// The calling process must be single-threaded: ring1 is forked from it without an exec.
     pub fn create(config: ContainerConfig, store: StateStore, name: &str, auto_remove: bool) -> Result<Container> {
         check_rootfs(&config)?;
+        if let Some(sysctl) = config.spec.linux().as_ref().and_then(|l| l.sysctl().as_ref()) {
+            crate::sysctl::plan(sysctl, config.namespaces().0)?;
+        }
+        if config.spec.domainname().is_some() && !config.namespaces().0.contains(Namespace::Uts) {
+            return Err(RuntimeError::Config("domainname: the spec has no UTS namespace of its own to set it in".into()));
+        }
         if let Some(ns) = config.spec.linux().as_ref().and_then(|l| l.namespaces().as_ref()) {
             // OCI mode: crate::oci has joined them in this process already (the rings inherit them).
             if let Some(n) = ns.iter().find(|n| n.path().is_some() && config.oci.is_none()) {
@@ -386,6 +392,9 @@ impl Container {
         };
         self.ring2 = Some((ring2_pid, pidfd));
         self.state.pid = Some(ring2_pid);
+        if let Some(adj) = self.config.spec.process().as_ref().and_then(|p| p.oom_score_adj()) {
+            crate::sysctl::set_oom_score_adj(ring2_pid, adj)?;
+        }
         // Only the payload side goes into the container's cgroup: ring2 is moved while it is still
         // preparing mounts (before it can fork or exec anything). ring1 stays outside, so it neither
         // counts against --pids-limit nor is a candidate for the container's OOM killer.

@@ -97,6 +97,12 @@ fn run(cfg: &ContainerConfig, up: &Channel, ring2_chan: Channel, parent: i32) ->
         if let Some(h) = cfg.spec.hostname() {
             rustix::system::sethostname(h.as_bytes()).map_err(|e| ring_err(&format!("sethostname({h})"), e))?;
         }
+        if let Some(d) = cfg.spec.domainname() {
+            rustix::system::setdomainname(d.as_bytes()).map_err(|e| ring_err(&format!("setdomainname({d})"), e))?;
+        }
+    }
+    if let Some(sysctl) = cfg.spec.linux().as_ref().and_then(|l| l.sysctl().as_ref()) {
+        crate::sysctl::apply(&crate::sysctl::plan(sysctl, ns1)?)?;
     }
     gocker_mounts::root::make_rprivate()?;
     if ns1.contains(Namespace::Net) {
