@@ -39,14 +39,7 @@ pub fn main(a: Args) -> Result<()> {
 
     let tmp = std::env::temp_dir().join(format!("gocker-bench-{}", std::process::id()));
     let bundle = tmp.join("bundle");
-    std::fs::create_dir_all(&bundle)?;
-    run(Command::new("runc").arg("spec").current_dir(&bundle))?;
-    let cfg_path = bundle.join("config.json");
-    let mut cfg: serde_json::Value = serde_json::from_slice(&std::fs::read(&cfg_path)?)?;
-    cfg["process"]["args"] = serde_json::json!(["/bin/true"]);
-    cfg["process"]["terminal"] = serde_json::json!(false);
-    cfg["root"] = serde_json::json!({"path": rootfs, "readonly": true});
-    std::fs::write(&cfg_path, serde_json::to_vec_pretty(&cfg)?)?;
+    runc_bundle(&bundle, &rootfs)?;
     let runc_root = tmp.join("runc-state");
 
     let r = rootfs.display();
@@ -112,14 +105,7 @@ fn oci_lifecycle(ws: &Path, rootfs: &Path, runs: u32) -> Result<()> {
     let oci = ws.join("target/release/gocker-oci");
     let tmp = std::env::temp_dir().join(format!("gocker-ocibench-{}", std::process::id()));
     let bundle = tmp.join("bundle");
-    std::fs::create_dir_all(&bundle)?;
-    run(Command::new("runc").arg("spec").current_dir(&bundle))?;
-    let cfg_path = bundle.join("config.json");
-    let mut cfg: serde_json::Value = serde_json::from_slice(&std::fs::read(&cfg_path)?)?;
-    cfg["process"]["args"] = serde_json::json!(["/bin/true"]);
-    cfg["process"]["terminal"] = serde_json::json!(false);
-    cfg["root"] = serde_json::json!({"path": rootfs, "readonly": true});
-    std::fs::write(&cfg_path, serde_json::to_vec_pretty(&cfg)?)?;
+    runc_bundle(&bundle, rootfs)?;
     let life = |bin: &str, root: &Path| {
         let r = format!("{bin} --root {}", root.display());
         format!("{r} create --bundle {b} bench-$$ && {r} start bench-$$ && {r} delete -f bench-$$", b = bundle.display())
@@ -199,4 +185,17 @@ pub fn replace_section(file: &Path, name: &str, title: &str, body: &str) -> Resu
         _ => format!("{}\n{section}\n", text.trim_end()),
     };
     std::fs::write(file, new).with_context(|| format!("write {}", file.display()))
+}
+
+/// A bundle from `runc spec` that runs `/bin/true` on `rootfs` (read-only, no terminal).
+fn runc_bundle(bundle: &Path, rootfs: &Path) -> Result<()> {
+    std::fs::create_dir_all(bundle)?;
+    run(Command::new("runc").arg("spec").current_dir(bundle))?;
+    let cfg_path = bundle.join("config.json");
+    let mut cfg: serde_json::Value = serde_json::from_slice(&std::fs::read(&cfg_path)?)?;
+    cfg["process"]["args"] = serde_json::json!(["/bin/true"]);
+    cfg["process"]["terminal"] = serde_json::json!(false);
+    cfg["root"] = serde_json::json!({"path": rootfs, "readonly": true});
+    std::fs::write(&cfg_path, serde_json::to_vec_pretty(&cfg)?)?;
+    Ok(())
 }

@@ -41,7 +41,8 @@ pub fn rfc3339(secs: u64, nanos: u32) -> String {
     format!("{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{nanos:09}Z", rem / 3600, rem % 3600 / 60, rem % 60)
 }
 
-fn now() -> String {
+/// The current time in RFC 3339 (UTC, nanoseconds).
+pub(crate) fn now() -> String {
     let d = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
     rfc3339(d.as_secs(), d.subsec_nanos())
 }
