@@ -12,16 +12,24 @@ use std::process::Command;
 
 fn main() {
     let out = PathBuf::from(std::env::var_os("OUT_DIR").expect("OUT_DIR"));
-    let manifest = PathBuf::from(std::env::var_os("CARGO_MANIFEST_DIR").expect("CARGO_MANIFEST_DIR"));
-    let ws = manifest.parent().and_then(Path::parent).expect("crates/gocker-runtime is two levels below the workspace");
+    let manifest =
+        PathBuf::from(std::env::var_os("CARGO_MANIFEST_DIR").expect("CARGO_MANIFEST_DIR"));
+    let ws = manifest
+        .parent()
+        .and_then(Path::parent)
+        .expect("crates/gocker-runtime is two levels below the workspace");
     let lift_dir = ws.join("bins/lift");
     println!("cargo:rerun-if-changed={}", lift_dir.join("src").display());
-    println!("cargo:rerun-if-changed={}", lift_dir.join("Cargo.toml").display());
+    println!(
+        "cargo:rerun-if-changed={}",
+        lift_dir.join("Cargo.toml").display()
+    );
     println!("cargo:rerun-if-env-changed=GOCKER_LIFT_BINARY");
     let dest = out.join("lift");
 
     if let Some(p) = std::env::var_os("GOCKER_LIFT_BINARY") {
-        std::fs::copy(&p, &dest).unwrap_or_else(|e| panic!("GOCKER_LIFT_BINARY={}: {e}", PathBuf::from(&p).display()));
+        std::fs::copy(&p, &dest)
+            .unwrap_or_else(|e| panic!("GOCKER_LIFT_BINARY={}: {e}", PathBuf::from(&p).display()));
         return;
     }
 
@@ -30,7 +38,16 @@ fn main() {
     let target_dir = out.join("lift-target");
     let mut cmd = Command::new(cargo);
     cmd.current_dir(ws)
-        .args(["build", "--offline", "--release", "-p", "lift", "--target", &target, "--target-dir"])
+        .args([
+            "build",
+            "--offline",
+            "--release",
+            "-p",
+            "lift",
+            "--target",
+            &target,
+            "--target-dir",
+        ])
         .arg(&target_dir)
         .arg("--manifest-path")
         .arg(ws.join("Cargo.toml"));
@@ -49,10 +66,17 @@ fn main() {
     ] {
         cmd.env_remove(var);
     }
-    cmd.env("RUSTFLAGS", "-C target-feature=+crt-static -C strip=symbols");
-    let status = cmd.status().unwrap_or_else(|e| panic!("spawn the nested cargo build of bins/lift: {e}"));
+    cmd.env(
+        "RUSTFLAGS",
+        "-C target-feature=+crt-static -C strip=symbols",
+    );
+    let status = cmd
+        .status()
+        .unwrap_or_else(|e| panic!("spawn the nested cargo build of bins/lift: {e}"));
     if !status.success() {
-        panic!("nested `cargo build -p lift --release --target {target}` (static) failed: {status}");
+        panic!(
+            "nested `cargo build -p lift --release --target {target}` (static) failed: {status}"
+        );
     }
     let built = target_dir.join(&target).join("release/lift");
     std::fs::copy(&built, &dest).unwrap_or_else(|e| panic!("copy {}: {e}", built.display()));

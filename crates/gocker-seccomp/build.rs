@@ -44,7 +44,11 @@ fn main() {
     if dirs.iter().any(|d| d.join("libseccomp.so").exists()) {
         return; // the development package is installed: nothing to do
     }
-    let Some(lib) = dirs.iter().map(|d| d.join("libseccomp.so.2")).find(|p| p.exists()) else {
+    let Some(lib) = dirs
+        .iter()
+        .map(|d| d.join("libseccomp.so.2"))
+        .find(|p| p.exists())
+    else {
         panic!(
             "gocker-seccomp: libseccomp.so.2 not found in {dirs:?}: install the libseccomp runtime library \
              (Debian/Ubuntu: libseccomp2, Fedora: libseccomp) or set LIBSECCOMP_LIB_PATH"
@@ -53,7 +57,12 @@ fn main() {
     let out = PathBuf::from(std::env::var_os("OUT_DIR").expect("cargo sets OUT_DIR"));
     let link = out.join("libseccomp.so");
     let _ = std::fs::remove_file(&link);
-    std::os::unix::fs::symlink(&lib, &link)
-        .unwrap_or_else(|e| panic!("gocker-seccomp: symlink {} -> {}: {e}", link.display(), lib.display()));
+    std::os::unix::fs::symlink(&lib, &link).unwrap_or_else(|e| {
+        panic!(
+            "gocker-seccomp: symlink {} -> {}: {e}",
+            link.display(),
+            lib.display()
+        )
+    });
     println!("cargo:rustc-link-search=native={}", out.display());
 }

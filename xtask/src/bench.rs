@@ -27,7 +27,9 @@ pub fn main(a: Args) -> Result<()> {
     ensure_packages(&["hyperfine", "runc", "bubblewrap", "busybox-static", "musl"])?;
     let ws = workspace();
     step("build: cargo build --release -p gocker-cli");
-    run(Command::new("cargo").current_dir(&ws).args(["build", "--release", "-p", "gocker-cli"]))?;
+    run(Command::new("cargo")
+        .current_dir(&ws)
+        .args(["build", "--release", "-p", "gocker-cli"]))?;
     let rootfs = crate::rootfs::ensure(None, false, false)?;
     let gocker = ws.join("target/release/gocker");
     if a.only.as_deref() == Some("oci") {
@@ -52,7 +54,14 @@ pub fn main(a: Args) -> Result<()> {
     let json = tmp.join("hyperfine.json");
     step(&format!("hyperfine: {} runs each", a.runs));
     let mut hf = Command::new("hyperfine");
-    hf.args(["--warmup", "10", "--runs", &a.runs.to_string(), "--export-json"]).arg(&json);
+    hf.args([
+        "--warmup",
+        "10",
+        "--runs",
+        &a.runs.to_string(),
+        "--export-json",
+    ])
+    .arg(&json);
     for (name, cmd) in &commands {
         hf.args(["--command-name", name, cmd]);
     }
@@ -63,13 +72,31 @@ pub fn main(a: Args) -> Result<()> {
     let mut rows = Vec::new();
     for r in results["results"].as_array().context("hyperfine results")? {
         let ms = |k: &str| r[k].as_f64().unwrap_or(f64::NAN) * 1000.0;
-        rows.push((r["command"].as_str().unwrap_or("?").to_owned(), ms("median"), ms("mean"), ms("min"), ms("max")));
+        rows.push((
+            r["command"].as_str().unwrap_or("?").to_owned(),
+            ms("median"),
+            ms("mean"),
+            ms("min"),
+            ms("max"),
+        ));
     }
-    let median = |n: &str| rows.iter().find(|r| r.0 == n).map(|r| r.1).unwrap_or(f64::NAN);
+    let median = |n: &str| {
+        rows.iter()
+            .find(|r| r.0 == n)
+            .map(|r| r.1)
+            .unwrap_or(f64::NAN)
+    };
     let (g, rc, bw) = (median("gocker"), median("runc"), median("bwrap"));
     let mut body = String::new();
     body += &format!("Measured {} with `cargo xtask bench` ({} runs each after 10 warm-ups, one hyperfine run).\n\n", today(), a.runs);
-    body += &format!("Host: kernel {}, {}; {}, {}, {}.\n\n", version(&["uname", "-r"]), cpu(), version(&["runc", "--version"]), version(&["bwrap", "--version"]), version(&["hyperfine", "--version"]));
+    body += &format!(
+        "Host: kernel {}, {}; {}, {}, {}.\n\n",
+        version(&["uname", "-r"]),
+        cpu(),
+        version(&["runc", "--version"]),
+        version(&["bwrap", "--version"]),
+        version(&["hyperfine", "--version"])
+    );
     body += "Commands (same rootfs, as root, no network):\n\n";
     for (name, cmd) in &commands {
         body += &format!("- {name}: `{cmd}`\n");
@@ -78,7 +105,10 @@ pub fn main(a: Args) -> Result<()> {
              multi-threaded embedders, see docs/architecture.md); it is not part of the targets.\n";
     body += "\n| tool | median ms | mean ms | min ms | max ms | gocker median ÷ this |\n|---|---|---|---|---|---|\n";
     for (name, med, mean, min, max) in &rows {
-        body += &format!("| {name} | {med:.2} | {mean:.2} | {min:.2} | {max:.2} | {:.2} |\n", g / med);
+        body += &format!(
+            "| {name} | {med:.2} | {mean:.2} | {min:.2} | {max:.2} | {:.2} |\n",
+            g / med
+        );
     }
     let pass = |ok: bool| if ok { "PASS" } else { "FAIL" };
     body += &format!(
@@ -88,7 +118,12 @@ pub fn main(a: Args) -> Result<()> {
         g / bw,
         pass(g / bw <= 2.0)
     );
-    replace_section(&ws.join("docs/benchmarks.md"), "start-latency", "Start latency: `run --rm /bin/true`", &body)?;
+    replace_section(
+        &ws.join("docs/benchmarks.md"),
+        "start-latency",
+        "Start latency: `run --rm /bin/true`",
+        &body,
+    )?;
     print!("{body}");
     if a.only.is_none() {
         crate::netbench::main(&ws, &gocker, &rootfs, a.runs.min(100))?;
@@ -101,25 +136,45 @@ pub fn main(a: Args) -> Result<()> {
 /// runc, in one hyperfine run (same bundle: runc's default config.json running /bin/true).
 fn oci_lifecycle(ws: &Path, rootfs: &Path, runs: u32) -> Result<()> {
     step("build: cargo build --release -p gocker-oci");
-    run(Command::new("cargo").current_dir(ws).args(["build", "--release", "-p", "gocker-oci"]))?;
+    run(Command::new("cargo")
+        .current_dir(ws)
+        .args(["build", "--release", "-p", "gocker-oci"]))?;
     let oci = ws.join("target/release/gocker-oci");
     let tmp = std::env::temp_dir().join(format!("gocker-ocibench-{}", std::process::id()));
     let bundle = tmp.join("bundle");
     runc_bundle(&bundle, rootfs)?;
     let life = |bin: &str, root: &Path| {
         let r = format!("{bin} --root {}", root.display());
-        format!("{r} create --bundle {b} bench-$$ && {r} start bench-$$ && {r} delete -f bench-$$", b = bundle.display())
+        format!(
+            "{r} create --bundle {b} bench-$$ && {r} start bench-$$ && {r} delete -f bench-$$",
+            b = bundle.display()
+        )
     };
-    let commands = [("gocker-oci", life(&oci.display().to_string(), &tmp.join("gocker-oci-state"))), ("runc", life("runc", &tmp.join("runc-state")))];
+    let commands = [
+        (
+            "gocker-oci",
+            life(&oci.display().to_string(), &tmp.join("gocker-oci-state")),
+        ),
+        ("runc", life("runc", &tmp.join("runc-state"))),
+    ];
     let json = tmp.join("hyperfine.json");
     step(&format!("hyperfine: {runs} runs each"));
     let mut hf = Command::new("hyperfine");
-    hf.args(["--warmup", "10", "--runs", &runs.to_string(), "--export-json"]).arg(&json);
+    hf.args([
+        "--warmup",
+        "10",
+        "--runs",
+        &runs.to_string(),
+        "--export-json",
+    ])
+    .arg(&json);
     for (name, cmd) in &commands {
         hf.args(["--command-name", name, cmd]);
     }
     let status = hf.status();
-    let results: Option<serde_json::Value> = std::fs::read(&json).ok().and_then(|b| serde_json::from_slice(&b).ok());
+    let results: Option<serde_json::Value> = std::fs::read(&json)
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok());
     let _ = std::fs::remove_dir_all(&tmp);
     if !status.map(|s| s.success()).unwrap_or(false) {
         bail!("hyperfine failed");
@@ -128,13 +183,30 @@ fn oci_lifecycle(ws: &Path, rootfs: &Path, runs: u32) -> Result<()> {
     let mut rows = Vec::new();
     for r in results["results"].as_array().context("hyperfine results")? {
         let ms = |k: &str| r[k].as_f64().unwrap_or(f64::NAN) * 1000.0;
-        rows.push((r["command"].as_str().unwrap_or("?").to_owned(), ms("median"), ms("mean"), ms("min"), ms("max")));
+        rows.push((
+            r["command"].as_str().unwrap_or("?").to_owned(),
+            ms("median"),
+            ms("mean"),
+            ms("min"),
+            ms("max"),
+        ));
     }
-    let median = |n: &str| rows.iter().find(|r| r.0 == n).map(|r| r.1).unwrap_or(f64::NAN);
+    let median = |n: &str| {
+        rows.iter()
+            .find(|r| r.0 == n)
+            .map(|r| r.1)
+            .unwrap_or(f64::NAN)
+    };
     let (g, rc) = (median("gocker-oci"), median("runc"));
     let mut body = String::new();
     body += &format!("Measured {} with `cargo xtask bench --only oci` ({runs} runs each after 10 warm-ups, one hyperfine run).\n\n", today());
-    body += &format!("Host: kernel {}, {}; {}, {}.\n\n", version(&["uname", "-r"]), cpu(), version(&["runc", "--version"]), version(&["hyperfine", "--version"]));
+    body += &format!(
+        "Host: kernel {}, {}; {}, {}.\n\n",
+        version(&["uname", "-r"]),
+        cpu(),
+        version(&["runc", "--version"]),
+        version(&["hyperfine", "--version"])
+    );
     body += "youki's benchmark: create + start + delete -f of the same bundle (runc's default config.json, `/bin/true`, as root):\n\n";
     for (name, cmd) in &commands {
         body += &format!("- {name}: `{cmd}`\n");
@@ -148,25 +220,45 @@ fn oci_lifecycle(ws: &Path, rootfs: &Path, runs: u32) -> Result<()> {
         g / rc,
         if g / rc <= 0.3 { "PASS" } else { "FAIL" }
     );
-    replace_section(&ws.join("docs/benchmarks.md"), "oci-lifecycle", "OCI lifecycle: create + start + delete -f", &body)?;
+    replace_section(
+        &ws.join("docs/benchmarks.md"),
+        "oci-lifecycle",
+        "OCI lifecycle: create + start + delete -f",
+        &body,
+    )?;
     print!("{body}");
     Ok(())
 }
 
 pub(crate) fn version(cmd: &[&str]) -> String {
-    output(Command::new(cmd[0]).args(&cmd[1..])).map(|s| s.lines().next().unwrap_or("").trim().to_owned()).unwrap_or_default()
+    output(Command::new(cmd[0]).args(&cmd[1..]))
+        .map(|s| s.lines().next().unwrap_or("").trim().to_owned())
+        .unwrap_or_default()
 }
 
 pub(crate) fn cpu() -> String {
     std::fs::read_to_string("/proc/cpuinfo")
         .ok()
-        .and_then(|t| t.lines().find(|l| l.starts_with("model name")).map(|l| l.split(':').nth(1).unwrap_or("").trim().to_owned()))
-        .map(|m| format!("{m} × {}", std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)))
+        .and_then(|t| {
+            t.lines()
+                .find(|l| l.starts_with("model name"))
+                .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_owned())
+        })
+        .map(|m| {
+            format!(
+                "{m} × {}",
+                std::thread::available_parallelism()
+                    .map(|n| n.get())
+                    .unwrap_or(1)
+            )
+        })
         .unwrap_or_default()
 }
 
 pub(crate) fn today() -> String {
-    output(Command::new("date").args(["-u", "+%Y-%m-%d"])).map(|s| s.trim().to_owned()).unwrap_or_default()
+    output(Command::new("date").args(["-u", "+%Y-%m-%d"]))
+        .map(|s| s.trim().to_owned())
+        .unwrap_or_default()
 }
 
 /// Replaces (or appends) the section `name` of a markdown file, delimited by HTML comments, so each

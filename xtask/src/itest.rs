@@ -22,8 +22,10 @@ pub struct Args {
     pub no_vm: bool,
 }
 
-const USERS: [(&str, &str, Option<u32>); 2] =
-    [("gocker-sub", "rootless-subuid", Some(600_000)), ("gocker-nosub", "rootless-single", None)];
+const USERS: [(&str, &str, Option<u32>); 2] = [
+    ("gocker-sub", "rootless-subuid", Some(600_000)),
+    ("gocker-nosub", "rootless-single", None),
+];
 
 #[derive(Default)]
 struct Tally {
@@ -38,7 +40,11 @@ impl Tally {
         if let Some(rest) = line.trim().strip_prefix("test result: ") {
             let num = |word: &str| {
                 rest.split(';')
-                    .find_map(|p| p.trim().strip_suffix(word).and_then(|n| n.trim().rsplit(' ').next()?.parse::<u64>().ok()))
+                    .find_map(|p| {
+                        p.trim()
+                            .strip_suffix(word)
+                            .and_then(|n| n.trim().rsplit(' ').next()?.parse::<u64>().ok())
+                    })
                     .unwrap_or(0)
             };
             self.passed += num(" passed");
@@ -54,7 +60,10 @@ impl Tally {
 /// Runs `cmd`, echoing its output, and adds its libtest summaries to the tally.
 fn run_tests(phase: &str, cmd: &mut Command, tally: &mut Tally) -> Result<bool> {
     step(phase);
-    let mut child = cmd.stdout(Stdio::piped()).spawn().with_context(|| format!("{phase}: spawn {cmd:?}"))?;
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .spawn()
+        .with_context(|| format!("{phase}: spawn {cmd:?}"))?;
     let stdout = child.stdout.take().expect("piped");
     for line in BufReader::new(stdout).lines() {
         let line = line?;
@@ -79,14 +88,34 @@ pub fn main(a: Args) -> Result<()> {
     // libseccomp2: the runtime library gocker links (never libseccomp-dev: see docs/seccomp.md);
     // gcc + libc6-dev: the static syscall helper of the seccomp tests.
     // podman, containerd: the gocker-oci tests drive them (--runtime; ctr --runc-binary); ~15 s and ~6 s to install.
-    ensure_packages(&["busybox-static", "musl", "uidmap", "libseccomp2", "gcc", "libc6-dev", "iproute2", "nftables", "slirp4netns", "passt", "podman", "containerd"])?;
+    ensure_packages(&[
+        "busybox-static",
+        "musl",
+        "uidmap",
+        "libseccomp2",
+        "gcc",
+        "libc6-dev",
+        "iproute2",
+        "nftables",
+        "slirp4netns",
+        "passt",
+        "podman",
+        "containerd",
+    ])?;
 
     step("build: cargo build --workspace --all-targets");
-    run(Command::new("cargo").current_dir(&ws).args(["build", "--workspace", "--all-targets"]))?;
+    run(Command::new("cargo")
+        .current_dir(&ws)
+        .args(["build", "--workspace", "--all-targets"]))?;
     // GOCKER_ITEST_ROOTFS=DIR: a private test rootfs (built there if missing), so that concurrent
     // runs on a shared host (which rebuild or write into /var/lib/gocker/rootfs/alpine) cannot
     // interfere. It must be reachable by the unprivileged test users (e.g. under /var/tmp).
-    let rootfs = crate::rootfs::ensure(std::env::var_os("GOCKER_ITEST_ROOTFS").map(PathBuf::from), false, false).context("phase rootfs")?;
+    let rootfs = crate::rootfs::ensure(
+        std::env::var_os("GOCKER_ITEST_ROOTFS").map(PathBuf::from),
+        false,
+        false,
+    )
+    .context("phase rootfs")?;
     let gocker = ws.join("target/debug/gocker");
 
     let mut tally = Tally::default();
@@ -95,7 +124,14 @@ pub fn main(a: Args) -> Result<()> {
         Command::new("cargo")
             .current_dir(&ws)
             // --no-fail-fast: one failing test binary must not hide the others' results.
-            .args(["test", "--workspace", "--no-fail-fast", "--", "--test-threads", "4"])
+            .args([
+                "test",
+                "--workspace",
+                "--no-fail-fast",
+                "--",
+                "--test-threads",
+                "4",
+            ])
             .env("GOCKER_TEST_ROOTFS", &rootfs)
             .env("GOCKER_BIN", &gocker)
             .env("GOCKER_TEST_MODE", "root"),
@@ -110,15 +146,28 @@ pub fn main(a: Args) -> Result<()> {
             let runtime_dir = PathBuf::from(format!("/run/user/{uid}"));
             if !runtime_dir.exists() {
                 std::fs::create_dir_all(&runtime_dir)?;
-                run(Command::new("chown").arg(format!("{uid}:{gid}")).arg(&runtime_dir))?;
+                run(Command::new("chown")
+                    .arg(format!("{uid}:{gid}"))
+                    .arg(&runtime_dir))?;
                 std::fs::set_permissions(&runtime_dir, std::fs::Permissions::from_mode(0o700))?;
             }
             for bin in &bins {
-                let name = bin.file_name().unwrap_or_default().to_string_lossy().into_owned();
+                let name = bin
+                    .file_name()
+                    .unwrap_or_default()
+                    .to_string_lossy()
+                    .into_owned();
                 run_tests(
                     &format!("phase {mode} (user {user}, uid {uid}): {name}"),
                     Command::new("setpriv")
-                        .args(["--reuid", &uid.to_string(), "--regid", &gid.to_string(), "--init-groups", "--reset-env"])
+                        .args([
+                            "--reuid",
+                            &uid.to_string(),
+                            "--regid",
+                            &gid.to_string(),
+                            "--init-groups",
+                            "--reset-env",
+                        ])
                         .arg("env")
                         .arg(format!("HOME=/home/{user}"))
                         .arg(format!("XDG_RUNTIME_DIR={}", runtime_dir.display()))
@@ -161,11 +210,21 @@ pub fn main(a: Args) -> Result<()> {
 
 /// The integration test executables of the workspace (kind "test"), already built.
 fn integration_test_binaries(ws: &Path) -> Result<Vec<PathBuf>> {
-    let out = output(Command::new("cargo").current_dir(ws).args(["test", "--workspace", "--no-run", "--message-format=json"]))?;
+    let out = output(Command::new("cargo").current_dir(ws).args([
+        "test",
+        "--workspace",
+        "--no-run",
+        "--message-format=json",
+    ]))?;
     let mut v = Vec::new();
     for line in out.lines() {
-        let Ok(msg) = serde_json::from_str::<serde_json::Value>(line) else { continue };
-        let is_test = msg["target"]["kind"].as_array().map(|k| k.iter().any(|x| x == "test")).unwrap_or(false);
+        let Ok(msg) = serde_json::from_str::<serde_json::Value>(line) else {
+            continue;
+        };
+        let is_test = msg["target"]["kind"]
+            .as_array()
+            .map(|k| k.iter().any(|x| x == "test"))
+            .unwrap_or(false);
         if let (true, Some(exe)) = (is_test, msg["executable"].as_str()) {
             v.push(PathBuf::from(exe));
         }
@@ -179,15 +238,24 @@ fn integration_test_binaries(ws: &Path) -> Result<Vec<PathBuf>> {
 /// Creates the test user if needed and makes its subordinate ranges match `range`
 /// (`None`: no range at all, which `useradd` would otherwise add).
 pub(crate) fn ensure_user(user: &str, range: Option<u32>) -> Result<(u32, u32)> {
-    if Command::new("id").arg(user).stdout(Stdio::null()).stderr(Stdio::null()).status()?.success() {
+    if Command::new("id")
+        .arg(user)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()?
+        .success()
+    {
     } else {
         step(&format!("creating test user {user}"));
         run(Command::new("useradd").args(["-m", "-s", "/bin/sh", user]))?;
     }
     for file in ["/etc/subuid", "/etc/subgid"] {
         let text = std::fs::read_to_string(file).unwrap_or_default();
-        let mut lines: Vec<String> =
-            text.lines().filter(|l| !l.starts_with(&format!("{user}:"))).map(str::to_owned).collect();
+        let mut lines: Vec<String> = text
+            .lines()
+            .filter(|l| !l.starts_with(&format!("{user}:")))
+            .map(str::to_owned)
+            .collect();
         if let Some(start) = range {
             lines.push(format!("{user}:{start}:65536"));
         }
@@ -196,18 +264,27 @@ pub(crate) fn ensure_user(user: &str, range: Option<u32>) -> Result<(u32, u32)> 
             std::fs::write(file, new).with_context(|| format!("write {file}"))?;
         }
     }
-    let uid: u32 = output(Command::new("id").args(["-u", user]))?.trim().parse()?;
-    let gid: u32 = output(Command::new("id").args(["-g", user]))?.trim().parse()?;
+    let uid: u32 = output(Command::new("id").args(["-u", user]))?
+        .trim()
+        .parse()?;
+    let gid: u32 = output(Command::new("id").args(["-g", user]))?
+        .trim()
+        .parse()?;
     Ok((uid, gid))
 }
 
 /// The unprivileged users must reach target/: add o+x to every ancestor that lacks it.
 fn open_traversal(target: &Path) -> Result<()> {
     for dir in target.ancestors() {
-        let Ok(meta) = std::fs::metadata(dir) else { continue };
+        let Ok(meta) = std::fs::metadata(dir) else {
+            continue;
+        };
         let mode = meta.permissions().mode();
         if mode & 0o001 == 0 {
-            eprintln!("  granting o+x on {} so the test users can reach the binaries", dir.display());
+            eprintln!(
+                "  granting o+x on {} so the test users can reach the binaries",
+                dir.display()
+            );
             std::fs::set_permissions(dir, std::fs::Permissions::from_mode(mode | 0o001))?;
         }
     }

@@ -29,12 +29,20 @@ impl Who {
             return Command::new(prog);
         }
         let mut c = Command::new("setpriv");
-        c.args(["--reuid", &self.uid.to_string(), "--regid", &self.gid.to_string(), "--init-groups", "--reset-env", "env"])
-            .arg(format!("HOME=/home/{USER}"))
-            .arg(format!("XDG_RUNTIME_DIR=/run/user/{}", self.uid))
-            .arg("PATH=/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin")
-            .arg(prog)
-            .current_dir("/tmp");
+        c.args([
+            "--reuid",
+            &self.uid.to_string(),
+            "--regid",
+            &self.gid.to_string(),
+            "--init-groups",
+            "--reset-env",
+            "env",
+        ])
+        .arg(format!("HOME=/home/{USER}"))
+        .arg(format!("XDG_RUNTIME_DIR=/run/user/{}", self.uid))
+        .arg("PATH=/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin")
+        .arg(prog)
+        .current_dir("/tmp");
         c
     }
 
@@ -63,13 +71,23 @@ fn user() -> Result<Who> {
 /// bits/s received, from iperf3's JSON.
 fn iperf_client(target: &str, port: u16, reverse: bool) -> Result<f64> {
     let mut c = Command::new("iperf3");
-    c.args(["-c", target, "-p", &port.to_string(), "-t", &SECONDS.to_string(), "-J"]);
+    c.args([
+        "-c",
+        target,
+        "-p",
+        &port.to_string(),
+        "-t",
+        &SECONDS.to_string(),
+        "-J",
+    ]);
     if reverse {
         c.arg("-R");
     }
     let out = output(&mut c)?;
     let v: serde_json::Value = serde_json::from_str(&out).context("iperf3 -J output")?;
-    v["end"]["sum_received"]["bits_per_second"].as_f64().context("iperf3: no end.sum_received.bits_per_second")
+    v["end"]["sum_received"]["bits_per_second"]
+        .as_f64()
+        .context("iperf3: no end.sum_received.bits_per_second")
 }
 
 struct Bench {
@@ -82,7 +100,19 @@ struct Bench {
 impl Bench {
     fn start(&self, rootfs: &Path, publish: &str) -> Result<i64> {
         let mut c = self.who.cmd(&self.gocker);
-        c.args(["run", "-d", "--name", &self.name, "--network", self.mode, "-p", publish, "--rootfs"]).arg(rootfs).args(["sleep", "600"]);
+        c.args([
+            "run",
+            "-d",
+            "--name",
+            &self.name,
+            "--network",
+            self.mode,
+            "-p",
+            publish,
+            "--rootfs",
+        ])
+        .arg(rootfs)
+        .args(["sleep", "600"]);
         output(&mut c)?;
         let mut c = self.who.cmd(&self.gocker);
         let v: serde_json::Value = serde_json::from_str(&output(c.args(["inspect", &self.name]))?)?;
@@ -96,7 +126,9 @@ impl Bench {
         if self.who.uid != 0 {
             c.args(["-U", "--preserve-credentials"]);
         }
-        c.args(["iperf3", "-s", "-p", "5201"]).stdout(Stdio::null()).stderr(Stdio::null());
+        c.args(["iperf3", "-s", "-p", "5201"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
         let child = c.spawn().context("spawn iperf3 -s in the container")?;
         std::thread::sleep(Duration::from_millis(500));
         Ok(child)
@@ -104,21 +136,44 @@ impl Bench {
 
     fn stop(&self) {
         let mut c = self.who.cmd(&self.gocker);
-        let _ = c.args(["rm", "-f", &self.name]).stdout(Stdio::null()).stderr(Stdio::null()).status();
+        let _ = c
+            .args(["rm", "-f", &self.name])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
     }
 }
 
 pub fn main(ws: &Path, gocker: &Path, rootfs: &Path, runs: u32) -> Result<()> {
-    ensure_packages(&["iperf3", "slirp4netns", "passt", "nftables", "hyperfine", "util-linux"])?;
+    ensure_packages(&[
+        "iperf3",
+        "slirp4netns",
+        "passt",
+        "nftables",
+        "hyperfine",
+        "util-linux",
+    ])?;
     let root = Who { uid: 0, gid: 0 };
     let user = user()?;
     let g = gocker.display().to_string();
 
     // Throughput.
     let mut rows: Vec<(String, f64, f64)> = Vec::new();
-    for (mode, who, port) in [("bridge", &root, 18950u16), ("slirp4netns", &user, 18951), ("pasta", &user, 18952)] {
+    for (mode, who, port) in [
+        ("bridge", &root, 18950u16),
+        ("slirp4netns", &user, 18951),
+        ("pasta", &user, 18952),
+    ] {
         step(&format!("iperf3: {mode}, {SECONDS} s each direction"));
-        let b = Bench { name: format!("bench-net-{mode}-{}", std::process::id()), mode, who: Who { uid: who.uid, gid: who.gid }, gocker: g.clone() };
+        let b = Bench {
+            name: format!("bench-net-{mode}-{}", std::process::id()),
+            mode,
+            who: Who {
+                uid: who.uid,
+                gid: who.gid,
+            },
+            gocker: g.clone(),
+        };
         let publish = format!("127.0.0.1:{port}:5201");
         let res = (|| -> Result<Vec<(String, f64, f64)>> {
             let pid = b.start(rootfs, &publish)?;
@@ -127,12 +182,25 @@ pub fn main(ws: &Path, gocker: &Path, rootfs: &Path, runs: u32) -> Result<()> {
             let r = (|| -> Result<()> {
                 if mode == "bridge" {
                     let mut c = root.cmd(&g);
-                    let v: serde_json::Value = serde_json::from_str(&output(c.args(["inspect", &b.name]))?)?;
+                    let v: serde_json::Value =
+                        serde_json::from_str(&output(c.args(["inspect", &b.name]))?)?;
                     let ip = v[0]["ip"].as_str().context("inspect: no ip")?.to_owned();
-                    out.push((format!("bridge: host ↔ container address ({ip})"), iperf_client(&ip, 5201, false)?, iperf_client(&ip, 5201, true)?));
-                    out.push(("bridge: published port on 127.0.0.1 (userland proxy)".into(), iperf_client("127.0.0.1", port, false)?, iperf_client("127.0.0.1", port, true)?));
+                    out.push((
+                        format!("bridge: host ↔ container address ({ip})"),
+                        iperf_client(&ip, 5201, false)?,
+                        iperf_client(&ip, 5201, true)?,
+                    ));
+                    out.push((
+                        "bridge: published port on 127.0.0.1 (userland proxy)".into(),
+                        iperf_client("127.0.0.1", port, false)?,
+                        iperf_client("127.0.0.1", port, true)?,
+                    ));
                 } else {
-                    out.push((format!("{mode}: published port on 127.0.0.1 (MTU 65520)"), iperf_client("127.0.0.1", port, false)?, iperf_client("127.0.0.1", port, true)?));
+                    out.push((
+                        format!("{mode}: published port on 127.0.0.1 (MTU 65520)"),
+                        iperf_client("127.0.0.1", port, false)?,
+                        iperf_client("127.0.0.1", port, true)?,
+                    ));
                 }
                 Ok(())
             })();
@@ -146,14 +214,36 @@ pub fn main(ws: &Path, gocker: &Path, rootfs: &Path, runs: u32) -> Result<()> {
 
     // Start latency per mode.
     let r = rootfs.display();
-    let cmds: Vec<(String, String)> = [("root", &root, "none"), ("root", &root, "host"), ("root", &root, "bridge"), ("user", &user, "none"), ("user", &user, "slirp4netns"), ("user", &user, "pasta")]
-        .into_iter()
-        .map(|(who, w, mode)| (format!("{who} {mode}"), format!("{}{g} run --rm --network {mode} --rootfs {r} /bin/true", w.prefix())))
-        .collect();
+    let cmds: Vec<(String, String)> = [
+        ("root", &root, "none"),
+        ("root", &root, "host"),
+        ("root", &root, "bridge"),
+        ("user", &user, "none"),
+        ("user", &user, "slirp4netns"),
+        ("user", &user, "pasta"),
+    ]
+    .into_iter()
+    .map(|(who, w, mode)| {
+        (
+            format!("{who} {mode}"),
+            format!(
+                "{}{g} run --rm --network {mode} --rootfs {r} /bin/true",
+                w.prefix()
+            ),
+        )
+    })
+    .collect();
     let tmp = std::env::temp_dir().join(format!("gocker-netbench-{}.json", std::process::id()));
     step(&format!("hyperfine: {runs} runs per network mode"));
     let mut hf = Command::new("hyperfine");
-    hf.args(["--warmup", "5", "--runs", &runs.to_string(), "--export-json"]).arg(&tmp);
+    hf.args([
+        "--warmup",
+        "5",
+        "--runs",
+        &runs.to_string(),
+        "--export-json",
+    ])
+    .arg(&tmp);
     for (n, c) in &cmds {
         hf.args(["--command-name", n, c]);
     }
@@ -164,9 +254,20 @@ pub fn main(ws: &Path, gocker: &Path, rootfs: &Path, runs: u32) -> Result<()> {
         .as_array()
         .context("hyperfine results")?
         .iter()
-        .map(|x| (x["command"].as_str().unwrap_or("?").to_owned(), x["median"].as_f64().unwrap_or(f64::NAN) * 1e3, x["mean"].as_f64().unwrap_or(f64::NAN) * 1e3))
+        .map(|x| {
+            (
+                x["command"].as_str().unwrap_or("?").to_owned(),
+                x["median"].as_f64().unwrap_or(f64::NAN) * 1e3,
+                x["mean"].as_f64().unwrap_or(f64::NAN) * 1e3,
+            )
+        })
         .collect();
-    let base = |who: &str| lat.iter().find(|l| l.0 == format!("{who} none")).map(|l| l.1).unwrap_or(f64::NAN);
+    let base = |who: &str| {
+        lat.iter()
+            .find(|l| l.0 == format!("{who} none"))
+            .map(|l| l.1)
+            .unwrap_or(f64::NAN)
+    };
 
     let mut body = String::new();
     body += &format!(
@@ -197,7 +298,12 @@ pub fn main(ws: &Path, gocker: &Path, rootfs: &Path, runs: u32) -> Result<()> {
     if rows.is_empty() {
         bail!("no throughput measured");
     }
-    replace_section(&ws.join("docs/benchmarks.md"), "network", "Network: throughput and start latency per mode", &body)?;
+    replace_section(
+        &ws.join("docs/benchmarks.md"),
+        "network",
+        "Network: throughput and start latency per mode",
+        &body,
+    )?;
     print!("{body}");
     Ok(())
 }

@@ -35,7 +35,9 @@ pub fn ensure(dest: Option<PathBuf>, offline: bool, force: bool) -> Result<PathB
         ensure_packages(&["busybox-static", "musl"])?;
     }
     let ws = workspace();
-    run(Command::new("cargo").current_dir(&ws).args(["build", "-q", "-p", "gocker-cli"]))?;
+    run(Command::new("cargo")
+        .current_dir(&ws)
+        .args(["build", "-q", "-p", "gocker-cli"]))?;
     let mut cmd = Command::new(ws.join("target/debug/gocker"));
     cmd.args(["rootfs", "build"]);
     if let Some(d) = &dest {
@@ -48,7 +50,10 @@ pub fn ensure(dest: Option<PathBuf>, offline: bool, force: bool) -> Result<PathB
         cmd.arg("--force");
     }
     // Progress goes to stderr (shown); the path comes on stdout.
-    let out = cmd.stderr(std::process::Stdio::inherit()).output().context("spawn gocker rootfs build")?;
+    let out = cmd
+        .stderr(std::process::Stdio::inherit())
+        .output()
+        .context("spawn gocker rootfs build")?;
     if !out.status.success() {
         anyhow::bail!("gocker rootfs build failed: {}", out.status);
     }

@@ -19,7 +19,10 @@ extern "C" {
 
 /// The workspace root (the parent of xtask/).
 pub fn workspace() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("xtask is in the workspace").to_owned()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("xtask is in the workspace")
+        .to_owned()
 }
 
 /// Runs a command, failing with its name and status.
@@ -37,7 +40,11 @@ pub fn output(cmd: &mut Command) -> Result<String> {
     let what = format!("{cmd:?}");
     let out = cmd.output().with_context(|| format!("spawn {what}"))?;
     if !out.status.success() {
-        bail!("{what} failed: {}: {}", out.status, String::from_utf8_lossy(&out.stderr).trim());
+        bail!(
+            "{what} failed: {}: {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
     }
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
@@ -57,7 +64,10 @@ pub fn ensure_packages(packages: &[&str]) -> Result<()> {
         return Ok(());
     }
     if !is_root() {
-        bail!("missing Debian packages: {} (install them as root)", missing.join(" "));
+        bail!(
+            "missing Debian packages: {} (install them as root)",
+            missing.join(" ")
+        );
     }
     step(&format!("installing {}", missing.join(" ")));
     let install = || {

@@ -37,7 +37,9 @@ pub fn main(a: Args) -> Result<()> {
 
 pub fn run_vm(force_tcg: bool) -> Result<Outcome> {
     if !is_root() {
-        bail!("cargo xtask vmtest runs as root (it installs QEMU and downloads the kernel package)");
+        bail!(
+            "cargo xtask vmtest runs as root (it installs QEMU and downloads the kernel package)"
+        );
     }
     ensure_packages(&["qemu-system-x86", "cpio", "busybox-static", "musl"])?;
     let ws = workspace();
@@ -50,10 +52,31 @@ pub fn run_vm(force_tcg: bool) -> Result<Outcome> {
     // initramfs at their own paths. The cgroup tests do not use seccomp and stay static.
     step("vmtest: build of gocker (dynamic, with its libraries) and the static cgroup tests");
     let static_env = [("RUSTFLAGS", "-C target-feature=+crt-static")];
-    run(Command::new("cargo").current_dir(&ws).args(["build", "--release", "-p", "gocker-cli", "--target", TARGET]))?;
-    let tests = output(Command::new("cargo").current_dir(&ws).envs(static_env).args([
-        "test", "--release", "-p", "gocker-cgroups", "--test", "real", "--no-run", "--target", TARGET, "--message-format=json",
+    run(Command::new("cargo").current_dir(&ws).args([
+        "build",
+        "--release",
+        "-p",
+        "gocker-cli",
+        "--target",
+        TARGET,
     ]))?;
+    let tests = output(
+        Command::new("cargo")
+            .current_dir(&ws)
+            .envs(static_env)
+            .args([
+                "test",
+                "--release",
+                "-p",
+                "gocker-cgroups",
+                "--test",
+                "real",
+                "--no-run",
+                "--target",
+                TARGET,
+                "--message-format=json",
+            ]),
+    )?;
     let cgtest = tests
         .lines()
         .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
@@ -65,17 +88,22 @@ pub fn run_vm(force_tcg: bool) -> Result<Outcome> {
     let root = vm.join("initramfs");
     let _ = std::fs::remove_dir_all(&root);
     std::fs::create_dir_all(root.join("bin"))?;
-    let busybox = output(Command::new("sh").args(["-c", "dpkg -L busybox-static | grep '/bin/busybox$'"]))?;
+    let busybox =
+        output(Command::new("sh").args(["-c", "dpkg -L busybox-static | grep '/bin/busybox$'"]))?;
     std::fs::copy(busybox.trim(), root.join("bin/busybox"))?;
     std::fs::copy(&gocker, root.join("gocker"))?;
     for lib in shared_libraries(&gocker)? {
         let dest = root.join(lib.strip_prefix("/").unwrap_or(&lib));
         std::fs::create_dir_all(dest.parent().expect("a library path has a parent"))?;
-        std::fs::copy(&lib, &dest).with_context(|| format!("copy {} into the initramfs", lib.display()))?;
+        std::fs::copy(&lib, &dest)
+            .with_context(|| format!("copy {} into the initramfs", lib.display()))?;
     }
     std::fs::copy(&cgtest, root.join("cgtest"))?;
     std::fs::copy(ws.join("xtask/vm/init"), root.join("init"))?;
-    std::fs::set_permissions(root.join("init"), std::os::unix::fs::PermissionsExt::from_mode(0o755))?;
+    std::fs::set_permissions(
+        root.join("init"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )?;
     std::fs::copy(ws.join("xtask/vm/vmtests.sh"), root.join("vmtests.sh"))?;
     crate::rootfs::ensure(Some(root.join("rootfs")), true, true)?;
     let initrd = vm.join("initramfs.cpio.gz");
@@ -88,10 +116,18 @@ pub fn run_vm(force_tcg: bool) -> Result<Outcome> {
     if kvm {
         match boot(&kernel, &initrd, "kvm", Duration::from_secs(20))? {
             Some(o) => return Ok(o),
-            None => eprintln!("vmtest: the KVM guest did not boot within 20 s (nested KVM hangs here); using TCG"),
+            None => eprintln!(
+                "vmtest: the KVM guest did not boot within 20 s (nested KVM hangs here); using TCG"
+            ),
         }
     }
-    boot(&kernel, &initrd, "tcg,thread=multi", Duration::from_secs(120))?.context("the TCG guest did not boot within 120 s")
+    boot(
+        &kernel,
+        &initrd,
+        "tcg,thread=multi",
+        Duration::from_secs(120),
+    )?
+    .context("the TCG guest did not boot within 120 s")
 }
 
 /// The shared libraries and the dynamic loader `binary` needs, as absolute host paths (from ldd).
@@ -108,8 +144,14 @@ fn shared_libraries(binary: &Path) -> Result<Vec<PathBuf>> {
             libs.push(PathBuf::from(p));
         }
     }
-    if !libs.iter().any(|l| l.to_string_lossy().contains("libseccomp")) {
-        bail!("ldd {}: libseccomp not among the libraries:\n{out}", binary.display());
+    if !libs
+        .iter()
+        .any(|l| l.to_string_lossy().contains("libseccomp"))
+    {
+        bail!(
+            "ldd {}: libseccomp not among the libraries:\n{out}",
+            binary.display()
+        );
     }
     Ok(libs)
 }
@@ -119,29 +161,67 @@ fn kernel(vm: &Path) -> Result<PathBuf> {
     let deps = output(Command::new("apt-cache").args(["depends", "linux-image-amd64"]))?;
     let pkg = deps
         .lines()
-        .find_map(|l| l.trim().strip_prefix("Depends: ").filter(|p| p.starts_with("linux-image-")).map(str::to_owned))
-        .context("apt-cache: linux-image-amd64 has no linux-image dependency (run apt-get update)")?;
+        .find_map(|l| {
+            l.trim()
+                .strip_prefix("Depends: ")
+                .filter(|p| p.starts_with("linux-image-"))
+                .map(str::to_owned)
+        })
+        .context(
+            "apt-cache: linux-image-amd64 has no linux-image dependency (run apt-get update)",
+        )?;
     let dir = vm.join(&pkg);
     let found = |dir: &Path| -> Option<PathBuf> {
-        std::fs::read_dir(dir.join("boot")).ok()?.flatten().map(|e| e.path()).find(|p| {
-            p.file_name().map(|n| n.to_string_lossy().starts_with("vmlinuz-")).unwrap_or(false)
-        })
+        std::fs::read_dir(dir.join("boot"))
+            .ok()?
+            .flatten()
+            .map(|e| e.path())
+            .find(|p| {
+                p.file_name()
+                    .map(|n| n.to_string_lossy().starts_with("vmlinuz-"))
+                    .unwrap_or(false)
+            })
     };
     if let Some(k) = found(&dir) {
         return Ok(k);
     }
     step(&format!("vmtest: downloading {pkg}"));
     std::fs::create_dir_all(&dir)?;
-    run(Command::new("apt-get").current_dir(&dir).args(["download", "-qq", &pkg]))?;
-    run(Command::new("sh").current_dir(&dir).args(["-c", "dpkg-deb --fsys-tarfile ./*.deb | tar -x ./boot && rm -f ./*.deb"]))?;
+    run(Command::new("apt-get")
+        .current_dir(&dir)
+        .args(["download", "-qq", &pkg]))?;
+    run(Command::new("sh").current_dir(&dir).args([
+        "-c",
+        "dpkg-deb --fsys-tarfile ./*.deb | tar -x ./boot && rm -f ./*.deb",
+    ]))?;
     found(&dir).context("no vmlinuz in the kernel package")
 }
 
 /// Boots the guest; `None` if it did not print its boot marker within `boot_timeout`.
-fn boot(kernel: &Path, initrd: &Path, accel: &str, boot_timeout: Duration) -> Result<Option<Outcome>> {
-    step(&format!("vmtest: booting {} with -accel {accel}", kernel.display()));
+fn boot(
+    kernel: &Path,
+    initrd: &Path,
+    accel: &str,
+    boot_timeout: Duration,
+) -> Result<Option<Outcome>> {
+    step(&format!(
+        "vmtest: booting {} with -accel {accel}",
+        kernel.display()
+    ));
     let mut child = Command::new("qemu-system-x86_64")
-        .args(["-machine", "q35", "-accel", accel, "-m", "1024", "-smp", "2", "-nographic", "-no-reboot", "-kernel"])
+        .args([
+            "-machine",
+            "q35",
+            "-accel",
+            accel,
+            "-m",
+            "1024",
+            "-smp",
+            "2",
+            "-nographic",
+            "-no-reboot",
+            "-kernel",
+        ])
         .arg(kernel)
         .arg("-initrd")
         .arg(initrd)
@@ -173,7 +253,10 @@ fn boot(kernel: &Path, initrd: &Path, accel: &str, boot_timeout: Duration) -> Re
                 let line = line.trim_end_matches('\r').to_owned();
                 if line.contains("GOCKER-VM-BOOTED") {
                     booted = true;
-                    eprintln!("vmtest: guest booted after {:.1} s", start.elapsed().as_secs_f64());
+                    eprintln!(
+                        "vmtest: guest booted after {:.1} s",
+                        start.elapsed().as_secs_f64()
+                    );
                 }
                 if booted {
                     println!("{line}");
@@ -185,8 +268,15 @@ fn boot(kernel: &Path, initrd: &Path, accel: &str, boot_timeout: Duration) -> Re
                     }
                 }
                 if let Some(rest) = line.strip_prefix("VMTEST DONE ") {
-                    let num = |k: &str| rest.split_whitespace().find_map(|f| f.strip_prefix(k)?.parse::<u64>().ok()).unwrap_or(0);
-                    done = Some(Outcome { passed: num("pass="), failed: num("fail=") });
+                    let num = |k: &str| {
+                        rest.split_whitespace()
+                            .find_map(|f| f.strip_prefix(k)?.parse::<u64>().ok())
+                            .unwrap_or(0)
+                    };
+                    done = Some(Outcome {
+                        passed: num("pass="),
+                        failed: num("fail="),
+                    });
                 }
                 if line.contains("VMTEST END") {
                     break;
@@ -199,8 +289,12 @@ fn boot(kernel: &Path, initrd: &Path, accel: &str, boot_timeout: Duration) -> Re
     let _ = child.kill();
     let _ = child.wait();
     if !booted {
-        eprintln!("vmtest: last guest output:\n{}", early[early.len().saturating_sub(15)..].join("\n"));
+        eprintln!(
+            "vmtest: last guest output:\n{}",
+            early[early.len().saturating_sub(15)..].join("\n")
+        );
         return Ok(None);
     }
-    done.map(Some).context("the guest stopped before reporting its results (VMTEST DONE)")
+    done.map(Some)
+        .context("the guest stopped before reporting its results (VMTEST DONE)")
 }

@@ -291,7 +291,11 @@ pub struct RunArgs {
     #[arg(long, value_name = "MODE", env = "GOCKER_NETWORK")]
     pub network: Option<String>,
     /// Publish a container port: [IP:]HOST_PORT:CONTAINER_PORT[/tcp|/udp].
-    #[arg(short = 'p', long = "publish", value_name = "[IP:]HOST:CONTAINER[/PROTO]")]
+    #[arg(
+        short = 'p',
+        long = "publish",
+        value_name = "[IP:]HOST:CONTAINER[/PROTO]"
+    )]
     pub publish: Vec<String>,
     /// DNS server for the container's resolv.conf (repeatable).
     #[arg(long, value_name = "IP")]
@@ -368,7 +372,10 @@ pub struct RunArgs {
     #[arg(long, value_name = "SECONDS", default_value_t = 10)]
     pub stop_timeout: u64,
     /// The command and its arguments (with --entrypoint: the arguments of the entrypoint).
-    #[arg(required_unless_present = "entrypoint", value_name = "COMMAND [ARG...]")]
+    #[arg(
+        required_unless_present = "entrypoint",
+        value_name = "COMMAND [ARG...]"
+    )]
     pub command: Vec<String>,
 }
 

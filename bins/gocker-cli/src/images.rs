@@ -39,7 +39,11 @@ fn output(cmd: &mut Command) -> Result<String> {
     let what = format!("{cmd:?}");
     let out = cmd.output().with_context(|| format!("spawn {what}"))?;
     if !out.status.success() {
-        bail!("{what} failed: {}: {}", out.status, String::from_utf8_lossy(&out.stderr).trim());
+        bail!(
+            "{what} failed: {}: {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
     }
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
@@ -57,7 +61,9 @@ pub fn store_dir() -> PathBuf {
     let data = std::env::var_os("XDG_DATA_HOME")
         .filter(|d| !d.is_empty())
         .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".local/share"));
+        .unwrap_or_else(|| {
+            PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".local/share")
+        });
     data.join("gocker/rootfs")
 }
 
@@ -67,17 +73,27 @@ pub fn ensure(dest: Option<PathBuf>, offline: bool, force: bool) -> Result<PathB
     if dest.join(MARKER).exists() && !force {
         // Older builds lack the mount point for lift (workspace mode): add it.
         let _ = fs::create_dir(dest.join(".gocker"));
-        eprintln!("rootfs already present at {} (--force rebuilds)", dest.display());
+        eprintln!(
+            "rootfs already present at {} (--force rebuilds)",
+            dest.display()
+        );
         return Ok(dest);
     }
     let parent = dest.parent().context("destination has no parent")?;
     create_dirs_0755(parent)?;
-    let tmp = parent.join(format!(".{}.tmp-{}", dest.file_name().unwrap_or_default().to_string_lossy(), std::process::id()));
+    let tmp = parent.join(format!(
+        ".{}.tmp-{}",
+        dest.file_name().unwrap_or_default().to_string_lossy(),
+        std::process::id()
+    ));
     let _ = fs::remove_dir_all(&tmp);
     fs::create_dir(&tmp).with_context(|| format!("mkdir {}", tmp.display()))?;
     fs::set_permissions(&tmp, fs::Permissions::from_mode(0o755))?;
 
-    let offline = offline || std::env::var("GOCKER_ROOTFS_OFFLINE").map(|v| v == "1").unwrap_or(false);
+    let offline = offline
+        || std::env::var("GOCKER_ROOTFS_OFFLINE")
+            .map(|v| v == "1")
+            .unwrap_or(false);
     let built = if offline {
         None
     } else {
@@ -102,7 +118,10 @@ pub fn ensure(dest: Option<PathBuf>, offline: bool, force: bool) -> Result<PathB
     fs::set_permissions(tmp.join(".gocker"), fs::Permissions::from_mode(0o755))?;
     // Mount points gocker binds its generated files onto. Where the rootfs cannot be idmapped
     // (e.g. ramfs, or tmpfs before 6.3), container root cannot create them in a root-owned /etc.
-    for (file, content) in [("etc/hosts", "127.0.0.1\tlocalhost\n::1\tlocalhost\n"), ("etc/resolv.conf", "")] {
+    for (file, content) in [
+        ("etc/hosts", "127.0.0.1\tlocalhost\n::1\tlocalhost\n"),
+        ("etc/resolv.conf", ""),
+    ] {
         let p = tmp.join(file);
         if fs::symlink_metadata(&p).is_err() {
             fs::write(&p, content).with_context(|| format!("write {}", p.display()))?;
@@ -115,8 +134,12 @@ pub fn ensure(dest: Option<PathBuf>, offline: bool, force: bool) -> Result<PathB
     if dest.exists() {
         fs::remove_dir_all(&dest).with_context(|| format!("remove old {}", dest.display()))?;
     }
-    fs::rename(&tmp, &dest).with_context(|| format!("rename {} -> {}", tmp.display(), dest.display()))?;
-    step(&format!("rootfs ready: {} ({source} {version})", dest.display()));
+    fs::rename(&tmp, &dest)
+        .with_context(|| format!("rename {} -> {}", tmp.display(), dest.display()))?;
+    step(&format!(
+        "rootfs ready: {} ({source} {version})",
+        dest.display()
+    ));
     Ok(dest)
 }
 
@@ -138,14 +161,30 @@ fn minirootfs(dir: &Path) -> Result<()> {
     }
     step(&format!("downloading Alpine minirootfs {ALPINE_VERSION}"));
     let tarball = dir.with_extension("tar.gz");
-    run(Command::new("curl").args(["-fL", "--progress-bar", "--connect-timeout", "5", "--max-time", "300", "-o"]).arg(&tarball).arg(ALPINE_URL))?;
+    run(Command::new("curl")
+        .args([
+            "-fL",
+            "--progress-bar",
+            "--connect-timeout",
+            "5",
+            "--max-time",
+            "300",
+            "-o",
+        ])
+        .arg(&tarball)
+        .arg(ALPINE_URL))?;
     let data = fs::read(&tarball)?;
     let sum = format!("{:x}", Sha256::digest(&data));
     if sum != ALPINE_SHA256 {
         let _ = fs::remove_file(&tarball);
         bail!("checksum mismatch for {ALPINE_URL}: got {sum}, expected {ALPINE_SHA256}");
     }
-    let r = run(Command::new("tar").arg("-xzf").arg(&tarball).arg("-C").arg(dir).arg("--numeric-owner"));
+    let r = run(Command::new("tar")
+        .arg("-xzf")
+        .arg(&tarball)
+        .arg("-C")
+        .arg(dir)
+        .arg("--numeric-owner"));
     let _ = fs::remove_file(&tarball);
     r
 }
@@ -160,14 +199,24 @@ fn package_file(pkg: &str, suffix: &str) -> Result<PathBuf> {
 }
 
 fn offline_rootfs(root: &Path) -> Result<String> {
-    let missing: Vec<&str> = ["busybox-static", "musl"].into_iter().filter(|p| package_file(p, "").is_err()).collect();
+    let missing: Vec<&str> = ["busybox-static", "musl"]
+        .into_iter()
+        .filter(|p| package_file(p, "").is_err())
+        .collect();
     if !missing.is_empty() {
-        bail!("the offline rootfs needs the Debian packages {} (apt-get install {})", missing.join(" and "), missing.join(" "));
+        bail!(
+            "the offline rootfs needs the Debian packages {} (apt-get install {})",
+            missing.join(" and "),
+            missing.join(" ")
+        );
     }
     step("building the offline Alpine-like rootfs (busybox-static + musl)");
     let busybox = package_file("busybox-static", "/bin/busybox")?;
     let musl = package_file("musl", "libc.so")?;
-    for d in ["bin", "sbin", "usr/bin", "usr/sbin", "lib", "etc", "dev", "proc", "sys", "run", "mnt", "home", "var/log", "var/tmp", "opt", "srv"] {
+    for d in [
+        "bin", "sbin", "usr/bin", "usr/sbin", "lib", "etc", "dev", "proc", "sys", "run", "mnt",
+        "home", "var/log", "var/tmp", "opt", "srv",
+    ] {
         fs::create_dir_all(root.join(d))?;
     }
     fs::create_dir_all(root.join("tmp"))?;
@@ -178,12 +227,22 @@ fn offline_rootfs(root: &Path) -> Result<String> {
     fs::copy(&busybox, root.join("bin/busybox")).context("copy busybox")?;
     fs::set_permissions(root.join("bin/busybox"), fs::Permissions::from_mode(0o755))?;
     fs::copy(&musl, root.join("lib/ld-musl-x86_64.so.1")).context("copy musl loader")?;
-    fs::set_permissions(root.join("lib/ld-musl-x86_64.so.1"), fs::Permissions::from_mode(0o755))?;
-    symlink("ld-musl-x86_64.so.1", root.join("lib/libc.musl-x86_64.so.1"))?;
+    fs::set_permissions(
+        root.join("lib/ld-musl-x86_64.so.1"),
+        fs::Permissions::from_mode(0o755),
+    )?;
+    symlink(
+        "ld-musl-x86_64.so.1",
+        root.join("lib/libc.musl-x86_64.so.1"),
+    )?;
 
     let applets = output(Command::new(&busybox).arg("--list-full"))?;
     let mut n = 0;
-    for a in applets.lines().map(str::trim).filter(|l| !l.is_empty() && *l != "bin/busybox") {
+    for a in applets
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && *l != "bin/busybox")
+    {
         let link = root.join(a);
         if link.exists() {
             continue;
@@ -194,7 +253,15 @@ fn offline_rootfs(root: &Path) -> Result<String> {
         n += 1;
     }
     let version = output(Command::new(&busybox).arg("--help")).unwrap_or_default();
-    let version = version.lines().next().unwrap_or("busybox").split(" multi-call").next().unwrap_or("busybox").trim().to_owned();
+    let version = version
+        .lines()
+        .next()
+        .unwrap_or("busybox")
+        .split(" multi-call")
+        .next()
+        .unwrap_or("busybox")
+        .trim()
+        .to_owned();
     let files: [(&str, &str); 6] = [
         ("etc/passwd", "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/:/sbin/nologin\n"),
         ("etc/group", "root:x:0:root\ntty:x:5:\nwheel:x:10:root\nnogroup:x:65533:\nnobody:x:65534:\n"),
@@ -226,9 +293,15 @@ pub fn list() -> Vec<Image> {
         .flatten()
         .filter_map(|e| e.ok())
         .filter_map(|e| {
-            let marker: serde_json::Value = serde_json::from_slice(&fs::read(e.path().join(MARKER)).ok()?).ok()?;
+            let marker: serde_json::Value =
+                serde_json::from_slice(&fs::read(e.path().join(MARKER)).ok()?).ok()?;
             let field = |k: &str| marker[k].as_str().unwrap_or("?").to_owned();
-            Some(Image { name: e.file_name().to_string_lossy().into_owned(), path: e.path(), source: field("source"), version: field("version") })
+            Some(Image {
+                name: e.file_name().to_string_lossy().into_owned(),
+                path: e.path(),
+                source: field("source"),
+                version: field("version"),
+            })
         })
         .collect();
     v.sort_by(|a, b| a.name.cmp(&b.name));
@@ -242,7 +315,10 @@ pub fn remove(name: &str) -> Result<PathBuf> {
     }
     let dir = store_dir().join(name);
     if !dir.join(MARKER).exists() {
-        bail!("no rootfs named {name:?} in {} (see `gocker rootfs ls`)", store_dir().display());
+        bail!(
+            "no rootfs named {name:?} in {} (see `gocker rootfs ls`)",
+            store_dir().display()
+        );
     }
     fs::remove_dir_all(&dir).with_context(|| format!("remove {}", dir.display()))?;
     Ok(dir)

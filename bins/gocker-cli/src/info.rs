@@ -19,7 +19,12 @@ struct Check {
 }
 
 fn check(name: &'static str, ok: bool, detail: impl Into<String>, fix: Option<String>) -> Check {
-    Check { name, ok, detail: detail.into(), fix: if ok { None } else { fix } }
+    Check {
+        name,
+        ok,
+        detail: detail.into(),
+        fix: if ok { None } else { fix },
+    }
 }
 
 fn read(p: &str) -> Option<String> {
@@ -41,7 +46,10 @@ fn user_namespaces() -> Check {
         problems.push("AppArmor restricts unprivileged user namespaces (Ubuntu 23.10+)".to_owned());
     }
     let detail = if problems.is_empty() {
-        format!("allowed (max_user_namespaces {})", max.map(|m| m.to_string()).unwrap_or_else(|| "?".into()))
+        format!(
+            "allowed (max_user_namespaces {})",
+            max.map(|m| m.to_string()).unwrap_or_else(|| "?".into())
+        )
     } else {
         problems.join("; ")
     };
@@ -54,17 +62,31 @@ fn user_namespaces() -> Check {
 fn subids(uid: u32) -> Vec<Check> {
     let name = crate::run::user_name(uid);
     let mut out = Vec::new();
-    for (file, label) in [("/etc/subuid", "subordinate uids"), ("/etc/subgid", "subordinate gids")] {
+    for (file, label) in [
+        ("/etc/subuid", "subordinate uids"),
+        ("/etc/subgid", "subordinate gids"),
+    ] {
         let text = std::fs::read_to_string(file).unwrap_or_default();
         let ranges = gocker_idmap::parse_subid(file, &text, &name, uid).unwrap_or_default();
         let count: u64 = ranges.iter().map(|r| u64::from(r.count)).sum();
         let detail = if count > 0 {
             format!("{count} ids for {name} in {file}")
         } else {
-            format!("none for {name} in {file}: rootless containers map a single id (only root inside)")
+            format!(
+                "none for {name} in {file}: rootless containers map a single id (only root inside)"
+            )
         };
         let fix = format!("usermod --add-subuids 100000-165535 --add-subgids 100000-165535 {name}");
-        out.push(check(label, count > 0 || uid == 0, if uid == 0 { "not needed as root".into() } else { detail }, Some(fix)));
+        out.push(check(
+            label,
+            count > 0 || uid == 0,
+            if uid == 0 {
+                "not needed as root".into()
+            } else {
+                detail
+            },
+            Some(fix),
+        ));
     }
     for helper in ["newuidmap", "newgidmap"] {
         let found = gocker_idmap::find_helper(helper);
@@ -72,7 +94,12 @@ fn subids(uid: u32) -> Vec<Check> {
             Some(p) => p.display().to_string(),
             None => "not installed".into(),
         };
-        out.push(check(helper, found.is_some() || uid == 0, detail, Some("apt-get install uidmap".into())));
+        out.push(check(
+            helper,
+            found.is_some() || uid == 0,
+            detail,
+            Some("apt-get install uidmap".into()),
+        ));
     }
     out
 }
@@ -90,11 +117,26 @@ fn cgroups(uid: u32) -> Vec<Check> {
     let wanted = ["cpu", "cpuset", "io", "memory", "pids"];
     let available = gocker_cgroups::Hierarchy::controllers(&mount).unwrap_or_default();
     let v1 = gocker_cgroups::bound_to_v1(&mountinfo, &wanted);
-    let missing: Vec<&str> = wanted.iter().copied().filter(|c| !available.iter().any(|a| a == c)).collect();
+    let missing: Vec<&str> = wanted
+        .iter()
+        .copied()
+        .filter(|c| !available.iter().any(|a| a == c))
+        .collect();
     let mode = if v1.is_empty() { "unified" } else { "hybrid" };
-    let mut detail = format!("{mode}: cgroup2 at {}; controllers: {}", mount.display(), if available.is_empty() { "none".into() } else { available.join(" ") });
+    let mut detail = format!(
+        "{mode}: cgroup2 at {}; controllers: {}",
+        mount.display(),
+        if available.is_empty() {
+            "none".into()
+        } else {
+            available.join(" ")
+        }
+    );
     if !v1.is_empty() {
-        detail.push_str(&format!("; bound to cgroup v1: {} (limits on them cannot be applied)", v1.join(" ")));
+        detail.push_str(&format!(
+            "; bound to cgroup v1: {} (limits on them cannot be applied)",
+            v1.join(" ")
+        ));
     }
     let mut out = vec![check(
         "cgroup v2 controllers",
@@ -122,12 +164,22 @@ fn cgroups(uid: u32) -> Vec<Check> {
 
 fn seccomp() -> Check {
     let actions = read("/proc/sys/kernel/seccomp/actions_avail");
-    let notify = actions.as_deref().map(|a| a.split_whitespace().any(|x| x == "user_notif")).unwrap_or(false);
+    let notify = actions
+        .as_deref()
+        .map(|a| a.split_whitespace().any(|x| x == "user_notif"))
+        .unwrap_or(false);
     check(
         "seccomp",
         actions.is_some(),
         match &actions {
-            Some(a) => format!("filter actions: {a}{}", if notify { "" } else { " (no user notification)" }),
+            Some(a) => format!(
+                "filter actions: {a}{}",
+                if notify {
+                    ""
+                } else {
+                    " (no user notification)"
+                }
+            ),
             None => "seccomp filters not supported by this kernel".into(),
         },
         Some("a kernel built with CONFIG_SECCOMP_FILTER".into()),
@@ -143,7 +195,11 @@ fn on_path(tool: &str) -> Option<std::path::PathBuf> {
 fn networking() -> Vec<Check> {
     let slirp = on_path("slirp4netns");
     let pasta = on_path("pasta");
-    let detail = |p: &Option<std::path::PathBuf>| p.as_ref().map(|p| p.display().to_string()).unwrap_or_else(|| "not installed".into());
+    let detail = |p: &Option<std::path::PathBuf>| {
+        p.as_ref()
+            .map(|p| p.display().to_string())
+            .unwrap_or_else(|| "not installed".into())
+    };
     vec![
         check(
             "rootless network helper",
@@ -162,22 +218,43 @@ fn networking() -> Vec<Check> {
 
 fn filesystems() -> Vec<Check> {
     let fs = std::fs::read_to_string("/proc/filesystems").unwrap_or_default();
-    let overlay = fs.lines().any(|l| l.split_whitespace().last() == Some("overlay"));
-    let release = rustix::system::uname().release().to_string_lossy().into_owned();
+    let overlay = fs
+        .lines()
+        .any(|l| l.split_whitespace().last() == Some("overlay"));
+    let release = rustix::system::uname()
+        .release()
+        .to_string_lossy()
+        .into_owned();
     let (major, minor) = {
-        let mut it = release.split(|c: char| !c.is_ascii_digit()).filter_map(|n| n.parse::<u32>().ok());
+        let mut it = release
+            .split(|c: char| !c.is_ascii_digit())
+            .filter_map(|n| n.parse::<u32>().ok());
         (it.next().unwrap_or(0), it.next().unwrap_or(0))
     };
     let idmap_ok = (major, minor) >= (5, 12);
     vec![
-        check("kernel", (major, minor) >= (5, 3), format!("{release} (clone3 needs 5.3; idmapped mounts 5.12)"), Some("a kernel 5.12 or newer".into())),
+        check(
+            "kernel",
+            (major, minor) >= (5, 3),
+            format!("{release} (clone3 needs 5.3; idmapped mounts 5.12)"),
+            Some("a kernel 5.12 or newer".into()),
+        ),
         check(
             "idmapped mounts",
             idmap_ok,
-            if idmap_ok { "supported by the kernel (per filesystem: tmpfs, ext4, xfs, btrfs, overlayfs in 6.x)" } else { "not supported: root-owned rootfs files appear as nobody" },
+            if idmap_ok {
+                "supported by the kernel (per filesystem: tmpfs, ext4, xfs, btrfs, overlayfs in 6.x)"
+            } else {
+                "not supported: root-owned rootfs files appear as nobody"
+            },
             Some("a kernel 5.12 or newer".into()),
         ),
-        check("overlayfs", overlay, if overlay { "available" } else { "not loaded" }, Some("modprobe overlay".into())),
+        check(
+            "overlayfs",
+            overlay,
+            if overlay { "available" } else { "not loaded" },
+            Some("modprobe overlay".into()),
+        ),
     ]
 }
 
@@ -199,9 +276,19 @@ pub fn info(a: InfoArgs) -> i32 {
         println!("{}", serde_json::to_string_pretty(&v).expect("json"));
         return 0;
     }
-    println!("gocker {} ({}; state in {})", env!("CARGO_PKG_VERSION"), if uid == 0 { "rootful" } else { "rootless" }, gocker_runtime::StateStore::default_root().display());
+    println!(
+        "gocker {} ({}; state in {})",
+        env!("CARGO_PKG_VERSION"),
+        if uid == 0 { "rootful" } else { "rootless" },
+        gocker_runtime::StateStore::default_root().display()
+    );
     for c in &checks {
-        println!("{} {:<30} {}", if c.ok { "ok  " } else { "WARN" }, c.name, c.detail);
+        println!(
+            "{} {:<30} {}",
+            if c.ok { "ok  " } else { "WARN" },
+            c.name,
+            c.detail
+        );
         if let Some(f) = &c.fix {
             println!("     {:<30} fix: {f}", "");
         }

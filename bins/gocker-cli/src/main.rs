@@ -50,23 +50,40 @@ fn main() {
 
 fn init_logging(cli: &cli::Cli) {
     use tracing_subscriber::EnvFilter;
-    let level = if cli.debug { "debug" } else { cli.log_level.as_str() };
+    let level = if cli.debug {
+        "debug"
+    } else {
+        cli.log_level.as_str()
+    };
     let filter = EnvFilter::try_from_env("RUST_LOG").unwrap_or_else(|_| EnvFilter::new(level));
     // No threads are started here: ring0 must stay single-threaded to fork ring1.
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false).init();
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .init();
 }
 
 fn version() -> i32 {
     let uname = rustix::system::uname();
     println!("gocker version {}", env!("CARGO_PKG_VERSION"));
     println!("OCI runtime spec {}", oci_spec::runtime::VERSION);
-    println!("kernel {} {}", uname.release().to_string_lossy(), uname.machine().to_string_lossy());
+    println!(
+        "kernel {} {}",
+        uname.release().to_string_lossy(),
+        uname.machine().to_string_lossy()
+    );
     0
 }
 
 fn rootfs(c: cli::RootfsCommand) -> i32 {
     let r = match c {
-        cli::RootfsCommand::Build { name, dest, offline, force } => {
+        cli::RootfsCommand::Build {
+            name,
+            dest,
+            offline,
+            force,
+        } => {
             if name.is_empty() || name.contains('/') || name.starts_with('.') {
                 Err(anyhow::anyhow!("rootfs name {name:?}: not a plain name"))
             } else {
@@ -81,12 +98,20 @@ fn rootfs(c: cli::RootfsCommand) -> i32 {
             } else {
                 println!("{:<16} {:<24} {:<40} PATH", "NAME", "SOURCE", "VERSION");
                 for i in list {
-                    println!("{:<16} {:<24} {:<40} {}", i.name, i.source, i.version, i.path.display());
+                    println!(
+                        "{:<16} {:<24} {:<40} {}",
+                        i.name,
+                        i.source,
+                        i.version,
+                        i.path.display()
+                    );
                 }
             }
             Ok(())
         }
-        cli::RootfsCommand::Rm { names } => names.iter().try_for_each(|n| images::remove(n).map(|_| println!("{n}"))),
+        cli::RootfsCommand::Rm { names } => names
+            .iter()
+            .try_for_each(|n| images::remove(n).map(|_| println!("{n}"))),
     };
     match r {
         Ok(()) => 0,

@@ -14,7 +14,10 @@ fn store() -> Result<StateStore, Failure> {
     Ok(s)
 }
 
-fn each(names: &[String], mut f: impl FnMut(&StateStore, ContainerState) -> Result<(), Failure>) -> i32 {
+fn each(
+    names: &[String],
+    mut f: impl FnMut(&StateStore, ContainerState) -> Result<(), Failure>,
+) -> i32 {
     let s = match store() {
         Ok(s) => s,
         Err(e) => return report(e),
@@ -59,7 +62,9 @@ fn parse_signal(s: &str) -> Result<i32, Failure> {
 }
 
 fn signal(st: &ContainerState, sig: i32) -> Result<(), Failure> {
-    let pid = st.pid.ok_or_else(|| usage(format!("container {} has no process", st.name)))?;
+    let pid = st
+        .pid
+        .ok_or_else(|| usage(format!("container {} has no process", st.name)))?;
     let pid = rustix::process::Pid::from_raw(pid).ok_or_else(|| usage("bad pid in state"))?;
     // A pidfd pins the process: no signal to a recycled pid after the check below.
     let fd = match rustix::process::pidfd_open(pid, rustix::process::PidfdFlags::empty()) {
@@ -71,10 +76,15 @@ fn signal(st: &ContainerState, sig: i32) -> Result<(), Failure> {
     }
     // SAFETY: the kernel validates the signal number.
     let s = unsafe { rustix::process::Signal::from_raw_unchecked(sig) };
-    rustix::process::pidfd_send_signal(&fd, s).map_err(|e| usage(format!("signal {sig} to {}: {e}", st.name)))
+    rustix::process::pidfd_send_signal(&fd, s)
+        .map_err(|e| usage(format!("signal {sig} to {}: {e}", st.name)))
 }
 
-fn wait_stopped(s: &StateStore, st: &ContainerState, timeout: Option<Duration>) -> Option<ContainerState> {
+fn wait_stopped(
+    s: &StateStore,
+    st: &ContainerState,
+    timeout: Option<Duration>,
+) -> Option<ContainerState> {
     let end = timeout.map(|t| Instant::now() + t);
     loop {
         match s.load(&st.id) {
@@ -94,8 +104,9 @@ fn stop_one(s: &StateStore, st: &ContainerState, grace: u64) -> Result<(), Failu
         signal(st, libc::SIGTERM)?;
         if wait_stopped(s, st, Some(Duration::from_secs(grace))).is_none() {
             signal(st, libc::SIGKILL)?;
-            wait_stopped(s, st, Some(Duration::from_secs(5)))
-                .ok_or_else(|| usage(format!("container {} did not stop after SIGKILL", st.name)))?;
+            wait_stopped(s, st, Some(Duration::from_secs(5))).ok_or_else(|| {
+                usage(format!("container {} did not stop after SIGKILL", st.name))
+            })?;
         }
     }
     Ok(())
@@ -141,7 +152,10 @@ pub fn inspect(a: NamesArgs) -> i32 {
             .unwrap_or(serde_json::Value::Null);
         let mut v = serde_json::to_value(&st).map_err(|e| usage(e.to_string()))?;
         v["running"] = serde_json::Value::Bool(running(&st));
-        v["exit_code"] = st.exit.map(|e| serde_json::json!(e.code())).unwrap_or(serde_json::Value::Null);
+        v["exit_code"] = st
+            .exit
+            .map(|e| serde_json::json!(e.code()))
+            .unwrap_or(serde_json::Value::Null);
         v["spec"] = spec;
         all.push(v);
         Ok(())
@@ -164,7 +178,11 @@ pub fn logs(a: LogsArgs) -> i32 {
     let dir = s.container_dir(&st.id);
     let print = |l: &gocker_runtime::logs::LogLine| {
         use std::io::Write;
-        let prefix = if a.timestamps { format!("{} ", l.time) } else { String::new() };
+        let prefix = if a.timestamps {
+            format!("{} ", l.time)
+        } else {
+            String::new()
+        };
         if l.stream == "stderr" {
             let _ = write!(std::io::stderr(), "{prefix}{}", l.log);
         } else {
@@ -208,10 +226,19 @@ pub fn exec(a: ExecArgs) -> i32 {
                 return Err(usage(format!("--workdir {w:?}: must be an absolute path")));
             }
         }
-        let user = a.user.as_deref().map(parse_user).transpose()?.map(|(u, g)| (u, g.unwrap_or(u)));
+        let user = a
+            .user
+            .as_deref()
+            .map(parse_user)
+            .transpose()?
+            .map(|(u, g)| (u, g.unwrap_or(u)));
         if !a.interactive {
-            let null = rustix::fs::open("/dev/null", rustix::fs::OFlags::RDONLY, rustix::fs::Mode::empty())
-                .map_err(|e| usage(format!("/dev/null: {e}")))?;
+            let null = rustix::fs::open(
+                "/dev/null",
+                rustix::fs::OFlags::RDONLY,
+                rustix::fs::Mode::empty(),
+            )
+            .map_err(|e| usage(format!("/dev/null: {e}")))?;
             rustix::stdio::dup2_stdin(&null).map_err(|e| usage(format!("stdin: {e}")))?;
         }
         let req = gocker_runtime::nsexec::ExecRequest {
@@ -266,8 +293,11 @@ pub fn top(a: TopArgs) -> i32 {
         if !running(&st) {
             return Err(usage(format!("container {} is not running", st.name)));
         }
-        let pid = st.pid.ok_or_else(|| usage(format!("container {} has no process", st.name)))?;
-        let target = std::fs::read_link(format!("/proc/{pid}/ns/pid")).map_err(|e| usage(format!("/proc/{pid}/ns/pid: {e}")))?;
+        let pid = st
+            .pid
+            .ok_or_else(|| usage(format!("container {} has no process", st.name)))?;
+        let target = std::fs::read_link(format!("/proc/{pid}/ns/pid"))
+            .map_err(|e| usage(format!("/proc/{pid}/ns/pid: {e}")))?;
         let tick = rustix::param::clock_ticks_per_second().max(1) as u64;
         println!("{:<8} {:<8} {:<8} {:<10} CMD", "UID", "PID", "PPID", "TIME");
         let mut pids: Vec<i32> = std::fs::read_dir("/proc")
@@ -276,23 +306,48 @@ pub fn top(a: TopArgs) -> i32 {
             .collect();
         pids.sort_unstable();
         for p in pids {
-            if std::fs::read_link(format!("/proc/{p}/ns/pid")).ok().as_ref() != Some(&target) {
+            if std::fs::read_link(format!("/proc/{p}/ns/pid"))
+                .ok()
+                .as_ref()
+                != Some(&target)
+            {
                 continue;
             }
-            let Ok(stat) = std::fs::read_to_string(format!("/proc/{p}/stat")) else { continue };
-            let Some(close) = stat.rfind(')') else { continue };
+            let Ok(stat) = std::fs::read_to_string(format!("/proc/{p}/stat")) else {
+                continue;
+            };
+            let Some(close) = stat.rfind(')') else {
+                continue;
+            };
             let f: Vec<&str> = stat[close + 2..].split(' ').collect();
             let ppid = f.get(1).copied().unwrap_or("?");
-            let cpu: u64 = f.get(11).and_then(|x| x.parse::<u64>().ok()).unwrap_or(0) + f.get(12).and_then(|x| x.parse::<u64>().ok()).unwrap_or(0);
+            let cpu: u64 = f.get(11).and_then(|x| x.parse::<u64>().ok()).unwrap_or(0)
+                + f.get(12).and_then(|x| x.parse::<u64>().ok()).unwrap_or(0);
             let secs = cpu / tick;
             let uid = std::fs::read_to_string(format!("/proc/{p}/status"))
                 .ok()
-                .and_then(|t| t.lines().find_map(|l| l.strip_prefix("Uid:").map(|u| u.split_whitespace().next().unwrap_or("?").to_owned())))
+                .and_then(|t| {
+                    t.lines().find_map(|l| {
+                        l.strip_prefix("Uid:")
+                            .map(|u| u.split_whitespace().next().unwrap_or("?").to_owned())
+                    })
+                })
                 .unwrap_or_default();
             let cmd = std::fs::read(format!("/proc/{p}/cmdline"))
-                .map(|c| String::from_utf8_lossy(&c).split('\0').filter(|x| !x.is_empty()).collect::<Vec<_>>().join(" "))
+                .map(|c| {
+                    String::from_utf8_lossy(&c)
+                        .split('\0')
+                        .filter(|x| !x.is_empty())
+                        .collect::<Vec<_>>()
+                        .join(" ")
+                })
                 .unwrap_or_default();
-            println!("{uid:<8} {p:<8} {ppid:<8} {:02}:{:02}:{:02}   {cmd}", secs / 3600, secs / 60 % 60, secs % 60);
+            println!(
+                "{uid:<8} {p:<8} {ppid:<8} {:02}:{:02}:{:02}   {cmd}",
+                secs / 3600,
+                secs / 60 % 60,
+                secs % 60
+            );
         }
         Ok(())
     })();

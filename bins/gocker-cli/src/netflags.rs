@@ -21,26 +21,79 @@ pub(crate) fn network(a: &RunArgs) -> Result<NetworkOptions, Failure> {
     };
     let opts = NetworkOptions {
         mode,
-        ports: a.publish.iter().map(|p| p.parse::<PortMapping>()).collect::<Result<_, _>>().map_err(net_err)?,
-        dns: a.dns.iter().map(|d| gocker_net::parse_dns(d)).collect::<Result<_, _>>().map_err(net_err)?,
-        add_hosts: a.add_host.iter().map(|h| gocker_net::parse_add_host(h)).collect::<Result<_, _>>().map_err(net_err)?,
+        ports: a
+            .publish
+            .iter()
+            .map(|p| p.parse::<PortMapping>())
+            .collect::<Result<_, _>>()
+            .map_err(net_err)?,
+        dns: a
+            .dns
+            .iter()
+            .map(|d| gocker_net::parse_dns(d))
+            .collect::<Result<_, _>>()
+            .map_err(net_err)?,
+        add_hosts: a
+            .add_host
+            .iter()
+            .map(|h| gocker_net::parse_add_host(h))
+            .collect::<Result<_, _>>()
+            .map_err(net_err)?,
         isolate: !a.icc,
         bridge: gocker_net::BridgeOptions::from_env().map_err(net_err)?,
         manage_files: true,
     };
-    opts.validate(root).map_err(|e| Failure { code: 125, message: e.to_string() })?;
+    opts.validate(root).map_err(|e| Failure {
+        code: 125,
+        message: e.to_string(),
+    })?;
     Ok(opts)
 }
 
 fn all_caps() -> Vec<Capability> {
     // Every capability name oci-spec knows (strum's SCREAMING_SNAKE_CASE names).
     [
-        "AUDIT_CONTROL", "AUDIT_READ", "AUDIT_WRITE", "BLOCK_SUSPEND", "BPF", "CHECKPOINT_RESTORE", "CHOWN",
-        "DAC_OVERRIDE", "DAC_READ_SEARCH", "FOWNER", "FSETID", "IPC_LOCK", "IPC_OWNER", "KILL", "LEASE",
-        "LINUX_IMMUTABLE", "MAC_ADMIN", "MAC_OVERRIDE", "MKNOD", "NET_ADMIN", "NET_BIND_SERVICE", "NET_BROADCAST",
-        "NET_RAW", "PERFMON", "SETGID", "SETFCAP", "SETPCAP", "SETUID", "SYS_ADMIN", "SYS_BOOT", "SYS_CHROOT",
-        "SYS_MODULE", "SYS_NICE", "SYS_PACCT", "SYS_PTRACE", "SYS_RAWIO", "SYS_RESOURCE", "SYS_TIME",
-        "SYS_TTY_CONFIG", "SYSLOG", "WAKE_ALARM",
+        "AUDIT_CONTROL",
+        "AUDIT_READ",
+        "AUDIT_WRITE",
+        "BLOCK_SUSPEND",
+        "BPF",
+        "CHECKPOINT_RESTORE",
+        "CHOWN",
+        "DAC_OVERRIDE",
+        "DAC_READ_SEARCH",
+        "FOWNER",
+        "FSETID",
+        "IPC_LOCK",
+        "IPC_OWNER",
+        "KILL",
+        "LEASE",
+        "LINUX_IMMUTABLE",
+        "MAC_ADMIN",
+        "MAC_OVERRIDE",
+        "MKNOD",
+        "NET_ADMIN",
+        "NET_BIND_SERVICE",
+        "NET_BROADCAST",
+        "NET_RAW",
+        "PERFMON",
+        "SETGID",
+        "SETFCAP",
+        "SETPCAP",
+        "SETUID",
+        "SYS_ADMIN",
+        "SYS_BOOT",
+        "SYS_CHROOT",
+        "SYS_MODULE",
+        "SYS_NICE",
+        "SYS_PACCT",
+        "SYS_PTRACE",
+        "SYS_RAWIO",
+        "SYS_RESOURCE",
+        "SYS_TIME",
+        "SYS_TTY_CONFIG",
+        "SYSLOG",
+        "WAKE_ALARM",
     ]
     .into_iter()
     .filter_map(|n| Capability::from_str(n).ok())
@@ -53,7 +106,11 @@ fn parse_cap(flag: &str, v: &str) -> Result<Vec<Capability>, Failure> {
     if name == "ALL" {
         return Ok(all_caps());
     }
-    Capability::from_str(name).map(|c| vec![c]).map_err(|_| usage(format!("{flag} {v:?}: unknown capability (e.g. NET_ADMIN, SYS_PTRACE, ALL)")))
+    Capability::from_str(name).map(|c| vec![c]).map_err(|_| {
+        usage(format!(
+            "{flag} {v:?}: unknown capability (e.g. NET_ADMIN, SYS_PTRACE, ALL)"
+        ))
+    })
 }
 
 /// Applies --cap-drop then --cap-add to the process's bounding, effective and permitted sets;
@@ -63,8 +120,14 @@ pub(crate) fn capabilities(spec: &mut Spec, a: &RunArgs) -> Result<(), Failure> 
     if a.cap_add.is_empty() && a.cap_drop.is_empty() {
         return Ok(());
     }
-    let process = spec.process_mut().as_mut().expect("default spec has a process");
-    let mut caps = process.capabilities().clone().expect("default spec has capabilities");
+    let process = spec
+        .process_mut()
+        .as_mut()
+        .expect("default spec has a process");
+    let mut caps = process
+        .capabilities()
+        .clone()
+        .expect("default spec has capabilities");
     let mut set = caps.bounding().clone().unwrap_or_default();
     for d in &a.cap_drop {
         for c in parse_cap("--cap-drop", d)? {
@@ -104,7 +167,12 @@ pub(crate) fn system_prune() -> i32 {
         Err(e) => return crate::run::report(e.into()),
     };
     store.collect_stale();
-    for s in store.list().unwrap_or_default().into_iter().filter(|s| s.status == Status::Stopped) {
+    for s in store
+        .list()
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|s| s.status == Status::Stopped)
+    {
         if store.remove(&s.id, &s.name).is_ok() {
             println!("removed container {}", s.name);
         }

@@ -22,12 +22,14 @@ fn target_pid(t: &str) -> Result<i32, Failure> {
     if st.status == gocker_runtime::Status::Stopped || !StateStore::monitor_alive(&st) {
         return Err(usage(format!("container {t} is not running")));
     }
-    st.pid.ok_or_else(|| usage(format!("container {t} has no process")))
+    st.pid
+        .ok_or_else(|| usage(format!("container {t} has no process")))
 }
 
 fn inner(a: &NsenterArgs) -> Result<i32, Failure> {
     let target = target_pid(&a.target)?;
-    let pid = rustix::process::Pid::from_raw(target).ok_or_else(|| usage(format!("--target {target}: not a pid")))?;
+    let pid = rustix::process::Pid::from_raw(target)
+        .ok_or_else(|| usage(format!("--target {target}: not a pid")))?;
     let pidfd = rustix::process::pidfd_open(pid, rustix::process::PidfdFlags::empty())
         .map_err(|e| usage(format!("--target {}: pidfd_open({target}): {e}", a.target)))?;
     let me = rustix::process::getpid().as_raw_nonzero().get();
@@ -54,13 +56,25 @@ fn inner(a: &NsenterArgs) -> Result<i32, Failure> {
     if !differing.contains(Namespace::User) {
         set = set.without(Namespace::User);
     }
-    gocker_ns::nsenter(std::os::fd::AsFd::as_fd(&pidfd), target, set, !a.preserve_credentials)
-        .map_err(|e| usage(format!("nsenter --target {}: {e}", a.target)))?;
+    gocker_ns::nsenter(
+        std::os::fd::AsFd::as_fd(&pidfd),
+        target,
+        set,
+        !a.preserve_credentials,
+    )
+    .map_err(|e| usage(format!("nsenter --target {}: {e}", a.target)))?;
     // A child, so that a joined PID namespace applies to it.
     let st = std::process::Command::new(&a.command[0])
         .args(&a.command[1..])
         .status()
-        .map_err(|e| Failure { code: if e.kind() == std::io::ErrorKind::NotFound { 127 } else { 126 }, message: format!("exec {:?}: {e}", a.command[0]) })?;
+        .map_err(|e| Failure {
+            code: if e.kind() == std::io::ErrorKind::NotFound {
+                127
+            } else {
+                126
+            },
+            message: format!("exec {:?}: {e}", a.command[0]),
+        })?;
     Ok(st.code().unwrap_or_else(|| 128 + st.signal().unwrap_or(0)))
 }
 

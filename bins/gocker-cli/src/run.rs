@@ -13,12 +13,18 @@ pub(crate) struct Failure {
 
 impl From<RuntimeError> for Failure {
     fn from(e: RuntimeError) -> Self {
-        Failure { code: e.exit_code(), message: e.to_string() }
+        Failure {
+            code: e.exit_code(),
+            message: e.to_string(),
+        }
     }
 }
 
 pub(crate) fn usage(message: impl Into<String>) -> Failure {
-    Failure { code: 125, message: message.into() }
+    Failure {
+        code: 125,
+        message: message.into(),
+    }
 }
 
 pub(crate) fn report(f: Failure) -> i32 {
@@ -69,10 +75,17 @@ pub(crate) fn parse_user(s: &str) -> Result<(u32, Option<u32>), Failure> {
 }
 
 fn parse_remap(s: &str) -> Result<(u32, u32), Failure> {
-    let bad = || usage(format!("--userns-remap {s:?}: expected START[:SIZE] (e.g. 100000:65536)"));
+    let bad = || {
+        usage(format!(
+            "--userns-remap {s:?}: expected START[:SIZE] (e.g. 100000:65536)"
+        ))
+    };
     match s.split_once(':') {
         Some((a, b)) => Ok((a.parse().map_err(|_| bad())?, b.parse().map_err(|_| bad())?)),
-        None => Ok((s.parse().map_err(|_| bad())?, gocker_idmap::ROOTFUL_DEFAULT_SIZE)),
+        None => Ok((
+            s.parse().map_err(|_| bad())?,
+            gocker_idmap::ROOTFUL_DEFAULT_SIZE,
+        )),
     }
 }
 
@@ -98,7 +111,9 @@ fn parse_bytes(flag: &str, s: &str) -> Result<i64, Failure> {
 }
 
 fn resources(a: &RunArgs) -> Result<Option<oci_spec::runtime::LinuxResources>, Failure> {
-    use oci_spec::runtime::{LinuxCpuBuilder, LinuxMemoryBuilder, LinuxPidsBuilder, LinuxResourcesBuilder};
+    use oci_spec::runtime::{
+        LinuxCpuBuilder, LinuxMemoryBuilder, LinuxPidsBuilder, LinuxResourcesBuilder,
+    };
     let err = |e: oci_spec::OciSpecError| usage(e.to_string());
     let mut r = LinuxResourcesBuilder::default();
     let mut any = false;
@@ -109,7 +124,9 @@ fn resources(a: &RunArgs) -> Result<Option<oci_spec::runtime::LinuxResources>, F
         }
         if let Some(v) = &a.memory_swap {
             if a.memory.is_none() {
-                return Err(usage("--memory-swap needs --memory (it is memory plus swap)"));
+                return Err(usage(
+                    "--memory-swap needs --memory (it is memory plus swap)",
+                ));
             }
             m = m.swap(parse_bytes("--memory-swap", v)?);
         }
@@ -119,9 +136,13 @@ fn resources(a: &RunArgs) -> Result<Option<oci_spec::runtime::LinuxResources>, F
     if a.cpus.is_some() || a.cpu_shares.is_some() || a.cpuset_cpus.is_some() {
         let mut c = LinuxCpuBuilder::default();
         if let Some(n) = a.cpus {
-            let max = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1) as f64;
+            let max = std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(1) as f64;
             if !(n > 0.0 && n <= max) {
-                return Err(usage(format!("--cpus {n}: must be more than 0 and at most {max} (the CPUs available)")));
+                return Err(usage(format!(
+                    "--cpus {n}: must be more than 0 and at most {max} (the CPUs available)"
+                )));
             }
             c = c.quota((n * 100_000.0).round() as i64).period(100_000u64);
         }
@@ -132,8 +153,14 @@ fn resources(a: &RunArgs) -> Result<Option<oci_spec::runtime::LinuxResources>, F
             c = c.shares(s);
         }
         if let Some(set) = &a.cpuset_cpus {
-            if set.is_empty() || !set.chars().all(|ch| ch.is_ascii_digit() || ch == ',' || ch == '-') {
-                return Err(usage(format!("--cpuset-cpus {set:?}: expected a list such as 0-1,3")));
+            if set.is_empty()
+                || !set
+                    .chars()
+                    .all(|ch| ch.is_ascii_digit() || ch == ',' || ch == '-')
+            {
+                return Err(usage(format!(
+                    "--cpuset-cpus {set:?}: expected a list such as 0-1,3"
+                )));
             }
             c = c.cpus(set.clone());
         }
@@ -142,12 +169,18 @@ fn resources(a: &RunArgs) -> Result<Option<oci_spec::runtime::LinuxResources>, F
     }
     if let Some(p) = a.pids_limit {
         if p == 0 || p < -1 {
-            return Err(usage(format!("--pids-limit {p}: must be positive, or -1 for unlimited")));
+            return Err(usage(format!(
+                "--pids-limit {p}: must be positive, or -1 for unlimited"
+            )));
         }
         r = r.pids(LinuxPidsBuilder::default().limit(p).build().map_err(err)?);
         any = true;
     }
-    Ok(if any { Some(r.build().map_err(err)?) } else { None })
+    Ok(if any {
+        Some(r.build().map_err(err)?)
+    } else {
+        None
+    })
 }
 
 /// `-v SRC:DST[:ro|rw]` as an OCI bind mount.
@@ -162,16 +195,26 @@ fn volume(v: &str) -> Result<oci_spec::runtime::Mount, Failure> {
         return Err(usage(format!("--volume {v:?}: the source {src:?} must be an absolute host path (named volumes are not supported)")));
     }
     if !dst.starts_with('/') {
-        return Err(usage(format!("--volume {v:?}: the destination {dst:?} must be an absolute path")));
+        return Err(usage(format!(
+            "--volume {v:?}: the destination {dst:?} must be an absolute path"
+        )));
     }
     if let Err(e) = std::fs::metadata(src) {
         return Err(usage(format!("--volume {v:?}: source {src}: {e}")));
     }
-    let mut options = vec!["rbind".to_string(), "nosuid".to_string(), "nodev".to_string()];
+    let mut options = vec![
+        "rbind".to_string(),
+        "nosuid".to_string(),
+        "nodev".to_string(),
+    ];
     match mode {
         "ro" => options.push("ro".into()),
         "rw" => {}
-        other => return Err(usage(format!("--volume {v:?}: unknown mode {other:?} (ro or rw)"))),
+        other => {
+            return Err(usage(format!(
+                "--volume {v:?}: unknown mode {other:?} (ro or rw)"
+            )))
+        }
     }
     oci_spec::runtime::MountBuilder::default()
         .destination(dst)
@@ -186,7 +229,9 @@ fn volume(v: &str) -> Result<oci_spec::runtime::Mount, Failure> {
 fn tmpfs(t: &str) -> Result<oci_spec::runtime::Mount, Failure> {
     let (dst, opts) = t.split_once(':').unwrap_or((t, ""));
     if !dst.starts_with('/') {
-        return Err(usage(format!("--tmpfs {t:?}: the destination must be an absolute path")));
+        return Err(usage(format!(
+            "--tmpfs {t:?}: the destination must be an absolute path"
+        )));
     }
     let mut options = vec!["nosuid".to_string(), "nodev".to_string()];
     options.extend(opts.split(',').filter(|o| !o.is_empty()).map(str::to_owned));
@@ -201,12 +246,19 @@ fn tmpfs(t: &str) -> Result<oci_spec::runtime::Mount, Failure> {
 
 /// `--security-opt seccomp=...`: the profile (resolved for the spec's bounding set), with its
 /// name for `--debug`; `None` for `unconfined`.
-fn seccomp_profile(opts: &[String], spec: &oci_spec::runtime::Spec) -> Result<Option<(String, gocker_seccomp::Profile)>, Failure> {
+fn seccomp_profile(
+    opts: &[String],
+    spec: &oci_spec::runtime::Spec,
+) -> Result<Option<(String, gocker_seccomp::Profile)>, Failure> {
     let mut choice = "default".to_owned();
     for o in opts {
         match o.split_once(['=', ':']) {
             Some(("seccomp", v)) if !v.is_empty() => choice = v.to_owned(),
-            _ => return Err(usage(format!("--security-opt {o:?}: supported: seccomp=default|strict|unconfined|PROFILE.json"))),
+            _ => {
+                return Err(usage(format!(
+                "--security-opt {o:?}: supported: seccomp=default|strict|unconfined|PROFILE.json"
+            )))
+            }
         }
     }
     if choice == "unconfined" {
@@ -246,15 +298,24 @@ pub(crate) fn user_name(uid: u32) -> String {
 fn build_config(a: &RunArgs, debug: bool) -> Result<(ContainerConfig, String), Failure> {
     let (rootfs, mode) = match &a.rootfs {
         Some(p) => {
-            let abs = std::path::absolute(p).map_err(|e| usage(format!("--rootfs {}: {e}", p.display())))?;
+            let abs = std::path::absolute(p)
+                .map_err(|e| usage(format!("--rootfs {}: {e}", p.display())))?;
             match std::fs::metadata(&abs) {
                 Ok(m) if m.is_dir() => {}
-                Ok(_) => return Err(usage(format!("--rootfs {}: not a directory", abs.display()))),
+                Ok(_) => {
+                    return Err(usage(format!(
+                        "--rootfs {}: not a directory",
+                        abs.display()
+                    )))
+                }
                 Err(e) => return Err(usage(format!("--rootfs {}: {e}", abs.display()))),
             }
             (abs, RootMode::Rootfs)
         }
-        None => match provisioned_rootfs().into_iter().find(|p| p.join("bin/sh").exists()) {
+        None => match provisioned_rootfs()
+            .into_iter()
+            .find(|p| p.join("bin/sh").exists())
+        {
             Some(p) => {
                 eprintln!("gocker: using the provisioned rootfs {}", p.display());
                 (p, RootMode::Rootfs)
@@ -272,7 +333,9 @@ fn build_config(a: &RunArgs, debug: bool) -> Result<(ContainerConfig, String), F
     let short = id[..12].to_owned();
     let name = a.name.clone().unwrap_or_else(|| short.clone());
     if !valid_name(&name) {
-        return Err(usage(format!("--name {name:?}: use letters, digits, '_', '.', '-' (starting with a letter or digit)")));
+        return Err(usage(format!(
+            "--name {name:?}: use letters, digits, '_', '.', '-' (starting with a letter or digit)"
+        )));
     }
 
     let mut argv = a.entrypoint.iter().cloned().collect::<Vec<_>>();
@@ -297,18 +360,25 @@ fn build_config(a: &RunArgs, debug: bool) -> Result<(ContainerConfig, String), F
     let root = spec.root_mut().as_mut().expect("default spec has a root");
     root.set_readonly(Some(a.read_only || mode == RootMode::HostView));
 
-    let process = spec.process_mut().as_mut().expect("default spec has a process");
+    let process = spec
+        .process_mut()
+        .as_mut()
+        .expect("default spec has a process");
     let mut env = process.env().clone().unwrap_or_default();
     env.push(format!("HOSTNAME={hostname}"));
     let mut vars: Vec<(String, String)> = Vec::new();
     for file in &a.env_file {
-        let text = std::fs::read_to_string(file).map_err(|e| usage(format!("--env-file {}: {e}", file.display())))?;
+        let text = std::fs::read_to_string(file)
+            .map_err(|e| usage(format!("--env-file {}: {e}", file.display())))?;
         for (n, line) in text.lines().enumerate() {
             let line = line.trim_start();
             if line.is_empty() || line.starts_with('#') {
                 continue;
             }
-            vars.push((format!("--env-file {} line {}", file.display(), n + 1), line.to_owned()));
+            vars.push((
+                format!("--env-file {} line {}", file.display(), n + 1),
+                line.to_owned(),
+            ));
         }
     }
     vars.extend(a.env.iter().map(|e| ("--env".to_owned(), e.clone())));
@@ -343,11 +413,20 @@ fn build_config(a: &RunArgs, debug: bool) -> Result<(ContainerConfig, String), F
     let linux = spec.linux_mut().as_mut().expect("default spec has linux");
     match &seccomp {
         Some((name, p)) => {
-            let oci = p.to_oci().map_err(|e| usage(format!("--security-opt seccomp={name}: {e}")))?;
+            let oci = p
+                .to_oci()
+                .map_err(|e| usage(format!("--security-opt seccomp={name}: {e}")))?;
             if debug {
                 // The hash the runtime keys its BPF cache with (of the profile as the spec carries it).
-                let h = gocker_seccomp::Profile::from_oci(&oci).map(|q| q.hash()).unwrap_or_default();
-                tracing::debug!("seccomp profile {name}: hash {}, {} rules, default action {:?}", &h[..16.min(h.len())], p.rule_count(), p.default_action);
+                let h = gocker_seccomp::Profile::from_oci(&oci)
+                    .map(|q| q.hash())
+                    .unwrap_or_default();
+                tracing::debug!(
+                    "seccomp profile {name}: hash {}, {} rules, default action {:?}",
+                    &h[..16.min(h.len())],
+                    p.rule_count(),
+                    p.default_action
+                );
             }
             linux.set_seccomp(Some(oci));
         }
@@ -363,7 +442,11 @@ fn build_config(a: &RunArgs, debug: bool) -> Result<(ContainerConfig, String), F
     let network = crate::netflags::network(a)?;
     if network.mode == gocker_net::Mode::Host {
         let ns = linux.namespaces().clone().unwrap_or_default();
-        linux.set_namespaces(Some(ns.into_iter().filter(|n| n.typ() != oci_spec::runtime::LinuxNamespaceType::Network).collect()));
+        linux.set_namespaces(Some(
+            ns.into_iter()
+                .filter(|n| n.typ() != oci_spec::runtime::LinuxNamespaceType::Network)
+                .collect(),
+        ));
     }
     crate::netflags::capabilities(&mut spec, a)?;
 
@@ -371,15 +454,20 @@ fn build_config(a: &RunArgs, debug: bool) -> Result<(ContainerConfig, String), F
     let idmaps = if euid == 0 {
         let (base, size) = match &a.userns_remap {
             Some(s) => parse_remap(s)?,
-            None => (gocker_idmap::ROOTFUL_DEFAULT_BASE, gocker_idmap::ROOTFUL_DEFAULT_SIZE),
+            None => (
+                gocker_idmap::ROOTFUL_DEFAULT_BASE,
+                gocker_idmap::ROOTFUL_DEFAULT_SIZE,
+            ),
         };
-        gocker_idmap::IdMaps::rootful(base, size).map_err(|e| usage(format!("--userns-remap: {e}")))?
+        gocker_idmap::IdMaps::rootful(base, size)
+            .map_err(|e| usage(format!("--userns-remap: {e}")))?
     } else {
         if a.userns_remap.is_some() {
             return Err(usage("--userns-remap needs root; rootless containers map your own uid and /etc/subuid range"));
         }
         let gid = rustix::process::getegid().as_raw();
-        gocker_idmap::IdMaps::rootless(euid, gid, &user_name(euid)).map_err(|e| usage(e.to_string()))?
+        gocker_idmap::IdMaps::rootless(euid, gid, &user_name(euid))
+            .map_err(|e| usage(e.to_string()))?
     };
 
     let mut cfg = ContainerConfig::new(id, spec, idmaps);
@@ -394,10 +482,17 @@ fn build_config(a: &RunArgs, debug: bool) -> Result<(ContainerConfig, String), F
     match std::env::var("GOCKER_SPAWN").as_deref() {
         Ok("exec") => {
             let me = PathBuf::from("/proc/self/exe");
-            cfg.spawn = SpawnMode::Exec { ring1: me.clone(), ring2: me };
+            cfg.spawn = SpawnMode::Exec {
+                ring1: me.clone(),
+                ring2: me,
+            };
         }
         Ok("fork") | Err(_) => {}
-        Ok(other) => return Err(usage(format!("GOCKER_SPAWN={other:?}: expected fork or exec"))),
+        Ok(other) => {
+            return Err(usage(format!(
+                "GOCKER_SPAWN={other:?}: expected fork or exec"
+            )))
+        }
     }
     if debug {
         tracing::debug!(maps = ?cfg.idmaps, "user namespace");
@@ -412,9 +507,14 @@ fn build_config(a: &RunArgs, debug: bool) -> Result<(ContainerConfig, String), F
 /// mode changes the defaults (lift on, own /etc files) and reads the GOCKER_WORKSPACE_* variables.
 fn workspace(a: &RunArgs, cfg: &mut ContainerConfig) -> Result<(), Failure> {
     use gocker_runtime::workspace::{parse_limit, Bind, Workspace};
-    let mut ws = if a.workspace || Workspace::requested_by_env() { Workspace::from_env()? } else { Workspace::default() };
+    let mut ws = if a.workspace || Workspace::requested_by_env() {
+        Workspace::from_env()?
+    } else {
+        Workspace::default()
+    };
     for b in &a.binds {
-        ws.binds.push(Bind::parse(b).map_err(|e| usage(format!("--bind: {e}")))?);
+        ws.binds
+            .push(Bind::parse(b).map_err(|e| usage(format!("--bind: {e}")))?);
     }
     if let Some(s) = &a.supervisor {
         ws.supervisor = Some(s.clone());
@@ -440,7 +540,9 @@ fn run_inner(a: RunArgs, debug: bool) -> Result<i32, Failure> {
     let store = StateStore::open(StateStore::default_root())?;
     if a.detach {
         if a.interactive {
-            return Err(usage("-d and -i cannot be combined (a detached container has no stdin)"));
+            return Err(usage(
+                "-d and -i cannot be combined (a detached container has no stdin)",
+            ));
         }
         let id = gocker_runtime::detach::run_detached(cfg, store, &name, a.rm)?;
         println!("{id}");
@@ -482,12 +584,21 @@ pub fn ps(a: PsArgs) -> i32 {
         Err(e) => return report(e.into()),
     };
     if a.format == "json" {
-        let v: Vec<_> = list.iter().filter(|s| a.all || s.status != Status::Stopped).collect();
-        println!("{}", serde_json::to_string_pretty(&v).expect("state serialises"));
+        let v: Vec<_> = list
+            .iter()
+            .filter(|s| a.all || s.status != Status::Stopped)
+            .collect();
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&v).expect("state serialises")
+        );
         return 0;
     }
     if !a.quiet {
-        println!("{:<12}  {:<20}  {:<16}  COMMAND", "CONTAINER ID", "NAME", "STATUS");
+        println!(
+            "{:<12}  {:<20}  {:<16}  COMMAND",
+            "CONTAINER ID", "NAME", "STATUS"
+        );
     }
     for s in list.iter().filter(|s| a.all || s.status != Status::Stopped) {
         let short = &s.id[..12.min(s.id.len())];
@@ -499,7 +610,11 @@ pub fn ps(a: PsArgs) -> i32 {
             (Status::Stopped, Some(e)) => format!("exited ({})", e.code()),
             (st, _) => format!("{st:?}").to_lowercase(),
         };
-        println!("{short:<12}  {:<20}  {status:<16}  {}", s.name, s.command.join(" "));
+        println!(
+            "{short:<12}  {:<20}  {status:<16}  {}",
+            s.name,
+            s.command.join(" ")
+        );
     }
     0
 }
@@ -515,7 +630,9 @@ pub fn rm(a: RmArgs) -> i32 {
         let r = store.lookup(c).map_err(Failure::from).and_then(|s| {
             if s.status != Status::Stopped && StateStore::monitor_alive(&s) {
                 if !a.force {
-                    return Err(usage(format!("container {c} is running: stop it first or use `gocker rm -f`")));
+                    return Err(usage(format!(
+                        "container {c} is running: stop it first or use `gocker rm -f`"
+                    )));
                 }
                 if let Some(pid) = s.pid {
                     let _ = rustix::process::kill_process(
@@ -557,8 +674,19 @@ struct Sample {
 }
 
 fn sample(cg: &gocker_cgroups::Cgroup) -> Sample {
-    let cpu_usec = cg.keyed("cpu.stat").ok().and_then(|v| v.into_iter().find(|(k, _)| k == "usage_usec").map(|(_, n)| n)).unwrap_or(0);
-    Sample { cpu_usec, at: std::time::Instant::now() }
+    let cpu_usec = cg
+        .keyed("cpu.stat")
+        .ok()
+        .and_then(|v| {
+            v.into_iter()
+                .find(|(k, _)| k == "usage_usec")
+                .map(|(_, n)| n)
+        })
+        .unwrap_or(0);
+    Sample {
+        cpu_usec,
+        at: std::time::Instant::now(),
+    }
 }
 
 pub fn stats(a: StatsArgs) -> i32 {
@@ -568,13 +696,20 @@ pub fn stats(a: StatsArgs) -> i32 {
     };
     store.collect_stale();
     let targets: Vec<gocker_runtime::ContainerState> = if a.containers.is_empty() {
-        store.list().unwrap_or_default().into_iter().filter(|s| s.status != Status::Stopped).collect()
+        store
+            .list()
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|s| s.status != Status::Stopped)
+            .collect()
     } else {
         let mut v = Vec::new();
         for c in &a.containers {
             match store.lookup(c) {
                 Ok(s) if s.cgroup.is_none() => {
-                    return report(usage(format!("container {c} has no cgroup (it was started without cgroup v2 support)")))
+                    return report(usage(format!(
+                        "container {c} has no cgroup (it was started without cgroup v2 support)"
+                    )))
                 }
                 Ok(s) => v.push(s),
                 Err(e) => return report(e.into()),
@@ -582,26 +717,54 @@ pub fn stats(a: StatsArgs) -> i32 {
         }
         v
     };
-    let groups: Vec<(String, gocker_cgroups::Cgroup)> =
-        targets.iter().filter_map(|s| Some((s.name.clone(), gocker_cgroups::Cgroup::open(s.cgroup.clone()?)))).collect();
+    let groups: Vec<(String, gocker_cgroups::Cgroup)> = targets
+        .iter()
+        .filter_map(|s| {
+            Some((
+                s.name.clone(),
+                gocker_cgroups::Cgroup::open(s.cgroup.clone()?),
+            ))
+        })
+        .collect();
     let mut prev: Vec<Sample> = groups.iter().map(|(_, cg)| sample(cg)).collect();
     loop {
-        std::thread::sleep(std::time::Duration::from_millis(if a.no_stream { 250 } else { 1000 }));
+        std::thread::sleep(std::time::Duration::from_millis(if a.no_stream {
+            250
+        } else {
+            1000
+        }));
         if !a.no_stream {
             print!("\x1b[2J\x1b[H");
         }
-        println!("{:<20}  {:>7}  {:>24}  {:>6}", "NAME", "CPU %", "MEM USAGE / LIMIT", "PIDS");
+        println!(
+            "{:<20}  {:>7}  {:>24}  {:>6}",
+            "NAME", "CPU %", "MEM USAGE / LIMIT", "PIDS"
+        );
         for (i, (name, cg)) in groups.iter().enumerate() {
             let now = sample(cg);
             let dt = now.at.duration_since(prev[i].at).as_micros().max(1) as f64;
             let cpu = (now.cpu_usec.saturating_sub(prev[i].cpu_usec)) as f64 / dt * 100.0;
             prev[i] = now;
-            let mem = cg.value("memory.current").map(human).unwrap_or_else(|_| "-".into());
-            let limit = std::fs::read_to_string(cg.path().join("memory.max"))
-                .map(|s| s.trim().parse::<u64>().map(human).unwrap_or_else(|_| s.trim().to_owned()))
+            let mem = cg
+                .value("memory.current")
+                .map(human)
                 .unwrap_or_else(|_| "-".into());
-            let pids = cg.value("pids.current").map(|p| p.to_string()).unwrap_or_else(|_| "-".into());
-            println!("{name:<20}  {cpu:>6.1}%  {:>24}  {pids:>6}", format!("{mem} / {limit}"));
+            let limit = std::fs::read_to_string(cg.path().join("memory.max"))
+                .map(|s| {
+                    s.trim()
+                        .parse::<u64>()
+                        .map(human)
+                        .unwrap_or_else(|_| s.trim().to_owned())
+                })
+                .unwrap_or_else(|_| "-".into());
+            let pids = cg
+                .value("pids.current")
+                .map(|p| p.to_string())
+                .unwrap_or_else(|_| "-".into());
+            println!(
+                "{name:<20}  {cpu:>6.1}%  {:>24}  {pids:>6}",
+                format!("{mem} / {limit}")
+            );
         }
         if a.no_stream {
             return 0;

@@ -6,7 +6,9 @@ use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 fn bin() -> PathBuf {
-    std::env::var_os("GOCKER_BIN").map(PathBuf::from).unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_gocker")))
+    std::env::var_os("GOCKER_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_gocker")))
 }
 
 fn rootfs() -> String {
@@ -14,12 +16,22 @@ fn rootfs() -> String {
 }
 
 fn g(args: &[&str]) -> Output {
-    Command::new(bin()).args(args).stdin(Stdio::null()).output().unwrap()
+    Command::new(bin())
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap()
 }
 
 #[track_caller]
 fn ok(o: Output) -> String {
-    assert_eq!(o.status.code(), Some(0), "stdout: {} stderr: {}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "stdout: {} stderr: {}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
     String::from_utf8_lossy(&o.stdout).into_owned()
 }
 
@@ -36,7 +48,11 @@ fn state_dir() -> PathBuf {
 }
 
 fn ps_json(all: bool) -> Vec<serde_json::Value> {
-    let args: &[&str] = if all { &["ps", "-a", "--format", "json"] } else { &["ps", "--format", "json"] };
+    let args: &[&str] = if all {
+        &["ps", "-a", "--format", "json"]
+    } else {
+        &["ps", "--format", "json"]
+    };
     serde_json::from_str(&ok(g(args))).expect("ps --format json parses")
 }
 
@@ -49,12 +65,21 @@ fn detached_lifecycle() {
     let n = name("web");
     let r = rootfs();
     let script = "echo started; echo to-stderr >&2; trap 'echo got-term; exit 0' TERM; while :; do sleep 0.1; done";
-    let id = ok(g(&["run", "-d", "--name", &n, "--rootfs", &r, "/bin/sh", "-c", script])).trim().to_owned();
+    let id = ok(g(&[
+        "run", "-d", "--name", &n, "--rootfs", &r, "/bin/sh", "-c", script,
+    ]))
+    .trim()
+    .to_owned();
     assert_eq!(id.len(), 32, "prints the full id: {id}");
 
     // ps lists it, and --format json parses with the right fields.
-    assert!(ok(g(&["ps"])).lines().any(|l| l.contains(&n) && l.contains("running")));
-    let entry = ps_json(false).into_iter().find(|c| c["name"] == n.as_str()).expect("listed in json");
+    assert!(ok(g(&["ps"]))
+        .lines()
+        .any(|l| l.contains(&n) && l.contains("running")));
+    let entry = ps_json(false)
+        .into_iter()
+        .find(|c| c["name"] == n.as_str())
+        .expect("listed in json");
     assert_eq!(entry["id"], id.as_str());
     let payload = entry["pid"].as_i64().unwrap();
     assert!(pid_alive(payload));
@@ -64,7 +89,8 @@ fn detached_lifecycle() {
     let logs = loop {
         let o = g(&["logs", &n]);
         // Two pumps copy the two streams independently: wait for both lines.
-        let both = String::from_utf8_lossy(&o.stderr).contains("to-stderr") && String::from_utf8_lossy(&o.stdout).contains("started");
+        let both = String::from_utf8_lossy(&o.stderr).contains("to-stderr")
+            && String::from_utf8_lossy(&o.stdout).contains("started");
         if both || Instant::now() > end {
             break o;
         }
@@ -73,19 +99,43 @@ fn detached_lifecycle() {
     assert_eq!(String::from_utf8_lossy(&logs.stdout), "started\n");
     assert!(String::from_utf8_lossy(&logs.stderr).contains("to-stderr"));
     let ts = ok(g(&["logs", "-t", "--tail", "1", &n]));
-    assert!(ts.is_empty() || ts.contains('T') && ts.contains('Z'), "RFC 3339 timestamps: {ts}");
+    assert!(
+        ts.is_empty() || ts.contains('T') && ts.contains('Z'),
+        "RFC 3339 timestamps: {ts}"
+    );
 
     // exec runs inside: same hostname, the payload is PID 1 there.
-    let inside = ok(g(&["exec", &n, "sh", "-c", "echo hi; cat /proc/1/cmdline | tr '\\0' ' '"]));
-    assert!(inside.starts_with("hi\n") && inside.contains("while :"), "{inside}");
-    assert_eq!(g(&["exec", &n, "sh", "-c", "exit 4"]).status.code(), Some(4));
+    let inside = ok(g(&[
+        "exec",
+        &n,
+        "sh",
+        "-c",
+        "echo hi; cat /proc/1/cmdline | tr '\\0' ' '",
+    ]));
+    assert!(
+        inside.starts_with("hi\n") && inside.contains("while :"),
+        "{inside}"
+    );
+    assert_eq!(
+        g(&["exec", &n, "sh", "-c", "exit 4"]).status.code(),
+        Some(4)
+    );
     assert_eq!(g(&["exec", &n, "no-such-cmd"]).status.code(), Some(127));
 
     // stop: SIGTERM reaches the trap, well within the grace period.
     let t = Instant::now();
     ok(g(&["stop", "-t", "10", &n]));
-    assert!(t.elapsed() < Duration::from_secs(5), "stop took {:?}", t.elapsed());
-    assert!(!pid_alive(payload) || std::fs::read_to_string(format!("/proc/{payload}/stat")).map(|s| s.contains(") Z")).unwrap_or(true));
+    assert!(
+        t.elapsed() < Duration::from_secs(5),
+        "stop took {:?}",
+        t.elapsed()
+    );
+    assert!(
+        !pid_alive(payload)
+            || std::fs::read_to_string(format!("/proc/{payload}/stat"))
+                .map(|s| s.contains(") Z"))
+                .unwrap_or(true)
+    );
     assert!(ok(g(&["logs", &n])).contains("got-term"));
     assert_eq!(ok(g(&["wait", &n])).trim(), "0");
     let insp: serde_json::Value = serde_json::from_str(&ok(g(&["inspect", &n]))).unwrap();
@@ -105,11 +155,24 @@ fn detached_lifecycle() {
 fn stop_kills_after_the_grace_period() {
     let n = name("stubborn");
     let r = rootfs();
-    ok(g(&["run", "-d", "--name", &n, "--rootfs", &r, "/bin/sh", "-c", "trap '' TERM; while :; do sleep 0.1; done"]));
+    ok(g(&[
+        "run",
+        "-d",
+        "--name",
+        &n,
+        "--rootfs",
+        &r,
+        "/bin/sh",
+        "-c",
+        "trap '' TERM; while :; do sleep 0.1; done",
+    ]));
     let t = Instant::now();
     ok(g(&["stop", "-t", "1", &n]));
     let took = t.elapsed();
-    assert!(took >= Duration::from_secs(1) && took < Duration::from_secs(5), "{took:?}");
+    assert!(
+        took >= Duration::from_secs(1) && took < Duration::from_secs(5),
+        "{took:?}"
+    );
     assert_eq!(ok(g(&["wait", &n])).trim(), "137");
     ok(g(&["rm", &n]));
 }
@@ -119,18 +182,35 @@ fn twenty_detached_containers() {
     let r = rootfs();
     let names: Vec<String> = (0..20).map(|i| name(&format!("many{i}"))).collect();
     for n in &names {
-        ok(g(&["run", "-d", "--rm", "--name", n, "--rootfs", &r, "/bin/sh", "-c", "trap 'exit 0' TERM; while :; do sleep 0.2; done"]));
+        ok(g(&[
+            "run",
+            "-d",
+            "--rm",
+            "--name",
+            n,
+            "--rootfs",
+            &r,
+            "/bin/sh",
+            "-c",
+            "trap 'exit 0' TERM; while :; do sleep 0.2; done",
+        ]));
     }
     let listed = ps_json(false);
     for n in &names {
-        assert!(listed.iter().any(|c| c["name"] == n.as_str()), "{n} not listed");
+        assert!(
+            listed.iter().any(|c| c["name"] == n.as_str()),
+            "{n} not listed"
+        );
     }
     let mut args = vec!["stop", "-t", "5"];
     args.extend(names.iter().map(String::as_str));
     ok(g(&args));
     // --rm: the monitors remove the records once the payloads are gone.
     let end = Instant::now() + Duration::from_secs(5);
-    while ps_json(true).iter().any(|c| names.iter().any(|n| c["name"] == n.as_str())) {
+    while ps_json(true)
+        .iter()
+        .any(|c| names.iter().any(|n| c["name"] == n.as_str()))
+    {
         assert!(Instant::now() < end, "records left behind");
         std::thread::sleep(Duration::from_millis(50));
     }
@@ -170,11 +250,18 @@ fn errors_name_the_container() {
 /// Runs `cmd` under a fresh pseudo-terminal of `rows`x`cols` (util-linux `script`).
 fn under_pty(rows: u16, cols: u16, cmd: &str) -> Output {
     let inner = format!("stty rows {rows} cols {cols}; {cmd}");
-    Command::new("script").args(["-qec", &inner, "/dev/null"]).stdin(Stdio::null()).output().expect("script (util-linux)")
+    Command::new("script")
+        .args(["-qec", &inner, "/dev/null"])
+        .stdin(Stdio::null())
+        .output()
+        .expect("script (util-linux)")
 }
 
 fn quoted(args: &[&str]) -> String {
-    args.iter().map(|a| format!("'{}'", a.replace('\'', r"'\''"))).collect::<Vec<_>>().join(" ")
+    args.iter()
+        .map(|a| format!("'{}'", a.replace('\'', r"'\''")))
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 #[test]
@@ -182,20 +269,56 @@ fn run_and_exec_with_a_terminal() {
     let r = rootfs();
     let b = bin();
     let probe = "tty; stty size; exit 6";
-    let run = quoted(&[b.to_str().unwrap(), "run", "--rm", "-it", "--rootfs", &r, "/bin/sh", "-c", probe]);
+    let run = quoted(&[
+        b.to_str().unwrap(),
+        "run",
+        "--rm",
+        "-it",
+        "--rootfs",
+        &r,
+        "/bin/sh",
+        "-c",
+        probe,
+    ]);
     let o = under_pty(27, 91, &run);
     let out = String::from_utf8_lossy(&o.stdout);
     assert_eq!(o.status.code(), Some(6), "{out}");
-    assert!(out.contains("/dev/pts/0"), "tty prints the container's pts: {out}");
-    assert!(out.contains("27 91"), "stty size matches the outer window: {out}");
+    assert!(
+        out.contains("/dev/pts/0"),
+        "tty prints the container's pts: {out}"
+    );
+    assert!(
+        out.contains("27 91"),
+        "stty size matches the outer window: {out}"
+    );
 
     // Without a terminal on our side, -t still gives the payload one.
     let o = g(&["run", "--rm", "-t", "--rootfs", &r, "/bin/sh", "-c", "tty"]);
-    assert!(String::from_utf8_lossy(&o.stdout).starts_with("/dev/pts/"), "{o:?}");
+    assert!(
+        String::from_utf8_lossy(&o.stdout).starts_with("/dev/pts/"),
+        "{o:?}"
+    );
 
     let n = name("tty");
-    ok(g(&["run", "-d", "--name", &n, "--rootfs", &r, "/bin/sleep", "1000"]));
-    let exec = quoted(&[b.to_str().unwrap(), "exec", "-it", &n, "/bin/sh", "-c", probe]);
+    ok(g(&[
+        "run",
+        "-d",
+        "--name",
+        &n,
+        "--rootfs",
+        &r,
+        "/bin/sleep",
+        "1000",
+    ]));
+    let exec = quoted(&[
+        b.to_str().unwrap(),
+        "exec",
+        "-it",
+        &n,
+        "/bin/sh",
+        "-c",
+        probe,
+    ]);
     let o = under_pty(22, 77, &exec);
     let out = String::from_utf8_lossy(&o.stdout);
     assert_eq!(o.status.code(), Some(6), "{out}");
@@ -207,21 +330,41 @@ fn run_and_exec_with_a_terminal() {
 fn start_restart_top() {
     let n = name("again");
     let r = rootfs();
-    ok(g(&["run", "-d", "--name", &n, "--rootfs", &r, "/bin/sh", "-c", "echo run; exec sleep 1000"]));
+    ok(g(&[
+        "run",
+        "-d",
+        "--name",
+        &n,
+        "--rootfs",
+        &r,
+        "/bin/sh",
+        "-c",
+        "echo run; exec sleep 1000",
+    ]));
     ok(g(&["stop", "-t", "1", &n]));
     assert!(!ps_json(false).iter().any(|c| c["name"] == n.as_str()));
     ok(g(&["start", &n]));
-    let first = ps_json(false).into_iter().find(|c| c["name"] == n.as_str()).expect("running again");
+    let first = ps_json(false)
+        .into_iter()
+        .find(|c| c["name"] == n.as_str())
+        .expect("running again");
     let top = ok(g(&["top", &n]));
     let pid = first["pid"].as_i64().unwrap().to_string();
     assert!(top.lines().any(|l| l.split_whitespace().nth(1) == Some(pid.as_str()) && l.ends_with("sleep 1000")), "{top}");
     ok(g(&["restart", "-t", "1", &n]));
-    let second = ps_json(false).into_iter().find(|c| c["name"] == n.as_str()).expect("running after restart");
+    let second = ps_json(false)
+        .into_iter()
+        .find(|c| c["name"] == n.as_str())
+        .expect("running after restart");
     assert_ne!(first["pid"], second["pid"], "a new payload");
     assert_eq!(first["id"], second["id"], "the same container");
     let end = Instant::now() + Duration::from_secs(5);
     while ok(g(&["logs", &n])).matches("run\n").count() < 3 {
-        assert!(Instant::now() < end, "logs keep every run: {}", ok(g(&["logs", &n])));
+        assert!(
+            Instant::now() < end,
+            "logs keep every run: {}",
+            ok(g(&["logs", &n]))
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
     ok(g(&["rm", "-f", &n]));
@@ -233,9 +376,31 @@ fn entrypoint_and_env_file() {
     let r = rootfs();
     let file = std::env::temp_dir().join(format!("gocker-envfile-{}", std::process::id()));
     std::fs::write(&file, "# comment\nA=from-file\n\nB=two words\n").unwrap();
-    let out = ok(g(&["run", "--rm", "--rootfs", &r, "--env-file", file.to_str().unwrap(), "-e", "A=from-flag", "--entrypoint", "/bin/sh", "--", "-c", "echo \"$A|$B\""]));
+    let out = ok(g(&[
+        "run",
+        "--rm",
+        "--rootfs",
+        &r,
+        "--env-file",
+        file.to_str().unwrap(),
+        "-e",
+        "A=from-flag",
+        "--entrypoint",
+        "/bin/sh",
+        "--",
+        "-c",
+        "echo \"$A|$B\"",
+    ]));
     assert_eq!(out, "from-flag|two words\n");
-    let o = g(&["run", "--rm", "--rootfs", &r, "--env-file", "/no/such/envfile", "true"]);
+    let o = g(&[
+        "run",
+        "--rm",
+        "--rootfs",
+        &r,
+        "--env-file",
+        "/no/such/envfile",
+        "true",
+    ]);
     assert_eq!(o.status.code(), Some(125));
     assert!(String::from_utf8_lossy(&o.stderr).contains("--env-file /no/such/envfile"));
     std::fs::remove_file(file).unwrap();
@@ -245,10 +410,20 @@ fn entrypoint_and_env_file() {
 fn info_reports_the_cgroup_setup() {
     let out = ok(g(&["info"]));
     let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
-    let v1_memory = mountinfo.lines().any(|l| l.split(" - ").nth(1).is_some_and(|p| p.starts_with("cgroup ") && p.contains("memory")));
-    let line = out.lines().find(|l| l.contains("cgroup v2 controllers")).expect("a cgroup line");
+    let v1_memory = mountinfo.lines().any(|l| {
+        l.split(" - ")
+            .nth(1)
+            .is_some_and(|p| p.starts_with("cgroup ") && p.contains("memory"))
+    });
+    let line = out
+        .lines()
+        .find(|l| l.contains("cgroup v2 controllers"))
+        .expect("a cgroup line");
     if v1_memory {
-        assert!(line.contains("hybrid") && line.contains("memory") && line.starts_with("WARN"), "{out}");
+        assert!(
+            line.contains("hybrid") && line.contains("memory") && line.starts_with("WARN"),
+            "{out}"
+        );
     } else {
         assert!(!line.contains("hybrid"), "{out}");
     }

@@ -8,12 +8,21 @@ use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 fn bin() -> PathBuf {
-    std::env::var_os("GOCKER_BIN").map(PathBuf::from).unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_gocker")))
+    std::env::var_os("GOCKER_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_gocker")))
 }
 
 fn rootfs() -> PathBuf {
-    let p = PathBuf::from(std::env::var_os("GOCKER_TEST_ROOTFS").expect("set GOCKER_TEST_ROOTFS (run via cargo xtask itest)"));
-    assert!(p.join("bin/sh").exists(), "GOCKER_TEST_ROOTFS={} has no /bin/sh", p.display());
+    let p = PathBuf::from(
+        std::env::var_os("GOCKER_TEST_ROOTFS")
+            .expect("set GOCKER_TEST_ROOTFS (run via cargo xtask itest)"),
+    );
+    assert!(
+        p.join("bin/sh").exists(),
+        "GOCKER_TEST_ROOTFS={} has no /bin/sh",
+        p.display()
+    );
     p
 }
 
@@ -37,7 +46,11 @@ fn mode() -> Mode {
 fn unique(tag: &str) -> String {
     use std::sync::atomic::{AtomicU32, Ordering};
     static N: AtomicU32 = AtomicU32::new(0);
-    format!("{tag}-{}-{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed))
+    format!(
+        "{tag}-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    )
 }
 
 fn gocker(args: &[&str]) -> Command {
@@ -64,7 +77,13 @@ fn stderr(o: &Output) -> String {
 
 #[track_caller]
 fn ok(o: &Output) -> String {
-    assert_eq!(o.status.code(), Some(0), "stdout: {} stderr: {}", stdout(o), stderr(o));
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "stdout: {} stderr: {}",
+        stdout(o),
+        stderr(o)
+    );
     stdout(o)
 }
 
@@ -108,20 +127,33 @@ fn wait_for<T>(what: &str, timeout: Duration, mut f: impl FnMut() -> Option<T>) 
 /// which the shell would exec in place (losing the marker).
 fn spawn_marked(script: &str, marker: &str) -> (Child, i32) {
     let r = rootfs();
-    let child = gocker(&["run", "--rm", "--rootfs", r.to_str().unwrap(), "/bin/sh", "-c", script, marker])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let child = gocker(&[
+        "run",
+        "--rm",
+        "--rootfs",
+        r.to_str().unwrap(),
+        "/bin/sh",
+        "-c",
+        script,
+        marker,
+    ])
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped())
+    .spawn()
+    .unwrap();
     let gpid = child.id() as i32;
     let payload = wait_for("the payload to start", Duration::from_secs(5), || {
-        pids_with(marker).into_iter().find(|p| *p != gpid && !cmdline(*p).contains("gocker"))
+        pids_with(marker)
+            .into_iter()
+            .find(|p| *p != gpid && !cmdline(*p).contains("gocker"))
     });
     (child, payload)
 }
 
 fn cmdline(pid: i32) -> String {
-    std::fs::read(format!("/proc/{pid}/cmdline")).map(|c| String::from_utf8_lossy(&c).replace('\0', " ")).unwrap_or_default()
+    std::fs::read(format!("/proc/{pid}/cmdline"))
+        .map(|c| String::from_utf8_lossy(&c).replace('\0', " "))
+        .unwrap_or_default()
 }
 
 fn signal(pid: i32, sig: i32) {
@@ -145,11 +177,17 @@ fn command_is_pid_1_and_sees_no_host_process() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let out = ok(&sh(&[], "echo pid=$$; ps -o pid,args; ls /proc | grep -c '^[0-9]'"));
+    let out = ok(&sh(
+        &[],
+        "echo pid=$$; ps -o pid,args; ls /proc | grep -c '^[0-9]'",
+    ));
     host.kill().unwrap();
     let _ = host.wait();
     assert!(out.starts_with("pid=1\n"), "{out}");
-    assert!(!out.contains(&marker), "a host process is visible inside: {out}");
+    assert!(
+        !out.contains(&marker),
+        "a host process is visible inside: {out}"
+    );
     // Only the shell and ps exist: at most 3 numeric entries (sh, ps, grep/ls).
     let n: usize = out.lines().last().unwrap().trim().parse().unwrap();
     assert!(n <= 4, "too many processes visible: {out}");
@@ -161,7 +199,11 @@ fn own_hostname() {
     let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap();
     let inside = ok(&sh(&[], "hostname"));
     assert_ne!(inside, host);
-    assert_eq!(inside.trim().len(), 12, "default hostname is the short id: {inside}");
+    assert_eq!(
+        inside.trim().len(),
+        12,
+        "default hostname is the short id: {inside}"
+    );
 }
 
 #[test]
@@ -178,7 +220,10 @@ fn host_files_are_unreachable() {
     let o = sh(&[], &script);
     let out = ok(&o);
     assert!(!out.contains("TOPSECRET"), "host file reached: {out}");
-    assert!(out.contains("/\n"), "readlink /proc/1/root should be /: {out}");
+    assert!(
+        out.contains("/\n"),
+        "readlink /proc/1/root should be /: {out}"
+    );
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
@@ -186,7 +231,12 @@ fn host_files_are_unreachable() {
 fn container_root_is_not_host_root() {
     let out = ok(&sh(&[], "head -n1 /proc/self/uid_map; id -u"));
     let mut l = out.lines();
-    let map: Vec<u64> = l.next().unwrap().split_whitespace().map(|x| x.parse().unwrap()).collect();
+    let map: Vec<u64> = l
+        .next()
+        .unwrap()
+        .split_whitespace()
+        .map(|x| x.parse().unwrap())
+        .collect();
     assert_eq!(map[0], 0);
     assert_ne!(map[1], 0, "uid 0 inside maps to host root: {out}");
     assert_eq!(l.next(), Some("0"));
@@ -195,28 +245,68 @@ fn container_root_is_not_host_root() {
     let marker = unique("uidmarker");
     let (mut child, pid) = spawn_marked("sleep 5; true", &marker);
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    let uid_line = status.lines().find(|l| l.starts_with("Uid:")).unwrap().to_owned();
+    let uid_line = status
+        .lines()
+        .find(|l| l.starts_with("Uid:"))
+        .unwrap()
+        .to_owned();
     signal(pid, 9);
     let _ = child.wait();
     let uid: u64 = uid_line.split_whitespace().nth(1).unwrap().parse().unwrap();
     assert_ne!(uid, 0, "payload runs as host root: {uid_line}");
-    assert_eq!(uid as u32, if mode() == Mode::Root { map[1] as u32 } else { rustix::process::geteuid().as_raw() });
+    assert_eq!(
+        uid as u32,
+        if mode() == Mode::Root {
+            map[1] as u32
+        } else {
+            rustix::process::geteuid().as_raw()
+        }
+    );
 }
 
 #[test]
 fn exit_codes_follow_docker() {
     assert_eq!(sh(&[], "exit 7").status.code(), Some(7));
     let r = rootfs();
-    let o = gocker(&["run", "--rm", "--rootfs", r.to_str().unwrap(), "no-such-command-xyz"]).output().unwrap();
+    let o = gocker(&[
+        "run",
+        "--rm",
+        "--rootfs",
+        r.to_str().unwrap(),
+        "no-such-command-xyz",
+    ])
+    .output()
+    .unwrap();
     assert_eq!(o.status.code(), Some(127), "{}", stderr(&o));
     assert!(stderr(&o).contains("no-such-command-xyz"), "{}", stderr(&o));
-    let o = gocker(&["run", "--rm", "--rootfs", r.to_str().unwrap(), "/etc"]).output().unwrap();
+    let o = gocker(&["run", "--rm", "--rootfs", r.to_str().unwrap(), "/etc"])
+        .output()
+        .unwrap();
     assert_eq!(o.status.code(), Some(126), "{}", stderr(&o));
-    let o = gocker(&["run", "--rm", "--rootfs", "/nonexistent/rootfs-x", "/bin/true"]).output().unwrap();
+    let o = gocker(&[
+        "run",
+        "--rm",
+        "--rootfs",
+        "/nonexistent/rootfs-x",
+        "/bin/true",
+    ])
+    .output()
+    .unwrap();
     assert_eq!(o.status.code(), Some(125));
-    assert!(stderr(&o).contains("/nonexistent/rootfs-x"), "{}", stderr(&o));
-    assert_eq!(stderr(&o).lines().count(), 1, "one-line error: {}", stderr(&o));
-    let o = gocker(&["run", "--no-such-flag", "/bin/true"]).output().unwrap();
+    assert!(
+        stderr(&o).contains("/nonexistent/rootfs-x"),
+        "{}",
+        stderr(&o)
+    );
+    assert_eq!(
+        stderr(&o).lines().count(),
+        1,
+        "one-line error: {}",
+        stderr(&o)
+    );
+    let o = gocker(&["run", "--no-such-flag", "/bin/true"])
+        .output()
+        .unwrap();
     assert_eq!(o.status.code(), Some(125), "usage errors are gocker errors");
     assert!(stderr(&o).contains("--no-such-flag"), "{}", stderr(&o));
 }
@@ -250,7 +340,12 @@ fn stdin_passes_through_only_with_i() {
         let mut args = vec!["run", "--rm", "--rootfs", r.to_str().unwrap()];
         args.extend_from_slice(extra);
         args.push("cat");
-        let mut c = Command::new(bin()).args(&args).stdin(Stdio::piped()).stdout(Stdio::piped()).spawn().unwrap();
+        let mut c = Command::new(bin())
+            .args(&args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
         c.stdin.take().unwrap().write_all(b"hello\n").unwrap();
         c.wait_with_output().unwrap()
     };
@@ -260,33 +355,52 @@ fn stdin_passes_through_only_with_i() {
 
 #[test]
 fn env_workdir_and_user() {
-    let out = ok(&sh(&["-e", "FOO=bar baz", "-w", "/work/dir"], "echo \"$FOO\"; pwd"));
+    let out = ok(&sh(
+        &["-e", "FOO=bar baz", "-w", "/work/dir"],
+        "echo \"$FOO\"; pwd",
+    ));
     assert_eq!(out, "bar baz\n/work/dir\n");
     assert_eq!(ok(&sh(&["-u", "0:0"], "id -u; id -g")), "0\n0\n");
-    let o = sh(&["-u", "1000:1000"], "id -u; id -g; grep CapEff /proc/self/status");
+    let o = sh(
+        &["-u", "1000:1000"],
+        "id -u; id -g; grep CapEff /proc/self/status",
+    );
     if mode() == Mode::Single {
         assert_eq!(o.status.code(), Some(125));
         assert!(stderr(&o).contains("not mapped"), "{}", stderr(&o));
     } else {
         let out = ok(&o);
         assert!(out.starts_with("1000\n1000\n"), "{out}");
-        assert!(out.contains("CapEff:\t0000000000000000"), "non-root keeps capabilities: {out}");
+        assert!(
+            out.contains("CapEff:\t0000000000000000"),
+            "non-root keeps capabilities: {out}"
+        );
     }
 }
 
 #[test]
 fn read_only_root() {
-    let o = sh(&["--read-only"], "touch /newfile; echo rc=$?; echo x > /dev/shm/ok && cat /dev/shm/ok");
+    let o = sh(
+        &["--read-only"],
+        "touch /newfile; echo rc=$?; echo x > /dev/shm/ok && cat /dev/shm/ok",
+    );
     let out = ok(&o);
     assert!(out.contains("rc=1"), "{out}");
-    assert!(stderr(&o).contains("Read-only file system"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("Read-only file system"),
+        "{}",
+        stderr(&o)
+    );
     assert!(out.contains("x\n"), "/dev/shm stays writable: {out}");
 }
 
 #[test]
 fn rootfs_ownership_per_mode() {
     // The test rootfs is owned by host root.
-    let o = sh(&[], "stat -c %u /bin; f=/etc/gocker-own-$$; touch $f && echo wrote && rm $f; true");
+    let o = sh(
+        &[],
+        "stat -c %u /bin; f=/etc/gocker-own-$$; touch $f && echo wrote && rm $f; true",
+    );
     let out = ok(&o);
     match mode() {
         // Idmapped: host root's files are container root's, and container root can write them.
@@ -310,31 +424,53 @@ fn security_defaults() {
         echo devpts=$(grep -c ' /dev/pts .* devpts ' /proc/self/mountinfo)";
     let out = ok(&sh(&["--network", "none"], script));
     let get = |k: &str| -> Vec<String> {
-        out.lines().filter_map(|l| l.strip_prefix(&format!("{k}=")).map(|v| v.trim().to_owned())).collect()
+        out.lines()
+            .filter_map(|l| {
+                l.strip_prefix(&format!("{k}="))
+                    .map(|v| v.trim().to_owned())
+            })
+            .collect()
     };
     assert!(out.contains("NoNewPrivs:\t1"), "{out}");
     assert!(out.contains("CapBnd:\t00000000a80425fb"), "{out}");
     assert!(out.contains("CapEff:\t00000000a80425fb"), "{out}");
     let masked = get("masked");
-    assert!(!masked.is_empty() && masked.iter().all(|v| v == "0"), "masked /proc files must read empty: {out}");
+    assert!(
+        !masked.is_empty() && masked.iter().all(|v| v == "0"),
+        "masked /proc files must read empty: {out}"
+    );
     assert_eq!(get("procsys"), ["ro"], "{out}");
-    assert_eq!(get("rocount"), ["2"], "/sys and /proc/sys must be read-only: {out}");
+    assert_eq!(
+        get("rocount"),
+        ["2"],
+        "/sys and /proc/sys must be read-only: {out}"
+    );
     let dev = get("dev");
     let mut dev: Vec<&str> = dev[0].split_whitespace().collect();
     dev.sort();
     assert_eq!(
         dev,
-        ["core", "fd", "full", "mqueue", "null", "ptmx", "pts", "random", "shm", "stderr", "stdin", "stdout", "tty", "urandom", "zero"],
+        [
+            "core", "fd", "full", "mqueue", "null", "ptmx", "pts", "random", "shm", "stderr",
+            "stdin", "stdout", "tty", "urandom", "zero"
+        ],
         "{out}"
     );
     assert_eq!(get("devnull"), ["ok"], "{out}");
     assert_eq!(get("net"), ["lo"], "only loopback: {out}");
-    assert!(matches!(get("lo")[0].as_str(), "unknown" | "up"), "lo is up: {out}");
+    assert!(
+        matches!(get("lo")[0].as_str(), "unknown" | "up"),
+        "lo is up: {out}"
+    );
     assert_eq!(get("devpts"), ["1"], "devpts mounted: {out}");
 }
 
 fn mount_lines() -> std::collections::BTreeSet<String> {
-    std::fs::read_to_string("/proc/self/mountinfo").unwrap().lines().map(str::to_owned).collect()
+    std::fs::read_to_string("/proc/self/mountinfo")
+        .unwrap()
+        .lines()
+        .map(str::to_owned)
+        .collect()
 }
 
 /// Mounts that appeared on the host since `before` and belong to gocker: anything on or under the
@@ -354,7 +490,12 @@ fn assert_no_new_gocker_mounts(before: &std::collections::BTreeSet<String>) {
 
 fn container_dirs() -> Vec<String> {
     std::fs::read_dir(state_dir())
-        .map(|rd| rd.flatten().map(|e| e.file_name().to_string_lossy().into_owned()).filter(|n| n != "names").collect())
+        .map(|rd| {
+            rd.flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|n| n != "names")
+                .collect()
+        })
         .unwrap_or_default()
 }
 
@@ -363,19 +504,35 @@ fn records_with(marker: &str) -> usize {
     container_dirs()
         .iter()
         .filter(|d| {
-            std::fs::read_to_string(state_dir().join(d).join("state.json")).map(|s| s.contains(marker)).unwrap_or(false)
+            std::fs::read_to_string(state_dir().join(d).join("state.json"))
+                .map(|s| s.contains(marker))
+                .unwrap_or(false)
         })
         .count()
 }
 
 #[test]
 fn many_runs_leave_nothing_behind() {
-    let n: usize = std::env::var("GOCKER_TEST_RUNS").ok().and_then(|v| v.parse().ok()).unwrap_or(200);
+    let n: usize = std::env::var("GOCKER_TEST_RUNS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(200);
     let marker = unique("manyruns");
     let before = mount_lines();
     let r = rootfs();
     for i in 0..n {
-        let o = gocker(&["run", "--rm", "--rootfs", r.to_str().unwrap(), "/bin/sh", "-c", "true", &marker]).output().unwrap();
+        let o = gocker(&[
+            "run",
+            "--rm",
+            "--rootfs",
+            r.to_str().unwrap(),
+            "/bin/sh",
+            "-c",
+            "true",
+            &marker,
+        ])
+        .output()
+        .unwrap();
         assert_eq!(o.status.code(), Some(0), "run {i}: {}", stderr(&o));
     }
     assert_no_new_gocker_mounts(&before);
@@ -388,19 +545,37 @@ fn sigkill_at_random_moments_leaves_nothing_behind() {
     let marker = unique("sigkillruns");
     let before = mount_lines();
     let r = rootfs();
-    let mut seed = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as u64;
+    let mut seed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64;
     for _ in 0..30 {
-        seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        seed = seed
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
         let delay = (seed >> 33) % 40;
-        let mut c = gocker(&["run", "--rm", "--rootfs", r.to_str().unwrap(), "/bin/sh", "-c", "sleep 30", &marker])
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
+        let mut c = gocker(&[
+            "run",
+            "--rm",
+            "--rootfs",
+            r.to_str().unwrap(),
+            "/bin/sh",
+            "-c",
+            "sleep 30",
+            &marker,
+        ])
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
         std::thread::sleep(Duration::from_millis(delay));
         c.kill().unwrap();
         c.wait().unwrap();
     }
-    wait_for("the rings to die with ring0", Duration::from_secs(3), || pids_with(&marker).is_empty().then_some(()));
+    wait_for(
+        "the rings to die with ring0",
+        Duration::from_secs(3),
+        || pids_with(&marker).is_empty().then_some(()),
+    );
     assert_no_new_gocker_mounts(&before);
     // The next gocker invocation collects the records of the killed monitors.
     let o = gocker(&["ps", "-a"]).output().unwrap();
@@ -412,13 +587,39 @@ fn sigkill_at_random_moments_leaves_nothing_behind() {
 fn kept_record_without_rm() {
     let name = unique("kept");
     let r = rootfs();
-    let o = gocker(&["run", "--name", &name, "--rootfs", r.to_str().unwrap(), "/bin/sh", "-c", "exit 3"]).output().unwrap();
+    let o = gocker(&[
+        "run",
+        "--name",
+        &name,
+        "--rootfs",
+        r.to_str().unwrap(),
+        "/bin/sh",
+        "-c",
+        "exit 3",
+    ])
+    .output()
+    .unwrap();
     assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
     let ps = ok(&gocker(&["ps", "-a"]).output().unwrap());
-    let line = ps.lines().find(|l| l.contains(&name)).unwrap_or_else(|| panic!("{name} not listed: {ps}"));
+    let line = ps
+        .lines()
+        .find(|l| l.contains(&name))
+        .unwrap_or_else(|| panic!("{name} not listed: {ps}"));
     assert!(line.contains("exited (3)"), "{line}");
-    assert!(!ok(&gocker(&["ps"]).output().unwrap()).contains(&name), "stopped containers only with -a");
-    let o = gocker(&["run", "--name", &name, "--rootfs", r.to_str().unwrap(), "/bin/true"]).output().unwrap();
+    assert!(
+        !ok(&gocker(&["ps"]).output().unwrap()).contains(&name),
+        "stopped containers only with -a"
+    );
+    let o = gocker(&[
+        "run",
+        "--name",
+        &name,
+        "--rootfs",
+        r.to_str().unwrap(),
+        "/bin/true",
+    ])
+    .output()
+    .unwrap();
     assert_eq!(o.status.code(), Some(125));
     assert!(stderr(&o).contains("already in use"), "{}", stderr(&o));
     ok(&gocker(&["rm", &name]).output().unwrap());
@@ -433,12 +634,20 @@ fn default_rootfs_is_announced() {
     // With an empty data dir, gocker uses /var/lib/gocker/rootfs/alpine if provisioned, else the host view.
     let home = std::env::temp_dir().join(unique("home"));
     std::fs::create_dir_all(&home).unwrap();
-    let o = gocker(&["run", "--rm", "/bin/sh", "-c", "echo hi"]).env("HOME", &home).env_remove("XDG_DATA_HOME").output().unwrap();
+    let o = gocker(&["run", "--rm", "/bin/sh", "-c", "echo hi"])
+        .env("HOME", &home)
+        .env_remove("XDG_DATA_HOME")
+        .output()
+        .unwrap();
     assert_eq!(ok(&o), "hi\n");
     let err = stderr(&o);
     let lines: Vec<&str> = err.lines().collect();
     assert_eq!(lines.len(), 1, "{err}");
-    let expected = if Path::new("/var/lib/gocker/rootfs/alpine/bin/sh").exists() { "gocker: using the provisioned rootfs" } else { "gocker: no rootfs provisioned" };
+    let expected = if Path::new("/var/lib/gocker/rootfs/alpine/bin/sh").exists() {
+        "gocker: using the provisioned rootfs"
+    } else {
+        "gocker: no rootfs provisioned"
+    };
     assert!(lines[0].starts_with(expected), "{err}");
     std::fs::remove_dir_all(&home).unwrap();
 }
@@ -447,11 +656,17 @@ fn default_rootfs_is_announced() {
 fn host_view_has_private_writable_tmp() {
     let r = Path::new("/");
     let _ = r;
-    let o = gocker(&["run", "--rm", "/bin/sh", "-c", "touch /tmp/x && echo tmp-ok; touch /etc/gocker-x 2>/dev/null || echo etc-ro"])
-        .env("HOME", "/nonexistent")
-        .env_remove("XDG_DATA_HOME")
-        .output()
-        .unwrap();
+    let o = gocker(&[
+        "run",
+        "--rm",
+        "/bin/sh",
+        "-c",
+        "touch /tmp/x && echo tmp-ok; touch /etc/gocker-x 2>/dev/null || echo etc-ro",
+    ])
+    .env("HOME", "/nonexistent")
+    .env_remove("XDG_DATA_HOME")
+    .output()
+    .unwrap();
     if stderr(&o).contains("no rootfs provisioned") {
         assert_eq!(ok(&o), "tmp-ok\netc-ro\n");
     }
@@ -460,10 +675,18 @@ fn host_view_has_private_writable_tmp() {
 #[test]
 fn exec_spawn_mode_behaves_the_same() {
     let r = rootfs();
-    let o = gocker(&["run", "--rm", "--rootfs", r.to_str().unwrap(), "/bin/sh", "-c", "echo $$; grep NoNewPrivs /proc/self/status; exit 5"])
-        .env("GOCKER_SPAWN", "exec")
-        .output()
-        .unwrap();
+    let o = gocker(&[
+        "run",
+        "--rm",
+        "--rootfs",
+        r.to_str().unwrap(),
+        "/bin/sh",
+        "-c",
+        "echo $$; grep NoNewPrivs /proc/self/status; exit 5",
+    ])
+    .env("GOCKER_SPAWN", "exec")
+    .output()
+    .unwrap();
     assert_eq!(o.status.code(), Some(5), "{}", stderr(&o));
     assert_eq!(stdout(&o), "1\nNoNewPrivs:\t1\n");
 }
@@ -473,14 +696,20 @@ fn host_v2_controllers() -> String {
     let mi = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
     let mount = mi.lines().find_map(|l| {
         let (pre, post) = l.split_once(" - ")?;
-        (post.split_whitespace().next()? == "cgroup2").then(|| pre.split_whitespace().nth(4).map(str::to_owned))?
+        (post.split_whitespace().next()? == "cgroup2")
+            .then(|| pre.split_whitespace().nth(4).map(str::to_owned))?
     });
-    mount.and_then(|m| std::fs::read_to_string(Path::new(&m).join("cgroup.controllers")).ok()).unwrap_or_default()
+    mount
+        .and_then(|m| std::fs::read_to_string(Path::new(&m).join("cgroup.controllers")).ok())
+        .unwrap_or_default()
 }
 
 #[test]
 fn limits_are_never_a_silent_no_op() {
-    let usable = host_v2_controllers().split_whitespace().any(|c| c == "memory") && mode() == Mode::Root;
+    let usable = host_v2_controllers()
+        .split_whitespace()
+        .any(|c| c == "memory")
+        && mode() == Mode::Root;
     let o = sh(&["--memory", "64m"], "echo ran");
     if usable {
         // A pure cgroup v2 host (the VM tests cover the limits themselves).

@@ -10,7 +10,9 @@ use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 fn bin() -> PathBuf {
-    std::env::var_os("GOCKER_BIN").map(PathBuf::from).unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_gocker")))
+    std::env::var_os("GOCKER_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_gocker")))
 }
 
 fn rootfs() -> String {
@@ -22,7 +24,11 @@ fn is_root() -> bool {
 }
 
 fn g(args: &[&str]) -> Output {
-    Command::new(bin()).args(args).stdin(Stdio::null()).output().unwrap()
+    Command::new(bin())
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap()
 }
 
 fn text(b: &[u8]) -> String {
@@ -31,14 +37,24 @@ fn text(b: &[u8]) -> String {
 
 #[track_caller]
 fn ok(o: Output) -> String {
-    assert_eq!(o.status.code(), Some(0), "stdout: {} stderr: {}", text(&o.stdout), text(&o.stderr));
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "stdout: {} stderr: {}",
+        text(&o.stdout),
+        text(&o.stderr)
+    );
     text(&o.stdout)
 }
 
 fn unique(tag: &str) -> String {
     use std::sync::atomic::{AtomicU32, Ordering};
     static N: AtomicU32 = AtomicU32::new(0);
-    format!("{tag}-{}-{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed))
+    format!(
+        "{tag}-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    )
 }
 
 fn uid() -> u32 {
@@ -67,7 +83,9 @@ fn net_dir() -> PathBuf {
 }
 
 fn have(tool: &str) -> bool {
-    ["/usr/bin", "/usr/sbin", "/bin", "/sbin"].iter().any(|d| std::path::Path::new(d).join(tool).exists())
+    ["/usr/bin", "/usr/sbin", "/bin", "/sbin"]
+        .iter()
+        .any(|d| std::path::Path::new(d).join(tool).exists())
 }
 
 /// GET / from 127.0.0.1:port, retrying while the server starts.
@@ -76,7 +94,10 @@ fn http_get(port: u16, timeout: Duration) -> String {
     let mut last = String::new();
     while Instant::now() < end {
         let attempt = || -> std::io::Result<String> {
-            let mut s = TcpStream::connect_timeout(&SocketAddr::from((Ipv4Addr::LOCALHOST, port)), Duration::from_secs(1))?;
+            let mut s = TcpStream::connect_timeout(
+                &SocketAddr::from((Ipv4Addr::LOCALHOST, port)),
+                Duration::from_secs(1),
+            )?;
             s.set_read_timeout(Some(Duration::from_secs(2)))?;
             s.write_all(b"GET /index.html HTTP/1.0\r\nHost: localhost\r\n\r\n")?;
             let mut body = String::new();
@@ -98,7 +119,21 @@ fn httpd(name: &str, network: &str, host_port: u16, body: &str, extra: &[&str]) 
     let r = rootfs();
     let publish = format!("127.0.0.1:{host_port}:80");
     let script = format!("echo {body} > /www/index.html && exec httpd -f -p 80 -h /www");
-    let mut args = vec!["run", "-d", "--rm", "--name", name, "--network", network, "-p", &publish, "--tmpfs", "/www", "--rootfs", &r];
+    let mut args = vec![
+        "run",
+        "-d",
+        "--rm",
+        "--name",
+        name,
+        "--network",
+        network,
+        "-p",
+        &publish,
+        "--tmpfs",
+        "/www",
+        "--rootfs",
+        &r,
+    ];
     args.extend_from_slice(extra);
     args.extend_from_slice(&["/bin/sh", "-c", &script]);
     ok(g(&args)).trim().to_owned()
@@ -114,28 +149,56 @@ fn leftovers(id: &str) -> Vec<String> {
     let short = &id[..12];
     let mut found = Vec::new();
     if is_root() {
-        let links = text(&Command::new("ip").args(["-o", "link", "show"]).output().unwrap().stdout);
+        let links = text(
+            &Command::new("ip")
+                .args(["-o", "link", "show"])
+                .output()
+                .unwrap()
+                .stdout,
+        );
         if links.contains(&format!("gk{short}")) {
             found.push(format!("veth gk{short}"));
         }
-        let rules = text(&Command::new("nft").args(["list", "ruleset"]).output().unwrap().stdout);
+        let rules = text(
+            &Command::new("nft")
+                .args(["list", "ruleset"])
+                .output()
+                .unwrap()
+                .stdout,
+        );
         if rules.contains(&format!("gocker:{short}")) {
             found.push(format!("nft rule of {short}"));
         }
     }
     let leases = net_dir().join("gocker0/leases");
     for e in std::fs::read_dir(&leases).into_iter().flatten().flatten() {
-        if std::fs::read_to_string(e.path()).unwrap_or_default().contains(short) {
+        if std::fs::read_to_string(e.path())
+            .unwrap_or_default()
+            .contains(short)
+        {
             found.push(format!("lease {}", e.path().display()));
         }
     }
-    if std::fs::read_dir(net_dir().join("helpers")).into_iter().flatten().flatten().any(|e| e.file_name().to_string_lossy().starts_with(short)) {
+    if std::fs::read_dir(net_dir().join("helpers"))
+        .into_iter()
+        .flatten()
+        .flatten()
+        .any(|e| e.file_name().to_string_lossy().starts_with(short))
+    {
         found.push("helper record".into());
     }
     for p in std::fs::read_dir("/proc").unwrap().flatten() {
         let cmd = text(&std::fs::read(p.path().join("cmdline")).unwrap_or_default());
-        if (cmd.starts_with("slirp4netns") || cmd.contains("/slirp4netns\0") || cmd.contains("pasta")) && cmd.contains(short) {
-            found.push(format!("helper process {}: {}", p.file_name().to_string_lossy(), cmd.replace('\0', " ")));
+        if (cmd.starts_with("slirp4netns")
+            || cmd.contains("/slirp4netns\0")
+            || cmd.contains("pasta"))
+            && cmd.contains(short)
+        {
+            found.push(format!(
+                "helper process {}: {}",
+                p.file_name().to_string_lossy(),
+                cmd.replace('\0', " ")
+            ));
         }
     }
     found
@@ -198,8 +261,17 @@ fn bridge_container_reaches_the_host_side() {
         return;
     }
     // The bridge exists once any container used it; make sure with a first run.
-    ok(g(&["run", "--rm", "--network", "bridge", "--rootfs", &rootfs(), "/bin/true"]));
-    let l = TcpListener::bind((Ipv4Addr::new(10, 88, 0, 1), 0)).expect("listen on the bridge address");
+    ok(g(&[
+        "run",
+        "--rm",
+        "--network",
+        "bridge",
+        "--rootfs",
+        &rootfs(),
+        "/bin/true",
+    ]));
+    let l =
+        TcpListener::bind((Ipv4Addr::new(10, 88, 0, 1), 0)).expect("listen on the bridge address");
     let p = l.local_addr().unwrap().port();
     l.set_nonblocking(false).unwrap();
     let acceptor = std::thread::spawn(move || {
@@ -209,7 +281,17 @@ fn bridge_container_reaches_the_host_side() {
         let _ = s.read_to_string(&mut b);
         (b, peer)
     });
-    let out = g(&["run", "--rm", "--network", "bridge", "--rootfs", &rootfs(), "/bin/sh", "-c", &format!("echo hello-host | nc -w 2 10.88.0.1 {p}")]);
+    let out = g(&[
+        "run",
+        "--rm",
+        "--network",
+        "bridge",
+        "--rootfs",
+        &rootfs(),
+        "/bin/sh",
+        "-c",
+        &format!("echo hello-host | nc -w 2 10.88.0.1 {p}"),
+    ]);
     let (got, peer) = acceptor.join().unwrap();
     ok(out);
     assert_eq!(got.trim(), "hello-host");
@@ -217,19 +299,32 @@ fn bridge_container_reaches_the_host_side() {
         std::net::IpAddr::V4(v) => v,
         other => panic!("{other}"),
     };
-    assert_eq!(&ip.octets()[..2], &[10, 88], "the container's own bridge address: {ip}");
+    assert_eq!(
+        &ip.octets()[..2],
+        &[10, 88],
+        "the container's own bridge address: {ip}"
+    );
 }
 
 /// Packets counted by the container's DNAT rules in `chain`.
 fn dnat_packets(id: &str, chain: &str) -> u64 {
-    let out = Command::new("nft").args(["-j", "list", "table", "ip", "gocker"]).output().unwrap();
+    let out = Command::new("nft")
+        .args(["-j", "list", "table", "ip", "gocker"])
+        .output()
+        .unwrap();
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
     v["nftables"]
         .as_array()
         .into_iter()
         .flatten()
         .filter_map(|o| o.get("rule"))
-        .filter(|r| r["chain"] == chain && r["comment"].as_str().map(|c| c.contains(id)).unwrap_or(false))
+        .filter(|r| {
+            r["chain"] == chain
+                && r["comment"]
+                    .as_str()
+                    .map(|c| c.contains(id))
+                    .unwrap_or(false)
+        })
         .flat_map(|r| r["expr"].as_array().cloned().unwrap_or_default())
         .filter_map(|e| e["counter"]["packets"].as_u64())
         .sum()
@@ -246,14 +341,32 @@ fn bridge_publishes_on_host_addresses_through_dnat() {
     let r = rootfs();
     let p = port(18800);
     let publish = format!("{p}:80");
-    let id = ok(g(&["run", "-d", "--rm", "--name", &name, "-p", &publish, "--tmpfs", "/www", "--rootfs", &r, "/bin/sh", "-c", "echo via-dnat > /www/index.html && exec httpd -f -p 80 -h /www"]))
-        .trim()
-        .to_owned();
+    let id = ok(g(&[
+        "run",
+        "-d",
+        "--rm",
+        "--name",
+        &name,
+        "-p",
+        &publish,
+        "--tmpfs",
+        "/www",
+        "--rootfs",
+        &r,
+        "/bin/sh",
+        "-c",
+        "echo via-dnat > /www/index.html && exec httpd -f -p 80 -h /www",
+    ]))
+    .trim()
+    .to_owned();
     let before = dnat_packets(&id, "output");
     let end = Instant::now() + Duration::from_secs(10);
     let body = loop {
         let attempt = || -> std::io::Result<String> {
-            let mut s = TcpStream::connect_timeout(&SocketAddr::from((Ipv4Addr::new(10, 88, 0, 1), p)), Duration::from_secs(1))?;
+            let mut s = TcpStream::connect_timeout(
+                &SocketAddr::from((Ipv4Addr::new(10, 88, 0, 1), p)),
+                Duration::from_secs(1),
+            )?;
             s.set_read_timeout(Some(Duration::from_secs(2)))?;
             s.write_all(b"GET /index.html HTTP/1.0\r\n\r\n")?;
             let mut b = String::new();
@@ -269,13 +382,19 @@ fn bridge_publishes_on_host_addresses_through_dnat() {
     let after = dnat_packets(&id, "output");
     stop(&name);
     assert!(body.contains("via-dnat"), "{body}");
-    assert!(after > before, "the output chain's DNAT rule counted the connection ({before} -> {after})");
+    assert!(
+        after > before,
+        "the output chain's DNAT rule counted the connection ({before} -> {after})"
+    );
     assert_clean(&id);
 }
 
 fn inspect_ip(name: &str) -> String {
     let v: serde_json::Value = serde_json::from_str(&ok(g(&["inspect", name]))).unwrap();
-    v[0]["ip"].as_str().unwrap_or_else(|| panic!("no ip in inspect: {v}")).to_owned()
+    v[0]["ip"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no ip in inspect: {v}"))
+        .to_owned()
 }
 
 fn fetch_from_container(ip: &str, extra: &[&str]) -> Output {
@@ -302,13 +421,24 @@ fn containers_reach_each_other_unless_isolated() {
     assert_clean(&id);
 
     let closed = unique("peer-closed");
-    let id = httpd(&closed, "bridge", port(18450), "should-not-see", &["--icc=false"]);
+    let id = httpd(
+        &closed,
+        "bridge",
+        port(18450),
+        "should-not-see",
+        &["--icc=false"],
+    );
     let ip = inspect_ip(&closed);
     let o = fetch_from_container(&ip, &["--icc=false"]);
     // The host side of the bridge still reaches an isolated container.
     let from_host = http_get(port(18450), Duration::from_secs(5));
     stop(&closed);
-    assert_ne!(o.status.code(), Some(0), "isolated containers reached each other: {}", text(&o.stdout));
+    assert_ne!(
+        o.status.code(),
+        Some(0),
+        "isolated containers reached each other: {}",
+        text(&o.stdout)
+    );
     assert!(!text(&o.stdout).contains("should-not-see"));
     assert!(from_host.contains("should-not-see"));
     assert_clean(&id);
@@ -317,8 +447,17 @@ fn containers_reach_each_other_unless_isolated() {
 /// Whether this kernel can create `kind` links at all (probed in a throwaway namespace).
 fn kernel_supports(kind: &str) -> bool {
     let script = format!("ip link add probe0 type {kind}");
-    let args: Vec<&str> = if is_root() { vec!["-n", "sh", "-c", &script] } else { vec!["-rn", "sh", "-c", &script] };
-    Command::new("unshare").args(&args).stderr(Stdio::null()).status().map(|s| s.success()).unwrap_or(false)
+    let args: Vec<&str> = if is_root() {
+        vec!["-n", "sh", "-c", &script]
+    } else {
+        vec!["-rn", "sh", "-c", &script]
+    };
+    Command::new("unshare")
+        .args(&args)
+        .stderr(Stdio::null())
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false)
 }
 
 #[test]
@@ -332,18 +471,53 @@ fn net_admin_works_in_the_container_namespace_only() {
         "set -e; ip link add v0 type veth peer name v1; tunctl -t tap0 >/dev/null; {} ip -o link show",
         if dummy { "ip link add dummy0 type dummy;" } else { "" }
     );
-    let out = ok(g(&["run", "--rm", "--network", net, "--cap-add", "NET_ADMIN", "--rootfs", &r, "/bin/sh", "-c", &script]));
-    for l in ["v0@", "tap0:"].iter().chain(if dummy { ["dummy0:"].iter() } else { [].iter() }) {
+    let out = ok(g(&[
+        "run",
+        "--rm",
+        "--network",
+        net,
+        "--cap-add",
+        "NET_ADMIN",
+        "--rootfs",
+        &r,
+        "/bin/sh",
+        "-c",
+        &script,
+    ]));
+    for l in ["v0@", "tap0:"]
+        .iter()
+        .chain(if dummy { ["dummy0:"].iter() } else { [].iter() })
+    {
         assert!(out.contains(&format!(": {l}")), "{l} inside: {out}");
     }
-    let host = text(&Command::new("ip").args(["-o", "link", "show"]).output().unwrap().stdout);
+    let host = text(
+        &Command::new("ip")
+            .args(["-o", "link", "show"])
+            .output()
+            .unwrap()
+            .stdout,
+    );
     for l in [": v0@", ": tap0:", ": dummy0:"] {
         assert!(!host.contains(l), "{l} appeared on the host: {host}");
     }
     // Without NET_ADMIN the same is refused.
-    let denied = g(&["run", "--rm", "--network", net, "--rootfs", &r, "/bin/sh", "-c", "ip link add v0 type veth peer name v1"]);
+    let denied = g(&[
+        "run",
+        "--rm",
+        "--network",
+        net,
+        "--rootfs",
+        &r,
+        "/bin/sh",
+        "-c",
+        "ip link add v0 type veth peer name v1",
+    ]);
     assert_ne!(denied.status.code(), Some(0));
-    assert!(text(&denied.stderr).contains("not permitted"), "{}", text(&denied.stderr));
+    assert!(
+        text(&denied.stderr).contains("not permitted"),
+        "{}",
+        text(&denied.stderr)
+    );
 }
 
 #[test]
@@ -354,15 +528,37 @@ fn resolv_conf_and_hosts_are_the_containers_own() {
         "--rootfs", &r, "/bin/sh", "-c", "cat /etc/resolv.conf /etc/hosts; echo '192.0.2.8 extra' >> /etc/hosts && grep -c extra /etc/hosts",
     ]));
     assert!(out.contains("nameserver 192.0.2.53\n"), "{out}");
-    assert!(out.contains("127.0.0.1\tbox\n") && out.contains("192.0.2.7\tdb.local\n"), "{out}");
+    assert!(
+        out.contains("127.0.0.1\tbox\n") && out.contains("192.0.2.7\tdb.local\n"),
+        "{out}"
+    );
     assert!(out.trim_end().ends_with('1'), "editable inside: {out}");
-    assert!(!std::fs::read_to_string("/etc/hosts").unwrap().contains("192.0.2.8"), "the host's file is untouched");
+    assert!(
+        !std::fs::read_to_string("/etc/hosts")
+            .unwrap()
+            .contains("192.0.2.8"),
+        "the host's file is untouched"
+    );
 }
 
 #[test]
 fn host_network_shares_the_hosts_interfaces() {
-    let mut host: Vec<String> = std::fs::read_dir("/sys/class/net").unwrap().flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect();
-    let out = ok(g(&["run", "--rm", "--network", "host", "--rootfs", &rootfs(), "/bin/sh", "-c", "ls /sys/class/net"]));
+    let mut host: Vec<String> = std::fs::read_dir("/sys/class/net")
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    let out = ok(g(&[
+        "run",
+        "--rm",
+        "--network",
+        "host",
+        "--rootfs",
+        &rootfs(),
+        "/bin/sh",
+        "-c",
+        "ls /sys/class/net",
+    ]));
     let mut inside: Vec<String> = out.split_whitespace().map(str::to_owned).collect();
     host.retain(|h| !h.starts_with("gk"));
     inside.retain(|h| !h.starts_with("gk"));
@@ -388,10 +584,26 @@ fn flag_errors_name_flag_and_value() {
         a.push("/bin/true");
         let o = g(&a);
         assert_eq!(o.status.code(), Some(125), "{a:?}");
-        assert!(text(&o.stderr).contains(needle), "{a:?}: {}", text(&o.stderr));
+        assert!(
+            text(&o.stderr).contains(needle),
+            "{a:?}: {}",
+            text(&o.stderr)
+        );
     }
-    let (mode, why) = if is_root() { ("pasta", "rootless driver") } else { ("bridge", "needs root") };
-    let o = g(&["run", "--rm", "--network", mode, "--rootfs", &r, "/bin/true"]);
+    let (mode, why) = if is_root() {
+        ("pasta", "rootless driver")
+    } else {
+        ("bridge", "needs root")
+    };
+    let o = g(&[
+        "run",
+        "--rm",
+        "--network",
+        mode,
+        "--rootfs",
+        &r,
+        "/bin/true",
+    ]);
     assert_eq!(o.status.code(), Some(125));
     assert!(text(&o.stderr).contains(why), "{}", text(&o.stderr));
 }
@@ -400,9 +612,15 @@ fn flag_errors_name_flag_and_value() {
 fn modes() -> Vec<&'static str> {
     if is_root() {
         // slirp4netns works for root too; pasta is rootless only.
-        ["bridge", "slirp4netns"].into_iter().filter(|m| *m == "bridge" || have(m)).collect()
+        ["bridge", "slirp4netns"]
+            .into_iter()
+            .filter(|m| *m == "bridge" || have(m))
+            .collect()
     } else {
-        ["slirp4netns", "pasta"].into_iter().filter(|m| have(if *m == "pasta" { "pasta" } else { m })).collect()
+        ["slirp4netns", "pasta"]
+            .into_iter()
+            .filter(|m| have(if *m == "pasta" { "pasta" } else { m }))
+            .collect()
     }
 }
 
@@ -414,7 +632,17 @@ fn hundred_runs_leave_nothing_behind() {
         let start = Instant::now();
         let mut ids = Vec::new();
         for _ in 0..100 {
-            let o = ok(g(&["run", "--rm", "--network", mode, "-p", &publish, "--rootfs", &r, "/bin/hostname"]));
+            let o = ok(g(&[
+                "run",
+                "--rm",
+                "--network",
+                mode,
+                "-p",
+                &publish,
+                "--rootfs",
+                &r,
+                "/bin/hostname",
+            ]));
             ids.push(o.trim().to_owned());
         }
         let took = start.elapsed();
@@ -445,7 +673,19 @@ fn sigkilled_runs_are_collected() {
     for (i, mode) in modes().into_iter().enumerate() {
         let publish = format!("127.0.0.1:{}:80", port(18600 + 50 * i as u16));
         let child = Command::new(bin())
-            .args(["run", "--rm", "--network", mode, "-p", &publish, "--rootfs", &r, "/bin/sh", "-c", "hostname; exec sleep 60"])
+            .args([
+                "run",
+                "--rm",
+                "--network",
+                mode,
+                "-p",
+                &publish,
+                "--rootfs",
+                &r,
+                "/bin/sh",
+                "-c",
+                "hostname; exec sleep 60",
+            ])
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -462,10 +702,22 @@ fn sigkilled_runs_are_collected() {
         }
         let id = String::from_utf8_lossy(&id[..12]).into_owned();
         if mode == "bridge" {
-            let links = text(&Command::new("ip").args(["-o", "link"]).output().unwrap().stdout);
-            assert!(links.contains(&format!("gk{id}")), "the veth exists while it runs");
+            let links = text(
+                &Command::new("ip")
+                    .args(["-o", "link"])
+                    .output()
+                    .unwrap()
+                    .stdout,
+            );
+            assert!(
+                links.contains(&format!("gk{id}")),
+                "the veth exists while it runs"
+            );
         } else {
-            assert!(!leftovers(&id).is_empty(), "{mode}: the helper runs while the container runs");
+            assert!(
+                !leftovers(&id).is_empty(),
+                "{mode}: the helper runs while the container runs"
+            );
         }
         child.kill().unwrap();
         child.wait().unwrap();
@@ -482,12 +734,37 @@ fn a_busy_host_port_fails_cleanly() {
         let p = busy.local_addr().unwrap().port();
         let publish = format!("127.0.0.1:{p}:80");
         let name = unique("busy");
-        let o = g(&["run", "--rm", "--name", &name, "--network", mode, "-p", &publish, "--rootfs", &r, "/bin/true"]);
+        let o = g(&[
+            "run",
+            "--rm",
+            "--name",
+            &name,
+            "--network",
+            mode,
+            "-p",
+            &publish,
+            "--rootfs",
+            &r,
+            "/bin/true",
+        ]);
         assert_eq!(o.status.code(), Some(125), "{mode}: {}", text(&o.stderr));
         let err = text(&o.stderr);
-        assert!(err.contains(&p.to_string()), "{mode}: the error names the port: {err}");
+        assert!(
+            err.contains(&p.to_string()),
+            "{mode}: the error names the port: {err}"
+        );
         // Everything made before the failure is gone: the name is free again, nothing is left.
-        ok(g(&["run", "--rm", "--name", &name, "--network", mode, "--rootfs", &r, "/bin/true"]));
+        ok(g(&[
+            "run",
+            "--rm",
+            "--name",
+            &name,
+            "--network",
+            mode,
+            "--rootfs",
+            &r,
+            "/bin/true",
+        ]));
         drop(busy);
     }
 }
@@ -499,15 +776,37 @@ fn system_prune_collects_what_a_sigkilled_run_left() {
     if is_root() {
         return;
     }
-    let Some(mode) = modes().into_iter().next() else { return };
+    let Some(mode) = modes().into_iter().next() else {
+        return;
+    };
     let xdg = std::env::temp_dir().join(unique("prune-xdg"));
     std::fs::create_dir_all(&xdg).unwrap();
     std::fs::set_permissions(&xdg, std::os::unix::fs::PermissionsExt::from_mode(0o700)).unwrap();
-    let gk = |args: &[&str]| Command::new(bin()).args(args).env("XDG_RUNTIME_DIR", &xdg).stdin(Stdio::null()).output().unwrap();
+    let gk = |args: &[&str]| {
+        Command::new(bin())
+            .args(args)
+            .env("XDG_RUNTIME_DIR", &xdg)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap()
+    };
     let r = rootfs();
     let publish = format!("127.0.0.1:{}:80", port(18850));
     let child = Command::new(bin())
-        .args(["run", "--name", "victim", "--network", mode, "-p", &publish, "--rootfs", &r, "/bin/sh", "-c", "hostname; exec sleep 60"])
+        .args([
+            "run",
+            "--name",
+            "victim",
+            "--network",
+            mode,
+            "-p",
+            &publish,
+            "--rootfs",
+            &r,
+            "/bin/sh",
+            "-c",
+            "hostname; exec sleep 60",
+        ])
         .env("XDG_RUNTIME_DIR", &xdg)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -520,14 +819,27 @@ fn system_prune_collects_what_a_sigkilled_run_left() {
     child.stdout.as_mut().unwrap().read_exact(&mut id).unwrap();
     let id = String::from_utf8_lossy(&id[..12]).into_owned();
     let record = xdg.join("gocker-net/helpers");
-    assert!(std::fs::read_dir(&record).unwrap().flatten().any(|e| e.file_name().to_string_lossy().starts_with(&id)), "helper recorded");
+    assert!(
+        std::fs::read_dir(&record)
+            .unwrap()
+            .flatten()
+            .any(|e| e.file_name().to_string_lossy().starts_with(&id)),
+        "helper recorded"
+    );
     child.kill().unwrap();
     child.wait().unwrap();
     guard.0 = None;
     let out = gk(&["system", "prune"]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
-    assert!(text(&out.stdout).contains("removed container victim"), "{}", text(&out.stdout));
-    assert!(std::fs::read_dir(&record).map(|d| d.count()).unwrap_or(0) == 0, "helper record collected");
+    assert!(
+        text(&out.stdout).contains("removed container victim"),
+        "{}",
+        text(&out.stdout)
+    );
+    assert!(
+        std::fs::read_dir(&record).map(|d| d.count()).unwrap_or(0) == 0,
+        "helper record collected"
+    );
     let end = Instant::now() + Duration::from_secs(5);
     while !leftovers(&id).is_empty() {
         assert!(Instant::now() < end, "{:?}", leftovers(&id));

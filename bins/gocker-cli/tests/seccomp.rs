@@ -12,7 +12,9 @@ use std::process::{Command, Output, Stdio};
 use std::sync::OnceLock;
 
 fn bin() -> PathBuf {
-    std::env::var_os("GOCKER_BIN").map(PathBuf::from).unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_gocker")))
+    std::env::var_os("GOCKER_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_gocker")))
 }
 
 fn rootfs() -> String {
@@ -74,17 +76,34 @@ int main(int argc, char **argv) {
 fn helper_dir() -> &'static Path {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
     DIR.get_or_init(|| {
-        let sum = HELPER_C.bytes().fold(0u32, |h, b| h.wrapping_mul(31).wrapping_add(b as u32));
-        let d = std::env::temp_dir().join(format!("gocker-seccomp-helper-{}-{sum:08x}", rustix::process::geteuid().as_raw()));
+        let sum = HELPER_C
+            .bytes()
+            .fold(0u32, |h, b| h.wrapping_mul(31).wrapping_add(b as u32));
+        let d = std::env::temp_dir().join(format!(
+            "gocker-seccomp-helper-{}-{sum:08x}",
+            rustix::process::geteuid().as_raw()
+        ));
         if d.join("sc").exists() {
             return d;
         }
-        let tmp = std::env::temp_dir().join(format!("gocker-seccomp-helper-build-{}", std::process::id()));
+        let tmp = std::env::temp_dir().join(format!(
+            "gocker-seccomp-helper-build-{}",
+            std::process::id()
+        ));
         let _ = std::fs::remove_dir_all(&tmp);
         std::fs::create_dir_all(&tmp).unwrap();
         std::fs::write(tmp.join("sc.c"), HELPER_C).unwrap();
-        let o = Command::new("gcc").args(["-static", "-O1", "-pthread", "-o"]).arg(tmp.join("sc")).arg(tmp.join("sc.c")).output().expect("gcc");
-        assert!(o.status.success(), "gcc -static: {}", String::from_utf8_lossy(&o.stderr));
+        let o = Command::new("gcc")
+            .args(["-static", "-O1", "-pthread", "-o"])
+            .arg(tmp.join("sc"))
+            .arg(tmp.join("sc.c"))
+            .output()
+            .expect("gcc");
+        assert!(
+            o.status.success(),
+            "gcc -static: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
         // Another test process may have won the race: either copy is the same program.
         if std::fs::rename(&tmp, &d).is_err() {
             let _ = std::fs::remove_dir_all(&tmp);
@@ -103,7 +122,11 @@ fn run_with(pre: &[&str], extra: &[&str], script: &str) -> Output {
     args.extend(["run", "--rm", "--rootfs", &r, "-v", &vol, "--tmpfs", "/run"]);
     args.extend_from_slice(extra);
     args.extend(["/bin/sh", "-c", script]);
-    Command::new(bin()).args(&args).stdin(Stdio::null()).output().unwrap()
+    Command::new(bin())
+        .args(&args)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap()
 }
 
 fn sh(extra: &[&str], script: &str) -> Output {
@@ -113,15 +136,26 @@ fn sh(extra: &[&str], script: &str) -> Output {
 #[track_caller]
 fn ok(o: &Output) -> String {
     let out = String::from_utf8_lossy(&o.stdout).into_owned();
-    assert_eq!(o.status.code(), Some(0), "stdout: {out} stderr: {}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "stdout: {out} stderr: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
     out
 }
 
 /// The errno the helper printed for `name`.
 #[track_caller]
 fn errno_of(out: &str, name: &str) -> i32 {
-    let line = out.lines().find(|l| l.starts_with(&format!("{name} "))).unwrap_or_else(|| panic!("no line for {name} in {out}"));
-    line.rsplit("errno=").next().and_then(|e| e.trim().parse().ok()).unwrap_or_else(|| panic!("bad line {line}"))
+    let line = out
+        .lines()
+        .find(|l| l.starts_with(&format!("{name} ")))
+        .unwrap_or_else(|| panic!("no line for {name} in {out}"));
+    line.rsplit("errno=")
+        .next()
+        .and_then(|e| e.trim().parse().ok())
+        .unwrap_or_else(|| panic!("bad line {line}"))
 }
 
 const CLONE_NEWUSER: &str = "0x10000000";
@@ -156,13 +190,20 @@ fn default_profile_refuses_with_eperm() {
     assert!(out.contains("Seccomp:\t2"), "{out}");
     assert!(out.contains("NoNewPrivs:\t1"), "{out}");
     for (name, _) in REFUSED {
-        assert_eq!(errno_of(&out, name), libc::EPERM, "{name} must fail with EPERM: {out}");
+        assert_eq!(
+            errno_of(&out, name),
+            libc::EPERM,
+            "{name} must fail with EPERM: {out}"
+        );
     }
 }
 
 #[test]
 fn unconfined_has_no_filter() {
-    let out = ok(&sh(&["--security-opt", "seccomp=unconfined"], &refused_script()));
+    let out = ok(&sh(
+        &["--security-opt", "seccomp=unconfined"],
+        &refused_script(),
+    ));
     assert!(out.contains("Seccomp:\t0"), "{out}");
     // What the kernel itself decides: a nested user namespace and the keyring work in a container.
     assert_eq!(errno_of(&out, "unshare"), 0, "{out}");
@@ -191,7 +232,24 @@ fn ordinary_workloads_run_under_the_default_profile() {
     "#;
     let out = ok(&sh(&[], script));
     let lines: Vec<&str> = out.lines().collect();
-    assert_eq!(lines, ["60", "60", "20000", "60", "./f7.c", "5050", "f3", "threads ok 8", "f1.c", "600", "0", "done"], "{out}");
+    assert_eq!(
+        lines,
+        [
+            "60",
+            "60",
+            "20000",
+            "60",
+            "./f7.c",
+            "5050",
+            "f3",
+            "threads ok 8",
+            "f1.c",
+            "600",
+            "0",
+            "done"
+        ],
+        "{out}"
+    );
 }
 
 #[test]
@@ -211,23 +269,48 @@ fn supervisor_mounts_proc_and_tmpfs_and_refuses_others() {
         mount -t ext4 /dev/x /mnt 2>/dev/null || echo ext4-refused
     "#;
     let out = ok(&sh(&[], script));
-    for want in ["proc-ok", "proc-in-mountinfo", "pid1-visible", "own-pid-visible", "tmpfs-ok", "tmpfs-in-mountinfo", "hello", "ext4-refused"] {
+    for want in [
+        "proc-ok",
+        "proc-in-mountinfo",
+        "pid1-visible",
+        "own-pid-visible",
+        "tmpfs-ok",
+        "tmpfs-in-mountinfo",
+        "hello",
+        "ext4-refused",
+    ] {
         assert!(out.lines().any(|l| l == want), "missing {want}: {out}");
     }
     // The container's masked and read-only /proc paths are applied to the new proc too.
-    let masks: u32 = out.lines().find_map(|l| l.parse().ok()).expect("count of mounts under /mnt");
+    let masks: u32 = out
+        .lines()
+        .find_map(|l| l.parse().ok())
+        .expect("count of mounts under /mnt");
     assert!(masks >= 5, "masks under the new proc: {out}");
-    let refusals: Vec<&str> = out.lines().filter(|l| l.starts_with("mount ret=")).collect();
-    assert_eq!(refusals, ["mount ret=-1 errno=1", "mount ret=-1 errno=1"], "ext4 and bind (MS_BIND) get EPERM: {out}");
+    let refusals: Vec<&str> = out
+        .lines()
+        .filter(|l| l.starts_with("mount ret="))
+        .collect();
+    assert_eq!(
+        refusals,
+        ["mount ret=-1 errno=1", "mount ret=-1 errno=1"],
+        "ext4 and bind (MS_BIND) get EPERM: {out}"
+    );
 }
 
 #[test]
 fn supervisor_mounts_sysfs_read_only_and_only_for_container_root() {
     let out = ok(&sh(&[], "mkdir -p /run/s && mount -t sysfs sysfs /run/s && grep ' /run/s ' /proc/self/mountinfo; touch /run/s/x 2>/dev/null || echo ro"));
-    assert!(out.contains(" /run/s ro,") && out.contains(" - sysfs ") && out.contains("\nro"), "{out}");
+    assert!(
+        out.contains(" /run/s ro,") && out.contains(" - sysfs ") && out.contains("\nro"),
+        "{out}"
+    );
     // A non-root user of the container may not mount (with a single mapped id there is no other user).
     if std::env::var("GOCKER_TEST_MODE").as_deref() != Ok("rootless-single") {
-        let out = ok(&sh(&["-u", "1000:1000"], "/opt/sc mount s:proc s:/mnt s:proc 0 0"));
+        let out = ok(&sh(
+            &["-u", "1000:1000"],
+            "/opt/sc mount s:proc s:/mnt s:proc 0 0",
+        ));
         assert_eq!(errno_of(&out, "mount"), libc::EPERM, "{out}");
     }
 }
@@ -237,8 +320,15 @@ fn strict_profile_is_tighter() {
     let script = "/opt/sc mount s:proc s:/mnt s:proc 0 0; /opt/sc socket 16 3 0; /opt/sc socket 1 1 0; /opt/sc ptrace 0 0 0 0; /opt/sc unshare 0x400; /opt/sc threads 4";
     let out = ok(&sh(&["--security-opt", "seccomp=strict"], script));
     assert_eq!(errno_of(&out, "mount"), libc::EPERM, "{out}");
-    assert!(out.contains("socket ret=-1 errno=1"), "AF_NETLINK refused: {out}");
-    assert!(out.lines().any(|l| l.starts_with("socket ret=") && l.ends_with("errno=0")), "AF_UNIX allowed: {out}");
+    assert!(
+        out.contains("socket ret=-1 errno=1"),
+        "AF_NETLINK refused: {out}"
+    );
+    assert!(
+        out.lines()
+            .any(|l| l.starts_with("socket ret=") && l.ends_with("errno=0")),
+        "AF_UNIX allowed: {out}"
+    );
     assert_eq!(errno_of(&out, "ptrace"), libc::EPERM, "{out}");
     assert_eq!(errno_of(&out, "unshare"), libc::EPERM, "{out}");
     assert!(out.contains("threads ok 4"), "{out}");
@@ -257,21 +347,39 @@ fn profile_file_and_debug_output() {
     )
     .unwrap();
     let opt = format!("seccomp={}", profile.display());
-    let o = run_with(&["--debug"], &["--security-opt", &opt], "mkdir /run/nope 2>&1; echo rc=$?");
+    let o = run_with(
+        &["--debug"],
+        &["--security-opt", &opt],
+        "mkdir /run/nope 2>&1; echo rc=$?",
+    );
     let out = ok(&o);
-    assert!(out.contains("Permission denied") && out.contains("rc=1"), "{out}");
+    assert!(
+        out.contains("Permission denied") && out.contains("rc=1"),
+        "{out}"
+    );
     let err = String::from_utf8_lossy(&o.stderr);
-    assert!(err.contains(&format!("seccomp profile {}: hash ", profile.display())) && err.contains(", 2 rules"), "{err}");
+    assert!(
+        err.contains(&format!("seccomp profile {}: hash ", profile.display()))
+            && err.contains(", 2 rules"),
+        "{err}"
+    );
     let o = run_with(&["--debug"], &[], "true");
     ok(&o);
     let err = String::from_utf8_lossy(&o.stderr);
-    assert!(err.contains("seccomp profile default: hash ") && err.contains(" rules"), "{err}");
+    assert!(
+        err.contains("seccomp profile default: hash ") && err.contains(" rules"),
+        "{err}"
+    );
     assert!(err.contains("BPF instructions"), "{err}");
     // A broken profile is a gocker error naming the file.
     std::fs::write(&profile, r#"{"defaultAction":"SCMP_ACT_BOGUS"}"#).unwrap();
     let o = sh(&["--security-opt", &opt], "true");
     assert_eq!(o.status.code(), Some(125));
-    assert!(String::from_utf8_lossy(&o.stderr).contains("SCMP_ACT_BOGUS"), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("SCMP_ACT_BOGUS"),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
@@ -284,19 +392,42 @@ fn exec_spawn_mode_serves_notifications_too() {
         .output()
         .unwrap();
     let out = ok(&o);
-    assert!(out.contains("Seccomp:\t2") && out.contains("mounted"), "{out}");
+    assert!(
+        out.contains("Seccomp:\t2") && out.contains("mounted"),
+        "{out}"
+    );
 }
 
 #[test]
 fn gocker_exec_gets_the_containers_filter() {
     let r = rootfs();
     let vol = format!("{}:/opt:ro", helper_dir().display());
-    let g = |args: &[&str]| Command::new(bin()).args(args).stdin(Stdio::null()).output().unwrap();
+    let g = |args: &[&str]| {
+        Command::new(bin())
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap()
+    };
     let script = "grep Seccomp: /proc/self/status; /opt/sc socket 16 3 0; /opt/sc mount s:proc s:/mnt s:proc 0 0; /opt/sc unshare 0x10000000";
     for profile in ["default", "strict"] {
         let name = format!("scexec-{profile}-{}", std::process::id());
         let opt = format!("seccomp={profile}");
-        ok(&g(&["run", "-d", "--name", &name, "--rootfs", &r, "-v", &vol, "--security-opt", &opt, "/bin/sh", "-c", "sleep 30"]));
+        ok(&g(&[
+            "run",
+            "-d",
+            "--name",
+            &name,
+            "--rootfs",
+            &r,
+            "-v",
+            &vol,
+            "--security-opt",
+            &opt,
+            "/bin/sh",
+            "-c",
+            "sleep 30",
+        ]));
         let o = g(&["exec", &name, "/bin/sh", "-c", script]);
         let _ = g(&["rm", "-f", &name]);
         let out = ok(&o);

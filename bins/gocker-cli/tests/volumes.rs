@@ -5,11 +5,16 @@ use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
 
 fn bin() -> PathBuf {
-    std::env::var_os("GOCKER_BIN").map(PathBuf::from).unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_gocker")))
+    std::env::var_os("GOCKER_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_gocker")))
 }
 
 fn rootfs() -> PathBuf {
-    PathBuf::from(std::env::var_os("GOCKER_TEST_ROOTFS").expect("set GOCKER_TEST_ROOTFS (run via cargo xtask itest)"))
+    PathBuf::from(
+        std::env::var_os("GOCKER_TEST_ROOTFS")
+            .expect("set GOCKER_TEST_ROOTFS (run via cargo xtask itest)"),
+    )
 }
 
 fn tmp(tag: &str) -> PathBuf {
@@ -20,10 +25,19 @@ fn tmp(tag: &str) -> PathBuf {
 }
 
 fn run(root: &std::path::Path, extra: &[&str], script: &str) -> Output {
-    let mut args = vec!["run".to_string(), "--rm".into(), "--rootfs".into(), root.display().to_string()];
+    let mut args = vec![
+        "run".to_string(),
+        "--rm".into(),
+        "--rootfs".into(),
+        root.display().to_string(),
+    ];
     args.extend(extra.iter().map(|s| s.to_string()));
     args.extend(["/bin/sh".into(), "-c".into(), script.into()]);
-    Command::new(bin()).args(&args).stdin(Stdio::null()).output().unwrap()
+    Command::new(bin())
+        .args(&args)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap()
 }
 
 fn text(b: &[u8]) -> String {
@@ -40,8 +54,15 @@ fn volume_writes_reach_the_host_and_ro_refuses() {
     let out = text(&o.stdout);
     assert_eq!(o.status.code(), Some(0), "{out} {}", text(&o.stderr));
     assert!(out.starts_with("from host\n"), "{out}");
-    assert!(out.contains("rc=1") && text(&o.stderr).contains("Read-only file system"), "{out} {}", text(&o.stderr));
-    assert_eq!(std::fs::read_to_string(dir.join("out.txt")).unwrap(), "from-container\n");
+    assert!(
+        out.contains("rc=1") && text(&o.stderr).contains("Read-only file system"),
+        "{out} {}",
+        text(&o.stderr)
+    );
+    assert_eq!(
+        std::fs::read_to_string(dir.join("out.txt")).unwrap(),
+        "from-container\n"
+    );
     assert!(!dir.join("nope").exists());
     // Root: the volume is idmapped, so container root writes as host root. Rootless: as the user.
     let owner = std::fs::metadata(dir.join("out.txt")).unwrap().uid();
@@ -55,7 +76,13 @@ fn volume_target_through_an_escaping_symlink_stays_inside() {
     let work = tmp("sym");
     let root = work.join("rootfs");
     // As an unprivileged user, cp cannot read the rootfs's /root (0700): what matters is the rest.
-    let _ = Command::new("cp").arg("-a").arg(rootfs()).arg(&root).stderr(Stdio::null()).status().unwrap();
+    let _ = Command::new("cp")
+        .arg("-a")
+        .arg(rootfs())
+        .arg(&root)
+        .stderr(Stdio::null())
+        .status()
+        .unwrap();
     assert!(root.join("bin/sh").exists(), "copy of the rootfs failed");
     let outside = work.join("outside");
     std::fs::create_dir_all(&outside).unwrap();
@@ -67,33 +94,60 @@ fn volume_target_through_an_escaping_symlink_stays_inside() {
     // The symlink's target does not exist inside the rootfs: refused, nothing on the host.
     let spec = format!("{}:/evil/x", src.display());
     let o = run(&root, &["-v", &spec], "ls /evil/x");
-    assert_eq!(o.status.code(), Some(125), "{} {}", text(&o.stdout), text(&o.stderr));
+    assert_eq!(
+        o.status.code(),
+        Some(125),
+        "{} {}",
+        text(&o.stdout),
+        text(&o.stderr)
+    );
     assert!(text(&o.stderr).contains("/evil/x"), "{}", text(&o.stderr));
-    assert!(std::fs::read_dir(&outside).unwrap().next().is_none(), "something was created outside the rootfs");
+    assert!(
+        std::fs::read_dir(&outside).unwrap().next().is_none(),
+        "something was created outside the rootfs"
+    );
 
     // Once the target exists inside the rootfs, the mount lands there (confined), not on the host dir.
     let inside = root.join(outside.strip_prefix("/").unwrap());
     std::fs::create_dir_all(&inside).unwrap();
     let o = run(&root, &["-v", &spec], "cat /evil/x/marker");
     assert_eq!(text(&o.stdout), "m", "{}", text(&o.stderr));
-    assert!(std::fs::read_dir(&outside).unwrap().next().is_none(), "the host directory was touched");
-    assert!(inside.join("x").is_dir(), "the mount point was created inside the rootfs");
+    assert!(
+        std::fs::read_dir(&outside).unwrap().next().is_none(),
+        "the host directory was touched"
+    );
+    assert!(
+        inside.join("x").is_dir(),
+        "the mount point was created inside the rootfs"
+    );
     std::fs::remove_dir_all(&work).unwrap();
 }
 
 #[test]
 fn bad_volume_and_tmpfs_specs_name_the_flag() {
-    for (flag, value) in [("-v", "relative:/data"), ("-v", "/nonexistent-src-xyz:/data"), ("-v", "/tmp:/data:zz"), ("--tmpfs", "relative")] {
+    for (flag, value) in [
+        ("-v", "relative:/data"),
+        ("-v", "/nonexistent-src-xyz:/data"),
+        ("-v", "/tmp:/data:zz"),
+        ("--tmpfs", "relative"),
+    ] {
         let o = run(&rootfs(), &[flag, value], "true");
         assert_eq!(o.status.code(), Some(125), "{flag} {value}");
         let err = text(&o.stderr);
-        assert!(err.contains(value) && (err.contains("--volume") || err.contains("--tmpfs")), "{err}");
+        assert!(
+            err.contains(value) && (err.contains("--volume") || err.contains("--tmpfs")),
+            "{err}"
+        );
     }
 }
 
 #[test]
 fn tmpfs_mount_with_options() {
-    let o = run(&rootfs(), &["--tmpfs", "/scratch:size=1m,mode=1777"], "grep ' /scratch ' /proc/self/mountinfo; stat -c %a /scratch");
+    let o = run(
+        &rootfs(),
+        &["--tmpfs", "/scratch:size=1m,mode=1777"],
+        "grep ' /scratch ' /proc/self/mountinfo; stat -c %a /scratch",
+    );
     let out = text(&o.stdout);
     assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
     assert!(out.contains("tmpfs") && out.contains("size=1024k"), "{out}");

@@ -8,13 +8,26 @@ use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 fn bin() -> PathBuf {
-    std::env::var_os("GOCKER_BIN").map(PathBuf::from).unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_gocker")))
+    std::env::var_os("GOCKER_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_gocker")))
 }
 
 fn rootfs() -> String {
-    let p = PathBuf::from(std::env::var_os("GOCKER_TEST_ROOTFS").expect("set GOCKER_TEST_ROOTFS (run via cargo xtask itest)"));
-    assert!(p.join("bin/sh").exists(), "GOCKER_TEST_ROOTFS={} has no /bin/sh", p.display());
-    assert!(p.join(".gocker").is_dir(), "GOCKER_TEST_ROOTFS={} has no /.gocker (rebuild it: gocker rootfs build)", p.display());
+    let p = PathBuf::from(
+        std::env::var_os("GOCKER_TEST_ROOTFS")
+            .expect("set GOCKER_TEST_ROOTFS (run via cargo xtask itest)"),
+    );
+    assert!(
+        p.join("bin/sh").exists(),
+        "GOCKER_TEST_ROOTFS={} has no /bin/sh",
+        p.display()
+    );
+    assert!(
+        p.join(".gocker").is_dir(),
+        "GOCKER_TEST_ROOTFS={} has no /.gocker (rebuild it: gocker rootfs build)",
+        p.display()
+    );
     p.to_str().unwrap().to_owned()
 }
 
@@ -25,7 +38,11 @@ fn single_id() -> bool {
 fn unique(tag: &str) -> String {
     use std::sync::atomic::{AtomicU32, Ordering};
     static N: AtomicU32 = AtomicU32::new(0);
-    format!("{tag}-{}-{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed))
+    format!(
+        "{tag}-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    )
 }
 
 fn gocker(args: &[&str]) -> Command {
@@ -52,7 +69,13 @@ fn stderr(o: &Output) -> String {
 
 #[track_caller]
 fn ok(o: &Output) -> String {
-    assert_eq!(o.status.code(), Some(0), "stdout: {} stderr: {}", stdout(o), stderr(o));
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "stdout: {} stderr: {}",
+        stdout(o),
+        stderr(o)
+    );
     stdout(o)
 }
 
@@ -67,12 +90,18 @@ fn pids_with(marker: &str) -> Vec<i32> {
         .flatten()
         .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
         .filter(|p| *p != me)
-        .filter(|p| std::fs::read(format!("/proc/{p}/cmdline")).map(|c| String::from_utf8_lossy(&c).contains(marker)).unwrap_or(false))
+        .filter(|p| {
+            std::fs::read(format!("/proc/{p}/cmdline"))
+                .map(|c| String::from_utf8_lossy(&c).contains(marker))
+                .unwrap_or(false)
+        })
         .collect()
 }
 
 fn cmdline(pid: i32) -> String {
-    std::fs::read(format!("/proc/{pid}/cmdline")).map(|c| String::from_utf8_lossy(&c).replace('\0', " ")).unwrap_or_default()
+    std::fs::read(format!("/proc/{pid}/cmdline"))
+        .map(|c| String::from_utf8_lossy(&c).replace('\0', " "))
+        .unwrap_or_default()
 }
 
 fn wait_for<T>(what: &str, timeout: Duration, mut f: impl FnMut() -> Option<T>) -> T {
@@ -107,14 +136,22 @@ fn records_with(marker: &str) -> usize {
     std::fs::read_dir(state_dir())
         .map(|rd| {
             rd.flatten()
-                .filter(|e| std::fs::read_to_string(e.path().join("state.json")).map(|s| s.contains(marker)).unwrap_or(false))
+                .filter(|e| {
+                    std::fs::read_to_string(e.path().join("state.json"))
+                        .map(|s| s.contains(marker))
+                        .unwrap_or(false)
+                })
                 .count()
         })
         .unwrap_or(0)
 }
 
 fn mount_lines() -> Vec<String> {
-    std::fs::read_to_string("/proc/self/mountinfo").unwrap().lines().map(str::to_owned).collect()
+    std::fs::read_to_string("/proc/self/mountinfo")
+        .unwrap()
+        .lines()
+        .map(str::to_owned)
+        .collect()
 }
 
 /// New host mounts that could be this container's: on the rootfs, the state directory or lift's
@@ -124,7 +161,9 @@ fn new_container_mounts(before: &[String]) -> Vec<String> {
     mount_lines()
         .into_iter()
         .filter(|l| !before.contains(l))
-        .filter(|l| l.contains(&r) || l.contains(&s) || l.contains("/.gocker") || l.contains("lift"))
+        .filter(|l| {
+            l.contains(&r) || l.contains(&s) || l.contains("/.gocker") || l.contains("lift")
+        })
         .collect()
 }
 
@@ -156,18 +195,43 @@ fn lift_returns_the_status_passes_stdio_and_does_what_ring2_cannot() {
         /.gocker/lift no-such-cmd-xyz 2>/dev/null; echo notfound=$?";
     let out = ok(&sh(&["--workspace"], script));
     assert_eq!(lines_with(&out, "rc="), ["3"], "{out}");
-    let (cp, cl) = (lines_with(&out, "cap-payload=")[0], lines_with(&out, "cap-lift=")[0]);
+    let (cp, cl) = (
+        lines_with(&out, "cap-payload=")[0],
+        lines_with(&out, "cap-lift=")[0],
+    );
     assert_eq!(cp, "00000000a80425fb", "{out}");
     assert_ne!(cl, cp, "lift keeps ring1's capabilities: {out}");
-    assert!(u64::from_str_radix(cl, 16).unwrap() & (1 << 21) != 0, "CAP_SYS_ADMIN through lift: {out}");
-    assert_eq!(lines_with(&out, "seccomp-payload="), ["2"], "the payload is filtered: {out}");
-    assert_eq!(lines_with(&out, "seccomp-lift="), ["0"], "lift runs without the filter: {out}");
-    assert_eq!(lines_with(&out, "direct="), ["1"], "the default profile refuses a bind mount: {out}");
+    assert!(
+        u64::from_str_radix(cl, 16).unwrap() & (1 << 21) != 0,
+        "CAP_SYS_ADMIN through lift: {out}"
+    );
+    assert_eq!(
+        lines_with(&out, "seccomp-payload="),
+        ["2"],
+        "the payload is filtered: {out}"
+    );
+    assert_eq!(
+        lines_with(&out, "seccomp-lift="),
+        ["0"],
+        "lift runs without the filter: {out}"
+    );
+    assert_eq!(
+        lines_with(&out, "direct="),
+        ["1"],
+        "the default profile refuses a bind mount: {out}"
+    );
     assert_eq!(lines_with(&out, "lifted="), ["0"], "{out}");
-    assert_eq!(lines_with(&out, "seen="), ["data"], "the lifted mount is in the container's mount namespace: {out}");
+    assert_eq!(
+        lines_with(&out, "seen="),
+        ["data"],
+        "the lifted mount is in the container's mount namespace: {out}"
+    );
     assert_eq!(lines_with(&out, "stdin="), ["piped"], "{out}");
     assert_eq!(lines_with(&out, "stderr="), ["to-stderr"], "{out}");
-    assert!(lines_with(&out, "pid1=")[0].starts_with("/bin/sh -c"), "lift sees the container's PID namespace: {out}");
+    assert!(
+        lines_with(&out, "pid1=")[0].starts_with("/bin/sh -c"),
+        "lift sees the container's PID namespace: {out}"
+    );
     assert_eq!(lines_with(&out, "notfound="), ["127"], "{out}");
 }
 
@@ -187,7 +251,11 @@ fn lift_is_absent_when_off_and_refused_by_policy() {
     let probe = "ls -A /.gocker | wc -l | sed 's/^ */entries=/'; /.gocker/lift true 2>/dev/null; echo rc=$?";
     for extra in [&[][..], &["--workspace", "--lift=off"][..]] {
         let out = ok(&sh(extra, probe));
-        assert_eq!(lines_with(&out, "entries="), ["0"], "{extra:?}: neither binary nor socket: {out}");
+        assert_eq!(
+            lines_with(&out, "entries="),
+            ["0"],
+            "{extra:?}: neither binary nor socket: {out}"
+        );
         assert_eq!(lines_with(&out, "rc="), ["127"], "{extra:?}: {out}");
     }
     // A plain container can have lift on explicitly.
@@ -196,10 +264,17 @@ fn lift_is_absent_when_off_and_refused_by_policy() {
     let out = ok(&sh(&["--workspace", "--lift=root"], "/.gocker/lift id -u"));
     assert_eq!(out, "0\n");
     if !single_id() {
-        let o = sh(&["--workspace", "--lift=root", "-u", "1000:1000"], "/.gocker/lift id -u; echo rc=$?");
+        let o = sh(
+            &["--workspace", "--lift=root", "-u", "1000:1000"],
+            "/.gocker/lift id -u; echo rc=$?",
+        );
         let out = ok(&o);
         assert_eq!(lines_with(&out, "rc="), ["125"], "{out}");
-        assert!(stderr(&o).contains("refused") && stderr(&o).contains("uid 1000"), "{}", stderr(&o));
+        assert!(
+            stderr(&o).contains("refused") && stderr(&o).contains("uid 1000"),
+            "{}",
+            stderr(&o)
+        );
     }
 }
 
@@ -213,7 +288,11 @@ fn lift_passes_the_callers_terminal() {
     let lifted = lines_with(&out, "lifted-tty=");
     assert_eq!(lifted.len(), 1, "{out}");
     assert!(lifted[0].starts_with("/dev/pts/"), "{out}");
-    assert_eq!(lines_with(&out, "own-tty="), lifted, "the same terminal: {out}");
+    assert_eq!(
+        lines_with(&out, "own-tty="),
+        lifted,
+        "the same terminal: {out}"
+    );
 }
 
 #[test]
@@ -229,23 +308,56 @@ fn nsenter_shows_the_containers_processes() {
         .spawn()
         .unwrap();
     let r = rootfs();
-    ok(&gocker(&["run", "-d", "--rm", "--name", &name, "--hostname", "nsbox", "--rootfs", &r, "/bin/sh", "-c", "while :; do sleep 1; done", &inner])
+    ok(&gocker(&[
+        "run",
+        "-d",
+        "--rm",
+        "--name",
+        &name,
+        "--hostname",
+        "nsbox",
+        "--rootfs",
+        &r,
+        "/bin/sh",
+        "-c",
+        "while :; do sleep 1; done",
+        &inner,
+    ])
+    .output()
+    .unwrap());
+    let ps = gocker(&[
+        "nsenter", "--target", &name, "--mount", "--pid", "ps", "-o", "pid,args",
+    ])
+    .output()
+    .unwrap();
+    let all = gocker(&["nsenter", "--target", &name, "hostname"])
         .output()
-        .unwrap());
-    let ps = gocker(&["nsenter", "--target", &name, "--mount", "--pid", "ps", "-o", "pid,args"]).output().unwrap();
-    let all = gocker(&["nsenter", "--target", &name, "hostname"]).output().unwrap();
+        .unwrap();
     let _ = gocker(&["kill", &name]).output();
     host.kill().unwrap();
     let _ = host.wait();
     let out = ok(&ps);
     assert!(out.contains(&inner), "the container's processes: {out}");
     assert!(!out.contains(&outer), "a host process is visible: {out}");
-    let pid1 = out.lines().find(|l| l.trim_start().starts_with("1 ")).unwrap_or_default();
+    let pid1 = out
+        .lines()
+        .find(|l| l.trim_start().starts_with("1 "))
+        .unwrap_or_default();
     assert!(pid1.contains(&inner), "the payload is PID 1 there: {out}");
-    assert_eq!(ok(&all), "nsbox\n", "no flags: every namespace, UTS included");
-    let o = gocker(&["nsenter", "--target", "no-such-container-xyz", "true"]).output().unwrap();
+    assert_eq!(
+        ok(&all),
+        "nsbox\n",
+        "no flags: every namespace, UTS included"
+    );
+    let o = gocker(&["nsenter", "--target", "no-such-container-xyz", "true"])
+        .output()
+        .unwrap();
     assert_eq!(o.status.code(), Some(125));
-    assert!(stderr(&o).contains("no-such-container-xyz"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("no-such-container-xyz"),
+        "{}",
+        stderr(&o)
+    );
 }
 
 /// Starts `gocker run EXTRA... sh -c SCRIPT MARKER` in the background; returns the child once a
@@ -255,10 +367,16 @@ fn spawn_marked(extra: &[&str], script: &str, marker: &str) -> Child {
     let mut args = vec!["run", "--rm", "--rootfs", r.as_str()];
     args.extend_from_slice(extra);
     args.extend_from_slice(&["/bin/sh", "-c", script, marker]);
-    let child = gocker(&args).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    let child = gocker(&args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
     let gpid = child.id() as i32;
     wait_for("the payload to start", Duration::from_secs(5), || {
-        pids_with(marker).into_iter().find(|p| *p != gpid && !cmdline(*p).contains("gocker"))
+        pids_with(marker)
+            .into_iter()
+            .find(|p| *p != gpid && !cmdline(*p).contains("gocker"))
     });
     child
 }
@@ -266,21 +384,37 @@ fn spawn_marked(extra: &[&str], script: &str, marker: &str) -> Child {
 #[test]
 fn sigterm_reaches_the_payload_and_a_deaf_one_is_killed_after_the_grace_period() {
     let marker = unique("term");
-    let child = spawn_marked(&["--workspace"], "trap 'exit 42' TERM; while true; do sleep 0.05; done", &marker);
+    let child = spawn_marked(
+        &["--workspace"],
+        "trap 'exit 42' TERM; while true; do sleep 0.05; done",
+        &marker,
+    );
     std::thread::sleep(Duration::from_millis(100));
     signal(child.id() as i32, libc_sigterm());
     let o = child.wait_with_output().unwrap();
     assert_eq!(o.status.code(), Some(42), "{}", stderr(&o));
 
     let marker = unique("deaf");
-    let child = spawn_marked(&["--workspace", "--stop-timeout", "1"], "trap '' TERM; while true; do sleep 0.05; done", &marker);
+    let child = spawn_marked(
+        &["--workspace", "--stop-timeout", "1"],
+        "trap '' TERM; while true; do sleep 0.05; done",
+        &marker,
+    );
     std::thread::sleep(Duration::from_millis(100));
     let t = Instant::now();
     signal(child.id() as i32, libc_sigterm());
     let o = child.wait_with_output().unwrap();
     let took = t.elapsed();
-    assert_eq!(o.status.code(), Some(137), "SIGKILL after the grace period: {}", stderr(&o));
-    assert!(took >= Duration::from_millis(900) && took < Duration::from_secs(5), "grace period 1s, took {took:?}");
+    assert_eq!(
+        o.status.code(),
+        Some(137),
+        "SIGKILL after the grace period: {}",
+        stderr(&o)
+    );
+    assert!(
+        took >= Duration::from_millis(900) && took < Duration::from_secs(5),
+        "grace period 1s, took {took:?}"
+    );
 }
 
 fn libc_sigterm() -> i32 {
@@ -292,18 +426,29 @@ fn sigkill_of_ring0_takes_the_rings_and_lifted_commands_down() {
     let marker = unique("ring0kill");
     let before = mount_lines();
     let lifted = format!("{marker}-lifted");
-    let script = format!("/.gocker/lift sh -c 'sleep 30; true' {lifted} & while true; do sleep 0.05; done");
+    let script =
+        format!("/.gocker/lift sh -c 'sleep 30; true' {lifted} & while true; do sleep 0.05; done");
     let child = spawn_marked(&["--workspace"], &script, &marker);
     let mut child = Reap(Some(child));
-    wait_for("the lifted command", Duration::from_secs(5), || (!pids_with(&lifted).is_empty()).then_some(()));
+    wait_for("the lifted command", Duration::from_secs(5), || {
+        (!pids_with(&lifted).is_empty()).then_some(())
+    });
     let c = child.0.as_mut().unwrap();
     c.kill().unwrap();
     let t = Instant::now();
     c.wait().unwrap();
     child.0 = None;
-    wait_for("the rings to die with ring0", Duration::from_secs(1), || pids_with(&marker).is_empty().then_some(()));
+    wait_for(
+        "the rings to die with ring0",
+        Duration::from_secs(1),
+        || pids_with(&marker).is_empty().then_some(()),
+    );
     assert!(t.elapsed() < Duration::from_secs(1), "{:?}", t.elapsed());
-    assert_eq!(new_container_mounts(&before), Vec::<String>::new(), "host mounts left behind");
+    assert_eq!(
+        new_container_mounts(&before),
+        Vec::<String>::new(),
+        "host mounts left behind"
+    );
     let o = gocker(&["ps", "-a"]).output().unwrap();
     assert!(!stdout(&o).contains(&marker), "{}", stdout(&o));
     assert_eq!(records_with(&marker), 0, "state records left behind");
@@ -316,9 +461,20 @@ fn binds_supervisor_and_core_limit() {
     std::fs::create_dir_all(&a).unwrap();
     std::fs::create_dir_all(&b).unwrap();
     std::fs::write(a.join("from-env"), "env-bind\n").unwrap();
-    std::fs::write(b.join("super"), "#!/bin/sh\necho \"supervisor pid $$ args: $*\"\nexec \"$@\"\n").unwrap();
-    std::fs::set_permissions(b.join("super"), std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
-    let json = format!(r#"[{{"source":"{}","target":"/srv","readonly":true}}]"#, a.display());
+    std::fs::write(
+        b.join("super"),
+        "#!/bin/sh\necho \"supervisor pid $$ args: $*\"\nexec \"$@\"\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(
+        b.join("super"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    let json = format!(
+        r#"[{{"source":"{}","target":"/srv","readonly":true}}]"#,
+        a.display()
+    );
     let flag = format!("{}:/opt", b.display());
     let r = rootfs();
     let o = gocker(&["run", "--rm", "--workspace", "--rootfs", &r, "--bind", &flag, "--supervisor", "/opt/super", "--core-limit", "1m", "/bin/sh", "-c",
@@ -327,23 +483,44 @@ fn binds_supervisor_and_core_limit() {
         .output()
         .unwrap();
     let out = ok(&o);
-    assert!(out.starts_with("supervisor pid 1 args: /bin/sh -c"), "the supervisor is PID 1 with the command as arguments: {out}");
+    assert!(
+        out.starts_with("supervisor pid 1 args: /bin/sh -c"),
+        "the supervisor is PID 1 with the command as arguments: {out}"
+    );
     assert!(out.contains("env-bind\n"), "{out}");
     assert!(out.contains("env-ro\n"), "readonly from the JSON: {out}");
-    assert!(out.contains("Max core file size 1048576 1048576 bytes"), "{out}");
+    assert!(
+        out.contains("Max core file size 1048576 1048576 bytes"),
+        "{out}"
+    );
     // busybox's ulimit -c counts 512-byte blocks.
     assert_eq!(lines_with(&out, "core="), ["2048"], "{out}");
-    assert_eq!(lines_with(&out, "pid="), ["1"], "the supervisor exec'd the command: {out}");
+    assert_eq!(
+        lines_with(&out, "pid="),
+        ["1"],
+        "the supervisor exec'd the command: {out}"
+    );
     for (limit, shown) in [("0", "0"), ("unlimited", "unlimited")] {
         let out = ok(&sh(&["--workspace", "--core-limit", limit], "ulimit -c"));
         assert_eq!(out.trim(), shown, "--core-limit {limit}");
     }
     let o = sh(&["--bind", "/nonexistent-src-xyz:/x"], "true");
     assert_eq!(o.status.code(), Some(125));
-    assert!(stderr(&o).contains("/nonexistent-src-xyz"), "{}", stderr(&o));
-    let o = gocker(&["run", "--rm", "--workspace", "--rootfs", &r, "true"]).env("GOCKER_WORKSPACE_BINDS", "{bad").output().unwrap();
+    assert!(
+        stderr(&o).contains("/nonexistent-src-xyz"),
+        "{}",
+        stderr(&o)
+    );
+    let o = gocker(&["run", "--rm", "--workspace", "--rootfs", &r, "true"])
+        .env("GOCKER_WORKSPACE_BINDS", "{bad")
+        .output()
+        .unwrap();
     assert_eq!(o.status.code(), Some(125));
-    assert!(stderr(&o).contains("GOCKER_WORKSPACE_BINDS"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("GOCKER_WORKSPACE_BINDS"),
+        "{}",
+        stderr(&o)
+    );
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
@@ -356,25 +533,53 @@ fn enclave_runs_privileged_in_ring2s_namespaces_before_the_payload() {
     assert_eq!(out, "from-enclave\n1\npid=1\n", "{out}");
     let o = sh(&["--workspace", "--enclave", "exit 5"], "echo payload-ran");
     assert_eq!(o.status.code(), Some(125), "{}", stderr(&o));
-    assert_eq!(stdout(&o), "", "the payload must not start after a failed enclave");
-    assert!(stderr(&o).contains("enclave") && stderr(&o).contains("status 5"), "{}", stderr(&o));
+    assert_eq!(
+        stdout(&o),
+        "",
+        "the payload must not start after a failed enclave"
+    );
+    assert!(
+        stderr(&o).contains("enclave") && stderr(&o).contains("status 5"),
+        "{}",
+        stderr(&o)
+    );
 }
 
 #[test]
 fn debug_sleep_keeps_ring1_for_nsenter_after_a_failure() {
     let r = rootfs();
     let t = Instant::now();
-    let mut child = gocker(&["run", "--rm", "--workspace", "--hostname", "dbgbox", "--debug-sleep", "3", "--rootfs", &r, "/bin/sh", "-c", "exit 4"])
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = gocker(&[
+        "run",
+        "--rm",
+        "--workspace",
+        "--hostname",
+        "dbgbox",
+        "--debug-sleep",
+        "3",
+        "--rootfs",
+        &r,
+        "/bin/sh",
+        "-c",
+        "exit 4",
+    ])
+    .stderr(Stdio::piped())
+    .spawn()
+    .unwrap();
     let mut err = BufReader::new(child.stderr.take().unwrap());
     let mut line = String::new();
     while err.read_line(&mut line).unwrap() > 0 && !line.contains("keeps its namespaces") {
         line.clear();
     }
-    let pid = line.split("(pid ").nth(1).and_then(|s| s.split(')').next()).unwrap_or_else(|| panic!("no ring1 pid in {line:?}")).to_owned();
-    let ns = gocker(&["nsenter", "--target", &pid, "--uts", "hostname"]).output().unwrap();
+    let pid = line
+        .split("(pid ")
+        .nth(1)
+        .and_then(|s| s.split(')').next())
+        .unwrap_or_else(|| panic!("no ring1 pid in {line:?}"))
+        .to_owned();
+    let ns = gocker(&["nsenter", "--target", &pid, "--uts", "hostname"])
+        .output()
+        .unwrap();
     let st = child.wait().unwrap();
     assert_eq!(ok(&ns), "dbgbox\n", "ring1's namespaces during the sleep");
     assert_eq!(st.code(), Some(4));
@@ -395,16 +600,31 @@ fn hosts_and_resolv_conf_are_the_containers_own_and_editable() {
     ));
     assert_eq!(out.lines().filter(|l| *l == "mapped").count(), 1, "{out}");
     assert!(out.contains("\n1\nnameserver 192.0.2.53\n"), "{out}");
-    assert_eq!(std::fs::read_to_string("/etc/hosts").unwrap(), host_hosts, "the host's file is untouched");
+    assert_eq!(
+        std::fs::read_to_string("/etc/hosts").unwrap(),
+        host_hosts,
+        "the host's file is untouched"
+    );
 }
 
 #[test]
 fn lift_and_enclave_in_exec_spawn_mode() {
     let r = rootfs();
-    let o = gocker(&["run", "--rm", "--workspace", "--enclave", "echo enclave-ran", "--rootfs", &r, "/bin/sh", "-c", "/.gocker/lift sh -c 'exit 3'; echo rc=$?"])
-        .env("GOCKER_SPAWN", "exec")
-        .output()
-        .unwrap();
+    let o = gocker(&[
+        "run",
+        "--rm",
+        "--workspace",
+        "--enclave",
+        "echo enclave-ran",
+        "--rootfs",
+        &r,
+        "/bin/sh",
+        "-c",
+        "/.gocker/lift sh -c 'exit 3'; echo rc=$?",
+    ])
+    .env("GOCKER_SPAWN", "exec")
+    .output()
+    .unwrap();
     assert_eq!(ok(&o), "enclave-ran\nrc=3\n");
 }
 
@@ -412,7 +632,19 @@ fn lift_and_enclave_in_exec_spawn_mode() {
 fn a_stopped_workspace_starts_again_with_lift() {
     let name = unique("wsrestart");
     let r = rootfs();
-    let o = gocker(&["run", "--workspace", "--name", &name, "--rootfs", &r, "/bin/sh", "-c", "/.gocker/lift sh -c 'exit 7'; echo lift=$?; grep -c . /etc/hosts"]).output().unwrap();
+    let o = gocker(&[
+        "run",
+        "--workspace",
+        "--name",
+        &name,
+        "--rootfs",
+        &r,
+        "/bin/sh",
+        "-c",
+        "/.gocker/lift sh -c 'exit 7'; echo lift=$?; grep -c . /etc/hosts",
+    ])
+    .output()
+    .unwrap();
     let first = ok(&o);
     assert!(first.starts_with("lift=7\n"), "{first}");
     ok(&gocker(&["start", &name]).output().unwrap());
@@ -420,5 +652,9 @@ fn a_stopped_workspace_starts_again_with_lift() {
     let logs = gocker(&["logs", &name]).output().unwrap();
     let _ = gocker(&["rm", "-f", &name]).output();
     assert_eq!(ok(&w), "0\n");
-    assert_eq!(ok(&logs), first, "the same mounts and files on the second start, none doubled");
+    assert_eq!(
+        ok(&logs),
+        first,
+        "the same mounts and files on the second start, none doubled"
+    );
 }

@@ -39,9 +39,13 @@ fn parse_global(args: Vec<String>) -> Result<(Global, Vec<String>), String> {
             Some((n, v)) => (n.to_owned(), Some(v.to_owned())),
             None => (trimmed, None),
         };
-        let value = |it: &mut std::iter::Peekable<std::vec::IntoIter<String>>| -> Result<String, String> {
-            inline.clone().or_else(|| it.next()).ok_or_else(|| format!("global option --{name} needs a value"))
-        };
+        let value =
+            |it: &mut std::iter::Peekable<std::vec::IntoIter<String>>| -> Result<String, String> {
+                inline
+                    .clone()
+                    .or_else(|| it.next())
+                    .ok_or_else(|| format!("global option --{name} needs a value"))
+            };
         match name.as_str() {
             "root" => g.root = Some(PathBuf::from(value(&mut it)?)),
             "log" => g.log = Some(PathBuf::from(value(&mut it)?)),
@@ -61,7 +65,11 @@ fn parse_global(args: Vec<String>) -> Result<(Global, Vec<String>), String> {
 }
 
 #[derive(Parser)]
-#[command(name = "gocker-oci", version, about = "A runc-compatible OCI runtime built on Gocker's rings")]
+#[command(
+    name = "gocker-oci",
+    version,
+    about = "A runc-compatible OCI runtime built on Gocker's rings"
+)]
 struct Cli {
     #[command(subcommand)]
     cmd: Cmd,
@@ -211,13 +219,32 @@ fn signal_number(s: &str) -> Result<i32, Failure> {
     let name = s.to_ascii_uppercase();
     let name = name.strip_prefix("SIG").unwrap_or(&name);
     let table = [
-        ("HUP", libc::SIGHUP), ("INT", libc::SIGINT), ("QUIT", libc::SIGQUIT), ("KILL", libc::SIGKILL),
-        ("USR1", libc::SIGUSR1), ("USR2", libc::SIGUSR2), ("PIPE", libc::SIGPIPE), ("ALRM", libc::SIGALRM),
-        ("TERM", libc::SIGTERM), ("CHLD", libc::SIGCHLD), ("CONT", libc::SIGCONT), ("STOP", libc::SIGSTOP),
-        ("TSTP", libc::SIGTSTP), ("TTIN", libc::SIGTTIN), ("TTOU", libc::SIGTTOU), ("WINCH", libc::SIGWINCH),
-        ("PWR", libc::SIGPWR), ("SYS", libc::SIGSYS), ("URG", libc::SIGURG), ("IO", libc::SIGIO),
+        ("HUP", libc::SIGHUP),
+        ("INT", libc::SIGINT),
+        ("QUIT", libc::SIGQUIT),
+        ("KILL", libc::SIGKILL),
+        ("USR1", libc::SIGUSR1),
+        ("USR2", libc::SIGUSR2),
+        ("PIPE", libc::SIGPIPE),
+        ("ALRM", libc::SIGALRM),
+        ("TERM", libc::SIGTERM),
+        ("CHLD", libc::SIGCHLD),
+        ("CONT", libc::SIGCONT),
+        ("STOP", libc::SIGSTOP),
+        ("TSTP", libc::SIGTSTP),
+        ("TTIN", libc::SIGTTIN),
+        ("TTOU", libc::SIGTTOU),
+        ("WINCH", libc::SIGWINCH),
+        ("PWR", libc::SIGPWR),
+        ("SYS", libc::SIGSYS),
+        ("URG", libc::SIGURG),
+        ("IO", libc::SIGIO),
     ];
-    table.iter().find(|(n, _)| *n == name).map(|(_, v)| *v).ok_or_else(|| Failure(format!("unknown signal {s:?}")))
+    table
+        .iter()
+        .find(|(n, _)| *n == name)
+        .map(|(_, v)| *v)
+        .ok_or_else(|| Failure(format!("unknown signal {s:?}")))
 }
 
 /// docker-style sizes: 64m, 1g, 512k, or bytes; -1 is unlimited.
@@ -230,7 +257,9 @@ fn bytes(s: &str) -> Result<i64, Failure> {
         Some('g') => (&t[..t.len() - 1], 1 << 30),
         _ => (t, 1),
     };
-    num.parse::<i64>().map(|n| n * mult).map_err(|_| Failure(format!("invalid size {s:?}")))
+    num.parse::<i64>()
+        .map(|n| n * mult)
+        .map_err(|_| Failure(format!("invalid size {s:?}")))
 }
 
 fn print_json(v: &impl serde::Serialize) -> Result<(), Failure> {
@@ -250,7 +279,10 @@ fn main() -> ExitCode {
         }
     };
     let filter = if g.debug { "debug" } else { "warn" };
-    let _ = tracing_subscriber::fmt().with_writer(std::io::stderr).with_env_filter(filter).try_init();
+    let _ = tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(filter)
+        .try_init();
     for f in &g.ignored {
         tracing::debug!("ignoring global option {f}");
     }
@@ -279,7 +311,11 @@ fn log_error(g: &Global, msg: &str) {
     } else {
         format!("time=\"{}\" level=error msg={msg:?}", oci::now_rfc3339())
     };
-    if let Ok(mut f) = std::fs::OpenOptions::new().create(true).append(true).open(path) {
+    if let Ok(mut f) = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+    {
         let _ = writeln!(f, "{line}");
     }
 }
@@ -310,9 +346,17 @@ fn run(g: &Global, cmd: Cmd) -> Result<u8, Failure> {
         }
         Cmd::Start { id } => rt.start(&id)?,
         Cmd::State { id } => print_json(&rt.state(&id)?)?,
-        Cmd::Kill { id, signal, all } => rt.kill(&id, signal_number(signal.as_deref().unwrap_or("TERM"))?, all)?,
+        Cmd::Kill { id, signal, all } => rt.kill(
+            &id,
+            signal_number(signal.as_deref().unwrap_or("TERM"))?,
+            all,
+        )?,
         Cmd::Delete { id, force } => rt.delete(&id, force)?,
-        Cmd::Run { create, detach, keep } => {
+        Cmd::Run {
+            create,
+            detach,
+            keep,
+        } => {
             if keep {
                 return Err(Failure("run --keep is not supported".into()));
             }
@@ -328,7 +372,11 @@ fn run(g: &Global, cmd: Cmd) -> Result<u8, Failure> {
                 println!("{:>8}  CMD", "PID");
                 for p in pids {
                     let cmd = std::fs::read(format!("/proc/{p}/cmdline")).unwrap_or_default();
-                    let cmd: Vec<String> = cmd.split(|b| *b == 0).filter(|s| !s.is_empty()).map(|s| String::from_utf8_lossy(s).into_owned()).collect();
+                    let cmd: Vec<String> = cmd
+                        .split(|b| *b == 0)
+                        .filter(|s| !s.is_empty())
+                        .map(|s| String::from_utf8_lossy(s).into_owned())
+                        .collect();
                     println!("{p:>8}  {}", cmd.join(" "));
                 }
             }
@@ -342,9 +390,19 @@ fn run(g: &Global, cmd: Cmd) -> Result<u8, Failure> {
             } else if format == "json" {
                 print_json(&all)?;
             } else {
-                println!("{:<24} {:<8} {:<8} {:<40} CREATED", "ID", "PID", "STATUS", "BUNDLE");
+                println!(
+                    "{:<24} {:<8} {:<8} {:<40} CREATED",
+                    "ID", "PID", "STATUS", "BUNDLE"
+                );
                 for s in &all {
-                    println!("{:<24} {:<8} {:<8} {:<40} {}", s.id, s.pid, s.status, s.bundle.display(), s.created);
+                    println!(
+                        "{:<24} {:<8} {:<8} {:<40} {}",
+                        s.id,
+                        s.pid,
+                        s.status,
+                        s.bundle.display(),
+                        s.created
+                    );
                 }
             }
         }
@@ -357,7 +415,11 @@ fn run(g: &Global, cmd: Cmd) -> Result<u8, Failure> {
 }
 
 fn create_opts(a: &CreateArgs) -> CreateOptions {
-    CreateOptions { pid_file: a.pid_file.clone(), console_socket: a.console_socket.clone(), preserve_fds: a.preserve_fds }
+    CreateOptions {
+        pid_file: a.pid_file.clone(),
+        console_socket: a.console_socket.clone(),
+        preserve_fds: a.preserve_fds,
+    }
 }
 
 fn exec(rt: &Runtime, a: ExecArgs) -> Result<u8, Failure> {
@@ -367,10 +429,18 @@ fn exec(rt: &Runtime, a: ExecArgs) -> Result<u8, Failure> {
     if a.pid_file.is_some() && !a.detach {
         return Err(Failure("exec --pid-file needs --detach".into()));
     }
-    let mut req = ExecRequest { args: a.args.clone(), env: a.env.clone(), cwd: a.cwd.clone(), tty: a.tty, stdin: true, user: None };
+    let mut req = ExecRequest {
+        args: a.args.clone(),
+        env: a.env.clone(),
+        cwd: a.cwd.clone(),
+        tty: a.tty,
+        stdin: true,
+        user: None,
+    };
     if let Some(path) = &a.process {
         let text = std::fs::read(path).map_err(|e| Failure(format!("{}: {e}", path.display())))?;
-        let p: oci_spec::runtime::Process = serde_json::from_slice(&text).map_err(|e| Failure(format!("{}: {e}", path.display())))?;
+        let p: oci_spec::runtime::Process = serde_json::from_slice(&text)
+            .map_err(|e| Failure(format!("{}: {e}", path.display())))?;
         req.args = p.args().clone().unwrap_or_default();
         req.env = p.env().clone().unwrap_or_default();
         req.cwd = Some(p.cwd().display().to_string());
@@ -379,15 +449,23 @@ fn exec(rt: &Runtime, a: ExecArgs) -> Result<u8, Failure> {
     }
     if let Some(u) = &a.user {
         let (uid, gid) = u.split_once(':').unwrap_or((u, "0"));
-        let parse = |s: &str| s.parse::<u32>().map_err(|_| Failure(format!("--user {u:?}: expected UID[:GID] as numbers")));
+        let parse = |s: &str| {
+            s.parse::<u32>()
+                .map_err(|_| Failure(format!("--user {u:?}: expected UID[:GID] as numbers")))
+        };
         req.user = Some((parse(uid)?, parse(gid)?));
     }
     if req.args.is_empty() {
-        return Err(Failure(format!("exec {}: no command given (positional arguments or --process)", a.id)));
+        return Err(Failure(format!(
+            "exec {}: no command given (positional arguments or --process)",
+            a.id
+        )));
     }
     if a.detach {
         if req.tty {
-            return Err(Failure("exec --detach --tty needs --console-socket, which is not supported yet".into()));
+            return Err(Failure(
+                "exec --detach --tty needs --console-socket, which is not supported yet".into(),
+            ));
         }
         rt.exec_detached(&a.id, &req, a.pid_file.as_deref())?;
         return Ok(0);
@@ -399,8 +477,10 @@ fn exec(rt: &Runtime, a: ExecArgs) -> Result<u8, Failure> {
 fn update(rt: &Runtime, a: UpdateArgs) -> Result<(), Failure> {
     let mut res: serde_json::Value = match a.resources.as_deref() {
         Some("-") => serde_json::from_reader(std::io::stdin())?,
-        Some(f) => serde_json::from_slice(&std::fs::read(f).map_err(|e| Failure(format!("{f}: {e}")))?)
-            .map_err(|e| Failure(format!("{f}: {e}")))?,
+        Some(f) => {
+            serde_json::from_slice(&std::fs::read(f).map_err(|e| Failure(format!("{f}: {e}")))?)
+                .map_err(|e| Failure(format!("{f}: {e}")))?
+        }
         None => serde_json::json!({}),
     };
     if let Some(m) = &a.memory {
@@ -421,7 +501,8 @@ fn update(rt: &Runtime, a: UpdateArgs) -> Result<(), Failure> {
     if let Some(s) = a.cpu_shares {
         res["cpu"]["shares"] = s.into();
     }
-    let res: oci_spec::runtime::LinuxResources = serde_json::from_value(res).map_err(|e| Failure(format!("resources: {e}")))?;
+    let res: oci_spec::runtime::LinuxResources =
+        serde_json::from_value(res).map_err(|e| Failure(format!("resources: {e}")))?;
     rt.update(&a.id, &res)?;
     Ok(())
 }
@@ -436,10 +517,40 @@ mod tests {
 
     #[test]
     fn global_flags_of_conmon_and_containerd() {
-        let (g, rest) = parse_global(s(&["--root", "/r", "--log", "/l.json", "--log-format", "json", "--systemd-cgroup", "create", "--bundle", "b", "x"])).unwrap();
-        assert_eq!((g.root.unwrap(), g.log.unwrap(), g.json_log, g.systemd_cgroup), (PathBuf::from("/r"), PathBuf::from("/l.json"), true, true));
+        let (g, rest) = parse_global(s(&[
+            "--root",
+            "/r",
+            "--log",
+            "/l.json",
+            "--log-format",
+            "json",
+            "--systemd-cgroup",
+            "create",
+            "--bundle",
+            "b",
+            "x",
+        ]))
+        .unwrap();
+        assert_eq!(
+            (
+                g.root.unwrap(),
+                g.log.unwrap(),
+                g.json_log,
+                g.systemd_cgroup
+            ),
+            (PathBuf::from("/r"), PathBuf::from("/l.json"), true, true)
+        );
         assert_eq!(rest, s(&["create", "--bundle", "b", "x"]));
-        let (g, rest) = parse_global(s(&["--root=/r", "--rootless", "true", "--cgroup-manager=cgroupfs", "--debug", "state", "x"])).unwrap();
+        let (g, rest) = parse_global(s(&[
+            "--root=/r",
+            "--rootless",
+            "true",
+            "--cgroup-manager=cgroupfs",
+            "--debug",
+            "state",
+            "x",
+        ]))
+        .unwrap();
         assert_eq!(g.root.unwrap(), PathBuf::from("/r"));
         assert!(g.debug && g.ignored.len() == 2, "{:?}", g.ignored);
         assert_eq!(rest, s(&["state", "x"]));

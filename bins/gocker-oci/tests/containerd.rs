@@ -22,7 +22,14 @@ struct Daemon {
 impl Daemon {
     fn ctr(&self, args: &[&str]) -> Output {
         let sock = self.dir.join("containerd.sock");
-        Command::new("ctr").arg("-a").arg(&sock).args(["-n", "gocker-test"]).args(args).stdin(Stdio::null()).output().unwrap()
+        Command::new("ctr")
+            .arg("-a")
+            .arg(&sock)
+            .args(["-n", "gocker-test"])
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap()
     }
 }
 
@@ -43,7 +50,13 @@ impl Drop for Daemon {
 
 #[track_caller]
 fn ok(o: &Output) -> String {
-    assert!(o.status.success(), "status {:?}\nstdout: {}\nstderr: {}", o.status, String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
+    assert!(
+        o.status.success(),
+        "status {:?}\nstdout: {}\nstderr: {}",
+        o.status,
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
     String::from_utf8_lossy(&o.stdout).into_owned()
 }
 
@@ -63,39 +76,116 @@ fn containerd_runc_shim_with_gocker_oci() {
     )
     .unwrap();
     let log = std::fs::File::create(dir.join("containerd.log")).unwrap();
-    let child = Command::new("containerd").arg("--config").arg(dir.join("config.toml")).stdout(log.try_clone().unwrap()).stderr(log).spawn().unwrap();
-    let daemon = Daemon { dir: dir.clone(), child };
+    let child = Command::new("containerd")
+        .arg("--config")
+        .arg(dir.join("config.toml"))
+        .stdout(log.try_clone().unwrap())
+        .stderr(log)
+        .spawn()
+        .unwrap();
+    let daemon = Daemon {
+        dir: dir.clone(),
+        child,
+    };
     let t = Instant::now();
     while !dir.join("containerd.sock").exists() {
-        assert!(t.elapsed() < Duration::from_secs(20), "containerd did not start: {}", std::fs::read_to_string(dir.join("containerd.log")).unwrap());
+        assert!(
+            t.elapsed() < Duration::from_secs(20),
+            "containerd did not start: {}",
+            std::fs::read_to_string(dir.join("containerd.log")).unwrap()
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
 
     // The image: the test rootfs through podman (isolated storage) as an OCI archive.
-    let pm = [format!("--root={d}/podman"), format!("--runroot={d}/podman-run"), "--storage-driver=vfs".into(), "--events-backend=none".into()];
-    let mut tar = Command::new("tar").args(["-C", &rootfs(), "-c", "."]).stdout(Stdio::piped()).spawn().unwrap();
-    ok(&Command::new("podman").args(&pm).args(["import", "-", "gocker-test-busybox"]).stdin(tar.stdout.take().unwrap()).output().unwrap());
+    let pm = [
+        format!("--root={d}/podman"),
+        format!("--runroot={d}/podman-run"),
+        "--storage-driver=vfs".into(),
+        "--events-backend=none".into(),
+    ];
+    let mut tar = Command::new("tar")
+        .args(["-C", &rootfs(), "-c", "."])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    ok(&Command::new("podman")
+        .args(&pm)
+        .args(["import", "-", "gocker-test-busybox"])
+        .stdin(tar.stdout.take().unwrap())
+        .output()
+        .unwrap());
     assert!(tar.wait().unwrap().success());
     let archive = dir.join("image.tar");
-    ok(&Command::new("podman").args(&pm).args(["save", "--format", "oci-archive", "-o"]).arg(&archive).arg("gocker-test-busybox").output().unwrap());
-    let _ = Command::new("podman").args(&pm).args(["rmi", "-af"]).output();
-    ok(&daemon.ctr(&["image", "import", "--all-platforms", "--snapshotter", "native", archive.to_str().unwrap()]));
+    ok(&Command::new("podman")
+        .args(&pm)
+        .args(["save", "--format", "oci-archive", "-o"])
+        .arg(&archive)
+        .arg("gocker-test-busybox")
+        .output()
+        .unwrap());
+    let _ = Command::new("podman")
+        .args(&pm)
+        .args(["rmi", "-af"])
+        .output();
+    ok(&daemon.ctr(&[
+        "image",
+        "import",
+        "--all-platforms",
+        "--snapshotter",
+        "native",
+        archive.to_str().unwrap(),
+    ]));
 
     let bin = env!("CARGO_BIN_EXE_gocker-oci");
-    let run = ["run", "--cpu-shares", "0", "--snapshotter", "native", "--runc-binary", bin];
+    let run = [
+        "run",
+        "--cpu-shares",
+        "0",
+        "--snapshotter",
+        "native",
+        "--runc-binary",
+        bin,
+    ];
     // run --rm: output and root.
     let mut a = vec![run[0], "--rm"];
     a.extend(&run[1..]);
-    a.extend(["localhost/gocker-test-busybox:latest", "c1", "sh", "-c", "echo ok-from-containerd; id -u"]);
+    a.extend([
+        "localhost/gocker-test-busybox:latest",
+        "c1",
+        "sh",
+        "-c",
+        "echo ok-from-containerd; id -u",
+    ]);
     assert_eq!(ok(&daemon.ctr(&a)), "ok-from-containerd\n0\n");
 
     // run -d, task exec (exit status), ps, kill (SIGTERM reaches the trap), rm.
     let mut a = vec![run[0], "-d"];
     a.extend(&run[1..]);
-    a.extend(["localhost/gocker-test-busybox:latest", "c2", "sh", "-c", "trap 'exit 0' TERM; while :; do sleep 0.1; done"]);
+    a.extend([
+        "localhost/gocker-test-busybox:latest",
+        "c2",
+        "sh",
+        "-c",
+        "trap 'exit 0' TERM; while :; do sleep 0.1; done",
+    ]);
     ok(&daemon.ctr(&a));
-    let o = daemon.ctr(&["task", "exec", "--exec-id", "e1", "c2", "sh", "-c", "echo in-exec; exit 4"]);
-    assert_eq!(o.status.code(), Some(4), "{}", String::from_utf8_lossy(&o.stderr));
+    let o = daemon.ctr(&[
+        "task",
+        "exec",
+        "--exec-id",
+        "e1",
+        "c2",
+        "sh",
+        "-c",
+        "echo in-exec; exit 4",
+    ]);
+    assert_eq!(
+        o.status.code(),
+        Some(4),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
     assert_eq!(String::from_utf8_lossy(&o.stdout), "in-exec\n");
     let ps = ok(&daemon.ctr(&["task", "ps", "c2"]));
     assert!(ps.lines().count() >= 2, "{ps}");
@@ -103,16 +193,27 @@ fn containerd_runc_shim_with_gocker_oci() {
     let t = Instant::now();
     loop {
         let ls = ok(&daemon.ctr(&["task", "ls"]));
-        if ls.lines().any(|l| l.starts_with("c2") && l.contains("STOPPED")) {
+        if ls
+            .lines()
+            .any(|l| l.starts_with("c2") && l.contains("STOPPED"))
+        {
             break;
         }
-        assert!(t.elapsed() < Duration::from_secs(10), "c2 did not stop: {ls}");
+        assert!(
+            t.elapsed() < Duration::from_secs(10),
+            "c2 did not stop: {ls}"
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
     ok(&daemon.ctr(&["task", "rm", "c2"]));
     ok(&daemon.ctr(&["container", "rm", "c2"]));
     let left: Vec<_> = std::fs::read_dir("/run/containerd/runc/gocker-test")
-        .map(|r| r.flatten().map(|e| e.file_name()).filter(|n| n != "names").collect())
+        .map(|r| {
+            r.flatten()
+                .map(|e| e.file_name())
+                .filter(|n| n != "names")
+                .collect()
+        })
         .unwrap_or_default();
     assert!(left.is_empty(), "left in gocker-oci's state root: {left:?}");
     drop(daemon);

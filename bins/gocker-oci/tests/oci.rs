@@ -30,7 +30,8 @@ impl Env {
     fn new(tag: &str) -> Env {
         // SAFETY: prctl(PR_SET_CHILD_SUBREAPER) has no memory-safety preconditions.
         unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) };
-        let dir = std::env::temp_dir().join(format!("gocker-oci-test-{tag}-{}", std::process::id()));
+        let dir =
+            std::env::temp_dir().join(format!("gocker-oci-test-{tag}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(dir.join("bundle")).unwrap();
         Env { dir }
@@ -43,7 +44,10 @@ impl Env {
     }
     fn cmd(&self, args: &[&str]) -> Command {
         let mut c = Command::new(bin());
-        c.arg("--root").arg(self.root()).args(args).stdin(Stdio::null());
+        c.arg("--root")
+            .arg(self.root())
+            .args(args)
+            .stdin(Stdio::null());
         c
     }
     fn oci(&self, args: &[&str]) -> Output {
@@ -56,7 +60,11 @@ impl Env {
             .stderr(std::fs::File::create(&err).unwrap())
             .status()
             .unwrap();
-        Output { status: st, stdout: std::fs::read(&out).unwrap(), stderr: std::fs::read(&err).unwrap() }
+        Output {
+            status: st,
+            stdout: std::fs::read(&out).unwrap(),
+            stderr: std::fs::read(&err).unwrap(),
+        }
     }
     /// Writes config.json from `gocker-oci spec` with the test rootfs and `args`.
     fn spec(&self, args: &[&str], edit: impl FnOnce(&mut serde_json::Value)) {
@@ -68,7 +76,8 @@ impl Env {
         }
         assert!(c.status().unwrap().success());
         let path = self.bundle().join("config.json");
-        let mut v: serde_json::Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+        let mut v: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
         v["root"] = serde_json::json!({"path": rootfs(), "readonly": true});
         v["process"]["terminal"] = false.into();
         v["process"]["args"] = serde_json::json!(args);
@@ -83,12 +92,25 @@ impl Env {
         args.extend_from_slice(extra);
         args.push(id);
         let f = std::fs::File::create(out).unwrap();
-        let o = self.cmd(&args).stdout(f.try_clone().unwrap()).stderr(f).output().unwrap();
-        assert!(o.status.success(), "create failed: {}", std::fs::read_to_string(out).unwrap());
+        let o = self
+            .cmd(&args)
+            .stdout(f.try_clone().unwrap())
+            .stderr(f)
+            .output()
+            .unwrap();
+        assert!(
+            o.status.success(),
+            "create failed: {}",
+            std::fs::read_to_string(out).unwrap()
+        );
     }
     fn state(&self, id: &str) -> serde_json::Value {
         let o = self.oci(&["state", id]);
-        assert!(o.status.success(), "state {id}: {}", String::from_utf8_lossy(&o.stderr));
+        assert!(
+            o.status.success(),
+            "state {id}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
         serde_json::from_slice(&o.stdout).unwrap()
     }
 }
@@ -101,13 +123,21 @@ impl Drop for Env {
 
 #[track_caller]
 fn ok(o: &Output) {
-    assert!(o.status.success(), "stdout: {} stderr: {}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
+    assert!(
+        o.status.success(),
+        "stdout: {} stderr: {}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
 }
 
 fn wait_for(what: &str, mut f: impl FnMut() -> bool) {
     let t = Instant::now();
     while !f() {
-        assert!(t.elapsed() < Duration::from_secs(10), "timed out waiting for {what}");
+        assert!(
+            t.elapsed() < Duration::from_secs(10),
+            "timed out waiting for {what}"
+        );
         std::thread::sleep(Duration::from_millis(10));
     }
 }
@@ -117,19 +147,36 @@ fn reap(pid: i32) -> i32 {
     let mut st = 0;
     // SAFETY: waitpid writes the status into a valid i32.
     let r = unsafe { libc::waitpid(pid, &mut st, 0) };
-    assert_eq!(r, pid, "pid {pid} is our child after create exited: {}", std::io::Error::last_os_error());
+    assert_eq!(
+        r,
+        pid,
+        "pid {pid} is our child after create exited: {}",
+        std::io::Error::last_os_error()
+    );
     st
 }
 
 fn mounts_mentioning(s: &str) -> Vec<String> {
-    std::fs::read_to_string("/proc/self/mountinfo").unwrap().lines().filter(|l| l.contains(s)).map(str::to_owned).collect()
+    std::fs::read_to_string("/proc/self/mountinfo")
+        .unwrap()
+        .lines()
+        .filter(|l| l.contains(s))
+        .map(str::to_owned)
+        .collect()
 }
 
 #[test]
 fn create_start_kill_delete() {
     let env = Env::new("life");
     let id = format!("life-{}", std::process::id());
-    env.spec(&["sh", "-c", "echo payload-ran uid=$(id -u) pid=$$; exec sleep 60"], |_| {});
+    env.spec(
+        &[
+            "sh",
+            "-c",
+            "echo payload-ran uid=$(id -u) pid=$$; exec sleep 60",
+        ],
+        |_| {},
+    );
     let out = env.dir.join("container.out");
     let pid_file = env.dir.join("pid");
     env.create(&id, &out, &["--pid-file", pid_file.to_str().unwrap()]);
@@ -141,15 +188,35 @@ fn create_start_kill_delete() {
     assert_eq!(st["ociVersion"], "1.2.0");
     assert_eq!(st["bundle"], env.bundle().to_str().unwrap());
     let pid = st["pid"].as_i64().unwrap() as i32;
-    assert_eq!(std::fs::read_to_string(&pid_file).unwrap().trim(), pid.to_string(), "--pid-file has the host pid");
+    assert_eq!(
+        std::fs::read_to_string(&pid_file).unwrap().trim(),
+        pid.to_string(),
+        "--pid-file has the host pid"
+    );
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
-    let ppid: i32 = stat[stat.rfind(')').unwrap() + 2..].split(' ').nth(1).unwrap().parse().unwrap();
-    assert_eq!(ppid as u32, std::process::id(), "the container's process was reparented to the subreaper");
+    let ppid: i32 = stat[stat.rfind(')').unwrap() + 2..]
+        .split(' ')
+        .nth(1)
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert_eq!(
+        ppid as u32,
+        std::process::id(),
+        "the container's process was reparented to the subreaper"
+    );
     assert!(env.root().join(&id).join("exec.fifo").exists());
     std::thread::sleep(Duration::from_millis(100));
-    assert_eq!(std::fs::read_to_string(&out).unwrap(), "", "the payload must not run before start");
+    assert_eq!(
+        std::fs::read_to_string(&out).unwrap(),
+        "",
+        "the payload must not run before start"
+    );
     // Its PID namespace is its own.
-    assert_ne!(std::fs::read_link(format!("/proc/{pid}/ns/pid")).unwrap(), std::fs::read_link("/proc/self/ns/pid").unwrap());
+    assert_ne!(
+        std::fs::read_link(format!("/proc/{pid}/ns/pid")).unwrap(),
+        std::fs::read_link("/proc/self/ns/pid").unwrap()
+    );
 
     // list shows it.
     let o = env.oci(&["list", "-q"]);
@@ -158,7 +225,11 @@ fn create_start_kill_delete() {
 
     // start: the payload runs as PID 1 of the container, as root.
     ok(&env.oci(&["start", &id]));
-    wait_for("the payload's output", || std::fs::read_to_string(&out).unwrap().contains("payload-ran"));
+    wait_for("the payload's output", || {
+        std::fs::read_to_string(&out)
+            .unwrap()
+            .contains("payload-ran")
+    });
     let text = std::fs::read_to_string(&out).unwrap();
     assert!(text.contains("uid=0 pid=1"), "{text}");
     assert_eq!(env.state(&id)["status"], "running");
@@ -177,14 +248,27 @@ fn create_start_kill_delete() {
     assert_eq!(pids, vec![pid]);
 
     // exec joins it.
-    let o = env.oci(&["exec", &id, "sh", "-c", "echo exec-ran $(cat /proc/1/cmdline | tr '\\0' ' ')"]);
+    let o = env.oci(&[
+        "exec",
+        &id,
+        "sh",
+        "-c",
+        "echo exec-ran $(cat /proc/1/cmdline | tr '\\0' ' ')",
+    ]);
     ok(&o);
-    assert!(String::from_utf8_lossy(&o.stdout).contains("exec-ran sleep 60"), "{}", String::from_utf8_lossy(&o.stdout));
+    assert!(
+        String::from_utf8_lossy(&o.stdout).contains("exec-ran sleep 60"),
+        "{}",
+        String::from_utf8_lossy(&o.stdout)
+    );
 
     // kill: stopped, and the subreaper reaps the process.
     ok(&env.oci(&["kill", &id, "KILL"]));
     let status = reap(pid);
-    assert!(libc::WIFSIGNALED(status) && libc::WTERMSIG(status) == libc::SIGKILL, "status {status:#x}");
+    assert!(
+        libc::WIFSIGNALED(status) && libc::WTERMSIG(status) == libc::SIGKILL,
+        "status {status:#x}"
+    );
     assert_eq!(env.state(&id)["status"], "stopped");
     assert_eq!(env.state(&id)["pid"], 0);
 
@@ -192,10 +276,17 @@ fn create_start_kill_delete() {
     ok(&env.oci(&["delete", &id]));
     assert!(!env.root().join(&id).exists(), "state directory removed");
     assert!(!Path::new(&format!("/proc/{pid}")).exists(), "process gone");
-    assert!(mounts_mentioning(&id).is_empty() && mounts_mentioning(env.dir.to_str().unwrap()).is_empty());
+    assert!(
+        mounts_mentioning(&id).is_empty()
+            && mounts_mentioning(env.dir.to_str().unwrap()).is_empty()
+    );
     let o = env.oci(&["state", &id]);
     assert!(!o.status.success());
-    assert!(String::from_utf8_lossy(&o.stderr).contains(&id), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains(&id),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
 }
 
 #[test]
@@ -226,16 +317,30 @@ fn errors_name_the_id_or_path_and_leave_nothing() {
     let o = env.oci(&["create", "--bundle", env.bundle().to_str().unwrap(), &id]);
     assert_eq!(o.status.code(), Some(1));
     let e = String::from_utf8_lossy(&o.stderr);
-    assert!(e.contains(env.bundle().join("config.json").to_str().unwrap()), "names the file: {e}");
+    assert!(
+        e.contains(env.bundle().join("config.json").to_str().unwrap()),
+        "names the file: {e}"
+    );
     assert!(!env.root().join(&id).exists());
-    let left: Vec<_> = std::fs::read_dir(env.root()).unwrap().flatten().map(|e| e.file_name()).filter(|n| n != "names").collect();
+    let left: Vec<_> = std::fs::read_dir(env.root())
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name())
+        .filter(|n| n != "names")
+        .collect();
     assert!(left.is_empty(), "left in the state root: {left:?}");
 
     // A rootfs that does not exist: refused, nothing left either.
-    env.spec(&["true"], |v| v["root"]["path"] = "/nonexistent-rootfs".into());
+    env.spec(&["true"], |v| {
+        v["root"]["path"] = "/nonexistent-rootfs".into()
+    });
     let o = env.oci(&["create", "--bundle", env.bundle().to_str().unwrap(), &id]);
     assert!(!o.status.success());
-    assert!(String::from_utf8_lossy(&o.stderr).contains("/nonexistent-rootfs"), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("/nonexistent-rootfs"),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
     assert!(!env.root().join(&id).exists());
 
     // Bad ids and unsupported options are clear errors.
@@ -245,9 +350,23 @@ fn errors_name_the_id_or_path_and_leave_nothing() {
     assert!(!o.status.success() && String::from_utf8_lossy(&o.stderr).contains("systemd"));
     // --log gets the error as JSON.
     let log = env.dir.join("log.json");
-    let o = env.oci(&["--log", log.to_str().unwrap(), "--log-format", "json", "state", "missing-one"]);
+    let o = env.oci(&[
+        "--log",
+        log.to_str().unwrap(),
+        "--log-format",
+        "json",
+        "state",
+        "missing-one",
+    ]);
     assert!(!o.status.success());
-    let line: serde_json::Value = serde_json::from_str(std::fs::read_to_string(&log).unwrap().lines().last().unwrap()).unwrap();
+    let line: serde_json::Value = serde_json::from_str(
+        std::fs::read_to_string(&log)
+            .unwrap()
+            .lines()
+            .last()
+            .unwrap(),
+    )
+    .unwrap();
     assert_eq!(line["level"], "error");
     assert!(line["msg"].as_str().unwrap().contains("missing-one"));
 }
@@ -258,7 +377,12 @@ fn run_returns_the_exit_status_and_cleans_up() {
     let id = format!("run-{}", std::process::id());
     env.spec(&["sh", "-c", "exit 7"], |_| {});
     let o = env.oci(&["run", "--bundle", env.bundle().to_str().unwrap(), &id]);
-    assert_eq!(o.status.code(), Some(7), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(
+        o.status.code(),
+        Some(7),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
     assert!(!env.root().join(&id).exists());
 }
 
@@ -278,12 +402,20 @@ fn hooks_get_the_state_on_stdin() {
     let out = env.dir.join("container.out");
     env.create(&id, &out, &[]);
     let read = |name: &str| -> serde_json::Value {
-        serde_json::from_slice(&std::fs::read(env.dir.join(format!("{name}.json"))).unwrap_or_else(|e| panic!("{name} hook ran: {e}"))).unwrap()
+        serde_json::from_slice(
+            &std::fs::read(env.dir.join(format!("{name}.json")))
+                .unwrap_or_else(|e| panic!("{name} hook ran: {e}")),
+        )
+        .unwrap()
     };
     let pid = env.state(&id)["pid"].as_i64().unwrap();
     for name in ["createRuntime", "prestart"] {
         let s = read(name);
-        assert_eq!((s["id"].as_str(), s["status"].as_str(), s["pid"].as_i64()), (Some(id.as_str()), Some("created"), Some(pid)), "{name}: {s}");
+        assert_eq!(
+            (s["id"].as_str(), s["status"].as_str(), s["pid"].as_i64()),
+            (Some(id.as_str()), Some("created"), Some(pid)),
+            "{name}: {s}"
+        );
         assert_eq!(s["annotations"]["org.example.test"], "yes");
     }
     assert!(!env.dir.join("poststart.json").exists());
@@ -295,10 +427,16 @@ fn hooks_get_the_state_on_stdin() {
 
     // A failing createRuntime hook fails create and leaves nothing.
     let id2 = format!("hookfail-{}", std::process::id());
-    env.spec(&["true"], |v| v["hooks"] = serde_json::json!({"createRuntime": [{"path": "/bin/false"}]}));
+    env.spec(&["true"], |v| {
+        v["hooks"] = serde_json::json!({"createRuntime": [{"path": "/bin/false"}]})
+    });
     let o = env.oci(&["create", "--bundle", env.bundle().to_str().unwrap(), &id2]);
     assert!(!o.status.success());
-    assert!(String::from_utf8_lossy(&o.stderr).contains("createRuntime hook /bin/false"), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("createRuntime hook /bin/false"),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
     assert!(!env.root().join(&id2).exists());
 }
 
@@ -308,7 +446,13 @@ fn recv_fd(stream: &std::os::unix::net::UnixStream) -> OwnedFd {
     let mut space = [std::mem::MaybeUninit::<u8>::uninit(); rustix::cmsg_space!(ScmRights(1))];
     let mut control = RecvAncillaryBuffer::new(&mut space);
     let mut buf = [0u8; 256];
-    rustix::net::recvmsg(stream, &mut [std::io::IoSliceMut::new(&mut buf)], &mut control, RecvFlags::CMSG_CLOEXEC).unwrap();
+    rustix::net::recvmsg(
+        stream,
+        &mut [std::io::IoSliceMut::new(&mut buf)],
+        &mut control,
+        RecvFlags::CMSG_CLOEXEC,
+    )
+    .unwrap();
     for m in control.drain() {
         if let RecvAncillaryMessage::ScmRights(mut fds) = m {
             return fds.next().expect("one fd");
@@ -321,7 +465,14 @@ fn recv_fd(stream: &std::os::unix::net::UnixStream) -> OwnedFd {
 fn console_socket_gets_the_pty_master() {
     let env = Env::new("console");
     let id = format!("console-{}", std::process::id());
-    env.spec(&["sh", "-c", "tty; [ -t 0 ] && [ -t 1 ] && echo stdio-is-a-tty; sleep 60"], |v| v["process"]["terminal"] = true.into());
+    env.spec(
+        &[
+            "sh",
+            "-c",
+            "tty; [ -t 0 ] && [ -t 1 ] && echo stdio-is-a-tty; sleep 60",
+        ],
+        |v| v["process"]["terminal"] = true.into(),
+    );
     let sock = env.dir.join("console.sock");
     let listener = std::os::unix::net::UnixListener::bind(&sock).unwrap();
     let receiver = std::thread::spawn(move || {
@@ -339,12 +490,24 @@ fn console_socket_gets_the_pty_master() {
     let mut buf = [0u8; 1024];
     while !text.contains("stdio-is-a-tty") && t.elapsed() < Duration::from_secs(10) {
         let mut p = [rustix::event::PollFd::new(&f, rustix::event::PollFlags::IN)];
-        if rustix::event::poll(&mut p, Some(&rustix::event::Timespec { tv_sec: 1, tv_nsec: 0 })).unwrap() > 0 {
+        if rustix::event::poll(
+            &mut p,
+            Some(&rustix::event::Timespec {
+                tv_sec: 1,
+                tv_nsec: 0,
+            }),
+        )
+        .unwrap()
+            > 0
+        {
             let n = f.read(&mut buf).unwrap();
             text.push_str(&String::from_utf8_lossy(&buf[..n]));
         }
     }
-    assert!(text.contains("/dev/pts/") && text.contains("stdio-is-a-tty"), "terminal output: {text:?}");
+    assert!(
+        text.contains("/dev/pts/") && text.contains("stdio-is-a-tty"),
+        "terminal output: {text:?}"
+    );
     ok(&env.oci(&["delete", "--force", &id]));
     reap(pid);
     // terminal without --console-socket is refused.
@@ -358,14 +521,32 @@ fn features_and_spec() {
     ok(&o);
     let f: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(f["ociVersionMax"], "1.2.0");
-    assert!(f["linux"]["namespaces"].as_array().unwrap().iter().any(|n| n == "user"));
+    assert!(f["linux"]["namespaces"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|n| n == "user"));
     let env = Env::new("spec");
-    assert!(Command::new(bin()).args(["spec", "--rootless", "--bundle"]).arg(env.bundle()).status().unwrap().success());
-    let v: serde_json::Value = serde_json::from_slice(&std::fs::read(env.bundle().join("config.json")).unwrap()).unwrap();
-    assert_eq!(v["linux"]["uidMappings"][0]["hostID"], rustix::process::geteuid().as_raw());
+    assert!(Command::new(bin())
+        .args(["spec", "--rootless", "--bundle"])
+        .arg(env.bundle())
+        .status()
+        .unwrap()
+        .success());
+    let v: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(env.bundle().join("config.json")).unwrap()).unwrap();
+    assert_eq!(
+        v["linux"]["uidMappings"][0]["hostID"],
+        rustix::process::geteuid().as_raw()
+    );
     assert_eq!(v["root"]["path"], "rootfs");
     // A second spec does not overwrite.
-    assert!(!Command::new(bin()).args(["spec", "--bundle"]).arg(env.bundle()).status().unwrap().success());
+    assert!(!Command::new(bin())
+        .args(["spec", "--bundle"])
+        .arg(env.bundle())
+        .status()
+        .unwrap()
+        .success());
 }
 
 #[test]
@@ -376,16 +557,25 @@ fn joins_a_network_namespace_by_path() {
     }
     let env = Env::new("netns");
     let name = format!("gocker-oci-test-{}", std::process::id());
-    assert!(Command::new("ip").args(["netns", "add", &name]).status().unwrap().success());
+    assert!(Command::new("ip")
+        .args(["netns", "add", &name])
+        .status()
+        .unwrap()
+        .success());
     struct Del(String);
     impl Drop for Del {
         fn drop(&mut self) {
-            let _ = Command::new("ip").args(["netns", "delete", &self.0]).status();
+            let _ = Command::new("ip")
+                .args(["netns", "delete", &self.0])
+                .status();
         }
     }
     let _del = Del(name.clone());
     let path = format!("/run/netns/{name}");
-    let want = format!("net:[{}]", std::os::unix::fs::MetadataExt::ino(&std::fs::metadata(&path).unwrap()));
+    let want = format!(
+        "net:[{}]",
+        std::os::unix::fs::MetadataExt::ino(&std::fs::metadata(&path).unwrap())
+    );
     let id = format!("netns-{}", std::process::id());
     env.spec(&["sh", "-c", "readlink /proc/self/ns/net"], |v| {
         for n in v["linux"]["namespaces"].as_array_mut().unwrap() {
@@ -396,7 +586,12 @@ fn joins_a_network_namespace_by_path() {
     });
     let o = env.oci(&["run", "--bundle", env.bundle().to_str().unwrap(), &id]);
     ok(&o);
-    assert_eq!(String::from_utf8_lossy(&o.stdout).trim(), want, "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(
+        String::from_utf8_lossy(&o.stdout).trim(),
+        want,
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
 
     // A mount namespace by path is refused, naming the file and the path.
     env.spec(&["true"], |v| {
@@ -409,7 +604,10 @@ fn joins_a_network_namespace_by_path() {
     let o = env.oci(&["run", "--bundle", env.bundle().to_str().unwrap(), &id]);
     assert!(!o.status.success());
     let e = String::from_utf8_lossy(&o.stderr);
-    assert!(e.contains("/proc/1/ns/mnt") && e.contains("config.json"), "{e}");
+    assert!(
+        e.contains("/proc/1/ns/mnt") && e.contains("config.json"),
+        "{e}"
+    );
     assert!(!env.root().join(&id).exists());
 }
 
@@ -424,8 +622,17 @@ fn rootfs_under_a_private_bundle_directory() {
     let private = env.dir.join("private");
     let rootfs_dir = private.join("rootfs");
     std::fs::create_dir_all(&rootfs_dir).unwrap();
-    std::fs::set_permissions(&private, std::os::unix::fs::PermissionsExt::from_mode(0o700)).unwrap();
-    assert!(Command::new("mount").args(["--bind", &rootfs()]).arg(&rootfs_dir).status().unwrap().success());
+    std::fs::set_permissions(
+        &private,
+        std::os::unix::fs::PermissionsExt::from_mode(0o700),
+    )
+    .unwrap();
+    assert!(Command::new("mount")
+        .args(["--bind", &rootfs()])
+        .arg(&rootfs_dir)
+        .status()
+        .unwrap()
+        .success());
     struct Umount(PathBuf);
     impl Drop for Umount {
         fn drop(&mut self) {
@@ -434,7 +641,9 @@ fn rootfs_under_a_private_bundle_directory() {
     }
     let _u = Umount(rootfs_dir.clone());
     let id = format!("private-{}", std::process::id());
-    env.spec(&["sh", "-c", "echo inside; id -u"], |v| v["root"]["path"] = rootfs_dir.to_str().unwrap().into());
+    env.spec(&["sh", "-c", "echo inside; id -u"], |v| {
+        v["root"]["path"] = rootfs_dir.to_str().unwrap().into()
+    });
     let o = env.oci(&["run", "--bundle", env.bundle().to_str().unwrap(), &id]);
     ok(&o);
     assert_eq!(String::from_utf8_lossy(&o.stdout), "inside\n0\n");
@@ -452,15 +661,34 @@ fn sysctl_oom_score_adj_and_domainname_are_applied_or_refused() {
         v["domainname"] = "example.test".into();
     });
     let o = env.oci(&["run", "--bundle", env.bundle().to_str().unwrap(), &id]);
-    assert_eq!(o.status.code(), Some(0), "{}", String::from_utf8_lossy(&o.stderr));
-    assert_eq!(String::from_utf8_lossy(&o.stdout), "1234\n500\nexample.test\n");
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&o.stdout),
+        "1234\n500\nexample.test\n"
+    );
     // The host's value is untouched (the container has its own IPC namespace).
-    assert_ne!(std::fs::read_to_string("/proc/sys/kernel/shmmni").unwrap().trim(), "1234");
+    assert_ne!(
+        std::fs::read_to_string("/proc/sys/kernel/shmmni")
+            .unwrap()
+            .trim(),
+        "1234"
+    );
 
     // A host-wide sysctl is refused by name, before anything is created.
-    env.spec(&["true"], |v| v["linux"]["sysctl"] = serde_json::json!({"vm.swappiness": "1"}));
+    env.spec(&["true"], |v| {
+        v["linux"]["sysctl"] = serde_json::json!({"vm.swappiness": "1"})
+    });
     let o = env.oci(&["run", "--bundle", env.bundle().to_str().unwrap(), &id]);
     assert_ne!(o.status.code(), Some(0));
-    assert!(String::from_utf8_lossy(&o.stderr).contains("vm.swappiness"), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("vm.swappiness"),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
     assert!(!env.root().join(&id).exists());
 }

@@ -23,7 +23,16 @@ struct Podman {
     dir: PathBuf,
 }
 
-const LIMITS: [&str; 8] = ["--network", "none", "--pids-limit", "-1", "--ulimit", "nofile=1024:1024", "--ulimit", "nproc=1000:1000"];
+const LIMITS: [&str; 8] = [
+    "--network",
+    "none",
+    "--pids-limit",
+    "-1",
+    "--ulimit",
+    "nofile=1024:1024",
+    "--ulimit",
+    "nproc=1000:1000",
+];
 
 impl Podman {
     fn base(&self) -> Vec<String> {
@@ -42,7 +51,10 @@ impl Podman {
     fn cmd(&self, args: &[&str]) -> Command {
         let b = self.base();
         let mut c = Command::new(&b[0]);
-        c.args(&b[1..]).args(args).stdin(Stdio::null()).env("CONTAINERS_CONF", self.dir.join("containers.conf"));
+        c.args(&b[1..])
+            .args(args)
+            .stdin(Stdio::null())
+            .env("CONTAINERS_CONF", self.dir.join("containers.conf"));
         c
     }
     fn run(&self, args: &[&str]) -> Output {
@@ -61,14 +73,28 @@ impl Drop for Podman {
 
 #[track_caller]
 fn ok(o: &Output) -> String {
-    assert!(o.status.success(), "status {:?}\nstdout: {}\nstderr: {}", o.status, String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
+    assert!(
+        o.status.success(),
+        "status {:?}\nstdout: {}\nstderr: {}",
+        o.status,
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
     String::from_utf8_lossy(&o.stdout).into_owned()
 }
 
 fn open_traversal(dir: &Path) {
-    for d in [dir.join("root"), dir.join("root/vfs"), dir.join("root/vfs/dir")] {
+    for d in [
+        dir.join("root"),
+        dir.join("root/vfs"),
+        dir.join("root/vfs/dir"),
+    ] {
         if let Ok(m) = std::fs::metadata(&d) {
-            std::fs::set_permissions(&d, std::fs::Permissions::from_mode(m.permissions().mode() | 0o001)).unwrap();
+            std::fs::set_permissions(
+                &d,
+                std::fs::Permissions::from_mode(m.permissions().mode() | 0o001),
+            )
+            .unwrap();
         }
     }
 }
@@ -76,7 +102,9 @@ fn open_traversal(dir: &Path) {
 #[test]
 fn podman_with_gocker_oci() {
     if std::env::var("GOCKER_TEST_MODE").as_deref() != Ok("root") {
-        eprintln!("podman test: root phase only (rootless podman needs its own user namespace setup)");
+        eprintln!(
+            "podman test: root phase only (rootless podman needs its own user namespace setup)"
+        );
         return;
     }
     let dir = std::env::temp_dir().join(format!("gocker-podman-{}", std::process::id()));
@@ -85,8 +113,16 @@ fn podman_with_gocker_oci() {
     let p = Podman { dir: dir.clone() };
 
     // Import the test rootfs as an image.
-    let mut tar = Command::new("tar").args(["-C", &rootfs(), "-c", "."]).stdout(Stdio::piped()).spawn().unwrap();
-    let o = p.cmd(&["import", "-", "gocker-test-busybox"]).stdin(tar.stdout.take().unwrap()).output().unwrap();
+    let mut tar = Command::new("tar")
+        .args(["-C", &rootfs(), "-c", "."])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let o = p
+        .cmd(&["import", "-", "gocker-test-busybox"])
+        .stdin(tar.stdout.take().unwrap())
+        .output()
+        .unwrap();
     assert!(tar.wait().unwrap().success());
     ok(&o);
     open_traversal(&dir);
@@ -98,30 +134,71 @@ fn podman_with_gocker_oci() {
     let out = ok(&p.run(&args));
     let lines: Vec<&str> = out.lines().collect();
     assert_eq!(lines.first(), Some(&"ok"), "{out}");
-    assert!(lines.get(1).is_some_and(|l| l.starts_with("uid=0(root)")), "{out}");
+    assert!(
+        lines.get(1).is_some_and(|l| l.starts_with("uid=0(root)")),
+        "{out}"
+    );
     assert_eq!(lines.get(2), Some(&"1024"), "{out}");
 
     // podman's default pids limit cannot be applied on this host: refused, not dropped.
     if !Path::new("/sys/fs/cgroup/cgroup.controllers").exists() {
-        let o = p.run(&["run", "--rm", "--network", "none", "--ulimit", "nofile=1024:1024", "--ulimit", "nproc=1000:1000", "gocker-test-busybox", "true"]);
+        let o = p.run(&[
+            "run",
+            "--rm",
+            "--network",
+            "none",
+            "--ulimit",
+            "nofile=1024:1024",
+            "--ulimit",
+            "nproc=1000:1000",
+            "gocker-test-busybox",
+            "true",
+        ]);
         assert!(!o.status.success());
-        assert!(String::from_utf8_lossy(&o.stderr).contains("pids"), "{}", String::from_utf8_lossy(&o.stderr));
+        assert!(
+            String::from_utf8_lossy(&o.stderr).contains("pids"),
+            "{}",
+            String::from_utf8_lossy(&o.stderr)
+        );
     }
 
     // run -d, exec, logs, stop, rm.
     let name = format!("gocker-podman-{}", std::process::id());
     let mut args = vec!["run", "-d", "--name", &name];
     args.extend(LIMITS);
-    args.extend(["gocker-test-busybox", "sh", "-c", "echo hello-log; trap 'echo got-term; exit 0' TERM; while :; do sleep 0.1; done"]);
+    args.extend([
+        "gocker-test-busybox",
+        "sh",
+        "-c",
+        "echo hello-log; trap 'echo got-term; exit 0' TERM; while :; do sleep 0.1; done",
+    ]);
     ok(&p.run(&args));
-    let o = p.run(&["exec", &name, "sh", "-c", "echo in-exec $(cat /proc/1/cmdline | tr '\\0' ' '); exit 3"]);
-    assert_eq!(o.status.code(), Some(3), "{}", String::from_utf8_lossy(&o.stderr));
-    assert!(String::from_utf8_lossy(&o.stdout).contains("in-exec sh -c"), "{}", String::from_utf8_lossy(&o.stdout));
+    let o = p.run(&[
+        "exec",
+        &name,
+        "sh",
+        "-c",
+        "echo in-exec $(cat /proc/1/cmdline | tr '\\0' ' '); exit 3",
+    ]);
+    assert_eq!(
+        o.status.code(),
+        Some(3),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(
+        String::from_utf8_lossy(&o.stdout).contains("in-exec sh -c"),
+        "{}",
+        String::from_utf8_lossy(&o.stdout)
+    );
     let logs = ok(&p.run(&["logs", &name]));
     assert!(logs.contains("hello-log"), "{logs}");
     ok(&p.run(&["stop", "-t", "10", &name]));
     let logs = ok(&p.run(&["logs", &name]));
-    assert!(logs.contains("got-term"), "SIGTERM reached the container: {logs}");
+    assert!(
+        logs.contains("got-term"),
+        "SIGTERM reached the container: {logs}"
+    );
     let st = ok(&p.run(&["inspect", "--format", "{{.State.ExitCode}}", &name]));
     assert_eq!(st.trim(), "0");
     ok(&p.run(&["rm", &name]));
@@ -136,7 +213,11 @@ fn podman_with_gocker_oci() {
     );
     // script's stdin stays open (an idle pipe) while the container runs: at end of input script
     // would send an end-of-file to the terminal.
-    let mut idle = Command::new("sleep").arg("20").stdout(Stdio::piped()).spawn().unwrap();
+    let mut idle = Command::new("sleep")
+        .arg("20")
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
     let o = Command::new("script")
         .args(["-qec", &inner, "/dev/null"])
         .env("CONTAINERS_CONF", dir.join("containers.conf"))
@@ -146,9 +227,19 @@ fn podman_with_gocker_oci() {
     let _ = idle.kill();
     let _ = idle.wait();
     let out = ok(&o);
-    assert!(out.contains("/dev/pts/") && out.contains("stdin-is-tty"), "{out:?}");
+    assert!(
+        out.contains("/dev/pts/") && out.contains("stdin-is-tty"),
+        "{out:?}"
+    );
 
     // Nothing left in gocker-oci's state root.
-    let left: Vec<_> = std::fs::read_dir("/run/gocker-oci").map(|r| r.flatten().map(|e| e.file_name()).filter(|n| n != "names").collect()).unwrap_or_default();
+    let left: Vec<_> = std::fs::read_dir("/run/gocker-oci")
+        .map(|r| {
+            r.flatten()
+                .map(|e| e.file_name())
+                .filter(|n| n != "names")
+                .collect()
+        })
+        .unwrap_or_default();
     assert!(left.is_empty(), "left in /run/gocker-oci: {left:?}");
 }

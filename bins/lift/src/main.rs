@@ -20,9 +20,26 @@ const DEFAULT_SOCKET: &str = "/.gocker/lift.sock";
 /// Signals forwarded to the lifted command (not SIGKILL/SIGSTOP, which cannot be caught, nor the
 /// synchronous faults or SIGCHLD/SIGPIPE, which concern the client itself).
 const FORWARDED: &[i32] = &[
-    libc::SIGHUP, libc::SIGINT, libc::SIGQUIT, libc::SIGUSR1, libc::SIGUSR2, libc::SIGALRM, libc::SIGTERM,
-    libc::SIGCONT, libc::SIGURG, libc::SIGXCPU, libc::SIGXFSZ, libc::SIGVTALRM, libc::SIGPROF, libc::SIGWINCH,
-    libc::SIGIO, libc::SIGPWR, libc::SIGSYS, libc::SIGTSTP, libc::SIGTTIN, libc::SIGTTOU,
+    libc::SIGHUP,
+    libc::SIGINT,
+    libc::SIGQUIT,
+    libc::SIGUSR1,
+    libc::SIGUSR2,
+    libc::SIGALRM,
+    libc::SIGTERM,
+    libc::SIGCONT,
+    libc::SIGURG,
+    libc::SIGXCPU,
+    libc::SIGXFSZ,
+    libc::SIGVTALRM,
+    libc::SIGPROF,
+    libc::SIGWINCH,
+    libc::SIGIO,
+    libc::SIGPWR,
+    libc::SIGSYS,
+    libc::SIGTSTP,
+    libc::SIGTTIN,
+    libc::SIGTTOU,
 ];
 
 fn die(code: i32, msg: &str) -> ! {
@@ -53,7 +70,14 @@ fn connect(path: &[u8]) -> OwnedFd {
     }
     let len = (std::mem::size_of::<libc::sa_family_t>() + path.len() + 1) as libc::socklen_t;
     // SAFETY: addr is a valid sockaddr_un of at least `len` bytes.
-    if unsafe { libc::connect(sock.as_raw_fd(), &addr as *const _ as *const libc::sockaddr, len) } != 0 {
+    if unsafe {
+        libc::connect(
+            sock.as_raw_fd(),
+            &addr as *const _ as *const libc::sockaddr,
+            len,
+        )
+    } != 0
+    {
         let e = last_err();
         let p = String::from_utf8_lossy(path);
         die(125, &format!("connect {p}: {e} (is lift enabled for this container? `gocker run --lift=on` or --workspace)"));
@@ -63,7 +87,10 @@ fn connect(path: &[u8]) -> OwnedFd {
 
 /// Sends one datagram, with `fds` attached as SCM_RIGHTS when not empty.
 fn send(sock: &OwnedFd, body: &[u8], fds: &[i32]) -> std::io::Result<()> {
-    let mut iov = libc::iovec { iov_base: body.as_ptr() as *mut libc::c_void, iov_len: body.len() };
+    let mut iov = libc::iovec {
+        iov_base: body.as_ptr() as *mut libc::c_void,
+        iov_len: body.len(),
+    };
     // Room for a cmsghdr with up to 3 ints, 8-byte aligned.
     let mut control = [0u64; 8];
     // SAFETY: msghdr is plain data; every pointer set below points into live locals.
@@ -112,7 +139,9 @@ fn main() {
     if args.is_empty() || args[0] == "--help" || args[0] == "-h" {
         die(125, "usage: lift COMMAND [ARG...]  (runs COMMAND in ring1's context: see docs/workspace-mode.md)");
     }
-    let path = std::env::var_os("GOCKER_LIFT_SOCKET").map(|p| p.into_vec()).unwrap_or_else(|| DEFAULT_SOCKET.as_bytes().to_vec());
+    let path = std::env::var_os("GOCKER_LIFT_SOCKET")
+        .map(|p| p.into_vec())
+        .unwrap_or_else(|| DEFAULT_SOCKET.as_bytes().to_vec());
     if path.contains(&0) {
         die(125, "GOCKER_LIFT_SOCKET contains a NUL byte");
     }
@@ -163,8 +192,16 @@ fn main() {
     let mut buf = vec![0u8; 65536];
     loop {
         let mut p = [
-            libc::pollfd { fd: sock.as_raw_fd(), events: libc::POLLIN, revents: 0 },
-            libc::pollfd { fd: sigfd.as_raw_fd(), events: libc::POLLIN, revents: 0 },
+            libc::pollfd {
+                fd: sock.as_raw_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            },
+            libc::pollfd {
+                fd: sigfd.as_raw_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            },
         ];
         // SAFETY: p is a valid array of 2 pollfd.
         if unsafe { libc::poll(p.as_mut_ptr(), 2, -1) } < 0 {
@@ -178,7 +215,11 @@ fn main() {
             let mut si: libc::signalfd_siginfo = unsafe { std::mem::zeroed() };
             // SAFETY: reads at most size_of::<signalfd_siginfo>() bytes into `si`, which is that large.
             let n = unsafe {
-                libc::read(sigfd.as_raw_fd(), &mut si as *mut _ as *mut libc::c_void, std::mem::size_of::<libc::signalfd_siginfo>())
+                libc::read(
+                    sigfd.as_raw_fd(),
+                    &mut si as *mut _ as *mut libc::c_void,
+                    std::mem::size_of::<libc::signalfd_siginfo>(),
+                )
             };
             if n == std::mem::size_of::<libc::signalfd_siginfo>() as isize {
                 let _ = send(&sock, format!("sig={}\0", si.ssi_signo).as_bytes(), &[]);
@@ -186,14 +227,23 @@ fn main() {
         }
         if p[0].revents != 0 {
             // SAFETY: buf is valid for buf.len() bytes.
-            let n = unsafe { libc::recv(sock.as_raw_fd(), buf.as_mut_ptr() as *mut libc::c_void, buf.len(), 0) };
+            let n = unsafe {
+                libc::recv(
+                    sock.as_raw_fd(),
+                    buf.as_mut_ptr() as *mut libc::c_void,
+                    buf.len(),
+                    0,
+                )
+            };
             if n < 0 && last_err().raw_os_error() == Some(libc::EINTR) {
                 continue;
             }
             if n <= 0 {
                 die(125, "ring1 closed the connection without an exit status");
             }
-            let msg = String::from_utf8_lossy(&buf[..n as usize]).trim_end_matches('\0').to_owned();
+            let msg = String::from_utf8_lossy(&buf[..n as usize])
+                .trim_end_matches('\0')
+                .to_owned();
             if let Some(code) = msg.strip_prefix("exit=") {
                 std::process::exit(code.parse().unwrap_or(125));
             }
@@ -204,4 +254,3 @@ fn main() {
         }
     }
 }
-

@@ -21,16 +21,28 @@ pub enum CgroupError {
     #[error("no cgroup2 filesystem is mounted (Gocker supports cgroup v2 only)")]
     NoCgroup2,
     #[error("cgroup v2 controllers not available in {parent}: {missing} ({why})")]
-    MissingControllers { parent: PathBuf, missing: String, why: String },
+    MissingControllers {
+        parent: PathBuf,
+        missing: String,
+        why: String,
+    },
     #[error(
         "no delegated cgroup subtree for uid {uid} (own cgroup {own}): rootless limits need a systemd user \
          session with delegation (Delegate=yes in user@.service)"
     )]
     NotDelegated { uid: u32, own: PathBuf },
     #[error("{op} {path}: {source}")]
-    Io { op: &'static str, path: PathBuf, source: std::io::Error },
+    Io {
+        op: &'static str,
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("write {value:?} to {path}: {source}")]
-    Write { path: PathBuf, value: String, source: std::io::Error },
+    Write {
+        path: PathBuf,
+        value: String,
+        source: std::io::Error,
+    },
     #[error("invalid resource limit: {0}")]
     Invalid(String),
     #[error("cgroup {0} still has processes after kill")]
@@ -40,7 +52,11 @@ pub enum CgroupError {
 pub type Result<T> = std::result::Result<T, CgroupError>;
 
 fn io<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> CgroupError + 'a {
-    move |source| CgroupError::Io { op, path: path.to_owned(), source }
+    move |source| CgroupError::Io {
+        op,
+        path: path.to_owned(),
+        source,
+    }
 }
 
 fn read(path: &Path) -> Result<String> {
@@ -48,7 +64,11 @@ fn read(path: &Path) -> Result<String> {
 }
 
 fn write(path: &Path, value: &str) -> Result<()> {
-    fs::write(path, value).map_err(|source| CgroupError::Write { path: path.to_owned(), value: value.to_owned(), source })
+    fs::write(path, value).map_err(|source| CgroupError::Write {
+        path: path.to_owned(),
+        value: value.to_owned(),
+        source,
+    })
 }
 
 /// The cgroup2 hierarchy.
@@ -90,19 +110,25 @@ pub fn bound_to_v1<'a>(mountinfo: &str, controllers: &[&'a str]) -> Vec<&'a str>
 
 /// The caller's cgroup v2 path from a `/proc/self/cgroup` text (the `0::` line).
 pub fn own_cgroup(proc_cgroup: &str) -> Option<PathBuf> {
-    proc_cgroup.lines().find_map(|l| l.strip_prefix("0::").map(PathBuf::from))
+    proc_cgroup
+        .lines()
+        .find_map(|l| l.strip_prefix("0::").map(PathBuf::from))
 }
 
 impl Hierarchy {
     /// Finds the cgroup2 mount of this process.
     pub fn find() -> Result<Hierarchy> {
         let mi = read(Path::new("/proc/self/mountinfo"))?;
-        cgroup2_mount(&mi).map(|mount| Hierarchy { mount }).ok_or(CgroupError::NoCgroup2)
+        cgroup2_mount(&mi)
+            .map(|mount| Hierarchy { mount })
+            .ok_or(CgroupError::NoCgroup2)
     }
 
     /// A hierarchy rooted at `mount` (tests use a plain directory).
     pub fn at(mount: impl Into<PathBuf>) -> Hierarchy {
-        Hierarchy { mount: mount.into() }
+        Hierarchy {
+            mount: mount.into(),
+        }
     }
 
     pub fn mount(&self) -> &Path {
@@ -111,7 +137,10 @@ impl Hierarchy {
 
     /// Controllers available in the cgroup at `dir`.
     pub fn controllers(dir: &Path) -> Result<Vec<String>> {
-        Ok(read(&dir.join("cgroup.controllers"))?.split_whitespace().map(str::to_owned).collect())
+        Ok(read(&dir.join("cgroup.controllers"))?
+            .split_whitespace()
+            .map(str::to_owned)
+            .collect())
     }
 
     /// The directory under which containers' cgroups go: `<mount>/gocker` for root; for other users
@@ -128,7 +157,9 @@ impl Hierarchy {
         loop {
             let dir = self.mount.join(rel.strip_prefix("/").unwrap_or(&rel));
             let ours = ["cgroup.procs", "cgroup.subtree_control"].iter().all(|f| {
-                fs::metadata(dir.join(f)).map(|m| std::os::unix::fs::MetadataExt::uid(&m) == uid).unwrap_or(false)
+                fs::metadata(dir.join(f))
+                    .map(|m| std::os::unix::fs::MetadataExt::uid(&m) == uid)
+                    .unwrap_or(false)
             });
             if !ours {
                 break;
@@ -138,7 +169,8 @@ impl Hierarchy {
                 break;
             }
         }
-        best.map(|d| d.join("gocker")).ok_or(CgroupError::NotDelegated { uid, own })
+        best.map(|d| d.join("gocker"))
+            .ok_or(CgroupError::NotDelegated { uid, own })
     }
 }
 
@@ -154,7 +186,11 @@ impl Cgroup {
     pub fn create(parent: &Path, name: &str, controllers: &[&str]) -> Result<Cgroup> {
         let grand = parent.parent().unwrap_or(parent);
         let available = Hierarchy::controllers(grand)?;
-        let missing: Vec<&str> = controllers.iter().copied().filter(|c| !available.iter().any(|a| a == c)).collect();
+        let missing: Vec<&str> = controllers
+            .iter()
+            .copied()
+            .filter(|c| !available.iter().any(|a| a == c))
+            .collect();
         if !missing.is_empty() {
             let mountinfo = fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
             let v1 = bound_to_v1(&mountinfo, &missing);
@@ -167,7 +203,11 @@ impl Cgroup {
                     v1.join(", ")
                 )
             };
-            return Err(CgroupError::MissingControllers { parent: grand.to_owned(), missing: missing.join(", "), why });
+            return Err(CgroupError::MissingControllers {
+                parent: grand.to_owned(),
+                missing: missing.join(", "),
+                why,
+            });
         }
         let enable: String = controllers.iter().map(|c| format!("+{c} ")).collect();
         if !controllers.is_empty() {
@@ -176,7 +216,13 @@ impl Cgroup {
         match fs::create_dir(parent) {
             Ok(()) => {}
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
-            Err(e) => return Err(CgroupError::Io { op: "mkdir", path: parent.to_owned(), source: e }),
+            Err(e) => {
+                return Err(CgroupError::Io {
+                    op: "mkdir",
+                    path: parent.to_owned(),
+                    source: e,
+                })
+            }
         }
         if !controllers.is_empty() {
             write(&parent.join("cgroup.subtree_control"), enable.trim_end())?;
@@ -197,13 +243,25 @@ impl Cgroup {
 
     /// Applies the planned writes; the first failure names the file and value.
     pub fn apply(&self, writes: &[limits::Write]) -> Result<()> {
-        writes.iter().try_for_each(|w| write(&self.path.join(&w.file), &w.value))
+        writes
+            .iter()
+            .try_for_each(|w| write(&self.path.join(&w.file), &w.value))
     }
 
     /// A directory fd for `clone3(CLONE_INTO_CGROUP)`.
     pub fn dir_fd(&self) -> Result<OwnedFd> {
-        rustix::fs::open(&self.path, rustix::fs::OFlags::DIRECTORY | rustix::fs::OFlags::RDONLY | rustix::fs::OFlags::CLOEXEC, rustix::fs::Mode::empty())
-            .map_err(|e| CgroupError::Io { op: "open", path: self.path.clone(), source: e.into() })
+        rustix::fs::open(
+            &self.path,
+            rustix::fs::OFlags::DIRECTORY
+                | rustix::fs::OFlags::RDONLY
+                | rustix::fs::OFlags::CLOEXEC,
+            rustix::fs::Mode::empty(),
+        )
+        .map_err(|e| CgroupError::Io {
+            op: "open",
+            path: self.path.clone(),
+            source: e.into(),
+        })
     }
 
     /// Moves a process in (when it could not be created inside).
@@ -234,12 +292,18 @@ impl Cgroup {
 
     /// How many times the OOM killer killed a process of this cgroup (`memory.events` oom_kill).
     pub fn oom_kills(&self) -> u64 {
-        self.keyed("memory.events").ok().and_then(|v| v.into_iter().find(|(k, _)| k == "oom_kill").map(|(_, n)| n)).unwrap_or(0)
+        self.keyed("memory.events")
+            .ok()
+            .and_then(|v| v.into_iter().find(|(k, _)| k == "oom_kill").map(|(_, n)| n))
+            .unwrap_or(0)
     }
 
     /// Freezes or thaws every process of the cgroup.
     pub fn freeze(&self, frozen: bool) -> Result<()> {
-        write(&self.path.join("cgroup.freeze"), if frozen { "1" } else { "0" })
+        write(
+            &self.path.join("cgroup.freeze"),
+            if frozen { "1" } else { "0" },
+        )
     }
 
     /// SIGKILLs every process of the cgroup (`cgroup.kill`, Linux 5.14).
@@ -275,9 +339,15 @@ mod tests {
     fn finds_cgroup2_mount_and_own_cgroup() {
         let mi = "25 1 0:22 / / rw - ext4 /dev/vda rw\n\
                   40 30 0:35 / /sys/fs/cgroup/unified rw,nosuid - cgroup2 cgroup2 rw,nsdelegate\n";
-        assert_eq!(cgroup2_mount(mi), Some(PathBuf::from("/sys/fs/cgroup/unified")));
+        assert_eq!(
+            cgroup2_mount(mi),
+            Some(PathBuf::from("/sys/fs/cgroup/unified"))
+        );
         assert_eq!(cgroup2_mount("25 1 0:22 / / rw - ext4 /dev/vda rw\n"), None);
-        assert_eq!(own_cgroup("1:cpu:/\n0::/user.slice/user-1000.slice\n"), Some(PathBuf::from("/user.slice/user-1000.slice")));
+        assert_eq!(
+            own_cgroup("1:cpu:/\n0::/user.slice/user-1000.slice\n"),
+            Some(PathBuf::from("/user.slice/user-1000.slice"))
+        );
     }
 
     #[test]
@@ -291,7 +361,11 @@ mod tests {
     fn fake_hierarchy(controllers: &str) -> PathBuf {
         use std::sync::atomic::{AtomicU32, Ordering};
         static N: AtomicU32 = AtomicU32::new(0);
-        let root = std::env::temp_dir().join(format!("gocker-cg-{}-{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed)));
+        let root = std::env::temp_dir().join(format!(
+            "gocker-cg-{}-{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::Relaxed)
+        ));
         fs::create_dir_all(&root).unwrap();
         fs::write(root.join("cgroup.controllers"), controllers).unwrap();
         fs::write(root.join("cgroup.subtree_control"), "").unwrap();
@@ -312,12 +386,29 @@ mod tests {
     fn create_enables_controllers_and_applies_limits() {
         let root = fake_hierarchy("cpuset cpu io memory pids\n");
         let cg = Cgroup::create(&root.join("gocker"), "c1", &["memory", "pids"]).unwrap();
-        assert_eq!(fs::read_to_string(root.join("cgroup.subtree_control")).unwrap(), "+memory +pids");
-        assert_eq!(fs::read_to_string(root.join("gocker/cgroup.subtree_control")).unwrap(), "+memory +pids");
-        let writes = vec![limits::Write { controller: "pids", file: "pids.max".into(), value: "20".into() }];
+        assert_eq!(
+            fs::read_to_string(root.join("cgroup.subtree_control")).unwrap(),
+            "+memory +pids"
+        );
+        assert_eq!(
+            fs::read_to_string(root.join("gocker/cgroup.subtree_control")).unwrap(),
+            "+memory +pids"
+        );
+        let writes = vec![limits::Write {
+            controller: "pids",
+            file: "pids.max".into(),
+            value: "20".into(),
+        }];
         cg.apply(&writes).unwrap();
-        assert_eq!(fs::read_to_string(cg.path().join("pids.max")).unwrap(), "20");
-        fs::write(cg.path().join("memory.events"), "low 0\nhigh 0\nmax 3\noom 1\noom_kill 1\n").unwrap();
+        assert_eq!(
+            fs::read_to_string(cg.path().join("pids.max")).unwrap(),
+            "20"
+        );
+        fs::write(
+            cg.path().join("memory.events"),
+            "low 0\nhigh 0\nmax 3\noom 1\noom_kill 1\n",
+        )
+        .unwrap();
         assert_eq!(cg.oom_kills(), 1);
         fs::remove_dir_all(root).unwrap();
     }

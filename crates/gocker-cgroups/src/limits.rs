@@ -13,7 +13,11 @@ pub struct Write {
 }
 
 fn w(controller: &'static str, file: &str, value: impl Into<String>) -> Write {
-    Write { controller, file: file.to_owned(), value: value.into() }
+    Write {
+        controller,
+        file: file.to_owned(),
+        value: value.into(),
+    }
 }
 
 /// `-1` (and OCI's "unlimited") is `max` in cgroup v2.
@@ -38,7 +42,9 @@ pub fn plan(r: &LinuxResources) -> Result<Vec<Write>> {
     if let Some(m) = r.memory() {
         if let Some(l) = m.limit() {
             if l == 0 || (0 < l && l < 6 * 1024 * 1024) {
-                return Err(CgroupError::Invalid(format!("memory limit {l} bytes: the minimum is 6 MiB")));
+                return Err(CgroupError::Invalid(format!(
+                    "memory limit {l} bytes: the minimum is 6 MiB"
+                )));
             }
             out.push(w("memory", "memory.max", limit(l)));
         }
@@ -69,7 +75,9 @@ pub fn plan(r: &LinuxResources) -> Result<Vec<Write>> {
         if c.quota().is_some() || c.period().is_some() {
             let period = c.period().unwrap_or(100_000);
             if !(1000..=1_000_000).contains(&period) {
-                return Err(CgroupError::Invalid(format!("cpu period {period}µs: must be 1000..=1000000")));
+                return Err(CgroupError::Invalid(format!(
+                    "cpu period {period}µs: must be 1000..=1000000"
+                )));
             }
             let quota = match c.quota() {
                 Some(q) if q > 0 => q.to_string(),
@@ -86,7 +94,11 @@ pub fn plan(r: &LinuxResources) -> Result<Vec<Write>> {
     }
     if let Some(p) = r.pids() {
         let l = p.limit();
-        out.push(w("pids", "pids.max", if l <= 0 { "max".into() } else { l.to_string() }));
+        out.push(w(
+            "pids",
+            "pids.max",
+            if l <= 0 { "max".into() } else { l.to_string() },
+        ));
     }
     if let Some(b) = r.block_io() {
         if let Some(weight) = b.weight() {
@@ -94,10 +106,18 @@ pub fn plan(r: &LinuxResources) -> Result<Vec<Write>> {
             let v = 1 + (u64::from(weight.clamp(10, 1000)) - 10) * 9999 / 990;
             out.push(w("io", "io.weight", format!("default {v}")));
         }
-        for (list, key) in [(b.throttle_read_bps_device(), "rbps"), (b.throttle_write_bps_device(), "wbps"),
-                            (b.throttle_read_iops_device(), "riops"), (b.throttle_write_iops_device(), "wiops")] {
+        for (list, key) in [
+            (b.throttle_read_bps_device(), "rbps"),
+            (b.throttle_write_bps_device(), "wbps"),
+            (b.throttle_read_iops_device(), "riops"),
+            (b.throttle_write_iops_device(), "wiops"),
+        ] {
             for d in list.iter().flatten() {
-                out.push(w("io", "io.max", format!("{}:{} {key}={}", d.major(), d.minor(), d.rate())));
+                out.push(w(
+                    "io",
+                    "io.max",
+                    format!("{}:{} {key}={}", d.major(), d.minor(), d.rate()),
+                ));
             }
         }
     }
@@ -109,7 +129,11 @@ pub fn plan(r: &LinuxResources) -> Result<Vec<Write>> {
             Some("pids") => "pids",
             Some("io") => "io",
             Some("hugetlb") => "hugetlb",
-            _ => return Err(CgroupError::Invalid(format!("unified key {k:?}: unknown controller"))),
+            _ => {
+                return Err(CgroupError::Invalid(format!(
+                    "unified key {k:?}: unknown controller"
+                )))
+            }
         };
         out.push(w(controller, k, v.clone()));
     }
@@ -130,18 +154,37 @@ pub fn required_controllers(writes: &[Write]) -> Vec<&'static str> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use oci_spec::runtime::{LinuxCpuBuilder, LinuxMemoryBuilder, LinuxPidsBuilder, LinuxResourcesBuilder};
+    use oci_spec::runtime::{
+        LinuxCpuBuilder, LinuxMemoryBuilder, LinuxPidsBuilder, LinuxResourcesBuilder,
+    };
 
     #[test]
     fn docker_style_limits_map_to_v2_files() {
         let r = LinuxResourcesBuilder::default()
-            .memory(LinuxMemoryBuilder::default().limit(32 << 20).swap(64 << 20).build().unwrap())
-            .cpu(LinuxCpuBuilder::default().quota(50_000).period(100_000u64).shares(512u64).cpus("0").build().unwrap())
+            .memory(
+                LinuxMemoryBuilder::default()
+                    .limit(32 << 20)
+                    .swap(64 << 20)
+                    .build()
+                    .unwrap(),
+            )
+            .cpu(
+                LinuxCpuBuilder::default()
+                    .quota(50_000)
+                    .period(100_000u64)
+                    .shares(512u64)
+                    .cpus("0")
+                    .build()
+                    .unwrap(),
+            )
             .pids(LinuxPidsBuilder::default().limit(20).build().unwrap())
             .build()
             .unwrap();
         let p = plan(&r).unwrap();
-        let files: Vec<(&str, &str)> = p.iter().map(|w| (w.file.as_str(), w.value.as_str())).collect();
+        let files: Vec<(&str, &str)> = p
+            .iter()
+            .map(|w| (w.file.as_str(), w.value.as_str()))
+            .collect();
         assert_eq!(
             files,
             [
@@ -153,7 +196,10 @@ mod tests {
                 ("pids.max", "20"),
             ]
         );
-        assert_eq!(required_controllers(&p), ["memory", "cpu", "cpuset", "pids"]);
+        assert_eq!(
+            required_controllers(&p),
+            ["memory", "cpu", "cpuset", "pids"]
+        );
     }
 
     #[test]
@@ -169,18 +215,36 @@ mod tests {
             .memory(LinuxMemoryBuilder::default().limit(1024).build().unwrap())
             .build()
             .unwrap();
-        assert!(plan(&r).unwrap_err().to_string().contains("memory limit 1024 bytes"));
+        assert!(plan(&r)
+            .unwrap_err()
+            .to_string()
+            .contains("memory limit 1024 bytes"));
         let r = LinuxResourcesBuilder::default()
-            .memory(LinuxMemoryBuilder::default().limit(64 << 20).swap(32 << 20).build().unwrap())
+            .memory(
+                LinuxMemoryBuilder::default()
+                    .limit(64 << 20)
+                    .swap(32 << 20)
+                    .build()
+                    .unwrap(),
+            )
             .build()
             .unwrap();
-        assert!(plan(&r).unwrap_err().to_string().contains("smaller than the memory limit"));
+        assert!(plan(&r)
+            .unwrap_err()
+            .to_string()
+            .contains("smaller than the memory limit"));
     }
 
     #[test]
     fn unlimited_values_are_max() {
         let r = LinuxResourcesBuilder::default()
-            .memory(LinuxMemoryBuilder::default().limit(-1).swap(-1).build().unwrap())
+            .memory(
+                LinuxMemoryBuilder::default()
+                    .limit(-1)
+                    .swap(-1)
+                    .build()
+                    .unwrap(),
+            )
             .pids(LinuxPidsBuilder::default().limit(-1).build().unwrap())
             .build()
             .unwrap();

@@ -16,13 +16,28 @@ use oci_spec::runtime::{LinuxIdMapping, LinuxIdMappingBuilder};
 #[derive(Debug, thiserror::Error)]
 pub enum IdMapError {
     #[error("write {path} ({content:?}): {source}")]
-    Write { path: PathBuf, content: String, source: std::io::Error },
+    Write {
+        path: PathBuf,
+        content: String,
+        source: std::io::Error,
+    },
     #[error("run {helper}: {source} (install the `uidmap` package)")]
-    HelperSpawn { helper: String, source: std::io::Error },
+    HelperSpawn {
+        helper: String,
+        source: std::io::Error,
+    },
     #[error("{helper} {args} failed: {stderr}")]
-    Helper { helper: String, args: String, stderr: String },
+    Helper {
+        helper: String,
+        args: String,
+        stderr: String,
+    },
     #[error("{file}:{line}: malformed subordinate id range {text:?} (expected NAME:START:COUNT)")]
-    Parse { file: String, line: usize, text: String },
+    Parse {
+        file: String,
+        line: usize,
+        text: String,
+    },
     #[error("id map {0}")]
     Invalid(String),
 }
@@ -45,7 +60,11 @@ impl fmt::Display for IdMap {
 
 impl From<&LinuxIdMapping> for IdMap {
     fn from(m: &LinuxIdMapping) -> Self {
-        IdMap { inside: m.container_id(), outside: m.host_id(), count: m.size() }
+        IdMap {
+            inside: m.container_id(),
+            outside: m.host_id(),
+            count: m.size(),
+        }
     }
 }
 
@@ -101,9 +120,14 @@ pub fn parse_subid(file: &str, text: &str, name: &str, id: u32) -> Result<Vec<Su
         if line.is_empty() || line.starts_with('#') {
             continue;
         }
-        let bad = || IdMapError::Parse { file: file.to_owned(), line: n + 1, text: line.to_owned() };
+        let bad = || IdMapError::Parse {
+            file: file.to_owned(),
+            line: n + 1,
+            text: line.to_owned(),
+        };
         let mut parts = line.split(':');
-        let (Some(owner), Some(start), Some(count), None) = (parts.next(), parts.next(), parts.next(), parts.next())
+        let (Some(owner), Some(start), Some(count), None) =
+            (parts.next(), parts.next(), parts.next(), parts.next())
         else {
             return Err(bad());
         };
@@ -140,15 +164,31 @@ impl IdMaps {
                 "host range {base}:{size} is invalid (need base > 0, size > 0, base+size < 2^32)"
             )));
         }
-        let m = vec![IdMap { inside: 0, outside: base, count: size }];
-        Ok(IdMaps { uids: m.clone(), gids: m, method: WriteMethod::Direct, deny_setgroups: false })
+        let m = vec![IdMap {
+            inside: 0,
+            outside: base,
+            count: size,
+        }];
+        Ok(IdMaps {
+            uids: m.clone(),
+            gids: m,
+            method: WriteMethod::Direct,
+            deny_setgroups: false,
+        })
     }
 
     /// An unprivileged user: container root is the user itself; container ids 1.. come from the user's
     /// subordinate ranges when `/etc/subuid` and `/etc/subgid` have them and the helpers are installed,
     /// otherwise only the single id is mapped.
     pub fn rootless(uid: u32, gid: u32, user_name: &str) -> Result<Self> {
-        Self::rootless_from(uid, gid, user_name, Path::new("/etc/subuid"), Path::new("/etc/subgid"), helpers_installed())
+        Self::rootless_from(
+            uid,
+            gid,
+            user_name,
+            Path::new("/etc/subuid"),
+            Path::new("/etc/subgid"),
+            helpers_installed(),
+        )
     }
 
     /// [`IdMaps::rootless`] with the files and helper availability given (for tests).
@@ -162,13 +202,23 @@ impl IdMaps {
     ) -> Result<Self> {
         let uranges = read_subid(subuid, user_name, uid)?;
         let granges = read_subid(subgid, user_name, uid)?;
-        let own = |id| vec![IdMap { inside: 0, outside: id, count: 1 }];
+        let own = |id| {
+            vec![IdMap {
+                inside: 0,
+                outside: id,
+                count: 1,
+            }]
+        };
         if helpers && !uranges.is_empty() && !granges.is_empty() {
             let extend = |id, ranges: &[SubidRange]| {
                 let mut v = own(id);
                 let mut next = 1u32;
                 for r in ranges {
-                    v.push(IdMap { inside: next, outside: r.start, count: r.count });
+                    v.push(IdMap {
+                        inside: next,
+                        outside: r.start,
+                        count: r.count,
+                    });
                     next = next.saturating_add(r.count);
                 }
                 v
@@ -180,7 +230,12 @@ impl IdMaps {
                 deny_setgroups: false,
             });
         }
-        Ok(IdMaps { uids: own(uid), gids: own(gid), method: WriteMethod::Direct, deny_setgroups: true })
+        Ok(IdMaps {
+            uids: own(uid),
+            gids: own(gid),
+            method: WriteMethod::Direct,
+            deny_setgroups: true,
+        })
     }
 
     /// Maps given by an OCI config (written directly: the caller must be allowed to).
@@ -188,7 +243,11 @@ impl IdMaps {
         IdMaps {
             uids: uids.iter().map(IdMap::from).collect(),
             gids: gids.iter().map(IdMap::from).collect(),
-            method: if privileged { WriteMethod::Direct } else { WriteMethod::Helpers },
+            method: if privileged {
+                WriteMethod::Direct
+            } else {
+                WriteMethod::Helpers
+            },
             deny_setgroups: false,
         }
     }
@@ -237,8 +296,15 @@ fn helpers_installed() -> bool {
 
 fn write_proc(pid: i32, file: &str, content: &str) -> Result<()> {
     let path = PathBuf::from(format!("/proc/{pid}/{file}"));
-    let err = |source| IdMapError::Write { path: path.clone(), content: content.to_owned(), source };
-    let mut f = std::fs::OpenOptions::new().write(true).open(&path).map_err(err)?;
+    let err = |source| IdMapError::Write {
+        path: path.clone(),
+        content: content.to_owned(),
+        source,
+    };
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .open(&path)
+        .map_err(err)?;
     // One write(2): the kernel accepts a map only in a single write.
     f.write_all(content.as_bytes()).map_err(err)
 }
@@ -247,13 +313,20 @@ fn run_helper(name: &str, pid: i32, maps: &[IdMap]) -> Result<()> {
     let helper = find_helper(name).unwrap_or_else(|| PathBuf::from(name));
     let mut args = vec![pid.to_string()];
     for m in maps {
-        args.extend([m.inside.to_string(), m.outside.to_string(), m.count.to_string()]);
+        args.extend([
+            m.inside.to_string(),
+            m.outside.to_string(),
+            m.count.to_string(),
+        ]);
     }
     let out = Command::new(&helper)
         .args(&args)
         .stdin(std::process::Stdio::null())
         .output()
-        .map_err(|source| IdMapError::HelperSpawn { helper: helper.display().to_string(), source })?;
+        .map_err(|source| IdMapError::HelperSpawn {
+            helper: helper.display().to_string(),
+            source,
+        })?;
     if !out.status.success() {
         return Err(IdMapError::Helper {
             helper: helper.display().to_string(),
@@ -270,18 +343,36 @@ mod tests {
 
     #[test]
     fn parses_subid_by_name_and_uid() {
-        let text = "# comment\nalice:100000:65536\nbob:165536:65536\n1001:300000:10\nalice:500000:0\n";
+        let text =
+            "# comment\nalice:100000:65536\nbob:165536:65536\n1001:300000:10\nalice:500000:0\n";
         let r = parse_subid("/etc/subuid", text, "alice", 1000).unwrap();
-        assert_eq!(r, vec![SubidRange { start: 100000, count: 65536 }]);
+        assert_eq!(
+            r,
+            vec![SubidRange {
+                start: 100000,
+                count: 65536
+            }]
+        );
         let r = parse_subid("/etc/subuid", text, "carol", 1001).unwrap();
-        assert_eq!(r, vec![SubidRange { start: 300000, count: 10 }]);
-        assert!(parse_subid("/etc/subuid", text, "dave", 1002).unwrap().is_empty());
+        assert_eq!(
+            r,
+            vec![SubidRange {
+                start: 300000,
+                count: 10
+            }]
+        );
+        assert!(parse_subid("/etc/subuid", text, "dave", 1002)
+            .unwrap()
+            .is_empty());
     }
 
     #[test]
     fn malformed_line_names_file_and_line() {
         let e = parse_subid("/etc/subuid", "alice:1:2\nbroken\n", "alice", 1).unwrap_err();
-        assert_eq!(e.to_string(), "/etc/subuid:2: malformed subordinate id range \"broken\" (expected NAME:START:COUNT)");
+        assert_eq!(
+            e.to_string(),
+            "/etc/subuid:2: malformed subordinate id range \"broken\" (expected NAME:START:COUNT)"
+        );
     }
 
     #[test]
@@ -315,7 +406,11 @@ mod tests {
 
     #[test]
     fn oci_round_trip() {
-        let m = IdMap { inside: 0, outside: 4242, count: 7 };
+        let m = IdMap {
+            inside: 0,
+            outside: 4242,
+            count: 7,
+        };
         assert_eq!(IdMap::from(&m.to_oci()), m);
     }
 }

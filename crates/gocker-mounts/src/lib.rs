@@ -23,7 +23,11 @@ pub use sys::KernelMounter;
 #[derive(Debug, thiserror::Error)]
 pub enum MountError {
     #[error("{op} {path}: {source}")]
-    Sys { op: &'static str, path: PathBuf, source: std::io::Error },
+    Sys {
+        op: &'static str,
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("mount {dest}: unsupported option {option:?}")]
     Option { dest: PathBuf, option: String },
     #[error("mount {dest}: {reason}")]
@@ -31,8 +35,16 @@ pub enum MountError {
 }
 
 impl MountError {
-    pub(crate) fn sys(op: &'static str, path: impl Into<PathBuf>, e: impl Into<std::io::Error>) -> Self {
-        MountError::Sys { op, path: path.into(), source: e.into() }
+    pub(crate) fn sys(
+        op: &'static str,
+        path: impl Into<PathBuf>,
+        e: impl Into<std::io::Error>,
+    ) -> Self {
+        MountError::Sys {
+            op,
+            path: path.into(),
+            source: e.into(),
+        }
     }
     /// The OS error behind this error, if any.
     pub fn errno(&self) -> Option<i32> {

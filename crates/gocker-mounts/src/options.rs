@@ -86,7 +86,8 @@ pub fn parse(dest: &Path, options: &[String]) -> Result<ParsedOptions> {
                 p.recursive = true;
                 continue;
             }
-            "private" | "rprivate" | "slave" | "rslave" | "shared" | "rshared" | "unbindable" | "runbindable" => {
+            "private" | "rprivate" | "slave" | "rslave" | "shared" | "rshared" | "unbindable"
+            | "runbindable" => {
                 let rec = o.starts_with('r');
                 let kind = match o.trim_start_matches('r') {
                     "private" => Propagation::Private,
@@ -99,7 +100,10 @@ pub fn parse(dest: &Path, options: &[String]) -> Result<ParsedOptions> {
             }
             "defaults" | "async" | "auto" | "noauto" | "user" | "nouser" => continue,
             "sync" | "dirsync" | "mand" | "remount" | "idmap" | "ridmap" | "recursive" => {
-                return Err(MountError::Option { dest: dest.to_owned(), option: o.to_owned() })
+                return Err(MountError::Option {
+                    dest: dest.to_owned(),
+                    option: o.to_owned(),
+                })
             }
             _ => {
                 match o.split_once('=') {
@@ -128,10 +132,20 @@ mod tests {
 
     #[test]
     fn vfs_flags_and_data_are_separated() {
-        let p = parse(Path::new("/dev"), &opts(&["nosuid", "strictatime", "mode=755", "size=65536k"])).unwrap();
+        let p = parse(
+            Path::new("/dev"),
+            &opts(&["nosuid", "strictatime", "mode=755", "size=65536k"]),
+        )
+        .unwrap();
         assert_eq!(p.attrs.set, MOUNT_ATTR_NOSUID | MOUNT_ATTR_STRICTATIME);
         assert_eq!(p.attrs.clr, MOUNT_ATTR_ATIME_MASK);
-        assert_eq!(p.data, vec![("mode".into(), Some("755".into())), ("size".into(), Some("65536k".into()))]);
+        assert_eq!(
+            p.data,
+            vec![
+                ("mode".into(), Some("755".into())),
+                ("size".into(), Some("65536k".into()))
+            ]
+        );
         assert!(!p.bind);
     }
 
@@ -147,7 +161,11 @@ mod tests {
 
     #[test]
     fn bind_kinds_and_propagation() {
-        let p = parse(Path::new("/data"), &opts(&["rbind", "rslave", "newinstance"])).unwrap();
+        let p = parse(
+            Path::new("/data"),
+            &opts(&["rbind", "rslave", "newinstance"]),
+        )
+        .unwrap();
         assert!(p.bind && p.recursive);
         assert_eq!(p.propagation, Some((Propagation::Slave, true)));
         assert_eq!(p.data, vec![("newinstance".into(), None)]);

@@ -12,9 +12,20 @@ use crate::{MountError, Result};
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Step {
     /// A new filesystem instance (proc, sysfs, tmpfs, devpts, mqueue, ...).
-    Fs { dest: PathBuf, fstype: String, source: String, attrs: MountAttrs, data: Vec<(String, Option<String>)> },
+    Fs {
+        dest: PathBuf,
+        fstype: String,
+        source: String,
+        attrs: MountAttrs,
+        data: Vec<(String, Option<String>)>,
+    },
     /// A bind mount of a host path.
-    Bind { source: PathBuf, dest: PathBuf, recursive: bool, attrs: MountAttrs },
+    Bind {
+        source: PathBuf,
+        dest: PathBuf,
+        recursive: bool,
+        attrs: MountAttrs,
+    },
     /// A symlink created inside the rootfs.
     Symlink { target: String, link: PathBuf },
     /// Hide a path: `/dev/null` over a file, an empty read-only tmpfs over a directory.
@@ -24,7 +35,14 @@ pub enum Step {
 }
 
 /// Devices every container gets (the OCI runtime spec's default devices).
-pub const DEFAULT_DEVICES: [&str; 6] = ["/dev/null", "/dev/zero", "/dev/full", "/dev/random", "/dev/urandom", "/dev/tty"];
+pub const DEFAULT_DEVICES: [&str; 6] = [
+    "/dev/null",
+    "/dev/zero",
+    "/dev/full",
+    "/dev/random",
+    "/dev/urandom",
+    "/dev/tty",
+];
 
 /// Plans the mounts of `spec`: its mounts in order, then devices (bound from the host, since device
 /// nodes cannot be created inside a user namespace), the `/dev` symlinks, masked paths and read-only
@@ -35,10 +53,16 @@ pub fn plan(spec: &Spec) -> Result<Vec<Step>> {
     for m in spec.mounts().iter().flatten() {
         let dest = m.destination().clone();
         if !dest.is_absolute() {
-            return Err(MountError::Invalid { dest, reason: "destination must be an absolute path".into() });
+            return Err(MountError::Invalid {
+                dest,
+                reason: "destination must be an absolute path".into(),
+            });
         }
         let opts = options::parse(&dest, m.options().as_deref().unwrap_or(&[]))?;
-        let typ = m.typ().as_deref().unwrap_or(if opts.bind { "bind" } else { "" });
+        let typ = m
+            .typ()
+            .as_deref()
+            .unwrap_or(if opts.bind { "bind" } else { "" });
         if opts.bind || typ == "bind" {
             let source = m.source().clone().ok_or_else(|| MountError::Invalid {
                 dest: dest.clone(),
@@ -47,32 +71,62 @@ pub fn plan(spec: &Spec) -> Result<Vec<Step>> {
             if !source.is_absolute() {
                 return Err(MountError::Invalid {
                     dest,
-                    reason: format!("bind source {} must be an absolute host path", source.display()),
+                    reason: format!(
+                        "bind source {} must be an absolute host path",
+                        source.display()
+                    ),
                 });
             }
-            steps.push(Step::Bind { source, dest, recursive: opts.recursive, attrs: opts.attrs });
+            steps.push(Step::Bind {
+                source,
+                dest,
+                recursive: opts.recursive,
+                attrs: opts.attrs,
+            });
             continue;
         }
         if typ.is_empty() {
-            return Err(MountError::Invalid { dest, reason: "mount without a type".into() });
+            return Err(MountError::Invalid {
+                dest,
+                reason: "mount without a type".into(),
+            });
         }
         if dest == Path::new("/dev") && typ == "tmpfs" {
             dev_is_tmpfs = true;
         }
-        let source = m.source().as_ref().map(|s| s.display().to_string()).unwrap_or_else(|| typ.to_owned());
-        steps.push(Step::Fs { dest, fstype: typ.to_owned(), source, attrs: opts.attrs, data: opts.data });
+        let source = m
+            .source()
+            .as_ref()
+            .map(|s| s.display().to_string())
+            .unwrap_or_else(|| typ.to_owned());
+        steps.push(Step::Fs {
+            dest,
+            fstype: typ.to_owned(),
+            source,
+            attrs: opts.attrs,
+            data: opts.data,
+        });
     }
 
     let linux = spec.linux().as_ref();
     let mut devices: Vec<PathBuf> = DEFAULT_DEVICES.iter().map(PathBuf::from).collect();
-    for d in linux.and_then(|l| l.devices().as_ref()).into_iter().flatten() {
+    for d in linux
+        .and_then(|l| l.devices().as_ref())
+        .into_iter()
+        .flatten()
+    {
         if !devices.contains(d.path()) {
             devices.push(d.path().clone());
         }
     }
     let dev_attrs = MountAttrs::set(MOUNT_ATTR_NOSUID | MOUNT_ATTR_NOEXEC);
     for d in devices {
-        steps.push(Step::Bind { source: d.clone(), dest: d, recursive: false, attrs: dev_attrs });
+        steps.push(Step::Bind {
+            source: d.clone(),
+            dest: d,
+            recursive: false,
+            attrs: dev_attrs,
+        });
     }
     if dev_is_tmpfs {
         for (target, link) in [
@@ -83,13 +137,24 @@ pub fn plan(spec: &Spec) -> Result<Vec<Step>> {
             ("pts/ptmx", "/dev/ptmx"),
             ("/proc/kcore", "/dev/core"),
         ] {
-            steps.push(Step::Symlink { target: target.into(), link: link.into() });
+            steps.push(Step::Symlink {
+                target: target.into(),
+                link: link.into(),
+            });
         }
     }
-    for p in linux.and_then(|l| l.masked_paths().as_ref()).into_iter().flatten() {
+    for p in linux
+        .and_then(|l| l.masked_paths().as_ref())
+        .into_iter()
+        .flatten()
+    {
         steps.push(Step::Mask { path: p.into() });
     }
-    for p in linux.and_then(|l| l.readonly_paths().as_ref()).into_iter().flatten() {
+    for p in linux
+        .and_then(|l| l.readonly_paths().as_ref())
+        .into_iter()
+        .flatten()
+    {
         steps.push(Step::ReadOnly { path: p.into() });
     }
     Ok(steps)
@@ -122,15 +187,33 @@ mod tests {
     fn default_mounts_become_fs_steps_then_devices_then_masks() {
         let spec = spec_with(oci_spec::runtime::get_default_mounts());
         let steps = plan(&spec).unwrap();
-        let Step::Fs { dest, fstype, .. } = &steps[0] else { panic!("{:?}", steps[0]) };
-        assert_eq!((dest.as_path(), fstype.as_str()), (Path::new("/proc"), "proc"));
-        assert!(steps.iter().any(|s| matches!(s, Step::Bind { dest, .. } if dest == Path::new("/dev/null"))));
+        let Step::Fs { dest, fstype, .. } = &steps[0] else {
+            panic!("{:?}", steps[0])
+        };
+        assert_eq!(
+            (dest.as_path(), fstype.as_str()),
+            (Path::new("/proc"), "proc")
+        );
+        assert!(steps
+            .iter()
+            .any(|s| matches!(s, Step::Bind { dest, .. } if dest == Path::new("/dev/null"))));
         assert!(steps.iter().any(|s| matches!(s, Step::Symlink { link, target } if link == Path::new("/dev/ptmx") && target == "pts/ptmx")));
         // Masks and read-only paths come after every mount, so that they cover what the mounts created.
-        let last_fs = steps.iter().rposition(|s| matches!(s, Step::Fs { .. } | Step::Bind { .. })).unwrap();
-        let first_mask = steps.iter().position(|s| matches!(s, Step::Mask { .. })).unwrap();
+        let last_fs = steps
+            .iter()
+            .rposition(|s| matches!(s, Step::Fs { .. } | Step::Bind { .. }))
+            .unwrap();
+        let first_mask = steps
+            .iter()
+            .position(|s| matches!(s, Step::Mask { .. }))
+            .unwrap();
         assert!(last_fs < first_mask);
-        assert_eq!(steps.last(), Some(&Step::ReadOnly { path: "/proc/sys".into() }));
+        assert_eq!(
+            steps.last(),
+            Some(&Step::ReadOnly {
+                path: "/proc/sys".into()
+            })
+        );
     }
 
     #[test]
@@ -143,7 +226,11 @@ mod tests {
             .build()
             .unwrap();
         let e = plan(&spec_with(vec![m])).unwrap_err();
-        assert!(e.to_string().contains("relative/dir must be an absolute host path"), "{e}");
+        assert!(
+            e.to_string()
+                .contains("relative/dir must be an absolute host path"),
+            "{e}"
+        );
     }
 
     #[test]
@@ -151,11 +238,23 @@ mod tests {
         let m = MountBuilder::default()
             .destination("/data")
             .source("/srv/data")
-            .options(vec!["rbind".to_string(), "ro".to_string(), "nosuid".to_string()])
+            .options(vec![
+                "rbind".to_string(),
+                "ro".to_string(),
+                "nosuid".to_string(),
+            ])
             .build()
             .unwrap();
         let steps = plan(&spec_with(vec![m])).unwrap();
-        let Step::Bind { source, recursive, attrs, .. } = &steps[0] else { panic!() };
+        let Step::Bind {
+            source,
+            recursive,
+            attrs,
+            ..
+        } = &steps[0]
+        else {
+            panic!()
+        };
         assert_eq!(source, Path::new("/srv/data"));
         assert!(*recursive && attrs.readonly() && attrs.set & MOUNT_ATTR_NOSUID != 0);
     }

@@ -29,7 +29,11 @@ pub fn relative(p: &Path) -> PathBuf {
 }
 
 fn openat2_in_root(root: BorrowedFd<'_>, rel: &Path) -> std::result::Result<OwnedFd, Errno> {
-    let path: &Path = if rel.as_os_str().is_empty() { Path::new(".") } else { rel };
+    let path: &Path = if rel.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        rel
+    };
     loop {
         match rustix::fs::openat2(
             root,
@@ -48,7 +52,11 @@ fn openat2_in_root(root: BorrowedFd<'_>, rel: &Path) -> std::result::Result<Owne
 /// parents, as directories) when asked. Errors name `path` itself, not the component that failed.
 pub fn open_in_root(root: BorrowedFd<'_>, path: &Path, create: Create) -> Result<OwnedFd> {
     open_in_root_inner(root, path, create).map_err(|e| match e {
-        MountError::Sys { op, source, .. } => MountError::Sys { op, path: path.to_owned(), source },
+        MountError::Sys { op, source, .. } => MountError::Sys {
+            op,
+            path: path.to_owned(),
+            source,
+        },
         other => other,
     })
 }
@@ -84,13 +92,23 @@ fn create_child(parent: BorrowedFd<'_>, name: &OsStr, kind: Create, full: &Path)
     };
     match r {
         Ok(()) | Err(Errno::EXIST) => Ok(()),
-        Err(e) => Err(MountError::sys(if kind == Create::Dir { "mkdir" } else { "create" }, full, e)),
+        Err(e) => Err(MountError::sys(
+            if kind == Create::Dir {
+                "mkdir"
+            } else {
+                "create"
+            },
+            full,
+            e,
+        )),
     }
 }
 
 /// True when the `O_PATH` descriptor refers to a directory.
 pub fn is_dir(fd: BorrowedFd<'_>) -> bool {
-    rustix::fs::fstat(fd).map(|st| rustix::fs::FileType::from_raw_mode(st.st_mode).is_dir()).unwrap_or(false)
+    rustix::fs::fstat(fd)
+        .map(|st| rustix::fs::FileType::from_raw_mode(st.st_mode).is_dir())
+        .unwrap_or(false)
 }
 
 #[cfg(test)]

@@ -7,9 +7,12 @@ use rustix::fs::CWD;
 use rustix::io::Errno;
 use rustix::mount::{FsMountFlags, FsOpenFlags, MountAttrFlags, MoveMountFlags, OpenTreeFlags};
 
-use crate::options::{MountAttrs, MOUNT_ATTR_IDMAP, MOUNT_ATTR_NODEV, MOUNT_ATTR_NOEXEC, MOUNT_ATTR_NOSUID, MOUNT_ATTR_RDONLY};
+use crate::options::{
+    MountAttrs, MOUNT_ATTR_IDMAP, MOUNT_ATTR_NODEV, MOUNT_ATTR_NOEXEC, MOUNT_ATTR_NOSUID,
+    MOUNT_ATTR_RDONLY,
+};
 use crate::resolve::{is_dir, open_in_root, Create};
-use crate::{Mounter, MountError, Result, Step};
+use crate::{MountError, Mounter, Result, Step};
 
 #[repr(C)]
 struct MountAttr {
@@ -40,7 +43,12 @@ pub(crate) fn set_attrs(
     recursive: bool,
     userns: Option<BorrowedFd<'_>>,
 ) -> Result<()> {
-    let mut a = MountAttr { attr_set: attrs.set, attr_clr: attrs.clr, propagation: 0, userns_fd: 0 };
+    let mut a = MountAttr {
+        attr_set: attrs.set,
+        attr_clr: attrs.clr,
+        propagation: 0,
+        userns_fd: 0,
+    };
     if let Some(u) = userns {
         a.attr_set |= MOUNT_ATTR_IDMAP;
         a.userns_fd = u.as_raw_fd() as u64;
@@ -62,7 +70,11 @@ pub(crate) fn set_attrs(
         )
     };
     if r == -1 {
-        return Err(MountError::sys("mount_setattr", what, std::io::Error::last_os_error()));
+        return Err(MountError::sys(
+            "mount_setattr",
+            what,
+            std::io::Error::last_os_error(),
+        ));
     }
     Ok(())
 }
@@ -81,8 +93,14 @@ pub(crate) fn attach_fd(mnt: BorrowedFd<'_>, target: BorrowedFd<'_>, what: &Path
 
 /// `move_mount(2)` onto a path in the caller's mount namespace.
 pub(crate) fn attach_path(mnt: BorrowedFd<'_>, target: &Path) -> Result<()> {
-    rustix::mount::move_mount(mnt, "", CWD, target, MoveMountFlags::MOVE_MOUNT_F_EMPTY_PATH)
-        .map_err(|e| MountError::sys("move_mount", target, e))
+    rustix::mount::move_mount(
+        mnt,
+        "",
+        CWD,
+        target,
+        MoveMountFlags::MOVE_MOUNT_F_EMPTY_PATH,
+    )
+    .map_err(|e| MountError::sys("move_mount", target, e))
 }
 
 /// `fsopen` + `fsconfig` + `fsmount`: a new detached filesystem instance.
@@ -98,8 +116,10 @@ pub(crate) fn fs_instance(
         path: dest.to_owned(),
         source: std::io::Error::from(e),
     };
-    let fs = rustix::mount::fsopen(fstype, FsOpenFlags::FSOPEN_CLOEXEC).map_err(|e| err("fsopen", e))?;
-    rustix::mount::fsconfig_set_string(fs.as_fd(), "source", source).map_err(|e| err("fsconfig source", e))?;
+    let fs =
+        rustix::mount::fsopen(fstype, FsOpenFlags::FSOPEN_CLOEXEC).map_err(|e| err("fsopen", e))?;
+    rustix::mount::fsconfig_set_string(fs.as_fd(), "source", source)
+        .map_err(|e| err("fsconfig source", e))?;
     for (k, v) in data {
         let r = match v {
             Some(v) => rustix::mount::fsconfig_set_string(fs.as_fd(), k.as_str(), v.as_str()),
@@ -107,12 +127,16 @@ pub(crate) fn fs_instance(
         };
         r.map_err(|e| MountError::Invalid {
             dest: dest.to_owned(),
-            reason: format!("{fstype} rejects option {k}{}: {e}", v.as_ref().map(|v| format!("={v}")).unwrap_or_default()),
+            reason: format!(
+                "{fstype} rejects option {k}{}: {e}",
+                v.as_ref().map(|v| format!("={v}")).unwrap_or_default()
+            ),
         })?;
     }
     rustix::mount::fsconfig_create(fs.as_fd()).map_err(|e| err("fsconfig create", e))?;
     let flags = MountAttrFlags::from_bits_retain(attrs.set as u32);
-    rustix::mount::fsmount(fs.as_fd(), FsMountFlags::FSMOUNT_CLOEXEC, flags).map_err(|e| err("fsmount", e))
+    rustix::mount::fsmount(fs.as_fd(), FsMountFlags::FSMOUNT_CLOEXEC, flags)
+        .map_err(|e| err("fsmount", e))
 }
 
 /// The [`Mounter`] that performs steps with real syscalls.
@@ -126,12 +150,23 @@ pub struct KernelMounter {
 }
 
 impl KernelMounter {
-    fn bind(&mut self, root: BorrowedFd<'_>, source: &Path, dest: &Path, recursive: bool, attrs: MountAttrs) -> Result<()> {
+    fn bind(
+        &mut self,
+        root: BorrowedFd<'_>,
+        source: &Path,
+        dest: &Path,
+        recursive: bool,
+        attrs: MountAttrs,
+    ) -> Result<()> {
         let src = match self.premade.iter().position(|(d, _)| d == dest) {
             Some(i) => self.premade.swap_remove(i).1,
             None => clone_tree(CWD, source, recursive)?,
         };
-        let kind = if is_dir(src.as_fd()) { Create::Dir } else { Create::File };
+        let kind = if is_dir(src.as_fd()) {
+            Create::Dir
+        } else {
+            Create::File
+        };
         if attrs.set != 0 || attrs.clr != 0 {
             set_attrs(src.as_fd(), source, attrs, recursive, None)?;
         }
@@ -143,12 +178,19 @@ impl KernelMounter {
 impl Mounter for KernelMounter {
     fn apply(&mut self, root: BorrowedFd<'_>, step: &Step) -> Result<()> {
         match step {
-            Step::Fs { dest, fstype, source, attrs, data } => {
+            Step::Fs {
+                dest,
+                fstype,
+                source,
+                attrs,
+                data,
+            } => {
                 let target = open_in_root(root, dest, Create::Dir)?;
                 // Gocker supports cgroup v2 only: a "cgroup" mount (as in runc's default config.json)
                 // becomes the cgroup2 view of the container's cgroup namespace, as crun does.
                 let fstype = if fstype == "cgroup" {
-                    self.notes.push(format!("{}: cgroup mounted as cgroup2", dest.display()));
+                    self.notes
+                        .push(format!("{}: cgroup mounted as cgroup2", dest.display()));
                     "cgroup2"
                 } else {
                     fstype.as_str()
@@ -158,7 +200,8 @@ impl Mounter for KernelMounter {
                     // sysfs needs a network namespace owned by our user namespace; without one,
                     // bind the host's /sys read-only (as runc and podman do).
                     Err(e) if fstype == "sysfs" && e.errno() == Some(libc::EPERM) => {
-                        self.notes.push(format!("sysfs: {e}; bound /sys read-only instead"));
+                        self.notes
+                            .push(format!("sysfs: {e}; bound /sys read-only instead"));
                         let m = clone_tree(CWD, Path::new("/sys"), true)?;
                         set_attrs(m.as_fd(), dest, attrs.with(MOUNT_ATTR_RDONLY), true, None)?;
                         m
@@ -166,23 +209,47 @@ impl Mounter for KernelMounter {
                     // No usable cgroup2 hierarchy for this namespace (e.g. a hybrid host whose controllers
                     // are bound to v1): an empty read-only tmpfs keeps /sys/fs/cgroup present but inert.
                     Err(e) if fstype == "cgroup2" && e.errno() == Some(libc::EPERM) => {
-                        self.notes.push(format!("{}: cgroup2 refused ({e}); mounted an empty read-only tmpfs", dest.display()));
-                        let ro = MountAttrs::set(MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC);
-                        fs_instance("tmpfs", "cgroup", &[("size".into(), Some("0".into()))], ro, dest)?
+                        self.notes.push(format!(
+                            "{}: cgroup2 refused ({e}); mounted an empty read-only tmpfs",
+                            dest.display()
+                        ));
+                        let ro = MountAttrs::set(
+                            MOUNT_ATTR_RDONLY
+                                | MOUNT_ATTR_NOSUID
+                                | MOUNT_ATTR_NODEV
+                                | MOUNT_ATTR_NOEXEC,
+                        );
+                        fs_instance(
+                            "tmpfs",
+                            "cgroup",
+                            &[("size".into(), Some("0".into()))],
+                            ro,
+                            dest,
+                        )?
                     }
                     // devpts rejects gid= when that group is not mapped (single-id rootless maps).
-                    Err(MountError::Invalid { .. }) if fstype == "devpts" && data.iter().any(|(k, _)| k == "gid") => {
-                        self.notes.push("devpts: gid not mapped, mounted without gid=".into());
-                        let data: Vec<_> = data.iter().filter(|(k, _)| k != "gid").cloned().collect();
+                    Err(MountError::Invalid { .. })
+                        if fstype == "devpts" && data.iter().any(|(k, _)| k == "gid") =>
+                    {
+                        self.notes
+                            .push("devpts: gid not mapped, mounted without gid=".into());
+                        let data: Vec<_> =
+                            data.iter().filter(|(k, _)| k != "gid").cloned().collect();
                         fs_instance(fstype, source, &data, *attrs, dest)?
                     }
                     Err(e) => return Err(e),
                 };
                 attach_fd(mnt.as_fd(), target.as_fd(), dest)
             }
-            Step::Bind { source, dest, recursive, attrs } => self.bind(root, source, dest, *recursive, *attrs),
+            Step::Bind {
+                source,
+                dest,
+                recursive,
+                attrs,
+            } => self.bind(root, source, dest, *recursive, *attrs),
             Step::Symlink { target, link } => {
-                let parent = open_in_root(root, link.parent().unwrap_or(Path::new("/")), Create::Dir)?;
+                let parent =
+                    open_in_root(root, link.parent().unwrap_or(Path::new("/")), Create::Dir)?;
                 let name = link.file_name().unwrap_or_default();
                 match rustix::fs::symlinkat(target.as_str(), parent.as_fd(), name) {
                     Ok(()) | Err(Errno::EXIST) => Ok(()),
@@ -196,8 +263,19 @@ impl Mounter for KernelMounter {
                     Err(e) => return Err(e),
                 };
                 let mnt = if is_dir(target.as_fd()) {
-                    let ro = MountAttrs::set(MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC);
-                    fs_instance("tmpfs", "tmpfs", &[("size".into(), Some("0".into()))], ro, path)?
+                    let ro = MountAttrs::set(
+                        MOUNT_ATTR_RDONLY
+                            | MOUNT_ATTR_NOSUID
+                            | MOUNT_ATTR_NODEV
+                            | MOUNT_ATTR_NOEXEC,
+                    );
+                    fs_instance(
+                        "tmpfs",
+                        "tmpfs",
+                        &[("size".into(), Some("0".into()))],
+                        ro,
+                        path,
+                    )?
                 } else {
                     clone_tree(CWD, Path::new("/dev/null"), false)?
                 };
@@ -210,7 +288,13 @@ impl Mounter for KernelMounter {
                     Err(e) => return Err(e),
                 };
                 let mnt = clone_tree(target.as_fd(), Path::new(""), true)?;
-                set_attrs(mnt.as_fd(), path, MountAttrs::set(MOUNT_ATTR_RDONLY), true, None)?;
+                set_attrs(
+                    mnt.as_fd(),
+                    path,
+                    MountAttrs::set(MOUNT_ATTR_RDONLY),
+                    true,
+                    None,
+                )?;
                 attach_fd(mnt.as_fd(), target.as_fd(), path)
             }
         }

@@ -5,19 +5,44 @@ use std::path::PathBuf;
 #[derive(Debug, thiserror::Error)]
 pub enum NetError {
     #[error("netlink {op} {target}: {source}")]
-    Netlink { op: &'static str, target: String, source: std::io::Error },
+    Netlink {
+        op: &'static str,
+        target: String,
+        source: std::io::Error,
+    },
     #[error("{op} {path}: {source}")]
-    Io { op: &'static str, path: PathBuf, source: std::io::Error },
+    Io {
+        op: &'static str,
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("{flag} {value:?}: {reason}")]
-    Invalid { flag: &'static str, value: String, reason: String },
-    #[error("--network {mode}: {helper} is not installed (install the Debian package `{package}`)")]
-    MissingHelper { mode: String, helper: &'static str, package: &'static str },
+    Invalid {
+        flag: &'static str,
+        value: String,
+        reason: String,
+    },
+    #[error(
+        "--network {mode}: {helper} is not installed (install the Debian package `{package}`)"
+    )]
+    MissingHelper {
+        mode: String,
+        helper: &'static str,
+        package: &'static str,
+    },
     #[error("{helper}: {message}")]
-    Helper { helper: &'static str, message: String },
+    Helper {
+        helper: &'static str,
+        message: String,
+    },
     #[error("no free address in {subnet}/{prefix} for the bridge network (all leases taken)")]
     SubnetFull { subnet: Ipv4Addr, prefix: u8 },
     #[error("bridge subnet {subnet}/{prefix} collides with the host route {route} (set GOCKER_BRIDGE_SUBNET to a free range)")]
-    SubnetCollision { subnet: Ipv4Addr, prefix: u8, route: String },
+    SubnetCollision {
+        subnet: Ipv4Addr,
+        prefix: u8,
+        route: String,
+    },
     #[error("nft: {0}")]
     Nft(String),
     #[error("--network {mode} needs root (rootless containers use slirp4netns or pasta)")]
@@ -28,7 +53,10 @@ pub enum NetError {
 
 pub type Result<T> = std::result::Result<T, NetError>;
 
-pub(crate) fn io_err(op: &'static str, path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> NetError {
+pub(crate) fn io_err(
+    op: &'static str,
+    path: impl Into<PathBuf>,
+) -> impl FnOnce(std::io::Error) -> NetError {
     let path = path.into();
     move |source| NetError::Io { op, path, source }
 }

@@ -11,7 +11,12 @@ pub const FALLBACK_DNS: [&str; 2] = ["8.8.8.8", "8.8.4.4"];
 /// from the container (`keep_loopback` only in the host's namespace), else `builtin` (e.g.
 /// slirp4netns's DNS forwarder), else docker's public fallback. `search` and `options` lines of
 /// the host are kept.
-pub fn resolv_conf(host: &str, dns: &[IpAddr], builtin: Option<Ipv4Addr>, keep_loopback: bool) -> String {
+pub fn resolv_conf(
+    host: &str,
+    dns: &[IpAddr],
+    builtin: Option<Ipv4Addr>,
+    keep_loopback: bool,
+) -> String {
     let mut out = String::new();
     for l in host.lines() {
         let t = l.trim();
@@ -27,7 +32,9 @@ pub fn resolv_conf(host: &str, dns: &[IpAddr], builtin: Option<Ipv4Addr>, keep_l
             .lines()
             .filter_map(|l| l.trim().strip_prefix("nameserver"))
             .map(|s| s.trim().to_owned())
-            .filter(|s| keep_loopback || !s.parse::<IpAddr>().map(|a| a.is_loopback()).unwrap_or(true))
+            .filter(|s| {
+                keep_loopback || !s.parse::<IpAddr>().map(|a| a.is_loopback()).unwrap_or(true)
+            })
             .collect();
         match (host_servers.is_empty(), builtin) {
             (_, Some(b)) => vec![b.to_string()],
@@ -64,7 +71,10 @@ mod tests {
     #[test]
     fn resolv_filters_loopback_and_keeps_search() {
         let r = resolv_conf(HOST, &[], None, false);
-        assert_eq!(r, "search example.org\noptions edns0\nnameserver 192.0.2.53\n");
+        assert_eq!(
+            r,
+            "search example.org\noptions edns0\nnameserver 192.0.2.53\n"
+        );
         let only_local = resolv_conf("nameserver 127.0.0.53\n", &[], None, false);
         assert_eq!(only_local, "nameserver 8.8.8.8\nnameserver 8.8.4.4\n");
         assert!(resolv_conf(HOST, &[], None, true).contains("127.0.0.53"));
@@ -73,14 +83,28 @@ mod tests {
     #[test]
     fn resolv_dns_flag_and_builtin_win() {
         let d: IpAddr = "192.0.2.1".parse().unwrap();
-        assert!(resolv_conf(HOST, &[d], Some(Ipv4Addr::new(10, 0, 2, 3)), false).ends_with("nameserver 192.0.2.1\n"));
-        assert!(resolv_conf(HOST, &[], Some(Ipv4Addr::new(10, 0, 2, 3)), false).ends_with("nameserver 10.0.2.3\n"));
+        assert!(
+            resolv_conf(HOST, &[d], Some(Ipv4Addr::new(10, 0, 2, 3)), false)
+                .ends_with("nameserver 192.0.2.1\n")
+        );
+        assert!(
+            resolv_conf(HOST, &[], Some(Ipv4Addr::new(10, 0, 2, 3)), false)
+                .ends_with("nameserver 10.0.2.3\n")
+        );
     }
 
     #[test]
     fn hosts_maps_hostname() {
-        let h = hosts("box", Some(Ipv4Addr::new(10, 88, 0, 2)), &[("db".into(), "192.0.2.9".parse().unwrap())]);
-        assert!(h.contains("10.88.0.2\tbox\n") && h.contains("192.0.2.9\tdb\n") && h.starts_with("127.0.0.1\tlocalhost\n"));
+        let h = hosts(
+            "box",
+            Some(Ipv4Addr::new(10, 88, 0, 2)),
+            &[("db".into(), "192.0.2.9".parse().unwrap())],
+        );
+        assert!(
+            h.contains("10.88.0.2\tbox\n")
+                && h.contains("192.0.2.9\tdb\n")
+                && h.starts_with("127.0.0.1\tlocalhost\n")
+        );
         assert!(hosts("box", None, &[]).contains("127.0.0.1\tbox\n"));
     }
 }

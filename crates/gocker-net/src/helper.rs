@@ -70,7 +70,9 @@ impl Drop for Helper {
         // slirp4netns exits when its --exit-fd closes; pasta has no state worth a graceful stop
         // (and lingers on SIGTERM): it is SIGKILLed.
         self._exit_w = None;
-        let Some(mut child) = self.child.take() else { return };
+        let Some(mut child) = self.child.take() else {
+            return;
+        };
         if self.name == "pasta" {
             let _ = child.kill();
         }
@@ -98,7 +100,10 @@ impl Drop for Helper {
 }
 
 fn helper_err(name: &'static str, message: impl Into<String>) -> NetError {
-    NetError::Helper { helper: name, message: message.into() }
+    NetError::Helper {
+        helper: name,
+        message: message.into(),
+    }
 }
 
 fn die_with_parent(cmd: &mut Command, keep: Vec<i32>) {
@@ -126,39 +131,77 @@ fn stderr_of(child: &mut Child) -> String {
 
 /// Starts slirp4netns for the network namespace of `pid` (joining its user namespace) and
 /// publishes `ports` through its API socket at `api`.
-pub fn slirp4netns(pid: i32, api: &Path, ports: &[PortMapping], timeout: Duration) -> Result<Helper> {
+pub fn slirp4netns(
+    pid: i32,
+    api: &Path,
+    ports: &[PortMapping],
+    timeout: Duration,
+) -> Result<Helper> {
     const NAME: &str = "slirp4netns";
-    let bin = find(NAME).ok_or(NetError::MissingHelper { mode: NAME.into(), helper: NAME, package: "slirp4netns" })?;
-    let (ready_r, ready_w) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC).map_err(|e| helper_err(NAME, format!("pipe: {e}")))?;
-    let (exit_r, exit_w) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC).map_err(|e| helper_err(NAME, format!("pipe: {e}")))?;
+    let bin = find(NAME).ok_or(NetError::MissingHelper {
+        mode: NAME.into(),
+        helper: NAME,
+        package: "slirp4netns",
+    })?;
+    let (ready_r, ready_w) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)
+        .map_err(|e| helper_err(NAME, format!("pipe: {e}")))?;
+    let (exit_r, exit_w) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)
+        .map_err(|e| helper_err(NAME, format!("pipe: {e}")))?;
     let _ = std::fs::remove_file(api);
     let mut cmd = Command::new(bin);
-    cmd.args(["--configure", "--mtu=65520", "--disable-host-loopback", "--enable-sandbox", "--enable-seccomp"])
-        .arg(format!("--ready-fd={}", ready_w.as_raw_fd()))
-        .arg(format!("--exit-fd={}", exit_r.as_raw_fd()))
-        .arg("--api-socket")
-        .arg(api)
-        .arg(pid.to_string())
-        .arg("tap0")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped());
+    cmd.args([
+        "--configure",
+        "--mtu=65520",
+        "--disable-host-loopback",
+        "--enable-sandbox",
+        "--enable-seccomp",
+    ])
+    .arg(format!("--ready-fd={}", ready_w.as_raw_fd()))
+    .arg(format!("--exit-fd={}", exit_r.as_raw_fd()))
+    .arg("--api-socket")
+    .arg(api)
+    .arg(pid.to_string())
+    .arg("tap0")
+    .stdin(Stdio::null())
+    .stdout(Stdio::null())
+    .stderr(Stdio::piped());
     die_with_parent(&mut cmd, vec![ready_w.as_raw_fd(), exit_r.as_raw_fd()]);
-    let child = cmd.spawn().map_err(|e| helper_err(NAME, format!("spawn: {e}")))?;
+    let child = cmd
+        .spawn()
+        .map_err(|e| helper_err(NAME, format!("spawn: {e}")))?;
     drop(ready_w);
     drop(exit_r);
-    let mut helper = Helper { name: NAME, child: Some(child), _exit_w: Some(exit_w), holds_ports: !ports.is_empty() };
+    let mut helper = Helper {
+        name: NAME,
+        child: Some(child),
+        _exit_w: Some(exit_w),
+        holds_ports: !ports.is_empty(),
+    };
     // Ready: one byte on the ready fd; EOF means it died.
     let mut ready = std::fs::File::from(ready_r);
-    let mut fds = [rustix::event::PollFd::new(&ready, rustix::event::PollFlags::IN)];
-    let t = rustix::event::Timespec { tv_sec: timeout.as_secs() as i64, tv_nsec: 0 };
-    let n = rustix::event::poll(&mut fds, Some(&t)).map_err(|e| helper_err(NAME, format!("poll: {e}")))?;
+    let mut fds = [rustix::event::PollFd::new(
+        &ready,
+        rustix::event::PollFlags::IN,
+    )];
+    let t = rustix::event::Timespec {
+        tv_sec: timeout.as_secs() as i64,
+        tv_nsec: 0,
+    };
+    let n = rustix::event::poll(&mut fds, Some(&t))
+        .map_err(|e| helper_err(NAME, format!("poll: {e}")))?;
     let mut b = [0u8; 1];
     if n == 0 || ready.read(&mut b).unwrap_or(0) == 0 {
         let _ = helper.child().kill();
         let _ = helper.child().wait();
         let msg = stderr_of(helper.child());
-        return Err(helper_err(NAME, if n == 0 { format!("not ready after {timeout:?}") } else { format!("exited during setup: {msg}") }));
+        return Err(helper_err(
+            NAME,
+            if n == 0 {
+                format!("not ready after {timeout:?}")
+            } else {
+                format!("exited during setup: {msg}")
+            },
+        ));
     }
     for p in ports {
         // A port the previous holder is still releasing (its exit is in progress) is retried
@@ -166,7 +209,9 @@ pub fn slirp4netns(pid: i32, api: &Path, ports: &[PortMapping], timeout: Duratio
         let end = Instant::now() + Duration::from_millis(500);
         loop {
             match add_hostfwd(api, p, timeout) {
-                Err(NetError::Invalid { .. }) if Instant::now() < end => std::thread::sleep(Duration::from_millis(20)),
+                Err(NetError::Invalid { .. }) if Instant::now() < end => {
+                    std::thread::sleep(Duration::from_millis(20))
+                }
                 r => break r?,
             }
         }
@@ -182,15 +227,26 @@ fn add_hostfwd(api: &Path, p: &PortMapping, timeout: Duration) -> Result<()> {
         "host_port": p.host_port,
         "guest_port": p.container_port,
     }});
-    let mut s = std::os::unix::net::UnixStream::connect(api).map_err(|e| helper_err(NAME, format!("connect {}: {e}", api.display())))?;
+    let mut s = std::os::unix::net::UnixStream::connect(api)
+        .map_err(|e| helper_err(NAME, format!("connect {}: {e}", api.display())))?;
     let _ = s.set_read_timeout(Some(timeout));
-    s.write_all(req.to_string().as_bytes()).map_err(|e| helper_err(NAME, format!("api write: {e}")))?;
+    s.write_all(req.to_string().as_bytes())
+        .map_err(|e| helper_err(NAME, format!("api write: {e}")))?;
     let _ = s.shutdown(std::net::Shutdown::Write);
     let mut resp = String::new();
-    s.read_to_string(&mut resp).map_err(|e| helper_err(NAME, format!("api read: {e}")))?;
-    let v: serde_json::Value = serde_json::from_str(&resp).map_err(|e| helper_err(NAME, format!("api response {resp:?}: {e}")))?;
+    s.read_to_string(&mut resp)
+        .map_err(|e| helper_err(NAME, format!("api read: {e}")))?;
+    let v: serde_json::Value = serde_json::from_str(&resp)
+        .map_err(|e| helper_err(NAME, format!("api response {resp:?}: {e}")))?;
     if let Some(err) = v.get("error") {
-        return Err(NetError::Invalid { flag: "--publish", value: p.to_string(), reason: format!("slirp4netns add_hostfwd: {}", err["desc"].as_str().unwrap_or(&err.to_string())) });
+        return Err(NetError::Invalid {
+            flag: "--publish",
+            value: p.to_string(),
+            reason: format!(
+                "slirp4netns add_hostfwd: {}",
+                err["desc"].as_str().unwrap_or(&err.to_string())
+            ),
+        });
     }
     Ok(())
 }
@@ -205,7 +261,9 @@ pub fn pasta_port_arg(p: &PortMapping) -> String {
 
 /// The pasta command line for the namespaces of `pid` (joined by pid).
 pub fn pasta_args(pid: i32, pidfile: &Path, ports: &[PortMapping]) -> Vec<String> {
-    let mut a: Vec<String> = ["--config-net", "--quiet", "--foreground", "--no-map-gw"].map(String::from).to_vec();
+    let mut a: Vec<String> = ["--config-net", "--quiet", "--foreground", "--no-map-gw"]
+        .map(String::from)
+        .to_vec();
     a.push("--pid".into());
     a.push(pidfile.display().to_string());
     let mut tcp = 0;
@@ -241,24 +299,44 @@ pub fn pasta_args(pid: i32, pidfile: &Path, ports: &[PortMapping]) -> Vec<String
 /// (pasta does that after configuring the namespace).
 pub fn pasta(pid: i32, pidfile: &Path, ports: &[PortMapping], timeout: Duration) -> Result<Helper> {
     const NAME: &str = "pasta";
-    let bin = find(NAME).ok_or(NetError::MissingHelper { mode: NAME.into(), helper: NAME, package: "passt" })?;
+    let bin = find(NAME).ok_or(NetError::MissingHelper {
+        mode: NAME.into(),
+        helper: NAME,
+        package: "passt",
+    })?;
     let _ = std::fs::remove_file(pidfile);
     let mut cmd = Command::new(bin);
-    cmd.args(pasta_args(pid, pidfile, ports)).stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::piped());
+    cmd.args(pasta_args(pid, pidfile, ports))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
     die_with_parent(&mut cmd, Vec::new());
-    let child = cmd.spawn().map_err(|e| helper_err(NAME, format!("spawn: {e}")))?;
-    let mut helper = Helper { name: NAME, child: Some(child), _exit_w: None, holds_ports: !ports.is_empty() };
+    let child = cmd
+        .spawn()
+        .map_err(|e| helper_err(NAME, format!("spawn: {e}")))?;
+    let mut helper = Helper {
+        name: NAME,
+        child: Some(child),
+        _exit_w: None,
+        holds_ports: !ports.is_empty(),
+    };
     let started = Instant::now();
     let end = started + timeout;
     loop {
-        if std::fs::read_to_string(pidfile).map(|s| !s.trim().is_empty()).unwrap_or(false) {
+        if std::fs::read_to_string(pidfile)
+            .map(|s| !s.trim().is_empty())
+            .unwrap_or(false)
+        {
             let _ = std::fs::remove_file(pidfile);
             tracing::debug!("pasta ready after {:?}", started.elapsed());
             return Ok(helper);
         }
         if let Ok(Some(st)) = helper.child().try_wait() {
             let msg = stderr_of(helper.child());
-            return Err(helper_err(NAME, format!("exited during setup ({st}): {msg}")));
+            return Err(helper_err(
+                NAME,
+                format!("exited during setup ({st}): {msg}"),
+            ));
         }
         if Instant::now() > end {
             return Err(helper_err(NAME, format!("not ready after {timeout:?}")));
@@ -276,7 +354,10 @@ mod tests {
         let p: PortMapping = "127.0.0.1:18082:80".parse().unwrap();
         let q: PortMapping = "5353:53/udp".parse().unwrap();
         let a = pasta_args(42, Path::new("/x/pid"), &[p, q]).join(" ");
-        assert!(a.contains("-t 127.0.0.1/18082:80") && a.contains("-u 5353:53"), "{a}");
+        assert!(
+            a.contains("-t 127.0.0.1/18082:80") && a.contains("-u 5353:53"),
+            "{a}"
+        );
         assert!(!a.contains("-t none") && !a.contains("-u none"));
         assert!(a.ends_with("-T none -U none 42"));
         let a = pasta_args(7, Path::new("/x/pid"), &[]).join(" ");

@@ -33,13 +33,24 @@ impl Owner {
     /// The calling process as owner of `id`.
     pub fn me(id: &str) -> Owner {
         let pid = rustix::process::getpid().as_raw_nonzero().get();
-        Owner { id: id.to_owned(), pid, start: process_start_time(pid).unwrap_or(0) }
+        Owner {
+            id: id.to_owned(),
+            pid,
+            start: process_start_time(pid).unwrap_or(0),
+        }
     }
     /// Whether the owning process still runs (same pid and start time, and not a zombie).
     pub fn alive(&self) -> bool {
         let zombie = fs::read_to_string(format!("/proc/{}/stat", self.pid))
             .ok()
-            .and_then(|s| s.rfind(')').and_then(|i| s[i + 1..].split_whitespace().next().map(|st| st == "Z" || st == "X")))
+            .and_then(|s| {
+                s.rfind(')').and_then(|i| {
+                    s[i + 1..]
+                        .split_whitespace()
+                        .next()
+                        .map(|st| st == "Z" || st == "X")
+                })
+            })
             .unwrap_or(false);
         !zombie && process_start_time(self.pid) == Some(self.start)
     }
@@ -55,10 +66,17 @@ pub struct Subnet {
 impl Subnet {
     pub fn new(addr: Ipv4Addr, prefix: u8) -> Result<Subnet> {
         if !(8..=30).contains(&prefix) {
-            return Err(NetError::Invalid { flag: "subnet", value: format!("{addr}/{prefix}"), reason: "prefix must be 8..30".into() });
+            return Err(NetError::Invalid {
+                flag: "subnet",
+                value: format!("{addr}/{prefix}"),
+                reason: "prefix must be 8..30".into(),
+            });
         }
         let mask = u32::MAX << (32 - prefix);
-        Ok(Subnet { addr: (u32::from(addr) & mask).into(), prefix })
+        Ok(Subnet {
+            addr: (u32::from(addr) & mask).into(),
+            prefix,
+        })
     }
     pub fn mask(&self) -> u32 {
         u32::MAX << (32 - self.prefix)
@@ -83,7 +101,11 @@ impl Subnet {
 impl std::str::FromStr for Subnet {
     type Err = NetError;
     fn from_str(s: &str) -> Result<Subnet> {
-        let bad = || NetError::Invalid { flag: "subnet", value: s.into(), reason: "expected A.B.C.D/PREFIX".into() };
+        let bad = || NetError::Invalid {
+            flag: "subnet",
+            value: s.into(),
+            reason: "expected A.B.C.D/PREFIX".into(),
+        };
         let (a, p) = s.split_once('/').ok_or_else(bad)?;
         Subnet::new(a.parse().map_err(|_| bad())?, p.parse().map_err(|_| bad())?)
     }
@@ -99,7 +121,9 @@ impl std::fmt::Display for Subnet {
 pub fn pick(subnet: &Subnet, used: &HashSet<Ipv4Addr>) -> Option<Ipv4Addr> {
     let first = u32::from(subnet.gateway()) + 1;
     let last = u32::from(subnet.broadcast()) - 1;
-    (first..=last).map(Ipv4Addr::from).find(|a| !used.contains(a))
+    (first..=last)
+        .map(Ipv4Addr::from)
+        .find(|a| !used.contains(a))
 }
 
 /// The lease directory of one network.
@@ -129,24 +153,42 @@ impl Ipam {
         let leases = self.leases_dir();
         fs::create_dir_all(&leases).map_err(io_err("create", &leases))?;
         let path = self.dir.join("lock");
-        let fd = rustix::fs::open(&path, rustix::fs::OFlags::CREATE | rustix::fs::OFlags::RDWR | rustix::fs::OFlags::CLOEXEC, rustix::fs::Mode::from_raw_mode(0o600))
-            .map_err(|e| NetError::Io { op: "open", path: path.clone(), source: e.into() })?;
+        let fd = rustix::fs::open(
+            &path,
+            rustix::fs::OFlags::CREATE | rustix::fs::OFlags::RDWR | rustix::fs::OFlags::CLOEXEC,
+            rustix::fs::Mode::from_raw_mode(0o600),
+        )
+        .map_err(|e| NetError::Io {
+            op: "open",
+            path: path.clone(),
+            source: e.into(),
+        })?;
         loop {
             match rustix::fs::flock(&fd, rustix::fs::FlockOperation::LockExclusive) {
                 Ok(()) => return Ok(NetLock(fd)),
                 Err(rustix::io::Errno::INTR) => continue,
-                Err(e) => return Err(NetError::Io { op: "flock", path, source: e.into() }),
+                Err(e) => {
+                    return Err(NetError::Io {
+                        op: "flock",
+                        path,
+                        source: e.into(),
+                    })
+                }
             }
         }
     }
 
     /// All leases (address, owner). Unreadable files are reported with no owner.
     pub fn leases(&self) -> Vec<(Ipv4Addr, Option<Owner>)> {
-        let Ok(rd) = fs::read_dir(self.leases_dir()) else { return Vec::new() };
+        let Ok(rd) = fs::read_dir(self.leases_dir()) else {
+            return Vec::new();
+        };
         rd.flatten()
             .filter_map(|e| {
                 let ip: Ipv4Addr = e.file_name().to_str()?.parse().ok()?;
-                let owner = fs::read(e.path()).ok().and_then(|b| serde_json::from_slice(&b).ok());
+                let owner = fs::read(e.path())
+                    .ok()
+                    .and_then(|b| serde_json::from_slice(&b).ok());
                 Some((ip, owner))
             })
             .collect()
@@ -155,10 +197,17 @@ impl Ipam {
     /// Leases an address of `subnet` to `owner`. The caller holds the lock.
     pub fn allocate(&self, _lock: &NetLock, subnet: &Subnet, owner: &Owner) -> Result<Ipv4Addr> {
         let used: HashSet<Ipv4Addr> = self.leases().into_iter().map(|l| l.0).collect();
-        let ip = pick(subnet, &used).ok_or(NetError::SubnetFull { subnet: subnet.addr, prefix: subnet.prefix })?;
+        let ip = pick(subnet, &used).ok_or(NetError::SubnetFull {
+            subnet: subnet.addr,
+            prefix: subnet.prefix,
+        })?;
         let path = self.leases_dir().join(ip.to_string());
         let body = serde_json::to_vec(owner).expect("owner serialises");
-        let mut f = fs::OpenOptions::new().write(true).create_new(true).open(&path).map_err(io_err("create lease", &path))?;
+        let mut f = fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&path)
+            .map_err(io_err("create lease", &path))?;
         std::io::Write::write_all(&mut f, &body).map_err(io_err("write lease", &path))?;
         Ok(ip)
     }
@@ -167,7 +216,11 @@ impl Ipam {
     pub fn release(&self, ip: Ipv4Addr) -> Result<()> {
         let path = self.leases_dir().join(ip.to_string());
         match fs::remove_file(&path) {
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(NetError::Io { op: "remove lease", path, source: e }),
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(NetError::Io {
+                op: "remove lease",
+                path,
+                source: e,
+            }),
             _ => Ok(()),
         }
     }
@@ -215,7 +268,11 @@ mod tests {
         let mut used = HashSet::new();
         assert_eq!(pick(&s, &used), Some(Ipv4Addr::new(10, 1, 2, 2)));
         used.insert(Ipv4Addr::new(10, 1, 2, 2));
-        assert_eq!(pick(&s, &used), None, "network, gateway and broadcast are never leased");
+        assert_eq!(
+            pick(&s, &used),
+            None,
+            "network, gateway and broadcast are never leased"
+        );
     }
 
     #[test]
@@ -229,13 +286,17 @@ mod tests {
                     (0..10)
                         .map(|j| {
                             let lock = ipam.lock().unwrap();
-                            ipam.allocate(&lock, &s, &Owner::me(&format!("c{i}-{j}"))).unwrap()
+                            ipam.allocate(&lock, &s, &Owner::me(&format!("c{i}-{j}")))
+                                .unwrap()
                         })
                         .collect::<Vec<_>>()
                 })
             })
             .collect();
-        let all: Vec<Ipv4Addr> = handles.into_iter().flat_map(|h| h.join().unwrap()).collect();
+        let all: Vec<Ipv4Addr> = handles
+            .into_iter()
+            .flat_map(|h| h.join().unwrap())
+            .collect();
         let set: HashSet<_> = all.iter().collect();
         assert_eq!(set.len(), 80);
         let ipam = Ipam::new(&dir);
@@ -253,7 +314,17 @@ mod tests {
         let s: Subnet = "10.98.0.0/24".parse().unwrap();
         let lock = ipam.lock().unwrap();
         let live = ipam.allocate(&lock, &s, &Owner::me("live")).unwrap();
-        let dead = ipam.allocate(&lock, &s, &Owner { id: "dead".into(), pid: i32::MAX, start: 1 }).unwrap();
+        let dead = ipam
+            .allocate(
+                &lock,
+                &s,
+                &Owner {
+                    id: "dead".into(),
+                    pid: i32::MAX,
+                    start: 1,
+                },
+            )
+            .unwrap();
         let gone = ipam.release_stale(&lock);
         assert_eq!(gone, vec![(dead, "dead".to_string())]);
         assert_eq!(ipam.leases().len(), 1);

@@ -94,7 +94,11 @@ impl Mode {
         } else if helper::find("slirp4netns").is_some() {
             Ok(Mode::Slirp4netns)
         } else {
-            Err(NetError::MissingHelper { mode: "(default)".into(), helper: "pasta or slirp4netns", package: "passt` or `slirp4netns" })
+            Err(NetError::MissingHelper {
+                mode: "(default)".into(),
+                helper: "pasta or slirp4netns",
+                package: "passt` or `slirp4netns",
+            })
         }
     }
 }
@@ -109,7 +113,14 @@ pub struct BridgeOptions {
 
 impl Default for BridgeOptions {
     fn default() -> Self {
-        BridgeOptions { name: "gocker0".into(), subnet: Subnet { addr: Ipv4Addr::new(10, 88, 0, 0), prefix: 16 }, mtu: 1500 }
+        BridgeOptions {
+            name: "gocker0".into(),
+            subnet: Subnet {
+                addr: Ipv4Addr::new(10, 88, 0, 0),
+                prefix: 16,
+            },
+            mtu: 1500,
+        }
     }
 }
 
@@ -119,19 +130,31 @@ impl BridgeOptions {
         let mut b = BridgeOptions::default();
         if let Ok(n) = std::env::var("GOCKER_BRIDGE") {
             if n.is_empty() || n.len() > 15 || n.contains('/') || n.contains(char::is_whitespace) {
-                return Err(NetError::Invalid { flag: "GOCKER_BRIDGE", value: n, reason: "not a valid interface name (1-15 characters)".into() });
+                return Err(NetError::Invalid {
+                    flag: "GOCKER_BRIDGE",
+                    value: n,
+                    reason: "not a valid interface name (1-15 characters)".into(),
+                });
             }
             b.name = n;
         }
         if let Ok(s) = std::env::var("GOCKER_BRIDGE_SUBNET") {
-            b.subnet = s.parse().map_err(|_| NetError::Invalid { flag: "GOCKER_BRIDGE_SUBNET", value: s.clone(), reason: "expected A.B.C.D/PREFIX with PREFIX 8..30".into() })?;
+            b.subnet = s.parse().map_err(|_| NetError::Invalid {
+                flag: "GOCKER_BRIDGE_SUBNET",
+                value: s.clone(),
+                reason: "expected A.B.C.D/PREFIX with PREFIX 8..30".into(),
+            })?;
         }
         if let Ok(m) = std::env::var("GOCKER_BRIDGE_MTU") {
-            b.mtu = m.parse().ok().filter(|v| (576..=65535).contains(v)).ok_or_else(|| NetError::Invalid {
-                flag: "GOCKER_BRIDGE_MTU",
-                value: m.clone(),
-                reason: "expected 576..65535".into(),
-            })?;
+            b.mtu = m
+                .parse()
+                .ok()
+                .filter(|v| (576..=65535).contains(v))
+                .ok_or_else(|| NetError::Invalid {
+                    flag: "GOCKER_BRIDGE_MTU",
+                    value: m.clone(),
+                    reason: "expected 576..65535".into(),
+                })?;
         }
         Ok(b)
     }
@@ -156,18 +179,35 @@ pub struct NetworkOptions {
 
 /// `--add-host HOST:IP`.
 pub fn parse_add_host(v: &str) -> Result<(String, IpAddr)> {
-    let bad = |reason: &str| NetError::Invalid { flag: "--add-host", value: v.into(), reason: reason.into() };
+    let bad = |reason: &str| NetError::Invalid {
+        flag: "--add-host",
+        value: v.into(),
+        reason: reason.into(),
+    };
     let (h, ip) = v.split_once(':').ok_or_else(|| bad("expected HOST:IP"))?;
-    if h.is_empty() || !h.chars().all(|c| c.is_ascii_alphanumeric() || "-._".contains(c)) {
-        return Err(bad("the host name may contain letters, digits, '-', '.', '_'"));
+    if h.is_empty()
+        || !h
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-._".contains(c))
+    {
+        return Err(bad(
+            "the host name may contain letters, digits, '-', '.', '_'",
+        ));
     }
     let ip = ip.trim_start_matches('[').trim_end_matches(']');
-    Ok((h.to_owned(), ip.parse().map_err(|_| bad("not an IP address"))?))
+    Ok((
+        h.to_owned(),
+        ip.parse().map_err(|_| bad("not an IP address"))?,
+    ))
 }
 
 /// `--dns IP`.
 pub fn parse_dns(v: &str) -> Result<IpAddr> {
-    v.parse().map_err(|_| NetError::Invalid { flag: "--dns", value: v.into(), reason: "not an IP address".into() })
+    v.parse().map_err(|_| NetError::Invalid {
+        flag: "--dns",
+        value: v.into(),
+        reason: "not an IP address".into(),
+    })
 }
 
 impl NetworkOptions {
@@ -175,27 +215,46 @@ impl NetworkOptions {
     pub fn validate(&self, root: bool) -> Result<()> {
         ports::check_unique(&self.ports)?;
         match self.mode {
-            Mode::None | Mode::Host if !self.ports.is_empty() => return Err(NetError::PortsNeedNetwork { mode: self.mode.to_string() }),
-            Mode::Bridge if !root => return Err(NetError::NeedsRoot { mode: "bridge".into() }),
+            Mode::None | Mode::Host if !self.ports.is_empty() => {
+                return Err(NetError::PortsNeedNetwork {
+                    mode: self.mode.to_string(),
+                })
+            }
+            Mode::Bridge if !root => {
+                return Err(NetError::NeedsRoot {
+                    mode: "bridge".into(),
+                })
+            }
             // pasta drops every capability (and switches to nobody) as root, after which it may not
             // open the namespaces of the container's processes, which run as the remapped root.
             Mode::Pasta if root => {
                 return Err(NetError::Invalid {
                     flag: "--network",
                     value: "pasta".into(),
-                    reason: "pasta is a rootless driver; as root use bridge (or slirp4netns)".into(),
+                    reason: "pasta is a rootless driver; as root use bridge (or slirp4netns)"
+                        .into(),
                 })
             }
             Mode::Slirp4netns if helper::find("slirp4netns").is_none() => {
-                return Err(NetError::MissingHelper { mode: "slirp4netns".into(), helper: "slirp4netns", package: "slirp4netns" })
+                return Err(NetError::MissingHelper {
+                    mode: "slirp4netns".into(),
+                    helper: "slirp4netns",
+                    package: "slirp4netns",
+                })
             }
             Mode::Pasta if helper::find("pasta").is_none() => {
-                return Err(NetError::MissingHelper { mode: "pasta".into(), helper: "pasta", package: "passt" })
+                return Err(NetError::MissingHelper {
+                    mode: "pasta".into(),
+                    helper: "pasta",
+                    package: "passt",
+                })
             }
             _ => {}
         }
         if self.mode == Mode::Bridge {
-            if let Some(p) = self.ports.iter().find(|p| p.proto == Proto::Udp && p.host_ip.map(|h| h.is_loopback()).unwrap_or(false)) {
+            if let Some(p) = self.ports.iter().find(|p| {
+                p.proto == Proto::Udp && p.host_ip.map(|h| h.is_loopback()).unwrap_or(false)
+            }) {
                 return Err(NetError::Invalid {
                     flag: "--publish",
                     value: p.to_string(),
@@ -204,7 +263,11 @@ impl NetworkOptions {
             }
         }
         if self.isolate && self.mode != Mode::Bridge {
-            return Err(NetError::Invalid { flag: "--icc", value: "false".into(), reason: format!("isolation applies to --network bridge, not {}", self.mode) });
+            return Err(NetError::Invalid {
+                flag: "--icc",
+                value: "false".into(),
+                reason: format!("isolation applies to --network bridge, not {}", self.mode),
+            });
         }
         Ok(())
     }
@@ -246,7 +309,13 @@ impl Network {
     /// Before the container's namespaces exist: leases an address (bridge) and writes the
     /// container's resolv.conf and hosts into `container_dir`. `net_dir` holds the shared state
     /// (leases, lock, helper records).
-    pub fn prepare(opts: NetworkOptions, id: &str, hostname: &str, net_dir: &Path, container_dir: &Path) -> Result<Network> {
+    pub fn prepare(
+        opts: NetworkOptions,
+        id: &str,
+        hostname: &str,
+        net_dir: &Path,
+        container_dir: &Path,
+    ) -> Result<Network> {
         helper::reap_stopped();
         let mut n = Network {
             ipam: Ipam::new(net_dir.join(&opts.bridge.name)),
@@ -263,7 +332,10 @@ impl Network {
         };
         if n.opts.mode == Mode::Bridge {
             let lock = n.ipam.lock()?;
-            n.ip = Some(n.ipam.allocate(&lock, &n.opts.bridge.subnet, &Owner::me(id))?);
+            n.ip = Some(
+                n.ipam
+                    .allocate(&lock, &n.opts.bridge.subnet, &Owner::me(id))?,
+            );
         }
         let host_resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
         let (builtin, keep_lo, ip) = match n.opts.mode {
@@ -273,7 +345,10 @@ impl Network {
         };
         let resolv = files::resolv_conf(&host_resolv, &n.opts.dns, builtin, keep_lo);
         let hosts = files::hosts(hostname, ip, &n.opts.add_hosts);
-        for (name, body, dest) in [("resolv.conf", resolv, "/etc/resolv.conf"), ("hosts", hosts, "/etc/hosts")] {
+        for (name, body, dest) in [
+            ("resolv.conf", resolv, "/etc/resolv.conf"),
+            ("hosts", hosts, "/etc/hosts"),
+        ] {
             let p = container_dir.join(name);
             std::fs::write(&p, body).map_err(io_err("write", &p))?;
             n.files.push((p, dest));
@@ -325,9 +400,19 @@ impl Network {
 
     fn record_helper(&self, h: &helper::Helper) {
         let dir = Self::helpers_dir(&self.net_dir);
-        let rec = HelperRecord { helper: Owner { id: h.name.into(), pid: h.pid(), start: ipam::process_start_time(h.pid()).unwrap_or(0) }, owner: Owner::me(&self.id) };
+        let rec = HelperRecord {
+            helper: Owner {
+                id: h.name.into(),
+                pid: h.pid(),
+                start: ipam::process_start_time(h.pid()).unwrap_or(0),
+            },
+            owner: Owner::me(&self.id),
+        };
         if std::fs::create_dir_all(&dir).is_ok() {
-            let _ = std::fs::write(dir.join(&self.id), serde_json::to_vec(&rec).expect("record serialises"));
+            let _ = std::fs::write(
+                dir.join(&self.id),
+                serde_json::to_vec(&rec).expect("record serialises"),
+            );
         }
     }
 
@@ -339,8 +424,16 @@ impl Network {
         ensure_bridge(&mut nl, &b)?;
         enable_forwarding()?;
         let ns_path = format!("/proc/{pid}/ns/net");
-        let netns = rustix::fs::open(&ns_path, rustix::fs::OFlags::RDONLY | rustix::fs::OFlags::CLOEXEC, rustix::fs::Mode::empty())
-            .map_err(|e| NetError::Io { op: "open", path: ns_path.clone().into(), source: e.into() })?;
+        let netns = rustix::fs::open(
+            &ns_path,
+            rustix::fs::OFlags::RDONLY | rustix::fs::OFlags::CLOEXEC,
+            rustix::fs::Mode::empty(),
+        )
+        .map_err(|e| NetError::Io {
+            op: "open",
+            path: ns_path.clone().into(),
+            source: e.into(),
+        })?;
         let host = veth_name(&self.id);
         // A link of this name can only be this container's own from its previous run (`gocker
         // start` reuses the id) that the kernel has not finished tearing down with the old namespace.
@@ -356,7 +449,10 @@ impl Network {
 
         // One nft call: table, chains, masquerade and this container's DNAT rules, atomically.
         let mut batch = nft::base_batch(&b.subnet, &b.name);
-        if let (Some(all), Some(ports)) = (batch["nftables"].as_array_mut(), nft::port_batch(&self.id, ip, &self.opts.ports)["nftables"].as_array()) {
+        if let (Some(all), Some(ports)) = (
+            batch["nftables"].as_array_mut(),
+            nft::port_batch(&self.id, ip, &self.opts.ports)["nftables"].as_array(),
+        ) {
             all.extend(ports.iter().cloned());
         }
         self.nft = true;
@@ -364,7 +460,10 @@ impl Network {
         drop(lock);
         for p in self.opts.ports.iter().filter(|p| p.proto == Proto::Tcp) {
             let listen = SocketAddrV4::new(p.host_ip.unwrap_or(Ipv4Addr::UNSPECIFIED), p.host_port);
-            self.proxies.push(proxy::Proxy::start(listen, SocketAddrV4::new(ip, p.container_port))?);
+            self.proxies.push(proxy::Proxy::start(
+                listen,
+                SocketAddrV4::new(ip, p.container_port),
+            )?);
         }
         Ok(())
     }
@@ -376,7 +475,8 @@ impl Network {
         if self.helper.take().is_some() {
             let _ = std::fs::remove_file(Self::helpers_dir(&self.net_dir).join(&self.id));
         }
-        if self.opts.mode != Mode::Bridge || (self.ip.is_none() && self.veth.is_none() && !self.nft) {
+        if self.opts.mode != Mode::Bridge || (self.ip.is_none() && self.veth.is_none() && !self.nft)
+        {
             return;
         }
         let lock = match self.ipam.lock() {
@@ -399,7 +499,11 @@ impl Network {
         }
         if std::mem::take(&mut self.nft) {
             let comment = nft::owner_comment(&self.id);
-            let has_rules = self.opts.ports.iter().any(|p| !p.host_ip.map(|h| h.is_loopback()).unwrap_or(false));
+            let has_rules = self
+                .opts
+                .ports
+                .iter()
+                .any(|p| !p.host_ip.map(|h| h.is_loopback()).unwrap_or(false));
             if let Err(e) = clean_firewall(&nft::NftCli, &self.ipam, has_rules, |c| c == comment) {
                 tracing::warn!("firewall cleanup for {}: {e}", self.id);
             }
@@ -416,15 +520,30 @@ impl Drop for Network {
 
 /// Deletes the whole table when no lease is left (one nft call, no listing); otherwise, when
 /// `has_rules`, the rules whose comment matches.
-fn clean_firewall(fw: &dyn Firewall, ipam: &Ipam, has_rules: bool, pred: impl Fn(&str) -> bool) -> Result<Vec<String>> {
+fn clean_firewall(
+    fw: &dyn Firewall,
+    ipam: &Ipam,
+    has_rules: bool,
+    pred: impl Fn(&str) -> bool,
+) -> Result<Vec<String>> {
     if ipam.leases().is_empty() {
-        return Ok(if fw.delete_table()? { vec![format!("nft table {} {}", nft::FAMILY, nft::TABLE)] } else { Vec::new() });
+        return Ok(if fw.delete_table()? {
+            vec![format!("nft table {} {}", nft::FAMILY, nft::TABLE)]
+        } else {
+            Vec::new()
+        });
     }
     if !has_rules {
         return Ok(Vec::new());
     }
-    let Some(listing) = fw.list()? else { return Ok(Vec::new()) };
-    let removed: Vec<String> = nft::rules(&listing).into_iter().filter(|r| pred(&r.2)).map(|r| format!("nft rule {} ({})", r.1, r.2)).collect();
+    let Some(listing) = fw.list()? else {
+        return Ok(Vec::new());
+    };
+    let removed: Vec<String> = nft::rules(&listing)
+        .into_iter()
+        .filter(|r| pred(&r.2))
+        .map(|r| format!("nft rule {} ({})", r.1, r.2))
+        .collect();
     if let Some(batch) = nft::delete_batch(&listing, pred) {
         fw.apply(&batch)?;
     }
@@ -439,13 +558,27 @@ fn ensure_bridge(nl: &mut netlink::Netlink, b: &BridgeOptions) -> Result<()> {
             if r.prefix == 0 {
                 continue;
             }
-            let route = Subnet { addr: r.dst, prefix: r.prefix.max(1) };
-            if (Subnet { addr: r.dst, prefix: r.prefix }).overlaps(&b.subnet) || route.overlaps(&b.subnet) {
-                return Err(NetError::SubnetCollision { subnet: b.subnet.addr, prefix: b.subnet.prefix, route: format!("{}/{}", r.dst, r.prefix) });
+            let route = Subnet {
+                addr: r.dst,
+                prefix: r.prefix.max(1),
+            };
+            if (Subnet {
+                addr: r.dst,
+                prefix: r.prefix,
+            })
+            .overlaps(&b.subnet)
+                || route.overlaps(&b.subnet)
+            {
+                return Err(NetError::SubnetCollision {
+                    subnet: b.subnet.addr,
+                    prefix: b.subnet.prefix,
+                    route: format!("{}/{}", r.dst, r.prefix),
+                });
             }
         }
         match nl.add_bridge(&b.name, b.mtu) {
-            Err(NetError::Netlink { source, .. }) if source.raw_os_error() == Some(libc::EEXIST) => {}
+            Err(NetError::Netlink { source, .. })
+                if source.raw_os_error() == Some(libc::EEXIST) => {}
             r => r?,
         }
     }
@@ -459,7 +592,10 @@ fn ensure_bridge(nl: &mut netlink::Netlink, b: &BridgeOptions) -> Result<()> {
 /// Turns on IPv4 forwarding (needed for NAT to the outside) when it is off.
 fn enable_forwarding() -> Result<()> {
     let p = "/proc/sys/net/ipv4/ip_forward";
-    if std::fs::read_to_string(p).map(|s| s.trim() == "1").unwrap_or(false) {
+    if std::fs::read_to_string(p)
+        .map(|s| s.trim() == "1")
+        .unwrap_or(false)
+    {
         return Ok(());
     }
     std::fs::write(p, "1").map_err(io_err("write", p))
@@ -473,7 +609,10 @@ pub fn collect_stale(net_dir: &Path) -> Vec<String> {
     // Helpers whose owner died.
     if let Ok(rd) = std::fs::read_dir(Network::helpers_dir(net_dir)) {
         for e in rd.flatten() {
-            let Some(rec) = std::fs::read(e.path()).ok().and_then(|b| serde_json::from_slice::<HelperRecord>(&b).ok()) else {
+            let Some(rec) = std::fs::read(e.path())
+                .ok()
+                .and_then(|b| serde_json::from_slice::<HelperRecord>(&b).ok())
+            else {
                 let _ = std::fs::remove_file(e.path());
                 continue;
             };
@@ -503,27 +642,44 @@ pub fn collect_stale(net_dir: &Path) -> Vec<String> {
 
 /// The bridge networks under `net_dir`: one directory per bridge, holding its leases.
 fn bridge_networks(net_dir: &Path) -> Vec<(String, Ipam)> {
-    let Ok(rd) = std::fs::read_dir(net_dir) else { return Vec::new() };
+    let Ok(rd) = std::fs::read_dir(net_dir) else {
+        return Vec::new();
+    };
     rd.flatten()
         .filter(|e| e.file_name() != "helpers" && e.path().join("leases").is_dir())
-        .map(|e| (e.file_name().to_string_lossy().into_owned(), Ipam::new(e.path())))
+        .map(|e| {
+            (
+                e.file_name().to_string_lossy().into_owned(),
+                Ipam::new(e.path()),
+            )
+        })
         .collect()
 }
 
 /// With the lock held: veths and nft rules of containers without a live lease.
 fn prune_bridge_locked(ipam: &Ipam, _lock: &ipam::NetLock) -> Vec<String> {
     let mut removed = Vec::new();
-    let live: Vec<String> = ipam.leases().into_iter().filter_map(|(_, o)| o.map(|o| o.id)).collect();
+    let live: Vec<String> = ipam
+        .leases()
+        .into_iter()
+        .filter_map(|(_, o)| o.map(|o| o.id))
+        .collect();
     if let Ok(mut nl) = netlink::Netlink::new() {
         for l in nl.links().unwrap_or_default() {
-            let ours = l.kind.as_deref() == Some("veth") && l.name.starts_with("gk") && l.name.len() == 14;
-            if ours && !live.iter().any(|id| veth_name(id) == l.name) && nl.del_link(&l.name).unwrap_or(false) {
+            let ours =
+                l.kind.as_deref() == Some("veth") && l.name.starts_with("gk") && l.name.len() == 14;
+            if ours
+                && !live.iter().any(|id| veth_name(id) == l.name)
+                && nl.del_link(&l.name).unwrap_or(false)
+            {
                 removed.push(format!("veth {}", l.name));
             }
         }
     }
     let live_comments: Vec<String> = live.iter().map(|id| nft::owner_comment(id)).collect();
-    match clean_firewall(&nft::NftCli, ipam, true, |c| c != nft::SHARED && !live_comments.iter().any(|l| l == c)) {
+    match clean_firewall(&nft::NftCli, ipam, true, |c| {
+        c != nft::SHARED && !live_comments.iter().any(|l| l == c)
+    }) {
         Ok(r) => removed.extend(r),
         Err(e) => tracing::warn!("firewall cleanup: {e}"),
     }
@@ -565,24 +721,64 @@ mod tests {
     #[test]
     fn validation() {
         let p: PortMapping = "8080:80".parse().unwrap();
-        let o = NetworkOptions { mode: Mode::None, ports: vec![p], ..Default::default() };
-        assert!(o.validate(true).unwrap_err().to_string().contains("--network none"));
-        let o = NetworkOptions { mode: Mode::Bridge, ..Default::default() };
-        assert!(o.validate(false).unwrap_err().to_string().contains("needs root"));
+        let o = NetworkOptions {
+            mode: Mode::None,
+            ports: vec![p],
+            ..Default::default()
+        };
+        assert!(o
+            .validate(true)
+            .unwrap_err()
+            .to_string()
+            .contains("--network none"));
+        let o = NetworkOptions {
+            mode: Mode::Bridge,
+            ..Default::default()
+        };
+        assert!(o
+            .validate(false)
+            .unwrap_err()
+            .to_string()
+            .contains("needs root"));
         assert!(o.validate(true).is_ok());
-        let o = NetworkOptions { mode: Mode::Pasta, isolate: true, ..Default::default() };
+        let o = NetworkOptions {
+            mode: Mode::Pasta,
+            isolate: true,
+            ..Default::default()
+        };
         assert!(o.validate(false).is_err());
         let udp_lo: PortMapping = "127.0.0.1:53:53/udp".parse().unwrap();
-        let o = NetworkOptions { mode: Mode::Bridge, ports: vec![udp_lo], ..Default::default() };
-        assert!(o.validate(true).unwrap_err().to_string().contains("UDP on a loopback"));
-        let o = NetworkOptions { mode: Mode::Pasta, ..Default::default() };
-        assert!(o.validate(true).unwrap_err().to_string().contains("rootless driver"));
+        let o = NetworkOptions {
+            mode: Mode::Bridge,
+            ports: vec![udp_lo],
+            ..Default::default()
+        };
+        assert!(o
+            .validate(true)
+            .unwrap_err()
+            .to_string()
+            .contains("UDP on a loopback"));
+        let o = NetworkOptions {
+            mode: Mode::Pasta,
+            ..Default::default()
+        };
+        assert!(o
+            .validate(true)
+            .unwrap_err()
+            .to_string()
+            .contains("rootless driver"));
     }
 
     #[test]
     fn add_host_and_dns() {
-        assert_eq!(parse_add_host("db:192.0.2.7").unwrap(), ("db".into(), "192.0.2.7".parse().unwrap()));
-        assert_eq!(parse_add_host("v6:[::1]").unwrap().1, "::1".parse::<IpAddr>().unwrap());
+        assert_eq!(
+            parse_add_host("db:192.0.2.7").unwrap(),
+            ("db".into(), "192.0.2.7".parse().unwrap())
+        );
+        assert_eq!(
+            parse_add_host("v6:[::1]").unwrap().1,
+            "::1".parse::<IpAddr>().unwrap()
+        );
         let e = parse_add_host("db").unwrap_err().to_string();
         assert!(e.contains("--add-host") && e.contains("\"db\""), "{e}");
         assert!(parse_dns("x").unwrap_err().to_string().contains("--dns"));
@@ -619,14 +815,18 @@ mod tests {
         };
         // Another container still holds a lease: only a's rules go.
         let lock = ipam.lock().unwrap();
-        let other = ipam.allocate(&lock, &"10.97.0.0/24".parse().unwrap(), &Owner::me("b")).unwrap();
+        let other = ipam
+            .allocate(&lock, &"10.97.0.0/24".parse().unwrap(), &Owner::me("b"))
+            .unwrap();
         let removed = clean_firewall(&fw, &ipam, true, |c| c == "gocker:a").unwrap();
         assert_eq!(removed.len(), 1);
         let applied = fw.applied.borrow().clone();
         assert_eq!(applied.len(), 1);
         assert_eq!(applied[0]["nftables"][0]["delete"]["rule"]["handle"], 7);
         // Without rules of its own and with others running: no nft call at all.
-        assert!(clean_firewall(&fw, &ipam, false, |c| c == "gocker:a").unwrap().is_empty());
+        assert!(clean_firewall(&fw, &ipam, false, |c| c == "gocker:a")
+            .unwrap()
+            .is_empty());
         assert_eq!(fw.applied.borrow().len(), 1);
         // The last one out deletes the table, in one call.
         ipam.release(other).unwrap();
@@ -648,11 +848,20 @@ mod tests {
     fn prepare_writes_files_without_root() {
         let dir = std::env::temp_dir().join(format!("gocker-net-prepare-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
-        let o = NetworkOptions { mode: Mode::Slirp4netns, add_hosts: vec![("db".into(), "192.0.2.7".parse().unwrap())], ..Default::default() };
+        let o = NetworkOptions {
+            mode: Mode::Slirp4netns,
+            add_hosts: vec![("db".into(), "192.0.2.7".parse().unwrap())],
+            ..Default::default()
+        };
         let n = Network::prepare(o, "abc", "box", &dir.join("net"), &dir).unwrap();
         let hosts = std::fs::read_to_string(dir.join("hosts")).unwrap();
-        assert!(hosts.contains("10.0.2.100\tbox") && hosts.contains("192.0.2.7\tdb"), "{hosts}");
-        assert!(std::fs::read_to_string(dir.join("resolv.conf")).unwrap().contains("nameserver 10.0.2.3"));
+        assert!(
+            hosts.contains("10.0.2.100\tbox") && hosts.contains("192.0.2.7\tdb"),
+            "{hosts}"
+        );
+        assert!(std::fs::read_to_string(dir.join("resolv.conf"))
+            .unwrap()
+            .contains("nameserver 10.0.2.3"));
         assert_eq!(n.files().len(), 2);
         drop(n);
         std::fs::remove_dir_all(&dir).unwrap();

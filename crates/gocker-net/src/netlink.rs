@@ -5,15 +5,17 @@ use std::net::Ipv4Addr;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 
 use netlink_packet_core::{
-    NetlinkBuffer, NetlinkHeader, NetlinkMessage, NetlinkPayload, NLM_F_ACK, NLM_F_CREATE, NLM_F_DUMP, NLM_F_EXCL,
-    NLM_F_REQUEST,
+    NetlinkBuffer, NetlinkHeader, NetlinkMessage, NetlinkPayload, NLM_F_ACK, NLM_F_CREATE,
+    NLM_F_DUMP, NLM_F_EXCL, NLM_F_REQUEST,
 };
 use netlink_packet_route::address::{AddressAttribute, AddressMessage};
 use netlink_packet_route::link::{
-    InfoBridgePort, InfoData, InfoKind, InfoPortData, InfoPortKind, InfoVeth, LinkAttribute, LinkFlags, LinkInfo,
-    LinkMessage,
+    InfoBridgePort, InfoData, InfoKind, InfoPortData, InfoPortKind, InfoVeth, LinkAttribute,
+    LinkFlags, LinkInfo, LinkMessage,
 };
-use netlink_packet_route::route::{RouteAddress, RouteAttribute, RouteMessage, RouteProtocol, RouteScope, RouteType};
+use netlink_packet_route::route::{
+    RouteAddress, RouteAttribute, RouteMessage, RouteProtocol, RouteScope, RouteType,
+};
 use netlink_packet_route::{AddressFamily, RouteNetlinkMessage};
 use netlink_sys::{protocols::NETLINK_ROUTE, Socket};
 
@@ -60,17 +62,45 @@ impl Netlink {
     /// enters it, creates the socket and returns to its own namespace. A netlink socket keeps
     /// working in the namespace it was created in. Needs CAP_SYS_ADMIN over that namespace.
     pub fn in_netns(netns: BorrowedFd<'_>) -> Result<Netlink> {
-        let own: OwnedFd = rustix::fs::open("/proc/thread-self/ns/net", rustix::fs::OFlags::RDONLY | rustix::fs::OFlags::CLOEXEC, rustix::fs::Mode::empty())
-            .map_err(|e| crate::NetError::Io { op: "open", path: "/proc/thread-self/ns/net".into(), source: e.into() })?;
-        rustix::thread::move_into_link_name_space(netns, Some(rustix::thread::LinkNameSpaceType::Network))
-            .map_err(|e| NetError::Netlink { op: "setns", target: "container network namespace".into(), source: e.into() })?;
+        let own: OwnedFd = rustix::fs::open(
+            "/proc/thread-self/ns/net",
+            rustix::fs::OFlags::RDONLY | rustix::fs::OFlags::CLOEXEC,
+            rustix::fs::Mode::empty(),
+        )
+        .map_err(|e| crate::NetError::Io {
+            op: "open",
+            path: "/proc/thread-self/ns/net".into(),
+            source: e.into(),
+        })?;
+        rustix::thread::move_into_link_name_space(
+            netns,
+            Some(rustix::thread::LinkNameSpaceType::Network),
+        )
+        .map_err(|e| NetError::Netlink {
+            op: "setns",
+            target: "container network namespace".into(),
+            source: e.into(),
+        })?;
         let made = Netlink::new();
-        rustix::thread::move_into_link_name_space(own.as_fd(), Some(rustix::thread::LinkNameSpaceType::Network))
-            .map_err(|e| NetError::Netlink { op: "setns", target: "back to the host network namespace".into(), source: e.into() })?;
+        rustix::thread::move_into_link_name_space(
+            own.as_fd(),
+            Some(rustix::thread::LinkNameSpaceType::Network),
+        )
+        .map_err(|e| NetError::Netlink {
+            op: "setns",
+            target: "back to the host network namespace".into(),
+            source: e.into(),
+        })?;
         made
     }
 
-    fn request(&mut self, op: &'static str, target: &str, msg: RouteNetlinkMessage, flags: u16) -> Result<Vec<RouteNetlinkMessage>> {
+    fn request(
+        &mut self,
+        op: &'static str,
+        target: &str,
+        msg: RouteNetlinkMessage,
+        flags: u16,
+    ) -> Result<Vec<RouteNetlinkMessage>> {
         self.seq = self.seq.wrapping_add(1);
         let mut header = NetlinkHeader::default();
         header.flags = NLM_F_REQUEST | flags;
@@ -87,13 +117,21 @@ impl Netlink {
             let mut off = 0;
             while off < data.len() {
                 let len = NetlinkBuffer::new_checked(&data[off..])
-                    .map_err(|e| NetError::Netlink { op, target: target.into(), source: std::io::Error::other(e.to_string()) })?
+                    .map_err(|e| NetError::Netlink {
+                        op,
+                        target: target.into(),
+                        source: std::io::Error::other(e.to_string()),
+                    })?
                     .length() as usize;
                 if len == 0 {
                     break;
                 }
                 let m = NetlinkMessage::<RouteNetlinkMessage>::deserialize(&data[off..off + len])
-                    .map_err(|e| NetError::Netlink { op, target: target.into(), source: std::io::Error::other(e.to_string()) })?;
+                    .map_err(|e| NetError::Netlink {
+                    op,
+                    target: target.into(),
+                    source: std::io::Error::other(e.to_string()),
+                })?;
                 off += (len + 3) & !3;
                 if m.header.sequence_number != self.seq {
                     continue;
@@ -102,7 +140,11 @@ impl Netlink {
                     NetlinkPayload::Error(e) => {
                         return match e.code {
                             None => Ok(out),
-                            Some(_) => Err(NetError::Netlink { op, target: target.into(), source: e.to_io() }),
+                            Some(_) => Err(NetError::Netlink {
+                                op,
+                                target: target.into(),
+                                source: e.to_io(),
+                            }),
                         }
                     }
                     NetlinkPayload::Done(_) => return Ok(out),
@@ -118,13 +160,24 @@ impl Netlink {
         }
     }
 
-    fn ack(&mut self, op: &'static str, target: &str, msg: RouteNetlinkMessage, flags: u16) -> Result<()> {
+    fn ack(
+        &mut self,
+        op: &'static str,
+        target: &str,
+        msg: RouteNetlinkMessage,
+        flags: u16,
+    ) -> Result<()> {
         self.request(op, target, msg, flags | NLM_F_ACK).map(|_| ())
     }
 
     /// All links of the namespace.
     pub fn links(&mut self) -> Result<Vec<Link>> {
-        let msgs = self.request("dump", "links", RouteNetlinkMessage::GetLink(LinkMessage::default()), NLM_F_DUMP)?;
+        let msgs = self.request(
+            "dump",
+            "links",
+            RouteNetlinkMessage::GetLink(LinkMessage::default()),
+            NLM_F_DUMP,
+        )?;
         Ok(msgs
             .into_iter()
             .filter_map(|m| match m {
@@ -132,7 +185,12 @@ impl Netlink {
                 _ => None,
             })
             .map(|l| {
-                let mut link = Link { index: l.header.index, name: String::new(), kind: None, master: None };
+                let mut link = Link {
+                    index: l.header.index,
+                    name: String::new(),
+                    kind: None,
+                    master: None,
+                };
                 for a in l.attributes {
                     match a {
                         LinkAttribute::IfName(n) => link.name = n,
@@ -161,7 +219,11 @@ impl Netlink {
                 RouteNetlinkMessage::NewLink(l) => Some(l.header.index),
                 _ => None,
             })),
-            Err(NetError::Netlink { source, .. }) if source.raw_os_error() == Some(libc::ENODEV) => Ok(None),
+            Err(NetError::Netlink { source, .. })
+                if source.raw_os_error() == Some(libc::ENODEV) =>
+            {
+                Ok(None)
+            }
             Err(e) => Err(e),
         }
     }
@@ -192,22 +254,45 @@ impl Netlink {
         let mut msg = LinkMessage::default();
         msg.attributes.push(LinkAttribute::IfName(name.to_owned()));
         msg.attributes.push(LinkAttribute::Mtu(mtu));
-        msg.attributes.push(LinkAttribute::LinkInfo(vec![LinkInfo::Kind(InfoKind::Bridge)]));
-        self.ack("add bridge", name, RouteNetlinkMessage::NewLink(msg), NLM_F_CREATE | NLM_F_EXCL)
+        msg.attributes
+            .push(LinkAttribute::LinkInfo(vec![LinkInfo::Kind(
+                InfoKind::Bridge,
+            )]));
+        self.ack(
+            "add bridge",
+            name,
+            RouteNetlinkMessage::NewLink(msg),
+            NLM_F_CREATE | NLM_F_EXCL,
+        )
     }
 
     /// Creates a veth pair: `host` here, `peer` directly in the namespace `peer_netns` (so its
     /// name cannot collide with a host link).
-    pub fn add_veth(&mut self, host: &str, peer: &str, peer_netns: BorrowedFd<'_>, mtu: u32) -> Result<()> {
+    pub fn add_veth(
+        &mut self,
+        host: &str,
+        peer: &str,
+        peer_netns: BorrowedFd<'_>,
+        mtu: u32,
+    ) -> Result<()> {
         let mut p = LinkMessage::default();
         p.attributes.push(LinkAttribute::IfName(peer.to_owned()));
         p.attributes.push(LinkAttribute::Mtu(mtu));
-        p.attributes.push(LinkAttribute::NetNsFd(peer_netns.as_raw_fd()));
+        p.attributes
+            .push(LinkAttribute::NetNsFd(peer_netns.as_raw_fd()));
         let mut msg = LinkMessage::default();
         msg.attributes.push(LinkAttribute::IfName(host.to_owned()));
         msg.attributes.push(LinkAttribute::Mtu(mtu));
-        msg.attributes.push(LinkAttribute::LinkInfo(vec![LinkInfo::Kind(InfoKind::Veth), LinkInfo::Data(InfoData::Veth(InfoVeth::Peer(p)))]));
-        self.ack("add veth", &format!("{host} (peer {peer})"), RouteNetlinkMessage::NewLink(msg), NLM_F_CREATE | NLM_F_EXCL)
+        msg.attributes.push(LinkAttribute::LinkInfo(vec![
+            LinkInfo::Kind(InfoKind::Veth),
+            LinkInfo::Data(InfoData::Veth(InfoVeth::Peer(p))),
+        ]));
+        self.ack(
+            "add veth",
+            &format!("{host} (peer {peer})"),
+            RouteNetlinkMessage::NewLink(msg),
+            NLM_F_CREATE | NLM_F_EXCL,
+        )
     }
 
     /// Enslaves `port` to `bridge`; `isolated` sets the bridge port flag that stops it from talking
@@ -218,27 +303,45 @@ impl Netlink {
         let mut msg = LinkMessage::default();
         msg.header.index = index;
         msg.attributes.push(LinkAttribute::Controller(master));
-        self.ack("set master", &format!("{port} -> {bridge}"), RouteNetlinkMessage::SetLink(msg), 0)?;
+        self.ack(
+            "set master",
+            &format!("{port} -> {bridge}"),
+            RouteNetlinkMessage::SetLink(msg),
+            0,
+        )?;
         if isolated {
             let mut msg = LinkMessage::default();
             msg.header.index = index;
             msg.attributes.push(LinkAttribute::LinkInfo(vec![
                 LinkInfo::PortKind(InfoPortKind::Bridge),
-                LinkInfo::PortData(InfoPortData::BridgePort(vec![InfoBridgePort::Isolated(true)])),
+                LinkInfo::PortData(InfoPortData::BridgePort(vec![InfoBridgePort::Isolated(
+                    true,
+                )])),
             ]));
-            self.ack("set bridge port isolated", port, RouteNetlinkMessage::NewLink(msg), 0)?;
+            self.ack(
+                "set bridge port isolated",
+                port,
+                RouteNetlinkMessage::NewLink(msg),
+                0,
+            )?;
         }
         Ok(())
     }
 
     /// Deletes link `name`; Ok(false) when it did not exist.
     pub fn del_link(&mut self, name: &str) -> Result<bool> {
-        let Some(index) = self.index(name)? else { return Ok(false) };
+        let Some(index) = self.index(name)? else {
+            return Ok(false);
+        };
         let mut msg = LinkMessage::default();
         msg.header.index = index;
         match self.ack("delete link", name, RouteNetlinkMessage::DelLink(msg), 0) {
             Ok(()) => Ok(true),
-            Err(NetError::Netlink { source, .. }) if source.raw_os_error() == Some(libc::ENODEV) => Ok(false),
+            Err(NetError::Netlink { source, .. })
+                if source.raw_os_error() == Some(libc::ENODEV) =>
+            {
+                Ok(false)
+            }
             Err(e) => Err(e),
         }
     }
@@ -254,10 +357,20 @@ impl Netlink {
         msg.attributes.push(AddressAttribute::Address(addr.into()));
         if prefix < 31 {
             let bcast = u32::from(addr) | (u32::MAX >> prefix);
-            msg.attributes.push(AddressAttribute::Broadcast(bcast.into()));
+            msg.attributes
+                .push(AddressAttribute::Broadcast(bcast.into()));
         }
-        match self.ack("add address", &format!("{addr}/{prefix} on {name}"), RouteNetlinkMessage::NewAddress(msg), NLM_F_CREATE | NLM_F_EXCL) {
-            Err(NetError::Netlink { source, .. }) if source.raw_os_error() == Some(libc::EEXIST) => Ok(()),
+        match self.ack(
+            "add address",
+            &format!("{addr}/{prefix} on {name}"),
+            RouteNetlinkMessage::NewAddress(msg),
+            NLM_F_CREATE | NLM_F_EXCL,
+        ) {
+            Err(NetError::Netlink { source, .. })
+                if source.raw_os_error() == Some(libc::EEXIST) =>
+            {
+                Ok(())
+            }
             r => r,
         }
     }
@@ -267,7 +380,12 @@ impl Netlink {
         let index = self.must_index(name)?;
         let mut q = AddressMessage::default();
         q.header.family = AddressFamily::Inet;
-        let msgs = self.request("dump", "addresses", RouteNetlinkMessage::GetAddress(q), NLM_F_DUMP)?;
+        let msgs = self.request(
+            "dump",
+            "addresses",
+            RouteNetlinkMessage::GetAddress(q),
+            NLM_F_DUMP,
+        )?;
         Ok(msgs
             .into_iter()
             .filter_map(|m| match m {
@@ -276,7 +394,9 @@ impl Netlink {
             })
             .filter_map(|a| {
                 a.attributes.iter().find_map(|x| match x {
-                    AddressAttribute::Local(std::net::IpAddr::V4(v)) => Some((*v, a.header.prefix_len)),
+                    AddressAttribute::Local(std::net::IpAddr::V4(v)) => {
+                        Some((*v, a.header.prefix_len))
+                    }
                     _ => None,
                 })
             })
@@ -291,23 +411,43 @@ impl Netlink {
         msg.header.protocol = RouteProtocol::Boot;
         msg.header.scope = RouteScope::Universe;
         msg.header.kind = RouteType::Unicast;
-        msg.attributes.push(RouteAttribute::Gateway(RouteAddress::Inet(gw)));
-        self.ack("add route", &format!("default via {gw}"), RouteNetlinkMessage::NewRoute(msg), NLM_F_CREATE | NLM_F_EXCL)
+        msg.attributes
+            .push(RouteAttribute::Gateway(RouteAddress::Inet(gw)));
+        self.ack(
+            "add route",
+            &format!("default via {gw}"),
+            RouteNetlinkMessage::NewRoute(msg),
+            NLM_F_CREATE | NLM_F_EXCL,
+        )
     }
 
     /// The IPv4 routes of the main table.
     pub fn routes_v4(&mut self) -> Result<Vec<Route4>> {
         let mut q = RouteMessage::default();
         q.header.address_family = AddressFamily::Inet;
-        let msgs = self.request("dump", "routes", RouteNetlinkMessage::GetRoute(q), NLM_F_DUMP)?;
+        let msgs = self.request(
+            "dump",
+            "routes",
+            RouteNetlinkMessage::GetRoute(q),
+            NLM_F_DUMP,
+        )?;
         Ok(msgs
             .into_iter()
             .filter_map(|m| match m {
-                RouteNetlinkMessage::NewRoute(r) if r.header.table == netlink_packet_route::route::RouteHeader::RT_TABLE_MAIN => Some(r),
+                RouteNetlinkMessage::NewRoute(r)
+                    if r.header.table
+                        == netlink_packet_route::route::RouteHeader::RT_TABLE_MAIN =>
+                {
+                    Some(r)
+                }
                 _ => None,
             })
             .map(|r| {
-                let mut out = Route4 { dst: Ipv4Addr::UNSPECIFIED, prefix: r.header.destination_prefix_length, oif: None };
+                let mut out = Route4 {
+                    dst: Ipv4Addr::UNSPECIFIED,
+                    prefix: r.header.destination_prefix_length,
+                    oif: None,
+                };
                 for a in r.attributes {
                     match a {
                         RouteAttribute::Destination(RouteAddress::Inet(d)) => out.dst = d,

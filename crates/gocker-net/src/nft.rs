@@ -49,11 +49,26 @@ impl Firewall for NftCli {
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
-            .map_err(|e| NetError::Nft(format!("cannot run nft (install the Debian package `nftables`): {e}")))?;
-        child.stdin.take().expect("piped").write_all(batch.to_string().as_bytes()).map_err(|e| NetError::Nft(e.to_string()))?;
-        let out = child.wait_with_output().map_err(|e| NetError::Nft(e.to_string()))?;
+            .map_err(|e| {
+                NetError::Nft(format!(
+                    "cannot run nft (install the Debian package `nftables`): {e}"
+                ))
+            })?;
+        child
+            .stdin
+            .take()
+            .expect("piped")
+            .write_all(batch.to_string().as_bytes())
+            .map_err(|e| NetError::Nft(e.to_string()))?;
+        let out = child
+            .wait_with_output()
+            .map_err(|e| NetError::Nft(e.to_string()))?;
         if !out.status.success() {
-            return Err(NetError::Nft(format!("{}: {}", String::from_utf8_lossy(&out.stderr).trim(), batch)));
+            return Err(NetError::Nft(format!(
+                "{}: {}",
+                String::from_utf8_lossy(&out.stderr).trim(),
+                batch
+            )));
         }
         Ok(())
     }
@@ -63,15 +78,24 @@ impl Firewall for NftCli {
             .args(["-j", "list", "table", FAMILY, TABLE])
             .stdin(Stdio::null())
             .output()
-            .map_err(|e| NetError::Nft(format!("cannot run nft (install the Debian package `nftables`): {e}")))?;
+            .map_err(|e| {
+                NetError::Nft(format!(
+                    "cannot run nft (install the Debian package `nftables`): {e}"
+                ))
+            })?;
         if !out.status.success() {
             let err = String::from_utf8_lossy(&out.stderr);
             if err.contains("No such file or directory") || err.contains("does not exist") {
                 return Ok(None);
             }
-            return Err(NetError::Nft(format!("list table {FAMILY} {TABLE}: {}", err.trim())));
+            return Err(NetError::Nft(format!(
+                "list table {FAMILY} {TABLE}: {}",
+                err.trim()
+            )));
         }
-        serde_json::from_slice(&out.stdout).map(Some).map_err(|e| NetError::Nft(format!("parse nft -j output: {e}")))
+        serde_json::from_slice(&out.stdout)
+            .map(Some)
+            .map_err(|e| NetError::Nft(format!("parse nft -j output: {e}")))
     }
 
     /// The last container out deletes the table on every run, so this one is spoken directly over
@@ -120,19 +144,44 @@ fn nla_str(kind: u16, s: &str) -> Vec<u8> {
 /// The batch that deletes table `ip gocker`.
 pub fn delete_table_message(seq: u32) -> Vec<u8> {
     use netlink_packet_core::{NLM_F_ACK, NLM_F_REQUEST};
-    let mut b = nfnl_msg(NFNL_MSG_BATCH_BEGIN, NLM_F_REQUEST, seq, 0, NFNL_SUBSYS_NFTABLES, &[]);
-    b.extend(nfnl_msg((NFNL_SUBSYS_NFTABLES << 8) | NFT_MSG_DELTABLE, NLM_F_REQUEST | NLM_F_ACK, seq + 1, NFPROTO_IPV4, 0, &nla_str(NFTA_TABLE_NAME, TABLE)));
-    b.extend(nfnl_msg(NFNL_MSG_BATCH_END, NLM_F_REQUEST, seq + 2, 0, NFNL_SUBSYS_NFTABLES, &[]));
+    let mut b = nfnl_msg(
+        NFNL_MSG_BATCH_BEGIN,
+        NLM_F_REQUEST,
+        seq,
+        0,
+        NFNL_SUBSYS_NFTABLES,
+        &[],
+    );
+    b.extend(nfnl_msg(
+        (NFNL_SUBSYS_NFTABLES << 8) | NFT_MSG_DELTABLE,
+        NLM_F_REQUEST | NLM_F_ACK,
+        seq + 1,
+        NFPROTO_IPV4,
+        0,
+        &nla_str(NFTA_TABLE_NAME, TABLE),
+    ));
+    b.extend(nfnl_msg(
+        NFNL_MSG_BATCH_END,
+        NLM_F_REQUEST,
+        seq + 2,
+        0,
+        NFNL_SUBSYS_NFTABLES,
+        &[],
+    ));
     b
 }
 
 fn delete_table_netlink() -> Result<bool> {
     use netlink_sys::{protocols::NETLINK_NETFILTER, Socket};
-    let err = |what: &str, e: std::io::Error| NetError::Nft(format!("delete table {FAMILY} {TABLE}: {what}: {e}"));
-    let mut sock = Socket::new(NETLINK_NETFILTER).map_err(|e| err("socket(NETLINK_NETFILTER)", e))?;
+    let err = |what: &str, e: std::io::Error| {
+        NetError::Nft(format!("delete table {FAMILY} {TABLE}: {what}: {e}"))
+    };
+    let mut sock =
+        Socket::new(NETLINK_NETFILTER).map_err(|e| err("socket(NETLINK_NETFILTER)", e))?;
     sock.bind_auto().map_err(|e| err("bind", e))?;
     let seq = 1;
-    sock.send(&delete_table_message(seq), 0).map_err(|e| err("send", e))?;
+    sock.send(&delete_table_message(seq), 0)
+        .map_err(|e| err("send", e))?;
     loop {
         let (data, _) = sock.recv_from_full().map_err(|e| err("recv", e))?;
         let mut off = 0;
@@ -141,11 +190,15 @@ fn delete_table_netlink() -> Result<bool> {
             let kind = u16::from_ne_bytes(data[off + 4..off + 6].try_into().expect("2 bytes"));
             let mseq = u32::from_ne_bytes(data[off + 8..off + 12].try_into().expect("4 bytes"));
             if kind == netlink_packet_core::NLMSG_ERROR && mseq == seq + 1 {
-                let code = i32::from_ne_bytes(data[off + 16..off + 20].try_into().expect("4 bytes"));
+                let code =
+                    i32::from_ne_bytes(data[off + 16..off + 20].try_into().expect("4 bytes"));
                 return match -code {
                     0 => Ok(true),
                     libc::ENOENT => Ok(false),
-                    e => Err(err("NFT_MSG_DELTABLE", std::io::Error::from_raw_os_error(e))),
+                    e => Err(err(
+                        "NFT_MSG_DELTABLE",
+                        std::io::Error::from_raw_os_error(e),
+                    )),
                 };
             }
             if len == 0 {
@@ -176,9 +229,7 @@ fn rule(chain: &str, comment: &str, expr: Vec<Value>) -> Value {
 /// first: `add` of an existing table or chain is a no-op, and the postrouting chain (which holds
 /// only the shared masquerade rule) is flushed and refilled in the same atomic batch.
 pub fn base_batch(subnet: &Subnet, bridge: &str) -> Value {
-    let chain = |name: &str, hook: &str, prio: i32| {
-        json!({"add": {"chain": {"family": FAMILY, "table": TABLE, "name": name, "type": "nat", "hook": hook, "prio": prio, "policy": "accept"}}})
-    };
+    let chain = |name: &str, hook: &str, prio: i32| json!({"add": {"chain": {"family": FAMILY, "table": TABLE, "name": name, "type": "nat", "hook": hook, "prio": prio, "policy": "accept"}}});
     let mut v = vec![
         json!({"add": {"table": {"family": FAMILY, "name": TABLE}}}),
         chain("prerouting", "prerouting", -100),
@@ -204,19 +255,34 @@ pub fn base_batch(subnet: &Subnet, bridge: &str) -> Value {
 pub fn port_batch(id: &str, ip: Ipv4Addr, ports: &[PortMapping]) -> Value {
     let comment = owner_comment(id);
     let mut v = Vec::new();
-    for p in ports.iter().filter(|p| !p.host_ip.map(|h| h.is_loopback()).unwrap_or(false)) {
+    for p in ports
+        .iter()
+        .filter(|p| !p.host_ip.map(|h| h.is_loopback()).unwrap_or(false))
+    {
         let mut dst = vec![];
         match p.host_ip {
             Some(h) => dst.push(m("==", ip_field("daddr"), json!(h.to_string()))),
-            None => dst.push(m("==", json!({"fib": {"result": "type", "flags": ["daddr"]}}), json!("local"))),
+            None => dst.push(m(
+                "==",
+                json!({"fib": {"result": "type", "flags": ["daddr"]}}),
+                json!("local"),
+            )),
         }
-        dst.push(m("==", json!({"payload": {"protocol": p.proto.as_str(), "field": "dport"}}), json!(p.host_port)));
+        dst.push(m(
+            "==",
+            json!({"payload": {"protocol": p.proto.as_str(), "field": "dport"}}),
+            json!(p.host_port),
+        ));
         let dnat = json!({"dnat": {"addr": ip.to_string(), "port": p.container_port}});
         // A counter per rule: `nft list table ip gocker` shows the traffic of each published port.
         let mut pre = dst.clone();
         pre.extend([json!({"counter": null}), dnat.clone()]);
         v.push(rule("prerouting", &comment, pre));
-        let mut out = vec![m("!=", ip_field("daddr"), json!({"prefix": {"addr": "127.0.0.0", "len": 8}}))];
+        let mut out = vec![m(
+            "!=",
+            ip_field("daddr"),
+            json!({"prefix": {"addr": "127.0.0.0", "len": 8}}),
+        )];
         out.extend(dst);
         out.extend([json!({"counter": null}), dnat]);
         v.push(rule("output", &comment, out));
@@ -232,7 +298,11 @@ pub fn rules(listing: &Value) -> Vec<(String, u64, String)> {
         .flatten()
         .filter_map(|o| {
             let r = o.get("rule")?;
-            Some((r["chain"].as_str()?.to_owned(), r["handle"].as_u64()?, r["comment"].as_str().unwrap_or("").to_owned()))
+            Some((
+                r["chain"].as_str()?.to_owned(),
+                r["handle"].as_u64()?,
+                r["comment"].as_str().unwrap_or("").to_owned(),
+            ))
         })
         .collect()
 }
@@ -265,15 +335,31 @@ mod tests {
         let s: Subnet = "10.88.0.0/16".parse().unwrap();
         let b = base_batch(&s, "gocker0");
         let text = b.to_string();
-        for needle in [r#""hook":"postrouting""#, r#""masquerade":null"#, r#""addr":"10.88.0.0","len":16"#, r#""right":"gocker0""#] {
+        for needle in [
+            r#""hook":"postrouting""#,
+            r#""masquerade":null"#,
+            r#""addr":"10.88.0.0","len":16"#,
+            r#""right":"gocker0""#,
+        ] {
             assert!(text.contains(needle), "{needle} in {text}");
         }
         // Idempotent: the masquerade rule is re-added only after its chain is flushed.
         let cmds = b["nftables"].as_array().unwrap();
-        let flush = cmds.iter().position(|c| c.get("flush").is_some()).expect("flush");
-        let masq = cmds.iter().position(|c| c.to_string().contains("masquerade")).expect("masquerade");
+        let flush = cmds
+            .iter()
+            .position(|c| c.get("flush").is_some())
+            .expect("flush");
+        let masq = cmds
+            .iter()
+            .position(|c| c.to_string().contains("masquerade"))
+            .expect("masquerade");
         assert!(flush < masq);
-        assert_eq!(cmds.iter().filter(|c| c.to_string().contains("masquerade")).count(), 1);
+        assert_eq!(
+            cmds.iter()
+                .filter(|c| c.to_string().contains("masquerade"))
+                .count(),
+            1
+        );
     }
 
     #[test]
@@ -289,7 +375,10 @@ mod tests {
         }
         let s = b.to_string();
         assert!(s.contains(r#""dnat":{"addr":"10.88.0.2","port":80}"#));
-        assert!(s.contains(r#""field":"dport","protocol":"udp""#) && s.contains(r#""right":9000"#), "{s}");
+        assert!(
+            s.contains(r#""field":"dport","protocol":"udp""#) && s.contains(r#""right":9000"#),
+            "{s}"
+        );
         assert!(s.contains(r#""addr":"127.0.0.0","len":8"#));
     }
 

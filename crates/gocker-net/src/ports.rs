@@ -47,7 +47,11 @@ impl std::str::FromStr for PortMapping {
     type Err = NetError;
 
     fn from_str(v: &str) -> Result<PortMapping> {
-        let bad = |reason: String| NetError::Invalid { flag: "--publish", value: v.into(), reason };
+        let bad = |reason: String| NetError::Invalid {
+            flag: "--publish",
+            value: v.into(),
+            reason,
+        };
         let (rest, proto) = match v.rsplit_once('/') {
             Some((r, "tcp")) => (r, Proto::Tcp),
             Some((r, "udp")) => (r, Proto::Udp),
@@ -69,14 +73,25 @@ impl std::str::FromStr for PortMapping {
                 Err(_) => return Err(bad(format!("host address {s:?} is not an IPv4 address"))),
             },
         };
-        Ok(PortMapping { host_ip, host_port: port(v, "host", host)?, container_port: port(v, "container", cont)?, proto })
+        Ok(PortMapping {
+            host_ip,
+            host_port: port(v, "host", host)?,
+            container_port: port(v, "container", cont)?,
+            proto,
+        })
     }
 }
 
 impl std::fmt::Display for PortMapping {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let ip = self.host_ip.unwrap_or(Ipv4Addr::UNSPECIFIED);
-        write!(f, "{ip}:{}:{}/{}", self.host_port, self.container_port, self.proto.as_str())
+        write!(
+            f,
+            "{ip}:{}:{}/{}",
+            self.host_port,
+            self.container_port,
+            self.proto.as_str()
+        )
     }
 }
 
@@ -86,7 +101,11 @@ pub fn check_unique(ports: &[PortMapping]) -> Result<()> {
         for b in &ports[i + 1..] {
             let overlap = a.host_ip.is_none() || b.host_ip.is_none() || a.host_ip == b.host_ip;
             if overlap && a.host_port == b.host_port && a.proto == b.proto {
-                return Err(NetError::Invalid { flag: "--publish", value: b.to_string(), reason: format!("host port already published by {a}") });
+                return Err(NetError::Invalid {
+                    flag: "--publish",
+                    value: b.to_string(),
+                    reason: format!("host port already published by {a}"),
+                });
             }
         }
     }
@@ -100,7 +119,15 @@ mod tests {
     #[test]
     fn parses_docker_forms() {
         let p: PortMapping = "8080:80".parse().unwrap();
-        assert_eq!(p, PortMapping { host_ip: None, host_port: 8080, container_port: 80, proto: Proto::Tcp });
+        assert_eq!(
+            p,
+            PortMapping {
+                host_ip: None,
+                host_port: 8080,
+                container_port: 80,
+                proto: Proto::Tcp
+            }
+        );
         let p: PortMapping = "127.0.0.1:18080:80/udp".parse().unwrap();
         assert_eq!(p.host_ip, Some(Ipv4Addr::LOCALHOST));
         assert_eq!(p.proto, Proto::Udp);
@@ -121,7 +148,10 @@ mod tests {
             ("a:80", "must be a number"),
         ] {
             let e = v.parse::<PortMapping>().unwrap_err().to_string();
-            assert!(e.starts_with("--publish ") && e.contains(&format!("{v:?}")) && e.contains(why), "{v}: {e}");
+            assert!(
+                e.starts_with("--publish ") && e.contains(&format!("{v:?}")) && e.contains(why),
+                "{v}: {e}"
+            );
         }
     }
 
@@ -131,6 +161,9 @@ mod tests {
         let b: PortMapping = "127.0.0.1:8080:81".parse().unwrap();
         let c: PortMapping = "8080:80/udp".parse().unwrap();
         assert!(check_unique(&[a, c]).is_ok());
-        assert!(check_unique(&[a, b]).unwrap_err().to_string().contains("already published"));
+        assert!(check_unique(&[a, b])
+            .unwrap_err()
+            .to_string()
+            .contains("already published"));
     }
 }

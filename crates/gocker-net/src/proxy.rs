@@ -26,23 +26,37 @@ impl Proxy {
             reason: format!("cannot listen on the host port: {e}"),
         })?;
         let conns: Arc<Mutex<Vec<TcpStream>>> = Arc::default();
-        let l = listener.try_clone().map_err(|e| NetError::Io { op: "dup", path: listen.to_string().into(), source: e })?;
+        let l = listener.try_clone().map_err(|e| NetError::Io {
+            op: "dup",
+            path: listen.to_string().into(),
+            source: e,
+        })?;
         let c = conns.clone();
         let thread = std::thread::spawn(move || {
             // accept fails once Drop shuts the listening socket down.
             while let Ok((client, _)) = l.accept() {
-                let Ok(upstream) = TcpStream::connect(target) else { continue };
+                let Ok(upstream) = TcpStream::connect(target) else {
+                    continue;
+                };
                 let pair = (client.try_clone(), upstream.try_clone());
                 let (Ok(c2), Ok(u2)) = pair else { continue };
                 if let Ok(mut v) = c.lock() {
                     v.retain(|s| s.peer_addr().is_ok());
-                    v.extend([client.try_clone(), upstream.try_clone()].into_iter().flatten());
+                    v.extend(
+                        [client.try_clone(), upstream.try_clone()]
+                            .into_iter()
+                            .flatten(),
+                    );
                 }
                 std::thread::spawn(move || pump(client, u2));
                 std::thread::spawn(move || pump(upstream, c2));
             }
         });
-        Ok(Proxy { listener, conns, thread: Some(thread) })
+        Ok(Proxy {
+            listener,
+            conns,
+            thread: Some(thread),
+        })
     }
 }
 
@@ -62,13 +76,27 @@ fn splice_all(from: &TcpStream, to: &TcpStream) -> std::io::Result<()> {
     let (r, w) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)?;
     let _ = rustix::pipe::fcntl_setpipe_size(&w, CHUNK);
     loop {
-        let n = splice(from, None, &w, None, CHUNK, SpliceFlags::MOVE | SpliceFlags::MORE)?;
+        let n = splice(
+            from,
+            None,
+            &w,
+            None,
+            CHUNK,
+            SpliceFlags::MOVE | SpliceFlags::MORE,
+        )?;
         if n == 0 {
             return Ok(());
         }
         let mut left = n;
         while left > 0 {
-            let m = splice(&r, None, to, None, left, SpliceFlags::MOVE | SpliceFlags::MORE)?;
+            let m = splice(
+                &r,
+                None,
+                to,
+                None,
+                left,
+                SpliceFlags::MOVE | SpliceFlags::MORE,
+            )?;
             if m == 0 {
                 return Err(std::io::ErrorKind::WriteZero.into());
             }

@@ -18,15 +18,31 @@ use rustix::fs::{Mode, OFlags};
 #[derive(Debug, thiserror::Error)]
 pub enum NsError {
     #[error("clone3({flags}) failed: {source}")]
-    Clone { flags: NamespaceSet, source: std::io::Error },
+    Clone {
+        flags: NamespaceSet,
+        source: std::io::Error,
+    },
     #[error("unshare({flags}) failed: {source}")]
-    Unshare { flags: NamespaceSet, source: std::io::Error },
+    Unshare {
+        flags: NamespaceSet,
+        source: std::io::Error,
+    },
     #[error("open namespace {path}: {source}")]
-    Open { path: PathBuf, source: std::io::Error },
+    Open {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("setns({ns}) into {what} failed: {source}")]
-    Setns { ns: String, what: String, source: std::io::Error },
+    Setns {
+        ns: String,
+        what: String,
+        source: std::io::Error,
+    },
     #[error("{op} in the joined user namespace failed: {source}")]
-    Credentials { op: &'static str, source: std::io::Error },
+    Credentials {
+        op: &'static str,
+        source: std::io::Error,
+    },
 }
 
 pub type Result<T> = std::result::Result<T, NsError>;
@@ -137,13 +153,16 @@ impl NamespaceSet {
         self.0
     }
     pub fn iter(self) -> impl Iterator<Item = Namespace> {
-        Namespace::ALL.into_iter().filter(move |n| self.contains(*n))
+        Namespace::ALL
+            .into_iter()
+            .filter(move |n| self.contains(*n))
     }
 }
 
 impl FromIterator<Namespace> for NamespaceSet {
     fn from_iter<I: IntoIterator<Item = Namespace>>(iter: I) -> Self {
-        iter.into_iter().fold(NamespaceSet::EMPTY, NamespaceSet::with)
+        iter.into_iter()
+            .fold(NamespaceSet::EMPTY, NamespaceSet::with)
     }
 }
 
@@ -188,7 +207,10 @@ struct CloneArgs {
 /// The child is a copy of the calling process with one thread. If the caller has other threads,
 /// the child may only call async-signal-safe functions until it execs or exits (a lock held by
 /// another thread stays locked forever in the child). Single-threaded callers have no such limit.
-pub unsafe fn fork_into(set: NamespaceSet, cgroup: Option<std::os::fd::BorrowedFd<'_>>) -> Result<Forked> {
+pub unsafe fn fork_into(
+    set: NamespaceSet,
+    cgroup: Option<std::os::fd::BorrowedFd<'_>>,
+) -> Result<Forked> {
     // SAFETY: forwarded from the caller.
     unsafe { clone_child(set, cgroup, 0) }
 }
@@ -204,13 +226,21 @@ pub unsafe fn fork_sibling_into(set: NamespaceSet) -> Result<Forked> {
     unsafe { clone_child(set, None, libc::CLONE_PARENT as u64) }
 }
 
-unsafe fn clone_child(set: NamespaceSet, cgroup: Option<std::os::fd::BorrowedFd<'_>>, extra: u64) -> Result<Forked> {
+unsafe fn clone_child(
+    set: NamespaceSet,
+    cgroup: Option<std::os::fd::BorrowedFd<'_>>,
+    extra: u64,
+) -> Result<Forked> {
     let mut pidfd: libc::c_int = -1;
     let mut args = CloneArgs {
         flags: set.bits() | libc::CLONE_PIDFD as u64 | extra,
         pidfd: &mut pidfd as *mut libc::c_int as u64,
         // clone3 refuses an exit signal with CLONE_PARENT: the child inherits the caller's.
-        exit_signal: if extra & libc::CLONE_PARENT as u64 != 0 { 0 } else { libc::SIGCHLD as u64 },
+        exit_signal: if extra & libc::CLONE_PARENT as u64 != 0 {
+            0
+        } else {
+            libc::SIGCHLD as u64
+        },
         ..Default::default()
     };
     if let Some(cg) = cgroup {
@@ -220,10 +250,17 @@ unsafe fn clone_child(set: NamespaceSet, cgroup: Option<std::os::fd::BorrowedFd<
     // SAFETY: args is a valid, fully initialised clone_args of the size we pass; no CLONE_VM and no
     // new stack, so the child continues on a private copy of our stack exactly like fork(2).
     let ret = unsafe {
-        libc::syscall(libc::SYS_clone3, &mut args as *mut CloneArgs, std::mem::size_of::<CloneArgs>())
+        libc::syscall(
+            libc::SYS_clone3,
+            &mut args as *mut CloneArgs,
+            std::mem::size_of::<CloneArgs>(),
+        )
     };
     match ret {
-        -1 => Err(NsError::Clone { flags: set, source: std::io::Error::last_os_error() }),
+        -1 => Err(NsError::Clone {
+            flags: set,
+            source: std::io::Error::last_os_error(),
+        }),
         0 => Ok(Forked::Child),
         pid => Ok(Forked::Parent {
             pid: pid as i32,
@@ -239,8 +276,10 @@ pub fn unshare(set: NamespaceSet) -> Result<()> {
     let flags = rustix::thread::UnshareFlags::from_bits_retain(set.bits() as u32);
     // SAFETY: unshare only changes this thread's namespace membership; callers that unshare
     // CLONE_FILES/CLONE_FS-like state are not possible here as the set only holds CLONE_NEW* bits.
-    unsafe { rustix::thread::unshare_unsafe(flags) }
-        .map_err(|e| NsError::Unshare { flags: set, source: e.into() })
+    unsafe { rustix::thread::unshare_unsafe(flags) }.map_err(|e| NsError::Unshare {
+        flags: set,
+        source: e.into(),
+    })
 }
 
 /// Opens `/proc/PID/ns/KIND`.
@@ -250,26 +289,44 @@ pub fn open(pid: i32, ns: Namespace) -> Result<OwnedFd> {
 
 /// Opens a namespace file such as a bind-mounted `/run/netns/NAME`.
 pub fn open_path(path: &Path) -> Result<OwnedFd> {
-    rustix::fs::open(path, OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty())
-        .map_err(|e| NsError::Open { path: path.to_owned(), source: e.into() })
+    rustix::fs::open(path, OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty()).map_err(|e| {
+        NsError::Open {
+            path: path.to_owned(),
+            source: e.into(),
+        }
+    })
 }
 
 /// Joins the namespace of kind `ns` that `path` refers to (`nsenter --net=PATH`).
 pub fn enter_path(path: &Path, ns: Namespace) -> Result<()> {
     let fd = open_path(path)?;
-    setns(fd.as_fd(), ns.clone_flag(), ns.proc_name().to_owned(), path.display().to_string())
+    setns(
+        fd.as_fd(),
+        ns.clone_flag(),
+        ns.proc_name().to_owned(),
+        path.display().to_string(),
+    )
 }
 
 /// Joins every namespace in `set` of the process behind `pidfd` in one atomic `setns` call.
 pub fn enter_pidfd(pidfd: std::os::fd::BorrowedFd<'_>, set: NamespaceSet) -> Result<()> {
-    setns(pidfd, set.bits(), set.to_string(), format!("pidfd {}", pidfd.as_raw_fd()))
+    setns(
+        pidfd,
+        set.bits(),
+        set.to_string(),
+        format!("pidfd {}", pidfd.as_raw_fd()),
+    )
 }
 
 fn setns(fd: std::os::fd::BorrowedFd<'_>, flags: u64, ns: String, what: String) -> Result<()> {
     // SAFETY: fd is a valid borrowed descriptor for the duration of the call.
     let r = unsafe { libc::setns(fd.as_raw_fd(), flags as libc::c_int) };
     if r == -1 {
-        return Err(NsError::Setns { ns, what, source: std::io::Error::last_os_error() });
+        return Err(NsError::Setns {
+            ns,
+            what,
+            source: std::io::Error::last_os_error(),
+        });
     }
     Ok(())
 }
@@ -277,7 +334,10 @@ fn setns(fd: std::os::fd::BorrowedFd<'_>, flags: u64, ns: String, what: String) 
 /// The namespace kinds in which process `target` differs from process `me` (kinds the kernel does
 /// not have, e.g. time on old kernels, are left out): what `nsenter -a` joins.
 pub fn differing(me: i32, target: i32) -> NamespaceSet {
-    Namespace::ALL.into_iter().filter(|n| !same(me, target, *n).unwrap_or(true)).collect()
+    Namespace::ALL
+        .into_iter()
+        .filter(|n| !same(me, target, *n).unwrap_or(true))
+        .collect()
 }
 
 /// Joins `set` of the process behind `pidfd` (whose pid is `target`) in one atomic `setns`, like
@@ -285,16 +345,42 @@ pub fn differing(me: i32, target: i32) -> NamespaceSet {
 /// and gid 0 there (as nsenter does unless `--preserve-credentials`), clearing supplementary groups
 /// where the namespace allows `setgroups`. The calling process must be single-threaded (setns of
 /// a user namespace demands it). A PID namespace applies to children created afterwards.
-pub fn nsenter(pidfd: std::os::fd::BorrowedFd<'_>, target: i32, set: NamespaceSet, become_root: bool) -> Result<()> {
-    let setgroups = std::fs::read_to_string(format!("/proc/{target}/setgroups")).map(|s| s.trim() == "allow").unwrap_or(false);
+pub fn nsenter(
+    pidfd: std::os::fd::BorrowedFd<'_>,
+    target: i32,
+    set: NamespaceSet,
+    become_root: bool,
+) -> Result<()> {
+    let setgroups = std::fs::read_to_string(format!("/proc/{target}/setgroups"))
+        .map(|s| s.trim() == "allow")
+        .unwrap_or(false);
     enter_pidfd(pidfd, set)?;
     if set.contains(Namespace::User) && become_root {
-        let cred = |op, r: rustix::io::Result<()>| r.map_err(|e| NsError::Credentials { op, source: e.into() });
+        let cred = |op, r: rustix::io::Result<()>| {
+            r.map_err(|e| NsError::Credentials {
+                op,
+                source: e.into(),
+            })
+        };
         if setgroups {
             cred("setgroups([])", rustix::thread::set_thread_groups(&[]))?;
         }
-        cred("setresgid(0)", rustix::thread::set_thread_res_gid(rustix::process::Gid::ROOT, rustix::process::Gid::ROOT, rustix::process::Gid::ROOT))?;
-        cred("setresuid(0)", rustix::thread::set_thread_res_uid(rustix::process::Uid::ROOT, rustix::process::Uid::ROOT, rustix::process::Uid::ROOT))?;
+        cred(
+            "setresgid(0)",
+            rustix::thread::set_thread_res_gid(
+                rustix::process::Gid::ROOT,
+                rustix::process::Gid::ROOT,
+                rustix::process::Gid::ROOT,
+            ),
+        )?;
+        cred(
+            "setresuid(0)",
+            rustix::thread::set_thread_res_uid(
+                rustix::process::Uid::ROOT,
+                rustix::process::Uid::ROOT,
+                rustix::process::Uid::ROOT,
+            ),
+        )?;
     }
     Ok(())
 }
@@ -303,7 +389,10 @@ pub fn nsenter(pidfd: std::os::fd::BorrowedFd<'_>, target: i32, set: NamespaceSe
 pub fn same(pid_a: i32, pid_b: i32, ns: Namespace) -> Result<bool> {
     let stat = |pid| {
         let p = ns.proc_path(pid);
-        rustix::fs::stat(&p).map_err(|e| NsError::Open { path: p, source: e.into() })
+        rustix::fs::stat(&p).map_err(|e| NsError::Open {
+            path: p,
+            source: e.into(),
+        })
     };
     let (a, b) = (stat(pid_a)?, stat(pid_b)?);
     Ok(a.st_ino == b.st_ino && a.st_dev == b.st_dev)
@@ -315,8 +404,12 @@ mod tests {
 
     #[test]
     fn set_round_trips_and_displays() {
-        let s: NamespaceSet = [Namespace::User, Namespace::Net, Namespace::Pid].into_iter().collect();
-        assert!(s.contains(Namespace::User) && s.contains(Namespace::Net) && s.contains(Namespace::Pid));
+        let s: NamespaceSet = [Namespace::User, Namespace::Net, Namespace::Pid]
+            .into_iter()
+            .collect();
+        assert!(
+            s.contains(Namespace::User) && s.contains(Namespace::Net) && s.contains(Namespace::Pid)
+        );
         assert!(!s.contains(Namespace::Mount));
         assert_eq!(s.to_string(), "user|pid|net");
         assert_eq!(s.without(Namespace::Pid).to_string(), "user|net");

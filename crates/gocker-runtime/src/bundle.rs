@@ -11,7 +11,8 @@ use crate::{Container, ContainerConfig, ExitStatus, Result, RuntimeError, SpawnM
 /// Loads `bundle/config.json`, making `root.path` absolute.
 pub fn load(bundle: &Path) -> Result<Spec> {
     let path = bundle.join("config.json");
-    let mut spec = Spec::load(&path).map_err(|e| RuntimeError::Config(format!("{}: {e}", path.display())))?;
+    let mut spec =
+        Spec::load(&path).map_err(|e| RuntimeError::Config(format!("{}: {e}", path.display())))?;
     if let Some(root) = spec.root_mut().as_mut() {
         if root.path().is_relative() {
             let abs = std::path::absolute(bundle.join(root.path()))
@@ -34,11 +35,18 @@ pub fn idmaps_for(spec: &Spec) -> Result<IdMaps> {
         }
     }
     if root {
-        return Ok(IdMaps::rootful(gocker_idmap::ROOTFUL_DEFAULT_BASE, gocker_idmap::ROOTFUL_DEFAULT_SIZE)?);
+        return Ok(IdMaps::rootful(
+            gocker_idmap::ROOTFUL_DEFAULT_BASE,
+            gocker_idmap::ROOTFUL_DEFAULT_SIZE,
+        )?);
     }
     let uid = rustix::process::geteuid().as_raw();
     let name = std::env::var("USER").unwrap_or_default();
-    Ok(IdMaps::rootless(uid, rustix::process::getegid().as_raw(), &name)?)
+    Ok(IdMaps::rootless(
+        uid,
+        rustix::process::getegid().as_raw(),
+        &name,
+    )?)
 }
 
 /// create → start → wait → delete for the bundle; returns the payload's exit status.

@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 use rustix::event::{PollFd, PollFlags, Timespec};
 use rustix::io::Errno;
 use rustix::net::{
-    AddressFamily, RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags, SendAncillaryBuffer, SendAncillaryMessage,
-    SendFlags, SocketFlags, SocketType,
+    AddressFamily, RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags, SendAncillaryBuffer,
+    SendAncillaryMessage, SendFlags, SocketFlags, SocketType,
 };
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -29,8 +29,13 @@ pub struct Channel {
 
 /// Creates a connected pair of channels (close-on-exec).
 pub fn pair() -> Result<(Channel, Channel), RuntimeError> {
-    let (a, b) = rustix::net::socketpair(AddressFamily::UNIX, SocketType::SEQPACKET, SocketFlags::CLOEXEC, None)
-        .map_err(|e| RuntimeError::sys("socketpair", "ring channel", e))?;
+    let (a, b) = rustix::net::socketpair(
+        AddressFamily::UNIX,
+        SocketType::SEQPACKET,
+        SocketFlags::CLOEXEC,
+        None,
+    )
+    .map_err(|e| RuntimeError::sys("socketpair", "ring channel", e))?;
     Ok((Channel { fd: a }, Channel { fd: b }))
 }
 
@@ -47,14 +52,20 @@ impl Channel {
 
     /// Sends `msg` with `fds` attached.
     pub fn send<T: Serialize>(&self, msg: &T, fds: &[BorrowedFd<'_>]) -> Result<(), RuntimeError> {
-        let body = serde_json::to_vec(msg).map_err(|e| RuntimeError::Protocol(format!("encode message: {e}")))?;
+        let body = serde_json::to_vec(msg)
+            .map_err(|e| RuntimeError::Protocol(format!("encode message: {e}")))?;
         let mut space = [MaybeUninit::<u8>::uninit(); rustix::cmsg_space!(ScmRights(MAX_FDS))];
         let mut control = SendAncillaryBuffer::new(&mut space);
         if !fds.is_empty() {
             control.push(SendAncillaryMessage::ScmRights(fds));
         }
         loop {
-            match rustix::net::sendmsg(&self.fd, &[IoSlice::new(&body)], &mut control, SendFlags::NOSIGNAL) {
+            match rustix::net::sendmsg(
+                &self.fd,
+                &[IoSlice::new(&body)],
+                &mut control,
+                SendFlags::NOSIGNAL,
+            ) {
                 Err(Errno::INTR) => continue,
                 Err(e) => return Err(RuntimeError::sys("sendmsg", "ring channel", e)),
                 Ok(_) => return Ok(()),
@@ -73,9 +84,15 @@ impl Channel {
         loop {
             let left = deadline.map(|d| d.saturating_duration_since(Instant::now()));
             if left == Some(Duration::ZERO) {
-                return Err(RuntimeError::Timeout { stage: stage.to_owned(), after: timeout.unwrap_or_default() });
+                return Err(RuntimeError::Timeout {
+                    stage: stage.to_owned(),
+                    after: timeout.unwrap_or_default(),
+                });
             }
-            let ts = left.map(|l| Timespec { tv_sec: l.as_secs() as i64, tv_nsec: l.subsec_nanos() as i64 });
+            let ts = left.map(|l| Timespec {
+                tv_sec: l.as_secs() as i64,
+                tv_nsec: l.subsec_nanos() as i64,
+            });
             let mut pfd = [PollFd::new(&self.fd, PollFlags::IN)];
             match rustix::event::poll(&mut pfd, ts.as_ref()) {
                 Err(Errno::INTR) | Ok(0) => continue,
@@ -86,12 +103,20 @@ impl Channel {
     }
 
     /// Receives a message that is known to be ready (or EOF).
-    pub fn recv_now<T: DeserializeOwned>(&self, stage: &str) -> Result<Option<(T, Vec<OwnedFd>)>, RuntimeError> {
+    pub fn recv_now<T: DeserializeOwned>(
+        &self,
+        stage: &str,
+    ) -> Result<Option<(T, Vec<OwnedFd>)>, RuntimeError> {
         let mut buf = vec![0u8; MAX_MSG];
         let mut space = [MaybeUninit::<u8>::uninit(); rustix::cmsg_space!(ScmRights(MAX_FDS))];
         let mut control = RecvAncillaryBuffer::new(&mut space);
         let n = loop {
-            match rustix::net::recvmsg(&self.fd, &mut [IoSliceMut::new(&mut buf)], &mut control, RecvFlags::CMSG_CLOEXEC) {
+            match rustix::net::recvmsg(
+                &self.fd,
+                &mut [IoSliceMut::new(&mut buf)],
+                &mut control,
+                RecvFlags::CMSG_CLOEXEC,
+            ) {
                 Err(Errno::INTR) => continue,
                 // The peer died with data unread: treat as closed.
                 Err(Errno::CONNRESET) => return Ok(None),
@@ -122,18 +147,27 @@ mod tests {
     fn round_trip_with_fd_and_eof() {
         let (a, b) = pair().unwrap();
         let file = std::fs::File::open("/proc/self/status").unwrap();
-        a.send(&serde_json::json!({"hello": 1}), &[file.as_fd()]).unwrap();
-        let (v, fds): (serde_json::Value, _) = b.recv(Some(Duration::from_secs(1)), "test").unwrap().unwrap();
+        a.send(&serde_json::json!({"hello": 1}), &[file.as_fd()])
+            .unwrap();
+        let (v, fds): (serde_json::Value, _) = b
+            .recv(Some(Duration::from_secs(1)), "test")
+            .unwrap()
+            .unwrap();
         assert_eq!(v["hello"], 1);
         assert_eq!(fds.len(), 1);
         drop(a);
-        assert!(b.recv::<serde_json::Value>(Some(Duration::from_secs(1)), "test").unwrap().is_none());
+        assert!(b
+            .recv::<serde_json::Value>(Some(Duration::from_secs(1)), "test")
+            .unwrap()
+            .is_none());
     }
 
     #[test]
     fn timeout_names_the_stage() {
         let (_a, b) = pair().unwrap();
-        let e = b.recv::<serde_json::Value>(Some(Duration::from_millis(20)), "ring1 ready").unwrap_err();
+        let e = b
+            .recv::<serde_json::Value>(Some(Duration::from_millis(20)), "ring1 ready")
+            .unwrap_err();
         assert!(e.to_string().contains("ring1 ready"), "{e}");
     }
 }

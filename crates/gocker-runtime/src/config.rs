@@ -108,16 +108,27 @@ impl ContainerConfig {
 
     /// The rootfs path from the spec.
     pub fn rootfs(&self) -> Result<PathBuf> {
-        let root = self.spec.root().as_ref().ok_or_else(|| RuntimeError::Config("spec has no root".into()))?;
+        let root = self
+            .spec
+            .root()
+            .as_ref()
+            .ok_or_else(|| RuntimeError::Config("spec has no root".into()))?;
         let p = root.path().clone();
         if !p.is_absolute() {
-            return Err(RuntimeError::Config(format!("root.path {} must be absolute", p.display())));
+            return Err(RuntimeError::Config(format!(
+                "root.path {} must be absolute",
+                p.display()
+            )));
         }
         Ok(p)
     }
 
     pub fn readonly_root(&self) -> bool {
-        self.spec.root().as_ref().and_then(|r| r.readonly()).unwrap_or(false)
+        self.spec
+            .root()
+            .as_ref()
+            .and_then(|r| r.readonly())
+            .unwrap_or(false)
     }
 
     /// The namespaces from the spec, split into ring1's (everything but pid, always with user and
@@ -133,7 +144,10 @@ impl ContainerConfig {
             .filter(|n| n.path().is_none())
             .map(|n| Namespace::from(n.typ()))
             .collect();
-        let ring1 = all.without(Namespace::Pid).with(Namespace::User).with(Namespace::Mount);
+        let ring1 = all
+            .without(Namespace::Pid)
+            .with(Namespace::User)
+            .with(Namespace::Mount);
         let mut ring2 = NamespaceSet::EMPTY.with(Namespace::Mount);
         if all.contains(Namespace::Pid) {
             ring2 = ring2.with(Namespace::Pid);

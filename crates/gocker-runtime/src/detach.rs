@@ -12,7 +12,12 @@ use crate::{Container, ContainerConfig, Result, RuntimeError};
 
 /// Starts `config` under a new monitor process and returns once the payload runs (or failed to).
 /// The caller must be single-threaded (the monitor forks the rings).
-pub fn run_detached(config: ContainerConfig, store: StateStore, name: &str, auto_remove: bool) -> Result<String> {
+pub fn run_detached(
+    config: ContainerConfig,
+    store: StateStore,
+    name: &str,
+    auto_remove: bool,
+) -> Result<String> {
     let (mut ready_r, ready_w) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)
         .map(|(r, w)| (std::fs::File::from(r), w))
         .map_err(|e| RuntimeError::sys("pipe", "monitor", e))?;
@@ -20,29 +25,52 @@ pub fn run_detached(config: ContainerConfig, store: StateStore, name: &str, auto
     match unsafe { gocker_ns::fork_into(NamespaceSet::EMPTY, None) }? {
         Forked::Child => {
             drop(ready_r);
-            monitor(config, store, name, auto_remove, std::fs::File::from(ready_w))
+            monitor(
+                config,
+                store,
+                name,
+                auto_remove,
+                std::fs::File::from(ready_w),
+            )
         }
         Forked::Parent { .. } => {
             drop(ready_w);
             // One line: the rings inherit the pipe too, so EOF would only come when they exit.
             let mut msg = String::new();
-            let _ = std::io::BufRead::read_line(&mut std::io::BufReader::new(&mut ready_r), &mut msg);
+            let _ =
+                std::io::BufRead::read_line(&mut std::io::BufReader::new(&mut ready_r), &mut msg);
             match msg.split_once(' ') {
                 Some(("ok", id)) => Ok(id.trim().to_owned()),
                 Some(("err", text)) => {
                     let (code, text) = text.split_once(' ').unwrap_or(("125", text));
-                    Err(RuntimeError::Ring { stage: format!("detached start (exit {code})"), message: text.trim().to_owned() })
+                    Err(RuntimeError::Ring {
+                        stage: format!("detached start (exit {code})"),
+                        message: text.trim().to_owned(),
+                    })
                 }
-                _ => Err(RuntimeError::Protocol("the monitor exited before reporting".into())),
+                _ => Err(RuntimeError::Protocol(
+                    "the monitor exited before reporting".into(),
+                )),
             }
         }
     }
 }
 
-fn monitor(config: ContainerConfig, store: StateStore, name: &str, auto_remove: bool, mut ready: std::fs::File) -> ! {
+fn monitor(
+    config: ContainerConfig,
+    store: StateStore,
+    name: &str,
+    auto_remove: bool,
+    mut ready: std::fs::File,
+) -> ! {
     let _ = rustix::process::setsid();
     let report = |ready: &mut std::fs::File, e: &RuntimeError| {
-        let _ = writeln!(ready, "err {} {}", e.exit_code(), e.to_string().replace('\n', " "));
+        let _ = writeln!(
+            ready,
+            "err {} {}",
+            e.exit_code(),
+            e.to_string().replace('\n', " ")
+        );
     };
     // The payload's stdout and stderr become pipes the monitor copies into the log.
     let pipes = (|| -> std::io::Result<((OwnedFd, OwnedFd), (OwnedFd, OwnedFd))> {
@@ -57,7 +85,12 @@ fn monitor(config: ContainerConfig, store: StateStore, name: &str, auto_remove: 
             crate::ring1::exit(125)
         }
     };
-    let null = rustix::fs::open("/dev/null", rustix::fs::OFlags::RDWR, rustix::fs::Mode::empty()).ok();
+    let null = rustix::fs::open(
+        "/dev/null",
+        rustix::fs::OFlags::RDWR,
+        rustix::fs::Mode::empty(),
+    )
+    .ok();
     if let Some(n) = &null {
         let _ = rustix::stdio::dup2_stdin(n);
     }
@@ -80,7 +113,10 @@ fn monitor(config: ContainerConfig, store: StateStore, name: &str, auto_remove: 
     let writer = match LogWriter::create(&dir, logs::MAX_LOG_BYTES) {
         Ok(w) => w,
         Err(e) => {
-            report(&mut ready, &RuntimeError::sys("open", format!("{}", logs::log_path(&dir).display()), e));
+            report(
+                &mut ready,
+                &RuntimeError::sys("open", format!("{}", logs::log_path(&dir).display()), e),
+            );
             crate::ring1::exit(125)
         }
     };
@@ -88,7 +124,9 @@ fn monitor(config: ContainerConfig, store: StateStore, name: &str, auto_remove: 
     let t1 = std::thread::spawn(move || logs::pump(std::fs::File::from(out_r), "stdout", w1));
     let t2 = std::thread::spawn(move || logs::pump(std::fs::File::from(err_r), "stderr", w2));
     // -t: the terminal carries both streams; its output is logged as stdout, like docker.
-    let t3 = c.take_pty().map(|m| std::thread::spawn(move || logs::pump(std::fs::File::from(m), "stdout", w3)));
+    let t3 = c
+        .take_pty()
+        .map(|m| std::thread::spawn(move || logs::pump(std::fs::File::from(m), "stdout", w3)));
     if let Err(e) = c.start() {
         report(&mut ready, &e);
         crate::ring1::exit(e.exit_code())
@@ -98,7 +136,11 @@ fn monitor(config: ContainerConfig, store: StateStore, name: &str, auto_remove: 
     // Our own copies of the pipes' write ends are fds 1 and 2: close them so the pumps see EOF
     // once the payload (and ring1) are gone.
     let status = c.wait();
-    if let Ok(null) = rustix::fs::open("/dev/null", rustix::fs::OFlags::RDWR, rustix::fs::Mode::empty()) {
+    if let Ok(null) = rustix::fs::open(
+        "/dev/null",
+        rustix::fs::OFlags::RDWR,
+        rustix::fs::Mode::empty(),
+    ) {
         let _ = rustix::stdio::dup2_stdout(&null);
         let _ = rustix::stdio::dup2_stderr(&null);
     }

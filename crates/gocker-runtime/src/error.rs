@@ -8,7 +8,11 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, thiserror::Error)]
 pub enum RuntimeError {
     #[error("{op} ({what}): {source}")]
-    Sys { op: &'static str, what: String, source: std::io::Error },
+    Sys {
+        op: &'static str,
+        what: String,
+        source: std::io::Error,
+    },
     #[error("timed out after {after:?} waiting for {stage}")]
     Timeout { stage: String, after: Duration },
     #[error("ring protocol: {0}")]
@@ -18,7 +22,11 @@ pub enum RuntimeError {
     #[error("exec {cmd:?}: executable file not found in $PATH")]
     ExecNotFound { cmd: String },
     #[error("exec {cmd:?}: {reason}")]
-    ExecFailed { cmd: String, reason: String, not_found: bool },
+    ExecFailed {
+        cmd: String,
+        reason: String,
+        not_found: bool,
+    },
     #[error("rootfs {path}: {reason}")]
     Rootfs { path: PathBuf, reason: String },
     #[error("invalid configuration: {0}")]
@@ -44,14 +52,25 @@ pub enum RuntimeError {
 }
 
 impl RuntimeError {
-    pub(crate) fn sys(op: &'static str, what: impl Into<String>, e: impl Into<std::io::Error>) -> Self {
-        RuntimeError::Sys { op, what: what.into(), source: e.into() }
+    pub(crate) fn sys(
+        op: &'static str,
+        what: impl Into<String>,
+        e: impl Into<std::io::Error>,
+    ) -> Self {
+        RuntimeError::Sys {
+            op,
+            what: what.into(),
+            source: e.into(),
+        }
     }
 
     /// docker's convention: 127 command not found, 126 command not executable, 125 anything else.
     pub fn exit_code(&self) -> i32 {
         match self {
-            RuntimeError::ExecNotFound { .. } | RuntimeError::ExecFailed { not_found: true, .. } => 127,
+            RuntimeError::ExecNotFound { .. }
+            | RuntimeError::ExecFailed {
+                not_found: true, ..
+            } => 127,
             RuntimeError::ExecFailed { .. } => 126,
             _ => 125,
         }
@@ -92,8 +111,15 @@ mod tests {
     fn docker_exit_codes() {
         assert_eq!(ExitStatus::Exited(7).code(), 7);
         assert_eq!(ExitStatus::Signaled(9).code(), 137);
-        assert_eq!(RuntimeError::ExecNotFound { cmd: "x".into() }.exit_code(), 127);
-        let denied = RuntimeError::ExecFailed { cmd: "x".into(), reason: "permission denied".into(), not_found: false };
+        assert_eq!(
+            RuntimeError::ExecNotFound { cmd: "x".into() }.exit_code(),
+            127
+        );
+        let denied = RuntimeError::ExecFailed {
+            cmd: "x".into(),
+            reason: "permission denied".into(),
+            not_found: false,
+        };
         assert_eq!(denied.exit_code(), 126);
         assert_eq!(RuntimeError::Config("bad".into()).exit_code(), 125);
     }

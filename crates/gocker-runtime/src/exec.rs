@@ -41,11 +41,18 @@ pub(crate) fn config_memfd(cfg: &ContainerConfig) -> Result<OwnedFd> {
 }
 
 pub(crate) fn prepare(binary: &Path, ring: &str, fds: &[RawFd]) -> Result<Prepared> {
-    let c = |s: &[u8]| CString::new(s).map_err(|_| RuntimeError::Config(format!("NUL byte in {}", binary.display())));
+    let c = |s: &[u8]| {
+        CString::new(s)
+            .map_err(|_| RuntimeError::Config(format!("NUL byte in {}", binary.display())))
+    };
     let path = c(binary.as_os_str().as_bytes())?;
     let arg0 = c(format!("gocker-{ring}").as_bytes())?;
     let fd_list: Vec<String> = fds.iter().map(|f| f.to_string()).collect();
-    let mut strings = vec![arg0, c(format!("{ENV_RING}={ring}").as_bytes())?, c(format!("{ENV_FDS}={}", fd_list.join(",")).as_bytes())?];
+    let mut strings = vec![
+        arg0,
+        c(format!("{ENV_RING}={ring}").as_bytes())?,
+        c(format!("{ENV_FDS}={}", fd_list.join(",")).as_bytes())?,
+    ];
     for var in [ENV_MOUNTS, ENV_SUP] {
         if let Ok(m) = std::env::var(var) {
             strings.push(c(format!("{var}={m}").as_bytes())?);
@@ -64,7 +71,13 @@ pub(crate) fn prepare(binary: &Path, ring: &str, fds: &[RawFd]) -> Result<Prepar
     let argv = [strings[0].as_ptr(), std::ptr::null()];
     let mut envp: Vec<_> = strings[1..].iter().map(|s| s.as_ptr()).collect();
     envp.push(std::ptr::null());
-    Ok(Prepared { path, argv, envp, _strings: strings, keep: fds.to_vec() })
+    Ok(Prepared {
+        path,
+        argv,
+        envp,
+        _strings: strings,
+        keep: fds.to_vec(),
+    })
 }
 
 impl Prepared {
@@ -102,7 +115,9 @@ fn fail(msg: &str) -> ! {
 /// Runs the ring named by `GOCKER_RING`, if this process was started as one; returns otherwise.
 /// Call it first thing in `main` of any program used as an exec-mode ring binary.
 pub fn ring_entry() {
-    let Some(ring) = std::env::var_os(ENV_RING) else { return };
+    let Some(ring) = std::env::var_os(ENV_RING) else {
+        return;
+    };
     let sup: Option<RawFd> = std::env::var(ENV_SUP).ok().and_then(|s| s.parse().ok());
     let fds: Vec<RawFd> = std::env::var(ENV_FDS)
         .unwrap_or_default()
@@ -117,7 +132,10 @@ pub fn ring_entry() {
     }
     // SAFETY: the descriptors were passed to us by the ring that exec'd this process, which owns
     // nothing else under these numbers here; each is taken once.
-    let mut owned: Vec<OwnedFd> = fds.iter().map(|fd| unsafe { OwnedFd::from_raw_fd(*fd) }).collect();
+    let mut owned: Vec<OwnedFd> = fds
+        .iter()
+        .map(|fd| unsafe { OwnedFd::from_raw_fd(*fd) })
+        .collect();
     for fd in &owned {
         let _ = rustix::io::fcntl_setfd(fd, rustix::io::FdFlags::CLOEXEC);
     }
@@ -126,10 +144,16 @@ pub fn ring_entry() {
     }
     let rest = owned.split_off(3);
     let mut it = owned.into_iter();
-    let (cfg_fd, a, b) = (it.next().expect("3"), it.next().expect("3"), it.next().expect("3"));
+    let (cfg_fd, a, b) = (
+        it.next().expect("3"),
+        it.next().expect("3"),
+        it.next().expect("3"),
+    );
     let mut text = Vec::new();
     let mut f = std::fs::File::from(cfg_fd);
-    if let Err(e) = std::io::Seek::rewind(&mut f).and_then(|_| std::io::Read::read_to_end(&mut f, &mut text)) {
+    if let Err(e) =
+        std::io::Seek::rewind(&mut f).and_then(|_| std::io::Read::read_to_end(&mut f, &mut text))
+    {
         fail(&format!("read config: {e}"));
     }
     let cfg: ContainerConfig = match serde_json::from_slice(&text) {
@@ -140,17 +164,24 @@ pub fn ring_entry() {
     match ring.to_str() {
         // ring1: a = channel to ring0, b = ring2's channel to ring0.
         Some("ring1") => {
-            let parent = rustix::process::getppid().map(|p| p.as_raw_nonzero().get()).unwrap_or(0);
+            let parent = rustix::process::getppid()
+                .map(|p| p.as_raw_nonzero().get())
+                .unwrap_or(0);
             ring1::main(&cfg, Channel::from(a), Channel::from(b), parent)
         }
         // ring2: a = channel to ring0, b = ring1's pidfd, then the premade mounts.
         Some("ring2") => {
             let parent: BorrowedFd<'_> = std::os::fd::AsFd::as_fd(&b);
-            let described = std::env::var(ENV_MOUNTS).unwrap_or_else(|_| r#"{"rootfs":false,"volumes":[]}"#.into());
+            let described = std::env::var(ENV_MOUNTS)
+                .unwrap_or_else(|_| r#"{"rootfs":false,"volumes":[]}"#.into());
             let Some(premade) = ring2::Premade::from_described(&described, rest) else {
-                fail(&format!("{ENV_MOUNTS} does not match the descriptors passed"))
+                fail(&format!(
+                    "{ENV_MOUNTS} does not match the descriptors passed"
+                ))
             };
-            let Some(sup) = sup else { fail(&format!("{ENV_SUP} is not set")) };
+            let Some(sup) = sup else {
+                fail(&format!("{ENV_SUP} is not set"))
+            };
             ring2::main(&cfg, Channel::from(a), Channel::from(sup), premade, parent)
         }
         _ => fail(&format!("unknown {ENV_RING} {ring:?}")),

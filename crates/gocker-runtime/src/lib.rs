@@ -13,32 +13,32 @@
 //! [`Container::start`] releases it; [`Container::wait`] returns the exit status;
 //! [`Container::delete`] removes everything (also done on drop).
 
+pub mod bundle;
 mod channel;
 mod config;
+pub mod detach;
 mod error;
 mod exec;
 mod lift;
+pub mod logs;
 pub mod net;
+pub mod nsexec;
+pub mod oci;
 mod process;
 mod ring0;
 mod ring1;
 mod ring2;
-mod supervise;
-mod sysctl;
-mod tty;
-pub mod bundle;
-pub mod detach;
-pub mod logs;
-pub mod nsexec;
-pub mod oci;
 pub mod seccomp;
 pub mod spec;
 pub mod state;
+mod supervise;
+mod sysctl;
+mod tty;
 pub mod workspace;
 
 pub use config::{ContainerConfig, OciMode, RootMode, SpawnMode};
-pub use exec::ring_entry;
 pub use error::{ExitStatus, RuntimeError};
+pub use exec::ring_entry;
 pub use ring0::{describe_root, Container};
 pub use state::{ContainerState, StateStore, Status};
 

@@ -27,8 +27,8 @@ use gocker_ns::{Forked, Namespace, NamespaceSet};
 use rustix::event::{PollFd, PollFlags, Timespec};
 use rustix::io::Errno;
 use rustix::net::{
-    AddressFamily, RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags, SendAncillaryBuffer, SendFlags, SocketAddrUnix,
-    SocketFlags, SocketType,
+    AddressFamily, RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags, SendAncillaryBuffer,
+    SendFlags, SocketAddrUnix, SocketFlags, SocketType,
 };
 use rustix::process::{Pid, Signal, WaitOptions};
 
@@ -44,7 +44,10 @@ const MAX_REQUEST: usize = 256 * 1024;
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 
 fn err(stage: &str, e: impl std::fmt::Display) -> RuntimeError {
-    RuntimeError::Ring { stage: stage.to_owned(), message: e.to_string() }
+    RuntimeError::Ring {
+        stage: stage.to_owned(),
+        message: e.to_string(),
+    }
 }
 
 /// A parsed lift request.
@@ -62,7 +65,9 @@ impl Request {
         let mut version = false;
         for f in body.split(|b| *b == 0).filter(|f| !f.is_empty()) {
             let f = std::str::from_utf8(f).map_err(|_| "request field is not UTF-8".to_owned())?;
-            let (k, v) = f.split_once('=').ok_or_else(|| format!("bad request field {f:?}"))?;
+            let (k, v) = f
+                .split_once('=')
+                .ok_or_else(|| format!("bad request field {f:?}"))?;
             match k {
                 "v" if v == "1" => version = true,
                 "v" => return Err(format!("unsupported lift protocol version {v}")),
@@ -97,12 +102,20 @@ pub(crate) fn setup(cfg: &ContainerConfig) -> Result<Option<(Server, OwnedFd)>> 
     }
     use rustix::mount::{FsMountFlags, FsOpenFlags, MountAttrFlags};
     let stage = "lift: prepare /.gocker";
-    let fs = rustix::mount::fsopen("tmpfs", FsOpenFlags::FSOPEN_CLOEXEC).map_err(|e| err(stage, format!("fsopen(tmpfs): {e}")))?;
-    rustix::mount::fsconfig_set_string(&fs, "mode", "0755").map_err(|e| err(stage, format!("fsconfig(mode): {e}")))?;
-    rustix::mount::fsconfig_set_string(&fs, "size", "16m").map_err(|e| err(stage, format!("fsconfig(size): {e}")))?;
-    rustix::mount::fsconfig_create(&fs).map_err(|e| err(stage, format!("fsconfig(create): {e}")))?;
-    let mnt = rustix::mount::fsmount(&fs, FsMountFlags::FSMOUNT_CLOEXEC, MountAttrFlags::MOUNT_ATTR_NOSUID | MountAttrFlags::MOUNT_ATTR_NODEV)
-        .map_err(|e| err(stage, format!("fsmount(tmpfs): {e}")))?;
+    let fs = rustix::mount::fsopen("tmpfs", FsOpenFlags::FSOPEN_CLOEXEC)
+        .map_err(|e| err(stage, format!("fsopen(tmpfs): {e}")))?;
+    rustix::mount::fsconfig_set_string(&fs, "mode", "0755")
+        .map_err(|e| err(stage, format!("fsconfig(mode): {e}")))?;
+    rustix::mount::fsconfig_set_string(&fs, "size", "16m")
+        .map_err(|e| err(stage, format!("fsconfig(size): {e}")))?;
+    rustix::mount::fsconfig_create(&fs)
+        .map_err(|e| err(stage, format!("fsconfig(create): {e}")))?;
+    let mnt = rustix::mount::fsmount(
+        &fs,
+        FsMountFlags::FSMOUNT_CLOEXEC,
+        MountAttrFlags::MOUNT_ATTR_NOSUID | MountAttrFlags::MOUNT_ATTR_NODEV,
+    )
+    .map_err(|e| err(stage, format!("fsmount(tmpfs): {e}")))?;
     let bin = rustix::fs::openat(
         &mnt,
         "lift",
@@ -111,19 +124,37 @@ pub(crate) fn setup(cfg: &ContainerConfig) -> Result<Option<(Server, OwnedFd)>> 
     )
     .map_err(|e| err(stage, format!("create lift: {e}")))?;
     let mut f = std::fs::File::from(bin);
-    std::io::Write::write_all(&mut f, BINARY).map_err(|e| err(stage, format!("write lift: {e}")))?;
+    std::io::Write::write_all(&mut f, BINARY)
+        .map_err(|e| err(stage, format!("write lift: {e}")))?;
     drop(f);
-    let listener = rustix::net::socket_with(AddressFamily::UNIX, SocketType::SEQPACKET, SocketFlags::CLOEXEC | SocketFlags::NONBLOCK, None)
-        .map_err(|e| err(stage, format!("socket: {e}")))?;
+    let listener = rustix::net::socket_with(
+        AddressFamily::UNIX,
+        SocketType::SEQPACKET,
+        SocketFlags::CLOEXEC | SocketFlags::NONBLOCK,
+        None,
+    )
+    .map_err(|e| err(stage, format!("socket: {e}")))?;
     // The detached tmpfs has no path; bind through the magic link of its descriptor.
     let path = format!("/proc/self/fd/{}/lift.sock", mnt.as_raw_fd());
-    let addr = SocketAddrUnix::new(path.as_str()).map_err(|e| err(stage, format!("{path}: {e}")))?;
+    let addr =
+        SocketAddrUnix::new(path.as_str()).map_err(|e| err(stage, format!("{path}: {e}")))?;
     rustix::net::bind(&listener, &addr).map_err(|e| err(stage, format!("bind {path}: {e}")))?;
     // Any uid of the container may connect; the policy is checked per connection.
-    rustix::fs::chmodat(&mnt, "lift.sock", rustix::fs::Mode::from_raw_mode(0o666), rustix::fs::AtFlags::empty())
-        .map_err(|e| err(stage, format!("chmod lift.sock: {e}")))?;
+    rustix::fs::chmodat(
+        &mnt,
+        "lift.sock",
+        rustix::fs::Mode::from_raw_mode(0o666),
+        rustix::fs::AtFlags::empty(),
+    )
+    .map_err(|e| err(stage, format!("chmod lift.sock: {e}")))?;
     rustix::net::listen(&listener, 64).map_err(|e| err(stage, format!("listen: {e}")))?;
-    Ok(Some((Server { listener, policy: cfg.workspace.lift }, mnt)))
+    Ok(Some((
+        Server {
+            listener,
+            policy: cfg.workspace.lift,
+        },
+        mnt,
+    )))
 }
 
 impl Server {
@@ -144,7 +175,11 @@ impl Server {
             match unsafe { gocker_ns::fork_into(NamespaceSet::EMPTY, None) } {
                 Ok(Forked::Child) => handle(conn, self.policy, ring2, ring1),
                 Ok(Forked::Parent { .. }) => {} // reaped by ring1's wait loop
-                Err(e) => reply_err(conn.as_fd(), 125, &format!("ring1 cannot fork a handler: {e}")),
+                Err(e) => reply_err(
+                    conn.as_fd(),
+                    125,
+                    &format!("ring1 cannot fork a handler: {e}"),
+                ),
             }
         }
     }
@@ -154,7 +189,12 @@ fn send(conn: BorrowedFd<'_>, text: &str) {
     let mut body = text.as_bytes().to_vec();
     body.push(0);
     let mut control = SendAncillaryBuffer::default();
-    let _ = rustix::net::sendmsg(conn, &[IoSlice::new(&body)], &mut control, SendFlags::NOSIGNAL);
+    let _ = rustix::net::sendmsg(
+        conn,
+        &[IoSlice::new(&body)],
+        &mut control,
+        SendFlags::NOSIGNAL,
+    );
 }
 
 fn reply_err(conn: BorrowedFd<'_>, code: i32, msg: &str) {
@@ -165,9 +205,15 @@ fn reply_err(conn: BorrowedFd<'_>, code: i32, msg: &str) {
 type Datagram = (Vec<u8>, Vec<OwnedFd>);
 
 /// Receives one datagram with descriptors, waiting at most `timeout`. `None` on EOF.
-fn recv(conn: BorrowedFd<'_>, timeout: Option<Duration>) -> std::result::Result<Option<Datagram>, Errno> {
+fn recv(
+    conn: BorrowedFd<'_>,
+    timeout: Option<Duration>,
+) -> std::result::Result<Option<Datagram>, Errno> {
     if let Some(t) = timeout {
-        let ts = Timespec { tv_sec: t.as_secs() as i64, tv_nsec: 0 };
+        let ts = Timespec {
+            tv_sec: t.as_secs() as i64,
+            tv_nsec: 0,
+        };
         let mut p = [PollFd::from_borrowed_fd(conn, PollFlags::IN)];
         if rustix::event::poll(&mut p, Some(&ts))? == 0 {
             return Err(Errno::TIMEDOUT);
@@ -177,7 +223,12 @@ fn recv(conn: BorrowedFd<'_>, timeout: Option<Duration>) -> std::result::Result<
     let mut space = [MaybeUninit::<u8>::uninit(); rustix::cmsg_space!(ScmRights(8))];
     let mut control = RecvAncillaryBuffer::new(&mut space);
     let n = loop {
-        match rustix::net::recvmsg(conn, &mut [IoSliceMut::new(&mut buf)], &mut control, RecvFlags::CMSG_CLOEXEC) {
+        match rustix::net::recvmsg(
+            conn,
+            &mut [IoSliceMut::new(&mut buf)],
+            &mut control,
+            RecvFlags::CMSG_CLOEXEC,
+        ) {
             Err(Errno::INTR) => continue,
             Err(Errno::CONNRESET) => return Ok(None),
             Err(e) => return Err(e),
@@ -221,17 +272,28 @@ fn handle(conn: OwnedFd, policy: LiftPolicy, ring2: BorrowedFd<'_>, ring1: Pid) 
         }
     };
     if fds.len() != 3 {
-        reply_err(conn, 125, &format!("expected the caller's stdin, stdout and stderr, got {} descriptors", fds.len()));
+        reply_err(
+            conn,
+            125,
+            &format!(
+                "expected the caller's stdin, stdout and stderr, got {} descriptors",
+                fds.len()
+            ),
+        );
         exit(0)
     }
     if policy == LiftPolicy::Root {
-        let uid = rustix::net::sockopt::socket_peercred(conn).map(|c| c.uid.as_raw()).unwrap_or(u32::MAX);
+        let uid = rustix::net::sockopt::socket_peercred(conn)
+            .map(|c| c.uid.as_raw())
+            .unwrap_or(u32::MAX);
         if uid != 0 {
             reply_err(conn, 125, &format!("refused: this container allows lift for root only (--lift=root), and the caller is uid {uid}"));
             exit(0)
         }
     }
-    let join = NamespaceSet::EMPTY.with(Namespace::Mount).with(Namespace::Pid);
+    let join = NamespaceSet::EMPTY
+        .with(Namespace::Mount)
+        .with(Namespace::Pid);
     if let Err(e) = gocker_ns::enter_pidfd(ring2, join) {
         reply_err(conn, 125, &format!("joining the container: {e}"));
         exit(0)
@@ -243,7 +305,10 @@ fn handle(conn: OwnedFd, policy: LiftPolicy, ring2: BorrowedFd<'_>, ring1: Pid) 
             exit(0)
         }
     };
-    let handler = match rustix::process::pidfd_open(rustix::process::getpid(), rustix::process::PidfdFlags::empty()) {
+    let handler = match rustix::process::pidfd_open(
+        rustix::process::getpid(),
+        rustix::process::PidfdFlags::empty(),
+    ) {
         Ok(fd) => fd,
         Err(e) => {
             reply_err(conn, 125, &format!("pidfd_open: {e}"));
@@ -255,7 +320,8 @@ fn handle(conn: OwnedFd, policy: LiftPolicy, ring2: BorrowedFd<'_>, ring1: Pid) 
         Ok(Forked::Child) => {
             let _ = rustix::process::set_parent_process_death_signal(Some(Signal::KILL));
             // The handler's pid, seen from the joined PID namespace, is 0: check its pidfd instead.
-            if crate::ring1::die_with_parent(&crate::ring1::Parent::Pidfd(handler.as_fd())).is_err() {
+            if crate::ring1::die_with_parent(&crate::ring1::Parent::Pidfd(handler.as_fd())).is_err()
+            {
                 exit(125)
             }
             let r = (|| -> std::result::Result<(), Errno> {
@@ -269,13 +335,25 @@ fn handle(conn: OwnedFd, policy: LiftPolicy, ring2: BorrowedFd<'_>, ring1: Pid) 
                 exit(125)
             }
             drop(fds);
-            let _ = rustix::process::chdir(req.cwd.as_deref().unwrap_or("/")).or_else(|_| rustix::process::chdir("/"));
+            let _ = rustix::process::chdir(req.cwd.as_deref().unwrap_or("/"))
+                .or_else(|_| rustix::process::chdir("/"));
             crate::ring2::reset_signals();
             // No descriptor of ring1 reaches the command.
             // SAFETY: close_range with CLOSE_RANGE_CLOEXEC only sets flags on our own descriptors.
-            unsafe { libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, libc::CLOSE_RANGE_CLOEXEC) };
+            unsafe {
+                libc::syscall(
+                    libc::SYS_close_range,
+                    3u32,
+                    u32::MAX,
+                    libc::CLOSE_RANGE_CLOEXEC,
+                )
+            };
             let errno = plan.exec();
-            let (code, what) = if errno == Errno::NOENT { (127, "not found") } else { (126, "cannot execute") };
+            let (code, what) = if errno == Errno::NOENT {
+                (127, "not found")
+            } else {
+                (126, "cannot execute")
+            };
             reply_err(conn, code, &format!("{}: {what} ({errno})", plan.cmd));
             exit(code)
         }
@@ -304,10 +382,16 @@ fn handle(conn: OwnedFd, policy: LiftPolicy, ring2: BorrowedFd<'_>, ring1: Pid) 
             match recv(conn, None) {
                 Ok(Some((body, _))) => {
                     let text = String::from_utf8_lossy(&body);
-                    if let Some(n) = text.trim_end_matches('\0').strip_prefix("sig=").and_then(|n| n.parse::<i32>().ok()) {
+                    if let Some(n) = text
+                        .trim_end_matches('\0')
+                        .strip_prefix("sig=")
+                        .and_then(|n| n.parse::<i32>().ok())
+                    {
                         if (1..=64).contains(&n) {
                             // SAFETY: the number is range-checked; the kernel validates it further.
-                            let _ = rustix::process::pidfd_send_signal(&pidfd, unsafe { Signal::from_raw_unchecked(n) });
+                            let _ = rustix::process::pidfd_send_signal(&pidfd, unsafe {
+                                Signal::from_raw_unchecked(n)
+                            });
                         }
                     }
                 }
@@ -347,8 +431,17 @@ fn exec_plan(req: &Request) -> Result<crate::process::ExecPlan> {
 
 /// Runs `argv` in a child of ring1 joined to `set` of the process behind `target` (ring2), with
 /// ring1's stdio and credentials; waits at most `timeout`. Used for the enclave command.
-pub(crate) fn run_joined(target: BorrowedFd<'_>, set: NamespaceSet, argv: &[String], timeout: Duration) -> Result<ExitStatus> {
-    let req = Request { args: argv.to_vec(), env: vec![format!("PATH={}", crate::process::DEFAULT_PATH)], ..Default::default() };
+pub(crate) fn run_joined(
+    target: BorrowedFd<'_>,
+    set: NamespaceSet,
+    argv: &[String],
+    timeout: Duration,
+) -> Result<ExitStatus> {
+    let req = Request {
+        args: argv.to_vec(),
+        env: vec![format!("PATH={}", crate::process::DEFAULT_PATH)],
+        ..Default::default()
+    };
     let plan = exec_plan(&req)?;
     let ring1 = rustix::process::getpid().as_raw_nonzero().get();
     // SAFETY: ring1 is single-threaded.
@@ -363,13 +456,23 @@ pub(crate) fn run_joined(target: BorrowedFd<'_>, set: NamespaceSet, argv: &[Stri
             }
             crate::ring2::reset_signals();
             // SAFETY: close_range with CLOSE_RANGE_CLOEXEC only sets flags on our own descriptors.
-            unsafe { libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, libc::CLOSE_RANGE_CLOEXEC) };
+            unsafe {
+                libc::syscall(
+                    libc::SYS_close_range,
+                    3u32,
+                    u32::MAX,
+                    libc::CLOSE_RANGE_CLOEXEC,
+                )
+            };
             let errno = plan.exec();
             eprintln!("gocker: enclave: exec {}: {errno}", plan.cmd);
             exit(if errno == Errno::NOENT { 127 } else { 126 })
         }
         Forked::Parent { pid, pidfd } => {
-            let ts = Timespec { tv_sec: timeout.as_secs() as i64, tv_nsec: 0 };
+            let ts = Timespec {
+                tv_sec: timeout.as_secs() as i64,
+                tv_nsec: 0,
+            };
             let mut p = [PollFd::from_borrowed_fd(pidfd.as_fd(), PollFlags::IN)];
             let ready = loop {
                 match rustix::event::poll(&mut p, Some(&ts)) {
@@ -390,7 +493,10 @@ pub(crate) fn run_joined(target: BorrowedFd<'_>, set: NamespaceSet, argv: &[Stri
                 }
             };
             if !ready {
-                return Err(RuntimeError::Timeout { stage: format!("the enclave command {argv:?}"), after: timeout });
+                return Err(RuntimeError::Timeout {
+                    stage: format!("the enclave command {argv:?}"),
+                    after: timeout,
+                });
             }
             Ok(st)
         }
@@ -405,9 +511,19 @@ mod tests {
     fn request_parses_and_rejects() {
         let body = b"v=1\0tty=1\0cwd=/work\0env=A=b=c\0arg=sh\0arg=-c\0arg=exit 3\0";
         let r = Request::parse(body).unwrap();
-        assert_eq!(r, Request { tty: true, cwd: Some("/work".into()), env: vec!["A=b=c".into()], args: vec!["sh".into(), "-c".into(), "exit 3".into()] });
+        assert_eq!(
+            r,
+            Request {
+                tty: true,
+                cwd: Some("/work".into()),
+                env: vec!["A=b=c".into()],
+                args: vec!["sh".into(), "-c".into(), "exit 3".into()]
+            }
+        );
         assert!(Request::parse(b"arg=x\0").unwrap_err().contains("version"));
-        assert!(Request::parse(b"v=2\0arg=x\0").unwrap_err().contains("version 2"));
+        assert!(Request::parse(b"v=2\0arg=x\0")
+            .unwrap_err()
+            .contains("version 2"));
         assert!(Request::parse(b"v=1\0").unwrap_err().contains("no command"));
     }
 

@@ -38,12 +38,19 @@ pub fn rfc3339(secs: u64, nanos: u32) -> String {
     let day = doy - (153 * mp + 2) / 5 + 1;
     let month = if mp < 10 { mp + 3 } else { mp - 9 };
     let year = yoe + era * 400 + i64::from(month <= 2);
-    format!("{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{nanos:09}Z", rem / 3600, rem % 3600 / 60, rem % 60)
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{nanos:09}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
 }
 
 /// The current time in RFC 3339 (UTC, nanoseconds).
 pub(crate) fn now() -> String {
-    let d = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
+    let d = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default();
     rfc3339(d.as_secs(), d.subsec_nanos())
 }
 
@@ -60,15 +67,27 @@ impl LogWriter {
         let path = log_path(dir);
         let file = OpenOptions::new().create(true).append(true).open(&path)?;
         let size = file.metadata()?.len();
-        Ok(Arc::new(Mutex::new(LogWriter { path, file, size, max })))
+        Ok(Arc::new(Mutex::new(LogWriter {
+            path,
+            file,
+            size,
+            max,
+        })))
     }
 
     fn write(&mut self, stream: &str, text: &str) -> std::io::Result<()> {
-        let mut line = serde_json::to_vec(&LogLine { time: now(), stream: stream.into(), log: text.into() })?;
+        let mut line = serde_json::to_vec(&LogLine {
+            time: now(),
+            stream: stream.into(),
+            log: text.into(),
+        })?;
         line.push(b'\n');
         if self.size + line.len() as u64 > self.max && self.size > 0 {
             std::fs::rename(&self.path, self.path.with_extension("log.1"))?;
-            self.file = OpenOptions::new().create(true).append(true).open(&self.path)?;
+            self.file = OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&self.path)?;
             self.size = 0;
         }
         self.file.write_all(&line)?;
@@ -100,7 +119,12 @@ pub fn read_all(dir: &Path) -> Vec<LogLine> {
     let mut out = Vec::new();
     for p in [log_path(dir).with_extension("log.1"), log_path(dir)] {
         if let Ok(f) = File::open(&p) {
-            out.extend(BufReader::new(f).lines().map_while(|l| l.ok()).filter_map(|l| serde_json::from_str(&l).ok()));
+            out.extend(
+                BufReader::new(f)
+                    .lines()
+                    .map_while(|l| l.ok())
+                    .filter_map(|l| serde_json::from_str(&l).ok()),
+            );
         }
     }
     out
@@ -114,7 +138,10 @@ mod tests {
     fn timestamps_are_rfc3339() {
         assert_eq!(rfc3339(0, 0), "1970-01-01T00:00:00.000000000Z");
         assert_eq!(rfc3339(951_782_400, 5), "2000-02-29T00:00:00.000000005Z");
-        assert_eq!(rfc3339(1_795_361_591, 244_188_182), "2026-11-22T15:33:11.244188182Z");
+        assert_eq!(
+            rfc3339(1_795_361_591, 244_188_182),
+            "2026-11-22T15:33:11.244188182Z"
+        );
     }
 
     #[test]
@@ -125,9 +152,23 @@ mod tests {
         pump(&b"one\ntwo\nthree"[..], "stdout", w.clone());
         pump(&b"err\n"[..], "stderr", w.clone());
         let lines = read_all(&dir);
-        let logs: Vec<(&str, &str)> = lines.iter().map(|l| (l.stream.as_str(), l.log.as_str())).collect();
-        assert_eq!(logs, [("stdout", "one\n"), ("stdout", "two\n"), ("stdout", "three"), ("stderr", "err\n")]);
-        assert!(log_path(&dir).with_extension("log.1").exists(), "rotated past 200 bytes");
+        let logs: Vec<(&str, &str)> = lines
+            .iter()
+            .map(|l| (l.stream.as_str(), l.log.as_str()))
+            .collect();
+        assert_eq!(
+            logs,
+            [
+                ("stdout", "one\n"),
+                ("stdout", "two\n"),
+                ("stdout", "three"),
+                ("stderr", "err\n")
+            ]
+        );
+        assert!(
+            log_path(&dir).with_extension("log.1").exists(),
+            "rotated past 200 bytes"
+        );
         assert!(std::fs::metadata(log_path(&dir)).unwrap().len() <= 200);
         std::fs::remove_dir_all(&dir).unwrap();
     }

@@ -23,13 +23,19 @@ pub fn net_dir(store_root: &std::path::Path) -> std::path::PathBuf {
 
 /// Sets `IFF_UP` on the loopback interface of the caller's network namespace (netlink).
 pub(crate) fn loopback_up() -> Result<()> {
-    gocker_net::netlink::loopback_up().map_err(|e| RuntimeError::Ring { stage: "loopback".into(), message: e.to_string() })
+    gocker_net::netlink::loopback_up().map_err(|e| RuntimeError::Ring {
+        stage: "loopback".into(),
+        message: e.to_string(),
+    })
 }
 
 /// Before the rings: validates the options, leases an address, writes resolv.conf and hosts and
 /// adds them to the spec as bind mounts. `None` when there is nothing to do (an OCI bundle without
 /// network options: loopback only, its rootfs's own files).
-pub(crate) fn prepare(cfg: &mut ContainerConfig, store: &StateStore) -> Result<Option<gocker_net::Network>> {
+pub(crate) fn prepare(
+    cfg: &mut ContainerConfig,
+    store: &StateStore,
+) -> Result<Option<gocker_net::Network>> {
     let opts = cfg.network.clone();
     let has_netns = cfg.namespaces().0.contains(gocker_ns::Namespace::Net);
     if opts.mode == gocker_net::Mode::None && !opts.manage_files {
@@ -43,8 +49,18 @@ pub(crate) fn prepare(cfg: &mut ContainerConfig, store: &StateStore) -> Result<O
         )));
     }
     opts.validate(rustix::process::geteuid().is_root())?;
-    let hostname = cfg.spec.hostname().clone().unwrap_or_else(|| "localhost".into());
-    let net = gocker_net::Network::prepare(opts, &cfg.id, &hostname, &net_dir(store.root()), &store.container_dir(&cfg.id))?;
+    let hostname = cfg
+        .spec
+        .hostname()
+        .clone()
+        .unwrap_or_else(|| "localhost".into());
+    let net = gocker_net::Network::prepare(
+        opts,
+        &cfg.id,
+        &hostname,
+        &net_dir(store.root()),
+        &store.container_dir(&cfg.id),
+    )?;
     // The mount targets: a rootfs without /etc/resolv.conf or /etc/hosts gets an empty file made
     // here (confined to the rootfs), as ring2 would make a bind target, but with ring0's
     // privileges; where even that fails (a read-only rootfs, say) the file is skipped.
@@ -68,7 +84,12 @@ pub(crate) fn prepare(cfg: &mut ContainerConfig, store: &StateStore) -> Result<O
                 .destination(*dest)
                 .typ("bind")
                 .source(src)
-                .options(vec!["bind".into(), "nosuid".into(), "nodev".into(), "noexec".into()])
+                .options(vec![
+                    "bind".into(),
+                    "nosuid".into(),
+                    "nodev".into(),
+                    "noexec".into(),
+                ])
                 .build()
                 .map_err(|e| RuntimeError::Config(e.to_string()))?,
         );
@@ -78,8 +99,15 @@ pub(crate) fn prepare(cfg: &mut ContainerConfig, store: &StateStore) -> Result<O
 }
 
 /// Once ring1 (and its network namespace) exists.
-pub(crate) fn attach(net: &mut Option<gocker_net::Network>, state: &mut ContainerState, ring1: Option<i32>, timeout: Duration) -> Result<()> {
-    let (Some(n), Some(pid)) = (net.as_mut(), ring1) else { return Ok(()) };
+pub(crate) fn attach(
+    net: &mut Option<gocker_net::Network>,
+    state: &mut ContainerState,
+    ring1: Option<i32>,
+    timeout: Duration,
+) -> Result<()> {
+    let (Some(n), Some(pid)) = (net.as_mut(), ring1) else {
+        return Ok(());
+    };
     n.attach(pid, timeout)?;
     state.ip = n.ip();
     Ok(())

@@ -42,7 +42,9 @@ pub fn exec(store: &StateStore, st: &ContainerState, req: &ExecRequest) -> Resul
 pub fn exec_detached(store: &StateStore, st: &ContainerState, req: &ExecRequest) -> Result<i32> {
     match exec_inner(store, st, req, true)? {
         Outcome::Detached(pid) => Ok(pid),
-        Outcome::Exited(s) => Err(RuntimeError::Protocol(format!("detached exec ended with {s:?} before reporting its pid"))),
+        Outcome::Exited(s) => Err(RuntimeError::Protocol(format!(
+            "detached exec ended with {s:?} before reporting its pid"
+        ))),
     }
 }
 
@@ -51,15 +53,31 @@ enum Outcome {
     Detached(i32),
 }
 
-fn exec_inner(store: &StateStore, st: &ContainerState, req: &ExecRequest, detach: bool) -> Result<Outcome> {
+fn exec_inner(
+    store: &StateStore,
+    st: &ContainerState,
+    req: &ExecRequest,
+    detach: bool,
+) -> Result<Outcome> {
     if st.status == crate::Status::Stopped || !StateStore::monitor_alive(st) {
-        return Err(RuntimeError::Config(format!("container {} is not running", st.name)));
+        return Err(RuntimeError::Config(format!(
+            "container {} is not running",
+            st.name
+        )));
     }
-    let pid = st.pid.and_then(Pid::from_raw).ok_or_else(|| RuntimeError::Config("no payload pid".into()))?;
-    let pidfd = rustix::process::pidfd_open(pid, PidfdFlags::empty()).map_err(|e| RuntimeError::sys("pidfd_open", format!("pid {pid:?}"), e))?;
+    let pid = st
+        .pid
+        .and_then(Pid::from_raw)
+        .ok_or_else(|| RuntimeError::Config("no payload pid".into()))?;
+    let pidfd = rustix::process::pidfd_open(pid, PidfdFlags::empty())
+        .map_err(|e| RuntimeError::sys("pidfd_open", format!("pid {pid:?}"), e))?;
     let spec_path = store.container_dir(&st.id).join("config.json");
-    let spec = Spec::load(&spec_path).map_err(|e| RuntimeError::Config(format!("{}: {e}", spec_path.display())))?;
-    let mut p: Process = spec.process().clone().ok_or_else(|| RuntimeError::Config("spec has no process".into()))?;
+    let spec = Spec::load(&spec_path)
+        .map_err(|e| RuntimeError::Config(format!("{}: {e}", spec_path.display())))?;
+    let mut p: Process = spec
+        .process()
+        .clone()
+        .ok_or_else(|| RuntimeError::Config("spec has no process".into()))?;
     p.set_args(Some(req.args.clone()));
     let mut env = p.env().clone().unwrap_or_default();
     for kv in &req.env {
@@ -80,7 +98,13 @@ fn exec_inner(store: &StateStore, st: &ContainerState, req: &ExecRequest, detach
     // supervisor for an exec'd process: notify rules become EPERM.
     let mut notes = Vec::new();
     let filter = match crate::seccomp::compile_spec_without_notify(&spec, &mut notes)? {
-        Some(b) => Some(gocker_seccomp::load::Prepared::new(&b, gocker_seccomp::LoadFlags { listener: false, ..gocker_seccomp::LoadFlags::for_program(&b) })?),
+        Some(b) => Some(gocker_seccomp::load::Prepared::new(
+            &b,
+            gocker_seccomp::LoadFlags {
+                listener: false,
+                ..gocker_seccomp::LoadFlags::for_program(&b)
+            },
+        )?),
         None => None,
     };
     for n in &notes {
@@ -90,9 +114,16 @@ fn exec_inner(store: &StateStore, st: &ContainerState, req: &ExecRequest, detach
     let me = rustix::process::getpid().as_raw_nonzero().get();
     let target = pid.as_raw_nonzero().get();
     let join = gocker_ns::differing(me, target).without(Namespace::Time);
-    let setgroups = std::fs::read_to_string(format!("/proc/{target}/setgroups")).map(|s| s.trim() == "allow").unwrap_or(false);
-    let (err_r, err_w) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC).map_err(|e| RuntimeError::sys("pipe", "exec", e))?;
-    let tty_chan = if req.tty { Some(crate::channel::pair()?) } else { None };
+    let setgroups = std::fs::read_to_string(format!("/proc/{target}/setgroups"))
+        .map(|s| s.trim() == "allow")
+        .unwrap_or(false);
+    let (err_r, err_w) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)
+        .map_err(|e| RuntimeError::sys("pipe", "exec", e))?;
+    let tty_chan = if req.tty {
+        Some(crate::channel::pair()?)
+    } else {
+        None
+    };
     let owner = (p.user().uid(), p.user().gid());
 
     // SAFETY: the caller is single-threaded (documented).
@@ -134,7 +165,9 @@ fn exec_inner(store: &StateStore, st: &ContainerState, req: &ExecRequest, detach
                     let r = (|| -> Result<()> {
                         // Detached, the parent exits at once: the process must outlive it.
                         if !detach {
-                            let _ = rustix::process::set_parent_process_death_signal(Some(rustix::process::Signal::KILL));
+                            let _ = rustix::process::set_parent_process_death_signal(Some(
+                                rustix::process::Signal::KILL,
+                            ));
                         }
                         if let Some((_, child_end)) = &tty_chan {
                             // The container's /dev/ptmx: this process is in its mount namespace now.
@@ -143,7 +176,9 @@ fn exec_inner(store: &StateStore, st: &ContainerState, req: &ExecRequest, detach
                             child_end.send(&(), &[master.as_fd()])?;
                             crate::tty::become_controlled(peer, Some(owner))?;
                         }
-                        rustix::process::chdir(p.cwd()).map_err(|e| RuntimeError::sys("chdir", p.cwd().display().to_string(), e))?;
+                        rustix::process::chdir(p.cwd()).map_err(|e| {
+                            RuntimeError::sys("chdir", p.cwd().display().to_string(), e)
+                        })?;
                         process::drop_bounding(&p)?;
                         // Without no_new_privs only a CAP_SYS_ADMIN holder may load a filter:
                         // load it now, while this process still has every capability of the
@@ -154,7 +189,9 @@ fn exec_inner(store: &StateStore, st: &ContainerState, req: &ExecRequest, detach
                         process::set_user(&p, setgroups)?;
                         process::set_capabilities(&p)?;
                         if nnp {
-                            rustix::thread::set_no_new_privs(true).map_err(|e| RuntimeError::sys("prctl(PR_SET_NO_NEW_PRIVS)", "exec", e))?;
+                            rustix::thread::set_no_new_privs(true).map_err(|e| {
+                                RuntimeError::sys("prctl(PR_SET_NO_NEW_PRIVS)", "exec", e)
+                            })?;
                         }
                         Ok(())
                     })();
@@ -169,8 +206,15 @@ fn exec_inner(store: &StateStore, st: &ContainerState, req: &ExecRequest, detach
                         }
                     }
                     let errno = plan.exec();
-                    let _ = rustix::io::write(&err_w, format!("exec:{}:{}", errno.raw_os_error(), plan.cmd).as_bytes());
-                    exit(if errno == rustix::io::Errno::NOENT { 127 } else { 126 })
+                    let _ = rustix::io::write(
+                        &err_w,
+                        format!("exec:{}:{}", errno.raw_os_error(), plan.cmd).as_bytes(),
+                    );
+                    exit(if errno == rustix::io::Errno::NOENT {
+                        127
+                    } else {
+                        126
+                    })
                 }
             }
         }
@@ -179,7 +223,10 @@ fn exec_inner(store: &StateStore, st: &ContainerState, req: &ExecRequest, detach
             let pid = Pid::from_raw(pid).expect("positive");
             if let Some((mine, theirs)) = tty_chan {
                 drop(theirs);
-                if let Some(((), mut fds)) = mine.recv::<()>(Some(std::time::Duration::from_secs(10)), "the exec'd process's terminal")? {
+                if let Some(((), mut fds)) = mine.recv::<()>(
+                    Some(std::time::Duration::from_secs(10)),
+                    "the exec'd process's terminal",
+                )? {
                     if let Some(master) = fds.pop() {
                         relay_until_exit(master, req.stdin, child.as_fd());
                     }
@@ -205,19 +252,30 @@ fn exec_inner(store: &StateStore, st: &ContainerState, req: &ExecRequest, detach
                 let (errno, cmd) = rest.split_once(':').unwrap_or(("2", rest));
                 let e = rustix::io::Errno::from_raw_os_error(errno.parse().unwrap_or(2));
                 return Err(if e == rustix::io::Errno::NOENT {
-                    RuntimeError::ExecNotFound { cmd: cmd.to_owned() }
+                    RuntimeError::ExecNotFound {
+                        cmd: cmd.to_owned(),
+                    }
                 } else {
-                    RuntimeError::ExecFailed { cmd: cmd.to_owned(), reason: std::io::Error::from(e).to_string(), not_found: false }
+                    RuntimeError::ExecFailed {
+                        cmd: cmd.to_owned(),
+                        reason: std::io::Error::from(e).to_string(),
+                        not_found: false,
+                    }
                 });
             }
             if !msg.is_empty() {
                 let (stage, message) = msg.split_once(": ").unwrap_or(("exec", &msg));
-                return Err(RuntimeError::Ring { stage: stage.to_owned(), message: message.to_owned() });
+                return Err(RuntimeError::Ring {
+                    stage: stage.to_owned(),
+                    message: message.to_owned(),
+                });
             }
             match (detach, detached) {
                 (false, _) => Ok(Outcome::Exited(status)),
                 (true, Some(pid)) => Ok(Outcome::Detached(pid)),
-                (true, None) => Err(RuntimeError::Protocol(format!("detached exec reported no pid (intermediate: {status:?})"))),
+                (true, None) => Err(RuntimeError::Protocol(format!(
+                    "detached exec reported no pid (intermediate: {status:?})"
+                ))),
             }
         }
     }

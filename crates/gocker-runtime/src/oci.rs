@@ -83,11 +83,15 @@ pub fn check_id(id: &str) -> Result<()> {
         && id != ".."
         && id != "names"
         && id.len() <= 1024
-        && id.chars().all(|c| c.is_ascii_alphanumeric() || "-_.+".contains(c));
+        && id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_.+".contains(c));
     if ok {
         Ok(())
     } else {
-        Err(cfg_err(format!("invalid container id {id:?}: use letters, digits and - _ . +")))
+        Err(cfg_err(format!(
+            "invalid container id {id:?}: use letters, digits and - _ . +"
+        )))
     }
 }
 
@@ -98,7 +102,10 @@ pub fn default_root() -> PathBuf {
     }
     match std::env::var_os("XDG_RUNTIME_DIR") {
         Some(d) if !d.is_empty() => PathBuf::from(d).join("gocker-oci"),
-        _ => std::env::temp_dir().join(format!("gocker-oci-{}", rustix::process::geteuid().as_raw())),
+        _ => std::env::temp_dir().join(format!(
+            "gocker-oci-{}",
+            rustix::process::geteuid().as_raw()
+        )),
     }
 }
 
@@ -111,20 +118,29 @@ pub fn now_rfc3339() -> String {
 /// Our parent is ring0 (`CLONE_PARENT`), outside our PID namespace, so `getppid()` cannot confirm
 /// it is still alive; ring0 kills and reaps ring2 on every failure path of `create` anyway.
 pub(crate) fn die_with_creator() -> Result<()> {
-    rustix::process::set_parent_process_death_signal(Some(Signal::KILL))
-        .map_err(|e| RuntimeError::Ring { stage: "set parent death signal".into(), message: e.to_string() })
+    rustix::process::set_parent_process_death_signal(Some(Signal::KILL)).map_err(|e| {
+        RuntimeError::Ring {
+            stage: "set parent death signal".into(),
+            message: e.to_string(),
+        }
+    })
 }
 
 /// In ring2 (OCI mode), before reporting ready: `create` exits once it has the report, and ring2
 /// must survive that (on a failure of `create` after it, ring0 kills ring2 through its pidfd).
 pub(crate) fn outlive_creator() -> Result<()> {
-    rustix::process::set_parent_process_death_signal(None)
-        .map_err(|e| RuntimeError::Ring { stage: "clear parent death signal".into(), message: e.to_string() })
+    rustix::process::set_parent_process_death_signal(None).map_err(|e| RuntimeError::Ring {
+        stage: "clear parent death signal".into(),
+        message: e.to_string(),
+    })
 }
 
 /// In ring2 (OCI mode), at the start barrier: blocks until `start` opens the FIFO for reading.
 pub(crate) fn start_barrier(oci: &OciMode) -> Result<()> {
-    let err = |what: &str, e: Errno| RuntimeError::Ring { stage: "start barrier".into(), message: format!("{what}: {e}") };
+    let err = |what: &str, e: Errno| RuntimeError::Ring {
+        stage: "start barrier".into(),
+        message: format!("{what}: {e}"),
+    };
     let path = format!("/proc/self/fd/{}", oci.exec_fifo_fd);
     let fifo = loop {
         match rustix::fs::open(&path, OFlags::WRONLY | OFlags::CLOEXEC, Mode::empty()) {
@@ -165,10 +181,16 @@ pub(crate) fn mount_root_at_cwd(idmapped: Option<OwnedFd>) -> Result<OwnedFd> {
 
 /// Seccomp notifications in OCI mode go to `linux.seccomp.listenerPath` (no ring1 supervisor).
 pub(crate) fn check_seccomp(spec: &Spec) -> Result<()> {
-    let Some(s) = spec.linux().as_ref().and_then(|l| l.seccomp().as_ref()) else { return Ok(()) };
-    let notify = serde_json::to_value(s).map(|v| v.to_string().contains("SCMP_ACT_NOTIFY")).unwrap_or(false);
+    let Some(s) = spec.linux().as_ref().and_then(|l| l.seccomp().as_ref()) else {
+        return Ok(());
+    };
+    let notify = serde_json::to_value(s)
+        .map(|v| v.to_string().contains("SCMP_ACT_NOTIFY"))
+        .unwrap_or(false);
     if s.listener_path().is_some() {
-        return Err(cfg_err("linux.seccomp.listenerPath is not supported by gocker-oci yet".into()));
+        return Err(cfg_err(
+            "linux.seccomp.listenerPath is not supported by gocker-oci yet".into(),
+        ));
     }
     if notify {
         return Err(cfg_err("linux.seccomp: SCMP_ACT_NOTIFY needs linux.seccomp.listenerPath (gocker-oci has no supervisor of its own)".into()));
@@ -193,8 +215,12 @@ fn is_alive(pid: i32, start: u64) -> bool {
 fn idmaps(spec: &Spec) -> Result<gocker_idmap::IdMaps> {
     let mut maps = bundle::idmaps_for(spec)?;
     let root = rustix::process::geteuid().is_root();
-    let (uid, gid) = (rustix::process::geteuid().as_raw(), rustix::process::getegid().as_raw());
-    let own = |m: &[gocker_idmap::IdMap], id: u32| m.len() == 1 && m[0].outside == id && m[0].count == 1;
+    let (uid, gid) = (
+        rustix::process::geteuid().as_raw(),
+        rustix::process::getegid().as_raw(),
+    );
+    let own =
+        |m: &[gocker_idmap::IdMap], id: u32| m.len() == 1 && m[0].outside == id && m[0].count == 1;
     if !root && own(&maps.uids, uid) && own(&maps.gids, gid) {
         maps.method = gocker_idmap::WriteMethod::Direct;
         maps.deny_setgroups = true;
@@ -204,11 +230,19 @@ fn idmaps(spec: &Spec) -> Result<gocker_idmap::IdMaps> {
 
 /// Runs `f` with `dir` as the working directory, then returns to the previous one.
 fn with_cwd<T>(dir: &Path, f: impl FnOnce() -> Result<T>) -> Result<T> {
-    let back = rustix::fs::open(".", OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty())
-        .map_err(|e| RuntimeError::sys("open", "the working directory", e))?;
-    rustix::process::chdir(dir).map_err(|e| RuntimeError::Rootfs { path: dir.to_owned(), reason: e.to_string() })?;
+    let back = rustix::fs::open(
+        ".",
+        OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(|e| RuntimeError::sys("open", "the working directory", e))?;
+    rustix::process::chdir(dir).map_err(|e| RuntimeError::Rootfs {
+        path: dir.to_owned(),
+        reason: e.to_string(),
+    })?;
     let r = f();
-    rustix::process::fchdir(&back).map_err(|e| RuntimeError::sys("fchdir", "the previous working directory", e))?;
+    rustix::process::fchdir(&back)
+        .map_err(|e| RuntimeError::sys("fchdir", "the previous working directory", e))?;
     r
 }
 
@@ -218,7 +252,13 @@ fn with_cwd<T>(dir: &Path, f: impl FnOnce() -> Result<T>) -> Result<T> {
 /// user, mount and PID namespaces by path are refused (the rings always make their own).
 fn join_namespaces(spec: &Spec, config: &Path) -> Result<()> {
     use oci_spec::runtime::LinuxNamespaceType as T;
-    for n in spec.linux().as_ref().and_then(|l| l.namespaces().as_ref()).into_iter().flatten() {
+    for n in spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.namespaces().as_ref())
+        .into_iter()
+        .flatten()
+    {
         let Some(path) = n.path() else { continue };
         match n.typ() {
             T::Network | T::Ipc | T::Uts | T::Cgroup => {
@@ -245,7 +285,13 @@ fn raise_rlimits(spec: &Spec) {
     if !rustix::process::geteuid().is_root() {
         return;
     }
-    for r in spec.process().as_ref().and_then(|p| p.rlimits().as_ref()).into_iter().flatten() {
+    for r in spec
+        .process()
+        .as_ref()
+        .and_then(|p| p.rlimits().as_ref())
+        .into_iter()
+        .flatten()
+    {
         let resource = match r.typ() {
             oci_spec::runtime::PosixRlimitType::RlimitNofile => libc::RLIMIT_NOFILE,
             oci_spec::runtime::PosixRlimitType::RlimitNproc => libc::RLIMIT_NPROC,
@@ -254,7 +300,10 @@ fn raise_rlimits(spec: &Spec) {
             oci_spec::runtime::PosixRlimitType::RlimitCore => libc::RLIMIT_CORE,
             _ => continue,
         };
-        let lim = libc::rlimit { rlim_cur: r.soft(), rlim_max: r.hard() };
+        let lim = libc::rlimit {
+            rlim_cur: r.soft(),
+            rlim_max: r.hard(),
+        };
         // SAFETY: setrlimit reads a valid rlimit struct.
         unsafe { libc::setrlimit(resource, &lim) };
     }
@@ -264,7 +313,11 @@ fn raise_rlimits(spec: &Spec) {
 /// for `--pids-limit -1`). A fresh cgroup has no limit already, so nothing is written and the
 /// pids controller is not required for it.
 fn unset_unlimited_pids(spec: &mut Spec) {
-    if let Some(res) = spec.linux_mut().as_mut().and_then(|l| l.resources_mut().as_mut()) {
+    if let Some(res) = spec
+        .linux_mut()
+        .as_mut()
+        .and_then(|l| l.resources_mut().as_mut())
+    {
         if res.pids().as_ref().is_some_and(|p| p.limit() <= 0) {
             res.set_pids(None);
         }
@@ -275,7 +328,10 @@ fn has_userns(spec: &Spec) -> bool {
     spec.linux()
         .as_ref()
         .and_then(|l| l.namespaces().as_ref())
-        .map(|ns| ns.iter().any(|n| n.typ() == oci_spec::runtime::LinuxNamespaceType::User))
+        .map(|ns| {
+            ns.iter()
+                .any(|n| n.typ() == oci_spec::runtime::LinuxNamespaceType::User)
+        })
         .unwrap_or(false)
 }
 
@@ -299,17 +355,34 @@ impl Runtime {
         let path = self.dir(id).join(RECORD);
         let text = match std::fs::read(&path) {
             Ok(t) => t,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(RuntimeError::NoSuchContainer(id.to_owned())),
-            Err(e) => return Err(RuntimeError::State { path, reason: e.to_string() }),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(RuntimeError::NoSuchContainer(id.to_owned()))
+            }
+            Err(e) => {
+                return Err(RuntimeError::State {
+                    path,
+                    reason: e.to_string(),
+                })
+            }
         };
-        serde_json::from_slice(&text).map_err(|e| RuntimeError::State { path, reason: e.to_string() })
+        serde_json::from_slice(&text).map_err(|e| RuntimeError::State {
+            path,
+            reason: e.to_string(),
+        })
     }
 
     fn save_record(&self, id: &str, r: &Record) -> Result<()> {
         let path = self.dir(id).join(RECORD);
         let tmp = path.with_extension("json.tmp");
-        let err = |e: std::io::Error| RuntimeError::State { path: path.clone(), reason: e.to_string() };
-        std::fs::write(&tmp, serde_json::to_vec_pretty(r).expect("record serialises")).map_err(err)?;
+        let err = |e: std::io::Error| RuntimeError::State {
+            path: path.clone(),
+            reason: e.to_string(),
+        };
+        std::fs::write(
+            &tmp,
+            serde_json::to_vec_pretty(r).expect("record serialises"),
+        )
+        .map_err(err)?;
         std::fs::rename(&tmp, &path).map_err(err)
     }
 
@@ -342,8 +415,10 @@ impl Runtime {
 
     /// `list`: every container of this root.
     pub fn list(&self) -> Result<Vec<OciState>> {
-        let rd = std::fs::read_dir(self.store.root())
-            .map_err(|e| RuntimeError::State { path: self.store.root().to_owned(), reason: e.to_string() })?;
+        let rd = std::fs::read_dir(self.store.root()).map_err(|e| RuntimeError::State {
+            path: self.store.root().to_owned(),
+            reason: e.to_string(),
+        })?;
         let mut v: Vec<OciState> = rd
             .flatten()
             .filter_map(|e| e.file_name().to_str().map(str::to_owned))
@@ -365,13 +440,22 @@ impl Runtime {
     }
 
     /// Like [`Runtime::create`], but keeps the [`Container`] (for `run`: the process stays our child).
-    fn create_container(&self, id: &str, bundle_dir: &Path, opts: &CreateOptions) -> Result<Container> {
+    fn create_container(
+        &self,
+        id: &str,
+        bundle_dir: &Path,
+        opts: &CreateOptions,
+    ) -> Result<Container> {
         check_id(id)?;
-        let bundle_dir = std::path::absolute(bundle_dir).map_err(|e| cfg_err(format!("bundle {}: {e}", bundle_dir.display())))?;
+        let bundle_dir = std::path::absolute(bundle_dir)
+            .map_err(|e| cfg_err(format!("bundle {}: {e}", bundle_dir.display())))?;
         let mut spec = bundle::load(&bundle_dir)?;
         unset_unlimited_pids(&mut spec);
         if self.dir(id).exists() {
-            return Err(cfg_err(format!("container {id} already exists in {}", self.store.root().display())));
+            return Err(cfg_err(format!(
+                "container {id} already exists in {}",
+                self.store.root().display()
+            )));
         }
         if !rustix::process::geteuid().is_root() && !has_userns(&spec) {
             return Err(cfg_err(format!(
@@ -380,20 +464,32 @@ impl Runtime {
             )));
         }
         if let Some(h) = spec.hooks() {
-            if h.create_container().as_ref().is_some_and(|v| !v.is_empty()) || h.start_container().as_ref().is_some_and(|v| !v.is_empty()) {
+            if h.create_container().as_ref().is_some_and(|v| !v.is_empty())
+                || h.start_container().as_ref().is_some_and(|v| !v.is_empty())
+            {
                 return Err(cfg_err(format!(
                     "{}: createContainer and startContainer hooks are not supported by gocker-oci yet",
                     bundle_dir.join("config.json").display()
                 )));
             }
         }
-        let terminal = spec.process().as_ref().and_then(|p| p.terminal()).unwrap_or(false);
+        let terminal = spec
+            .process()
+            .as_ref()
+            .and_then(|p| p.terminal())
+            .unwrap_or(false);
         if terminal && opts.console_socket.is_none() {
-            return Err(cfg_err("process.terminal is true: --console-socket is required".into()));
+            return Err(cfg_err(
+                "process.terminal is true: --console-socket is required".into(),
+            ));
         }
         join_namespaces(&spec, &bundle_dir.join("config.json"))?;
         raise_rlimits(&spec);
-        let rootfs = spec.root().as_ref().map(|r| r.path().clone()).unwrap_or_default();
+        let rootfs = spec
+            .root()
+            .as_ref()
+            .map(|r| r.path().clone())
+            .unwrap_or_default();
         let mut cfg = ContainerConfig::new(id, spec.clone(), idmaps(&spec)?);
         cfg.stdin = true;
         cfg.tty = terminal;
@@ -402,8 +498,14 @@ impl Runtime {
         // Container::create has made that (the descriptor follows the inode).
         let staged = self.store.root().join(format!(".{id}.{FIFO}"));
         let _ = std::fs::remove_file(&staged);
-        rustix::fs::mknodat(rustix::fs::CWD, &staged, rustix::fs::FileType::Fifo, Mode::from_raw_mode(0o600), 0)
-            .map_err(|e| RuntimeError::sys("mkfifo", staged.display().to_string(), e))?;
+        rustix::fs::mknodat(
+            rustix::fs::CWD,
+            &staged,
+            rustix::fs::FileType::Fifo,
+            Mode::from_raw_mode(0o600),
+            0,
+        )
+        .map_err(|e| RuntimeError::sys("mkfifo", staged.display().to_string(), e))?;
         let fifo = rustix::fs::open(&staged, OFlags::PATH | OFlags::CLOEXEC, Mode::empty())
             .map_err(|e| RuntimeError::sys("open", staged.display().to_string(), e));
         let fifo = match fifo {
@@ -416,20 +518,31 @@ impl Runtime {
         // ring2 reopens the FIFO as root of the container's user namespace: it must own it.
         let owner = (cfg.idmaps.host_uid(0), cfg.idmaps.host_gid(0));
         if let (Some(u), Some(g)) = owner {
-            rustix::fs::chown(&staged, Some(rustix::fs::Uid::from_raw(u)), Some(rustix::fs::Gid::from_raw(g)))
-                .map_err(|e| RuntimeError::sys("chown", staged.display().to_string(), e))
-                .inspect_err(|_| {
-                    let _ = std::fs::remove_file(&staged);
-                })?;
+            rustix::fs::chown(
+                &staged,
+                Some(rustix::fs::Uid::from_raw(u)),
+                Some(rustix::fs::Gid::from_raw(g)),
+            )
+            .map_err(|e| RuntimeError::sys("chown", staged.display().to_string(), e))
+            .inspect_err(|_| {
+                let _ = std::fs::remove_file(&staged);
+            })?;
         }
-        cfg.oci = Some(OciMode { exec_fifo_fd: fifo.as_raw_fd(), preserve_fds: opts.preserve_fds });
+        cfg.oci = Some(OciMode {
+            exec_fifo_fd: fifo.as_raw_fd(),
+            preserve_fds: opts.preserve_fds,
+        });
         // The rings inherit the working directory: ring2 attaches the rootfs there (mount_root_at_cwd).
-        let c = with_cwd(&rootfs, || Container::create(cfg, self.store.clone(), id, false))
-            .and_then(|c| {
-                std::fs::rename(&staged, self.dir(id).join(FIFO))
-                    .map_err(|e| RuntimeError::State { path: staged.clone(), reason: e.to_string() })?;
-                Ok(c)
-            });
+        let c = with_cwd(&rootfs, || {
+            Container::create(cfg, self.store.clone(), id, false)
+        })
+        .and_then(|c| {
+            std::fs::rename(&staged, self.dir(id).join(FIFO)).map_err(|e| RuntimeError::State {
+                path: staged.clone(),
+                reason: e.to_string(),
+            })?;
+            Ok(c)
+        });
         let mut c = match c {
             Ok(c) => c,
             Err(e) => {
@@ -451,7 +564,9 @@ impl Runtime {
         // On any failure from here, dropping `c` kills and reaps ring2 and removes the state.
         self.save_record(id, &record)?;
         if let Some(sock) = &opts.console_socket {
-            let master = c.take_pty().ok_or_else(|| RuntimeError::Protocol("ring2 sent no terminal".into()))?;
+            let master = c
+                .take_pty()
+                .ok_or_else(|| RuntimeError::Protocol("ring2 sent no terminal".into()))?;
             send_console(sock, master.as_fd())?;
         }
         if let Some(pf) = &opts.pid_file {
@@ -470,16 +585,29 @@ impl Runtime {
         let r = self.record(id)?;
         let st = self.oci_state(id, &r);
         if st.status != "created" {
-            return Err(cfg_err(format!("container {id} is {}, not created: cannot start it", st.status)));
+            return Err(cfg_err(format!(
+                "container {id} is {}, not created: cannot start it",
+                st.status
+            )));
         }
         let path = self.dir(id).join(FIFO);
-        let fifo = rustix::fs::open(&path, OFlags::RDONLY | OFlags::NONBLOCK | OFlags::CLOEXEC, Mode::empty())
-            .map_err(|e| RuntimeError::sys("open", path.display().to_string(), e))?;
+        let fifo = rustix::fs::open(
+            &path,
+            OFlags::RDONLY | OFlags::NONBLOCK | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(|e| RuntimeError::sys("open", path.display().to_string(), e))?;
         // The process opens the FIFO for writing (now unblocked) and writes one byte.
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             let mut p = [PollFd::new(&fifo, PollFlags::IN)];
-            let _ = rustix::event::poll(&mut p, Some(&Timespec { tv_sec: 0, tv_nsec: 50_000_000 }));
+            let _ = rustix::event::poll(
+                &mut p,
+                Some(&Timespec {
+                    tv_sec: 0,
+                    tv_nsec: 50_000_000,
+                }),
+            );
             let mut b = [0u8; 1];
             match rustix::io::read(&fifo, &mut b) {
                 Ok(1) => break,
@@ -487,13 +615,22 @@ impl Runtime {
                 Err(e) => return Err(RuntimeError::sys("read", path.display().to_string(), e)),
             }
             if !is_alive(r.pid, r.pid_start) {
-                return Err(cfg_err(format!("container {id}: its process (pid {}) exited before start", r.pid)));
+                return Err(cfg_err(format!(
+                    "container {id}: its process (pid {}) exited before start",
+                    r.pid
+                )));
             }
             if Instant::now() > deadline {
-                return Err(RuntimeError::Timeout { stage: format!("container {id} to open {}", path.display()), after: Duration::from_secs(30) });
+                return Err(RuntimeError::Timeout {
+                    stage: format!("container {id} to open {}", path.display()),
+                    after: Duration::from_secs(30),
+                });
             }
         }
-        std::fs::remove_file(&path).map_err(|e| RuntimeError::State { path: path.clone(), reason: e.to_string() })?;
+        std::fs::remove_file(&path).map_err(|e| RuntimeError::State {
+            path: path.clone(),
+            reason: e.to_string(),
+        })?;
         if let Some(h) = &r.hooks {
             let st = self.oci_state(id, &r);
             // Failures of poststart hooks are logged, not fatal (runtime spec).
@@ -555,7 +692,9 @@ impl Runtime {
         let r = self.record(id)?;
         let st = self.oci_state(id, &r);
         if st.status == "running" && !force {
-            return Err(cfg_err(format!("container {id} is running: stop it first or use --force")));
+            return Err(cfg_err(format!(
+                "container {id} is running: stop it first or use --force"
+            )));
         }
         if is_alive(r.pid, r.pid_start) {
             // A created container is killed without --force, as runc does.
@@ -596,7 +735,13 @@ impl Runtime {
     }
 
     /// `run ID`: create, start, wait (the process is our own child), delete. Returns the exit code.
-    pub fn run(&self, id: &str, bundle_dir: &Path, opts: &CreateOptions, detach: bool) -> Result<i32> {
+    pub fn run(
+        &self,
+        id: &str,
+        bundle_dir: &Path,
+        opts: &CreateOptions,
+        detach: bool,
+    ) -> Result<i32> {
         let c = self.create_container(id, bundle_dir, opts)?;
         let st = c.release()?;
         let pid = st.pid.expect("created");
@@ -608,10 +753,19 @@ impl Runtime {
             return Ok(0);
         }
         let status = loop {
-            match rustix::process::waitpid(Pid::from_raw(pid), rustix::process::WaitOptions::empty()) {
+            match rustix::process::waitpid(
+                Pid::from_raw(pid),
+                rustix::process::WaitOptions::empty(),
+            ) {
                 Ok(Some((_, s))) => break crate::ExitStatus::from_wait(s),
                 Err(Errno::INTR) | Ok(None) => continue,
-                Err(e) => return Err(RuntimeError::sys("waitpid", format!("container {id} pid {pid}"), e)),
+                Err(e) => {
+                    return Err(RuntimeError::sys(
+                        "waitpid",
+                        format!("container {id} pid {pid}"),
+                        e,
+                    ))
+                }
             }
         };
         self.delete(id, true)?;
@@ -625,7 +779,12 @@ impl Runtime {
     }
 
     /// `exec --detach [--pid-file F]`: returns the new process's host pid once it has exec'd.
-    pub fn exec_detached(&self, id: &str, req: &crate::nsexec::ExecRequest, pid_file: Option<&Path>) -> Result<i32> {
+    pub fn exec_detached(
+        &self,
+        id: &str,
+        req: &crate::nsexec::ExecRequest,
+        pid_file: Option<&Path>,
+    ) -> Result<i32> {
         let st = self.exec_state(id)?;
         let pid = crate::nsexec::exec_detached(&self.store, &st, req)?;
         if let Some(f) = pid_file {
@@ -649,7 +808,10 @@ impl Runtime {
 }
 
 fn signal(pid: i32, sig: i32) -> Result<()> {
-    let fd = match rustix::process::pidfd_open(Pid::from_raw(pid).expect("positive"), PidfdFlags::empty()) {
+    let fd = match rustix::process::pidfd_open(
+        Pid::from_raw(pid).expect("positive"),
+        PidfdFlags::empty(),
+    ) {
         Ok(fd) => fd,
         Err(Errno::SRCH) => return Ok(()),
         Err(e) => return Err(RuntimeError::sys("pidfd_open", format!("pid {pid}"), e)),
@@ -661,34 +823,65 @@ fn signal(pid: i32, sig: i32) -> Result<()> {
     let s = unsafe { Signal::from_raw_unchecked(sig) };
     match rustix::process::pidfd_send_signal(&fd, s) {
         Ok(()) | Err(Errno::SRCH) => Ok(()),
-        Err(e) => Err(RuntimeError::sys("pidfd_send_signal", format!("pid {pid} signal {sig}"), e)),
+        Err(e) => Err(RuntimeError::sys(
+            "pidfd_send_signal",
+            format!("pid {pid} signal {sig}"),
+            e,
+        )),
     }
 }
 
 /// SIGKILL and wait until the process has exited (it is not our child: poll its pidfd).
 fn kill_and_wait(pid: i32, start: u64, id: &str) -> Result<()> {
-    let fd = match rustix::process::pidfd_open(Pid::from_raw(pid).expect("positive"), PidfdFlags::empty()) {
+    let fd = match rustix::process::pidfd_open(
+        Pid::from_raw(pid).expect("positive"),
+        PidfdFlags::empty(),
+    ) {
         Ok(fd) => fd,
         Err(Errno::SRCH) => return Ok(()),
-        Err(e) => return Err(RuntimeError::sys("pidfd_open", format!("container {id} pid {pid}"), e)),
+        Err(e) => {
+            return Err(RuntimeError::sys(
+                "pidfd_open",
+                format!("container {id} pid {pid}"),
+                e,
+            ))
+        }
     };
     if process_start_time(pid) != Some(start) {
         return Ok(());
     }
     match rustix::process::pidfd_send_signal(&fd, Signal::KILL) {
         Ok(()) | Err(Errno::SRCH) => {}
-        Err(e) => return Err(RuntimeError::sys("pidfd_send_signal", format!("container {id} pid {pid}"), e)),
+        Err(e) => {
+            return Err(RuntimeError::sys(
+                "pidfd_send_signal",
+                format!("container {id} pid {pid}"),
+                e,
+            ))
+        }
     }
     let mut p = [PollFd::new(&fd, PollFlags::IN)];
-    match rustix::event::poll(&mut p, Some(&Timespec { tv_sec: 10, tv_nsec: 0 })) {
+    match rustix::event::poll(
+        &mut p,
+        Some(&Timespec {
+            tv_sec: 10,
+            tv_nsec: 0,
+        }),
+    ) {
         Ok(n) if n > 0 => Ok(()),
-        _ => Err(RuntimeError::Timeout { stage: format!("container {id} (pid {pid}) to die"), after: Duration::from_secs(10) }),
+        _ => Err(RuntimeError::Timeout {
+            stage: format!("container {id} (pid {pid}) to die"),
+            after: Duration::from_secs(10),
+        }),
     }
 }
 
 fn write_pid_file(path: &Path, pid: i32) -> Result<()> {
     let tmp = path.with_extension("gocker-oci.tmp");
-    let err = |e: std::io::Error| RuntimeError::State { path: path.to_owned(), reason: e.to_string() };
+    let err = |e: std::io::Error| RuntimeError::State {
+        path: path.to_owned(),
+        reason: e.to_string(),
+    };
     std::fs::write(&tmp, pid.to_string()).map_err(err)?;
     std::fs::rename(&tmp, path).map_err(err)
 }
@@ -698,13 +891,19 @@ fn write_pid_file(path: &Path, pid: i32) -> Result<()> {
 fn send_console(socket: &Path, master: BorrowedFd<'_>) -> Result<()> {
     use rustix::net::{SendAncillaryBuffer, SendAncillaryMessage, SendFlags};
     let what = || format!("console socket {}", socket.display());
-    let stream = std::os::unix::net::UnixStream::connect(socket).map_err(|e| RuntimeError::sys("connect", what(), e))?;
+    let stream = std::os::unix::net::UnixStream::connect(socket)
+        .map_err(|e| RuntimeError::sys("connect", what(), e))?;
     let mut space = [std::mem::MaybeUninit::<u8>::uninit(); rustix::cmsg_space!(ScmRights(1))];
     let mut control = SendAncillaryBuffer::new(&mut space);
     let fds = [master];
     control.push(SendAncillaryMessage::ScmRights(&fds));
-    rustix::net::sendmsg(&stream, &[std::io::IoSlice::new(b"/dev/ptmx")], &mut control, SendFlags::NOSIGNAL)
-        .map_err(|e| RuntimeError::sys("sendmsg", what(), e))?;
+    rustix::net::sendmsg(
+        &stream,
+        &[std::io::IoSlice::new(b"/dev/ptmx")],
+        &mut control,
+        SendFlags::NOSIGNAL,
+    )
+    .map_err(|e| RuntimeError::sys("sendmsg", what(), e))?;
     Ok(())
 }
 
@@ -727,7 +926,9 @@ fn run_hooks(kind: &str, hooks: &Option<Vec<Hook>>, st: &OciState) -> Result<()>
                 cmd.env(k, v);
             }
         }
-        cmd.stdin(Stdio::piped()).stdout(Stdio::null()).stderr(Stdio::piped());
+        cmd.stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
         let mut child = cmd.spawn().map_err(|e| cfg_err(format!("{what}: {e}")))?;
         if let Some(mut stdin) = child.stdin.take() {
             let _ = stdin.write_all(&state);
@@ -737,7 +938,9 @@ fn run_hooks(kind: &str, hooks: &Option<Vec<Hook>>, st: &OciState) -> Result<()>
         let status = loop {
             match child.try_wait() {
                 Ok(Some(s)) => break s,
-                Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(5)),
+                Ok(None) if Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(5))
+                }
                 Ok(None) => {
                     let _ = child.kill();
                     let _ = child.wait();
@@ -767,12 +970,20 @@ pub fn default_spec(rootless: bool) -> Result<Spec> {
     }
     if let Some(p) = spec.process_mut().as_mut() {
         p.set_terminal(Some(true));
-        p.set_env(Some(vec![format!("PATH={}", crate::process::DEFAULT_PATH), "TERM=xterm".into()]));
+        p.set_env(Some(vec![
+            format!("PATH={}", crate::process::DEFAULT_PATH),
+            "TERM=xterm".into(),
+        ]));
     }
     spec.set_hostname(Some("gocker".into()));
     if rootless {
         let map = |id: u32| {
-            oci_spec::runtime::LinuxIdMappingBuilder::default().container_id(0u32).host_id(id).size(1u32).build().expect("all fields set")
+            oci_spec::runtime::LinuxIdMappingBuilder::default()
+                .container_id(0u32)
+                .host_id(id)
+                .size(1u32)
+                .build()
+                .expect("all fields set")
         };
         if let Some(l) = spec.linux_mut().as_mut() {
             l.set_uid_mappings(Some(vec![map(rustix::process::geteuid().as_raw())]));
@@ -826,7 +1037,10 @@ mod tests {
     fn timestamps_are_rfc3339() {
         let t = now_rfc3339();
         assert_eq!(t.len(), 30, "{t}");
-        assert!(t.starts_with("20") && t.ends_with('Z') && &t[10..11] == "T", "{t}");
+        assert!(
+            t.starts_with("20") && t.ends_with('Z') && &t[10..11] == "T",
+            "{t}"
+        );
     }
 
     #[test]
@@ -838,7 +1052,13 @@ mod tests {
             "syscalls": [{"names": ["mount"], "action": "SCMP_ACT_NOTIFY"}]
         }))
         .unwrap();
-        spec.linux_mut().as_mut().unwrap().set_seccomp(Some(seccomp));
-        assert!(check_seccomp(&spec).unwrap_err().to_string().contains("listenerPath"));
+        spec.linux_mut()
+            .as_mut()
+            .unwrap()
+            .set_seccomp(Some(seccomp));
+        assert!(check_seccomp(&spec)
+            .unwrap_err()
+            .to_string()
+            .contains("listenerPath"));
     }
 }

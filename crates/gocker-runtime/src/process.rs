@@ -11,29 +11,40 @@ use rustix::process::{Gid, Uid};
 use crate::{Result, RuntimeError};
 
 /// The default PATH when the spec's environment has none (docker's).
-pub(crate) const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+pub(crate) const DEFAULT_PATH: &str =
+    "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
 fn to_caps(set: &Option<Capabilities>) -> Result<HashSet<Capability>> {
     let mut out = HashSet::new();
     for c in set.iter().flatten() {
-        let name = serde_json::to_value(c).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default();
-        let cap = Capability::from_str(&name).map_err(|_| RuntimeError::Config(format!("unknown capability {name}")))?;
+        let name = serde_json::to_value(c)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_owned))
+            .unwrap_or_default();
+        let cap = Capability::from_str(&name)
+            .map_err(|_| RuntimeError::Config(format!("unknown capability {name}")))?;
         out.insert(cap);
     }
     Ok(out)
 }
 
 fn caps_err(what: &str, e: caps::errors::CapsError) -> RuntimeError {
-    RuntimeError::Ring { stage: "drop capabilities".into(), message: format!("{what}: {e}") }
+    RuntimeError::Ring {
+        stage: "drop capabilities".into(),
+        message: format!("{what}: {e}"),
+    }
 }
 
 /// Limits the bounding set to what the spec allows (must run while still privileged).
 pub(crate) fn drop_bounding(p: &Process) -> Result<()> {
-    let Some(c) = p.capabilities() else { return Ok(()) };
+    let Some(c) = p.capabilities() else {
+        return Ok(());
+    };
     let keep = to_caps(c.bounding())?;
     for cap in caps::all() {
         if !keep.contains(&cap) && caps::has_cap(None, CapSet::Bounding, cap).unwrap_or(false) {
-            caps::drop(None, CapSet::Bounding, cap).map_err(|e| caps_err(&format!("drop {cap} from bounding set"), e))?;
+            caps::drop(None, CapSet::Bounding, cap)
+                .map_err(|e| caps_err(&format!("drop {cap} from bounding set"), e))?;
         }
     }
     Ok(())
@@ -44,17 +55,31 @@ pub(crate) fn drop_bounding(p: &Process) -> Result<()> {
 pub(crate) fn set_user(p: &Process, setgroups_allowed: bool) -> Result<()> {
     let u = p.user();
     let fail = |what: String, e: rustix::io::Errno| {
-        let hint = if e == rustix::io::Errno::INVAL { " (the id is not mapped in the container's user namespace)" } else { "" };
-        RuntimeError::Ring { stage: "set user".into(), message: format!("{what}: {e}{hint}") }
+        let hint = if e == rustix::io::Errno::INVAL {
+            " (the id is not mapped in the container's user namespace)"
+        } else {
+            ""
+        };
+        RuntimeError::Ring {
+            stage: "set user".into(),
+            message: format!("{what}: {e}{hint}"),
+        }
     };
     if setgroups_allowed {
-        let groups: Vec<Gid> = u.additional_gids().iter().flatten().map(|g| Gid::from_raw(*g)).collect();
+        let groups: Vec<Gid> = u
+            .additional_gids()
+            .iter()
+            .flatten()
+            .map(|g| Gid::from_raw(*g))
+            .collect();
         rustix::thread::set_thread_groups(&groups).map_err(|e| fail("setgroups".into(), e))?;
     }
     let (uid, gid) = (Uid::from_raw(u.uid()), Gid::from_raw(u.gid()));
     // The raw syscalls act on this thread only; ring2 is single-threaded so that is the process.
-    rustix::thread::set_thread_res_gid(gid, gid, gid).map_err(|e| fail(format!("setresgid({})", u.gid()), e))?;
-    rustix::thread::set_thread_res_uid(uid, uid, uid).map_err(|e| fail(format!("setresuid({})", u.uid()), e))?;
+    rustix::thread::set_thread_res_gid(gid, gid, gid)
+        .map_err(|e| fail(format!("setresgid({})", u.gid()), e))?;
+    rustix::thread::set_thread_res_uid(uid, uid, uid)
+        .map_err(|e| fail(format!("setresuid({})", u.uid()), e))?;
     if let Some(mask) = u.umask() {
         rustix::process::umask(rustix::fs::Mode::from_raw_mode(mask));
     }
@@ -64,21 +89,27 @@ pub(crate) fn set_user(p: &Process, setgroups_allowed: bool) -> Result<()> {
 /// Sets the effective, permitted, inheritable and ambient sets from the spec (after [`set_user`]).
 /// A non-root user has lost its capabilities with the uid change and gets only ambient ones it can keep.
 pub(crate) fn set_capabilities(p: &Process) -> Result<()> {
-    let Some(c) = p.capabilities() else { return Ok(()) };
+    let Some(c) = p.capabilities() else {
+        return Ok(());
+    };
     caps::clear(None, CapSet::Ambient).map_err(|e| caps_err("clear ambient set", e))?;
     if p.user().uid() != 0 {
         return Ok(());
     }
-    caps::set(None, CapSet::Inheritable, &to_caps(c.inheritable())?).map_err(|e| caps_err("set inheritable", e))?;
-    caps::set(None, CapSet::Effective, &to_caps(c.effective())?).map_err(|e| caps_err("set effective", e))?;
-    caps::set(None, CapSet::Permitted, &to_caps(c.permitted())?).map_err(|e| caps_err("set permitted", e))?;
+    caps::set(None, CapSet::Inheritable, &to_caps(c.inheritable())?)
+        .map_err(|e| caps_err("set inheritable", e))?;
+    caps::set(None, CapSet::Effective, &to_caps(c.effective())?)
+        .map_err(|e| caps_err("set effective", e))?;
+    caps::set(None, CapSet::Permitted, &to_caps(c.permitted())?)
+        .map_err(|e| caps_err("set permitted", e))?;
     // The kernel only allows ambient capabilities that are also permitted and inheritable; like
     // runc, skip the others (runc's own default config.json lists ambient caps without inheritable).
     let inheritable = to_caps(c.inheritable())?;
     let permitted = to_caps(c.permitted())?;
     for cap in to_caps(c.ambient())? {
         if inheritable.contains(&cap) && permitted.contains(&cap) {
-            caps::raise(None, CapSet::Ambient, cap).map_err(|e| caps_err(&format!("raise ambient {cap}"), e))?;
+            caps::raise(None, CapSet::Ambient, cap)
+                .map_err(|e| caps_err(&format!("raise ambient {cap}"), e))?;
         }
     }
     Ok(())
@@ -87,7 +118,10 @@ pub(crate) fn set_capabilities(p: &Process) -> Result<()> {
 /// Applies `process.rlimits` (e.g. RLIMIT_NOFILE, RLIMIT_CORE).
 pub(crate) fn set_rlimits(p: &Process) -> Result<()> {
     for r in p.rlimits().iter().flatten() {
-        let name = serde_json::to_value(r.typ()).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default();
+        let name = serde_json::to_value(r.typ())
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_owned))
+            .unwrap_or_default();
         let resource = match name.as_str() {
             "RLIMIT_CPU" => libc::RLIMIT_CPU,
             "RLIMIT_FSIZE" => libc::RLIMIT_FSIZE,
@@ -107,12 +141,20 @@ pub(crate) fn set_rlimits(p: &Process) -> Result<()> {
             "RLIMIT_RTTIME" => libc::RLIMIT_RTTIME,
             other => return Err(RuntimeError::Config(format!("unknown rlimit {other}"))),
         };
-        let lim = libc::rlimit { rlim_cur: r.soft(), rlim_max: r.hard() };
+        let lim = libc::rlimit {
+            rlim_cur: r.soft(),
+            rlim_max: r.hard(),
+        };
         // SAFETY: setrlimit reads a valid rlimit struct.
         if unsafe { libc::setrlimit(resource, &lim) } == -1 {
             return Err(RuntimeError::Ring {
                 stage: "set rlimits".into(),
-                message: format!("{name}={}:{}: {}", r.soft(), r.hard(), std::io::Error::last_os_error()),
+                message: format!(
+                    "{name}={}:{}: {}",
+                    r.soft(),
+                    r.hard(),
+                    std::io::Error::last_os_error()
+                ),
             });
         }
     }
@@ -134,9 +176,16 @@ fn cstring(s: &str, what: &str) -> Result<CString> {
 impl ExecPlan {
     pub(crate) fn new(p: &Process) -> Result<Self> {
         let args = p.args().clone().unwrap_or_default();
-        let cmd = args.first().cloned().ok_or_else(|| RuntimeError::Config("process.args is empty".into()))?;
+        let cmd = args
+            .first()
+            .cloned()
+            .ok_or_else(|| RuntimeError::Config("process.args is empty".into()))?;
         let env = p.env().clone().unwrap_or_default();
-        let path = env.iter().find_map(|e| e.strip_prefix("PATH=")).unwrap_or(DEFAULT_PATH).to_owned();
+        let path = env
+            .iter()
+            .find_map(|e| e.strip_prefix("PATH="))
+            .unwrap_or(DEFAULT_PATH)
+            .to_owned();
         let candidates = if cmd.contains('/') {
             vec![cstring(&cmd, "command")?]
         } else {
@@ -146,8 +195,14 @@ impl ExecPlan {
                 .collect::<Result<_>>()?
         };
         Ok(ExecPlan {
-            argv: args.iter().map(|a| cstring(a, "argument")).collect::<Result<_>>()?,
-            envp: env.iter().map(|e| cstring(e, "environment variable")).collect::<Result<_>>()?,
+            argv: args
+                .iter()
+                .map(|a| cstring(a, "argument"))
+                .collect::<Result<_>>()?,
+            envp: env
+                .iter()
+                .map(|e| cstring(e, "environment variable"))
+                .collect::<Result<_>>()?,
             candidates,
             cmd,
         })
@@ -165,7 +220,9 @@ impl ExecPlan {
             // SAFETY: argv and envp are NULL-terminated arrays of pointers into CStrings that
             // outlive the call; execve only returns on failure.
             unsafe { libc::execve(c.as_ptr(), argv.as_ptr(), envp.as_ptr()) };
-            let e = rustix::io::Errno::from_raw_os_error(std::io::Error::last_os_error().raw_os_error().unwrap_or(0));
+            let e = rustix::io::Errno::from_raw_os_error(
+                std::io::Error::last_os_error().raw_os_error().unwrap_or(0),
+            );
             match e {
                 rustix::io::Errno::NOENT | rustix::io::Errno::NOTDIR => {}
                 rustix::io::Errno::ACCESS => result = e,
@@ -189,18 +246,30 @@ mod tests {
             .build()
             .unwrap();
         let plan = ExecPlan::new(&p).unwrap();
-        let c: Vec<_> = plan.candidates.iter().map(|c| c.to_str().unwrap().to_owned()).collect();
+        let c: Vec<_> = plan
+            .candidates
+            .iter()
+            .map(|c| c.to_str().unwrap().to_owned())
+            .collect();
         assert_eq!(c, ["/opt/bin/sh", "/bin/sh"]);
-        let p = ProcessBuilder::default().args(vec!["./run".to_string()]).build().unwrap();
+        let p = ProcessBuilder::default()
+            .args(vec!["./run".to_string()])
+            .build()
+            .unwrap();
         assert_eq!(ExecPlan::new(&p).unwrap().candidates.len(), 1);
     }
 
     #[test]
     fn capability_names_convert() {
-        let set: Capabilities = [oci_spec::runtime::Capability::Chown, oci_spec::runtime::Capability::NetBindService]
-            .into_iter()
-            .collect();
+        let set: Capabilities = [
+            oci_spec::runtime::Capability::Chown,
+            oci_spec::runtime::Capability::NetBindService,
+        ]
+        .into_iter()
+        .collect();
         let c = to_caps(&Some(set)).unwrap();
-        assert!(c.contains(&Capability::CAP_CHOWN) && c.contains(&Capability::CAP_NET_BIND_SERVICE));
+        assert!(
+            c.contains(&Capability::CAP_CHOWN) && c.contains(&Capability::CAP_NET_BIND_SERVICE)
+        );
     }
 }

@@ -11,8 +11,8 @@ use rustix::process::{Pid, PidfdFlags, Signal, WaitOptions};
 use serde::{Deserialize, Serialize};
 
 use crate::channel::{self, Channel};
-use crate::state::{process_start_time, ContainerState, StateStore, Status};
 use crate::config::SpawnMode;
+use crate::state::{process_start_time, ContainerState, StateStore, Status};
 use crate::{exec, ring1, ContainerConfig, ExitStatus, Result, RootMode, RuntimeError};
 
 /// Messages from ring0 down to ring1/ring2.
@@ -32,8 +32,14 @@ pub(crate) enum Down {
 pub(crate) enum Up {
     Ring2Pid(i32),
     Ready,
-    Failed { stage: String, message: String },
-    ExecFailed { cmd: String, errno: i32 },
+    Failed {
+        stage: String,
+        message: String,
+    },
+    ExecFailed {
+        cmd: String,
+        errno: i32,
+    },
     Exited(ExitStatus),
     /// Workspace mode: how the enclave command ended.
     EnclaveDone(ExitStatus),
@@ -42,8 +48,14 @@ pub(crate) enum Up {
 impl Up {
     pub(crate) fn failed(ring: &str, e: &RuntimeError) -> Up {
         match e {
-            RuntimeError::Ring { stage, message } => Up::Failed { stage: stage.clone(), message: message.clone() },
-            other => Up::Failed { stage: ring.to_owned(), message: other.to_string() },
+            RuntimeError::Ring { stage, message } => Up::Failed {
+                stage: stage.clone(),
+                message: message.clone(),
+            },
+            other => Up::Failed {
+                stage: ring.to_owned(),
+                message: other.to_string(),
+            },
         }
     }
     fn into_error(self, waiting_for: &str) -> RuntimeError {
@@ -53,15 +65,25 @@ impl Up {
                 let e = Errno::from_raw_os_error(errno);
                 if e == Errno::NOENT {
                     if cmd.contains('/') {
-                        RuntimeError::ExecFailed { cmd, reason: "no such file or directory".into(), not_found: true }
+                        RuntimeError::ExecFailed {
+                            cmd,
+                            reason: "no such file or directory".into(),
+                            not_found: true,
+                        }
                     } else {
                         RuntimeError::ExecNotFound { cmd }
                     }
                 } else {
-                    RuntimeError::ExecFailed { cmd, reason: std::io::Error::from(e).to_string(), not_found: false }
+                    RuntimeError::ExecFailed {
+                        cmd,
+                        reason: std::io::Error::from(e).to_string(),
+                        not_found: false,
+                    }
                 }
             }
-            other => RuntimeError::Protocol(format!("unexpected {other:?} while waiting for {waiting_for}")),
+            other => RuntimeError::Protocol(format!(
+                "unexpected {other:?} while waiting for {waiting_for}"
+            )),
         }
     }
 }
@@ -69,9 +91,23 @@ impl Up {
 /// Signals ring0 forwards to the payload (everything but those the kernel or the job control of
 /// the caller's terminal must keep: SIGKILL, SIGSTOP, SIGCHLD, SIGPIPE, the synchronous faults).
 const FORWARDED: &[i32] = &[
-    libc::SIGHUP, libc::SIGINT, libc::SIGQUIT, libc::SIGUSR1, libc::SIGUSR2, libc::SIGALRM, libc::SIGTERM,
-    libc::SIGCONT, libc::SIGURG, libc::SIGXCPU, libc::SIGXFSZ, libc::SIGVTALRM, libc::SIGPROF, libc::SIGWINCH,
-    libc::SIGIO, libc::SIGPWR, libc::SIGSYS,
+    libc::SIGHUP,
+    libc::SIGINT,
+    libc::SIGQUIT,
+    libc::SIGUSR1,
+    libc::SIGUSR2,
+    libc::SIGALRM,
+    libc::SIGTERM,
+    libc::SIGCONT,
+    libc::SIGURG,
+    libc::SIGXCPU,
+    libc::SIGXFSZ,
+    libc::SIGVTALRM,
+    libc::SIGPROF,
+    libc::SIGWINCH,
+    libc::SIGIO,
+    libc::SIGPWR,
+    libc::SIGSYS,
 ];
 
 struct SignalForwarding {
@@ -86,7 +122,11 @@ impl SignalForwarding {
         unsafe {
             let mut set: libc::sigset_t = std::mem::zeroed();
             libc::sigemptyset(&mut set);
-            for s in FORWARDED.iter().copied().chain(libc::SIGRTMIN()..=libc::SIGRTMAX()) {
+            for s in FORWARDED
+                .iter()
+                .copied()
+                .chain(libc::SIGRTMIN()..=libc::SIGRTMAX())
+            {
                 libc::sigaddset(&mut set, s);
             }
             let mut old: libc::sigset_t = std::mem::zeroed();
@@ -97,7 +137,10 @@ impl SignalForwarding {
                 libc::pthread_sigmask(libc::SIG_SETMASK, &old, std::ptr::null_mut());
                 return Err(RuntimeError::sys("signalfd", "forwarded signals", e));
             }
-            Ok(SignalForwarding { fd: OwnedFd::from_raw_fd(fd), old_mask: old })
+            Ok(SignalForwarding {
+                fd: OwnedFd::from_raw_fd(fd),
+                old_mask: old,
+            })
         }
     }
 
@@ -164,7 +207,10 @@ pub struct Container {
 }
 
 fn now() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
 }
 
 fn check_rootfs(cfg: &ContainerConfig) -> Result<()> {
@@ -186,17 +232,37 @@ impl Container {
     /// barrier. `name` must be unique in `store`.
     ///
     /// The calling process must be single-threaded: ring1 is forked from it without an exec.
-    pub fn create(config: ContainerConfig, store: StateStore, name: &str, auto_remove: bool) -> Result<Container> {
+    pub fn create(
+        config: ContainerConfig,
+        store: StateStore,
+        name: &str,
+        auto_remove: bool,
+    ) -> Result<Container> {
         check_rootfs(&config)?;
-        if let Some(sysctl) = config.spec.linux().as_ref().and_then(|l| l.sysctl().as_ref()) {
+        if let Some(sysctl) = config
+            .spec
+            .linux()
+            .as_ref()
+            .and_then(|l| l.sysctl().as_ref())
+        {
             crate::sysctl::plan(sysctl, config.namespaces().0)?;
         }
         if config.spec.domainname().is_some() && !config.namespaces().0.contains(Namespace::Uts) {
-            return Err(RuntimeError::Config("domainname: the spec has no UTS namespace of its own to set it in".into()));
+            return Err(RuntimeError::Config(
+                "domainname: the spec has no UTS namespace of its own to set it in".into(),
+            ));
         }
-        if let Some(ns) = config.spec.linux().as_ref().and_then(|l| l.namespaces().as_ref()) {
+        if let Some(ns) = config
+            .spec
+            .linux()
+            .as_ref()
+            .and_then(|l| l.namespaces().as_ref())
+        {
             // OCI mode: crate::oci has joined them in this process already (the rings inherit them).
-            if let Some(n) = ns.iter().find(|n| n.path().is_some() && config.oci.is_none()) {
+            if let Some(n) = ns
+                .iter()
+                .find(|n| n.path().is_some() && config.oci.is_none())
+            {
                 return Err(RuntimeError::Config(format!(
                     "joining an existing {:?} namespace by path is not supported yet",
                     n.typ()
@@ -216,7 +282,12 @@ impl Container {
             monitor_pid: me,
             monitor_start: process_start_time(me).unwrap_or(0),
             rootfs: config.rootfs()?,
-            command: config.spec.process().as_ref().and_then(|p| p.args().clone()).unwrap_or_default(),
+            command: config
+                .spec
+                .process()
+                .as_ref()
+                .and_then(|p| p.args().clone())
+                .unwrap_or_default(),
             created: now(),
             exit: None,
             auto_remove,
@@ -249,7 +320,12 @@ impl Container {
         crate::workspace::cgroup_view(&mut c.config, c.cgroup.is_some())?;
         c.compile_seccomp()?;
         c.spawn()?;
-        crate::net::attach(&mut c.net, &mut c.state, c.ring1.as_ref().map(|r| r.0.as_raw_nonzero().get()), c.config.stage_timeout)?;
+        crate::net::attach(
+            &mut c.net,
+            &mut c.state,
+            c.ring1.as_ref().map(|r| r.0.as_raw_nonzero().get()),
+            c.config.stage_timeout,
+        )?;
         // Workspace mode: the enclave, once ring2 is prepared and the network attached.
         if let Some(ch) = &c.to_ring1 {
             crate::workspace::run_enclave(&c.config, ch)?;
@@ -264,25 +340,40 @@ impl Container {
     /// Without limits, a cgroup is still created where cgroup v2 is usable (for stats, OOM reports
     /// and kill), and skipped quietly where it is not (nothing was asked of it).
     fn create_cgroup(&mut self) -> Result<()> {
-        let writes = match self.config.spec.linux().as_ref().and_then(|l| l.resources().as_ref()) {
+        let writes = match self
+            .config
+            .spec
+            .linux()
+            .as_ref()
+            .and_then(|l| l.resources().as_ref())
+        {
             Some(res) => gocker_cgroups::limits::plan(res)?,
             None => Vec::new(),
         };
         let cg = if writes.is_empty() {
             let attempt = || -> Result<gocker_cgroups::Cgroup> {
                 let parent = gocker_cgroups::Hierarchy::find()?.parent_for_containers()?;
-                Ok(gocker_cgroups::Cgroup::create(&parent, &self.state.id, &["memory", "pids", "cpu"])?)
+                Ok(gocker_cgroups::Cgroup::create(
+                    &parent,
+                    &self.state.id,
+                    &["memory", "pids", "cpu"],
+                )?)
             };
             match attempt() {
                 Ok(cg) => cg,
                 Err(e) => {
-                    self.notes.push(format!("no cgroup for this container: {e}"));
+                    self.notes
+                        .push(format!("no cgroup for this container: {e}"));
                     return Ok(());
                 }
             }
         } else {
             let parent = gocker_cgroups::Hierarchy::find()?.parent_for_containers()?;
-            gocker_cgroups::Cgroup::create(&parent, &self.state.id, &gocker_cgroups::limits::required_controllers(&writes))?
+            gocker_cgroups::Cgroup::create(
+                &parent,
+                &self.state.id,
+                &gocker_cgroups::limits::required_controllers(&writes),
+            )?
         };
         self.state.cgroup = Some(cg.path().to_owned());
         let applied = cg.apply(&writes);
@@ -332,7 +423,15 @@ impl Container {
                 let config = exec::config_memfd(cfg)?;
                 let (sync_r, sync_w) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)
                     .map_err(|e| RuntimeError::sys("pipe", "ring1 sync", e))?;
-                let prepared = exec::prepare(ring1, "ring1", &[exec::raw(&config), exec::raw(&r1_0.as_fd()), exec::raw(&r2_0.as_fd())])?;
+                let prepared = exec::prepare(
+                    ring1,
+                    "ring1",
+                    &[
+                        exec::raw(&config),
+                        exec::raw(&r1_0.as_fd()),
+                        exec::raw(&r2_0.as_fd()),
+                    ],
+                )?;
                 Some((config, sync_r, sync_w, prepared))
             }
         };
@@ -356,19 +455,34 @@ impl Container {
         }
         drop(r1_0);
         drop(r2_0);
-        let ring1_pid = self.ring1.as_ref().map(|r| r.0.as_raw_nonzero().get()).expect("set above");
+        let ring1_pid = self
+            .ring1
+            .as_ref()
+            .map(|r| r.0.as_raw_nonzero().get())
+            .expect("set above");
 
         cfg.idmaps.apply(ring1_pid)?;
         if let Some((config, sync_r, sync_w, _)) = exec {
             drop(sync_r);
-            rustix::io::write(&sync_w, &[1]).map_err(|e| RuntimeError::sys("write", "ring1 sync", e))?;
+            rustix::io::write(&sync_w, &[1])
+                .map_err(|e| RuntimeError::sys("write", "ring1 sync", e))?;
             drop(config);
         }
         let mnt = self.idmapped_rootfs(ring1_pid);
         let volumes = self.idmapped_volumes(ring1_pid);
-        let fds: Vec<_> = mnt.iter().chain(volumes.iter().map(|v| &v.1)).map(|m| m.as_fd()).collect();
+        let fds: Vec<_> = mnt
+            .iter()
+            .chain(volumes.iter().map(|v| &v.1))
+            .map(|m| m.as_fd())
+            .collect();
         let dests = volumes.iter().map(|v| v.0.clone()).collect();
-        r0_1.send(&Down::Mapped { rootfs: mnt.is_some(), volumes: dests }, &fds)?;
+        r0_1.send(
+            &Down::Mapped {
+                rootfs: mnt.is_some(),
+                volumes: dests,
+            },
+            &fds,
+        )?;
         drop(fds);
         drop(mnt);
         drop(volumes);
@@ -377,22 +491,45 @@ impl Container {
         let ring2_pid = match r0_1.recv::<Up>(Some(t), "ring1 to start ring2")? {
             Some((Up::Ring2Pid(p), _)) => p,
             Some((other, _)) => return Err(other.into_error("ring1 to start ring2")),
-            None => return Err(RuntimeError::Protocol("ring1 exited while starting ring2".into())),
+            None => {
+                return Err(RuntimeError::Protocol(
+                    "ring1 exited while starting ring2".into(),
+                ))
+            }
         };
-        let pidfd = match rustix::process::pidfd_open(Pid::from_raw(ring2_pid).expect("positive pid"), PidfdFlags::empty()) {
+        let pidfd = match rustix::process::pidfd_open(
+            Pid::from_raw(ring2_pid).expect("positive pid"),
+            PidfdFlags::empty(),
+        ) {
             Ok(fd) => fd,
             // ring2 failed fast and was reaped already: its report says why.
             Err(Errno::SRCH) => {
-                return Err(match r0_2.recv::<Up>(Some(t), "ring2 to prepare the container")? {
-                    Some((msg, _)) => msg.into_error("ring2 to prepare the container"),
-                    None => RuntimeError::Protocol("ring2 exited while preparing the container".into()),
-                })
+                return Err(
+                    match r0_2.recv::<Up>(Some(t), "ring2 to prepare the container")? {
+                        Some((msg, _)) => msg.into_error("ring2 to prepare the container"),
+                        None => RuntimeError::Protocol(
+                            "ring2 exited while preparing the container".into(),
+                        ),
+                    },
+                )
             }
-            Err(e) => return Err(RuntimeError::sys("pidfd_open", format!("ring2 pid {ring2_pid}"), e)),
+            Err(e) => {
+                return Err(RuntimeError::sys(
+                    "pidfd_open",
+                    format!("ring2 pid {ring2_pid}"),
+                    e,
+                ))
+            }
         };
         self.ring2 = Some((ring2_pid, pidfd));
         self.state.pid = Some(ring2_pid);
-        if let Some(adj) = self.config.spec.process().as_ref().and_then(|p| p.oom_score_adj()) {
+        if let Some(adj) = self
+            .config
+            .spec
+            .process()
+            .as_ref()
+            .and_then(|p| p.oom_score_adj())
+        {
             crate::sysctl::set_oom_score_adj(ring2_pid, adj)?;
         }
         // Only the payload side goes into the container's cgroup: ring2 is moved while it is still
@@ -401,7 +538,10 @@ impl Container {
         if let Some(cg) = &self.cgroup {
             if let Err(e) = cg.attach(ring2_pid) {
                 // ring2 may have failed (and exited) already: then its report is the error to show.
-                if let Ok(Some((msg, _))) = r0_2.recv::<Up>(Some(std::time::Duration::from_millis(100)), "ring2's report") {
+                if let Ok(Some((msg, _))) = r0_2.recv::<Up>(
+                    Some(std::time::Duration::from_millis(100)),
+                    "ring2's report",
+                ) {
                     if !matches!(msg, Up::Ready) {
                         return Err(msg.into_error("ring2 to prepare the container"));
                     }
@@ -412,11 +552,18 @@ impl Container {
         match r0_2.recv::<Up>(Some(t), "ring2 to prepare the container")? {
             Some((Up::Ready, mut fds)) => {
                 if self.config.tty {
-                    self.pty = Some(fds.pop().ok_or_else(|| RuntimeError::Protocol("ring2 sent no terminal".into()))?);
+                    self.pty =
+                        Some(fds.pop().ok_or_else(|| {
+                            RuntimeError::Protocol("ring2 sent no terminal".into())
+                        })?);
                 }
             }
             Some((other, _)) => return Err(other.into_error("ring2 to prepare the container")),
-            None => return Err(RuntimeError::Protocol("ring2 exited while preparing the container".into())),
+            None => {
+                return Err(RuntimeError::Protocol(
+                    "ring2 exited while preparing the container".into(),
+                ))
+            }
         }
         self.to_ring1 = Some(r0_1);
         self.to_ring2 = Some(r0_2);
@@ -427,7 +574,10 @@ impl Container {
     /// and container root can write them. `None` when not applicable or refused (noted for --debug).
     fn idmapped_rootfs(&mut self, ring1_pid: i32) -> Option<OwnedFd> {
         let cfg = &self.config;
-        if !cfg.idmap_rootfs || cfg.root_mode != RootMode::Rootfs || !rustix::process::geteuid().is_root() {
+        if !cfg.idmap_rootfs
+            || cfg.root_mode != RootMode::Rootfs
+            || !rustix::process::geteuid().is_root()
+        {
             return None;
         }
         let rootfs = cfg.rootfs().ok()?;
@@ -439,7 +589,8 @@ impl Container {
         };
         match attempt() {
             Ok(m) => {
-                self.notes.push(format!("rootfs {} mounted idmapped", rootfs.display()));
+                self.notes
+                    .push(format!("rootfs {} mounted idmapped", rootfs.display()));
                 Some(m)
             }
             Err(e) => {
@@ -459,14 +610,24 @@ impl Container {
         if !rustix::process::geteuid().is_root() {
             return Vec::new();
         }
-        let userns = if cfg.idmap_rootfs { gocker_ns::open(ring1_pid, Namespace::User).ok() } else { None };
+        let userns = if cfg.idmap_rootfs {
+            gocker_ns::open(ring1_pid, Namespace::User).ok()
+        } else {
+            None
+        };
         let mut out = Vec::new();
         for m in cfg.spec.mounts().iter().flatten() {
             let opts = m.options().clone().unwrap_or_default();
-            let is_bind = m.typ().as_deref() == Some("bind") || opts.iter().any(|o| o == "bind" || o == "rbind");
-            let Some(src) = m.source().as_ref().filter(|_| is_bind) else { continue };
+            let is_bind = m.typ().as_deref() == Some("bind")
+                || opts.iter().any(|o| o == "bind" || o == "rbind");
+            let Some(src) = m.source().as_ref().filter(|_| is_bind) else {
+                continue;
+            };
             if out.len() + 1 >= crate::channel::MAX_FDS {
-                self.notes.push(format!("{}: too many volumes to idmap; bound plainly", m.destination().display()));
+                self.notes.push(format!(
+                    "{}: too many volumes to idmap; bound plainly",
+                    m.destination().display()
+                ));
                 continue;
             }
             let recursive = opts.iter().any(|o| o == "rbind");
@@ -481,10 +642,15 @@ impl Container {
                 Ok(fd) => out.push((m.destination().clone(), fd)),
                 Err(e) => match gocker_mounts::root::clone(src, recursive) {
                     Ok(fd) => {
-                        self.notes.push(format!("volume {}: not idmapped ({e}); bound as is", src.display()));
+                        self.notes.push(format!(
+                            "volume {}: not idmapped ({e}); bound as is",
+                            src.display()
+                        ));
                         out.push((m.destination().clone(), fd));
                     }
-                    Err(_) => self.notes.push(format!("volume {}: not idmapped ({e})", src.display())),
+                    Err(_) => self
+                        .notes
+                        .push(format!("volume {}: not idmapped ({e})", src.display())),
                 },
             }
         }
@@ -514,7 +680,10 @@ impl Container {
 
     /// OCI `start`: releases the payload from the start barrier and waits until it has exec'd.
     pub fn start(&mut self) -> Result<()> {
-        let ch = self.to_ring2.take().ok_or_else(|| RuntimeError::Protocol("container already started".into()))?;
+        let ch = self
+            .to_ring2
+            .take()
+            .ok_or_else(|| RuntimeError::Protocol("container already started".into()))?;
         ch.send(&Down::Start, &[])?;
         // EOF means the exec succeeded (the channel is close-on-exec); a message means it failed.
         match ch.recv::<Up>(Some(self.config.stage_timeout), "the payload to exec")? {
@@ -528,26 +697,42 @@ impl Container {
 
     /// Sends `sig` to the payload.
     pub fn kill(&self, sig: i32) -> Result<()> {
-        let (pid, fd) = self.ring2.as_ref().ok_or_else(|| RuntimeError::Protocol("container has no process".into()))?;
+        let (pid, fd) = self
+            .ring2
+            .as_ref()
+            .ok_or_else(|| RuntimeError::Protocol("container has no process".into()))?;
         // SAFETY: signal numbers are checked by the kernel; Signal is a plain integer wrapper.
         let s = unsafe { Signal::from_raw_unchecked(sig) };
         match rustix::process::pidfd_send_signal(fd, s) {
             Ok(()) | Err(Errno::SRCH) => Ok(()),
-            Err(e) => Err(RuntimeError::sys("pidfd_send_signal", format!("pid {pid}"), e)),
+            Err(e) => Err(RuntimeError::sys(
+                "pidfd_send_signal",
+                format!("pid {pid}"),
+                e,
+            )),
         }
     }
 
     /// Waits for the payload to exit, forwarding signals when configured, and records the status.
     /// With a terminal that was not taken, relays it to the caller's stdin/stdout meanwhile.
     pub fn wait(&mut self) -> Result<ExitStatus> {
-        let ch = self.to_ring1.take().ok_or_else(|| RuntimeError::Protocol("container not created".into()))?;
-        let mut relay = self.pty.take().map(|m| crate::tty::Relay::new(m, self.config.stdin));
+        let ch = self
+            .to_ring1
+            .take()
+            .ok_or_else(|| RuntimeError::Protocol("container not created".into()))?;
+        let mut relay = self
+            .pty
+            .take()
+            .map(|m| crate::tty::Relay::new(m, self.config.stdin));
         // After a forwarded SIGTERM: when the grace period (stop_timeout) ends, SIGKILL.
         let mut kill_at: Option<std::time::Instant> = None;
         let status = loop {
             let sig_fd = self.signals.as_ref().map(|s| s.fd.as_fd());
             let ring1_fd = self.ring1.as_ref().map(|r| r.1.as_fd()).expect("created");
-            let mut fds = vec![PollFd::from_borrowed_fd(ch.as_fd(), PollFlags::IN), PollFd::from_borrowed_fd(ring1_fd, PollFlags::IN)];
+            let mut fds = vec![
+                PollFd::from_borrowed_fd(ch.as_fd(), PollFlags::IN),
+                PollFd::from_borrowed_fd(ring1_fd, PollFlags::IN),
+            ];
             fds.push(match sig_fd {
                 Some(s) => PollFd::from_borrowed_fd(s, PollFlags::IN),
                 None => PollFd::from_borrowed_fd(ch.as_fd(), PollFlags::empty()),
@@ -556,7 +741,10 @@ impl Container {
                 fds.extend(r.poll_fds());
             }
             let left = kill_at.map(|t| t.saturating_duration_since(std::time::Instant::now()));
-            let ts = left.map(|l| rustix::event::Timespec { tv_sec: l.as_secs() as i64, tv_nsec: l.subsec_nanos() as i64 });
+            let ts = left.map(|l| rustix::event::Timespec {
+                tv_sec: l.as_secs() as i64,
+                tv_nsec: l.subsec_nanos() as i64,
+            });
             match rustix::event::poll(&mut fds, ts.as_ref()) {
                 Err(Errno::INTR) => continue,
                 Err(e) => return Err(RuntimeError::sys("poll", "container", e)),
@@ -569,7 +757,8 @@ impl Container {
                 self.kill(libc::SIGKILL)?;
                 continue;
             }
-            let (msg_ready, ring1_gone) = (!fds[0].revents().is_empty(), !fds[1].revents().is_empty());
+            let (msg_ready, ring1_gone) =
+                (!fds[0].revents().is_empty(), !fds[1].revents().is_empty());
             let sig_ready = !fds[2].revents().is_empty();
             let io_ready = fds[3..].iter().any(|f| !f.revents().is_empty());
             drop(fds);
@@ -590,7 +779,10 @@ impl Container {
                     tracing::debug!(sig, "forwarding signal to the container");
                     self.kill(sig)?;
                     if sig == libc::SIGTERM && kill_at.is_none() {
-                        kill_at = self.config.stop_timeout.map(|t| std::time::Instant::now() + t);
+                        kill_at = self
+                            .config
+                            .stop_timeout
+                            .map(|t| std::time::Instant::now() + t);
                     }
                 }
             }
@@ -603,7 +795,11 @@ impl Container {
                     Some((other, _)) => return Err(other.into_error("the container to exit")),
                     // ring1 gone without a word: killed from outside (its children die with it).
                     None if self.oom_kills() > 0 => break ExitStatus::Signaled(libc::SIGKILL),
-                    None => return Err(RuntimeError::Protocol("ring1 died without reporting an exit status".into())),
+                    None => {
+                        return Err(RuntimeError::Protocol(
+                            "ring1 died without reporting an exit status".into(),
+                        ))
+                    }
                 }
             }
         };
@@ -619,7 +815,8 @@ impl Container {
 
     fn reap_ring1(&mut self) {
         if let Some((pid, _fd)) = self.ring1.take() {
-            while let Err(Errno::INTR) = rustix::process::waitpid(Some(pid), WaitOptions::empty()) {}
+            while let Err(Errno::INTR) = rustix::process::waitpid(Some(pid), WaitOptions::empty()) {
+            }
         }
     }
 
@@ -628,7 +825,9 @@ impl Container {
     /// waiting at its FIFO barrier, its cgroup and state in place.
     pub fn release(mut self) -> Result<ContainerState> {
         if self.config.oci.is_none() {
-            return Err(RuntimeError::Protocol("release is for containers created in OCI mode".into()));
+            return Err(RuntimeError::Protocol(
+                "release is for containers created in OCI mode".into(),
+            ));
         }
         self.reap_ring1();
         self.released = true;
@@ -647,7 +846,10 @@ impl Container {
             if self.config.oci.is_some() {
                 // OCI mode: ring2 is our own child (CLONE_PARENT); reap it.
                 if let Some(pid) = Pid::from_raw(pid) {
-                    while let Err(Errno::INTR) = rustix::process::waitpid(Some(pid), WaitOptions::empty()) {}
+                    while let Err(Errno::INTR) =
+                        rustix::process::waitpid(Some(pid), WaitOptions::empty())
+                    {
+                    }
                 }
             }
         }
@@ -683,6 +885,9 @@ impl Drop for Container {
 pub fn describe_root(cfg: &ContainerConfig) -> String {
     match cfg.root_mode {
         RootMode::HostView => "read-only view of the host's /".into(),
-        RootMode::Rootfs => cfg.rootfs().map(|p| p.display().to_string()).unwrap_or_default(),
+        RootMode::Rootfs => cfg
+            .rootfs()
+            .map(|p| p.display().to_string())
+            .unwrap_or_default(),
     }
 }

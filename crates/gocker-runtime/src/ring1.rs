@@ -9,8 +9,8 @@ use gocker_ns::{Forked, Namespace};
 use rustix::process::{Gid, Signal, Uid};
 
 use crate::channel::Channel;
-use crate::ring0::{Down, Up};
 use crate::config::SpawnMode;
+use crate::ring0::{Down, Up};
 use crate::ring2::Premade;
 use crate::{exec, ring2, ContainerConfig, ExitStatus, Result, RuntimeError};
 
@@ -37,7 +37,10 @@ pub(crate) fn exit(code: i32) -> ! {
 }
 
 fn ring_err(stage: &str, e: impl std::fmt::Display) -> RuntimeError {
-    RuntimeError::Ring { stage: stage.to_owned(), message: e.to_string() }
+    RuntimeError::Ring {
+        stage: stage.to_owned(),
+        message: e.to_string(),
+    }
 }
 
 /// Who the parent of a ring is, to check it is still alive after setting the death signal.
@@ -57,7 +60,16 @@ pub(crate) fn die_with_parent(parent: &Parent<'_>) -> Result<()> {
         Parent::Pid(p) => rustix::process::getppid().map(|x| x.as_raw_nonzero().get()) == Some(*p),
         Parent::Pidfd(fd) => {
             let mut p = [PollFd::from_borrowed_fd(*fd, PollFlags::IN)];
-            matches!(rustix::event::poll(&mut p, Some(&Timespec { tv_sec: 0, tv_nsec: 0 })), Ok(0))
+            matches!(
+                rustix::event::poll(
+                    &mut p,
+                    Some(&Timespec {
+                        tv_sec: 0,
+                        tv_nsec: 0
+                    })
+                ),
+                Ok(0)
+            )
         }
     };
     if !alive {
@@ -66,7 +78,12 @@ pub(crate) fn die_with_parent(parent: &Parent<'_>) -> Result<()> {
     Ok(())
 }
 
-fn run(cfg: &ContainerConfig, up: &Channel, ring2_chan: Channel, parent: i32) -> Result<ExitStatus> {
+fn run(
+    cfg: &ContainerConfig,
+    up: &Channel,
+    ring2_chan: Channel,
+    parent: i32,
+) -> Result<ExitStatus> {
     let parent = Parent::Pid(parent);
     die_with_parent(&parent)?;
     let (ns1, ns2) = cfg.namespaces();
@@ -76,29 +93,46 @@ fn run(cfg: &ContainerConfig, up: &Channel, ring2_chan: Channel, parent: i32) ->
     let mut premade = match msg {
         Down::Mapped { rootfs, volumes } => {
             if fds.len() != usize::from(rootfs) + volumes.len() {
-                return Err(ring_err("ring1", format!("expected {} idmapped mounts, got {}", usize::from(rootfs) + volumes.len(), fds.len())));
+                return Err(ring_err(
+                    "ring1",
+                    format!(
+                        "expected {} idmapped mounts, got {}",
+                        usize::from(rootfs) + volumes.len(),
+                        fds.len()
+                    ),
+                ));
             }
             let rest = fds.split_off(usize::from(rootfs));
-            Premade { rootfs: fds.pop(), volumes: volumes.into_iter().zip(rest).collect() }
+            Premade {
+                rootfs: fds.pop(),
+                volumes: volumes.into_iter().zip(rest).collect(),
+            }
         }
-        Down::Start | Down::Enclave => return Err(ring_err("ring1", "unexpected message before the id maps")),
+        Down::Start | Down::Enclave => {
+            return Err(ring_err("ring1", "unexpected message before the id maps"))
+        }
     };
 
     // Become root of the new user namespace.
     if !cfg.idmaps.deny_setgroups {
-        rustix::thread::set_thread_groups(&[]).map_err(|e| ring_err("setgroups in the user namespace", e))?;
+        rustix::thread::set_thread_groups(&[])
+            .map_err(|e| ring_err("setgroups in the user namespace", e))?;
     }
-    rustix::thread::set_thread_res_gid(Gid::ROOT, Gid::ROOT, Gid::ROOT).map_err(|e| ring_err("setresgid(0)", e))?;
-    rustix::thread::set_thread_res_uid(Uid::ROOT, Uid::ROOT, Uid::ROOT).map_err(|e| ring_err("setresuid(0)", e))?;
+    rustix::thread::set_thread_res_gid(Gid::ROOT, Gid::ROOT, Gid::ROOT)
+        .map_err(|e| ring_err("setresgid(0)", e))?;
+    rustix::thread::set_thread_res_uid(Uid::ROOT, Uid::ROOT, Uid::ROOT)
+        .map_err(|e| ring_err("setresuid(0)", e))?;
     // Credential changes clear the parent-death signal.
     die_with_parent(&parent)?;
 
     if ns1.contains(Namespace::Uts) {
         if let Some(h) = cfg.spec.hostname() {
-            rustix::system::sethostname(h.as_bytes()).map_err(|e| ring_err(&format!("sethostname({h})"), e))?;
+            rustix::system::sethostname(h.as_bytes())
+                .map_err(|e| ring_err(&format!("sethostname({h})"), e))?;
         }
         if let Some(d) = cfg.spec.domainname() {
-            rustix::system::setdomainname(d.as_bytes()).map_err(|e| ring_err(&format!("setdomainname({d})"), e))?;
+            rustix::system::setdomainname(d.as_bytes())
+                .map_err(|e| ring_err(&format!("setdomainname({d})"), e))?;
         }
     }
     if let Some(sysctl) = cfg.spec.linux().as_ref().and_then(|l| l.sysctl().as_ref()) {
@@ -110,8 +144,11 @@ fn run(cfg: &ContainerConfig, up: &Channel, ring2_chan: Channel, parent: i32) ->
     }
 
     // ring2 lives in a new PID namespace where getppid() is 0: it watches this pidfd instead.
-    let me = rustix::process::pidfd_open(rustix::process::getpid(), rustix::process::PidfdFlags::empty())
-        .map_err(|e| ring_err("pidfd_open(ring1)", e))?;
+    let me = rustix::process::pidfd_open(
+        rustix::process::getpid(),
+        rustix::process::PidfdFlags::empty(),
+    )
+    .map_err(|e| ring_err("pidfd_open(ring1)", e))?;
     // Workspace mode: lift's tmpfs (client + socket), attached by ring2 at /.gocker.
     let lift = match crate::lift::setup(cfg)? {
         Some((server, mnt)) => {
@@ -124,9 +161,9 @@ fn run(cfg: &ContainerConfig, up: &Channel, ring2_chan: Channel, parent: i32) ->
     };
     // ring2 sends the seccomp notification descriptor over this channel; ring1 serves it.
     let (sup, sup_ring2) = crate::channel::pair()?;
-    // SAFETY: ring1 is single-threaded (a fork of single-threaded ring0 that started no threads).
     // OCI mode: ring2 is a sibling (a child of ring0), so that it outlives ring0 and ring1.
     let forked = match cfg.oci {
+        // SAFETY: ring1 is single-threaded (a fork of single-threaded ring0 that started no threads).
         None => unsafe { gocker_ns::fork_into(ns2, None) }?,
         // SAFETY: as above; ring1 is not the init of a PID namespace.
         Some(_) => unsafe { gocker_ns::fork_sibling_into(ns2) }?,
@@ -139,8 +176,18 @@ fn run(cfg: &ContainerConfig, up: &Channel, ring2_chan: Channel, parent: i32) ->
             SpawnMode::Exec { ring2: binary, .. } => {
                 // ring1 is single-threaded: preparing the exec after the fork is fine here.
                 let prepared = exec::config_memfd(cfg).and_then(|config| {
-                    let mut fds = vec![exec::raw(&config), exec::raw(&ring2_chan.as_fd()), exec::raw(&me)];
-                    fds.extend(premade.rootfs.iter().chain(premade.volumes.iter().map(|v| &v.1)).map(exec::raw));
+                    let mut fds = vec![
+                        exec::raw(&config),
+                        exec::raw(&ring2_chan.as_fd()),
+                        exec::raw(&me),
+                    ];
+                    fds.extend(
+                        premade
+                            .rootfs
+                            .iter()
+                            .chain(premade.volumes.iter().map(|v| &v.1))
+                            .map(exec::raw),
+                    );
                     fds.push(exec::raw(&sup_ring2.as_fd()));
                     std::env::set_var(exec::ENV_MOUNTS, premade.describe());
                     std::env::set_var(exec::ENV_SUP, exec::raw(&sup_ring2.as_fd()).to_string());

@@ -34,18 +34,31 @@ impl Premade {
     pub(crate) fn from_described(text: &str, mut fds: Vec<OwnedFd>) -> Option<Premade> {
         let v: serde_json::Value = serde_json::from_str(text).ok()?;
         let rootfs = v["rootfs"].as_bool()?;
-        let dests: Vec<PathBuf> = v["volumes"].as_array()?.iter().filter_map(|d| d.as_str().map(PathBuf::from)).collect();
+        let dests: Vec<PathBuf> = v["volumes"]
+            .as_array()?
+            .iter()
+            .filter_map(|d| d.as_str().map(PathBuf::from))
+            .collect();
         if fds.len() != usize::from(rootfs) + dests.len() {
             return None;
         }
         let rest = fds.split_off(usize::from(rootfs));
-        Some(Premade { rootfs: fds.pop(), volumes: dests.into_iter().zip(rest).collect() })
+        Some(Premade {
+            rootfs: fds.pop(),
+            volumes: dests.into_iter().zip(rest).collect(),
+        })
     }
 }
 
 /// Runs ring2 in the child created by ring1. Never returns.
 /// `sup` is the channel to ring1, which receives the seccomp notification descriptor.
-pub(crate) fn main(cfg: &ContainerConfig, chan: Channel, sup: Channel, premade: Premade, parent: BorrowedFd<'_>) -> ! {
+pub(crate) fn main(
+    cfg: &ContainerConfig,
+    chan: Channel,
+    sup: Channel,
+    premade: Premade,
+    parent: BorrowedFd<'_>,
+) -> ! {
     let parent = Parent::Pidfd(parent);
     let plan = match prepare(cfg, &chan, &sup, premade, &parent) {
         Ok(p) => p,
@@ -56,15 +69,31 @@ pub(crate) fn main(cfg: &ContainerConfig, chan: Channel, sup: Channel, premade: 
         }
     };
     let errno = plan.exec();
-    let _ = chan.send(&Up::ExecFailed { cmd: plan.cmd.clone(), errno: errno.raw_os_error() }, &[]);
-    crate::oci::report_after_create(cfg, &format!("exec {:?}: {}", plan.cmd, std::io::Error::from(errno)));
-    exit(if errno == rustix::io::Errno::NOENT { 127 } else { 126 })
+    let _ = chan.send(
+        &Up::ExecFailed {
+            cmd: plan.cmd.clone(),
+            errno: errno.raw_os_error(),
+        },
+        &[],
+    );
+    crate::oci::report_after_create(
+        cfg,
+        &format!("exec {:?}: {}", plan.cmd, std::io::Error::from(errno)),
+    );
+    exit(if errno == rustix::io::Errno::NOENT {
+        127
+    } else {
+        126
+    })
 }
 
 fn stage<T>(name: &str, r: Result<T>) -> Result<T> {
     r.map_err(|e| match e {
         RuntimeError::Ring { .. } => e,
-        other => RuntimeError::Ring { stage: name.to_owned(), message: other.to_string() },
+        other => RuntimeError::Ring {
+            stage: name.to_owned(),
+            message: other.to_string(),
+        },
     })
 }
 
@@ -81,34 +110,64 @@ fn load_seccomp(filter: &gocker_seccomp::load::Prepared, sup: &Channel) -> Resul
     Ok(())
 }
 
-fn prepare(cfg: &ContainerConfig, chan: &Channel, sup: &Channel, premade: Premade, parent: &Parent<'_>) -> Result<ExecPlan> {
+fn prepare(
+    cfg: &ContainerConfig,
+    chan: &Channel,
+    sup: &Channel,
+    premade: Premade,
+    parent: &Parent<'_>,
+) -> Result<ExecPlan> {
     match cfg.oci {
         None => die_with_parent(parent)?,
         // OCI mode: our parent is ring0 (CLONE_PARENT); die with it until created (cleared at the barrier).
         Some(_) => crate::oci::die_with_creator()?,
     }
-    let proc_ = cfg.spec.process().as_ref().ok_or_else(|| RuntimeError::Config("spec has no process".into()))?;
+    let proc_ = cfg
+        .spec
+        .process()
+        .as_ref()
+        .ok_or_else(|| RuntimeError::Config("spec has no process".into()))?;
     let rootfd = if cfg.oci.is_some() && cfg.root_mode == RootMode::Rootfs {
         // OCI mode: the rootfs is our working directory (see crate::oci::mount_root_at_cwd).
-        stage("mount rootfs", crate::oci::mount_root_at_cwd(premade.rootfs))?
+        stage(
+            "mount rootfs",
+            crate::oci::mount_root_at_cwd(premade.rootfs),
+        )?
     } else {
         let rootdir = stage("mount rootfs", mount_root(cfg, premade.rootfs))?;
         root::open_dir(&rootdir)?
     };
-    stage("enter the container's cgroup namespace", crate::workspace::enter_cgroup_view(cfg))?;
+    stage(
+        "enter the container's cgroup namespace",
+        crate::workspace::enter_cgroup_view(cfg),
+    )?;
     let steps = gocker_mounts::plan(&cfg.spec)?;
-    let mut mounter = KernelMounter { premade: premade.volumes, ..Default::default() };
-    stage("mount container filesystems", gocker_mounts::apply_all(&mut mounter, rootfd.as_fd(), &steps).map_err(Into::into))?;
+    let mut mounter = KernelMounter {
+        premade: premade.volumes,
+        ..Default::default()
+    };
+    stage(
+        "mount container filesystems",
+        gocker_mounts::apply_all(&mut mounter, rootfd.as_fd(), &steps).map_err(Into::into),
+    )?;
     let cwd = proc_.cwd().clone();
     // Like docker, create a missing working directory (best effort: the rootfs may be read-only).
     let _ = open_in_root(rootfd.as_fd(), &cwd, Create::Dir);
     if cfg.readonly_root() {
-        stage("make rootfs read-only", root::root_readonly(rootfd.as_fd()).map_err(Into::into))?;
+        stage(
+            "make rootfs read-only",
+            root::root_readonly(rootfd.as_fd()).map_err(Into::into),
+        )?;
     }
-    stage("pivot_root", root::pivot_root(rootfd.as_fd()).map_err(Into::into))?;
+    stage(
+        "pivot_root",
+        root::pivot_root(rootfd.as_fd()).map_err(Into::into),
+    )?;
     drop(rootfd);
-    rustix::process::chdir(&cwd)
-        .map_err(|e| RuntimeError::Ring { stage: "set working directory".into(), message: format!("{}: {e}", cwd.display()) })?;
+    rustix::process::chdir(&cwd).map_err(|e| RuntimeError::Ring {
+        stage: "set working directory".into(),
+        message: format!("{}: {e}", cwd.display()),
+    })?;
 
     // -t: a terminal from the container's own devpts; its master goes to ring0 with "ready".
     let mut master = None;
@@ -117,11 +176,18 @@ fn prepare(cfg: &ContainerConfig, chan: &Channel, sup: &Channel, premade: Premad
         // Our stdio is still the caller's: size the new terminal like theirs before anything runs.
         crate::tty::sync_winsize(m.as_fd());
         let owner = (proc_.user().uid(), proc_.user().gid());
-        stage("attach the terminal", crate::tty::become_controlled(peer, Some(owner)))?;
+        stage(
+            "attach the terminal",
+            crate::tty::become_controlled(peer, Some(owner)),
+        )?;
         master = Some(m);
     } else if !cfg.stdin {
-        let null = rustix::fs::open("/dev/null", rustix::fs::OFlags::RDWR, rustix::fs::Mode::empty())
-            .map_err(|e| RuntimeError::sys("open", "/dev/null", e))?;
+        let null = rustix::fs::open(
+            "/dev/null",
+            rustix::fs::OFlags::RDWR,
+            rustix::fs::Mode::empty(),
+        )
+        .map_err(|e| RuntimeError::sys("open", "/dev/null", e))?;
         rustix::stdio::dup2_stdin(&null).map_err(|e| RuntimeError::sys("dup2", "stdin", e))?;
     }
     // No host descriptor may survive into the payload (CVE-2024-21626): everything above stderr is
@@ -129,12 +195,27 @@ fn prepare(cfg: &ContainerConfig, chan: &Channel, sup: &Channel, premade: Premad
     // OCI `--preserve-fds N`: the caller's descriptors 3..3+N are passed on.
     let first = 3 + cfg.oci.as_ref().map(|o| o.preserve_fds).unwrap_or(0);
     // SAFETY: close_range with CLOSE_RANGE_CLOEXEC only sets flags on our own descriptors.
-    if unsafe { libc::syscall(libc::SYS_close_range, first, u32::MAX, libc::CLOSE_RANGE_CLOEXEC) } == -1 {
-        return Err(RuntimeError::sys("close_range", "fds >= 3", std::io::Error::last_os_error()));
+    if unsafe {
+        libc::syscall(
+            libc::SYS_close_range,
+            first,
+            u32::MAX,
+            libc::CLOSE_RANGE_CLOEXEC,
+        )
+    } == -1
+    {
+        return Err(RuntimeError::sys(
+            "close_range",
+            "fds >= 3",
+            std::io::Error::last_os_error(),
+        ));
     }
     let plan = ExecPlan::new(proc_)?;
     let filter = match &cfg.seccomp {
-        Some(b) => Some(gocker_seccomp::load::Prepared::new(b, gocker_seccomp::LoadFlags::for_program(b))?),
+        Some(b) => Some(gocker_seccomp::load::Prepared::new(
+            b,
+            gocker_seccomp::LoadFlags::for_program(b),
+        )?),
         None => None,
     };
     let nnp = proc_.no_new_privileges().unwrap_or(false);
@@ -171,7 +252,8 @@ fn prepare(cfg: &ContainerConfig, chan: &Channel, sup: &Channel, premade: Premad
         die_with_parent(parent)?;
     }
     if nnp {
-        rustix::thread::set_no_new_privs(true).map_err(|e| RuntimeError::sys("prctl(PR_SET_NO_NEW_PRIVS)", "payload", e))?;
+        rustix::thread::set_no_new_privs(true)
+            .map_err(|e| RuntimeError::sys("prctl(PR_SET_NO_NEW_PRIVS)", "payload", e))?;
     }
     reset_signals();
     // Last before execve: nothing of gocker's own runs under the filter but sendmsg and execve.

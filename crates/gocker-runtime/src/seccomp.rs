@@ -21,8 +21,20 @@ fn compile_profile(p: &Profile, notes: &mut Vec<String>) -> Result<Bpf> {
     let t = Instant::now();
     let (bpf, outcome, cache_err) = compile_cached(p, cache.as_ref())?;
     let how = match outcome {
-        CacheOutcome::Hit => format!("from the cache {}", cache.as_ref().map(|c| c.dir().display().to_string()).unwrap_or_default()),
-        CacheOutcome::Miss => format!("compiled and cached in {}", cache.as_ref().map(|c| c.dir().display().to_string()).unwrap_or_default()),
+        CacheOutcome::Hit => format!(
+            "from the cache {}",
+            cache
+                .as_ref()
+                .map(|c| c.dir().display().to_string())
+                .unwrap_or_default()
+        ),
+        CacheOutcome::Miss => format!(
+            "compiled and cached in {}",
+            cache
+                .as_ref()
+                .map(|c| c.dir().display().to_string())
+                .unwrap_or_default()
+        ),
         CacheOutcome::Bypassed => "compiled (no cache)".to_owned(),
     };
     notes.push(format!(
@@ -31,13 +43,20 @@ fn compile_profile(p: &Profile, notes: &mut Vec<String>) -> Result<Bpf> {
         p.rule_count(),
         bpf.len(),
         t.elapsed().as_secs_f64() * 1000.0,
-        if bpf.listener { ", with a notification listener served by ring1" } else { "" }
+        if bpf.listener {
+            ", with a notification listener served by ring1"
+        } else {
+            ""
+        }
     ));
     if let Some(e) = cache_err {
         notes.push(format!("seccomp cache not used: {e}"));
     }
     if !bpf.unknown.is_empty() {
-        notes.push(format!("seccomp: syscalls unknown to this libseccomp, skipped: {}", bpf.unknown.join(", ")));
+        notes.push(format!(
+            "seccomp: syscalls unknown to this libseccomp, skipped: {}",
+            bpf.unknown.join(", ")
+        ));
     }
     Ok(bpf)
 }
@@ -53,7 +72,9 @@ pub fn compile_spec(spec: &Spec, notes: &mut Vec<String>) -> Result<Option<Bpf>>
 /// For `gocker exec`, which has no supervisor to answer notifications: the same profile with
 /// every notify action turned into EPERM.
 pub fn compile_spec_without_notify(spec: &Spec, notes: &mut Vec<String>) -> Result<Option<Bpf>> {
-    let Some(mut p) = spec_profile(spec)? else { return Ok(None) };
+    let Some(mut p) = spec_profile(spec)? else {
+        return Ok(None);
+    };
     if p.default_action == Action::Notify {
         p.default_action = Action::Errno(libc::EPERM as u32);
     }

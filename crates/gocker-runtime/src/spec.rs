@@ -4,8 +4,8 @@
 use std::path::PathBuf;
 
 use oci_spec::runtime::{
-    Capability, LinuxBuilder, LinuxCapabilitiesBuilder, LinuxNamespaceBuilder, LinuxNamespaceType, ProcessBuilder,
-    RootBuilder, Spec, SpecBuilder, UserBuilder,
+    Capability, LinuxBuilder, LinuxCapabilitiesBuilder, LinuxNamespaceBuilder, LinuxNamespaceType,
+    ProcessBuilder, RootBuilder, Spec, SpecBuilder, UserBuilder,
 };
 
 use crate::process::DEFAULT_PATH;
@@ -54,7 +54,12 @@ pub fn host_view_mounts() -> Vec<oci_spec::runtime::Mount> {
                 .destination(dest)
                 .typ("tmpfs")
                 .source("tmpfs")
-                .options(vec!["nosuid".into(), "nodev".into(), mode.into(), "size=65536k".into()])
+                .options(vec![
+                    "nosuid".into(),
+                    "nodev".into(),
+                    mode.into(),
+                    "size=65536k".into(),
+                ])
                 .build()
                 .expect("all fields set")
         })
@@ -68,9 +73,18 @@ pub fn default_spec(rootfs: PathBuf, args: Vec<String>) -> Result<Spec> {
     let caps: oci_spec::runtime::Capabilities = DEFAULT_CAPS.into_iter().collect();
     let process = ProcessBuilder::default()
         .args(args)
-        .env(vec![format!("PATH={DEFAULT_PATH}"), "HOME=/root".to_string()])
+        .env(vec![
+            format!("PATH={DEFAULT_PATH}"),
+            "HOME=/root".to_string(),
+        ])
         .cwd("/")
-        .user(UserBuilder::default().uid(0u32).gid(0u32).build().map_err(err)?)
+        .user(
+            UserBuilder::default()
+                .uid(0u32)
+                .gid(0u32)
+                .build()
+                .map_err(err)?,
+        )
         .capabilities(
             LinuxCapabilitiesBuilder::default()
                 .bounding(caps.clone())
@@ -104,7 +118,13 @@ pub fn default_spec(rootfs: PathBuf, args: Vec<String>) -> Result<Spec> {
         .build()
         .map_err(err)?;
     SpecBuilder::default()
-        .root(RootBuilder::default().path(rootfs).readonly(false).build().map_err(err)?)
+        .root(
+            RootBuilder::default()
+                .path(rootfs)
+                .readonly(false)
+                .build()
+                .map_err(err)?,
+        )
         .process(process)
         .hostname("gocker")
         .mounts(default_mounts())

@@ -68,23 +68,33 @@ impl StateStore {
         }
         match std::env::var_os("XDG_RUNTIME_DIR") {
             Some(d) if !d.is_empty() => PathBuf::from(d).join("gocker"),
-            _ => std::env::temp_dir().join(format!("gocker-{}", rustix::process::geteuid().as_raw())),
+            _ => {
+                std::env::temp_dir().join(format!("gocker-{}", rustix::process::geteuid().as_raw()))
+            }
         }
     }
 
     pub fn open(root: impl Into<PathBuf>) -> Result<Self> {
         let root = root.into();
         for d in [root.clone(), root.join("names")] {
-            fs::create_dir_all(&d).map_err(|e| RuntimeError::State { path: d.clone(), reason: e.to_string() })?;
+            fs::create_dir_all(&d).map_err(|e| RuntimeError::State {
+                path: d.clone(),
+                reason: e.to_string(),
+            })?;
         }
         // A store in a shared place (e.g. /tmp when XDG_RUNTIME_DIR is unset) must be ours, not a
         // directory another user prepared; and it stays private to its owner.
-        let meta = fs::symlink_metadata(&root).map_err(|e| RuntimeError::State { path: root.clone(), reason: e.to_string() })?;
+        let meta = fs::symlink_metadata(&root).map_err(|e| RuntimeError::State {
+            path: root.clone(),
+            reason: e.to_string(),
+        })?;
         let me = rustix::process::geteuid().as_raw();
         if !meta.is_dir() || std::os::unix::fs::MetadataExt::uid(&meta) != me {
             return Err(RuntimeError::State {
                 path: root,
-                reason: format!("not a directory owned by uid {me}; refusing to keep container state there"),
+                reason: format!(
+                    "not a directory owned by uid {me}; refusing to keep container state there"
+                ),
             });
         }
         let _ = fs::set_permissions(&root, std::os::unix::fs::PermissionsExt::from_mode(0o700));
@@ -110,7 +120,12 @@ impl StateStore {
         let fresh = match fs::create_dir(&dir) {
             Ok(()) => true,
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => false,
-            Err(e) => return Err(RuntimeError::State { path: dir, reason: e.to_string() }),
+            Err(e) => {
+                return Err(RuntimeError::State {
+                    path: dir,
+                    reason: e.to_string(),
+                })
+            }
         };
         let undo = || {
             if fresh {
@@ -120,8 +135,16 @@ impl StateStore {
         match std::os::unix::fs::symlink(format!("../{id}"), &link) {
             Ok(()) => Ok(()),
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-                let same = fs::read_link(&link).map(|t| t == Path::new(&format!("../{id}"))).unwrap_or(false);
-                if !fresh && same && self.load(id).map(|st| st.status == Status::Stopped).unwrap_or(false) {
+                let same = fs::read_link(&link)
+                    .map(|t| t == Path::new(&format!("../{id}")))
+                    .unwrap_or(false);
+                if !fresh
+                    && same
+                    && self
+                        .load(id)
+                        .map(|st| st.status == Status::Stopped)
+                        .unwrap_or(false)
+                {
                     return Ok(());
                 }
                 undo();
@@ -129,7 +152,10 @@ impl StateStore {
             }
             Err(e) => {
                 undo();
-                Err(RuntimeError::State { path: link, reason: e.to_string() })
+                Err(RuntimeError::State {
+                    path: link,
+                    reason: e.to_string(),
+                })
             }
         }
     }
@@ -138,9 +164,13 @@ impl StateStore {
     pub fn save(&self, st: &ContainerState) -> Result<()> {
         let path = self.dir(&st.id).join("state.json");
         let tmp = path.with_extension("json.tmp");
-        let err = |e: std::io::Error| RuntimeError::State { path: path.clone(), reason: e.to_string() };
+        let err = |e: std::io::Error| RuntimeError::State {
+            path: path.clone(),
+            reason: e.to_string(),
+        };
         let mut f = fs::File::create(&tmp).map_err(err)?;
-        f.write_all(&serde_json::to_vec_pretty(st).expect("state serialises")).map_err(err)?;
+        f.write_all(&serde_json::to_vec_pretty(st).expect("state serialises"))
+            .map_err(err)?;
         drop(f);
         fs::rename(&tmp, &path).map_err(err)
     }
@@ -160,20 +190,38 @@ impl StateStore {
     /// The configuration recorded by [`StateStore::save_config`].
     pub fn load_config(&self, id: &str) -> Result<crate::ContainerConfig> {
         let path = self.dir(id).join("container.json");
-        let text = fs::read(&path).map_err(|e| RuntimeError::State { path: path.clone(), reason: e.to_string() })?;
-        serde_json::from_slice(&text).map_err(|e| RuntimeError::State { path, reason: e.to_string() })
+        let text = fs::read(&path).map_err(|e| RuntimeError::State {
+            path: path.clone(),
+            reason: e.to_string(),
+        })?;
+        serde_json::from_slice(&text).map_err(|e| RuntimeError::State {
+            path,
+            reason: e.to_string(),
+        })
     }
 
     fn write_json(&self, id: &str, file: &str, value: &impl Serialize) -> Result<()> {
         let path = self.dir(id).join(file);
-        let body = serde_json::to_vec_pretty(value).map_err(|e| RuntimeError::State { path: path.clone(), reason: e.to_string() })?;
-        fs::write(&path, body).map_err(|e| RuntimeError::State { path, reason: e.to_string() })
+        let body = serde_json::to_vec_pretty(value).map_err(|e| RuntimeError::State {
+            path: path.clone(),
+            reason: e.to_string(),
+        })?;
+        fs::write(&path, body).map_err(|e| RuntimeError::State {
+            path,
+            reason: e.to_string(),
+        })
     }
 
     pub fn load(&self, id: &str) -> Result<ContainerState> {
         let path = self.dir(id).join("state.json");
-        let text = fs::read(&path).map_err(|e| RuntimeError::State { path: path.clone(), reason: e.to_string() })?;
-        serde_json::from_slice(&text).map_err(|e| RuntimeError::State { path, reason: e.to_string() })
+        let text = fs::read(&path).map_err(|e| RuntimeError::State {
+            path: path.clone(),
+            reason: e.to_string(),
+        })?;
+        serde_json::from_slice(&text).map_err(|e| RuntimeError::State {
+            path,
+            reason: e.to_string(),
+        })
     }
 
     /// Finds a container by name, id, or unique id prefix.
@@ -183,8 +231,11 @@ impl StateStore {
                 return self.load(id);
             }
         }
-        let matches: Vec<ContainerState> =
-            self.list()?.into_iter().filter(|s| !name_or_id.is_empty() && s.id.starts_with(name_or_id)).collect();
+        let matches: Vec<ContainerState> = self
+            .list()?
+            .into_iter()
+            .filter(|s| !name_or_id.is_empty() && s.id.starts_with(name_or_id))
+            .collect();
         match matches.len() {
             1 => Ok(matches.into_iter().next().expect("one")),
             _ => Err(RuntimeError::NoSuchContainer(name_or_id.to_owned())),
@@ -193,7 +244,10 @@ impl StateStore {
 
     /// All containers with a readable state file.
     pub fn list(&self) -> Result<Vec<ContainerState>> {
-        let rd = fs::read_dir(&self.root).map_err(|e| RuntimeError::State { path: self.root.clone(), reason: e.to_string() })?;
+        let rd = fs::read_dir(&self.root).map_err(|e| RuntimeError::State {
+            path: self.root.clone(),
+            reason: e.to_string(),
+        })?;
         let mut v: Vec<ContainerState> = rd
             .flatten()
             .filter(|e| e.file_name() != "names")
@@ -209,10 +263,19 @@ impl StateStore {
         match fs::remove_dir_all(&dir) {
             Ok(()) => {}
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => return Err(RuntimeError::State { path: dir, reason: e.to_string() }),
+            Err(e) => {
+                return Err(RuntimeError::State {
+                    path: dir,
+                    reason: e.to_string(),
+                })
+            }
         }
         let link = self.root.join("names").join(name);
-        if fs::read_link(&link).ok().and_then(|t| t.file_name().map(|f| f == id)).unwrap_or(false) {
+        if fs::read_link(&link)
+            .ok()
+            .and_then(|t| t.file_name().map(|f| f == id))
+            .unwrap_or(false)
+        {
             let _ = fs::remove_file(&link);
         }
         Ok(())
@@ -227,7 +290,9 @@ impl StateStore {
     /// containers are deleted, others are marked stopped. Directories without a state file that are
     /// older than a minute (a crash during creation) are removed too. Returns how many were collected.
     pub fn collect_stale(&self) -> usize {
-        let Ok(rd) = fs::read_dir(&self.root) else { return 0 };
+        let Ok(rd) = fs::read_dir(&self.root) else {
+            return 0;
+        };
         let mut n = 0;
         for e in rd.flatten() {
             let id = e.file_name().to_string_lossy().into_owned();
@@ -238,10 +303,15 @@ impl StateStore {
                 Ok(mut st) if st.status != Status::Stopped && !Self::monitor_alive(&st) => {
                     n += 1;
                     if let Some(cg) = st.cgroup.take() {
-                        let _ = gocker_cgroups::Cgroup::open(cg).remove(std::time::Duration::from_secs(1));
+                        let _ = gocker_cgroups::Cgroup::open(cg)
+                            .remove(std::time::Duration::from_secs(1));
                     }
                     // The monitor may have recorded the exit just before it went: look again.
-                    if self.load(&id).map(|fresh| fresh.status == Status::Stopped).unwrap_or(false) {
+                    if self
+                        .load(&id)
+                        .map(|fresh| fresh.status == Status::Stopped)
+                        .unwrap_or(false)
+                    {
                         continue;
                     }
                     if st.auto_remove {
@@ -284,7 +354,13 @@ impl StateStore {
 mod tests {
     use super::*;
 
-    fn state(id: &str, name: &str, monitor_pid: i32, monitor_start: u64, auto_remove: bool) -> ContainerState {
+    fn state(
+        id: &str,
+        name: &str,
+        monitor_pid: i32,
+        monitor_start: u64,
+        auto_remove: bool,
+    ) -> ContainerState {
         ContainerState {
             id: id.into(),
             name: name.into(),
@@ -308,9 +384,19 @@ mod tests {
         let root = std::env::temp_dir().join(format!("gocker-state-test-{}", std::process::id()));
         let s = StateStore::open(&root).unwrap();
         s.reserve("aaa111", "web").unwrap();
-        assert!(matches!(s.reserve("bbb222", "web"), Err(RuntimeError::NameInUse(_))));
+        assert!(matches!(
+            s.reserve("bbb222", "web"),
+            Err(RuntimeError::NameInUse(_))
+        ));
         let me = std::process::id() as i32;
-        s.save(&state("aaa111", "web", me, process_start_time(me).unwrap(), true)).unwrap();
+        s.save(&state(
+            "aaa111",
+            "web",
+            me,
+            process_start_time(me).unwrap(),
+            true,
+        ))
+        .unwrap();
         assert_eq!(s.lookup("web").unwrap().id, "aaa111");
         assert_eq!(s.lookup("aaa").unwrap().id, "aaa111");
         assert_eq!(s.collect_stale(), 0, "a live monitor is not stale");
@@ -322,7 +408,10 @@ mod tests {
         assert_eq!(s.collect_stale(), 2);
         assert!(s.lookup("web").is_err());
         let db = s.lookup("db").unwrap();
-        assert_eq!((db.status, db.exit), (Status::Stopped, Some(ExitStatus::Signaled(9))));
+        assert_eq!(
+            (db.status, db.exit),
+            (Status::Stopped, Some(ExitStatus::Signaled(9)))
+        );
         s.reserve("ddd444", "web").unwrap();
         fs::remove_dir_all(&root).unwrap();
     }

@@ -45,8 +45,17 @@ const NOT_A_NEW_MOUNT: u64 = libc::MS_REMOUNT
     | libc::MS_SLAVE
     | libc::MS_UNBINDABLE;
 /// Flags a new mount may carry (attributes and ignorable ones).
-const KNOWN: u64 = MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC | MS_NOATIME | MS_NODIRATIME | MS_RELATIME | MS_STRICTATIME
-    | libc::MS_SILENT | libc::MS_REC | libc::MS_LAZYTIME;
+const KNOWN: u64 = MS_RDONLY
+    | MS_NOSUID
+    | MS_NODEV
+    | MS_NOEXEC
+    | MS_NOATIME
+    | MS_NODIRATIME
+    | MS_RELATIME
+    | MS_STRICTATIME
+    | libc::MS_SILENT
+    | libc::MS_REC
+    | libc::MS_LAZYTIME;
 
 /// Filesystems the supervisor mounts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -96,13 +105,21 @@ impl MountRequest {
             Some("proc") | Some("tmpfs") => string_arg(t, n.args[4], 4096)?,
             _ => None,
         };
-        Ok(MountRequest { fstype, target, flags, data })
+        Ok(MountRequest {
+            fstype,
+            target,
+            flags,
+            data,
+        })
     }
 }
 
 /// The policy, pure: which requests are carried out and how. `caller_euid` is the caller's
 /// effective uid in the container (only container root may mount, as the kernel would demand).
-pub(crate) fn decide(req: &MountRequest, caller_euid: u32) -> std::result::Result<MountPlan, Errno> {
+pub(crate) fn decide(
+    req: &MountRequest,
+    caller_euid: u32,
+) -> std::result::Result<MountPlan, Errno> {
     let mut flags = req.flags;
     if flags & MS_MGC_MSK == MS_MGC_VAL {
         flags &= !MS_MGC_MSK;
@@ -116,7 +133,11 @@ pub(crate) fn decide(req: &MountRequest, caller_euid: u32) -> std::result::Resul
         Some("tmpfs") => Fs::Tmpfs,
         _ => return Err(Errno::PERM),
     };
-    let target = req.target.clone().filter(|t| !t.is_empty()).ok_or(Errno::NOENT)?;
+    let target = req
+        .target
+        .clone()
+        .filter(|t| !t.is_empty())
+        .ok_or(Errno::NOENT)?;
     let mut attrs = MountAttrFlags::empty();
     for (ms, attr) in [
         (MS_RDONLY, MountAttrFlags::MOUNT_ATTR_RDONLY),
@@ -133,7 +154,9 @@ pub(crate) fn decide(req: &MountRequest, caller_euid: u32) -> std::result::Resul
     }
     // proc and sysfs: as restrictive as the container's own (and the kernel demands at least the
     // visible instance's nosuid/nodev/noexec in a user namespace); sysfs is always read-only.
-    let locked = MountAttrFlags::MOUNT_ATTR_NOSUID | MountAttrFlags::MOUNT_ATTR_NODEV | MountAttrFlags::MOUNT_ATTR_NOEXEC;
+    let locked = MountAttrFlags::MOUNT_ATTR_NOSUID
+        | MountAttrFlags::MOUNT_ATTR_NODEV
+        | MountAttrFlags::MOUNT_ATTR_NOEXEC;
     match fs {
         Fs::Proc => attrs |= locked,
         Fs::Sysfs => attrs |= locked | MountAttrFlags::MOUNT_ATTR_RDONLY,
@@ -141,7 +164,13 @@ pub(crate) fn decide(req: &MountRequest, caller_euid: u32) -> std::result::Resul
     }
     let mut options = Vec::new();
     if fs != Fs::Sysfs {
-        for o in req.data.as_deref().unwrap_or_default().split(',').filter(|o| !o.is_empty()) {
+        for o in req
+            .data
+            .as_deref()
+            .unwrap_or_default()
+            .split(',')
+            .filter(|o| !o.is_empty())
+        {
             let (k, v) = match o.split_once('=') {
                 Some((k, v)) => (k.to_owned(), Some(v.to_owned())),
                 None => (o.to_owned(), None),
@@ -149,16 +178,30 @@ pub(crate) fn decide(req: &MountRequest, caller_euid: u32) -> std::result::Resul
             options.push((k, v));
         }
     }
-    Ok(MountPlan { fs, target, attrs, options })
+    Ok(MountPlan {
+        fs,
+        target,
+        attrs,
+        options,
+    })
 }
 
 fn ring_err(stage: &str, e: impl std::fmt::Display) -> RuntimeError {
-    RuntimeError::Ring { stage: stage.to_owned(), message: e.to_string() }
+    RuntimeError::Ring {
+        stage: stage.to_owned(),
+        message: e.to_string(),
+    }
 }
 
 /// ring1's loop after starting ring2: serves notifications until ring2 exits; returns its status.
 /// With `lift`, also accepts lift connections (each handled in a forked child, see [`crate::lift`]).
-pub(crate) fn serve(cfg: &ContainerConfig, ring2: Pid, ring2_pidfd: BorrowedFd<'_>, sup: Channel, lift: Option<crate::lift::Server>) -> Result<ExitStatus> {
+pub(crate) fn serve(
+    cfg: &ContainerConfig,
+    ring2: Pid,
+    ring2_pidfd: BorrowedFd<'_>,
+    sup: Channel,
+    lift: Option<crate::lift::Server>,
+) -> Result<ExitStatus> {
     let mut sup = Some(sup);
     let mut listener: Option<Listener> = None;
     loop {
@@ -200,12 +243,21 @@ pub(crate) fn serve(cfg: &ContainerConfig, ring2: Pid, ring2_pidfd: BorrowedFd<'
         let listener_at = listener.as_ref().map(|_| 1 + usize::from(sup.is_some()));
         if let Some(i) = sup_at {
             if !revents[i].is_empty() {
-                match sup.as_ref().expect("checked").recv_now::<String>("ring2's seccomp listener")? {
+                match sup
+                    .as_ref()
+                    .expect("checked")
+                    .recv_now::<String>("ring2's seccomp listener")?
+                {
                     Some((msg, mut got)) if msg == crate::ring2::LISTENER_MSG && got.len() == 1 => {
                         listener = Some(Listener::new(got.pop().expect("one")));
                         sup = None;
                     }
-                    Some((msg, _)) => return Err(ring_err("ring1", format!("unexpected message from ring2: {msg:?}"))),
+                    Some((msg, _)) => {
+                        return Err(ring_err(
+                            "ring1",
+                            format!("unexpected message from ring2: {msg:?}"),
+                        ))
+                    }
                     None => sup = None,
                 }
             }
@@ -216,7 +268,8 @@ pub(crate) fn serve(cfg: &ContainerConfig, ring2: Pid, ring2_pidfd: BorrowedFd<'
                 match l.recv() {
                     Ok(n) => spawn_handler(cfg, l, n),
                     // The caller died between poll and receive.
-                    Err(e) if e.errno() == Some(libc::ENOENT) || e.errno() == Some(libc::EINTR) => {}
+                    Err(e) if e.errno() == Some(libc::ENOENT) || e.errno() == Some(libc::EINTR) => {
+                    }
                     Err(e) => return Err(RuntimeError::from(e)),
                 }
             } else if r.intersects(PollFlags::HUP | PollFlags::ERR | PollFlags::NVAL) {
@@ -232,7 +285,9 @@ fn spawn_handler(cfg: &ContainerConfig, l: &Listener, n: Notification) {
     // SAFETY: ring1 is single-threaded; the child only runs this handler and exits.
     match unsafe { libc::fork() } {
         0 => {
-            let _ = rustix::process::set_parent_process_death_signal(Some(rustix::process::Signal::KILL));
+            let _ = rustix::process::set_parent_process_death_signal(Some(
+                rustix::process::Signal::KILL,
+            ));
             let resp = match handle(cfg, l, &n) {
                 Ok(()) => Response::Value(0),
                 Err(e) => Response::Errno(e.raw_os_error()),
@@ -275,9 +330,18 @@ fn handle(cfg: &ContainerConfig, l: &Listener, n: &Notification) -> std::result:
     // Handles on the caller, each confirmed to belong to it by re-checking the notification.
     let pid = Pid::from_raw(n.pid as i32).ok_or(Errno::SRCH)?;
     let pidfd = rustix::process::pidfd_open(pid, rustix::process::PidfdFlags::empty())?;
-    let o_path = rustix::fs::OFlags::PATH | rustix::fs::OFlags::DIRECTORY | rustix::fs::OFlags::CLOEXEC;
-    let root = rustix::fs::open(format!("/proc/{}/root", n.pid), o_path, rustix::fs::Mode::empty())?;
-    let cwd = rustix::fs::open(format!("/proc/{}/cwd", n.pid), o_path, rustix::fs::Mode::empty())?;
+    let o_path =
+        rustix::fs::OFlags::PATH | rustix::fs::OFlags::DIRECTORY | rustix::fs::OFlags::CLOEXEC;
+    let root = rustix::fs::open(
+        format!("/proc/{}/root", n.pid),
+        o_path,
+        rustix::fs::Mode::empty(),
+    )?;
+    let cwd = rustix::fs::open(
+        format!("/proc/{}/cwd", n.pid),
+        o_path,
+        rustix::fs::Mode::empty(),
+    )?;
     if !target.still_valid() {
         return Err(Errno::NOENT);
     }
@@ -291,8 +355,17 @@ fn handle(cfg: &ContainerConfig, l: &Listener, n: &Notification) -> std::result:
     // SAFETY: this helper is single-threaded.
     match unsafe { libc::fork() } {
         0 => {
-            let _ = rustix::process::set_parent_process_death_signal(Some(rustix::process::Signal::KILL));
-            let code = match perform(&plan, pidfd.as_fd(), root.as_fd(), cwd.as_fd(), &masked, &readonly) {
+            let _ = rustix::process::set_parent_process_death_signal(Some(
+                rustix::process::Signal::KILL,
+            ));
+            let code = match perform(
+                &plan,
+                pidfd.as_fd(),
+                root.as_fd(),
+                cwd.as_fd(),
+                &masked,
+                &readonly,
+            ) {
                 Ok(()) => 0,
                 Err(e) => e.raw_os_error(),
             };
@@ -326,17 +399,32 @@ fn container_masks(cfg: &ContainerConfig, fs: Fs) -> (Vec<String>, Vec<String>) 
         Fs::Tmpfs => return (Vec::new(), Vec::new()),
     };
     let rel = |v: &Option<Vec<String>>| -> Vec<String> {
-        v.iter().flatten().filter_map(|p| p.strip_prefix(prefix)).filter(|p| !p.is_empty() && !p.contains("..")).map(str::to_owned).collect()
+        v.iter()
+            .flatten()
+            .filter_map(|p| p.strip_prefix(prefix))
+            .filter(|p| !p.is_empty() && !p.contains(".."))
+            .map(str::to_owned)
+            .collect()
     };
     let linux = cfg.spec.linux().as_ref();
-    (rel(&linux.and_then(|l| l.masked_paths().clone())), rel(&linux.and_then(|l| l.readonly_paths().clone())))
+    (
+        rel(&linux.and_then(|l| l.masked_paths().clone())),
+        rel(&linux.and_then(|l| l.readonly_paths().clone())),
+    )
 }
 
 /// Where the new tree is assembled, in a private copy of ring1's mount namespace.
 const STAGING: &str = "/tmp";
 
 /// In the grandchild (inside the caller's PID namespace, still in ring1's mount namespace).
-fn perform(plan: &MountPlan, pidfd: BorrowedFd<'_>, root: BorrowedFd<'_>, cwd: BorrowedFd<'_>, masked: &[String], readonly: &[String]) -> std::result::Result<(), Errno> {
+fn perform(
+    plan: &MountPlan,
+    pidfd: BorrowedFd<'_>,
+    root: BorrowedFd<'_>,
+    cwd: BorrowedFd<'_>,
+    masked: &[String],
+    readonly: &[String],
+) -> std::result::Result<(), Errno> {
     let fs = rustix::mount::fsopen(plan.fs.name(), FsOpenFlags::FSOPEN_CLOEXEC)?;
     for (k, v) in &plan.options {
         match v {
@@ -346,8 +434,13 @@ fn perform(plan: &MountPlan, pidfd: BorrowedFd<'_>, root: BorrowedFd<'_>, cwd: B
     }
     rustix::mount::fsconfig_create(&fs)?;
     let mnt = rustix::mount::fsmount(&fs, FsMountFlags::FSMOUNT_CLOEXEC, plan.attrs)?;
-    let tree = if masked.is_empty() && readonly.is_empty() { mnt } else { masked_tree(mnt, masked, readonly)? };
-    gocker_ns::enter_pidfd(pidfd, NamespaceSet::EMPTY.with(Namespace::Mount)).map_err(|_| Errno::PERM)?;
+    let tree = if masked.is_empty() && readonly.is_empty() {
+        mnt
+    } else {
+        masked_tree(mnt, masked, readonly)?
+    };
+    gocker_ns::enter_pidfd(pidfd, NamespaceSet::EMPTY.with(Namespace::Mount))
+        .map_err(|_| Errno::PERM)?;
     // The caller's view: its root and working directory (the target may be relative, and
     // symlinks in it resolve against the caller's root, as for its own mount(2)).
     rustix::process::fchdir(root)?;
@@ -370,31 +463,67 @@ fn perform(plan: &MountPlan, pidfd: BorrowedFd<'_>, root: BorrowedFd<'_>, cwd: B
 /// Applies masks to a detached filesystem: attached at [`STAGING`] in a private mount namespace,
 /// masked (`/dev/null` over files, an empty read-only tmpfs over directories) and made read-only
 /// where the container's own are, then cloned recursively as a new detached tree.
-fn masked_tree(mnt: OwnedFd, masked: &[String], readonly: &[String]) -> std::result::Result<OwnedFd, Errno> {
+fn masked_tree(
+    mnt: OwnedFd,
+    masked: &[String],
+    readonly: &[String],
+) -> std::result::Result<OwnedFd, Errno> {
     gocker_ns::unshare(NamespaceSet::EMPTY.with(Namespace::Mount)).map_err(|_| Errno::PERM)?;
     let cwd = rustix::fs::CWD;
-    rustix::mount::move_mount(&mnt, "", cwd, STAGING, MoveMountFlags::MOVE_MOUNT_F_EMPTY_PATH)?;
+    rustix::mount::move_mount(
+        &mnt,
+        "",
+        cwd,
+        STAGING,
+        MoveMountFlags::MOVE_MOUNT_F_EMPTY_PATH,
+    )?;
     let clone_flags = OpenTreeFlags::OPEN_TREE_CLONE | OpenTreeFlags::OPEN_TREE_CLOEXEC;
     for rel in masked {
         let path = format!("{STAGING}/{rel}");
-        let Ok(st) = rustix::fs::lstat(path.as_str()) else { continue };
-        let cover = if rustix::fs::FileType::from_raw_mode(st.st_mode) == rustix::fs::FileType::Directory {
-            let t = rustix::mount::fsopen("tmpfs", FsOpenFlags::FSOPEN_CLOEXEC)?;
-            rustix::mount::fsconfig_create(&t)?;
-            rustix::mount::fsmount(&t, FsMountFlags::FSMOUNT_CLOEXEC, MountAttrFlags::MOUNT_ATTR_RDONLY | MountAttrFlags::MOUNT_ATTR_NOSUID | MountAttrFlags::MOUNT_ATTR_NODEV | MountAttrFlags::MOUNT_ATTR_NOEXEC)?
-        } else {
-            rustix::mount::open_tree(cwd, "/dev/null", clone_flags)?
+        let Ok(st) = rustix::fs::lstat(path.as_str()) else {
+            continue;
         };
-        rustix::mount::move_mount(&cover, "", cwd, path.as_str(), MoveMountFlags::MOVE_MOUNT_F_EMPTY_PATH)?;
+        let cover =
+            if rustix::fs::FileType::from_raw_mode(st.st_mode) == rustix::fs::FileType::Directory {
+                let t = rustix::mount::fsopen("tmpfs", FsOpenFlags::FSOPEN_CLOEXEC)?;
+                rustix::mount::fsconfig_create(&t)?;
+                rustix::mount::fsmount(
+                    &t,
+                    FsMountFlags::FSMOUNT_CLOEXEC,
+                    MountAttrFlags::MOUNT_ATTR_RDONLY
+                        | MountAttrFlags::MOUNT_ATTR_NOSUID
+                        | MountAttrFlags::MOUNT_ATTR_NODEV
+                        | MountAttrFlags::MOUNT_ATTR_NOEXEC,
+                )?
+            } else {
+                rustix::mount::open_tree(cwd, "/dev/null", clone_flags)?
+            };
+        rustix::mount::move_mount(
+            &cover,
+            "",
+            cwd,
+            path.as_str(),
+            MoveMountFlags::MOVE_MOUNT_F_EMPTY_PATH,
+        )?;
     }
     for rel in readonly {
         let path = format!("{STAGING}/{rel}");
         if rustix::fs::lstat(path.as_str()).is_err() {
             continue;
         }
-        let m = rustix::mount::open_tree(cwd, path.as_str(), clone_flags | OpenTreeFlags::AT_RECURSIVE)?;
+        let m = rustix::mount::open_tree(
+            cwd,
+            path.as_str(),
+            clone_flags | OpenTreeFlags::AT_RECURSIVE,
+        )?;
         mount_setattr_rdonly(m.as_fd())?;
-        rustix::mount::move_mount(&m, "", cwd, path.as_str(), MoveMountFlags::MOVE_MOUNT_F_EMPTY_PATH)?;
+        rustix::mount::move_mount(
+            &m,
+            "",
+            cwd,
+            path.as_str(),
+            MoveMountFlags::MOVE_MOUNT_F_EMPTY_PATH,
+        )?;
     }
     rustix::mount::open_tree(cwd, STAGING, clone_flags | OpenTreeFlags::AT_RECURSIVE)
 }
@@ -407,7 +536,12 @@ fn mount_setattr_rdonly(m: BorrowedFd<'_>) -> std::result::Result<(), Errno> {
         propagation: u64,
         userns_fd: u64,
     }
-    let attr = MountAttr { attr_set: MountAttrFlags::MOUNT_ATTR_RDONLY.bits() as u64, attr_clr: 0, propagation: 0, userns_fd: 0 };
+    let attr = MountAttr {
+        attr_set: MountAttrFlags::MOUNT_ATTR_RDONLY.bits() as u64,
+        attr_clr: 0,
+        propagation: 0,
+        userns_fd: 0,
+    };
     const AT_RECURSIVE: libc::c_uint = 0x8000;
     // SAFETY: mount_setattr reads a valid mount_attr of the size passed; the path is the empty
     // C string with AT_EMPTY_PATH, so it acts on the detached tree behind `m`.
@@ -422,7 +556,11 @@ fn mount_setattr_rdonly(m: BorrowedFd<'_>) -> std::result::Result<(), Errno> {
         )
     };
     if r == -1 {
-        return Err(Errno::from_raw_os_error(std::io::Error::last_os_error().raw_os_error().unwrap_or(libc::EPERM)));
+        return Err(Errno::from_raw_os_error(
+            std::io::Error::last_os_error()
+                .raw_os_error()
+                .unwrap_or(libc::EPERM),
+        ));
     }
     Ok(())
 }
@@ -432,38 +570,96 @@ mod tests {
     use super::*;
 
     fn req(fstype: &str, target: &str, flags: u64, data: Option<&str>) -> MountRequest {
-        MountRequest { fstype: Some(fstype.into()), target: Some(target.into()), flags, data: data.map(Into::into) }
+        MountRequest {
+            fstype: Some(fstype.into()),
+            target: Some(target.into()),
+            flags,
+            data: data.map(Into::into),
+        }
     }
 
     #[test]
     fn proc_sysfs_tmpfs_are_performed_others_refused() {
         let p = decide(&req("proc", "/mnt", 0, None), 0).unwrap();
         assert_eq!(p.fs, Fs::Proc);
-        assert!(p.attrs.contains(MountAttrFlags::MOUNT_ATTR_NOSUID | MountAttrFlags::MOUNT_ATTR_NOEXEC | MountAttrFlags::MOUNT_ATTR_NODEV));
+        assert!(p.attrs.contains(
+            MountAttrFlags::MOUNT_ATTR_NOSUID
+                | MountAttrFlags::MOUNT_ATTR_NOEXEC
+                | MountAttrFlags::MOUNT_ATTR_NODEV
+        ));
         let s = decide(&req("sysfs", "/sys2", 0, Some("anything")), 0).unwrap();
-        assert!(s.attrs.contains(MountAttrFlags::MOUNT_ATTR_RDONLY), "sysfs is always read-only");
+        assert!(
+            s.attrs.contains(MountAttrFlags::MOUNT_ATTR_RDONLY),
+            "sysfs is always read-only"
+        );
         assert!(s.options.is_empty());
-        let t = decide(&req("tmpfs", "/mnt", MS_MGC_VAL | MS_NOSUID, Some("size=1m,mode=755,noswap")), 0).unwrap();
+        let t = decide(
+            &req(
+                "tmpfs",
+                "/mnt",
+                MS_MGC_VAL | MS_NOSUID,
+                Some("size=1m,mode=755,noswap"),
+            ),
+            0,
+        )
+        .unwrap();
         assert_eq!(t.attrs, MountAttrFlags::MOUNT_ATTR_NOSUID);
-        assert_eq!(t.options, [("size".into(), Some("1m".into())), ("mode".into(), Some("755".into())), ("noswap".into(), None)]);
+        assert_eq!(
+            t.options,
+            [
+                ("size".into(), Some("1m".into())),
+                ("mode".into(), Some("755".into())),
+                ("noswap".into(), None)
+            ]
+        );
         assert_eq!(decide(&req("ext4", "/mnt", 0, None), 0), Err(Errno::PERM));
-        assert_eq!(decide(&req("overlay", "/mnt", 0, None), 0), Err(Errno::PERM));
-        assert_eq!(decide(&MountRequest { fstype: None, ..req("x", "/mnt", 0, None) }, 0), Err(Errno::PERM));
+        assert_eq!(
+            decide(&req("overlay", "/mnt", 0, None), 0),
+            Err(Errno::PERM)
+        );
+        assert_eq!(
+            decide(
+                &MountRequest {
+                    fstype: None,
+                    ..req("x", "/mnt", 0, None)
+                },
+                0
+            ),
+            Err(Errno::PERM)
+        );
     }
 
     #[test]
     fn binds_remounts_and_non_root_callers_are_refused() {
-        for f in [libc::MS_BIND, libc::MS_REMOUNT, libc::MS_MOVE, libc::MS_SHARED | libc::MS_REC, libc::MS_PRIVATE] {
-            assert_eq!(decide(&req("tmpfs", "/mnt", f, None), 0), Err(Errno::PERM), "flags {f:#x}");
+        for f in [
+            libc::MS_BIND,
+            libc::MS_REMOUNT,
+            libc::MS_MOVE,
+            libc::MS_SHARED | libc::MS_REC,
+            libc::MS_PRIVATE,
+        ] {
+            assert_eq!(
+                decide(&req("tmpfs", "/mnt", f, None), 0),
+                Err(Errno::PERM),
+                "flags {f:#x}"
+            );
         }
-        assert_eq!(decide(&req("proc", "/mnt", 0, None), 1000), Err(Errno::PERM));
+        assert_eq!(
+            decide(&req("proc", "/mnt", 0, None), 1000),
+            Err(Errno::PERM)
+        );
         assert_eq!(decide(&req("proc", "", 0, None), 0), Err(Errno::NOENT));
     }
 
     struct Fake(Vec<(u64, &'static str)>, std::cell::Cell<bool>);
     impl Target for Fake {
         fn read_cstr(&self, addr: u64, _max: usize) -> gocker_seccomp::Result<Vec<u8>> {
-            Ok(self.0.iter().find(|(a, _)| *a == addr).map(|(_, s)| s.as_bytes().to_vec()).unwrap_or_default())
+            Ok(self
+                .0
+                .iter()
+                .find(|(a, _)| *a == addr)
+                .map(|(_, s)| s.as_bytes().to_vec())
+                .unwrap_or_default())
         }
         fn still_valid(&self) -> bool {
             self.1.get()
@@ -472,11 +668,23 @@ mod tests {
 
     #[test]
     fn request_is_read_from_the_callers_memory_and_revalidated() {
-        let n = Notification { id: 7, pid: 1, nr: libc::SYS_mount as i32, arch: 0, args: [0x10, 0x20, 0x30, libc::MS_NOEXEC, 0x40, 0] };
-        let f = Fake(vec![(0x20, "/mnt"), (0x30, "tmpfs"), (0x40, "size=4k")], true.into());
+        let n = Notification {
+            id: 7,
+            pid: 1,
+            nr: libc::SYS_mount as i32,
+            arch: 0,
+            args: [0x10, 0x20, 0x30, libc::MS_NOEXEC, 0x40, 0],
+        };
+        let f = Fake(
+            vec![(0x20, "/mnt"), (0x30, "tmpfs"), (0x40, "size=4k")],
+            true.into(),
+        );
         let r = MountRequest::read(&n, &f).unwrap();
         assert_eq!(r, req("tmpfs", "/mnt", libc::MS_NOEXEC, Some("size=4k")));
         f.1.set(false);
-        assert!(MountRequest::read(&n, &f).is_err(), "a notification that went away must not be acted on");
+        assert!(
+            MountRequest::read(&n, &f).is_err(),
+            "a notification that went away must not be acted on"
+        );
     }
 }

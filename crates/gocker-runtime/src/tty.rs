@@ -15,8 +15,9 @@ use crate::{Result, RuntimeError};
 /// A new pty pair from the devpts instance behind `/dev/ptmx` of the caller's mount namespace.
 /// The peer is opened through the master (`TIOCGPTPEER`): no path lookup in the container's /dev/pts.
 pub(crate) fn open_pair() -> Result<(OwnedFd, OwnedFd)> {
-    let master = rustix::pty::openpt(OpenptFlags::RDWR | OpenptFlags::NOCTTY | OpenptFlags::CLOEXEC)
-        .map_err(|e| RuntimeError::sys("open", "/dev/ptmx", e))?;
+    let master =
+        rustix::pty::openpt(OpenptFlags::RDWR | OpenptFlags::NOCTTY | OpenptFlags::CLOEXEC)
+            .map_err(|e| RuntimeError::sys("open", "/dev/ptmx", e))?;
     rustix::pty::unlockpt(&master).map_err(|e| RuntimeError::sys("unlockpt", "/dev/ptmx", e))?;
     let peer = rustix::pty::ioctl_tiocgptpeer(&master, OpenptFlags::RDWR | OpenptFlags::NOCTTY)
         .map_err(|e| RuntimeError::sys("ioctl(TIOCGPTPEER)", "/dev/ptmx", e))?;
@@ -28,10 +29,15 @@ pub(crate) fn open_pair() -> Result<(OwnedFd, OwnedFd)> {
 pub(crate) fn become_controlled(peer: OwnedFd, owner: Option<(u32, u32)>) -> Result<()> {
     if let Some((uid, gid)) = owner {
         // Best effort: the ids may be unmapped in a single-id user namespace.
-        let _ = rustix::fs::fchown(&peer, Some(rustix::fs::Uid::from_raw(uid)), Some(rustix::fs::Gid::from_raw(gid)));
+        let _ = rustix::fs::fchown(
+            &peer,
+            Some(rustix::fs::Uid::from_raw(uid)),
+            Some(rustix::fs::Gid::from_raw(gid)),
+        );
     }
     rustix::process::setsid().map_err(|e| RuntimeError::sys("setsid", "tty", e))?;
-    rustix::process::ioctl_tiocsctty(&peer).map_err(|e| RuntimeError::sys("ioctl(TIOCSCTTY)", "tty", e))?;
+    rustix::process::ioctl_tiocsctty(&peer)
+        .map_err(|e| RuntimeError::sys("ioctl(TIOCSCTTY)", "tty", e))?;
     rustix::stdio::dup2_stdin(&peer).map_err(|e| RuntimeError::sys("dup2", "tty stdin", e))?;
     rustix::stdio::dup2_stdout(&peer).map_err(|e| RuntimeError::sys("dup2", "tty stdout", e))?;
     rustix::stdio::dup2_stderr(&peer).map_err(|e| RuntimeError::sys("dup2", "tty stderr", e))?;
@@ -57,7 +63,9 @@ pub(crate) struct RawMode {
 impl RawMode {
     pub(crate) fn enter() -> RawMode {
         let stdin = rustix::stdio::stdin();
-        let Ok(saved) = rustix::termios::tcgetattr(stdin) else { return RawMode { saved: None } };
+        let Ok(saved) = rustix::termios::tcgetattr(stdin) else {
+            return RawMode { saved: None };
+        };
         let mut raw = saved.clone();
         raw.make_raw();
         if rustix::termios::tcsetattr(stdin, OptionalActions::Now, &raw).is_err() {
@@ -91,7 +99,12 @@ impl Relay {
         sync_winsize(master.as_fd());
         let raw = (stdin && rustix::termios::isatty(rustix::stdio::stdin())).then(RawMode::enter);
         let _ = rustix::io::ioctl_fionbio(&master, true);
-        Relay { master, stdin, open: true, _raw: raw }
+        Relay {
+            master,
+            stdin,
+            open: true,
+            _raw: raw,
+        }
     }
 
     pub(crate) fn master(&self) -> BorrowedFd<'_> {
@@ -105,7 +118,10 @@ impl Relay {
             v.push(PollFd::from_borrowed_fd(self.master.as_fd(), PollFlags::IN));
         }
         if self.stdin {
-            v.push(PollFd::from_borrowed_fd(rustix::stdio::stdin(), PollFlags::IN));
+            v.push(PollFd::from_borrowed_fd(
+                rustix::stdio::stdin(),
+                PollFlags::IN,
+            ));
         }
         v
     }
@@ -115,8 +131,12 @@ impl Relay {
         self.drain_output();
         // stdin stays blocking (its file description is shared with the caller's shell): read it
         // only when poll says a read will not block.
-        let mut p = [PollFd::from_borrowed_fd(rustix::stdio::stdin(), PollFlags::IN)];
-        let stdin_ready = self.stdin && matches!(rustix::event::poll(&mut p, Some(&rustix::event::Timespec { tv_sec: 0, tv_nsec: 0 })), Ok(n) if n > 0);
+        let mut p = [PollFd::from_borrowed_fd(
+            rustix::stdio::stdin(),
+            PollFlags::IN,
+        )];
+        let stdin_ready = self.stdin
+            && matches!(rustix::event::poll(&mut p, Some(&rustix::event::Timespec { tv_sec: 0, tv_nsec: 0 })), Ok(n) if n > 0);
         if stdin_ready {
             let mut buf = [0u8; 4096];
             match rustix::io::read(rustix::stdio::stdin(), &mut buf) {

@@ -48,7 +48,9 @@ impl std::str::FromStr for LiftPolicy {
             "off" | "false" | "0" => Ok(LiftPolicy::Off),
             "on" | "true" | "1" => Ok(LiftPolicy::On),
             "root" => Ok(LiftPolicy::Root),
-            other => Err(RuntimeError::Config(format!("lift {other:?}: expected off, on or root"))),
+            other => Err(RuntimeError::Config(format!(
+                "lift {other:?}: expected off, on or root"
+            ))),
         }
     }
 }
@@ -90,9 +92,17 @@ impl Bind {
             [s, d] => (*s, *d, false),
             [s, d, "ro"] => (*s, *d, true),
             [s, d, "rw"] => (*s, *d, false),
-            _ => return Err(RuntimeError::Config(format!("bind {s:?}: expected SRC:DST[:ro|rw]"))),
+            _ => {
+                return Err(RuntimeError::Config(format!(
+                    "bind {s:?}: expected SRC:DST[:ro|rw]"
+                )))
+            }
         };
-        Ok(Bind { source: src.into(), target: dst.into(), readonly: ro })
+        Ok(Bind {
+            source: src.into(),
+            target: dst.into(),
+            readonly: ro,
+        })
     }
 
     /// A JSON list of binds (the value of `GOCKER_WORKSPACE_BINDS`).
@@ -108,8 +118,9 @@ impl Bind {
                 self.target.display()
             )));
         }
-        std::fs::metadata(&self.source)
-            .map_err(|e| RuntimeError::Config(format!("bind source {}: {e}", self.source.display())))?;
+        std::fs::metadata(&self.source).map_err(|e| {
+            RuntimeError::Config(format!("bind source {}: {e}", self.source.display()))
+        })?;
         Ok(())
     }
 }
@@ -141,7 +152,11 @@ pub fn parse_limit(what: &str, s: &str) -> Result<u64> {
     num.parse::<u64>()
         .ok()
         .and_then(|n| n.checked_mul(mult))
-        .ok_or_else(|| RuntimeError::Config(format!("{what} {s:?}: expected bytes (e.g. 0, 512k, 1g) or unlimited")))
+        .ok_or_else(|| {
+            RuntimeError::Config(format!(
+                "{what} {s:?}: expected bytes (e.g. 0, 512k, 1g) or unlimited"
+            ))
+        })
 }
 
 impl Workspace {
@@ -149,7 +164,14 @@ impl Workspace {
     /// lift on, own /etc/hosts and resolv.conf, and whatever the variables add.
     pub fn from_env() -> Result<Workspace> {
         let var = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
-        let mut w = Workspace { rings: RingOptions { lift: LiftPolicy::On, own_etc_files: true, ..Default::default() }, ..Default::default() };
+        let mut w = Workspace {
+            rings: RingOptions {
+                lift: LiftPolicy::On,
+                own_etc_files: true,
+                ..Default::default()
+            },
+            ..Default::default()
+        };
         if let Some(b) = var(ENV_BINDS) {
             w.binds = Bind::parse_json(&b)?;
         }
@@ -161,7 +183,9 @@ impl Workspace {
             w.rings.enclave = Some(vec!["/bin/sh".into(), "-c".into(), e]);
         }
         if let Some(s) = var(ENV_DEBUG_SLEEP) {
-            let secs: u64 = s.parse().map_err(|_| RuntimeError::Config(format!("{ENV_DEBUG_SLEEP} {s:?}: expected seconds")))?;
+            let secs: u64 = s.parse().map_err(|_| {
+                RuntimeError::Config(format!("{ENV_DEBUG_SLEEP} {s:?}: expected seconds"))
+            })?;
             w.rings.debug_sleep = Some(Duration::from_secs(secs));
         }
         if let Some(l) = var(ENV_LIFT) {
@@ -172,7 +196,10 @@ impl Workspace {
 
     /// Whether the environment asks for workspace mode (`GOCKER_WORKSPACE=1`).
     pub fn requested_by_env() -> bool {
-        matches!(std::env::var(ENV_WORKSPACE).as_deref(), Ok("1") | Ok("true") | Ok("on"))
+        matches!(
+            std::env::var(ENV_WORKSPACE).as_deref(),
+            Ok("1") | Ok("true") | Ok("on")
+        )
     }
 
     /// Adds the binds, the supervisor and the core limit to the spec, and the ring options.
@@ -181,7 +208,11 @@ impl Workspace {
         let mut mounts = cfg.spec.mounts().clone().unwrap_or_default();
         for b in &self.binds {
             b.check()?;
-            let mut options = vec!["rbind".to_string(), "nosuid".to_string(), "nodev".to_string()];
+            let mut options = vec![
+                "rbind".to_string(),
+                "nosuid".to_string(),
+                "nodev".to_string(),
+            ];
             if b.readonly {
                 options.push("ro".into());
             }
@@ -196,7 +227,11 @@ impl Workspace {
             );
         }
         cfg.spec.set_mounts(Some(mounts));
-        let process = cfg.spec.process_mut().as_mut().ok_or_else(|| RuntimeError::Config("spec has no process".into()))?;
+        let process = cfg
+            .spec
+            .process_mut()
+            .as_mut()
+            .ok_or_else(|| RuntimeError::Config("spec has no process".into()))?;
         if let Some(s) = &self.supervisor {
             let mut args = vec![s.clone()];
             args.extend(process.args().clone().unwrap_or_default());
@@ -205,7 +240,14 @@ impl Workspace {
         if let Some(limit) = self.core_limit {
             let mut rl = process.rlimits().clone().unwrap_or_default();
             rl.retain(|r| r.typ() != PosixRlimitType::RlimitCore);
-            rl.push(PosixRlimitBuilder::default().typ(PosixRlimitType::RlimitCore).soft(limit).hard(limit).build().map_err(err)?);
+            rl.push(
+                PosixRlimitBuilder::default()
+                    .typ(PosixRlimitType::RlimitCore)
+                    .soft(limit)
+                    .hard(limit)
+                    .build()
+                    .map_err(err)?,
+            );
             process.set_rlimits(Some(rl));
         }
         cfg.workspace = self.rings.clone();
@@ -220,7 +262,9 @@ pub(crate) fn prepare(cfg: &mut ContainerConfig, dir: &Path) -> Result<()> {
     let err = |e: oci_spec::OciSpecError| RuntimeError::Config(e.to_string());
     let mut mounts = cfg.spec.mounts().clone().unwrap_or_default();
     // A configuration saved by an earlier run (`gocker start`) already has the lift mount point.
-    let lift_listed = mounts.iter().any(|m| m.destination() == Path::new(LIFT_DIR));
+    let lift_listed = mounts
+        .iter()
+        .any(|m| m.destination() == Path::new(LIFT_DIR));
     if cfg.workspace.lift != LiftPolicy::Off {
         let at = cfg.rootfs()?.join(LIFT_DIR.trim_start_matches('/'));
         if !at.is_dir() {
@@ -239,35 +283,60 @@ pub(crate) fn prepare(cfg: &mut ContainerConfig, dir: &Path) -> Result<()> {
                 .destination(LIFT_DIR)
                 .typ("bind")
                 .source(dir)
-                .options(vec!["bind".into(), "ro".into(), "nosuid".into(), "nodev".into()])
+                .options(vec![
+                    "bind".into(),
+                    "ro".into(),
+                    "nosuid".into(),
+                    "nodev".into(),
+                ])
                 .build()
                 .map_err(err)?,
         );
     }
     if cfg.workspace.own_etc_files {
-        let hostname = cfg.spec.hostname().clone().unwrap_or_else(|| "localhost".into());
+        let hostname = cfg
+            .spec
+            .hostname()
+            .clone()
+            .unwrap_or_else(|| "localhost".into());
         let hosts = format!("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n127.0.0.1\t{hostname}\n");
         let resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
-        for (name, dest, text) in [("hosts", "/etc/hosts", hosts), ("resolv.conf", "/etc/resolv.conf", resolv)] {
+        for (name, dest, text) in [
+            ("hosts", "/etc/hosts", hosts),
+            ("resolv.conf", "/etc/resolv.conf", resolv),
+        ] {
             if let Some(m) = mounts.iter().find(|m| m.destination() == Path::new(dest)) {
                 // Generated by the networking options (also this container's own copy): keep it,
                 // and make sure the hostname also resolves to 127.0.0.1 (a bridge's hosts file
                 // maps it to the container's address only).
-                if let Some(src) = m.source().as_ref().filter(|s| name == "hosts" && s.starts_with(dir)) {
+                if let Some(src) = m
+                    .source()
+                    .as_ref()
+                    .filter(|s| name == "hosts" && s.starts_with(dir))
+                {
                     map_hostname_to_loopback(src, &hostname)?;
                 }
                 continue;
             }
             let file = dir.join(name);
-            std::fs::write(&file, text).map_err(|e| RuntimeError::sys("write", file.display().to_string(), e))?;
+            std::fs::write(&file, text)
+                .map_err(|e| RuntimeError::sys("write", file.display().to_string(), e))?;
             // A copy per container: container root may edit it; the host's file is never bound.
-            let _ = std::fs::set_permissions(&file, std::os::unix::fs::PermissionsExt::from_mode(0o644));
+            let _ = std::fs::set_permissions(
+                &file,
+                std::os::unix::fs::PermissionsExt::from_mode(0o644),
+            );
             mounts.push(
                 MountBuilder::default()
                     .destination(dest)
                     .typ("bind")
                     .source(&file)
-                    .options(vec!["bind".into(), "nosuid".into(), "nodev".into(), "noexec".into()])
+                    .options(vec![
+                        "bind".into(),
+                        "nosuid".into(),
+                        "nodev".into(),
+                        "noexec".into(),
+                    ])
                     .build()
                     .map_err(err)?,
             );
@@ -279,7 +348,8 @@ pub(crate) fn prepare(cfg: &mut ContainerConfig, dir: &Path) -> Result<()> {
 
 /// Appends `127.0.0.1 HOSTNAME` to a hosts file that lacks it.
 fn map_hostname_to_loopback(file: &Path, hostname: &str) -> Result<()> {
-    let text = std::fs::read_to_string(file).map_err(|e| RuntimeError::sys("read", file.display().to_string(), e))?;
+    let text = std::fs::read_to_string(file)
+        .map_err(|e| RuntimeError::sys("read", file.display().to_string(), e))?;
     let mapped = text.lines().any(|l| {
         let mut f = l.split_whitespace();
         f.next() == Some("127.0.0.1") && f.any(|h| h == hostname)
@@ -290,7 +360,8 @@ fn map_hostname_to_loopback(file: &Path, hostname: &str) -> Result<()> {
             new.push('\n');
         }
         new.push_str(&format!("127.0.0.1\t{hostname}\n"));
-        std::fs::write(file, new).map_err(|e| RuntimeError::sys("write", file.display().to_string(), e))?;
+        std::fs::write(file, new)
+            .map_err(|e| RuntimeError::sys("write", file.display().to_string(), e))?;
     }
     Ok(())
 }
@@ -304,11 +375,17 @@ pub(crate) fn cgroup_view(cfg: &mut ContainerConfig, has_cgroup: bool) -> Result
     let mut mounts = cfg.spec.mounts().clone().unwrap_or_default();
     if !has_cgroup
         || !cfg.namespaces().0.contains(gocker_ns::Namespace::Cgroup)
-        || mounts.iter().any(|m| m.destination() == Path::new("/sys/fs/cgroup"))
+        || mounts
+            .iter()
+            .any(|m| m.destination() == Path::new("/sys/fs/cgroup"))
     {
         return Ok(());
     }
-    let mut options = vec!["nosuid".to_string(), "noexec".to_string(), "nodev".to_string()];
+    let mut options = vec![
+        "nosuid".to_string(),
+        "noexec".to_string(),
+        "nodev".to_string(),
+    ];
     if cfg.workspace.lift == LiftPolicy::Off && !cfg.workspace.own_etc_files {
         options.push("ro".into());
     }
@@ -336,12 +413,19 @@ pub(crate) fn enter_cgroup_view(cfg: &ContainerConfig) -> Result<()> {
     let suffix = format!("/{}", cfg.id);
     let end = std::time::Instant::now() + cfg.stage_timeout;
     loop {
-        let text = std::fs::read_to_string("/proc/self/cgroup").map_err(|e| RuntimeError::sys("read", "/proc/self/cgroup", e))?;
-        if text.lines().any(|l| l.strip_prefix("0::").is_some_and(|p| p.trim_end().ends_with(&suffix))) {
+        let text = std::fs::read_to_string("/proc/self/cgroup")
+            .map_err(|e| RuntimeError::sys("read", "/proc/self/cgroup", e))?;
+        if text.lines().any(|l| {
+            l.strip_prefix("0::")
+                .is_some_and(|p| p.trim_end().ends_with(&suffix))
+        }) {
             break;
         }
         if std::time::Instant::now() >= end {
-            return Err(RuntimeError::Timeout { stage: format!("ring0 to move ring2 into the cgroup {}", cfg.id), after: cfg.stage_timeout });
+            return Err(RuntimeError::Timeout {
+                stage: format!("ring0 to move ring2 into the cgroup {}", cfg.id),
+                after: cfg.stage_timeout,
+            });
         }
         std::thread::sleep(Duration::from_millis(1));
     }
@@ -352,7 +436,9 @@ pub(crate) fn enter_cgroup_view(cfg: &ContainerConfig) -> Result<()> {
 /// ring0, once ring2 reported ready: asks ring1 to run the enclave command; fails the create with
 /// its output when it fails.
 pub(crate) fn run_enclave(cfg: &ContainerConfig, to_ring1: &Channel) -> Result<()> {
-    let Some(cmd) = &cfg.workspace.enclave else { return Ok(()) };
+    let Some(cmd) = &cfg.workspace.enclave else {
+        return Ok(());
+    };
     to_ring1.send(&crate::ring0::Down::Enclave, &[])?;
     let stage = format!("ring1 to run the enclave command {cmd:?}");
     match to_ring1.recv::<Up>(Some(cfg.stage_timeout), &stage)? {
@@ -362,22 +448,45 @@ pub(crate) fn run_enclave(cfg: &ContainerConfig, to_ring1: &Channel) -> Result<(
             message: format!("{cmd:?} failed with status {}", st.code()),
         }),
         Some((Up::Failed { stage, message }, _)) => Err(RuntimeError::Ring { stage, message }),
-        Some((other, _)) => Err(RuntimeError::Protocol(format!("unexpected {other:?} while waiting for {stage}"))),
-        None => Err(RuntimeError::Protocol(format!("ring1 exited while waiting for {stage}"))),
+        Some((other, _)) => Err(RuntimeError::Protocol(format!(
+            "unexpected {other:?} while waiting for {stage}"
+        ))),
+        None => Err(RuntimeError::Protocol(format!(
+            "ring1 exited while waiting for {stage}"
+        ))),
     }
 }
 
 /// ring1, after reporting ring2's pid: when an enclave is configured, waits for ring0's go (ring2 is
 /// then prepared: its mount tree is final), runs it and reports its status.
-pub(crate) fn serve_enclave(cfg: &ContainerConfig, up: &Channel, ring2_pidfd: std::os::fd::BorrowedFd<'_>) -> Result<()> {
-    let Some(cmd) = &cfg.workspace.enclave else { return Ok(()) };
+pub(crate) fn serve_enclave(
+    cfg: &ContainerConfig,
+    up: &Channel,
+    ring2_pidfd: std::os::fd::BorrowedFd<'_>,
+) -> Result<()> {
+    let Some(cmd) = &cfg.workspace.enclave else {
+        return Ok(());
+    };
     // ring2 prepares within one stage timeout (ring0 enforces it); allow for that wait too.
-    match up.recv::<crate::ring0::Down>(Some(cfg.stage_timeout * 2), "ring0's go for the enclave command")? {
+    match up.recv::<crate::ring0::Down>(
+        Some(cfg.stage_timeout * 2),
+        "ring0's go for the enclave command",
+    )? {
         Some((crate::ring0::Down::Enclave, _)) => {}
-        Some((other, _)) => return Err(RuntimeError::Protocol(format!("ring1: unexpected {other:?} before the enclave"))),
-        None => return Err(RuntimeError::Protocol("ring0 went away before the enclave".into())),
+        Some((other, _)) => {
+            return Err(RuntimeError::Protocol(format!(
+                "ring1: unexpected {other:?} before the enclave"
+            )))
+        }
+        None => {
+            return Err(RuntimeError::Protocol(
+                "ring0 went away before the enclave".into(),
+            ))
+        }
     }
-    let set = gocker_ns::NamespaceSet::EMPTY.with(gocker_ns::Namespace::Mount).with(gocker_ns::Namespace::Net);
+    let set = gocker_ns::NamespaceSet::EMPTY
+        .with(gocker_ns::Namespace::Mount)
+        .with(gocker_ns::Namespace::Net);
     let status = crate::lift::run_joined(ring2_pidfd, set, cmd, cfg.stage_timeout)?;
     up.send(&Up::EnclaveDone(status), &[])
 }
@@ -406,7 +515,9 @@ pub(crate) fn after_barrier(cfg: &ContainerConfig) -> Result<()> {
 
 /// ring1, before it reports a failure: the debug sleep (keeps ring1's namespaces for nsenter).
 pub(crate) fn debug_sleep(cfg: &ContainerConfig, outcome: &Result<ExitStatus>) {
-    let Some(d) = cfg.workspace.debug_sleep else { return };
+    let Some(d) = cfg.workspace.debug_sleep else {
+        return;
+    };
     let failed = !matches!(outcome, Ok(ExitStatus::Exited(0)));
     if failed && !d.is_zero() {
         let me = rustix::process::getpid().as_raw_nonzero().get();
@@ -424,11 +535,21 @@ mod tests {
 
     #[test]
     fn binds_parse_from_flag_and_json() {
-        assert_eq!(Bind::parse("/a:/b:ro").unwrap(), Bind { source: "/a".into(), target: "/b".into(), readonly: true });
+        assert_eq!(
+            Bind::parse("/a:/b:ro").unwrap(),
+            Bind {
+                source: "/a".into(),
+                target: "/b".into(),
+                readonly: true
+            }
+        );
         assert!(!Bind::parse("/a:/b").unwrap().readonly);
         assert!(Bind::parse("/a").is_err());
         assert!(Bind::parse("/a:/b:xx").is_err());
-        let v = Bind::parse_json(r#"[{"source":"/src","target":"/dst","readonly":true},{"source":"/x","target":"/y"}]"#).unwrap();
+        let v = Bind::parse_json(
+            r#"[{"source":"/src","target":"/dst","readonly":true},{"source":"/x","target":"/y"}]"#,
+        )
+        .unwrap();
         assert_eq!(v.len(), 2);
         assert!(v[0].readonly && !v[1].readonly);
         let e = Bind::parse_json("{}").unwrap_err().to_string();
@@ -440,7 +561,10 @@ mod tests {
         assert_eq!(parse_limit("x", "0").unwrap(), 0);
         assert_eq!(parse_limit("x", "1m").unwrap(), 1 << 20);
         assert_eq!(parse_limit("x", "unlimited").unwrap(), u64::MAX);
-        assert!(parse_limit("--core-limit", "lots").unwrap_err().to_string().contains("--core-limit"));
+        assert!(parse_limit("--core-limit", "lots")
+            .unwrap_err()
+            .to_string()
+            .contains("--core-limit"));
         assert_eq!("root".parse::<LiftPolicy>().unwrap(), LiftPolicy::Root);
         assert!("maybe".parse::<LiftPolicy>().is_err());
     }

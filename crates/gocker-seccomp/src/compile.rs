@@ -5,7 +5,9 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
-use libseccomp::{ScmpAction, ScmpArch, ScmpArgCompare, ScmpCompareOp, ScmpFilterContext, ScmpSyscall};
+use libseccomp::{
+    ScmpAction, ScmpArch, ScmpArgCompare, ScmpCompareOp, ScmpFilterContext, ScmpSyscall,
+};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
@@ -69,7 +71,8 @@ fn scmp_op(op: Op, value: u64) -> ScmpCompareOp {
 /// Compiles `p` (conditions already resolved, see [`Profile::resolve`]) for the architectures it
 /// names (the native one when it names none). Works with zero rules.
 pub fn compile(p: &Profile) -> Result<Bpf> {
-    let mut ctx = ScmpFilterContext::new(scmp_action(p.default_action)).map_err(lib("seccomp_init"))?;
+    let mut ctx =
+        ScmpFilterContext::new(scmp_action(p.default_action)).map_err(lib("seccomp_init"))?;
     // gocker sets no_new_privs itself, in its order; the filter must not do it implicitly.
     ctx.set_ctl_nnp(false).map_err(lib("SCMP_FLTATR_CTL_NNP"))?;
     // A binary tree of syscall numbers instead of a linear scan (libseccomp >= 2.5). With fewer
@@ -80,11 +83,13 @@ pub fn compile(p: &Profile) -> Result<Bpf> {
     let native = ScmpArch::native();
     for a in &p.architectures {
         for name in std::iter::once(&a.arch).chain(a.sub.iter()) {
-            let arch = ScmpArch::from_str(name).map_err(|_| SeccompError::UnknownArch(name.clone()))?;
+            let arch =
+                ScmpArch::from_str(name).map_err(|_| SeccompError::UnknownArch(name.clone()))?;
             if arch == native || arch == ScmpArch::Native {
                 continue;
             }
-            ctx.add_arch(arch).map_err(lib(format!("add architecture {name}")))?;
+            ctx.add_arch(arch)
+                .map_err(lib(format!("add architecture {name}")))?;
         }
     }
     let mut unknown = Vec::new();
@@ -93,15 +98,32 @@ pub fn compile(p: &Profile) -> Result<Bpf> {
         if rule.action == p.default_action {
             continue;
         }
-        let conds: Vec<ScmpArgCompare> =
-            rule.args.iter().map(|a| ScmpArgCompare::new(a.index, scmp_op(a.op, a.value), if a.op == Op::MaskedEqual { a.value_two } else { a.value })).collect();
+        let conds: Vec<ScmpArgCompare> = rule
+            .args
+            .iter()
+            .map(|a| {
+                ScmpArgCompare::new(
+                    a.index,
+                    scmp_op(a.op, a.value),
+                    if a.op == Op::MaskedEqual {
+                        a.value_two
+                    } else {
+                        a.value
+                    },
+                )
+            })
+            .collect();
         for name in &rule.names {
             let Ok(sc) = ScmpSyscall::from_name(name) else {
                 unknown.push(name.clone());
                 continue;
             };
             let action = scmp_action(rule.action);
-            let r = if conds.is_empty() { ctx.add_rule(action, sc) } else { ctx.add_rule_conditional(action, sc, &conds) };
+            let r = if conds.is_empty() {
+                ctx.add_rule(action, sc)
+            } else {
+                ctx.add_rule_conditional(action, sc, &conds)
+            };
             r.map_err(lib(format!("add rule for {name} ({:?})", rule.action)))?;
         }
     }
@@ -117,7 +139,13 @@ pub fn compile(p: &Profile) -> Result<Bpf> {
     if !program.len().is_multiple_of(8) || program.len() / 8 > 4096 {
         return Err(SeccompError::BadProgram(program.len()));
     }
-    Ok(Bpf { hash: p.hash(), program, listener: p.needs_listener(), flags: p.flags.clone(), unknown })
+    Ok(Bpf {
+        hash: p.hash(),
+        program,
+        listener: p.needs_listener(),
+        flags: p.flags.clone(),
+        unknown,
+    })
 }
 
 /// Where compiled programs are kept: `$XDG_CACHE_HOME/gocker/seccomp` (else `~/.cache/...`).
@@ -148,7 +176,11 @@ impl Cache {
         let base = std::env::var_os("XDG_CACHE_HOME")
             .filter(|d| !d.is_empty())
             .map(PathBuf::from)
-            .or_else(|| std::env::var_os("HOME").filter(|h| !h.is_empty()).map(|h| PathBuf::from(h).join(".cache")))?;
+            .or_else(|| {
+                std::env::var_os("HOME")
+                    .filter(|h| !h.is_empty())
+                    .map(|h| PathBuf::from(h).join(".cache"))
+            })?;
         Some(Cache::new(base.join("gocker/seccomp")))
     }
 
@@ -159,7 +191,9 @@ impl Cache {
     /// The key covers the profile, the libseccomp version and the architecture: a library update
     /// recompiles.
     fn key(&self, p: &Profile) -> String {
-        let v = libseccomp::ScmpVersion::current().map(|v| format!("{}.{}.{}", v.major, v.minor, v.micro)).unwrap_or_default();
+        let v = libseccomp::ScmpVersion::current()
+            .map(|v| format!("{}.{}.{}", v.major, v.minor, v.micro))
+            .unwrap_or_default();
         let mut h = Sha256::new();
         h.update(p.hash().as_bytes());
         h.update(v.as_bytes());
@@ -190,10 +224,15 @@ impl Cache {
             move |source| SeccompError::Cache { path, source }
         };
         use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
-        std::fs::DirBuilder::new().recursive(true).mode(0o700).create(&self.dir).map_err(err(&self.dir))?;
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&self.dir)
+            .map_err(err(&self.dir))?;
         let meta = std::fs::metadata(&self.dir).map_err(err(&self.dir))?;
         if meta.uid() != rustix::process::geteuid().as_raw() || meta.mode() & 0o022 != 0 {
-            std::fs::set_permissions(&self.dir, std::fs::Permissions::from_mode(0o700)).map_err(err(&self.dir))?;
+            std::fs::set_permissions(&self.dir, std::fs::Permissions::from_mode(0o700))
+                .map_err(err(&self.dir))?;
             let meta = std::fs::metadata(&self.dir).map_err(err(&self.dir))?;
             if meta.uid() != rustix::process::geteuid().as_raw() || meta.mode() & 0o022 != 0 {
                 return Err(SeccompError::Cache {
@@ -204,9 +243,14 @@ impl Cache {
         }
         let body = serde_json::to_vec(bpf).expect("serialises");
         let final_path = self.path(p);
-        let tmp = self.dir.join(format!(".{}.{}.tmp", bpf.hash, std::process::id()));
+        let tmp = self
+            .dir
+            .join(format!(".{}.{}.tmp", bpf.hash, std::process::id()));
         let write = || -> std::io::Result<()> {
-            let mut f = std::fs::OpenOptions::new().write(true).create_new(true).open(&tmp)?;
+            let mut f = std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(&tmp)?;
             f.write_all(MAGIC)?;
             f.write_all(&Sha256::digest(&body))?;
             f.write_all(&body)?;
@@ -224,8 +268,13 @@ impl Cache {
 /// Compiles `p`, or takes the program from `cache` when it holds one for this profile.
 /// A cache that cannot be written does not fail the compilation: the outcome says `Bypassed` and
 /// the error is returned alongside for the caller's notes.
-pub fn compile_cached(p: &Profile, cache: Option<&Cache>) -> Result<(Bpf, CacheOutcome, Option<SeccompError>)> {
-    let Some(cache) = cache else { return Ok((compile(p)?, CacheOutcome::Bypassed, None)) };
+pub fn compile_cached(
+    p: &Profile,
+    cache: Option<&Cache>,
+) -> Result<(Bpf, CacheOutcome, Option<SeccompError>)> {
+    let Some(cache) = cache else {
+        return Ok((compile(p)?, CacheOutcome::Bypassed, None));
+    };
     if let Some(b) = cache.get(p) {
         return Ok((b, CacheOutcome::Hit, None));
     }
@@ -250,9 +299,18 @@ mod tests {
     #[test]
     fn zero_rules_compile() {
         for default in [Action::Allow, Action::Errno(1), Action::KillProcess] {
-            let p = Profile { default_action: default, architectures: Vec::new(), flags: Vec::new(), rules: Vec::new() };
+            let p = Profile {
+                default_action: default,
+                architectures: Vec::new(),
+                flags: Vec::new(),
+                rules: Vec::new(),
+            };
             let b = compile(&p).unwrap();
-            assert!(b.len() >= 3, "arch check + default return: {} instructions", b.len());
+            assert!(
+                b.len() >= 3,
+                "arch check + default return: {} instructions",
+                b.len()
+            );
             assert!(!b.listener);
         }
     }
@@ -264,7 +322,8 @@ mod tests {
             assert!(b.len() > 100, "{}", b.len());
         }
         let mut p = builtin::strict_profile();
-        p.rules.push(Rule::new(&["no_such_syscall_xyz"], Action::Allow));
+        p.rules
+            .push(Rule::new(&["no_such_syscall_xyz"], Action::Allow));
         assert_eq!(compile(&p).unwrap().unknown, ["no_such_syscall_xyz"]);
     }
 
@@ -287,8 +346,14 @@ mod tests {
         let n = data.len();
         data[n - 3] ^= 0xff;
         std::fs::write(&f, data).unwrap();
-        assert_eq!(compile_cached(&p, Some(&cache)).unwrap().1, CacheOutcome::Miss);
-        assert_eq!(compile_cached(&p, Some(&cache)).unwrap().1, CacheOutcome::Hit);
+        assert_eq!(
+            compile_cached(&p, Some(&cache)).unwrap().1,
+            CacheOutcome::Miss
+        );
+        assert_eq!(
+            compile_cached(&p, Some(&cache)).unwrap().1,
+            CacheOutcome::Hit
+        );
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -18,7 +18,7 @@ mod profile;
 
 pub use compile::{compile, compile_cached, Bpf, Cache, CacheOutcome};
 pub use load::{load, LoadFlags};
-pub use profile::{Action, Arg, ArchSpec, CondFilter, Op, Profile, Rule};
+pub use profile::{Action, ArchSpec, Arg, CondFilter, Op, Profile, Rule};
 
 use std::path::PathBuf;
 
@@ -36,18 +36,36 @@ pub enum SeccompError {
     #[error("seccomp profile: syscall {syscall}: argument index {index} out of range (0..=5)")]
     ArgIndex { syscall: String, index: u32 },
     #[error("libseccomp: {what}: {source}")]
-    Libseccomp { what: String, source: libseccomp::error::SeccompError },
+    Libseccomp {
+        what: String,
+        source: libseccomp::error::SeccompError,
+    },
     #[error("seccomp cache {path}: {source}")]
-    Cache { path: PathBuf, source: std::io::Error },
+    Cache {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("{op} ({what}): {source}")]
-    Sys { op: &'static str, what: String, source: std::io::Error },
+    Sys {
+        op: &'static str,
+        what: String,
+        source: std::io::Error,
+    },
     #[error("compiled seccomp program has {0} bytes, not a whole number of 8-byte BPF instructions (or more than 4096 of them)")]
     BadProgram(usize),
 }
 
 impl SeccompError {
-    pub(crate) fn sys(op: &'static str, what: impl Into<String>, e: impl Into<std::io::Error>) -> Self {
-        SeccompError::Sys { op, what: what.into(), source: e.into() }
+    pub(crate) fn sys(
+        op: &'static str,
+        what: impl Into<String>,
+        e: impl Into<std::io::Error>,
+    ) -> Self {
+        SeccompError::Sys {
+            op,
+            what: what.into(),
+            source: e.into(),
+        }
     }
 
     /// The errno of a failed system call, if this is one.

@@ -73,7 +73,8 @@ pub struct Prepared {
 
 impl Prepared {
     pub fn new(b: &Bpf, flags: LoadFlags) -> Result<Prepared> {
-        if !b.program.len().is_multiple_of(8) || b.program.is_empty() || b.program.len() / 8 > 4096 {
+        if !b.program.len().is_multiple_of(8) || b.program.is_empty() || b.program.len() / 8 > 4096
+        {
             return Err(SeccompError::BadProgram(b.program.len()));
         }
         let insns = b
@@ -92,20 +93,40 @@ impl Prepared {
     /// Installs the filter on the calling thread (all threads with TSYNC). Needs no_new_privs or
     /// CAP_SYS_ADMIN in the current user namespace. Returns the listener when asked for one.
     pub fn load(&self) -> Result<Option<OwnedFd>> {
-        let prog = libc::sock_fprog { len: self.insns.len() as u16, filter: self.insns.as_ptr() as *mut libc::sock_filter };
+        let prog = libc::sock_fprog {
+            len: self.insns.len() as u16,
+            filter: self.insns.as_ptr() as *mut libc::sock_filter,
+        };
         // SAFETY: `prog` points at `insns`, which outlives the call; the kernel copies the program.
         let r = unsafe {
-            libc::syscall(libc::SYS_seccomp, SECCOMP_SET_MODE_FILTER, self.flags.bits(), &prog as *const libc::sock_fprog)
+            libc::syscall(
+                libc::SYS_seccomp,
+                SECCOMP_SET_MODE_FILTER,
+                self.flags.bits(),
+                &prog as *const libc::sock_fprog,
+            )
         };
         if r < 0 {
-            return Err(SeccompError::sys("seccomp(SECCOMP_SET_MODE_FILTER)", format!("{} instructions, flags {:#x}", self.insns.len(), self.flags.bits()), std::io::Error::last_os_error()));
+            return Err(SeccompError::sys(
+                "seccomp(SECCOMP_SET_MODE_FILTER)",
+                format!(
+                    "{} instructions, flags {:#x}",
+                    self.insns.len(),
+                    self.flags.bits()
+                ),
+                std::io::Error::last_os_error(),
+            ));
         }
         if self.flags.listener {
             // SAFETY: with NEW_LISTENER a non-negative return value is a fresh descriptor we own.
             return Ok(Some(unsafe { OwnedFd::from_raw_fd(r as i32) }));
         }
         if r > 0 {
-            return Err(SeccompError::sys("seccomp(SECCOMP_FILTER_FLAG_TSYNC)", format!("thread {r} could not be synchronised"), std::io::Error::from_raw_os_error(libc::ESRCH)));
+            return Err(SeccompError::sys(
+                "seccomp(SECCOMP_FILTER_FLAG_TSYNC)",
+                format!("thread {r} could not be synchronised"),
+                std::io::Error::from_raw_os_error(libc::ESRCH),
+            ));
         }
         Ok(None)
     }

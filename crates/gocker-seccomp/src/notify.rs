@@ -77,7 +77,8 @@ impl Notification {
     pub fn syscall_name(&self) -> String {
         let sc = libseccomp::ScmpSyscall::from(self.nr);
         let arch = libseccomp::ScmpArch::native();
-        sc.get_name_by_arch(arch).unwrap_or_else(|_| format!("syscall {}", self.nr))
+        sc.get_name_by_arch(arch)
+            .unwrap_or_else(|_| format!("syscall {}", self.nr))
     }
 }
 
@@ -151,8 +152,15 @@ impl Listener {
     /// before it could be received: poll again.
     pub fn recv(&self) -> Result<Notification> {
         let mut n = SeccompNotif::default();
-        ioctl(self.fd.as_fd(), NOTIF_RECV, &mut n).map_err(|e| SeccompError::sys("ioctl(SECCOMP_IOCTL_NOTIF_RECV)", "listener", e))?;
-        Ok(Notification { id: n.id, pid: n.pid, nr: n.data.nr, arch: n.data.arch, args: n.data.args })
+        ioctl(self.fd.as_fd(), NOTIF_RECV, &mut n)
+            .map_err(|e| SeccompError::sys("ioctl(SECCOMP_IOCTL_NOTIF_RECV)", "listener", e))?;
+        Ok(Notification {
+            id: n.id,
+            pid: n.pid,
+            nr: n.data.nr,
+            arch: n.data.arch,
+            args: n.data.args,
+        })
     }
 
     /// Whether notification `id` is still pending (its caller alive and still in the call).
@@ -165,7 +173,10 @@ impl Listener {
     /// Answers notification `id`. `ENOENT` means the caller is gone (e.g. killed): not an error
     /// worth more than a note.
     pub fn respond(&self, id: u64, r: Response) -> Result<()> {
-        let mut resp = SeccompNotifResp { id, ..Default::default() };
+        let mut resp = SeccompNotifResp {
+            id,
+            ..Default::default()
+        };
         match r {
             Response::Errno(e) => resp.error = -e.abs(),
             Response::Value(v) => resp.val = v,
@@ -173,20 +184,39 @@ impl Listener {
         }
         ioctl(self.fd.as_fd(), NOTIF_SEND, &mut resp)
             .map(|_| ())
-            .map_err(|e| SeccompError::sys("ioctl(SECCOMP_IOCTL_NOTIF_SEND)", format!("notification {id}: {r:?}"), e))
+            .map_err(|e| {
+                SeccompError::sys(
+                    "ioctl(SECCOMP_IOCTL_NOTIF_SEND)",
+                    format!("notification {id}: {r:?}"),
+                    e,
+                )
+            })
     }
 
     /// Installs a duplicate of `fd` in the caller of notification `id`; returns its number there.
     pub fn add_fd(&self, id: u64, fd: BorrowedFd<'_>, how: AddFd) -> Result<i32> {
         let mut a = SeccompNotifAddfd {
             id,
-            flags: if how.target.is_some() { ADDFD_FLAG_SETFD } else { 0 } | if how.send { ADDFD_FLAG_SEND } else { 0 },
+            flags: if how.target.is_some() {
+                ADDFD_FLAG_SETFD
+            } else {
+                0
+            } | if how.send { ADDFD_FLAG_SEND } else { 0 },
             srcfd: fd.as_raw_fd() as u32,
             newfd: how.target.unwrap_or(0),
-            newfd_flags: if how.cloexec { libc::O_CLOEXEC as u32 } else { 0 },
+            newfd_flags: if how.cloexec {
+                libc::O_CLOEXEC as u32
+            } else {
+                0
+            },
         };
-        ioctl(self.fd.as_fd(), NOTIF_ADDFD, &mut a)
-            .map_err(|e| SeccompError::sys("ioctl(SECCOMP_IOCTL_NOTIF_ADDFD)", format!("notification {id}, fd {}", fd.as_raw_fd()), e))
+        ioctl(self.fd.as_fd(), NOTIF_ADDFD, &mut a).map_err(|e| {
+            SeccompError::sys(
+                "ioctl(SECCOMP_IOCTL_NOTIF_ADDFD)",
+                format!("notification {id}, fd {}", fd.as_raw_fd()),
+                e,
+            )
+        })
     }
 }
 
@@ -215,11 +245,20 @@ pub struct ProcessTarget<'a> {
 impl<'a> ProcessTarget<'a> {
     pub fn open(listener: &'a Listener, n: &Notification) -> Result<ProcessTarget<'a>> {
         let path = format!("/proc/{}/mem", n.pid);
-        let mem = std::fs::File::open(&path).map_err(|e| SeccompError::sys("open", path.clone(), e))?;
+        let mem =
+            std::fs::File::open(&path).map_err(|e| SeccompError::sys("open", path.clone(), e))?;
         if !listener.id_valid(n.id) {
-            return Err(SeccompError::sys("ioctl(SECCOMP_IOCTL_NOTIF_ID_VALID)", path, std::io::Error::from_raw_os_error(libc::ENOENT)));
+            return Err(SeccompError::sys(
+                "ioctl(SECCOMP_IOCTL_NOTIF_ID_VALID)",
+                path,
+                std::io::Error::from_raw_os_error(libc::ENOENT),
+            ));
         }
-        Ok(ProcessTarget { listener, id: n.id, mem })
+        Ok(ProcessTarget {
+            listener,
+            id: n.id,
+            mem,
+        })
     }
 }
 
@@ -229,7 +268,10 @@ impl Target for ProcessTarget<'_> {
         let mut buf = [0u8; 256];
         let mut at = addr;
         while out.len() < max {
-            let n = self.mem.read_at(&mut buf, at).map_err(|e| SeccompError::sys("pread", format!("/proc/PID/mem at {at:#x}"), e))?;
+            let n = self
+                .mem
+                .read_at(&mut buf, at)
+                .map_err(|e| SeccompError::sys("pread", format!("/proc/PID/mem at {at:#x}"), e))?;
             if n == 0 {
                 break;
             }
@@ -240,7 +282,11 @@ impl Target for ProcessTarget<'_> {
             out.extend_from_slice(&buf[..n]);
             at += n as u64;
         }
-        Err(SeccompError::sys("read string", format!("at {addr:#x}"), std::io::Error::from_raw_os_error(libc::ENAMETOOLONG)))
+        Err(SeccompError::sys(
+            "read string",
+            format!("at {addr:#x}"),
+            std::io::Error::from_raw_os_error(libc::ENAMETOOLONG),
+        ))
     }
 
     fn still_valid(&self) -> bool {
@@ -257,7 +303,11 @@ pub fn string_arg(t: &dyn Target, addr: u64, max: usize) -> Result<Option<String
     }
     let bytes = t.read_cstr(addr, max)?;
     if !t.still_valid() {
-        return Err(SeccompError::sys("ioctl(SECCOMP_IOCTL_NOTIF_ID_VALID)", "after reading the caller's memory", std::io::Error::from_raw_os_error(libc::ENOENT)));
+        return Err(SeccompError::sys(
+            "ioctl(SECCOMP_IOCTL_NOTIF_ID_VALID)",
+            "after reading the caller's memory",
+            std::io::Error::from_raw_os_error(libc::ENOENT),
+        ));
     }
     Ok(Some(String::from_utf8_lossy(&bytes).into_owned()))
 }
@@ -280,10 +330,20 @@ mod tests {
     }
     impl Target for Fake {
         fn read_cstr(&self, addr: u64, max: usize) -> Result<Vec<u8>> {
-            let (_, b) = self.mem.iter().find(|(a, _)| *a == addr).ok_or_else(|| SeccompError::sys("pread", "fake", std::io::Error::from_raw_os_error(libc::EFAULT)))?;
+            let (_, b) = self.mem.iter().find(|(a, _)| *a == addr).ok_or_else(|| {
+                SeccompError::sys(
+                    "pread",
+                    "fake",
+                    std::io::Error::from_raw_os_error(libc::EFAULT),
+                )
+            })?;
             let s: Vec<u8> = b.iter().copied().take_while(|c| *c != 0).collect();
             if s.len() > max {
-                return Err(SeccompError::sys("read string", "fake", std::io::Error::from_raw_os_error(libc::ENAMETOOLONG)));
+                return Err(SeccompError::sys(
+                    "read string",
+                    "fake",
+                    std::io::Error::from_raw_os_error(libc::ENAMETOOLONG),
+                ));
             }
             Ok(s)
         }
@@ -294,11 +354,17 @@ mod tests {
 
     #[test]
     fn string_args_recheck_validity() {
-        let f = Fake { mem: vec![(0x1000, b"proc\0junk".to_vec())], valid: true.into() };
+        let f = Fake {
+            mem: vec![(0x1000, b"proc\0junk".to_vec())],
+            valid: true.into(),
+        };
         assert_eq!(string_arg(&f, 0x1000, 64).unwrap().as_deref(), Some("proc"));
         assert_eq!(string_arg(&f, 0, 64).unwrap(), None);
         assert!(string_arg(&f, 0x2000, 64).is_err());
         f.valid.set(false);
-        assert_eq!(string_arg(&f, 0x1000, 64).unwrap_err().errno(), Some(libc::ENOENT));
+        assert_eq!(
+            string_arg(&f, 0x1000, 64).unwrap_err().errno(),
+            Some(libc::ENOENT)
+        );
     }
 }

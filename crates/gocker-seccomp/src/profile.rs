@@ -4,7 +4,8 @@
 use std::path::Path;
 
 use oci_spec::runtime::{
-    Arch, LinuxSeccomp, LinuxSeccompAction, LinuxSeccompArgBuilder, LinuxSeccompFilterFlag, LinuxSeccompOperator, LinuxSyscall,
+    Arch, LinuxSeccomp, LinuxSeccompAction, LinuxSeccompArgBuilder, LinuxSeccompFilterFlag,
+    LinuxSeccompOperator, LinuxSyscall,
 };
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -96,7 +97,12 @@ impl Rule {
         }
     }
     pub fn with_arg(mut self, index: u32, op: Op, value: u64, value_two: u64) -> Rule {
-        self.args.push(Arg { index, value, value_two, op });
+        self.args.push(Arg {
+            index,
+            value,
+            value_two,
+            op,
+        });
         self
     }
 }
@@ -143,7 +149,9 @@ fn from_oci_action(a: LinuxSeccompAction, ret: Option<u32>) -> Action {
         // The OCI/libseccomp default for an errno action without a value is EPERM.
         LinuxSeccompAction::ScmpActErrno => Action::Errno(ret.unwrap_or(libc::EPERM as u32)),
         LinuxSeccompAction::ScmpActKillProcess => Action::KillProcess,
-        LinuxSeccompAction::ScmpActKill | LinuxSeccompAction::ScmpActKillThread => Action::KillThread,
+        LinuxSeccompAction::ScmpActKill | LinuxSeccompAction::ScmpActKillThread => {
+            Action::KillThread
+        }
         LinuxSeccompAction::ScmpActTrap => Action::Trap,
         LinuxSeccompAction::ScmpActTrace => Action::Trace(ret.unwrap_or(0)),
         LinuxSeccompAction::ScmpActLog => Action::Log,
@@ -152,8 +160,8 @@ fn from_oci_action(a: LinuxSeccompAction, ret: Option<u32>) -> Action {
 }
 
 fn parse_action(name: &str, ret: Option<u32>) -> Result<Action> {
-    let a: LinuxSeccompAction =
-        serde_json::from_value(serde_json::Value::String(name.to_owned())).map_err(|_| SeccompError::UnknownAction(name.into()))?;
+    let a: LinuxSeccompAction = serde_json::from_value(serde_json::Value::String(name.to_owned()))
+        .map_err(|_| SeccompError::UnknownAction(name.into()))?;
     Ok(from_oci_action(a, ret))
 }
 
@@ -183,16 +191,21 @@ fn from_oci_op(o: LinuxSeccompOperator) -> Op {
 
 fn parse_op(name: &str) -> Result<Op> {
     let o: LinuxSeccompOperator =
-        serde_json::from_value(serde_json::Value::String(name.to_owned())).map_err(|_| SeccompError::UnknownOp(name.into()))?;
+        serde_json::from_value(serde_json::Value::String(name.to_owned()))
+            .map_err(|_| SeccompError::UnknownOp(name.into()))?;
     Ok(from_oci_op(o))
 }
 
 fn oci_arch(name: &str) -> Result<Arch> {
-    serde_json::from_value(serde_json::Value::String(name.to_owned())).map_err(|_| SeccompError::UnknownArch(name.into()))
+    serde_json::from_value(serde_json::Value::String(name.to_owned()))
+        .map_err(|_| SeccompError::UnknownArch(name.into()))
 }
 
 fn arch_name(a: Arch) -> String {
-    serde_json::to_value(a).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default()
+    serde_json::to_value(a)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_owned))
+        .unwrap_or_default()
 }
 
 /// The libseccomp name of the architecture this program runs on.
@@ -217,7 +230,10 @@ fn kernel_version() -> (u32, u32) {
 }
 
 fn parse_kernel(s: &str) -> (u32, u32) {
-    let mut it = s.split(|c: char| !c.is_ascii_digit()).filter(|p| !p.is_empty()).map(|p| p.parse().unwrap_or(0));
+    let mut it = s
+        .split(|c: char| !c.is_ascii_digit())
+        .filter(|p| !p.is_empty())
+        .map(|p| p.parse().unwrap_or(0));
     (it.next().unwrap_or(0), it.next().unwrap_or(0))
 }
 
@@ -229,7 +245,8 @@ impl Profile {
 
     /// Whether any rule (or the default) asks the user-space supervisor.
     pub fn needs_listener(&self) -> bool {
-        self.default_action == Action::Notify || self.rules.iter().any(|r| r.action == Action::Notify)
+        self.default_action == Action::Notify
+            || self.rules.iter().any(|r| r.action == Action::Notify)
     }
 
     /// sha256 of the profile's canonical JSON (hex): names it in `--debug` and keys the BPF cache.
@@ -251,7 +268,9 @@ impl Profile {
         let arch_matches = |list: &[String]| {
             list.iter().any(|a| {
                 let a = a.to_ascii_lowercase();
-                a == arch_l || arch_l.ends_with(&format!("_{a}")) || (a == "amd64" && arch_l.ends_with("x86_64"))
+                a == arch_l
+                    || arch_l.ends_with(&format!("_{a}"))
+                    || (a == "amd64" && arch_l.ends_with("x86_64"))
             })
         };
         let rules = self
@@ -271,7 +290,8 @@ impl Profile {
                     }
                 }
                 let exc = &r.excludes;
-                if exc.caps.iter().any(has) || (!exc.arches.is_empty() && arch_matches(&exc.arches)) {
+                if exc.caps.iter().any(has) || (!exc.arches.is_empty() && arch_matches(&exc.arches))
+                {
                     return false;
                 }
                 if let Some(min) = &exc.min_kernel {
@@ -281,26 +301,45 @@ impl Profile {
                 }
                 true
             })
-            .map(|r| Rule { includes: CondFilter::default(), excludes: CondFilter::default(), ..r.clone() })
+            .map(|r| Rule {
+                includes: CondFilter::default(),
+                excludes: CondFilter::default(),
+                ..r.clone()
+            })
             .collect();
         // docker's archMap: an entry with sub-architectures applies only on its own architecture;
         // plain entries (OCI's list) always apply.
         let mut architectures = Vec::new();
-        for a in self.architectures.iter().filter(|a| a.sub.is_empty() || a.arch.eq_ignore_ascii_case(arch)) {
+        for a in self
+            .architectures
+            .iter()
+            .filter(|a| a.sub.is_empty() || a.arch.eq_ignore_ascii_case(arch))
+        {
             for name in std::iter::once(&a.arch).chain(a.sub.iter()) {
-                let spec = ArchSpec { arch: name.clone(), sub: Vec::new() };
+                let spec = ArchSpec {
+                    arch: name.clone(),
+                    sub: Vec::new(),
+                };
                 if !architectures.contains(&spec) {
                     architectures.push(spec);
                 }
             }
         }
-        Profile { default_action: self.default_action, architectures, flags: self.flags.clone(), rules }
+        Profile {
+            default_action: self.default_action,
+            architectures,
+            flags: self.flags.clone(),
+            rules,
+        }
     }
 
     /// As OCI `linux.seccomp`. Conditions (`includes`/`excludes`) must have been resolved
     /// ([`Profile::resolve`]); a profile that still has them is an error naming the rule.
     pub fn to_oci(&self) -> Result<LinuxSeccomp> {
-        let bad = |reason: String| SeccompError::Profile { source_name: "to OCI".into(), reason };
+        let bad = |reason: String| SeccompError::Profile {
+            source_name: "to OCI".into(),
+            reason,
+        };
         let (default, default_ret) = oci_action(self.default_action);
         let mut archs = Vec::new();
         for a in &self.architectures {
@@ -315,14 +354,19 @@ impl Profile {
             .flags
             .iter()
             .map(|f| {
-                serde_json::from_value::<LinuxSeccompFilterFlag>(serde_json::Value::String(f.clone()))
-                    .map_err(|_| bad(format!("unknown filter flag {f:?}")))
+                serde_json::from_value::<LinuxSeccompFilterFlag>(serde_json::Value::String(
+                    f.clone(),
+                ))
+                .map_err(|_| bad(format!("unknown filter flag {f:?}")))
             })
             .collect::<Result<Vec<_>>>()?;
         let mut syscalls = Vec::new();
         for r in &self.rules {
             if !r.includes.is_empty() || !r.excludes.is_empty() {
-                return Err(bad(format!("rule for {:?} has docker conditions: resolve the profile first", r.names)));
+                return Err(bad(format!(
+                    "rule for {:?} has docker conditions: resolve the profile first",
+                    r.names
+                )));
             }
             let (action, ret) = oci_action(r.action);
             let mut s = LinuxSyscall::default();
@@ -334,7 +378,10 @@ impl Profile {
                     r.args
                         .iter()
                         .map(|a| {
-                            let mut b = LinuxSeccompArgBuilder::default().index(a.index as usize).value(a.value).op(oci_op(a.op));
+                            let mut b = LinuxSeccompArgBuilder::default()
+                                .index(a.index as usize)
+                                .value(a.value)
+                                .op(oci_op(a.op));
                             if a.value_two != 0 {
                                 b = b.value_two(a.value_two);
                             }
@@ -361,9 +408,17 @@ impl Profile {
             let mut args = Vec::new();
             for a in sc.args().iter().flatten() {
                 if a.index() > 5 {
-                    return Err(SeccompError::ArgIndex { syscall: sc.names().join(","), index: a.index() as u32 });
+                    return Err(SeccompError::ArgIndex {
+                        syscall: sc.names().join(","),
+                        index: a.index() as u32,
+                    });
                 }
-                args.push(Arg { index: a.index() as u32, value: a.value(), value_two: a.value_two().unwrap_or(0), op: from_oci_op(a.op()) });
+                args.push(Arg {
+                    index: a.index() as u32,
+                    value: a.value(),
+                    value_two: a.value_two().unwrap_or(0),
+                    op: from_oci_op(a.op()),
+                });
             }
             rules.push(Rule {
                 names: sc.names().clone(),
@@ -375,12 +430,25 @@ impl Profile {
         }
         Ok(Profile {
             default_action: from_oci_action(s.default_action(), s.default_errno_ret()),
-            architectures: s.architectures().iter().flatten().map(|a| ArchSpec { arch: arch_name(*a), sub: Vec::new() }).collect(),
+            architectures: s
+                .architectures()
+                .iter()
+                .flatten()
+                .map(|a| ArchSpec {
+                    arch: arch_name(*a),
+                    sub: Vec::new(),
+                })
+                .collect(),
             flags: s
                 .flags()
                 .iter()
                 .flatten()
-                .map(|f| serde_json::to_value(f).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default())
+                .map(|f| {
+                    serde_json::to_value(f)
+                        .ok()
+                        .and_then(|v| v.as_str().map(str::to_owned))
+                        .unwrap_or_default()
+                })
                 .collect(),
             rules,
         })
@@ -389,14 +457,28 @@ impl Profile {
     /// Parses a docker/podman seccomp profile (which OCI's `linux.seccomp` JSON is a subset of).
     /// `source_name` (a path, or a profile name) is used in errors.
     pub fn from_docker_json(text: &str, source_name: &str) -> Result<Profile> {
-        let d: DockerProfile = serde_json::from_str(text)
-            .map_err(|e| SeccompError::Profile { source_name: source_name.to_owned(), reason: e.to_string() })?;
-        let ctx = |e: SeccompError| SeccompError::Profile { source_name: source_name.to_owned(), reason: e.to_string() };
-        let mut architectures: Vec<ArchSpec> =
-            d.arch_map.iter().map(|m| ArchSpec { arch: m.architecture.clone(), sub: m.sub_architectures.clone() }).collect();
+        let d: DockerProfile = serde_json::from_str(text).map_err(|e| SeccompError::Profile {
+            source_name: source_name.to_owned(),
+            reason: e.to_string(),
+        })?;
+        let ctx = |e: SeccompError| SeccompError::Profile {
+            source_name: source_name.to_owned(),
+            reason: e.to_string(),
+        };
+        let mut architectures: Vec<ArchSpec> = d
+            .arch_map
+            .iter()
+            .map(|m| ArchSpec {
+                arch: m.architecture.clone(),
+                sub: m.sub_architectures.clone(),
+            })
+            .collect();
         for a in &d.architectures {
             if !architectures.iter().any(|x| &x.arch == a) {
-                architectures.push(ArchSpec { arch: a.clone(), sub: Vec::new() });
+                architectures.push(ArchSpec {
+                    arch: a.clone(),
+                    sub: Vec::new(),
+                });
             }
         }
         for a in &architectures {
@@ -413,9 +495,17 @@ impl Profile {
             let mut args = Vec::new();
             for a in &s.args {
                 if a.index > 5 {
-                    return Err(ctx(SeccompError::ArgIndex { syscall: names.join(","), index: a.index }));
+                    return Err(ctx(SeccompError::ArgIndex {
+                        syscall: names.join(","),
+                        index: a.index,
+                    }));
                 }
-                args.push(Arg { index: a.index, value: a.value, value_two: a.value_two, op: parse_op(&a.op).map_err(ctx)? });
+                args.push(Arg {
+                    index: a.index,
+                    value: a.value,
+                    value_two: a.value_two,
+                    op: parse_op(&a.op).map_err(ctx)?,
+                });
             }
             rules.push(Rule {
                 names,
@@ -437,14 +527,27 @@ impl Profile {
     pub fn to_docker_json(&self) -> String {
         let action = |a: Action| {
             let (oci, ret) = oci_action(a);
-            (serde_json::to_value(oci).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default(), ret)
+            (
+                serde_json::to_value(oci)
+                    .ok()
+                    .and_then(|v| v.as_str().map(str::to_owned))
+                    .unwrap_or_default(),
+                ret,
+            )
         };
         let (default_action, default_errno_ret) = action(self.default_action);
         let d = DockerProfile {
             default_action,
             default_errno_ret,
             architectures: Vec::new(),
-            arch_map: self.architectures.iter().map(|a| DockerArchMap { architecture: a.arch.clone(), sub_architectures: a.sub.clone() }).collect(),
+            arch_map: self
+                .architectures
+                .iter()
+                .map(|a| DockerArchMap {
+                    architecture: a.arch.clone(),
+                    sub_architectures: a.sub.clone(),
+                })
+                .collect(),
             flags: self.flags.clone(),
             syscalls: self
                 .rules
@@ -463,7 +566,10 @@ impl Profile {
                                 index: x.index,
                                 value: x.value,
                                 value_two: x.value_two,
-                                op: serde_json::to_value(oci_op(x.op)).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default(),
+                                op: serde_json::to_value(oci_op(x.op))
+                                    .ok()
+                                    .and_then(|v| v.as_str().map(str::to_owned))
+                                    .unwrap_or_default(),
                             })
                             .collect(),
                         includes: r.includes.clone().into(),
@@ -477,7 +583,8 @@ impl Profile {
 
     /// Reads a profile file (docker or OCI JSON).
     pub fn load_file(path: &Path) -> Result<Profile> {
-        let text = std::fs::read_to_string(path).map_err(|e| SeccompError::sys("read", path.display().to_string(), e))?;
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| SeccompError::sys("read", path.display().to_string(), e))?;
         Profile::from_docker_json(&text, &path.display().to_string())
     }
 }
@@ -557,12 +664,20 @@ impl DockerFilter {
 
 impl From<DockerFilter> for CondFilter {
     fn from(d: DockerFilter) -> Self {
-        CondFilter { caps: d.caps, arches: d.arches, min_kernel: d.min_kernel }
+        CondFilter {
+            caps: d.caps,
+            arches: d.arches,
+            min_kernel: d.min_kernel,
+        }
     }
 }
 impl From<CondFilter> for DockerFilter {
     fn from(d: CondFilter) -> Self {
-        DockerFilter { caps: d.caps, arches: d.arches, min_kernel: d.min_kernel }
+        DockerFilter {
+            caps: d.caps,
+            arches: d.arches,
+            min_kernel: d.min_kernel,
+        }
     }
 }
 
@@ -573,11 +688,25 @@ mod tests {
     const FIXTURE: &str = include_str!("../tests/fixtures/docker-default.json");
 
     fn docker_caps() -> Vec<String> {
-        ["CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_FSETID", "CAP_FOWNER", "CAP_MKNOD", "CAP_NET_RAW", "CAP_SETGID", "CAP_SETUID",
-         "CAP_SETFCAP", "CAP_SETPCAP", "CAP_NET_BIND_SERVICE", "CAP_SYS_CHROOT", "CAP_KILL", "CAP_AUDIT_WRITE"]
-            .iter()
-            .map(|s| s.to_string())
-            .collect()
+        [
+            "CAP_CHOWN",
+            "CAP_DAC_OVERRIDE",
+            "CAP_FSETID",
+            "CAP_FOWNER",
+            "CAP_MKNOD",
+            "CAP_NET_RAW",
+            "CAP_SETGID",
+            "CAP_SETUID",
+            "CAP_SETFCAP",
+            "CAP_SETPCAP",
+            "CAP_NET_BIND_SERVICE",
+            "CAP_SYS_CHROOT",
+            "CAP_KILL",
+            "CAP_AUDIT_WRITE",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect()
     }
 
     #[test]
@@ -586,40 +715,80 @@ mod tests {
         assert_eq!(p.default_action, Action::Errno(1));
         assert!(p.rule_count() > 300, "{}", p.rule_count());
         assert_eq!(p.architectures[0].arch, "SCMP_ARCH_X86_64");
-        assert!(p.rules.iter().any(|r| !r.args.is_empty() && r.args.iter().any(|a| a.op == Op::MaskedEqual)));
+        assert!(p
+            .rules
+            .iter()
+            .any(|r| !r.args.is_empty() && r.args.iter().any(|a| a.op == Op::MaskedEqual)));
         // docker's format itself round-trips without loss, conditions included.
-        assert_eq!(Profile::from_docker_json(&p.to_docker_json(), "again").unwrap(), p);
+        assert_eq!(
+            Profile::from_docker_json(&p.to_docker_json(), "again").unwrap(),
+            p
+        );
 
         let r = p.resolve_for(&docker_caps(), "SCMP_ARCH_X86_64", (6, 1));
         // Conditions were evaluated: CAP_SYS_ADMIN-only rules are gone, unconditional ones stay.
         assert!(r.rule_count() < p.rule_count());
-        assert!(r.rules.iter().all(|x| x.includes.is_empty() && x.excludes.is_empty()));
-        assert!(!r.rules.iter().any(|x| x.names.iter().any(|n| n == "bpf")), "bpf is CAP_SYS_ADMIN/BPF only");
+        assert!(r
+            .rules
+            .iter()
+            .all(|x| x.includes.is_empty() && x.excludes.is_empty()));
+        assert!(
+            !r.rules.iter().any(|x| x.names.iter().any(|n| n == "bpf")),
+            "bpf is CAP_SYS_ADMIN/BPF only"
+        );
         assert!(r.rules.iter().any(|x| x.names.iter().any(|n| n == "read")));
-        assert_eq!(r.architectures.len(), 3, "archMap flattened: {:?}", r.architectures);
+        assert_eq!(
+            r.architectures.len(),
+            3,
+            "archMap flattened: {:?}",
+            r.architectures
+        );
 
         let oci = r.to_oci().unwrap();
         let text = serde_json::to_string(&oci).unwrap();
         let back: LinuxSeccomp = serde_json::from_str(&text).unwrap();
         assert_eq!(back, oci);
-        assert_eq!(Profile::from_oci(&back).unwrap(), r, "OCI round trip lost something");
+        assert_eq!(
+            Profile::from_oci(&back).unwrap(),
+            r,
+            "OCI round trip lost something"
+        );
         assert_eq!(Profile::from_oci(&back).unwrap().hash(), r.hash());
         // With CAP_SYS_ADMIN the conditional rules come back.
         let mut caps = docker_caps();
         caps.push("CAP_SYS_ADMIN".into());
-        assert!(p.resolve_for(&caps, "SCMP_ARCH_X86_64", (6, 1)).rule_count() > r.rule_count());
+        assert!(
+            p.resolve_for(&caps, "SCMP_ARCH_X86_64", (6, 1))
+                .rule_count()
+                > r.rule_count()
+        );
     }
 
     #[test]
     fn errors_name_the_value() {
-        let e = Profile::from_docker_json(r#"{"defaultAction":"SCMP_ACT_NOPE"}"#, "p.json").unwrap_err().to_string();
+        let e = Profile::from_docker_json(r#"{"defaultAction":"SCMP_ACT_NOPE"}"#, "p.json")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("p.json") && e.contains("SCMP_ACT_NOPE"), "{e}");
         let e = Profile::from_docker_json(r#"{"defaultAction":"SCMP_ACT_ALLOW","syscalls":[{"names":["x"],"action":"SCMP_ACT_ALLOW","args":[{"index":7,"value":0,"op":"SCMP_CMP_EQ"}]}]}"#, "q.json")
             .unwrap_err()
             .to_string();
         assert!(e.contains("index 7") && e.contains('x'), "{e}");
-        let conditional = Profile { rules: vec![Rule { includes: CondFilter { caps: vec!["CAP_BPF".into()], ..Default::default() }, ..Rule::new(&["bpf"], Action::Allow) }], ..Profile::from_docker_json(r#"{"defaultAction":"SCMP_ACT_ALLOW"}"#, "x").unwrap() };
-        assert!(conditional.to_oci().unwrap_err().to_string().contains("bpf"));
+        let conditional = Profile {
+            rules: vec![Rule {
+                includes: CondFilter {
+                    caps: vec!["CAP_BPF".into()],
+                    ..Default::default()
+                },
+                ..Rule::new(&["bpf"], Action::Allow)
+            }],
+            ..Profile::from_docker_json(r#"{"defaultAction":"SCMP_ACT_ALLOW"}"#, "x").unwrap()
+        };
+        assert!(conditional
+            .to_oci()
+            .unwrap_err()
+            .to_string()
+            .contains("bpf"));
     }
 
     #[test]

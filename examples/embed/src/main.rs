@@ -21,19 +21,31 @@ fn main() {
     };
     let mut command: Vec<String> = args.collect();
     if command.is_empty() {
-        command = vec!["/bin/sh".into(), "-c".into(), "echo hello from $(hostname) as pid $$".into()];
+        command = vec![
+            "/bin/sh".into(),
+            "-c".into(),
+            "echo hello from $(hostname) as pid $$".into(),
+        ];
     }
 
     // A background thread, as any real host program has: forking without exec would be unsafe now.
     let heartbeat = std::thread::spawn(|| std::thread::sleep(std::time::Duration::from_millis(50)));
 
     let result = (|| -> gocker_runtime::Result<i32> {
-        let rootfs = std::path::absolute(&rootfs).map_err(|e| gocker_runtime::RuntimeError::Config(e.to_string()))?;
+        let rootfs = std::path::absolute(&rootfs)
+            .map_err(|e| gocker_runtime::RuntimeError::Config(e.to_string()))?;
         let mut s = spec::default_spec(rootfs, command)?;
         s.set_hostname(Some("embedded".into()));
-        let mut cfg = ContainerConfig::new(format!("embed-{}", std::process::id()), s.clone(), idmaps_for(&s)?);
+        let mut cfg = ContainerConfig::new(
+            format!("embed-{}", std::process::id()),
+            s.clone(),
+            idmaps_for(&s)?,
+        );
         let me = PathBuf::from("/proc/self/exe");
-        cfg.spawn = SpawnMode::Exec { ring1: me.clone(), ring2: me };
+        cfg.spawn = SpawnMode::Exec {
+            ring1: me.clone(),
+            ring2: me,
+        };
         let store = StateStore::open(StateStore::default_root())?;
         let mut c = Container::create(cfg, store, &format!("embed-{}", std::process::id()), true)?;
         println!("created container {} (payload pid {:?})", c.id(), c.pid());

@@ -19,7 +19,8 @@ use gocker_runtime::workspace::Workspace;
 use gocker_runtime::{spec, Container, ContainerConfig};
 
 fn run(rootfs: PathBuf, supervisor: String, args: Vec<String>) -> gocker_runtime::Result<i32> {
-    let rootfs = std::path::absolute(&rootfs).map_err(|e| gocker_runtime::RuntimeError::Config(format!("{}: {e}", rootfs.display())))?;
+    let rootfs = std::path::absolute(&rootfs)
+        .map_err(|e| gocker_runtime::RuntimeError::Config(format!("{}: {e}", rootfs.display())))?;
     let id = format!("ws-{}", std::process::id());
     let mut s = spec::default_spec(rootfs, args)?;
     s.set_hostname(Some("workspace".into()));
@@ -32,7 +33,11 @@ fn run(rootfs: PathBuf, supervisor: String, args: Vec<String>) -> gocker_runtime
     ws.apply(&mut cfg)?;
     let store = StateStore::open(StateStore::default_root())?;
     let mut c = Container::create(cfg, store, &id, true)?;
-    println!("workspace {id}: created (payload pid {:?}, ring1 pid {:?})", c.pid(), c.ring1_pid());
+    println!(
+        "workspace {id}: created (payload pid {:?}, ring1 pid {:?})",
+        c.pid(),
+        c.ring1_pid()
+    );
     c.start()?;
     println!("workspace {id}: running");
     let status = c.wait()?;
