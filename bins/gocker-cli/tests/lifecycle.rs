@@ -430,3 +430,37 @@ fn info_reports_the_cgroup_setup() {
     let json: serde_json::Value = serde_json::from_str(&ok(g(&["info", "--json"]))).unwrap();
     assert_eq!(json["rootless"], !rustix::process::geteuid().is_root());
 }
+
+#[test]
+fn a_failed_start_keeps_the_container_and_its_logs() {
+    let n = name("keep");
+    let r = rootfs();
+    let vol = std::env::temp_dir().join(format!("gocker-keep-{}", std::process::id()));
+    std::fs::create_dir_all(&vol).unwrap();
+    let v = format!("{}:/data", vol.display());
+    ok(g(&[
+        "run",
+        "-d",
+        "--name",
+        &n,
+        "-v",
+        &v,
+        "--rootfs",
+        &r,
+        "/bin/sh",
+        "-c",
+        "echo first",
+    ]));
+    assert_eq!(ok(g(&["wait", &n])).trim(), "0");
+    // The volume's source is gone: starting again must fail, and leave the stopped container as it was.
+    std::fs::remove_dir(&vol).unwrap();
+    let o = g(&["start", &n]);
+    assert_eq!(o.status.code(), Some(125), "{o:?}");
+    let entry = ps_json(true)
+        .into_iter()
+        .find(|c| c["name"] == n.as_str())
+        .expect("still listed after a failed start");
+    assert_eq!(entry["status"], "stopped");
+    assert_eq!(ok(g(&["logs", &n])), "first\n");
+    ok(g(&["rm", &n]));
+}

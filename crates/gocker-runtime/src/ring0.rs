@@ -204,6 +204,9 @@ pub struct Container {
     pub notes: Vec<String>,
     /// Handed over by [`Container::release`]: drop leaves everything in place.
     released: bool,
+    /// The record of this container's previous run when it is being started again: put back if
+    /// this start fails, so a failed `gocker start` does not lose the container and its logs.
+    previous: Option<ContainerState>,
 }
 
 fn now() -> u64 {
@@ -295,6 +298,10 @@ impl Container {
             oom_killed: false,
             ip: None,
         };
+        let previous = store
+            .load(&state.id)
+            .ok()
+            .filter(|s| s.status == Status::Stopped);
         store.reserve(&state.id, name)?;
         let mut c = Container {
             config,
@@ -310,12 +317,13 @@ impl Container {
             net: None,
             notes: Vec::new(),
             released: false,
+            previous,
         };
         // From here on, Drop cleans up whatever exists if a step fails.
         c.store.save(&c.state)?;
         c.net = crate::net::prepare(&mut c.config, &c.store)?;
         crate::workspace::prepare(&mut c.config, &c.store.container_dir(&c.state.id))?;
-        c.store.save_config(&c.config)?;
+        c.store.save_config(&c.config, !c.state.auto_remove)?;
         c.create_cgroup()?;
         crate::workspace::cgroup_view(&mut c.config, c.cgroup.is_some())?;
         c.compile_seccomp()?;
@@ -875,6 +883,12 @@ impl Drop for Container {
             return;
         }
         self.teardown();
+        if self.state.status != Status::Stopped {
+            if let Some(prev) = self.previous.take() {
+                let _ = self.store.save(&prev);
+                return;
+            }
+        }
         if self.state.auto_remove || self.state.status != Status::Stopped {
             let _ = self.store.remove(&self.state.id, &self.state.name);
         }

@@ -182,9 +182,15 @@ impl StateStore {
 
     /// Records the configuration the container was created from: the OCI spec as `config.json`
     /// and the whole [`ContainerConfig`](crate::ContainerConfig) as `container.json` (for `start`).
-    pub fn save_config(&self, config: &crate::ContainerConfig) -> Result<()> {
+    ///
+    /// `container.json` is only written when the container can be started again (`restartable`, i.e.
+    /// not `--rm`): it carries the compiled seccomp program and is not worth writing on every start.
+    pub fn save_config(&self, config: &crate::ContainerConfig, restartable: bool) -> Result<()> {
         self.write_json(&config.id, "config.json", &config.spec)?;
-        self.write_json(&config.id, "container.json", config)
+        if restartable {
+            self.write_json(&config.id, "container.json", config)?;
+        }
+        Ok(())
     }
 
     /// The configuration recorded by [`StateStore::save_config`].
