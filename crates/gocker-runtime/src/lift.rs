@@ -339,15 +339,7 @@ fn handle(conn: OwnedFd, policy: LiftPolicy, ring2: BorrowedFd<'_>, ring1: Pid) 
                 .or_else(|_| rustix::process::chdir("/"));
             crate::ring2::reset_signals();
             // No descriptor of ring1 reaches the command.
-            // SAFETY: close_range with CLOSE_RANGE_CLOEXEC only sets flags on our own descriptors.
-            unsafe {
-                libc::syscall(
-                    libc::SYS_close_range,
-                    3u32,
-                    u32::MAX,
-                    libc::CLOSE_RANGE_CLOEXEC,
-                )
-            };
+            let _ = crate::process::cloexec_from(3);
             let errno = plan.exec();
             let (code, what) = if errno == Errno::NOENT {
                 (127, "not found")
@@ -455,15 +447,7 @@ pub(crate) fn run_joined(
                 exit(125)
             }
             crate::ring2::reset_signals();
-            // SAFETY: close_range with CLOSE_RANGE_CLOEXEC only sets flags on our own descriptors.
-            unsafe {
-                libc::syscall(
-                    libc::SYS_close_range,
-                    3u32,
-                    u32::MAX,
-                    libc::CLOSE_RANGE_CLOEXEC,
-                )
-            };
+            let _ = crate::process::cloexec_from(3);
             let errno = plan.exec();
             eprintln!("gocker: enclave: exec {}: {errno}", plan.cmd);
             exit(if errno == Errno::NOENT { 127 } else { 126 })

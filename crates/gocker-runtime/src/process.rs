@@ -233,6 +233,24 @@ impl ExecPlan {
     }
 }
 
+/// Marks every descriptor from `first` up close-on-exec, so that none of ours (or an embedder's)
+/// reaches the program exec'd next (CVE-2024-21626). Async-signal-safe: one raw syscall.
+pub(crate) fn cloexec_from(first: u32) -> std::io::Result<()> {
+    // SAFETY: close_range with CLOSE_RANGE_CLOEXEC only sets flags on our own descriptors.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_close_range,
+            first,
+            u32::MAX,
+            libc::CLOSE_RANGE_CLOEXEC,
+        )
+    };
+    if r == -1 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

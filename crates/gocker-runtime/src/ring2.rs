@@ -194,22 +194,8 @@ fn prepare(
     // close-on-exec from here on, including whatever an embedder leaked to us.
     // OCI `--preserve-fds N`: the caller's descriptors 3..3+N are passed on.
     let first = 3 + cfg.oci.as_ref().map(|o| o.preserve_fds).unwrap_or(0);
-    // SAFETY: close_range with CLOSE_RANGE_CLOEXEC only sets flags on our own descriptors.
-    if unsafe {
-        libc::syscall(
-            libc::SYS_close_range,
-            first,
-            u32::MAX,
-            libc::CLOSE_RANGE_CLOEXEC,
-        )
-    } == -1
-    {
-        return Err(RuntimeError::sys(
-            "close_range",
-            "fds >= 3",
-            std::io::Error::last_os_error(),
-        ));
-    }
+    process::cloexec_from(first)
+        .map_err(|e| RuntimeError::sys("close_range", format!("fds >= {first}"), e))?;
     let plan = ExecPlan::new(proc_)?;
     let filter = match &cfg.seccomp {
         Some(b) => Some(gocker_seccomp::load::Prepared::new(
