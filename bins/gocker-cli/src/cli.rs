@@ -33,6 +33,9 @@ pub enum Command {
     Stats(StatsArgs),
     /// Show a container's output (detached containers).
     Logs(LogsArgs),
+    /// Connect to the terminal of a running container (started with -t): its output, your input
+    /// and window size; the detach keys (Ctrl-P Ctrl-Q) leave it running.
+    Attach(AttachArgs),
     /// Stop containers: SIGTERM, then SIGKILL after the grace period.
     Stop(StopArgs),
     /// Send a signal to containers' main process.
@@ -218,6 +221,18 @@ pub struct KillArgs {
 }
 
 #[derive(Debug, Args)]
+pub struct AttachArgs {
+    /// The key sequence that detaches (default ctrl-p,ctrl-q; "" turns detaching off).
+    #[arg(long, value_name = "KEYS")]
+    pub detach_keys: Option<String>,
+    /// Only show the output: do not pass your input to the container.
+    #[arg(long)]
+    pub no_stdin: bool,
+    #[arg(value_name = "CONTAINER")]
+    pub container: String,
+}
+
+#[derive(Debug, Args)]
 pub struct NamesArgs {
     #[arg(required = true, value_name = "CONTAINER")]
     pub containers: Vec<String>,
@@ -247,12 +262,19 @@ pub struct RunArgs {
     #[arg(short, long)]
     pub interactive: bool,
     /// Give the command a pseudo-terminal (with -i: an interactive terminal; your terminal is put
-    /// in raw mode, Ctrl-C and Ctrl-D go to the container, window size changes follow).
+    /// in raw mode, Ctrl-C and Ctrl-D go to the container, window size changes follow, and the
+    /// detach keys leave it running in the background).
     #[arg(short, long)]
     pub tty: bool,
-    /// Run in the background under a monitor that keeps its logs; print the container id.
+    /// Run in the background under a monitor that keeps its logs; print the container id. With
+    /// -it, `gocker attach` connects to its terminal later.
     #[arg(short, long)]
     pub detach: bool,
+    /// The key sequence that detaches from an interactive terminal (-it), leaving the container
+    /// running: comma-separated keys, each a character or ctrl-<a-z, @, [, \, ], ^, _>; "" turns
+    /// detaching off.
+    #[arg(long, value_name = "KEYS")]
+    pub detach_keys: Option<String>,
     /// Container name (unique; default: the short id).
     #[arg(long)]
     pub name: Option<String>,

@@ -26,6 +26,7 @@ fn main() {
         cli::Command::Rm(args) => run::rm(args),
         cli::Command::Stats(args) => run::stats(args),
         cli::Command::Logs(args) => manage::logs(args),
+        cli::Command::Attach(args) => manage::attach(args),
         cli::Command::Stop(args) => manage::stop(args),
         cli::Command::Kill(args) => manage::kill(args),
         cli::Command::Wait(args) => manage::wait(args),

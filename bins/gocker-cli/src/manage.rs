@@ -5,8 +5,8 @@ use std::time::{Duration, Instant};
 use gocker_runtime::state::StateStore;
 use gocker_runtime::{ContainerState, Status};
 
-use crate::cli::{ExecArgs, KillArgs, LogsArgs, NamesArgs, StopArgs, TopArgs};
-use crate::run::{parse_user, report, usage, Failure};
+use crate::cli::{AttachArgs, ExecArgs, KillArgs, LogsArgs, NamesArgs, StopArgs, TopArgs};
+use crate::run::{detach_keys, finish_attached, parse_user, report, usage, Failure};
 
 fn store() -> Result<StateStore, Failure> {
     let s = StateStore::open(StateStore::default_root())?;
@@ -255,6 +255,30 @@ pub fn exec(a: ExecArgs) -> i32 {
         Ok(c) => c,
         Err(f) => report(f),
     }
+}
+
+pub fn attach(a: AttachArgs) -> i32 {
+    let r = (|| -> Result<i32, Failure> {
+        let keys = detach_keys(a.detach_keys.as_deref())?;
+        let s = store()?;
+        let st = s.lookup(&a.container)?;
+        if !running(&st) {
+            return Err(usage(format!(
+                "container {} is not running (`gocker start {}` starts it again)",
+                st.name, st.name
+            )));
+        }
+        let dir = s.container_dir(&st.id);
+        if !dir.join(gocker_runtime::attach::SOCKET).exists() {
+            return Err(usage(format!(
+                "container {} has no terminal to attach to (it was started without -t); `gocker logs -f {}` follows its output",
+                st.name, st.name
+            )));
+        }
+        let session = gocker_runtime::attach::Session::connect(&dir)?;
+        finish_attached(&st.name, session.relay(!a.no_stdin, keys)?)
+    })();
+    r.unwrap_or_else(report)
 }
 
 /// Starts a stopped container again under a new monitor (detached), with its recorded configuration.

@@ -1,5 +1,6 @@
 use std::path::PathBuf;
 
+use gocker_runtime::attach::{DetachKeys, Outcome};
 use gocker_runtime::state::StateStore;
 use gocker_runtime::{spec, Container, ContainerConfig, RootMode, RuntimeError, SpawnMode, Status};
 
@@ -474,6 +475,9 @@ fn build_config(a: &RunArgs, debug: bool) -> Result<(ContainerConfig, String), F
     cfg.root_mode = mode;
     cfg.stdin = a.interactive;
     cfg.tty = a.tty;
+    if a.tty {
+        set_console_size(&mut cfg.spec);
+    }
     cfg.idmap_rootfs = !a.no_idmap;
     cfg.forward_signals = true;
     cfg.network = network;
@@ -535,18 +539,81 @@ fn workspace(a: &RunArgs, cfg: &mut ContainerConfig) -> Result<(), Failure> {
     Ok(())
 }
 
+/// `process.consoleSize` from our terminal (stdin, else stdout), so that the container's terminal
+/// has the right size before its first output, also when a monitor creates it.
+fn set_console_size(spec: &mut oci_spec::runtime::Spec) {
+    let size = rustix::termios::tcgetwinsize(rustix::stdio::stdin())
+        .or_else(|_| rustix::termios::tcgetwinsize(rustix::stdio::stdout()));
+    let (Ok(ws), Some(p)) = (size, spec.process_mut().as_mut()) else {
+        return;
+    };
+    if ws.ws_row == 0 || ws.ws_col == 0 {
+        return;
+    }
+    if let Ok(b) = oci_spec::runtime::BoxBuilder::default()
+        .height(u64::from(ws.ws_row))
+        .width(u64::from(ws.ws_col))
+        .build()
+    {
+        p.set_console_size(Some(b));
+    }
+}
+
+/// `--detach-keys`, or docker's default.
+pub(crate) fn detach_keys(flag: Option<&str>) -> Result<DetachKeys, Failure> {
+    match flag {
+        None => Ok(DetachKeys::default()),
+        Some(k) => k.parse().map_err(|e| usage(format!("--detach-keys: {e}"))),
+    }
+}
+
+/// The end of an attached session (`run -it`, `attach`): the exit code for gocker.
+pub(crate) fn finish_attached(name: &str, outcome: Outcome) -> Result<i32, Failure> {
+    match outcome {
+        Outcome::Exited { code, oom_kills } => {
+            if oom_kills > 0 {
+                eprintln!("gocker: container {name} was killed by the OOM killer (memory limit reached; memory.events oom_kill {oom_kills})");
+            }
+            Ok(code)
+        }
+        Outcome::Detached => {
+            eprintln!("\r\ngocker: detached from {name}, which keeps running (`gocker attach {name}` to come back, `gocker stop {name}` to stop it)");
+            Ok(0)
+        }
+        Outcome::Interrupted(sig) => {
+            eprintln!("\r\ngocker: signal {sig}: detached from {name}, which keeps running");
+            Ok(128 + sig)
+        }
+        Outcome::Lost => Err(usage(format!(
+            "lost the monitor of container {name} (see `gocker ps -a` and `gocker logs {name}`)"
+        ))),
+    }
+}
+
 fn run_inner(a: RunArgs, debug: bool) -> Result<i32, Failure> {
+    if a.detach_keys.is_some() && !(a.interactive && a.tty) {
+        return Err(usage(
+            "--detach-keys needs -i and -t (an interactive terminal)",
+        ));
+    }
+    let keys = detach_keys(a.detach_keys.as_deref())?;
     let (cfg, name) = build_config(&a, debug)?;
     let store = StateStore::open(StateStore::default_root())?;
     if a.detach {
-        if a.interactive {
+        if a.interactive && !a.tty {
             return Err(usage(
-                "-d and -i cannot be combined (a detached container has no stdin)",
+                "-d and -i cannot be combined without -t (a detached container's stdin is its terminal: use -dit, then `gocker attach`)",
             ));
         }
         let id = gocker_runtime::detach::run_detached(cfg, store, &name, a.rm)?;
         println!("{id}");
         return Ok(0);
+    }
+    if a.interactive && a.tty {
+        // An interactive terminal runs under a monitor, like -d, and we attach to it: the detach
+        // keys can then leave it running.
+        let (_id, session) = gocker_runtime::detach::run_attached(cfg, store, &name, a.rm)?;
+        return finish_attached(&name, session.relay(true, keys)?);
     }
     let mut c = Container::create(cfg, store, &name, a.rm)?;
     for n in &c.notes {

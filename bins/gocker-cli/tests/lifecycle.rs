@@ -326,6 +326,165 @@ fn run_and_exec_with_a_terminal() {
     ok(g(&["rm", "-f", &n]));
 }
 
+/// Runs `cmd` under a fresh pseudo-terminal of `rows`x`cols` and types `steps` into it, each
+/// after its delay in milliseconds; returns once `cmd` exited (at most 30 s).
+fn typed_under_pty(rows: u16, cols: u16, cmd: &str, steps: &[(u64, &[u8])]) -> Output {
+    use std::io::{Read, Write};
+    let inner = format!("stty rows {rows} cols {cols}; {cmd}");
+    let mut child = Command::new("script")
+        .args(["-qec", &inner, "/dev/null"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("script (util-linux)");
+    let mut out = child.stdout.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        let mut v = Vec::new();
+        let _ = out.read_to_end(&mut v);
+        v
+    });
+    let mut stdin = child.stdin.take().unwrap();
+    for (delay, bytes) in steps {
+        std::thread::sleep(Duration::from_millis(*delay));
+        let _ = stdin.write_all(bytes);
+        let _ = stdin.flush();
+    }
+    // Input stays open until the command is done: script ends its session at end of input.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        if let Some(st) = child.try_wait().unwrap() {
+            break st;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            break child.wait().unwrap();
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    drop(stdin);
+    let mut stderr = Vec::new();
+    let _ = child.stderr.take().unwrap().read_to_end(&mut stderr);
+    Output {
+        status,
+        stdout: reader.join().unwrap(),
+        stderr,
+    }
+}
+
+fn status_of(name: &str) -> Option<String> {
+    ps_json(true)
+        .into_iter()
+        .find(|c| c["name"] == name)
+        .map(|c| c["status"].as_str().unwrap_or_default().to_owned())
+}
+
+#[test]
+fn detach_keys_and_attach() {
+    let r = rootfs();
+    let b = bin();
+    let b = b.to_str().unwrap();
+
+    // Ctrl-P Ctrl-Q leaves the shell running; `attach` comes back to it with our window size.
+    let n = name("detach");
+    let run = quoted(&[b, "run", "-it", "--name", &n, "--rootfs", &r, "/bin/sh"]);
+    let o = typed_under_pty(
+        30,
+        100,
+        &run,
+        &[(1500, b"echo a$((40+2))\n"), (1000, b"\x10\x11")],
+    );
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(o.status.code(), Some(0), "{out}");
+    assert!(out.contains("a42"), "input reached the shell: {out}");
+    assert!(out.contains("detached from"), "{out}");
+    assert_eq!(status_of(&n).as_deref(), Some("running"), "{out}");
+    let attach = quoted(&[b, "attach", &n]);
+    let o = typed_under_pty(
+        20,
+        50,
+        &attach,
+        &[(1000, b"stty size; echo b$((1+2))\n"), (500, b"exit 5\n")],
+    );
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(o.status.code(), Some(5), "the payload's exit code: {out}");
+    assert!(out.contains("20 50") && out.contains("b3"), "{out}");
+    assert_eq!(status_of(&n).as_deref(), Some("stopped"), "{out}");
+    ok(g(&["rm", &n]));
+
+    // A Ctrl-P that does not start the sequence reaches the container; other keys can be chosen;
+    // a --rm container is removed when it ends after a detach.
+    let n = name("detach-rm");
+    let probe = "read x; printf %s \"$x\" | od -An -tx1; read y; echo got-$y";
+    let run = quoted(&[
+        b,
+        "run",
+        "-it",
+        "--rm",
+        "--detach-keys",
+        "ctrl-x",
+        "--name",
+        &n,
+        "--rootfs",
+        &r,
+        "/bin/sh",
+        "-c",
+        probe,
+    ]);
+    let o = typed_under_pty(24, 80, &run, &[(1500, b"\x10z\n"), (1000, b"\x18")]);
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(o.status.code(), Some(0), "{out}");
+    assert!(out.contains("10 7a"), "Ctrl-P z reached the payload: {out}");
+    assert_eq!(status_of(&n).as_deref(), Some("running"), "{out}");
+    let attach = quoted(&[b, "attach", &n]);
+    let o = typed_under_pty(24, 80, &attach, &[(1000, b"last\n")]);
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(o.status.code(), Some(0), "{out}");
+    assert!(out.contains("got-last"), "{out}");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while status_of(&n).is_some() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(status_of(&n), None, "--rm removed the container");
+    assert!(!state_dir().join(&n).exists());
+
+    // Errors name what is wrong.
+    let o = g(&[
+        "run",
+        "-it",
+        "--detach-keys",
+        "ctrl-1",
+        "--rootfs",
+        &r,
+        "true",
+    ]);
+    assert_eq!(o.status.code(), Some(125));
+    let e = String::from_utf8_lossy(&o.stderr);
+    assert!(e.contains("--detach-keys") && e.contains("ctrl-1"), "{e}");
+    let o = g(&["run", "-d", "-i", "--rootfs", &r, "true"]);
+    assert_eq!(o.status.code(), Some(125));
+    let n = name("attach-notty");
+    ok(g(&[
+        "run",
+        "-d",
+        "--name",
+        &n,
+        "--rootfs",
+        &r,
+        "/bin/sleep",
+        "1000",
+    ]));
+    let o = g(&["attach", &n]);
+    assert_eq!(o.status.code(), Some(125));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("no terminal"),
+        "{o:?}"
+    );
+    ok(g(&["rm", "-f", &n]));
+    let o = g(&["attach", &n]);
+    assert_eq!(o.status.code(), Some(125));
+}
+
 #[test]
 fn start_restart_top() {
     let n = name("again");

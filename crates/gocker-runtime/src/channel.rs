@@ -54,6 +54,15 @@ impl Channel {
     pub fn send<T: Serialize>(&self, msg: &T, fds: &[BorrowedFd<'_>]) -> Result<(), RuntimeError> {
         let body = serde_json::to_vec(msg)
             .map_err(|e| RuntimeError::Protocol(format!("encode message: {e}")))?;
+        self.send_bytes(&body, fds)
+    }
+
+    /// Sends one datagram of raw bytes with `fds` attached.
+    pub(crate) fn send_bytes(
+        &self,
+        body: &[u8],
+        fds: &[BorrowedFd<'_>],
+    ) -> Result<(), RuntimeError> {
         let mut space = [MaybeUninit::<u8>::uninit(); rustix::cmsg_space!(ScmRights(MAX_FDS))];
         let mut control = SendAncillaryBuffer::new(&mut space);
         if !fds.is_empty() {
@@ -62,7 +71,7 @@ impl Channel {
         loop {
             match rustix::net::sendmsg(
                 &self.fd,
-                &[IoSlice::new(&body)],
+                &[IoSlice::new(body)],
                 &mut control,
                 SendFlags::NOSIGNAL,
             ) {
@@ -80,6 +89,21 @@ impl Channel {
         timeout: Option<Duration>,
         stage: &str,
     ) -> Result<Option<(T, Vec<OwnedFd>)>, RuntimeError> {
+        self.wait_readable(timeout, stage)?;
+        self.recv_now(stage)
+    }
+
+    /// [`Channel::recv`] for a datagram of raw bytes.
+    pub(crate) fn recv_bytes(
+        &self,
+        timeout: Option<Duration>,
+        stage: &str,
+    ) -> Result<Option<(Vec<u8>, Vec<OwnedFd>)>, RuntimeError> {
+        self.wait_readable(timeout, stage)?;
+        self.recv_bytes_now(stage)
+    }
+
+    fn wait_readable(&self, timeout: Option<Duration>, stage: &str) -> Result<(), RuntimeError> {
         let deadline = timeout.map(|t| Instant::now() + t);
         loop {
             let left = deadline.map(|d| d.saturating_duration_since(Instant::now()));
@@ -97,7 +121,7 @@ impl Channel {
             match rustix::event::poll(&mut pfd, ts.as_ref()) {
                 Err(Errno::INTR) | Ok(0) => continue,
                 Err(e) => return Err(RuntimeError::sys("poll", stage, e)),
-                Ok(_) => return self.recv_now(stage),
+                Ok(_) => return Ok(()),
             }
         }
     }
@@ -107,6 +131,19 @@ impl Channel {
         &self,
         stage: &str,
     ) -> Result<Option<(T, Vec<OwnedFd>)>, RuntimeError> {
+        let Some((body, fds)) = self.recv_bytes_now(stage)? else {
+            return Ok(None);
+        };
+        let msg = serde_json::from_slice(&body)
+            .map_err(|e| RuntimeError::Protocol(format!("{stage}: bad message: {e}")))?;
+        Ok(Some((msg, fds)))
+    }
+
+    /// Receives one datagram of raw bytes that is known to be ready; `None` at EOF.
+    pub(crate) fn recv_bytes_now(
+        &self,
+        stage: &str,
+    ) -> Result<Option<(Vec<u8>, Vec<OwnedFd>)>, RuntimeError> {
         let mut buf = vec![0u8; MAX_MSG];
         let mut space = [MaybeUninit::<u8>::uninit(); rustix::cmsg_space!(ScmRights(MAX_FDS))];
         let mut control = RecvAncillaryBuffer::new(&mut space);
@@ -133,9 +170,8 @@ impl Channel {
         if n == 0 {
             return Ok(None);
         }
-        let msg = serde_json::from_slice(&buf[..n])
-            .map_err(|e| RuntimeError::Protocol(format!("{stage}: bad message: {e}")))?;
-        Ok(Some((msg, fds)))
+        buf.truncate(n);
+        Ok(Some((buf, fds)))
     }
 }
 

@@ -6,6 +6,8 @@ use std::os::fd::OwnedFd;
 
 use gocker_ns::{Forked, NamespaceSet};
 
+use crate::attach::{self, Session};
+use crate::channel::Channel;
 use crate::logs::{self, LogWriter};
 use crate::state::StateStore;
 use crate::{Container, ContainerConfig, Result, RuntimeError};
@@ -17,6 +19,35 @@ pub fn run_detached(
     store: StateStore,
     name: &str,
     auto_remove: bool,
+) -> Result<String> {
+    spawn_monitor(config, store, name, auto_remove, None)
+}
+
+/// Starts `config` (which must have a terminal) under a new monitor, attached from the first byte
+/// of output: `gocker run -it`. Returns the container's id and the session to relay; after a
+/// detach the container keeps running under its monitor. The caller must be single-threaded.
+pub fn run_attached(
+    config: ContainerConfig,
+    store: StateStore,
+    name: &str,
+    auto_remove: bool,
+) -> Result<(String, Session)> {
+    if !config.tty {
+        return Err(RuntimeError::Protocol(
+            "attaching needs a container with a terminal".into(),
+        ));
+    }
+    let (ours, theirs) = crate::channel::pair()?;
+    let id = spawn_monitor(config, store, name, auto_remove, Some(theirs))?;
+    Ok((id, Session::greeted(ours)?))
+}
+
+fn spawn_monitor(
+    config: ContainerConfig,
+    store: StateStore,
+    name: &str,
+    auto_remove: bool,
+    first_client: Option<Channel>,
 ) -> Result<String> {
     let (mut ready_r, ready_w) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)
         .map(|(r, w)| (std::fs::File::from(r), w))
@@ -31,10 +62,12 @@ pub fn run_detached(
                 name,
                 auto_remove,
                 std::fs::File::from(ready_w),
+                first_client,
             )
         }
         Forked::Parent { .. } => {
             drop(ready_w);
+            drop(first_client);
             // One line: the rings inherit the pipe too, so EOF would only come when they exit.
             let mut msg = String::new();
             let _ =
@@ -62,6 +95,7 @@ fn monitor(
     name: &str,
     auto_remove: bool,
     mut ready: std::fs::File,
+    first_client: Option<Channel>,
 ) -> ! {
     let _ = rustix::process::setsid();
     let report = |ready: &mut std::fs::File, e: &RuntimeError| {
@@ -123,10 +157,23 @@ fn monitor(
     let (w1, w2, w3) = (writer.clone(), writer.clone(), writer);
     let t1 = std::thread::spawn(move || logs::pump(std::fs::File::from(out_r), "stdout", w1));
     let t2 = std::thread::spawn(move || logs::pump(std::fs::File::from(err_r), "stderr", w2));
-    // -t: the terminal carries both streams; its output is logged as stdout, like docker.
-    let t3 = c
-        .take_pty()
-        .map(|m| std::thread::spawn(move || logs::pump(std::fs::File::from(m), "stdout", w3)));
+    // -t: the terminal carries both streams; its output is logged as stdout, like docker, and goes
+    // to the attached clients.
+    let mut hub = None;
+    if let Some(master) = c.take_pty() {
+        let listener = match attach::listen(&dir) {
+            Ok(l) => l,
+            Err(e) => {
+                report(&mut ready, &e);
+                crate::ring1::exit(125)
+            }
+        };
+        let mut h = attach::Hub::new(master, listener, w3);
+        if let Some(first) = first_client {
+            h.add(first);
+        }
+        hub = Some(std::thread::spawn(move || h.serve()));
+    }
     if let Err(e) = c.start() {
         report(&mut ready, &e);
         crate::ring1::exit(e.exit_code())
@@ -146,13 +193,15 @@ fn monitor(
     }
     let _ = t1.join();
     let _ = t2.join();
-    if let Some(t) = t3 {
-        let _ = t.join();
-    }
     let code = match status {
         Ok(s) => s.code(),
         Err(e) => e.exit_code(),
     };
+    if let Some(t) = hub {
+        let clients = t.join().unwrap_or_default();
+        let _ = std::fs::remove_file(dir.join(attach::SOCKET));
+        attach::report_exit(&clients, code, c.oom_kills());
+    }
     if auto_remove {
         let _ = c.delete();
     } else {

@@ -13,6 +13,7 @@
 //! [`Container::start`] releases it; [`Container::wait`] returns the exit status;
 //! [`Container::delete`] removes everything (also done on drop).
 
+pub mod attach;
 pub mod bundle;
 mod channel;
 mod config;
@@ -29,6 +30,7 @@ mod ring0;
 mod ring1;
 mod ring2;
 pub mod seccomp;
+mod signals;
 pub mod spec;
 pub mod state;
 mod supervise;

@@ -97,19 +97,59 @@ impl LogWriter {
 }
 
 /// Copies `src` into the log line by line (partial lines at EOF too) until EOF.
-pub fn pump(src: impl Read, stream: &'static str, w: Arc<Mutex<LogWriter>>) {
-    let mut r = BufReader::new(src);
-    let mut buf = Vec::new();
+pub fn pump(mut src: impl Read, stream: &'static str, w: Arc<Mutex<LogWriter>>) {
+    let mut lines = LineLog::new(stream, w);
+    let mut buf = [0u8; 16384];
     loop {
-        buf.clear();
-        match r.read_until(b'\n', &mut buf) {
-            Ok(0) | Err(_) => return,
-            Ok(_) => {
-                let text = String::from_utf8_lossy(&buf).into_owned();
-                if let Ok(mut w) = w.lock() {
-                    let _ = w.write(stream, &text);
-                }
+        match src.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => lines.push(&buf[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(_) => break,
+        }
+    }
+    lines.finish();
+}
+
+/// Cuts a byte stream into log lines: complete lines go to the log as they arrive, a partial one
+/// at [`LineLog::finish`].
+pub(crate) struct LineLog {
+    stream: &'static str,
+    w: Arc<Mutex<LogWriter>>,
+    pending: Vec<u8>,
+}
+
+impl LineLog {
+    pub(crate) fn new(stream: &'static str, w: Arc<Mutex<LogWriter>>) -> LineLog {
+        LineLog {
+            stream,
+            w,
+            pending: Vec::new(),
+        }
+    }
+
+    pub(crate) fn push(&mut self, data: &[u8]) {
+        self.pending.extend_from_slice(data);
+        if let Some(end) = self.pending.iter().rposition(|&b| b == b'\n') {
+            let rest = self.pending.split_off(end + 1);
+            let done = std::mem::replace(&mut self.pending, rest);
+            for line in done.split_inclusive(|&b| b == b'\n') {
+                self.write(line);
             }
+        }
+    }
+
+    pub(crate) fn finish(mut self) {
+        if !self.pending.is_empty() {
+            let rest = std::mem::take(&mut self.pending);
+            self.write(&rest);
+        }
+    }
+
+    fn write(&self, line: &[u8]) {
+        let text = String::from_utf8_lossy(line);
+        if let Ok(mut w) = self.w.lock() {
+            let _ = w.write(self.stream, &text);
         }
     }
 }
@@ -142,6 +182,21 @@ mod tests {
             rfc3339(1_795_361_591, 244_188_182),
             "2026-11-22T15:33:11.244188182Z"
         );
+    }
+
+    #[test]
+    fn chunks_are_cut_into_lines() {
+        let dir = std::env::temp_dir().join(format!("gocker-linelog-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let w = LogWriter::create(&dir, MAX_LOG_BYTES).unwrap();
+        let mut l = LineLog::new("stdout", w);
+        for chunk in [&b"a"[..], b"b\nc\nd", b"", b"e\n\nf"] {
+            l.push(chunk);
+        }
+        l.finish();
+        let got: Vec<String> = read_all(&dir).into_iter().map(|l| l.log).collect();
+        assert_eq!(got, ["ab\n", "c\n", "de\n", "\n", "f"]);
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! ring0: the host-side monitor and the OCI lifecycle (create, start, wait, delete).
 
-use std::os::fd::{AsFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, OwnedFd};
 use std::path::PathBuf;
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::channel::{self, Channel};
 use crate::config::SpawnMode;
+use crate::signals::SignalFd;
 use crate::state::{process_start_time, ContainerState, StateStore, Status};
 use crate::{exec, ring1, ContainerConfig, ExitStatus, Result, RootMode, RuntimeError};
 
@@ -110,61 +111,6 @@ const FORWARDED: &[i32] = &[
     libc::SIGSYS,
 ];
 
-struct SignalForwarding {
-    fd: OwnedFd,
-    old_mask: libc::sigset_t,
-}
-
-impl SignalForwarding {
-    fn install() -> Result<Self> {
-        // SAFETY: sigset_t values are initialised by sigemptyset before use; pthread_sigmask and
-        // signalfd receive valid pointers; the returned fd is fresh and owned here.
-        unsafe {
-            let mut set: libc::sigset_t = std::mem::zeroed();
-            libc::sigemptyset(&mut set);
-            for s in FORWARDED
-                .iter()
-                .copied()
-                .chain(libc::SIGRTMIN()..=libc::SIGRTMAX())
-            {
-                libc::sigaddset(&mut set, s);
-            }
-            let mut old: libc::sigset_t = std::mem::zeroed();
-            libc::pthread_sigmask(libc::SIG_BLOCK, &set, &mut old);
-            let fd = libc::signalfd(-1, &set, libc::SFD_CLOEXEC | libc::SFD_NONBLOCK);
-            if fd < 0 {
-                let e = std::io::Error::last_os_error();
-                libc::pthread_sigmask(libc::SIG_SETMASK, &old, std::ptr::null_mut());
-                return Err(RuntimeError::sys("signalfd", "forwarded signals", e));
-            }
-            Ok(SignalForwarding {
-                fd: OwnedFd::from_raw_fd(fd),
-                old_mask: old,
-            })
-        }
-    }
-
-    /// Reads the pending signals.
-    fn drain(&self) -> Vec<i32> {
-        let mut out = Vec::new();
-        let mut buf = [0u8; std::mem::size_of::<libc::signalfd_siginfo>()];
-        while let Ok(n) = rustix::io::read(&self.fd, &mut buf) {
-            if n != buf.len() {
-                break;
-            }
-            out.push(u32::from_ne_bytes(buf[..4].try_into().expect("4 bytes")) as i32);
-        }
-        out
-    }
-}
-
-impl Drop for SignalForwarding {
-    fn drop(&mut self) {
-        // SAFETY: restores the mask saved at install time.
-        unsafe { libc::pthread_sigmask(libc::SIG_SETMASK, &self.old_mask, std::ptr::null_mut()) };
-    }
-}
-
 /// The exec-mode child before execve: dies with ring0, waits until the id maps are written, then
 /// becomes root of the user namespace so that the exec keeps its capabilities. Raw syscalls only.
 fn exec_child_wait(parent: i32, sync: std::os::fd::BorrowedFd<'_>, setgroups: bool) {
@@ -195,7 +141,7 @@ pub struct Container {
     ring2: Option<(i32, OwnedFd)>,
     to_ring1: Option<Channel>,
     to_ring2: Option<Channel>,
-    signals: Option<SignalForwarding>,
+    signals: Option<SignalFd>,
     cgroup: Option<gocker_cgroups::Cgroup>,
     /// The master of the payload's terminal (`tty`), until taken or relayed by [`Container::wait`].
     pty: Option<OwnedFd>,
@@ -421,7 +367,7 @@ impl Container {
         let (r0_1, r1_0) = channel::pair()?;
         let (r0_2, r2_0) = channel::pair()?;
         if cfg.forward_signals {
-            self.signals = Some(SignalForwarding::install()?);
+            self.signals = Some(SignalFd::install(FORWARDED, true)?);
         }
         let me = rustix::process::getpid().as_raw_nonzero().get();
         // Exec mode: everything the child needs is prepared before the fork.
@@ -735,7 +681,7 @@ impl Container {
         // After a forwarded SIGTERM: when the grace period (stop_timeout) ends, SIGKILL.
         let mut kill_at: Option<std::time::Instant> = None;
         let status = loop {
-            let sig_fd = self.signals.as_ref().map(|s| s.fd.as_fd());
+            let sig_fd = self.signals.as_ref().map(|s| s.as_fd());
             let ring1_fd = self.ring1.as_ref().map(|r| r.1.as_fd()).expect("created");
             let mut fds = vec![
                 PollFd::from_borrowed_fd(ch.as_fd(), PollFlags::IN),

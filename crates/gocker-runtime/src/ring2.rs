@@ -173,8 +173,9 @@ fn prepare(
     let mut master = None;
     if cfg.tty {
         let (m, peer) = stage("create the terminal", crate::tty::open_pair())?;
-        // Our stdio is still the caller's: size the new terminal like theirs before anything runs.
-        crate::tty::sync_winsize(m.as_fd());
+        // Size the new terminal before anything runs: the spec's consoleSize, else like the
+        // caller's terminal (our stdio is still the caller's).
+        crate::tty::initial_size(m.as_fd(), proc_.console_size().as_ref());
         let owner = (proc_.user().uid(), proc_.user().gid());
         stage(
             "attach the terminal",

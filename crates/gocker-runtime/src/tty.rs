@@ -44,6 +44,22 @@ pub(crate) fn become_controlled(peer: OwnedFd, owner: Option<(u32, u32)>) -> Res
     Ok(())
 }
 
+/// Sizes a new terminal: `process.consoleSize` when the spec has one, else like the caller's.
+pub(crate) fn initial_size(master: BorrowedFd<'_>, console: Option<&oci_spec::runtime::Box>) {
+    match console {
+        Some(b) => {
+            let ws = rustix::termios::Winsize {
+                ws_row: b.height().min(u16::MAX as u64) as u16,
+                ws_col: b.width().min(u16::MAX as u64) as u16,
+                ws_xpixel: 0,
+                ws_ypixel: 0,
+            };
+            let _ = rustix::termios::tcsetwinsize(master, ws);
+        }
+        None => sync_winsize(master),
+    }
+}
+
 /// Copies the window size of the caller's terminal (stdin, else stdout) to `master`.
 pub(crate) fn sync_winsize(master: BorrowedFd<'_>) {
     let size = rustix::termios::tcgetwinsize(rustix::stdio::stdin())
@@ -166,7 +182,7 @@ impl Relay {
     }
 }
 
-fn write_all(fd: BorrowedFd<'_>, mut data: &[u8]) {
+pub(crate) fn write_all(fd: BorrowedFd<'_>, mut data: &[u8]) {
     while !data.is_empty() {
         match rustix::io::write(fd, data) {
             Ok(n) => data = &data[n..],
