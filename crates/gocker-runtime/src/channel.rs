@@ -21,6 +21,9 @@ const MAX_MSG: usize = 64 * 1024;
 /// At most this many descriptors per message (the idmapped rootfs and volumes).
 pub(crate) const MAX_FDS: usize = 32;
 
+/// A raw datagram and the descriptors that came with it.
+pub(crate) type Datagram = (Vec<u8>, Vec<OwnedFd>);
+
 /// One end of a ring-to-ring channel.
 #[derive(Debug)]
 pub struct Channel {
@@ -98,7 +101,7 @@ impl Channel {
         &self,
         timeout: Option<Duration>,
         stage: &str,
-    ) -> Result<Option<(Vec<u8>, Vec<OwnedFd>)>, RuntimeError> {
+    ) -> Result<Option<Datagram>, RuntimeError> {
         self.wait_readable(timeout, stage)?;
         self.recv_bytes_now(stage)
     }
@@ -140,10 +143,7 @@ impl Channel {
     }
 
     /// Receives one datagram of raw bytes that is known to be ready; `None` at EOF.
-    pub(crate) fn recv_bytes_now(
-        &self,
-        stage: &str,
-    ) -> Result<Option<(Vec<u8>, Vec<OwnedFd>)>, RuntimeError> {
+    pub(crate) fn recv_bytes_now(&self, stage: &str) -> Result<Option<Datagram>, RuntimeError> {
         let mut buf = vec![0u8; MAX_MSG];
         let mut space = [MaybeUninit::<u8>::uninit(); rustix::cmsg_space!(ScmRights(MAX_FDS))];
         let mut control = RecvAncillaryBuffer::new(&mut space);

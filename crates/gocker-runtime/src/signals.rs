@@ -15,11 +15,8 @@ impl SignalFd {
     /// Blocks `signals` (and the real-time signals with `realtime`) and opens a non-blocking
     /// `signalfd` for them.
     pub(crate) fn install(signals: &[i32], realtime: bool) -> Result<Self> {
-        let rt = if realtime {
-            libc::SIGRTMIN()..=libc::SIGRTMAX()
-        } else {
-            1..=0
-        };
+        let rt = libc::SIGRTMIN()..=libc::SIGRTMAX();
+        let rt = rt.filter(|_| realtime);
         // SAFETY: sigset_t values are initialised by sigemptyset before use; pthread_sigmask and
         // signalfd receive valid pointers; the returned fd is fresh and owned here.
         unsafe {
