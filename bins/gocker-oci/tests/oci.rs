@@ -692,3 +692,64 @@ fn sysctl_oom_score_adj_and_domainname_are_applied_or_refused() {
     );
     assert!(!env.root().join(&id).exists());
 }
+
+fn cgroup2_mount() -> Option<PathBuf> {
+    std::fs::read_to_string("/proc/self/mountinfo")
+        .unwrap()
+        .lines()
+        .find(|l| {
+            l.split(" - ")
+                .nth(1)
+                .is_some_and(|t| t.starts_with("cgroup2 "))
+        })
+        .and_then(|l| l.split_whitespace().nth(4).map(PathBuf::from))
+}
+
+#[test]
+fn cgroups_path_places_the_cgroup_or_is_refused() {
+    let env = Env::new("cgpath");
+    let out = env.dir.join("out");
+    let top = format!("gocker-oci-cgtest-{}", std::process::id());
+    let cases = [
+        (format!("/{top}/c1"), format!("0::/{top}/c1")),
+        (format!("{top}-rel"), format!("0::/gocker/{top}-rel")),
+    ];
+    for (i, (path, want)) in cases.iter().enumerate() {
+        let id = format!("cgpath{i}-{}", std::process::id());
+        env.spec(&["true"], |v| {
+            v["linux"]["cgroupsPath"] = path.as_str().into()
+        });
+        env.create(&id, &out, &[]);
+        let pid = env.state(&id)["pid"].as_i64().unwrap();
+        let own = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap();
+        if rootless() {
+            // Without delegation (this host) a rootless container with no resources runs
+            // without a cgroup, as with runc; the path is not forced on it.
+            assert!(!own.contains(&top), "{own}");
+        } else {
+            assert!(own.lines().any(|l| l == want), "{path}: {own}");
+        }
+        ok(&env.oci(&["delete", "--force", &id]));
+        reap(pid as i32);
+        if let Some(m) = cgroup2_mount() {
+            assert!(
+                !m.join(want.trim_start_matches("0::/")).exists(),
+                "{path} removed"
+            );
+        }
+    }
+    if let Some(m) = cgroup2_mount() {
+        let _ = std::fs::remove_dir(m.join(&top));
+    }
+
+    // Paths that escape or use systemd's notation are refused by name, and nothing is left.
+    for bad in ["/a/../../b", "system.slice:gocker:x"] {
+        let id = format!("cgbad-{}", std::process::id());
+        env.spec(&["true"], |v| v["linux"]["cgroupsPath"] = bad.into());
+        let o = env.oci(&["create", "--bundle", env.bundle().to_str().unwrap(), &id]);
+        assert_ne!(o.status.code(), Some(0));
+        let e = String::from_utf8_lossy(&o.stderr);
+        assert!(e.contains("linux.cgroupsPath"), "{bad}: {e}");
+        assert!(!env.root().join(&id).exists());
+    }
+}

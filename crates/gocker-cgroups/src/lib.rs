@@ -174,6 +174,74 @@ impl Hierarchy {
     }
 }
 
+/// Where a container's cgroup goes: `base`, an existing cgroup whose controllers the caller may
+/// enable, and the path below it to create.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Placement {
+    pub base: PathBuf,
+    pub rel: PathBuf,
+}
+
+impl Hierarchy {
+    /// The placement for a container: OCI `linux.cgroupsPath` when given, else
+    /// `<parent_for_containers>/<id>`. An absolute cgroupsPath is below the cgroup2 mount (as
+    /// runc's cgroupfs driver); a relative one below [`Hierarchy::parent_for_containers`]. `..`
+    /// and systemd's `slice:prefix:name` notation are refused.
+    pub fn placement(&self, cgroups_path: Option<&str>, id: &str) -> Result<Placement> {
+        let default_parent = || self.parent_for_containers();
+        let bad =
+            |why: &str| CgroupError::Invalid(format!("linux.cgroupsPath {cgroups_path:?}: {why}"));
+        let Some(p) = cgroups_path.filter(|p| !p.is_empty()) else {
+            let parent = default_parent()?;
+            let base = parent.parent().unwrap_or(&parent).to_owned();
+            return Ok(Placement {
+                rel: Path::new("gocker").join(id),
+                base,
+            });
+        };
+        if p.contains(':') {
+            return Err(bad("systemd notation (slice:prefix:name) needs --systemd-cgroup, which gocker does not support; give a path"));
+        }
+        let path = Path::new(p);
+        if path
+            .components()
+            .any(|c| matches!(c, std::path::Component::ParentDir))
+        {
+            return Err(bad("\"..\" is not allowed"));
+        }
+        let inner: PathBuf = path
+            .components()
+            .filter(|c| matches!(c, std::path::Component::Normal(_)))
+            .collect();
+        if inner.as_os_str().is_empty() {
+            return Err(bad("names no cgroup below the root"));
+        }
+        if path.is_relative() {
+            let parent = default_parent()?;
+            let base = parent.parent().unwrap_or(&parent).to_owned();
+            return Ok(Placement {
+                rel: Path::new("gocker").join(inner),
+                base,
+            });
+        }
+        // Absolute: root enables controllers from the top; others from the deepest cgroup that
+        // exists already (their delegated subtree, if the path lies in it).
+        let target = self.mount.join(&inner);
+        let base = if rustix::process::geteuid().is_root() {
+            self.mount.clone()
+        } else {
+            target
+                .ancestors()
+                .skip(1)
+                .find(|a| a.join("cgroup.controllers").exists())
+                .unwrap_or(&self.mount)
+                .to_owned()
+        };
+        let rel = target.strip_prefix(&base).unwrap_or(&inner).to_owned();
+        Ok(Placement { base, rel })
+    }
+}
+
 /// One container's cgroup.
 #[derive(Debug)]
 pub struct Cgroup {
@@ -185,7 +253,16 @@ impl Cgroup {
     /// enabling them on the way down. Nothing is created when a controller is missing.
     pub fn create(parent: &Path, name: &str, controllers: &[&str]) -> Result<Cgroup> {
         let grand = parent.parent().unwrap_or(parent);
-        let available = Hierarchy::controllers(grand)?;
+        let rel = Path::new(parent.file_name().unwrap_or_default()).join(name);
+        Cgroup::create_under(grand, &rel, controllers)
+    }
+
+    /// Creates `base/rel`: checks that `controllers` are available in the existing cgroup `base`,
+    /// then enables them in each `cgroup.subtree_control` on the way down, creating the
+    /// intermediate cgroups that do not exist yet. The last one must be new. Nothing is created
+    /// when a controller is missing.
+    pub fn create_under(base: &Path, rel: &Path, controllers: &[&str]) -> Result<Cgroup> {
+        let available = Hierarchy::controllers(base)?;
         let missing: Vec<&str> = controllers
             .iter()
             .copied()
@@ -204,32 +281,32 @@ impl Cgroup {
                 )
             };
             return Err(CgroupError::MissingControllers {
-                parent: grand.to_owned(),
+                parent: base.to_owned(),
                 missing: missing.join(", "),
                 why,
             });
         }
         let enable: String = controllers.iter().map(|c| format!("+{c} ")).collect();
-        if !controllers.is_empty() {
-            write(&grand.join("cgroup.subtree_control"), enable.trim_end())?;
-        }
-        match fs::create_dir(parent) {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
-            Err(e) => {
-                return Err(CgroupError::Io {
-                    op: "mkdir",
-                    path: parent.to_owned(),
-                    source: e,
-                })
+        let mut dir = base.to_owned();
+        let parts: Vec<_> = rel.components().collect();
+        for (i, part) in parts.iter().enumerate() {
+            if !controllers.is_empty() {
+                write(&dir.join("cgroup.subtree_control"), enable.trim_end())?;
+            }
+            dir.push(part);
+            match fs::create_dir(&dir) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && i + 1 < parts.len() => {}
+                Err(e) => {
+                    return Err(CgroupError::Io {
+                        op: "mkdir",
+                        path: dir,
+                        source: e,
+                    })
+                }
             }
         }
-        if !controllers.is_empty() {
-            write(&parent.join("cgroup.subtree_control"), enable.trim_end())?;
-        }
-        let path = parent.join(name);
-        fs::create_dir(&path).map_err(io("mkdir", &path))?;
-        Ok(Cgroup { path })
+        Ok(Cgroup { path: dir })
     }
 
     /// An existing cgroup directory.
@@ -379,6 +456,53 @@ mod tests {
         assert!(e.to_string().contains("memory, pids"), "{e}");
         assert!(e.to_string().contains("memory, pids"), "{e}");
         assert!(!root.join("gocker").exists());
+        fs::remove_dir_all(root).unwrap();
+    }
+
+    #[test]
+    fn cgroups_path_places_the_cgroup() {
+        let root = fake_hierarchy("memory pids\n");
+        let h = Hierarchy::at(&root);
+        let me = rustix::process::geteuid().is_root();
+        if me {
+            let p = h.placement(Some("/a/b/c1"), "id").unwrap();
+            assert_eq!(
+                p,
+                Placement {
+                    base: root.clone(),
+                    rel: "a/b/c1".into()
+                }
+            );
+            let p = h.placement(Some("pod/c1"), "id").unwrap();
+            assert_eq!(
+                p,
+                Placement {
+                    base: root.clone(),
+                    rel: "gocker/pod/c1".into()
+                }
+            );
+            let p = h.placement(None, "id").unwrap();
+            assert_eq!(
+                p,
+                Placement {
+                    base: root.clone(),
+                    rel: "gocker/id".into()
+                }
+            );
+            // Intermediate cgroups are created and get the controllers; the leaf must be new.
+            let cg = Cgroup::create_under(&p.base, Path::new("a/b/c1"), &["pids"]).unwrap();
+            assert_eq!(cg.path(), root.join("a/b/c1"));
+            assert_eq!(
+                fs::read_to_string(root.join("a/cgroup.subtree_control")).unwrap(),
+                "+pids"
+            );
+            let e = Cgroup::create_under(&p.base, Path::new("a/b/c1"), &["pids"]).unwrap_err();
+            assert!(e.to_string().contains("mkdir"), "{e}");
+        }
+        for bad in ["/a/../b", "/", "system.slice:gocker:c1"] {
+            let e = h.placement(Some(bad), "id").unwrap_err().to_string();
+            assert!(e.contains("linux.cgroupsPath"), "{bad}: {e}");
+        }
         fs::remove_dir_all(root).unwrap();
     }
 

@@ -271,7 +271,7 @@ impl Container {
         crate::workspace::prepare(&mut c.config, &c.store.container_dir(&c.state.id))?;
         c.store.save_config(&c.config, !c.state.auto_remove)?;
         c.create_cgroup()?;
-        crate::workspace::cgroup_view(&mut c.config, c.cgroup.is_some())?;
+        crate::workspace::cgroup_view(&mut c.config, c.cgroup.as_ref().map(|g| g.path()))?;
         c.compile_seccomp()?;
         c.spawn()?;
         crate::net::attach(
@@ -294,38 +294,61 @@ impl Container {
     /// Without limits, a cgroup is still created where cgroup v2 is usable (for stats, OOM reports
     /// and kill), and skipped quietly where it is not (nothing was asked of it).
     fn create_cgroup(&mut self) -> Result<()> {
-        let writes = match self
-            .config
-            .spec
-            .linux()
-            .as_ref()
-            .and_then(|l| l.resources().as_ref())
-        {
+        let linux = self.config.spec.linux().as_ref();
+        let writes = match linux.and_then(|l| l.resources().as_ref()) {
             Some(res) => gocker_cgroups::limits::plan(res)?,
             None => Vec::new(),
         };
+        // OCI `linux.cgroupsPath` places the cgroup; without it, `<gocker parent>/<id>`.
+        let explicit = linux
+            .and_then(|l| l.cgroups_path().as_ref())
+            .map(|p| p.to_string_lossy().into_owned());
+        let id = self.state.id.clone();
+        let place = || -> Result<gocker_cgroups::Placement> {
+            Ok(gocker_cgroups::Hierarchy::find()?.placement(explicit.as_deref(), &id)?)
+        };
         let cg = if writes.is_empty() {
+            // Nothing asked of the cgroup: use the usual controllers where they are available;
+            // only an explicit path on a host where it cannot be made is an error (for root).
             let attempt = || -> Result<gocker_cgroups::Cgroup> {
-                let parent = gocker_cgroups::Hierarchy::find()?.parent_for_containers()?;
-                Ok(gocker_cgroups::Cgroup::create(
-                    &parent,
-                    &self.state.id,
-                    &["memory", "pids", "cpu"],
+                let p = place()?;
+                let mut ctrls: Vec<&str> = vec!["memory", "pids", "cpu"];
+                if explicit.is_some() {
+                    let have = gocker_cgroups::Hierarchy::controllers(&p.base)?;
+                    ctrls.retain(|c| have.iter().any(|h| h == c));
+                }
+                Ok(gocker_cgroups::Cgroup::create_under(
+                    &p.base, &p.rel, &ctrls,
                 )?)
             };
             match attempt() {
                 Ok(cg) => cg,
+                Err(e)
+                    if explicit.is_some()
+                        && (rustix::process::geteuid().is_root()
+                            || matches!(
+                                e,
+                                RuntimeError::Cgroup(gocker_cgroups::CgroupError::Invalid(_))
+                            )) =>
+                {
+                    return Err(e)
+                }
                 Err(e) => {
+                    if explicit.is_some() {
+                        tracing::warn!(
+                            "linux.cgroupsPath not applied (no resources requested, rootless): {e}"
+                        );
+                    }
                     self.notes
                         .push(format!("no cgroup for this container: {e}"));
                     return Ok(());
                 }
             }
         } else {
-            let parent = gocker_cgroups::Hierarchy::find()?.parent_for_containers()?;
-            gocker_cgroups::Cgroup::create(
-                &parent,
-                &self.state.id,
+            let p = place()?;
+            gocker_cgroups::Cgroup::create_under(
+                &p.base,
+                &p.rel,
                 &gocker_cgroups::limits::required_controllers(&writes),
             )?
         };

@@ -73,6 +73,10 @@ pub struct RingOptions {
     /// at it, and `/sys/fs/cgroup` is a cgroup2 mount of that view.
     #[serde(default)]
     pub private_cgroup: bool,
+    /// The last component of that cgroup's path (the id, or the leaf of `linux.cgroupsPath`):
+    /// ring2 waits until its own cgroup ends in it.
+    #[serde(default)]
+    pub cgroup_leaf: Option<String>,
 }
 
 /// One extra bind mount, as in `GOCKER_WORKSPACE_BINDS='[{"source":..,"target":..,"readonly":..}]'`.
@@ -371,9 +375,9 @@ fn map_hostname_to_loopback(file: &Path, hostname: &str) -> Result<()> {
 /// been moved into that cgroup). Read-only for plain containers (as docker), writable in workspace
 /// mode (to the extent the files' owners allow). Nothing when there is no cgroup (e.g. hybrid
 /// hosts) or the spec shares the host's cgroup namespace or mounts /sys/fs/cgroup itself.
-pub(crate) fn cgroup_view(cfg: &mut ContainerConfig, has_cgroup: bool) -> Result<()> {
+pub(crate) fn cgroup_view(cfg: &mut ContainerConfig, cgroup: Option<&Path>) -> Result<()> {
     let mut mounts = cfg.spec.mounts().clone().unwrap_or_default();
-    if !has_cgroup
+    if cgroup.is_none()
         || !cfg.namespaces().0.contains(gocker_ns::Namespace::Cgroup)
         || mounts
             .iter()
@@ -400,6 +404,9 @@ pub(crate) fn cgroup_view(cfg: &mut ContainerConfig, has_cgroup: bool) -> Result
     );
     cfg.spec.set_mounts(Some(mounts));
     cfg.workspace.private_cgroup = true;
+    cfg.workspace.cgroup_leaf = cgroup
+        .and_then(|c| c.file_name())
+        .map(|n| n.to_string_lossy().into_owned());
     Ok(())
 }
 
@@ -410,7 +417,8 @@ pub(crate) fn enter_cgroup_view(cfg: &ContainerConfig) -> Result<()> {
     if !cfg.workspace.private_cgroup {
         return Ok(());
     }
-    let suffix = format!("/{}", cfg.id);
+    let leaf = cfg.workspace.cgroup_leaf.as_deref().unwrap_or(&cfg.id);
+    let suffix = format!("/{leaf}");
     let end = std::time::Instant::now() + cfg.stage_timeout;
     loop {
         let text = std::fs::read_to_string("/proc/self/cgroup")
@@ -423,7 +431,7 @@ pub(crate) fn enter_cgroup_view(cfg: &ContainerConfig) -> Result<()> {
         }
         if std::time::Instant::now() >= end {
             return Err(RuntimeError::Timeout {
-                stage: format!("ring0 to move ring2 into the cgroup {}", cfg.id),
+                stage: format!("ring0 to move ring2 into the cgroup {leaf}"),
                 after: cfg.stage_timeout,
             });
         }
