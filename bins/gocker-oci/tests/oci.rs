@@ -753,3 +753,67 @@ fn cgroups_path_places_the_cgroup_or_is_refused() {
         assert!(!env.root().join(&id).exists());
     }
 }
+
+#[test]
+fn create_and_start_container_hooks_run_inside_the_container() {
+    let env = Env::new("inhooks");
+    let id = format!("inhooks-{}", std::process::id());
+    // createContainer: a program of the host (this script), run in the container's namespaces.
+    let script = env.dir.join("create-container.sh");
+    std::fs::write(
+        &script,
+        "#!/bin/sh\n{ cat; echo; uname -n; } > /dev/shm/create-container\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let script_path = script.display().to_string();
+    env.spec(
+        &[
+            "sh",
+            "-c",
+            "cat /dev/shm/create-container; cat /dev/shm/start-container",
+        ],
+        |v| {
+            v["hostname"] = "hooked".into();
+            v["hooks"] = serde_json::json!({
+                "createContainer": [{"path": script_path}],
+                // startContainer: a program of the container.
+                "startContainer": [{"path": "/bin/sh", "args": ["sh", "-c", "cat > /dev/shm/start-container"],
+                                    "env": ["PATH=/bin:/usr/bin"]}],
+            });
+        },
+    );
+    let out = env.dir.join("container.out");
+    env.create(&id, &out, &[]);
+    let pid = env.state(&id)["pid"].as_i64().unwrap();
+    ok(&env.oci(&["start", &id]));
+    let st = reap(pid as i32);
+    let text = std::fs::read_to_string(&out).unwrap();
+    assert_eq!(st, 0, "{text}");
+    let mut lines = text.lines();
+    let created: serde_json::Value = serde_json::from_str(lines.next().unwrap_or("")).expect(&text);
+    assert_eq!(
+        (created["id"].as_str(), created["pid"].as_i64()),
+        (Some(id.as_str()), Some(pid)),
+        "{text}"
+    );
+    assert_eq!(
+        lines.next(),
+        Some("hooked"),
+        "createContainer ran in the UTS namespace: {text}"
+    );
+    let started: serde_json::Value = serde_json::from_str(lines.next().unwrap_or("")).expect(&text);
+    assert_eq!(started["id"].as_str(), Some(id.as_str()), "{text}");
+    ok(&env.oci(&["delete", &id]));
+
+    // A failing createContainer hook fails create, names the hook and leaves nothing.
+    let id2 = format!("inhookfail-{}", std::process::id());
+    env.spec(&["true"], |v| {
+        v["hooks"] = serde_json::json!({"createContainer": [{"path": "/bin/false"}]})
+    });
+    let o = env.oci(&["create", "--bundle", env.bundle().to_str().unwrap(), &id2]);
+    assert!(!o.status.success());
+    let e = String::from_utf8_lossy(&o.stderr);
+    assert!(e.contains("createContainer hook /bin/false"), "{e}");
+    assert!(!env.root().join(&id2).exists());
+}

@@ -463,16 +463,6 @@ impl Runtime {
                 bundle_dir.join("config.json").display()
             )));
         }
-        if let Some(h) = spec.hooks() {
-            if h.create_container().as_ref().is_some_and(|v| !v.is_empty())
-                || h.start_container().as_ref().is_some_and(|v| !v.is_empty())
-            {
-                return Err(cfg_err(format!(
-                    "{}: createContainer and startContainer hooks are not supported by gocker-oci yet",
-                    bundle_dir.join("config.json").display()
-                )));
-            }
-        }
         let terminal = spec
             .process()
             .as_ref()
@@ -574,8 +564,14 @@ impl Runtime {
         }
         let st = self.oci_state(id, &record);
         if let Some(h) = spec.hooks() {
-            run_hooks("createRuntime", h.create_runtime(), &st)?;
-            run_hooks("prestart", h.prestart(), &st)?;
+            let state = serde_json::to_vec(&st).expect("state serialises");
+            run_hooks("createRuntime", h.create_runtime(), &state)?;
+            run_hooks("prestart", h.prestart(), &state)?;
+            run_hooks_in_container(h.create_container(), &state, pid)?;
+            // ring2 waits for the state when it has startContainer hooks to run.
+            if has_hooks(h.start_container()) {
+                c.send_hook_state(&state)?;
+            }
         }
         Ok(c)
     }
@@ -632,7 +628,7 @@ impl Runtime {
             reason: e.to_string(),
         })?;
         if let Some(h) = &r.hooks {
-            let st = self.oci_state(id, &r);
+            let st = serde_json::to_vec(&self.oci_state(id, &r)).expect("state serialises");
             // Failures of poststart hooks are logged, not fatal (runtime spec).
             if let Err(e) = run_hooks("poststart", h.poststart(), &st) {
                 tracing::warn!("{e}");
@@ -708,6 +704,7 @@ impl Runtime {
             let mut st = st;
             st.status = "stopped".into();
             st.pid = 0;
+            let st = serde_json::to_vec(&st).expect("state serialises");
             if let Err(e) = run_hooks("poststop", h.poststop(), &st) {
                 tracing::warn!("{e}");
             }
@@ -907,9 +904,84 @@ fn send_console(socket: &Path, master: BorrowedFd<'_>) -> Result<()> {
     Ok(())
 }
 
+pub(crate) fn has_hooks(hooks: &Option<Vec<Hook>>) -> bool {
+    hooks.as_ref().is_some_and(|v| !v.is_empty())
+}
+
+/// `createContainer` hooks: each program is opened here (its path resolves in the runtime's mount
+/// namespace), then run in the container's namespaces, as root of its user namespace, with the
+/// state on stdin. A child joins the namespaces (setns needs a single-threaded process) and
+/// spawns the hook, which so is also inside the container's PID namespace.
+fn run_hooks_in_container(hooks: &Option<Vec<Hook>>, state: &[u8], pid: i32) -> Result<()> {
+    if !has_hooks(hooks) {
+        return Ok(());
+    }
+    let pidfd = rustix::process::pidfd_open(
+        rustix::process::Pid::from_raw(pid)
+            .ok_or_else(|| cfg_err("no container process".into()))?,
+        rustix::process::PidfdFlags::empty(),
+    )
+    .map_err(|e| RuntimeError::sys("pidfd_open", format!("pid {pid}"), e))?;
+    let me = rustix::process::getpid().as_raw_nonzero().get();
+    let set = gocker_ns::differing(me, pid);
+    for h in hooks.iter().flatten() {
+        let what = format!("createContainer hook {}", h.path().display());
+        // Not close-on-exec: the hook is executed as /proc/self/fd/N, which the container's /proc
+        // resolves for a process in its PID namespace (an interpreter gets that path too).
+        let prog = rustix::fs::open(h.path(), OFlags::RDONLY, Mode::empty())
+            .map_err(|e| cfg_err(format!("{what}: {e}")))?;
+        let mut inner = h.clone();
+        let via = format!("/proc/self/fd/{}", prog.as_raw_fd());
+        inner.set_path(PathBuf::from(&via));
+        let (err_r, err_w) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)
+            .map_err(|e| RuntimeError::sys("pipe", &what, e))?;
+        // SAFETY: gocker-oci is single-threaded here; the child only joins namespaces, spawns
+        // and waits for the hook, and exits.
+        match unsafe { gocker_ns::fork_into(gocker_ns::NamespaceSet::EMPTY, None) }? {
+            gocker_ns::Forked::Child => {
+                drop(err_r);
+                let r = gocker_ns::nsenter(pidfd.as_fd(), pid, set, true)
+                    .map_err(RuntimeError::from)
+                    .and_then(|()| run_hooks("createContainer", &Some(vec![inner]), state));
+                let code = match r {
+                    Ok(()) => 0,
+                    Err(e) => {
+                        let _ = rustix::io::write(&err_w, e.to_string().as_bytes());
+                        1
+                    }
+                };
+                crate::ring1::exit(code)
+            }
+            gocker_ns::Forked::Parent { pid: child, .. } => {
+                drop(err_w);
+                let mut msg = String::new();
+                let _ = std::fs::File::from(err_r).read_to_string(&mut msg);
+                let status = loop {
+                    match rustix::process::waitpid(
+                        rustix::process::Pid::from_raw(child),
+                        rustix::process::WaitOptions::empty(),
+                    ) {
+                        Err(Errno::INTR) => continue,
+                        Ok(Some((_, st))) => break st.exit_status(),
+                        Ok(None) | Err(_) => break None,
+                    }
+                };
+                if status != Some(0) {
+                    let msg = msg.trim();
+                    return Err(cfg_err(if msg.is_empty() {
+                        format!("{what}: the helper that runs it in the container failed")
+                    } else {
+                        msg.replace(&via, &h.path().display().to_string())
+                    }));
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Runs each hook with the state JSON on stdin; a failing hook is an error naming it.
-fn run_hooks(kind: &str, hooks: &Option<Vec<Hook>>, st: &OciState) -> Result<()> {
-    let state = serde_json::to_vec(st).expect("state serialises");
+pub(crate) fn run_hooks(kind: &str, hooks: &Option<Vec<Hook>>, state: &[u8]) -> Result<()> {
     for h in hooks.iter().flatten() {
         let path = h.path();
         let what = format!("{kind} hook {}", path.display());
@@ -931,7 +1003,7 @@ fn run_hooks(kind: &str, hooks: &Option<Vec<Hook>>, st: &OciState) -> Result<()>
             .stderr(Stdio::piped());
         let mut child = cmd.spawn().map_err(|e| cfg_err(format!("{what}: {e}")))?;
         if let Some(mut stdin) = child.stdin.take() {
-            let _ = stdin.write_all(&state);
+            let _ = stdin.write_all(state);
         }
         let timeout = Duration::from_secs(h.timeout().map(|t| t.max(1) as u64).unwrap_or(30));
         let deadline = Instant::now() + timeout;
@@ -999,7 +1071,7 @@ pub fn features() -> serde_json::Value {
     serde_json::json!({
         "ociVersionMin": "1.0.0",
         "ociVersionMax": "1.2.0",
-        "hooks": ["prestart", "createRuntime", "poststart", "poststop"],
+        "hooks": ["prestart", "createRuntime", "createContainer", "startContainer", "poststart", "poststop"],
         "mountOptions": ["ro", "rw", "nosuid", "suid", "nodev", "dev", "noexec", "exec", "bind", "rbind",
             "private", "rprivate", "shared", "rshared", "slave", "rslave", "relatime", "norelatime",
             "noatime", "atime", "strictatime", "nostrictatime", "sync", "async", "remount", "tmpcopyup"],

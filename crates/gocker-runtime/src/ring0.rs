@@ -26,6 +26,8 @@ pub(crate) enum Down {
     Start,
     /// Workspace mode: run the enclave command now (ring2 is prepared).
     Enclave,
+    /// OCI mode, when the spec has `startContainer` hooks: the state JSON to give them.
+    HookState(String),
 }
 
 /// Messages from ring1/ring2 up to ring0.
@@ -653,6 +655,19 @@ impl Container {
     /// no longer relays it: the caller owns the terminal's I/O (a log, a console socket).
     pub fn take_pty(&mut self) -> Option<OwnedFd> {
         self.pty.take()
+    }
+
+    /// OCI mode: the state JSON for the `startContainer` hooks, which ring2 runs after the start
+    /// barrier (it waits for this message only when the spec has such hooks).
+    pub(crate) fn send_hook_state(&self, state: &[u8]) -> Result<()> {
+        let ch = self
+            .to_ring2
+            .as_ref()
+            .ok_or_else(|| RuntimeError::Protocol("container not created".into()))?;
+        ch.send(
+            &Down::HookState(String::from_utf8_lossy(state).into_owned()),
+            &[],
+        )
     }
 
     /// OCI `start`: releases the payload from the start barrier and waits until it has exec'd.

@@ -223,7 +223,26 @@ fn prepare(
             Some((Down::Start, _)) => {}
             _ => exit(125),
         },
-        Some(oci) => crate::oci::start_barrier(oci)?,
+        Some(oci) => {
+            let hooks = cfg.spec.hooks().as_ref().map(|h| h.start_container());
+            let state = match hooks {
+                Some(h) if crate::oci::has_hooks(h) => {
+                    match chan.recv::<Down>(
+                        Some(cfg.stage_timeout),
+                        "the state for startContainer hooks",
+                    )? {
+                        Some((Down::HookState(s), _)) => Some(s),
+                        _ => exit(125),
+                    }
+                }
+                _ => None,
+            };
+            crate::oci::start_barrier(oci)?;
+            // startContainer: after `start`, before the payload; paths resolve in the container.
+            if let (Some(h), Some(state)) = (hooks, state) {
+                crate::oci::run_hooks("startContainer", h, state.as_bytes())?;
+            }
+        }
     }
     crate::workspace::after_barrier(cfg)?;
 
