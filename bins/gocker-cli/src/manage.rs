@@ -248,6 +248,7 @@ pub fn exec(a: ExecArgs) -> i32 {
             user,
             tty: a.tty,
             stdin: a.interactive,
+            ..Default::default()
         };
         Ok(gocker_runtime::nsexec::exec(&s, &st, &req)?.code())
     })();

@@ -423,9 +423,6 @@ fn create_opts(a: &CreateArgs) -> CreateOptions {
 }
 
 fn exec(rt: &Runtime, a: ExecArgs) -> Result<u8, Failure> {
-    if a.console_socket.is_some() {
-        return Err(Failure("exec --console-socket is not supported yet (exec --tty relays the terminal in the foreground)".into()));
-    }
     if a.pid_file.is_some() && !a.detach {
         return Err(Failure("exec --pid-file needs --detach".into()));
     }
@@ -436,6 +433,8 @@ fn exec(rt: &Runtime, a: ExecArgs) -> Result<u8, Failure> {
         tty: a.tty,
         stdin: true,
         user: None,
+        console_socket: a.console_socket.clone(),
+        console_size: None,
     };
     if let Some(path) = &a.process {
         let text = std::fs::read(path).map_err(|e| Failure(format!("{}: {e}", path.display())))?;
@@ -446,6 +445,13 @@ fn exec(rt: &Runtime, a: ExecArgs) -> Result<u8, Failure> {
         req.cwd = Some(p.cwd().display().to_string());
         req.user = Some((p.user().uid(), p.user().gid()));
         req.tty = p.terminal().unwrap_or(false) || a.tty;
+        req.console_size = p.console_size().clone();
+    }
+    if req.console_socket.is_some() && !req.tty {
+        return Err(Failure(
+            "exec --console-socket needs a terminal (--tty, or process.terminal in --process)"
+                .into(),
+        ));
     }
     if let Some(u) = &a.user {
         let (uid, gid) = u.split_once(':').unwrap_or((u, "0"));
@@ -462,9 +468,9 @@ fn exec(rt: &Runtime, a: ExecArgs) -> Result<u8, Failure> {
         )));
     }
     if a.detach {
-        if req.tty {
+        if req.tty && req.console_socket.is_none() {
             return Err(Failure(
-                "exec --detach --tty needs --console-socket, which is not supported yet".into(),
+                "exec --detach --tty needs --console-socket (where to send the terminal)".into(),
             ));
         }
         rt.exec_detached(&a.id, &req, a.pid_file.as_deref())?;

@@ -461,6 +461,28 @@ fn recv_fd(stream: &std::os::unix::net::UnixStream) -> OwnedFd {
     panic!("no descriptor received on the console socket");
 }
 
+/// Reads a pty master until `needle` shows up (at most 10 s); returns what was read.
+fn read_terminal_until(master: OwnedFd, needle: &str) -> String {
+    let mut f = std::fs::File::from(master);
+    let mut text = String::new();
+    let t = Instant::now();
+    let mut buf = [0u8; 1024];
+    while !text.contains(needle) && t.elapsed() < Duration::from_secs(10) {
+        let mut p = [rustix::event::PollFd::new(&f, rustix::event::PollFlags::IN)];
+        let ts = rustix::event::Timespec {
+            tv_sec: 1,
+            tv_nsec: 0,
+        };
+        if rustix::event::poll(&mut p, Some(&ts)).unwrap() > 0 {
+            match f.read(&mut buf) {
+                Ok(n) if n > 0 => text.push_str(&String::from_utf8_lossy(&buf[..n])),
+                _ => break,
+            }
+        }
+    }
+    text
+}
+
 #[test]
 fn console_socket_gets_the_pty_master() {
     let env = Env::new("console");
@@ -484,29 +506,65 @@ fn console_socket_gets_the_pty_master() {
     let master = receiver.join().unwrap();
     let pid = env.state(&id)["pid"].as_i64().unwrap() as i32;
     ok(&env.oci(&["start", &id]));
-    let mut f = std::fs::File::from(master);
-    let mut text = String::new();
-    let t = Instant::now();
-    let mut buf = [0u8; 1024];
-    while !text.contains("stdio-is-a-tty") && t.elapsed() < Duration::from_secs(10) {
-        let mut p = [rustix::event::PollFd::new(&f, rustix::event::PollFlags::IN)];
-        if rustix::event::poll(
-            &mut p,
-            Some(&rustix::event::Timespec {
-                tv_sec: 1,
-                tv_nsec: 0,
-            }),
-        )
-        .unwrap()
-            > 0
-        {
-            let n = f.read(&mut buf).unwrap();
-            text.push_str(&String::from_utf8_lossy(&buf[..n]));
-        }
-    }
+    let text = read_terminal_until(master, "stdio-is-a-tty");
     assert!(
         text.contains("/dev/pts/") && text.contains("stdio-is-a-tty"),
         "terminal output: {text:?}"
+    );
+
+    // exec --tty --detach --console-socket: the exec'd process's own terminal, sized by the
+    // process's consoleSize, goes to the socket; --pid-file names the process, reparented to us.
+    let sock2 = env.dir.join("exec-console.sock");
+    let listener = std::os::unix::net::UnixListener::bind(&sock2).unwrap();
+    let receiver = std::thread::spawn(move || {
+        let (stream, _) = listener.accept().unwrap();
+        recv_fd(&stream)
+    });
+    let process = env.dir.join("process.json");
+    std::fs::write(
+        &process,
+        serde_json::to_vec(&serde_json::json!({
+            "terminal": true, "consoleSize": {"height": 33, "width": 77},
+            "user": {"uid": 0, "gid": 0}, "cwd": "/",
+            "args": ["sh", "-c", "tty; stty size; echo exec-tty-done"],
+            "env": ["PATH=/bin:/usr/bin:/sbin:/usr/sbin"],
+        }))
+        .unwrap(),
+    )
+    .unwrap();
+    let pid_file = env.dir.join("exec.pid");
+    ok(&env.oci(&[
+        "exec",
+        "--detach",
+        "--console-socket",
+        sock2.to_str().unwrap(),
+        "--pid-file",
+        pid_file.to_str().unwrap(),
+        "--process",
+        process.to_str().unwrap(),
+        &id,
+    ]));
+    let text = read_terminal_until(receiver.join().unwrap(), "exec-tty-done");
+    assert!(
+        text.contains("/dev/pts/") && text.contains("33 77"),
+        "exec terminal output: {text:?}"
+    );
+    let exec_pid: i32 = std::fs::read_to_string(&pid_file)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    assert_eq!(reap(exec_pid), 0);
+    let o = env.oci(&[
+        "exec",
+        "--console-socket",
+        sock2.to_str().unwrap(),
+        &id,
+        "true",
+    ]);
+    assert!(
+        !o.status.success() && String::from_utf8_lossy(&o.stderr).contains("needs a terminal"),
+        "{o:?}"
     );
     ok(&env.oci(&["delete", "--force", &id]));
     reap(pid);

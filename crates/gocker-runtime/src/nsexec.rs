@@ -25,6 +25,11 @@ pub struct ExecRequest {
     pub tty: bool,
     /// Forward stdin (with `tty`: to the terminal).
     pub stdin: bool,
+    /// With `tty`: send the terminal's master to this unix socket (runc's console socket
+    /// protocol) instead of relaying it.
+    pub console_socket: Option<std::path::PathBuf>,
+    /// With `tty`: the terminal's initial size (`process.consoleSize`); else the caller's.
+    pub console_size: Option<oci_spec::runtime::Box>,
 }
 
 /// Runs `req` in the container of `st` with the caller's stdio; returns its exit status.
@@ -172,7 +177,7 @@ fn exec_inner(
                         if let Some((_, child_end)) = &tty_chan {
                             // The container's /dev/ptmx: this process is in its mount namespace now.
                             let (master, peer) = crate::tty::open_pair()?;
-                            crate::tty::sync_winsize(master.as_fd());
+                            crate::tty::initial_size(master.as_fd(), req.console_size.as_ref());
                             child_end.send(&(), &[master.as_fd()])?;
                             crate::tty::become_controlled(peer, Some(owner))?;
                         }
@@ -227,8 +232,12 @@ fn exec_inner(
                     Some(std::time::Duration::from_secs(10)),
                     "the exec'd process's terminal",
                 )? {
-                    if let Some(master) = fds.pop() {
-                        relay_until_exit(master, req.stdin, child.as_fd());
+                    match (fds.pop(), &req.console_socket) {
+                        (Some(master), Some(sock)) => {
+                            crate::oci::send_console(sock, master.as_fd())?
+                        }
+                        (Some(master), None) => relay_until_exit(master, req.stdin, child.as_fd()),
+                        (None, _) => {}
                     }
                 }
             }

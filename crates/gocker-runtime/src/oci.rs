@@ -885,7 +885,7 @@ fn write_pid_file(path: &Path, pid: i32) -> Result<()> {
 
 /// runc's console socket protocol: connect to the unix socket and send the pty master with
 /// `SCM_RIGHTS` (the data is the terminal's name).
-fn send_console(socket: &Path, master: BorrowedFd<'_>) -> Result<()> {
+pub(crate) fn send_console(socket: &Path, master: BorrowedFd<'_>) -> Result<()> {
     use rustix::net::{SendAncillaryBuffer, SendAncillaryMessage, SendFlags};
     let what = || format!("console socket {}", socket.display());
     let stream = std::os::unix::net::UnixStream::connect(socket)
