@@ -461,9 +461,10 @@ fn recv_fd(stream: &std::os::unix::net::UnixStream) -> OwnedFd {
     panic!("no descriptor received on the console socket");
 }
 
-/// Reads a pty master until `needle` shows up (at most 10 s); returns what was read.
-fn read_terminal_until(master: OwnedFd, needle: &str) -> String {
-    let mut f = std::fs::File::from(master);
+/// Reads a pty master until `needle` shows up (at most 10 s); returns what was read. The caller
+/// keeps the master open (closing it hangs the terminal up: SIGHUP for its session).
+fn read_terminal_until(master: &OwnedFd, needle: &str) -> String {
+    let mut f = std::fs::File::from(master.try_clone().unwrap());
     let mut text = String::new();
     let t = Instant::now();
     let mut buf = [0u8; 1024];
@@ -506,7 +507,7 @@ fn console_socket_gets_the_pty_master() {
     let master = receiver.join().unwrap();
     let pid = env.state(&id)["pid"].as_i64().unwrap() as i32;
     ok(&env.oci(&["start", &id]));
-    let text = read_terminal_until(master, "stdio-is-a-tty");
+    let text = read_terminal_until(&master, "stdio-is-a-tty");
     assert!(
         text.contains("/dev/pts/") && text.contains("stdio-is-a-tty"),
         "terminal output: {text:?}"
@@ -544,7 +545,8 @@ fn console_socket_gets_the_pty_master() {
         process.to_str().unwrap(),
         &id,
     ]));
-    let text = read_terminal_until(receiver.join().unwrap(), "exec-tty-done");
+    let exec_master = receiver.join().unwrap();
+    let text = read_terminal_until(&exec_master, "exec-tty-done");
     assert!(
         text.contains("/dev/pts/") && text.contains("33 77"),
         "exec terminal output: {text:?}"
@@ -555,6 +557,7 @@ fn console_socket_gets_the_pty_master() {
         .parse()
         .unwrap();
     assert_eq!(reap(exec_pid), 0);
+    drop(exec_master);
     let o = env.oci(&[
         "exec",
         "--console-socket",
