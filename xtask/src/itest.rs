@@ -88,6 +88,7 @@ pub fn main(a: Args) -> Result<()> {
     // libseccomp2: the runtime library gocker links (never libseccomp-dev: see docs/seccomp.md);
     // gcc + libc6-dev: the static syscall helper of the seccomp tests.
     // podman, containerd: the gocker-oci tests drive them (--runtime; ctr --runc-binary); ~15 s and ~6 s to install.
+    // containernetworking-plugins: podman's bridge on Debian 12 (CNI), named so that apt does not pick netavark.
     ensure_packages(&[
         "busybox-static",
         "musl",
@@ -100,6 +101,7 @@ pub fn main(a: Args) -> Result<()> {
         "slirp4netns",
         "passt",
         "podman",
+        "containernetworking-plugins",
         "containerd",
     ])?;
 

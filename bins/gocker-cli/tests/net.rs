@@ -290,7 +290,7 @@ fn bridge_container_reaches_the_host_side() {
         &rootfs(),
         "/bin/sh",
         "-c",
-        &format!("echo hello-host | nc -w 2 10.88.0.1 {p}"),
+        &format!("echo hello-host | nc -w 2 10.87.0.1 {p}"),
     ]);
     let (got, peer) = acceptor.join().unwrap();
     ok(out);
@@ -375,7 +375,7 @@ fn bridge_publishes_on_host_addresses_through_dnat() {
         };
         match attempt() {
             Ok(b) if b.contains("200 OK") => break b,
-            _ if Instant::now() > end => panic!("no answer on 10.88.0.1:{p}"),
+            _ if Instant::now() > end => panic!("no answer on 10.87.0.1:{p}"),
             _ => std::thread::sleep(Duration::from_millis(50)),
         }
     };

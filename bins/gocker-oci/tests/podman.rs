@@ -3,7 +3,9 @@
 //! Flags, and why (docs/oci.md):
 //! - isolated storage: `--root`/`--runroot` in a temporary directory, `vfs` driver, no events
 //!   journal, `--cgroup-manager cgroupfs` (no systemd driver in gocker-oci);
-//! - `--network none`: podman's bridge would hand over a network namespace by path;
+//! - `--network none` for most runs; one run uses podman's default bridge (CNI on Debian 12: the
+//!   container's network namespace is created by podman and joined by path), and the test removes
+//!   the `cni-podman0` bridge and the CNI firewall chains afterwards when it created them;
 //! - `--pids-limit -1`: podman's default limit of 2048 needs the pids controller on cgroup v2,
 //!   which this hybrid host binds to v1; gocker-oci refuses it rather than dropping it (tested);
 //! - `--ulimit nofile=1024:1024 --ulimit nproc=1000:1000`: podman's defaults exceed this
@@ -205,32 +207,80 @@ fn podman_with_gocker_oci() {
     let gone = p.run(&["inspect", &name]);
     assert!(!gone.status.success());
 
-    // run -it under a pseudo-terminal: the console socket hands the pty to conmon.
+    // run -it and exec -it under a pseudo-terminal: the console socket hands the pty to conmon.
     let inner = format!(
         "{} run --rm -it {} gocker-test-busybox sh -c 'tty; [ -t 0 ] && echo stdin-is-tty; sleep 0.5'",
         p.base().join(" "),
         LIMITS.join(" ")
     );
-    // script's stdin stays open (an idle pipe) while the container runs: at end of input script
-    // would send an end-of-file to the terminal.
-    let mut idle = Command::new("sleep")
-        .arg("20")
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let o = Command::new("script")
-        .args(["-qec", &inner, "/dev/null"])
-        .env("CONTAINERS_CONF", dir.join("containers.conf"))
-        .stdin(idle.stdout.take().unwrap())
-        .output()
-        .unwrap();
-    let _ = idle.kill();
-    let _ = idle.wait();
-    let out = ok(&o);
+    let out = ok(&under_script(&inner, &dir));
     assert!(
         out.contains("/dev/pts/") && out.contains("stdin-is-tty"),
         "{out:?}"
     );
+    let name = format!("gocker-podman-tty-{}", std::process::id());
+    let mut args = vec!["run", "-d", "--name", &name];
+    args.extend(LIMITS);
+    args.extend(["gocker-test-busybox", "sleep", "60"]);
+    ok(&p.run(&args));
+    let inner = format!(
+        "{} exec -it {name} sh -c 'tty; [ -t 0 ] && echo exec-stdin-is-tty; exit 4'",
+        p.base().join(" "),
+    );
+    let o = under_script(&inner, &dir);
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(o.status.code(), Some(4), "{out}");
+    assert!(
+        out.contains("/dev/pts/") && out.contains("exec-stdin-is-tty"),
+        "{out:?}"
+    );
+    ok(&p.run(&["rm", "-f", "-t", "0", &name]));
+
+    // podman's default bridge: the container joins podman's network namespace by path and
+    // reaches the host's bridge address.
+    {
+        let _cleanup = CniCleanup::new();
+        let mut args = vec!["run", "--rm", "--network", "bridge"];
+        args.extend(&LIMITS[2..]);
+        args.extend(["gocker-test-busybox", "sh", "-c", "ip -4 -o addr show eth0"]);
+        let out = ok(&p.run(&args));
+        assert!(out.contains("inet 10.88."), "{out}");
+        let listener = std::net::TcpListener::bind("10.88.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let server = std::thread::spawn(move || {
+            use std::io::{Read, Write};
+            // Bounded: a container that cannot reach us must fail the test, not hang it.
+            listener.set_nonblocking(true).unwrap();
+            let end = std::time::Instant::now() + std::time::Duration::from_secs(30);
+            let (mut c, peer) = loop {
+                match listener.accept() {
+                    Ok(c) => break c,
+                    Err(_) if std::time::Instant::now() < end => {
+                        std::thread::sleep(std::time::Duration::from_millis(20))
+                    }
+                    Err(e) => panic!("no connection from the container: {e}"),
+                }
+            };
+            c.set_nonblocking(false).unwrap();
+            let mut req = [0u8; 1024];
+            let _ = c.read(&mut req);
+            let body = format!("hello-from-host {}", peer.ip());
+            let _ = write!(
+                c,
+                "HTTP/1.0 200 OK\r\nContent-Length: {}\r\n\r\n{body}",
+                body.len()
+            );
+        });
+        // busybox-static's wget crashes in its static resolver; nc speaks HTTP/1.0 as well.
+        let probe =
+            format!("printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc -w 10 10.88.0.1 {port} | tail -n 1");
+        let mut args = vec!["run", "--rm", "--network", "bridge"];
+        args.extend(&LIMITS[2..]);
+        args.extend(["gocker-test-busybox", "sh", "-c", &probe]);
+        let out = ok(&p.run(&args));
+        server.join().unwrap();
+        assert!(out.starts_with("hello-from-host 10.88."), "{out}");
+    }
 
     // Nothing left in gocker-oci's state root.
     let left: Vec<_> = std::fs::read_dir("/run/gocker-oci")
@@ -242,4 +292,85 @@ fn podman_with_gocker_oci() {
         })
         .unwrap_or_default();
     assert!(left.is_empty(), "left in /run/gocker-oci: {left:?}");
+}
+
+/// Runs a shell command line under util-linux `script` (a fresh pseudo-terminal). Its stdin stays
+/// open (an idle pipe) while the command runs: at end of input script would send an end-of-file to
+/// the terminal.
+fn under_script(inner: &str, dir: &Path) -> Output {
+    let mut idle = Command::new("sleep")
+        .arg("20")
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let o = Command::new("script")
+        .args(["-qec", inner, "/dev/null"])
+        .env("CONTAINERS_CONF", dir.join("containers.conf"))
+        .stdin(idle.stdout.take().unwrap())
+        .output()
+        .unwrap();
+    let _ = idle.kill();
+    let _ = idle.wait();
+    o
+}
+
+/// Removes what CNI leaves on the host after podman's bridge was first used: the `cni-podman0`
+/// link and the firewall plugin's chains, when they did not exist before the test.
+struct CniCleanup {
+    had_bridge: bool,
+    had_chains: bool,
+    had_leases: bool,
+}
+
+const CNI_LEASES: &str = "/var/lib/cni/networks/podman";
+
+impl CniCleanup {
+    fn new() -> CniCleanup {
+        CniCleanup {
+            had_bridge: Path::new("/sys/class/net/cni-podman0").exists(),
+            had_chains: iptables(&["-S", "CNI-FORWARD"]),
+            had_leases: Path::new(CNI_LEASES).exists(),
+        }
+    }
+}
+
+fn iptables(args: &[&str]) -> bool {
+    Command::new("iptables")
+        .args(args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+impl Drop for CniCleanup {
+    fn drop(&mut self) {
+        if !self.had_bridge {
+            let _ = Command::new("ip")
+                .args(["link", "del", "cni-podman0"])
+                .status();
+        }
+        if !self.had_leases {
+            let _ = std::fs::remove_dir_all(CNI_LEASES);
+        }
+        if !self.had_chains {
+            let comment = "CNI firewall plugin rules";
+            let _ = iptables(&[
+                "-D",
+                "FORWARD",
+                "-m",
+                "comment",
+                "--comment",
+                comment,
+                "-j",
+                "CNI-FORWARD",
+            ]);
+            for chain in ["CNI-FORWARD", "CNI-ADMIN"] {
+                let _ = iptables(&["-F", chain]);
+            }
+            for chain in ["CNI-FORWARD", "CNI-ADMIN"] {
+                let _ = iptables(&["-X", chain]);
+            }
+        }
+    }
 }

@@ -116,7 +116,7 @@ impl Default for BridgeOptions {
         BridgeOptions {
             name: "gocker0".into(),
             subnet: Subnet {
-                addr: Ipv4Addr::new(10, 88, 0, 0),
+                addr: Ipv4Addr::new(10, 87, 0, 0),
                 prefix: 16,
             },
             mtu: 1500,
