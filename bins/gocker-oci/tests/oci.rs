@@ -878,3 +878,92 @@ fn create_and_start_container_hooks_run_inside_the_container() {
     assert!(e.contains("createContainer hook /bin/false"), "{e}");
     assert!(!env.root().join(&id2).exists());
 }
+
+/// A seccomp agent: accepts one connection on `sock`, checks the container process state that
+/// comes with the listener, and answers every notification with EOPNOTSUPP (counting them).
+fn seccomp_agent(
+    listener: std::os::unix::net::UnixListener,
+) -> std::thread::JoinHandle<(serde_json::Value, u32)> {
+    std::thread::spawn(move || {
+        use std::io::IoSliceMut;
+        use std::mem::MaybeUninit;
+        let (stream, _) = listener.accept().unwrap();
+        let mut buf = vec![0u8; 64 * 1024];
+        let mut space = [MaybeUninit::<u8>::uninit(); rustix::cmsg_space!(ScmRights(4))];
+        let mut control = rustix::net::RecvAncillaryBuffer::new(&mut space);
+        let r = rustix::net::recvmsg(
+            &stream,
+            &mut [IoSliceMut::new(&mut buf)],
+            &mut control,
+            rustix::net::RecvFlags::CMSG_CLOEXEC,
+        )
+        .unwrap();
+        let mut fds = Vec::new();
+        for m in control.drain() {
+            if let rustix::net::RecvAncillaryMessage::ScmRights(r) = m {
+                fds.extend(r);
+            }
+        }
+        let state: serde_json::Value = serde_json::from_slice(&buf[..r.bytes]).unwrap();
+        assert_eq!(fds.len(), 1, "one listener with {state}");
+        let l = gocker_seccomp::notify::Listener::new(fds.pop().unwrap());
+        let mut answered = 0;
+        while let Ok(n) = l.recv() {
+            let _ = l.respond(
+                n.id,
+                gocker_seccomp::notify::Response::Errno(libc::EOPNOTSUPP),
+            );
+            answered += 1;
+        }
+        (state, answered)
+    })
+}
+
+#[test]
+fn seccomp_notifications_go_to_the_listener_path_agent() {
+    let env = Env::new("agent");
+    let id = format!("agent-{}", std::process::id());
+    let sock = env.dir.join("agent.sock");
+    let agent = seccomp_agent(std::os::unix::net::UnixListener::bind(&sock).unwrap());
+    let sock_path = sock.display().to_string();
+    env.spec(
+        &[
+            "sh",
+            "-c",
+            "mkdir /dev/shm/x; echo mkdir=$?; [ -d /dev/shm/x ] || echo absent",
+        ],
+        |v| {
+            v["linux"]["seccomp"] = serde_json::json!({
+                "defaultAction": "SCMP_ACT_ALLOW",
+                "listenerPath": sock_path,
+                "listenerMetadata": "gocker-test-metadata",
+                "syscalls": [{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_NOTIFY"}],
+            });
+        },
+    );
+    let o = env.oci(&["run", "--bundle", env.bundle().to_str().unwrap(), &id]);
+    let out = String::from_utf8_lossy(&o.stdout);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(0), "{out} {err}");
+    let (state, answered) = agent.join().unwrap();
+    assert!(answered >= 1, "the agent answered the mkdir: {state}");
+    assert!(
+        out.contains("mkdir=1") && out.contains("absent"),
+        "the agent's EOPNOTSUPP reached the payload: {out} {err}"
+    );
+    assert_eq!(state["fds"], serde_json::json!(["seccompFd"]), "{state}");
+    assert_eq!(state["metadata"], "gocker-test-metadata", "{state}");
+    assert_eq!(state["state"]["id"], id.as_str(), "{state}");
+    assert!(state["pid"].as_i64().unwrap_or(0) > 0, "{state}");
+
+    // A listenerPath nobody listens on fails create, naming it, and leaves nothing.
+    drop(std::fs::remove_file(&sock));
+    let o = env.oci(&["create", "--bundle", env.bundle().to_str().unwrap(), &id]);
+    assert!(!o.status.success());
+    let e = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        e.contains("listenerPath") && e.contains("agent.sock"),
+        "{e}"
+    );
+    assert!(!env.root().join(&id).exists());
+}

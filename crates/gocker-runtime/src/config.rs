@@ -83,6 +83,11 @@ pub struct OciMode {
     /// `--preserve-fds N`: descriptors 3..3+N of the creating process reach the payload.
     #[serde(default)]
     pub preserve_fds: u32,
+    /// Descriptor number (inherited like `exec_fifo_fd`) of a unix stream connected by ring0 to
+    /// `linux.seccomp.listenerPath`: ring2 sends the seccomp listener there once it has loaded the
+    /// filter, with the container process state (runtime spec, "seccomp agent").
+    #[serde(default)]
+    pub seccomp_agent_fd: Option<i32>,
 }
 
 impl ContainerConfig {

@@ -187,12 +187,7 @@ pub(crate) fn check_seccomp(spec: &Spec) -> Result<()> {
     let notify = serde_json::to_value(s)
         .map(|v| v.to_string().contains("SCMP_ACT_NOTIFY"))
         .unwrap_or(false);
-    if s.listener_path().is_some() {
-        return Err(cfg_err(
-            "linux.seccomp.listenerPath is not supported by gocker-oci yet".into(),
-        ));
-    }
-    if notify {
+    if notify && s.listener_path().is_none() {
         return Err(cfg_err("linux.seccomp: SCMP_ACT_NOTIFY needs linux.seccomp.listenerPath (gocker-oci has no supervisor of its own)".into()));
     }
     Ok(())
@@ -518,9 +513,12 @@ impl Runtime {
                 let _ = std::fs::remove_file(&staged);
             })?;
         }
+        // The seccomp agent is reached with our credentials, before any ring exists.
+        let agent = connect_seccomp_agent(&spec)?;
         cfg.oci = Some(OciMode {
             exec_fifo_fd: fifo.as_raw_fd(),
             preserve_fds: opts.preserve_fds,
+            seccomp_agent_fd: agent.as_ref().map(|a| a.as_raw_fd()),
         });
         // The rings inherit the working directory: ring2 attaches the rootfs there (mount_root_at_cwd).
         let c = with_cwd(&rootfs, || {
@@ -568,10 +566,11 @@ impl Runtime {
             run_hooks("createRuntime", h.create_runtime(), &state)?;
             run_hooks("prestart", h.prestart(), &state)?;
             run_hooks_in_container(h.create_container(), &state, pid)?;
-            // ring2 waits for the state when it has startContainer hooks to run.
-            if has_hooks(h.start_container()) {
-                c.send_hook_state(&state)?;
-            }
+        }
+        // ring2 waits for the state when it has startContainer hooks to run or a seccomp agent
+        // to tell about the container.
+        if needs_state(&spec) {
+            c.send_oci_state(&serde_json::to_vec(&st).expect("state serialises"))?;
         }
         Ok(c)
     }
@@ -908,6 +907,77 @@ pub(crate) fn has_hooks(hooks: &Option<Vec<Hook>>) -> bool {
     hooks.as_ref().is_some_and(|v| !v.is_empty())
 }
 
+/// Whether ring2 needs the container's state JSON from `create` (see [`Container::send_oci_state`]).
+pub(crate) fn needs_state(spec: &Spec) -> bool {
+    spec.hooks()
+        .as_ref()
+        .is_some_and(|h| has_hooks(h.start_container()))
+        || listener_path(spec).is_some()
+}
+
+fn listener_path(spec: &Spec) -> Option<&Path> {
+    spec.linux()
+        .as_ref()
+        .and_then(|l| l.seccomp().as_ref())
+        .and_then(|s| s.listener_path().as_deref())
+}
+
+/// Connects to `linux.seccomp.listenerPath` (a unix stream socket), when the spec names one.
+fn connect_seccomp_agent(spec: &Spec) -> Result<Option<OwnedFd>> {
+    let Some(path) = listener_path(spec) else {
+        return Ok(None);
+    };
+    let s = std::os::unix::net::UnixStream::connect(path).map_err(|e| {
+        cfg_err(format!(
+            "linux.seccomp.listenerPath {}: {e}",
+            path.display()
+        ))
+    })?;
+    Ok(Some(OwnedFd::from(s)))
+}
+
+/// In ring2, right after loading a filter with notify rules: sends the listener to the seccomp
+/// agent with the container process state (runtime spec: `fds: ["seccompFd"]`, the pid, the
+/// `listenerMetadata`, and the container's state), then closes the connection.
+pub(crate) fn send_to_seccomp_agent(
+    cfg: &ContainerConfig,
+    agent_fd: i32,
+    listener: BorrowedFd<'_>,
+    state: &str,
+) -> Result<()> {
+    // SAFETY: the descriptor was connected by ring0 for ring2 alone and is used only here.
+    let agent = unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(agent_fd) };
+    let state: serde_json::Value = serde_json::from_str(state)
+        .map_err(|e| RuntimeError::Protocol(format!("container state: {e}")))?;
+    let metadata = cfg
+        .spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.seccomp().as_ref())
+        .and_then(|s| s.listener_metadata().clone())
+        .unwrap_or_default();
+    let msg = serde_json::json!({
+        "ociVersion": state["ociVersion"],
+        "fds": ["seccompFd"],
+        "pid": state["pid"],
+        "metadata": metadata,
+        "state": state,
+    })
+    .to_string();
+    let mut space = [std::mem::MaybeUninit::<u8>::uninit(); rustix::cmsg_space!(ScmRights(1))];
+    let mut control = rustix::net::SendAncillaryBuffer::new(&mut space);
+    let fds = [listener];
+    control.push(rustix::net::SendAncillaryMessage::ScmRights(&fds));
+    rustix::net::sendmsg(
+        &agent,
+        &[std::io::IoSlice::new(msg.as_bytes())],
+        &mut control,
+        rustix::net::SendFlags::NOSIGNAL,
+    )
+    .map_err(|e| RuntimeError::sys("sendmsg", "linux.seccomp.listenerPath", e))?;
+    Ok(())
+}
+
 /// `createContainer` hooks: each program is opened here (its path resolves in the runtime's mount
 /// namespace), then run in the container's namespaces, as root of its user namespace, with the
 /// state on stdin. A child joins the namespaces (setns needs a single-threaded process) and
@@ -1080,7 +1150,8 @@ pub fn features() -> serde_json::Value {
             "capabilities": caps,
             "cgroup": {"v1": false, "v2": true, "systemd": false, "systemdUser": false, "rdma": false},
             "seccomp": {"enabled": true, "actions": ["SCMP_ACT_ALLOW", "SCMP_ACT_ERRNO", "SCMP_ACT_KILL",
-                "SCMP_ACT_KILL_PROCESS", "SCMP_ACT_KILL_THREAD", "SCMP_ACT_LOG", "SCMP_ACT_TRAP", "SCMP_ACT_TRACE"],
+                "SCMP_ACT_KILL_PROCESS", "SCMP_ACT_KILL_THREAD", "SCMP_ACT_LOG", "SCMP_ACT_TRAP", "SCMP_ACT_TRACE",
+                "SCMP_ACT_NOTIFY"],
                 "operators": ["SCMP_CMP_NE", "SCMP_CMP_LT", "SCMP_CMP_LE", "SCMP_CMP_EQ", "SCMP_CMP_GE",
                 "SCMP_CMP_GT", "SCMP_CMP_MASKED_EQ"], "archs": ["SCMP_ARCH_X86_64", "SCMP_ARCH_X86", "SCMP_ARCH_X32"]},
             "apparmor": {"enabled": false},
@@ -1132,5 +1203,10 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("listenerPath"));
+        let l = spec.linux_mut().as_mut().unwrap();
+        let mut s = l.seccomp().clone().unwrap();
+        s.set_listener_path(Some("/run/agent.sock".into()));
+        l.set_seccomp(Some(s));
+        assert!(check_seccomp(&spec).is_ok());
     }
 }

@@ -26,8 +26,8 @@ pub(crate) enum Down {
     Start,
     /// Workspace mode: run the enclave command now (ring2 is prepared).
     Enclave,
-    /// OCI mode, when the spec has `startContainer` hooks: the state JSON to give them.
-    HookState(String),
+    /// OCI mode, when ring2 needs it (`startContainer` hooks, a seccomp agent): the state JSON.
+    OciState(String),
 }
 
 /// Messages from ring1/ring2 up to ring0.
@@ -658,14 +658,14 @@ impl Container {
     }
 
     /// OCI mode: the state JSON for the `startContainer` hooks, which ring2 runs after the start
-    /// barrier (it waits for this message only when the spec has such hooks).
-    pub(crate) fn send_hook_state(&self, state: &[u8]) -> Result<()> {
+    /// barrier, and for the seccomp agent (ring2 waits for it only when `oci::needs_state`).
+    pub(crate) fn send_oci_state(&self, state: &[u8]) -> Result<()> {
         let ch = self
             .to_ring2
             .as_ref()
             .ok_or_else(|| RuntimeError::Protocol("container not created".into()))?;
         ch.send(
-            &Down::HookState(String::from_utf8_lossy(state).into_owned()),
+            &Down::OciState(String::from_utf8_lossy(state).into_owned()),
             &[],
         )
     }

@@ -108,7 +108,7 @@ fn run(
                 volumes: volumes.into_iter().zip(rest).collect(),
             }
         }
-        Down::Start | Down::Enclave | Down::HookState(_) => {
+        Down::Start | Down::Enclave | Down::OciState(_) => {
             return Err(ring_err("ring1", "unexpected message before the id maps"))
         }
     };

@@ -102,12 +102,24 @@ pub(crate) const LISTENER_MSG: &str = "seccomp-listener";
 
 /// Installs the filter; the notification descriptor, if any, goes to ring1 and is closed here so
 /// the payload never holds it.
-fn load_seccomp(filter: &gocker_seccomp::load::Prepared, sup: &Channel) -> Result<()> {
+/// Loads the filter; a notify listener goes to ring1's supervisor, or in OCI mode to the seccomp
+/// agent of `linux.seccomp.listenerPath` (with the container's state, `oci_state`).
+fn load_seccomp(
+    cfg: &ContainerConfig,
+    filter: &gocker_seccomp::load::Prepared,
+    sup: &Channel,
+    oci_state: Option<&str>,
+) -> Result<()> {
     let listener = stage("load seccomp filter", filter.load().map_err(Into::into))?;
-    if let Some(l) = listener {
-        sup.send(&LISTENER_MSG, &[l.as_fd()])?;
+    let agent = cfg.oci.as_ref().and_then(|o| o.seccomp_agent_fd);
+    match (listener, agent, oci_state) {
+        (Some(l), Some(fd), Some(state)) => stage(
+            "send the seccomp listener to linux.seccomp.listenerPath",
+            crate::oci::send_to_seccomp_agent(cfg, fd, l.as_fd(), state),
+        ),
+        (Some(l), _, _) => sup.send(&LISTENER_MSG, &[l.as_fd()]),
+        (None, _, _) => Ok(()),
     }
-    Ok(())
 }
 
 fn prepare(
@@ -218,29 +230,24 @@ fn prepare(
     chan.send(&Up::Ready, &fds)?;
     drop(fds);
     drop(master);
+    let mut oci_state = None;
     match &cfg.oci {
         None => match chan.recv::<Down>(None, "start")? {
             Some((Down::Start, _)) => {}
             _ => exit(125),
         },
         Some(oci) => {
-            let hooks = cfg.spec.hooks().as_ref().map(|h| h.start_container());
-            let state = match hooks {
-                Some(h) if crate::oci::has_hooks(h) => {
-                    match chan.recv::<Down>(
-                        Some(cfg.stage_timeout),
-                        "the state for startContainer hooks",
-                    )? {
-                        Some((Down::HookState(s), _)) => Some(s),
-                        _ => exit(125),
-                    }
+            if crate::oci::needs_state(&cfg.spec) {
+                let stage = "the container's state from create";
+                match chan.recv::<Down>(Some(cfg.stage_timeout), stage)? {
+                    Some((Down::OciState(s), _)) => oci_state = Some(s),
+                    _ => exit(125),
                 }
-                _ => None,
-            };
+            }
             crate::oci::start_barrier(oci)?;
             // startContainer: after `start`, before the payload; paths resolve in the container.
-            if let (Some(h), Some(state)) = (hooks, state) {
-                crate::oci::run_hooks("startContainer", h, state.as_bytes())?;
+            if let (Some(h), Some(state)) = (cfg.spec.hooks(), &oci_state) {
+                crate::oci::run_hooks("startContainer", h.start_container(), state.as_bytes())?;
             }
         }
     }
@@ -250,7 +257,7 @@ fn prepare(
     // it while ring2 still has its capabilities (as runc does); the identity changes that follow
     // then pass through it.
     if let (Some(f), false) = (&filter, nnp) {
-        load_seccomp(f, sup)?;
+        load_seccomp(cfg, f, sup, oci_state.as_deref())?;
     }
     process::set_user(proc_, !cfg.idmaps.deny_setgroups)?;
     process::set_capabilities(proc_)?;
@@ -264,7 +271,7 @@ fn prepare(
     reset_signals();
     // Last before execve: nothing of gocker's own runs under the filter but sendmsg and execve.
     if let (Some(f), true) = (&filter, nnp) {
-        load_seccomp(f, sup)?;
+        load_seccomp(cfg, f, sup, oci_state.as_deref())?;
     }
     Ok(plan)
 }
