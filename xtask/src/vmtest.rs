@@ -50,13 +50,15 @@ pub fn run_vm(force_tcg: bool) -> Result<Outcome> {
     // gocker links libseccomp, whose Debian package ships only a shared library (libseccomp.a is
     // in libseccomp-dev), so gocker is linked dynamically and its libraries (from ldd) go into the
     // initramfs at their own paths. The cgroup tests do not use seccomp and stay static.
-    step("vmtest: build of gocker (dynamic, with its libraries) and the static cgroup tests");
+    step("vmtest: build of gocker and gocker-oci (dynamic, with their libraries) and the static cgroup tests");
     let static_env = [("RUSTFLAGS", "-C target-feature=+crt-static")];
     run(Command::new("cargo").current_dir(&ws).args([
         "build",
         "--release",
         "-p",
         "gocker-cli",
+        "-p",
+        "gocker-oci",
         "--target",
         TARGET,
     ]))?;
@@ -83,6 +85,7 @@ pub fn run_vm(force_tcg: bool) -> Result<Outcome> {
         .find_map(|m| m["executable"].as_str().map(PathBuf::from))
         .context("cgroup test binary not found")?;
     let gocker = ws.join("target").join(TARGET).join("release/gocker");
+    let gocker_oci = ws.join("target").join(TARGET).join("release/gocker-oci");
 
     step("vmtest: initramfs");
     let root = vm.join("initramfs");
@@ -92,6 +95,8 @@ pub fn run_vm(force_tcg: bool) -> Result<Outcome> {
         output(Command::new("sh").args(["-c", "dpkg -L busybox-static | grep '/bin/busybox$'"]))?;
     std::fs::copy(busybox.trim(), root.join("bin/busybox"))?;
     std::fs::copy(&gocker, root.join("gocker"))?;
+    std::fs::copy(&gocker_oci, root.join("gocker-oci"))?;
+    // Both link the same libraries (libc, libseccomp).
     for lib in shared_libraries(&gocker)? {
         let dest = root.join(lib.strip_prefix("/").unwrap_or(&lib));
         std::fs::create_dir_all(dest.parent().expect("a library path has a parent"))?;

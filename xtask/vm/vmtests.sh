@@ -72,4 +72,27 @@ if awk '$1 == "stats1" && $NF == 2 && /64.0MiB/ { found = 1 } END { exit !found 
 wait $spid
 [ "$(children)" = 0 ] && ok cgroup-removed-after-run || bad cgroup-removed-after-run "$(ls /sys/fs/cgroup/gocker)"
 
+# gocker-oci on cgroup v2: linux.cgroupsPath, pause/resume (the freezer), update (resources), and
+# delete removing the cgroup.
+O=/gocker-oci
+B=/tmp/bundle
+mkdir -p $B && ln -s $R $B/rootfs
+$O spec --bundle $B
+sed -i 's/"terminal": true/"terminal": false/; s/^      "sh"$/      "sleep", "300"/; s|^  "linux": {$|  "linux": { "cgroupsPath": "/oci-test/c1",|' $B/config.json
+if $O create --bundle $B t1 >/tmp/oci.out 2>&1 && $O start t1 >>/tmp/oci.out 2>&1; then
+    pid=$($O state t1 | sed -n 's/.*"pid": *\([0-9]*\).*/\1/p' | head -n1)
+    grep -qx "$pid" /sys/fs/cgroup/oci-test/c1/cgroup.procs && ok oci-cgroups-path || bad oci-cgroups-path "pid=$pid procs=$(cat /sys/fs/cgroup/oci-test/c1/cgroup.procs 2>&1) $(cat /tmp/oci.out)"
+    $O pause t1
+    if grep -qx "frozen 1" /sys/fs/cgroup/oci-test/c1/cgroup.events && $O state t1 | grep -q '"paused"'; then ok oci-pause; else bad oci-pause "$(cat /sys/fs/cgroup/oci-test/c1/cgroup.events) $($O state t1)"; fi
+    $O resume t1
+    if grep -qx "frozen 0" /sys/fs/cgroup/oci-test/c1/cgroup.events && $O state t1 | grep -q '"running"'; then ok oci-resume; else bad oci-resume "$(cat /sys/fs/cgroup/oci-test/c1/cgroup.events) $($O state t1)"; fi
+    $O update --memory 64m --pids-limit 30 t1 >/tmp/oci.out 2>&1
+    mem=$(cat /sys/fs/cgroup/oci-test/c1/memory.max); pids=$(cat /sys/fs/cgroup/oci-test/c1/pids.max)
+    [ "$mem" = 67108864 ] && [ "$pids" = 30 ] && ok oci-update || bad oci-update "memory.max=$mem pids.max=$pids $(cat /tmp/oci.out)"
+    $O delete --force t1
+    [ ! -e /sys/fs/cgroup/oci-test/c1 ] && [ ! -e /run/gocker-oci/t1 ] && ok oci-delete-removes-cgroup || bad oci-delete-removes-cgroup "$(ls /sys/fs/cgroup/oci-test /run/gocker-oci 2>&1)"
+else
+    bad oci-create-start "$(cat /tmp/oci.out)"
+fi
+
 echo "VMTEST DONE pass=$pass fail=$fail"

@@ -271,7 +271,7 @@ fn bridge_container_reaches_the_host_side() {
         "/bin/true",
     ]));
     let l =
-        TcpListener::bind((Ipv4Addr::new(10, 88, 0, 1), 0)).expect("listen on the bridge address");
+        TcpListener::bind((Ipv4Addr::new(10, 87, 0, 1), 0)).expect("listen on the bridge address");
     let p = l.local_addr().unwrap().port();
     l.set_nonblocking(false).unwrap();
     let acceptor = std::thread::spawn(move || {
@@ -301,7 +301,7 @@ fn bridge_container_reaches_the_host_side() {
     };
     assert_eq!(
         &ip.octets()[..2],
-        &[10, 88],
+        &[10, 87],
         "the container's own bridge address: {ip}"
     );
 }
@@ -364,7 +364,7 @@ fn bridge_publishes_on_host_addresses_through_dnat() {
     let body = loop {
         let attempt = || -> std::io::Result<String> {
             let mut s = TcpStream::connect_timeout(
-                &SocketAddr::from((Ipv4Addr::new(10, 88, 0, 1), p)),
+                &SocketAddr::from((Ipv4Addr::new(10, 87, 0, 1), p)),
                 Duration::from_secs(1),
             )?;
             s.set_read_timeout(Some(Duration::from_secs(2)))?;

@@ -383,8 +383,16 @@ impl Runtime {
 
     fn oci_state(&self, id: &str, r: &Record) -> OciState {
         let alive = is_alive(r.pid, r.pid_start);
+        let frozen = || {
+            r.cgroup.as_ref().is_some_and(|cg| {
+                std::fs::read_to_string(cg.join("cgroup.freeze")).is_ok_and(|v| v.trim() == "1")
+            })
+        };
         let status = if alive && self.dir(id).join(FIFO).exists() {
             "created"
+        } else if alive && frozen() {
+            // `pause`: runc reports a frozen container as paused.
+            "paused"
         } else if alive {
             "running"
         } else {
@@ -686,9 +694,10 @@ impl Runtime {
     pub fn delete(&self, id: &str, force: bool) -> Result<()> {
         let r = self.record(id)?;
         let st = self.oci_state(id, &r);
-        if st.status == "running" && !force {
+        if (st.status == "running" || st.status == "paused") && !force {
             return Err(cfg_err(format!(
-                "container {id} is running: stop it first or use --force"
+                "container {id} is {}: stop it first or use --force",
+                st.status
             )));
         }
         if is_alive(r.pid, r.pid_start) {
