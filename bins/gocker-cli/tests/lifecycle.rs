@@ -1,50 +1,14 @@
 //! Detached containers: run -d, ps, logs, exec, stop, kill, wait, inspect, rm — as root and as
 //! unprivileged users (the test runs in every GOCKER_TEST_MODE).
 
-use std::path::PathBuf;
+mod common;
+use common::*;
+
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-fn bin() -> PathBuf {
-    std::env::var_os("GOCKER_BIN")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_gocker")))
-}
-
-fn rootfs() -> String {
-    std::env::var("GOCKER_TEST_ROOTFS").expect("set GOCKER_TEST_ROOTFS (run via cargo xtask itest)")
-}
-
-fn g(args: &[&str]) -> Output {
-    Command::new(bin())
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .unwrap()
-}
-
-#[track_caller]
-fn ok(o: Output) -> String {
-    assert_eq!(
-        o.status.code(),
-        Some(0),
-        "stdout: {} stderr: {}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    );
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
 fn name(tag: &str) -> String {
     format!("{tag}-{}", std::process::id())
-}
-
-fn state_dir() -> PathBuf {
-    if rustix::process::geteuid().is_root() {
-        PathBuf::from("/run/gocker")
-    } else {
-        PathBuf::from(std::env::var_os("XDG_RUNTIME_DIR").expect("XDG_RUNTIME_DIR")).join("gocker")
-    }
 }
 
 fn ps_json(all: bool) -> Vec<serde_json::Value> {
@@ -53,7 +17,7 @@ fn ps_json(all: bool) -> Vec<serde_json::Value> {
     } else {
         &["ps", "--format", "json"]
     };
-    serde_json::from_str(&ok(g(args))).expect("ps --format json parses")
+    serde_json::from_str(&ok(&g(args))).expect("ps --format json parses")
 }
 
 fn pid_alive(pid: i64) -> bool {
@@ -65,7 +29,7 @@ fn detached_lifecycle() {
     let n = name("web");
     let r = rootfs();
     let script = "echo started; echo to-stderr >&2; trap 'echo got-term; exit 0' TERM; while :; do sleep 0.1; done";
-    let id = ok(g(&[
+    let id = ok(&g(&[
         "run", "-d", "--name", &n, "--rootfs", &r, "/bin/sh", "-c", script,
     ]))
     .trim()
@@ -73,7 +37,7 @@ fn detached_lifecycle() {
     assert_eq!(id.len(), 32, "prints the full id: {id}");
 
     // ps lists it, and --format json parses with the right fields.
-    assert!(ok(g(&["ps"]))
+    assert!(ok(&g(&["ps"]))
         .lines()
         .any(|l| l.contains(&n) && l.contains("running")));
     let entry = ps_json(false)
@@ -98,14 +62,14 @@ fn detached_lifecycle() {
     };
     assert_eq!(String::from_utf8_lossy(&logs.stdout), "started\n");
     assert!(String::from_utf8_lossy(&logs.stderr).contains("to-stderr"));
-    let ts = ok(g(&["logs", "-t", "--tail", "1", &n]));
+    let ts = ok(&g(&["logs", "-t", "--tail", "1", &n]));
     assert!(
         ts.is_empty() || ts.contains('T') && ts.contains('Z'),
         "RFC 3339 timestamps: {ts}"
     );
 
     // exec runs inside: same hostname, the payload is PID 1 there.
-    let inside = ok(g(&[
+    let inside = ok(&g(&[
         "exec",
         &n,
         "sh",
@@ -124,7 +88,7 @@ fn detached_lifecycle() {
 
     // stop: SIGTERM reaches the trap, well within the grace period.
     let t = Instant::now();
-    ok(g(&["stop", "-t", "10", &n]));
+    ok(&g(&["stop", "-t", "10", &n]));
     assert!(
         t.elapsed() < Duration::from_secs(5),
         "stop took {:?}",
@@ -136,16 +100,16 @@ fn detached_lifecycle() {
                 .map(|s| s.contains(") Z"))
                 .unwrap_or(true)
     );
-    assert!(ok(g(&["logs", &n])).contains("got-term"));
-    assert_eq!(ok(g(&["wait", &n])).trim(), "0");
-    let insp: serde_json::Value = serde_json::from_str(&ok(g(&["inspect", &n]))).unwrap();
+    assert!(ok(&g(&["logs", &n])).contains("got-term"));
+    assert_eq!(ok(&g(&["wait", &n])).trim(), "0");
+    let insp: serde_json::Value = serde_json::from_str(&ok(&g(&["inspect", &n]))).unwrap();
     assert_eq!(insp[0]["exit_code"], 0);
     assert_eq!(insp[0]["running"], false);
     assert_eq!(insp[0]["spec"]["process"]["args"][2], script);
     assert!(!ps_json(false).iter().any(|c| c["name"] == n.as_str()));
 
     // rm removes it and its state.
-    ok(g(&["rm", &n]));
+    ok(&g(&["rm", &n]));
     assert!(!ps_json(true).iter().any(|c| c["name"] == n.as_str()));
     assert!(!state_dir().join(&id).exists());
     assert!(!state_dir().join("names").join(&n).exists());
@@ -155,7 +119,7 @@ fn detached_lifecycle() {
 fn stop_kills_after_the_grace_period() {
     let n = name("stubborn");
     let r = rootfs();
-    ok(g(&[
+    ok(&g(&[
         "run",
         "-d",
         "--name",
@@ -167,14 +131,14 @@ fn stop_kills_after_the_grace_period() {
         "trap '' TERM; while :; do sleep 0.1; done",
     ]));
     let t = Instant::now();
-    ok(g(&["stop", "-t", "1", &n]));
+    ok(&g(&["stop", "-t", "1", &n]));
     let took = t.elapsed();
     assert!(
         took >= Duration::from_secs(1) && took < Duration::from_secs(5),
         "{took:?}"
     );
-    assert_eq!(ok(g(&["wait", &n])).trim(), "137");
-    ok(g(&["rm", &n]));
+    assert_eq!(ok(&g(&["wait", &n])).trim(), "137");
+    ok(&g(&["rm", &n]));
 }
 
 #[test]
@@ -182,7 +146,7 @@ fn twenty_detached_containers() {
     let r = rootfs();
     let names: Vec<String> = (0..20).map(|i| name(&format!("many{i}"))).collect();
     for n in &names {
-        ok(g(&[
+        ok(&g(&[
             "run",
             "-d",
             "--rm",
@@ -204,7 +168,7 @@ fn twenty_detached_containers() {
     }
     let mut args = vec!["stop", "-t", "5"];
     args.extend(names.iter().map(String::as_str));
-    ok(g(&args));
+    ok(&g(&args));
     // --rm: the monitors remove the records once the payloads are gone.
     let end = Instant::now() + Duration::from_secs(5);
     while ps_json(true)
@@ -300,7 +264,7 @@ fn run_and_exec_with_a_terminal() {
     );
 
     let n = name("tty");
-    ok(g(&[
+    ok(&g(&[
         "run",
         "-d",
         "--name",
@@ -323,7 +287,7 @@ fn run_and_exec_with_a_terminal() {
     let out = String::from_utf8_lossy(&o.stdout);
     assert_eq!(o.status.code(), Some(6), "{out}");
     assert!(out.contains("/dev/pts/") && out.contains("22 77"), "{out}");
-    ok(g(&["rm", "-f", &n]));
+    ok(&g(&["rm", "-f", &n]));
 }
 
 /// Runs `cmd` under a fresh pseudo-terminal of `rows`x`cols` and types `steps` into it, each
@@ -410,7 +374,7 @@ fn detach_keys_and_attach() {
     assert_eq!(o.status.code(), Some(5), "the payload's exit code: {out}");
     assert!(out.contains("20 50") && out.contains("b3"), "{out}");
     assert_eq!(status_of(&n).as_deref(), Some("stopped"), "{out}");
-    ok(g(&["rm", &n]));
+    ok(&g(&["rm", &n]));
 
     // A Ctrl-P that does not start the sequence reaches the container; other keys can be chosen;
     // a --rm container is removed when it ends after a detach.
@@ -464,7 +428,7 @@ fn detach_keys_and_attach() {
     let o = g(&["run", "-d", "-i", "--rootfs", &r, "true"]);
     assert_eq!(o.status.code(), Some(125));
     let n = name("attach-notty");
-    ok(g(&[
+    ok(&g(&[
         "run",
         "-d",
         "--name",
@@ -480,7 +444,7 @@ fn detach_keys_and_attach() {
         String::from_utf8_lossy(&o.stderr).contains("no terminal"),
         "{o:?}"
     );
-    ok(g(&["rm", "-f", &n]));
+    ok(&g(&["rm", "-f", &n]));
     let o = g(&["attach", &n]);
     assert_eq!(o.status.code(), Some(125));
 }
@@ -489,7 +453,7 @@ fn detach_keys_and_attach() {
 fn start_restart_top() {
     let n = name("again");
     let r = rootfs();
-    ok(g(&[
+    ok(&g(&[
         "run",
         "-d",
         "--name",
@@ -500,17 +464,17 @@ fn start_restart_top() {
         "-c",
         "echo run; exec sleep 1000",
     ]));
-    ok(g(&["stop", "-t", "1", &n]));
+    ok(&g(&["stop", "-t", "1", &n]));
     assert!(!ps_json(false).iter().any(|c| c["name"] == n.as_str()));
-    ok(g(&["start", &n]));
+    ok(&g(&["start", &n]));
     let first = ps_json(false)
         .into_iter()
         .find(|c| c["name"] == n.as_str())
         .expect("running again");
-    let top = ok(g(&["top", &n]));
+    let top = ok(&g(&["top", &n]));
     let pid = first["pid"].as_i64().unwrap().to_string();
     assert!(top.lines().any(|l| l.split_whitespace().nth(1) == Some(pid.as_str()) && l.ends_with("sleep 1000")), "{top}");
-    ok(g(&["restart", "-t", "1", &n]));
+    ok(&g(&["restart", "-t", "1", &n]));
     let second = ps_json(false)
         .into_iter()
         .find(|c| c["name"] == n.as_str())
@@ -518,15 +482,15 @@ fn start_restart_top() {
     assert_ne!(first["pid"], second["pid"], "a new payload");
     assert_eq!(first["id"], second["id"], "the same container");
     let end = Instant::now() + Duration::from_secs(5);
-    while ok(g(&["logs", &n])).matches("run\n").count() < 3 {
+    while ok(&g(&["logs", &n])).matches("run\n").count() < 3 {
         assert!(
             Instant::now() < end,
             "logs keep every run: {}",
-            ok(g(&["logs", &n]))
+            ok(&g(&["logs", &n]))
         );
         std::thread::sleep(Duration::from_millis(50));
     }
-    ok(g(&["rm", "-f", &n]));
+    ok(&g(&["rm", "-f", &n]));
     assert!(!ps_json(true).iter().any(|c| c["name"] == n.as_str()));
 }
 
@@ -535,7 +499,7 @@ fn entrypoint_and_env_file() {
     let r = rootfs();
     let file = std::env::temp_dir().join(format!("gocker-envfile-{}", std::process::id()));
     std::fs::write(&file, "# comment\nA=from-file\n\nB=two words\n").unwrap();
-    let out = ok(g(&[
+    let out = ok(&g(&[
         "run",
         "--rm",
         "--rootfs",
@@ -567,7 +531,7 @@ fn entrypoint_and_env_file() {
 
 #[test]
 fn info_reports_the_cgroup_setup() {
-    let out = ok(g(&["info"]));
+    let out = ok(&g(&["info"]));
     let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
     let v1_memory = mountinfo.lines().any(|l| {
         l.split(" - ")
@@ -586,7 +550,7 @@ fn info_reports_the_cgroup_setup() {
     } else {
         assert!(!line.contains("hybrid"), "{out}");
     }
-    let json: serde_json::Value = serde_json::from_str(&ok(g(&["info", "--json"]))).unwrap();
+    let json: serde_json::Value = serde_json::from_str(&ok(&g(&["info", "--json"]))).unwrap();
     assert_eq!(json["rootless"], !rustix::process::geteuid().is_root());
 }
 
@@ -597,7 +561,7 @@ fn a_failed_start_keeps_the_container_and_its_logs() {
     let vol = std::env::temp_dir().join(format!("gocker-keep-{}", std::process::id()));
     std::fs::create_dir_all(&vol).unwrap();
     let v = format!("{}:/data", vol.display());
-    ok(g(&[
+    ok(&g(&[
         "run",
         "-d",
         "--name",
@@ -610,7 +574,7 @@ fn a_failed_start_keeps_the_container_and_its_logs() {
         "-c",
         "echo first",
     ]));
-    assert_eq!(ok(g(&["wait", &n])).trim(), "0");
+    assert_eq!(ok(&g(&["wait", &n])).trim(), "0");
     // The volume's source is gone: starting again must fail, and leave the stopped container as it was.
     std::fs::remove_dir(&vol).unwrap();
     let o = g(&["start", &n]);
@@ -620,6 +584,6 @@ fn a_failed_start_keeps_the_container_and_its_logs() {
         .find(|c| c["name"] == n.as_str())
         .expect("still listed after a failed start");
     assert_eq!(entry["status"], "stopped");
-    assert_eq!(ok(g(&["logs", &n])), "first\n");
-    ok(g(&["rm", &n]));
+    assert_eq!(ok(&g(&["logs", &n])), "first\n");
+    ok(&g(&["rm", &n]));
 }

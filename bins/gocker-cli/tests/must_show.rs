@@ -2,16 +2,13 @@
 //! Run by `cargo xtask itest` as root (GOCKER_TEST_MODE=root) and as unprivileged users
 //! (rootless-subuid: a /etc/subuid range; rootless-single: one mapped id).
 
+mod common;
+use common::*;
+
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
-
-fn bin() -> PathBuf {
-    std::env::var_os("GOCKER_BIN")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_gocker")))
-}
 
 fn rootfs() -> PathBuf {
     let p = PathBuf::from(
@@ -43,16 +40,6 @@ fn mode() -> Mode {
     }
 }
 
-fn unique(tag: &str) -> String {
-    use std::sync::atomic::{AtomicU32, Ordering};
-    static N: AtomicU32 = AtomicU32::new(0);
-    format!(
-        "{tag}-{}-{}",
-        std::process::id(),
-        N.fetch_add(1, Ordering::Relaxed)
-    )
-}
-
 fn gocker(args: &[&str]) -> Command {
     let mut c = Command::new(bin());
     c.args(args).stdin(Stdio::null());
@@ -73,26 +60,6 @@ fn stdout(o: &Output) -> String {
 }
 fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
-#[track_caller]
-fn ok(o: &Output) -> String {
-    assert_eq!(
-        o.status.code(),
-        Some(0),
-        "stdout: {} stderr: {}",
-        stdout(o),
-        stderr(o)
-    );
-    stdout(o)
-}
-
-fn state_dir() -> PathBuf {
-    if rustix::process::geteuid().is_root() {
-        PathBuf::from("/run/gocker")
-    } else {
-        PathBuf::from(std::env::var_os("XDG_RUNTIME_DIR").expect("XDG_RUNTIME_DIR")).join("gocker")
-    }
 }
 
 /// Host pids whose command line contains `marker`.

@@ -3,58 +3,17 @@
 //! and nothing left behind (links, nft rules, leases, helper processes) after many runs and after
 //! SIGKILL. Traffic only goes to loopback, the bridge's host address and container addresses.
 
+mod common;
+use common::*;
+
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-fn bin() -> PathBuf {
-    std::env::var_os("GOCKER_BIN")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_gocker")))
-}
-
-fn rootfs() -> String {
-    std::env::var("GOCKER_TEST_ROOTFS").expect("set GOCKER_TEST_ROOTFS (run via cargo xtask itest)")
-}
-
 fn is_root() -> bool {
     rustix::process::geteuid().is_root()
-}
-
-fn g(args: &[&str]) -> Output {
-    Command::new(bin())
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .unwrap()
-}
-
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
-}
-
-#[track_caller]
-fn ok(o: Output) -> String {
-    assert_eq!(
-        o.status.code(),
-        Some(0),
-        "stdout: {} stderr: {}",
-        text(&o.stdout),
-        text(&o.stderr)
-    );
-    text(&o.stdout)
-}
-
-fn unique(tag: &str) -> String {
-    use std::sync::atomic::{AtomicU32, Ordering};
-    static N: AtomicU32 = AtomicU32::new(0);
-    format!(
-        "{tag}-{}-{}",
-        std::process::id(),
-        N.fetch_add(1, Ordering::Relaxed)
-    )
 }
 
 fn uid() -> u32 {
@@ -65,14 +24,6 @@ fn uid() -> u32 {
 /// phase in parallel; the process id spreads concurrent suites, e.g. another checkout's, apart).
 fn port(base: u16) -> u16 {
     base + ((uid() + std::process::id()) % 50) as u16
-}
-
-fn state_dir() -> PathBuf {
-    if is_root() {
-        PathBuf::from("/run/gocker")
-    } else {
-        PathBuf::from(std::env::var_os("XDG_RUNTIME_DIR").expect("XDG_RUNTIME_DIR")).join("gocker")
-    }
 }
 
 /// gocker's network state: beside the state store.
@@ -136,7 +87,7 @@ fn httpd(name: &str, network: &str, host_port: u16, body: &str, extra: &[&str]) 
     ];
     args.extend_from_slice(extra);
     args.extend_from_slice(&["/bin/sh", "-c", &script]);
-    ok(g(&args)).trim().to_owned()
+    ok(&g(&args)).trim().to_owned()
 }
 
 fn stop(name: &str) {
@@ -261,7 +212,7 @@ fn bridge_container_reaches_the_host_side() {
         return;
     }
     // The bridge exists once any container used it; make sure with a first run.
-    ok(g(&[
+    ok(&g(&[
         "run",
         "--rm",
         "--network",
@@ -293,7 +244,7 @@ fn bridge_container_reaches_the_host_side() {
         &format!("echo hello-host | nc -w 2 10.87.0.1 {p}"),
     ]);
     let (got, peer) = acceptor.join().unwrap();
-    ok(out);
+    ok(&out);
     assert_eq!(got.trim(), "hello-host");
     let ip = match peer.ip() {
         std::net::IpAddr::V4(v) => v,
@@ -341,7 +292,7 @@ fn bridge_publishes_on_host_addresses_through_dnat() {
     let r = rootfs();
     let p = port(18800);
     let publish = format!("{p}:80");
-    let id = ok(g(&[
+    let id = ok(&g(&[
         "run",
         "-d",
         "--rm",
@@ -390,7 +341,7 @@ fn bridge_publishes_on_host_addresses_through_dnat() {
 }
 
 fn inspect_ip(name: &str) -> String {
-    let v: serde_json::Value = serde_json::from_str(&ok(g(&["inspect", name]))).unwrap();
+    let v: serde_json::Value = serde_json::from_str(&ok(&g(&["inspect", name]))).unwrap();
     v[0]["ip"]
         .as_str()
         .unwrap_or_else(|| panic!("no ip in inspect: {v}"))
@@ -417,7 +368,7 @@ fn containers_reach_each_other_unless_isolated() {
     let ip = inspect_ip(&open);
     let o = fetch_from_container(&ip, &[]);
     stop(&open);
-    assert!(ok(o).contains("peer-says-hi"));
+    assert!(ok(&o).contains("peer-says-hi"));
     assert_clean(&id);
 
     let closed = unique("peer-closed");
@@ -471,7 +422,7 @@ fn net_admin_works_in_the_container_namespace_only() {
         "set -e; ip link add v0 type veth peer name v1; tunctl -t tap0 >/dev/null; {} ip -o link show",
         if dummy { "ip link add dummy0 type dummy;" } else { "" }
     );
-    let out = ok(g(&[
+    let out = ok(&g(&[
         "run",
         "--rm",
         "--network",
@@ -523,7 +474,7 @@ fn net_admin_works_in_the_container_namespace_only() {
 #[test]
 fn resolv_conf_and_hosts_are_the_containers_own() {
     let r = rootfs();
-    let out = ok(g(&[
+    let out = ok(&g(&[
         "run", "--rm", "--network", "none", "--hostname", "box", "--dns", "192.0.2.53", "--add-host", "db.local:192.0.2.7",
         "--rootfs", &r, "/bin/sh", "-c", "cat /etc/resolv.conf /etc/hosts; echo '192.0.2.8 extra' >> /etc/hosts && grep -c extra /etc/hosts",
     ]));
@@ -548,7 +499,7 @@ fn host_network_shares_the_hosts_interfaces() {
         .flatten()
         .map(|e| e.file_name().to_string_lossy().into_owned())
         .collect();
-    let out = ok(g(&[
+    let out = ok(&g(&[
         "run",
         "--rm",
         "--network",
@@ -632,7 +583,7 @@ fn hundred_runs_leave_nothing_behind() {
         let start = Instant::now();
         let mut ids = Vec::new();
         for _ in 0..100 {
-            let o = ok(g(&[
+            let o = ok(&g(&[
                 "run",
                 "--rm",
                 "--network",
@@ -754,7 +705,7 @@ fn a_busy_host_port_fails_cleanly() {
             "{mode}: the error names the port: {err}"
         );
         // Everything made before the failure is gone: the name is free again, nothing is left.
-        ok(g(&[
+        ok(&g(&[
             "run",
             "--rm",
             "--name",
@@ -845,6 +796,6 @@ fn system_prune_collects_what_a_sigkilled_run_left() {
         assert!(Instant::now() < end, "{:?}", leftovers(&id));
         std::thread::sleep(Duration::from_millis(50));
     }
-    assert!(!ok(gk(&["ps", "-a"])).contains("victim"));
+    assert!(!ok(&gk(&["ps", "-a"])).contains("victim"));
     let _ = std::fs::remove_dir_all(&xdg);
 }

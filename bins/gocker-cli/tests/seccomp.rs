@@ -7,19 +7,12 @@
 //! bound into the container read-only with `-v` on `/opt` (a directory every rootfs has, so no
 //! mount point is created in the shared rootfs).
 
+mod common;
+use common::*;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::sync::OnceLock;
-
-fn bin() -> PathBuf {
-    std::env::var_os("GOCKER_BIN")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_gocker")))
-}
-
-fn rootfs() -> String {
-    std::env::var("GOCKER_TEST_ROOTFS").expect("set GOCKER_TEST_ROOTFS (run via cargo xtask itest)")
-}
 
 const HELPER_C: &str = r#"
 #define _GNU_SOURCE
@@ -131,18 +124,6 @@ fn run_with(pre: &[&str], extra: &[&str], script: &str) -> Output {
 
 fn sh(extra: &[&str], script: &str) -> Output {
     run_with(&[], extra, script)
-}
-
-#[track_caller]
-fn ok(o: &Output) -> String {
-    let out = String::from_utf8_lossy(&o.stdout).into_owned();
-    assert_eq!(
-        o.status.code(),
-        Some(0),
-        "stdout: {out} stderr: {}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-    out
 }
 
 /// The errno the helper printed for `name`.

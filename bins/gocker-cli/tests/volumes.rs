@@ -1,14 +1,11 @@
 //! `-v/--volume` and `--tmpfs` against the real kernel, as root and as unprivileged users.
 
+mod common;
+use common::*;
+
 use std::os::unix::fs::MetadataExt;
 use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
-
-fn bin() -> PathBuf {
-    std::env::var_os("GOCKER_BIN")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_gocker")))
-}
 
 fn rootfs() -> PathBuf {
     PathBuf::from(
@@ -38,10 +35,6 @@ fn run(root: &std::path::Path, extra: &[&str], script: &str) -> Output {
         .stdin(Stdio::null())
         .output()
         .unwrap()
-}
-
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
 }
 
 #[test]

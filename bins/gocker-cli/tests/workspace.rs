@@ -2,16 +2,13 @@
 //! limit, enclave, debug sleep, the container's own /etc files. Run by `cargo xtask itest` as root
 //! and as the unprivileged users (GOCKER_TEST_MODE).
 
+mod common;
+use common::*;
+
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
-
-fn bin() -> PathBuf {
-    std::env::var_os("GOCKER_BIN")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_gocker")))
-}
 
 fn rootfs() -> String {
     let p = PathBuf::from(
@@ -35,16 +32,6 @@ fn single_id() -> bool {
     std::env::var("GOCKER_TEST_MODE").as_deref() == Ok("rootless-single")
 }
 
-fn unique(tag: &str) -> String {
-    use std::sync::atomic::{AtomicU32, Ordering};
-    static N: AtomicU32 = AtomicU32::new(0);
-    format!(
-        "{tag}-{}-{}",
-        std::process::id(),
-        N.fetch_add(1, Ordering::Relaxed)
-    )
-}
-
 fn gocker(args: &[&str]) -> Command {
     let mut c = Command::new(bin());
     c.args(args).stdin(Stdio::null());
@@ -65,18 +52,6 @@ fn stdout(o: &Output) -> String {
 }
 fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
-#[track_caller]
-fn ok(o: &Output) -> String {
-    assert_eq!(
-        o.status.code(),
-        Some(0),
-        "stdout: {} stderr: {}",
-        stdout(o),
-        stderr(o)
-    );
-    stdout(o)
 }
 
 fn lines_with<'a>(out: &'a str, key: &str) -> Vec<&'a str> {
@@ -122,14 +97,6 @@ fn signal(pid: i32, sig: i32) {
 extern "C" {
     #[link_name = "kill"]
     fn libc_kill(pid: i32, sig: i32) -> i32;
-}
-
-fn state_dir() -> PathBuf {
-    if rustix::process::geteuid().is_root() {
-        PathBuf::from("/run/gocker")
-    } else {
-        PathBuf::from(std::env::var_os("XDG_RUNTIME_DIR").expect("XDG_RUNTIME_DIR")).join("gocker")
-    }
 }
 
 fn records_with(marker: &str) -> usize {

@@ -1,0 +1,78 @@
+//! Helpers shared by the integration tests of `gocker` (each test file is its own crate and uses
+//! a subset: hence the `dead_code` allowance).
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+use std::process::{Command, Output, Stdio};
+
+/// The gocker binary: `GOCKER_BIN` (the user phases run a copy they can reach), else cargo's.
+pub fn bin() -> PathBuf {
+    std::env::var_os("GOCKER_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_gocker")))
+}
+
+/// The test rootfs (`GOCKER_TEST_ROOTFS`, set by `cargo xtask itest`), checked for a shell.
+pub fn rootfs_path() -> PathBuf {
+    let p = PathBuf::from(
+        std::env::var_os("GOCKER_TEST_ROOTFS")
+            .expect("set GOCKER_TEST_ROOTFS (run via cargo xtask itest)"),
+    );
+    assert!(
+        p.join("bin/sh").exists(),
+        "GOCKER_TEST_ROOTFS={} has no /bin/sh",
+        p.display()
+    );
+    p
+}
+
+/// [`rootfs_path`] as a string, for argument lists.
+pub fn rootfs() -> String {
+    rootfs_path().display().to_string()
+}
+
+/// A name unique to this test process and call.
+pub fn unique(tag: &str) -> String {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static N: AtomicU32 = AtomicU32::new(0);
+    format!(
+        "{tag}-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// gocker's state store for the current user.
+pub fn state_dir() -> PathBuf {
+    if rustix::process::geteuid().is_root() {
+        PathBuf::from("/run/gocker")
+    } else {
+        PathBuf::from(std::env::var_os("XDG_RUNTIME_DIR").expect("XDG_RUNTIME_DIR")).join("gocker")
+    }
+}
+
+pub fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+/// Runs gocker with `args` and stdin from /dev/null.
+pub fn g(args: &[&str]) -> Output {
+    Command::new(bin())
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap()
+}
+
+/// Asserts exit status 0 (showing both streams otherwise) and returns stdout.
+#[track_caller]
+pub fn ok(o: &Output) -> String {
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "stdout: {} stderr: {}",
+        text(&o.stdout),
+        text(&o.stderr)
+    );
+    text(&o.stdout)
+}
