@@ -290,7 +290,17 @@ fn has_sys_resource() -> bool {
     eff & (1 << CAP_SYS_RESOURCE) != 0
 }
 
-fn start_daemon(dir: &Path) -> Daemon {
+/// Where gocker-oci puts an absolute `cgroupsPath`: the cgroup2 mount (the empty `unified` one on
+/// a hybrid host).
+fn cgroup2_mount() -> PathBuf {
+    if Path::new("/sys/fs/cgroup/cgroup.controllers").exists() {
+        PathBuf::from("/sys/fs/cgroup")
+    } else {
+        PathBuf::from("/sys/fs/cgroup/unified")
+    }
+}
+
+fn start_daemon(dir: &Path, disable_cgroup: bool) -> Daemon {
     let d = dir.display();
     let bin = env!("CARGO_BIN_EXE_gocker-oci");
     std::fs::create_dir_all(dir.join("cni/bin")).unwrap();
@@ -298,11 +308,9 @@ fn start_daemon(dir: &Path) -> Daemon {
     std::fs::create_dir_all(dir.join("pods")).unwrap();
     let cri = "plugins.\"io.containerd.grpc.v1.cri\"";
     let rt = format!("{cri}.containerd.runtimes.gocker");
-    let disable_cgroup = !cgroups_usable();
     let restrict_oom = !has_sys_resource();
     eprintln!("cri: disable_cgroup = {disable_cgroup}, restrict_oom_score_adj = {restrict_oom}");
-    let cgroup_parent =
-        Some(PathBuf::from("/sys/fs/cgroup/k8s.io")).filter(|p| !disable_cgroup && !p.exists());
+    let cgroup_parent = Some(cgroup2_mount().join("k8s.io")).filter(|p| !p.exists());
     std::fs::write(
         dir.join("config.toml"),
         format!(
@@ -420,7 +428,7 @@ fn cri_pod_with_gocker_runtime_handler() {
     let dir = std::env::temp_dir().join(format!("gocker-cri-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
-    let mut daemon = start_daemon(&dir);
+    let mut daemon = start_daemon(&dir, !cgroups_usable());
     import_image(&daemon);
     eprintln!("cri: containerd up, image imported in {:?}", t0.elapsed());
 
@@ -440,6 +448,66 @@ fn cri_pod_with_gocker_runtime_handler() {
     drop(daemon);
     assert!(!dir.exists(), "{} left behind", dir.display());
     eprintln!("cri: cleaned up at {:?}", t0.elapsed());
+}
+
+/// Without `disable_cgroup` on a host whose cpu controller is not on cgroup v2, the sandbox's
+/// `linux.resources.cpu.shares` (2, set by CRI for every pod) is refused by name, and nothing is
+/// left (gocker-oci refuses a limit it cannot apply rather than dropping it).
+#[test]
+fn cri_sandbox_cpu_shares_refused_without_a_cgroup_v2_cpu_controller() {
+    if std::env::var("GOCKER_TEST_MODE").as_deref() != Ok("root") {
+        eprintln!("cri test: root phase only");
+        return;
+    }
+    if cgroups_usable() {
+        eprintln!("cri refusal test: the cpu controller is on cgroup v2 here; nothing to refuse");
+        return;
+    }
+    let dir = std::env::temp_dir().join(format!("gocker-cri-refused-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let daemon = start_daemon(&dir, false);
+    import_image(&daemon);
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let mut c = daemon.client().await;
+        let r = c
+            .run_pod_sandbox(RunPodSandboxRequest {
+                config: Some(pod_config(&daemon.dir)),
+                runtime_handler: "gocker".into(),
+            })
+            .await;
+        let e = r.expect_err("RunPodSandbox asking cpu.shares without a cgroup v2 cpu controller");
+        assert!(
+            e.message().contains("controllers not available") && e.message().contains("cpu"),
+            "{e}"
+        );
+        let pods = c
+            .list_pod_sandbox(ListPodSandboxRequest { filter: None })
+            .await
+            .expect("ListPodSandbox")
+            .into_inner()
+            .items;
+        assert!(pods.is_empty(), "{pods:?}");
+    });
+    let ns_root = daemon.oci_root().join(NS);
+    let left: Vec<_> = std::fs::read_dir(&ns_root)
+        .map(|r| {
+            r.flatten()
+                .map(|e| e.file_name())
+                .filter(|n| n != "names")
+                .collect()
+        })
+        .unwrap_or_default();
+    assert!(left.is_empty(), "left in gocker-oci's state root: {left:?}");
+    if let Some(p) = &daemon.cgroup_parent {
+        assert!(!p.exists(), "{} made", p.display());
+    }
+    drop(daemon);
+    assert!(!dir.exists(), "{} left behind", dir.display());
 }
 
 /// A task's bundle (containerd's runc shim state) while it exists.
