@@ -89,6 +89,7 @@ pub fn main(a: Args) -> Result<()> {
     // gcc + libc6-dev: the static syscall helper of the seccomp tests.
     // podman, containerd: the gocker-oci tests drive them (--runtime; ctr --runc-binary); ~15 s and ~6 s to install.
     // containernetworking-plugins: podman's bridge on Debian 12 (CNI), named so that apt does not pick netavark.
+    // protobuf-compiler: protoc, which k8s-cri (the CRI client of gocker-oci's cri test) runs at build time.
     ensure_packages(&[
         "busybox-static",
         "musl",
@@ -103,6 +104,7 @@ pub fn main(a: Args) -> Result<()> {
         "podman",
         "containernetworking-plugins",
         "containerd",
+        "protobuf-compiler",
     ])?;
 
     step("build: cargo build --workspace --all-targets");

@@ -7,7 +7,7 @@ use rustix::fs::{Mode, OFlags, CWD};
 use rustix::mount::{MountPropagationFlags, UnmountFlags};
 
 use crate::options::{MountAttrs, MOUNT_ATTR_RDONLY};
-use crate::sys::{attach_path, clone_tree, set_attrs};
+use crate::sys::{attach_path, clone_tree, fs_instance, set_attrs};
 use crate::{MountError, Result};
 
 /// Makes every mount in the caller's (new) mount namespace private, so nothing the container
@@ -91,4 +91,11 @@ pub fn pivot_root(root: BorrowedFd<'_>) -> Result<()> {
 /// Makes the rootfs mount itself read-only (not the mounts below it).
 pub fn root_readonly(root: BorrowedFd<'_>) -> Result<()> {
     set_readonly(root, Path::new("/"), true, false)
+}
+
+/// A detached new instance of `fstype` made by the calling process (so it belongs to the caller's
+/// namespaces, e.g. an mqueue of the IPC namespace it has joined), for a premade mount at `dest`.
+/// Mount attributes are left to whoever attaches it.
+pub fn instance(fstype: &str, source: &str, dest: &Path) -> Result<OwnedFd> {
+    fs_instance(fstype, source, &[], MountAttrs::default(), dest)
 }

@@ -139,6 +139,9 @@ pub(crate) fn fs_instance(
         .map_err(|e| err("fsmount", e))
 }
 
+/// `f_type` of an mqueue filesystem (linux/magic.h; not in the libc crate).
+const MQUEUE_MAGIC: u64 = 0x1980_0202;
+
 /// The [`Mounter`] that performs steps with real syscalls.
 #[derive(Debug, Default)]
 pub struct KernelMounter {
@@ -173,6 +176,57 @@ impl KernelMounter {
         let target = open_in_root(root, dest, kind)?;
         attach_fd(src.as_fd(), target.as_fd(), dest)
     }
+
+    /// A new instance of `fstype` for `dest`, with the fallbacks a user namespace needs.
+    fn instance(
+        &mut self,
+        fstype: &str,
+        source: &str,
+        data: &[(String, Option<String>)],
+        attrs: MountAttrs,
+        dest: &Path,
+    ) -> Result<OwnedFd> {
+        Ok(match fs_instance(fstype, source, data, attrs, dest) {
+            Ok(m) => m,
+            // sysfs needs a network namespace owned by our user namespace; without one,
+            // bind the host's /sys read-only (as runc and podman do).
+            Err(e) if fstype == "sysfs" && e.errno() == Some(libc::EPERM) => {
+                self.notes
+                    .push(format!("sysfs: {e}; bound /sys read-only instead"));
+                let m = clone_tree(CWD, Path::new("/sys"), true)?;
+                set_attrs(m.as_fd(), dest, attrs.with(MOUNT_ATTR_RDONLY), true, None)?;
+                m
+            }
+            // No usable cgroup2 hierarchy for this namespace (e.g. a hybrid host whose controllers
+            // are bound to v1): an empty read-only tmpfs keeps /sys/fs/cgroup present but inert.
+            Err(e) if fstype == "cgroup2" && e.errno() == Some(libc::EPERM) => {
+                self.notes.push(format!(
+                    "{}: cgroup2 refused ({e}); mounted an empty read-only tmpfs",
+                    dest.display()
+                ));
+                let ro = MountAttrs::set(
+                    MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC,
+                );
+                fs_instance(
+                    "tmpfs",
+                    "cgroup",
+                    &[("size".into(), Some("0".into()))],
+                    ro,
+                    dest,
+                )?
+            }
+            // devpts rejects gid= when that group is not mapped (single-id rootless maps).
+            Err(MountError::Invalid { .. })
+                if fstype == "devpts" && data.iter().any(|(k, _)| k == "gid") =>
+            {
+                self.notes
+                    .push("devpts: gid not mapped, mounted without gid=".into());
+                let data: Vec<_> = data.iter().filter(|(k, _)| k != "gid").cloned().collect();
+                fs_instance(fstype, source, &data, attrs, dest)?
+            }
+            Err(e) => return Err(e),
+        })
+    }
 }
 
 impl Mounter for KernelMounter {
@@ -195,49 +249,21 @@ impl Mounter for KernelMounter {
                 } else {
                     fstype.as_str()
                 };
-                let mnt = match fs_instance(fstype, source, data, *attrs, dest) {
-                    Ok(m) => m,
-                    // sysfs needs a network namespace owned by our user namespace; without one,
-                    // bind the host's /sys read-only (as runc and podman do).
-                    Err(e) if fstype == "sysfs" && e.errno() == Some(libc::EPERM) => {
-                        self.notes
-                            .push(format!("sysfs: {e}; bound /sys read-only instead"));
-                        let m = clone_tree(CWD, Path::new("/sys"), true)?;
-                        set_attrs(m.as_fd(), dest, attrs.with(MOUNT_ATTR_RDONLY), true, None)?;
+                // An mqueue made by a privileged parent in an IPC namespace joined by path (a pod's,
+                // which the container's own user namespace does not own). Only an mqueue instance
+                // is taken: premade binds may share the destination (CRI binds /dev/shm over a tmpfs).
+                let premade = self.premade.iter().position(|(d, fd)| {
+                    d == dest
+                        && fstype == "mqueue"
+                        && rustix::fs::fstatfs(fd)
+                            .is_ok_and(|s| u64::try_from(s.f_type).ok() == Some(MQUEUE_MAGIC))
+                });
+                let mnt = match premade.map(|i| self.premade.swap_remove(i).1) {
+                    Some(m) => {
+                        set_attrs(m.as_fd(), dest, *attrs, false, None)?;
                         m
                     }
-                    // No usable cgroup2 hierarchy for this namespace (e.g. a hybrid host whose controllers
-                    // are bound to v1): an empty read-only tmpfs keeps /sys/fs/cgroup present but inert.
-                    Err(e) if fstype == "cgroup2" && e.errno() == Some(libc::EPERM) => {
-                        self.notes.push(format!(
-                            "{}: cgroup2 refused ({e}); mounted an empty read-only tmpfs",
-                            dest.display()
-                        ));
-                        let ro = MountAttrs::set(
-                            MOUNT_ATTR_RDONLY
-                                | MOUNT_ATTR_NOSUID
-                                | MOUNT_ATTR_NODEV
-                                | MOUNT_ATTR_NOEXEC,
-                        );
-                        fs_instance(
-                            "tmpfs",
-                            "cgroup",
-                            &[("size".into(), Some("0".into()))],
-                            ro,
-                            dest,
-                        )?
-                    }
-                    // devpts rejects gid= when that group is not mapped (single-id rootless maps).
-                    Err(MountError::Invalid { .. })
-                        if fstype == "devpts" && data.iter().any(|(k, _)| k == "gid") =>
-                    {
-                        self.notes
-                            .push("devpts: gid not mapped, mounted without gid=".into());
-                        let data: Vec<_> =
-                            data.iter().filter(|(k, _)| k != "gid").cloned().collect();
-                        fs_instance(fstype, source, &data, *attrs, dest)?
-                    }
-                    Err(e) => return Err(e),
+                    None => self.instance(fstype, source, data, *attrs, dest)?,
                 };
                 attach_fd(mnt.as_fd(), target.as_fd(), dest)
             }

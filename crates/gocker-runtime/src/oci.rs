@@ -644,11 +644,26 @@ impl Runtime {
         Ok(())
     }
 
-    /// `kill ID SIGNAL [--all]`.
+    /// `kill ID SIGNAL [--all]`. As runc: `--all` on a stopped container signals what is left in
+    /// its cgroup (nothing, once its PID namespace is gone) and succeeds; a plain kill of a stopped
+    /// container fails with "container not running", the words containerd's shim maps to "process
+    /// already finished" (anything else makes its StopPodSandbox retry forever).
     pub fn kill(&self, id: &str, sig: i32, all: bool) -> Result<()> {
         let r = self.record(id)?;
         if !is_alive(r.pid, r.pid_start) {
-            return Err(cfg_err(format!("container {id} is not running")));
+            if all {
+                for pid in r.cgroup.iter().flat_map(|cg| {
+                    std::fs::read_to_string(cg.join("cgroup.procs"))
+                        .unwrap_or_default()
+                        .lines()
+                        .filter_map(|l| l.trim().parse::<i32>().ok())
+                        .collect::<Vec<_>>()
+                }) {
+                    signal(pid, sig)?;
+                }
+                return Ok(());
+            }
+            return Err(cfg_err(format!("container {id}: container not running")));
         }
         let pids = if all { self.pids_of(&r) } else { vec![r.pid] };
         for pid in pids {

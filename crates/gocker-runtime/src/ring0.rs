@@ -448,7 +448,9 @@ impl Container {
             drop(config);
         }
         let mnt = self.idmapped_rootfs(ring1_pid);
-        let volumes = self.idmapped_volumes(ring1_pid);
+        let mut volumes = self.idmapped_volumes(ring1_pid);
+        let joined = self.joined_ipc_mqueue(volumes.len());
+        volumes.extend(joined);
         let fds: Vec<_> = mnt
             .iter()
             .chain(volumes.iter().map(|v| &v.1))
@@ -631,6 +633,49 @@ impl Container {
                         .notes
                         .push(format!("volume {}: not idmapped ({e})", src.display())),
                 },
+            }
+        }
+        out
+    }
+
+    /// An mqueue mount shows the IPC namespace of the process that made it, and making one needs
+    /// CAP_SYS_ADMIN over that namespace's owner. A container that joins an IPC namespace by path
+    /// (a pod's: the sandbox's, owned by the sandbox's user namespace) cannot mount it from its own
+    /// user namespace, so ring0, which joined it with the caller's privileges (`oci::create`), makes
+    /// the instance and ring2 attaches it at the spec's destination. If ring0 cannot either, ring2
+    /// tries as usual and reports its own error.
+    fn joined_ipc_mqueue(&mut self, premade: usize) -> Vec<(PathBuf, OwnedFd)> {
+        let spec = &self.config.spec;
+        let joined = spec
+            .linux()
+            .as_ref()
+            .and_then(|l| l.namespaces().as_ref())
+            .into_iter()
+            .flatten()
+            .any(|n| n.typ() == oci_spec::runtime::LinuxNamespaceType::Ipc && n.path().is_some());
+        if !joined || self.config.oci.is_none() {
+            return Vec::new();
+        }
+        let mut out = Vec::new();
+        for m in spec.mounts().iter().flatten() {
+            if m.typ().as_deref() != Some("mqueue") {
+                continue;
+            }
+            if premade + out.len() + 1 >= crate::channel::MAX_FDS {
+                break;
+            }
+            let dest = m.destination();
+            let source = m
+                .source()
+                .as_deref()
+                .and_then(|p| p.to_str())
+                .unwrap_or("mqueue");
+            match gocker_mounts::root::instance("mqueue", source, dest) {
+                Ok(fd) => out.push((dest.clone(), fd)),
+                Err(e) => self.notes.push(format!(
+                    "{}: mqueue of the joined IPC namespace not made by the runtime ({e})",
+                    dest.display()
+                )),
             }
         }
         out
