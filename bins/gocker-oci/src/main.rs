@@ -445,7 +445,7 @@ fn exec(rt: &Runtime, a: ExecArgs) -> Result<u8, Failure> {
         req.cwd = Some(p.cwd().display().to_string());
         req.user = Some((p.user().uid(), p.user().gid()));
         req.tty = p.terminal().unwrap_or(false) || a.tty;
-        req.console_size = p.console_size().clone();
+        req.console_size = p.console_size();
     }
     if req.console_socket.is_some() && !req.tty {
         return Err(Failure(
