@@ -967,3 +967,32 @@ fn seccomp_notifications_go_to_the_listener_path_agent() {
     );
     assert!(!env.root().join(&id).exists());
 }
+
+#[test]
+fn personality_is_applied_and_unsupported_settings_are_refused() {
+    let env = Env::new("persona");
+    let id = format!("persona-{}", std::process::id());
+    env.spec(&["uname", "-m"], |v| {
+        v["linux"]["personality"] = serde_json::json!({"domain": "LINUX32"})
+    });
+    let o = env.oci(&["run", "--bundle", env.bundle().to_str().unwrap(), &id]);
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&o.stdout).trim(), "i686");
+
+    env.spec(&["true"], |v| {
+        v["linux"]["intelRdt"] = serde_json::json!({"closID": "gocker-test"})
+    });
+    let o = env.oci(&["create", "--bundle", env.bundle().to_str().unwrap(), &id]);
+    assert!(!o.status.success());
+    let e = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        e.contains("linux.intelRdt") && e.contains("config.json"),
+        "{e}"
+    );
+    assert!(!env.root().join(&id).exists());
+}

@@ -179,6 +179,73 @@ pub(crate) fn mount_root_at_cwd(idmapped: Option<OwnedFd>) -> Result<OwnedFd> {
     Ok(mnt)
 }
 
+/// Which Linux security modules this host enforces (the seam for [`check_unsupported`]).
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct HostLsm {
+    pub apparmor: bool,
+    pub selinux: bool,
+}
+
+impl HostLsm {
+    pub(crate) fn probe() -> HostLsm {
+        HostLsm {
+            apparmor: std::fs::read_to_string("/sys/module/apparmor/parameters/enabled")
+                .is_ok_and(|v| v.trim() == "Y"),
+            selinux: Path::new("/sys/fs/selinux/enforce").exists(),
+        }
+    }
+}
+
+/// Settings of config.json gocker-oci does not apply: refused when they would matter, else noted
+/// (the returned notes). As runc, an AppArmor profile or SELinux label is ignored on a host that
+/// does not enforce that module; where it does, gocker-oci refuses rather than run unconfined.
+/// `linux.intelRdt` is always refused; `linux.personality` flags are (the domain is applied).
+pub(crate) fn check_unsupported(
+    spec: &Spec,
+    host: &HostLsm,
+) -> std::result::Result<Vec<String>, String> {
+    let mut notes = Vec::new();
+    let process = spec.process().as_ref();
+    let linux = spec.linux().as_ref();
+    if let Some(profile) = process.and_then(|p| p.apparmor_profile().as_ref()) {
+        if host.apparmor {
+            return Err(format!("process.apparmorProfile {profile:?}: gocker-oci does not apply AppArmor profiles, and this host enforces AppArmor (remove it to run without one)"));
+        }
+        notes.push(format!(
+            "process.apparmorProfile {profile:?} ignored: AppArmor is not enabled on this host"
+        ));
+    }
+    let labels = [
+        (
+            "process.selinuxLabel",
+            process.and_then(|p| p.selinux_label().clone()),
+        ),
+        (
+            "linux.mountLabel",
+            linux.and_then(|l| l.mount_label().clone()),
+        ),
+    ];
+    for (field, label) in labels {
+        if let Some(label) = label {
+            if host.selinux {
+                return Err(format!("{field} {label:?}: gocker-oci does not apply SELinux labels, and this host has SELinux enabled"));
+            }
+            notes.push(format!(
+                "{field} {label:?} ignored: SELinux is not enabled on this host"
+            ));
+        }
+    }
+    if linux.and_then(|l| l.intel_rdt().as_ref()).is_some() {
+        return Err("linux.intelRdt: resctrl (Intel RDT) is not supported by gocker-oci".into());
+    }
+    if let Some(p) = linux.and_then(|l| l.personality().as_ref()) {
+        if p.flags().as_ref().is_some_and(|f| !f.is_empty()) {
+            return Err(format!("linux.personality.flags {:?}: personality flags are not supported (only the domain)", p.flags().clone().unwrap_or_default()));
+        }
+    }
+    Ok(notes)
+}
+
 /// Seccomp notifications in OCI mode go to `linux.seccomp.listenerPath` (no ring1 supervisor).
 pub(crate) fn check_seccomp(spec: &Spec) -> Result<()> {
     let Some(s) = spec.linux().as_ref().and_then(|l| l.seccomp().as_ref()) else {
@@ -475,6 +542,11 @@ impl Runtime {
             return Err(cfg_err(
                 "process.terminal is true: --console-socket is required".into(),
             ));
+        }
+        let notes = check_unsupported(&spec, &HostLsm::probe())
+            .map_err(|e| cfg_err(format!("{}: {e}", bundle_dir.join("config.json").display())))?;
+        for n in notes {
+            tracing::debug!("{n}");
         }
         join_namespaces(&spec, &bundle_dir.join("config.json"))?;
         raise_rlimits(&spec);
@@ -1208,6 +1280,52 @@ mod tests {
             t.starts_with("20") && t.ends_with('Z') && &t[10..11] == "T",
             "{t}"
         );
+    }
+
+    #[test]
+    fn lsm_settings_are_refused_where_enforced_and_noted_elsewhere() {
+        let spec: Spec = serde_json::from_value(serde_json::json!({
+            "ociVersion": "1.2.0",
+            "process": {"args": ["sh"], "cwd": "/", "user": {"uid": 0, "gid": 0},
+                        "apparmorProfile": "docker-default", "selinuxLabel": "system_u:system_r:container_t:s0"},
+            "linux": {"mountLabel": "system_u:object_r:container_file_t:s0"},
+        }))
+        .unwrap();
+        let notes = check_unsupported(&spec, &HostLsm::default()).unwrap();
+        assert_eq!(notes.len(), 3, "{notes:?}");
+        let e = check_unsupported(
+            &spec,
+            &HostLsm {
+                apparmor: true,
+                selinux: false,
+            },
+        )
+        .unwrap_err();
+        assert!(e.contains("apparmorProfile"), "{e}");
+        let e = check_unsupported(
+            &spec,
+            &HostLsm {
+                apparmor: false,
+                selinux: true,
+            },
+        )
+        .unwrap_err();
+        assert!(e.contains("selinuxLabel"), "{e}");
+
+        let rdt: Spec = serde_json::from_value(serde_json::json!({
+            "ociVersion": "1.2.0", "linux": {"intelRdt": {"closID": "x"}},
+        }))
+        .unwrap();
+        assert!(check_unsupported(&rdt, &HostLsm::default())
+            .unwrap_err()
+            .contains("intelRdt"));
+        let pers: Spec = serde_json::from_value(serde_json::json!({
+            "ociVersion": "1.2.0", "linux": {"personality": {"domain": "LINUX32", "flags": ["X"]}},
+        }))
+        .unwrap();
+        assert!(check_unsupported(&pers, &HostLsm::default())
+            .unwrap_err()
+            .contains("flags"));
     }
 
     #[test]

@@ -252,6 +252,7 @@ fn prepare(
         }
     }
     crate::workspace::after_barrier(cfg)?;
+    set_personality(cfg)?;
 
     // Without no_new_privs the kernel accepts a filter only from a holder of CAP_SYS_ADMIN: load
     // it while ring2 still has its capabilities (as runc does); the identity changes that follow
@@ -274,6 +275,33 @@ fn prepare(
         load_seccomp(cfg, f, sup, oci_state.as_deref())?;
     }
     Ok(plan)
+}
+
+/// `linux.personality`: the execution domain of the payload (LINUX32: `uname -m` says i686 on
+/// x86_64). Flags are refused earlier (`oci::check_unsupported`).
+fn set_personality(cfg: &ContainerConfig) -> Result<()> {
+    use oci_spec::runtime::LinuxPersonalityDomain as D;
+    let Some(p) = cfg
+        .spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.personality().as_ref())
+    else {
+        return Ok(());
+    };
+    let persona = match p.domain() {
+        D::PerLinux => 0x0000,
+        D::PerLinux32 => 0x0008,
+    };
+    // SAFETY: personality(2) takes a plain integer and touches no memory of ours.
+    if unsafe { libc::personality(persona) } == -1 {
+        return Err(RuntimeError::sys(
+            "personality",
+            format!("linux.personality {:?}", p.domain()),
+            std::io::Error::last_os_error(),
+        ));
+    }
+    Ok(())
 }
 
 /// Attaches the rootfs (the idmapped mount from ring0, or a recursive bind) and returns the
