@@ -19,6 +19,9 @@ use crate::{Action, Op, Profile, Result, SeccompError};
 pub struct Bpf {
     /// The profile's hash ([`Profile::hash`]).
     pub hash: String,
+    /// As a hex string in JSON (the cache, container.json): parsing ~10 000 numbers on every
+    /// start cost more than the filter load itself.
+    #[serde(with = "hex_bytes")]
     pub program: Vec<u8>,
     /// Load with SECCOMP_FILTER_FLAG_NEW_LISTENER: some rule notifies.
     pub listener: bool,
@@ -164,7 +167,23 @@ pub enum CacheOutcome {
     Bypassed,
 }
 
-const MAGIC: &[u8; 8] = b"GKSCMP01";
+/// Version 02: the program is a hex string (01 had a JSON array of numbers; such entries are
+/// ignored and recompiled).
+const MAGIC: &[u8; 8] = b"GKSCMP02";
+
+mod hex_bytes {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(b: &[u8], s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&crate::profile::hex(b))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
+        let s = std::borrow::Cow::<str>::deserialize(d)?;
+        crate::profile::unhex(&s)
+            .ok_or_else(|| serde::de::Error::custom("program: not a hex string"))
+    }
+}
 
 impl Cache {
     pub fn new(dir: impl Into<PathBuf>) -> Cache {
@@ -195,6 +214,8 @@ impl Cache {
             .map(|v| format!("{}.{}.{}", v.major, v.minor, v.micro))
             .unwrap_or_default();
         let mut h = Sha256::new();
+        // The format too: binaries of two formats sharing a cache would evict each other.
+        h.update(MAGIC);
         h.update(p.hash().as_bytes());
         h.update(v.as_bytes());
         h.update(std::env::consts::ARCH.as_bytes());
@@ -294,6 +315,24 @@ mod tests {
         let d = std::env::temp_dir().join(format!("gocker-seccomp-{tag}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&d);
         d
+    }
+
+    #[test]
+    fn programs_travel_as_hex_strings() {
+        let b = Bpf {
+            hash: "h".into(),
+            program: vec![0x00, 0x0f, 0xa5, 0xff],
+            listener: false,
+            flags: vec![],
+            unknown: vec![],
+        };
+        let v = serde_json::to_value(&b).unwrap();
+        assert_eq!(v["program"], "000fa5ff");
+        assert_eq!(serde_json::from_value::<Bpf>(v).unwrap(), b);
+        let bad = serde_json::json!({"hash": "h", "program": "0g", "listener": false, "flags": [], "unknown": []});
+        assert!(serde_json::from_value::<Bpf>(bad).is_err());
+        assert_eq!(crate::profile::unhex("ABcd"), Some(vec![0xab, 0xcd]));
+        assert_eq!(crate::profile::unhex("abc"), None);
     }
 
     #[test]
