@@ -209,7 +209,7 @@ pub(crate) fn check_unsupported(
     let linux = spec.linux().as_ref();
     if let Some(profile) = process.and_then(|p| p.apparmor_profile().as_ref()) {
         if host.apparmor {
-            return Err(format!("process.apparmorProfile {profile:?}: gocker-oci does not apply AppArmor profiles, and this host enforces AppArmor (remove it to run without one)"));
+            return Err(format!("process.apparmorProfile {profile:?}: gocker-oci does not apply AppArmor profiles, and this host enforces AppArmor (ask for none to run without one, e.g. podman --security-opt apparmor=unconfined)"));
         }
         notes.push(format!(
             "process.apparmorProfile {profile:?} ignored: AppArmor is not enabled on this host"
