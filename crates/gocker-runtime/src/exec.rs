@@ -130,10 +130,10 @@ pub fn ring_entry() {
     if let Some(fd) = &sup {
         let _ = rustix::io::fcntl_setfd(fd, rustix::io::FdFlags::CLOEXEC);
     }
-    // SAFETY: the descriptors were passed to us by the ring that exec'd this process, which owns
-    // nothing else under these numbers here; each is taken once.
     let mut owned: Vec<OwnedFd> = fds
         .iter()
+        // SAFETY: the descriptors were passed to us by the ring that exec'd this process, which
+        // owns nothing else under these numbers here; each is taken once.
         .map(|fd| unsafe { OwnedFd::from_raw_fd(*fd) })
         .collect();
     for fd in &owned {
