@@ -6,13 +6,12 @@
 //! asks for cpu.shares 1024 otherwise, and the cpu controller is bound to cgroup v1 on hybrid hosts
 //! (gocker-oci refuses a limit it cannot apply).
 
+mod common;
+use common::ok;
+
 use std::path::PathBuf;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
-
-fn rootfs() -> String {
-    std::env::var("GOCKER_TEST_ROOTFS").expect("set GOCKER_TEST_ROOTFS (run via cargo xtask itest)")
-}
 
 struct Daemon {
     dir: PathBuf,
@@ -48,18 +47,6 @@ impl Drop for Daemon {
     }
 }
 
-#[track_caller]
-fn ok(o: &Output) -> String {
-    assert!(
-        o.status.success(),
-        "status {:?}\nstdout: {}\nstderr: {}",
-        o.status,
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    );
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
 #[test]
 fn containerd_runc_shim_with_gocker_oci() {
     if std::env::var("GOCKER_TEST_MODE").as_deref() != Ok("root") {
@@ -70,72 +57,18 @@ fn containerd_runc_shim_with_gocker_oci() {
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     let d = dir.display();
-    std::fs::write(
-        dir.join("config.toml"),
-        format!("version = 2\nroot = \"{d}/root\"\nstate = \"{d}/state\"\n[grpc]\n  address = \"{d}/containerd.sock\"\n"),
-    )
-    .unwrap();
-    let log = std::fs::File::create(dir.join("containerd.log")).unwrap();
-    let child = Command::new("containerd")
-        .arg("--config")
-        .arg(dir.join("config.toml"))
-        .stdout(log.try_clone().unwrap())
-        .stderr(log)
-        .spawn()
-        .unwrap();
+    let child = common::spawn_containerd(
+        &dir,
+        &format!("version = 2\nroot = \"{d}/root\"\nstate = \"{d}/state\"\n[grpc]\n  address = \"{d}/containerd.sock\"\n"),
+    );
     let daemon = Daemon {
         dir: dir.clone(),
         child,
     };
-    let t = Instant::now();
-    while !dir.join("containerd.sock").exists() {
-        assert!(
-            t.elapsed() < Duration::from_secs(20),
-            "containerd did not start: {}",
-            std::fs::read_to_string(dir.join("containerd.log")).unwrap()
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    common::wait_for_containerd(&dir);
 
     // The image: the test rootfs through podman (isolated storage) as an OCI archive.
-    let pm = [
-        format!("--root={d}/podman"),
-        format!("--runroot={d}/podman-run"),
-        "--storage-driver=vfs".into(),
-        "--events-backend=none".into(),
-    ];
-    let mut tar = Command::new("tar")
-        .args(["-C", &rootfs(), "-c", "."])
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    ok(&Command::new("podman")
-        .args(&pm)
-        .args(["import", "-", "gocker-test-busybox"])
-        .stdin(tar.stdout.take().unwrap())
-        .output()
-        .unwrap());
-    assert!(tar.wait().unwrap().success());
-    let archive = dir.join("image.tar");
-    ok(&Command::new("podman")
-        .args(&pm)
-        .args(["save", "--format", "oci-archive", "-o"])
-        .arg(&archive)
-        .arg("gocker-test-busybox")
-        .output()
-        .unwrap());
-    let _ = Command::new("podman")
-        .args(&pm)
-        .args(["rmi", "-af"])
-        .output();
-    ok(&daemon.ctr(&[
-        "image",
-        "import",
-        "--all-platforms",
-        "--snapshotter",
-        "native",
-        archive.to_str().unwrap(),
-    ]));
+    common::import_rootfs_image(&dir, None, |a| daemon.ctr(a));
 
     let bin = env!("CARGO_BIN_EXE_gocker-oci");
     let run = [

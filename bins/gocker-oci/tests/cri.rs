@@ -8,6 +8,8 @@
 //! import` into CRI's `k8s.io` namespace); its default command is a long sleep, so it serves as
 //! the pause image too. Pods use the host network (no CNI).
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -19,22 +21,6 @@ use tonic::transport::{Channel, Endpoint, Uri};
 
 const IMAGE: &str = "localhost/gocker-test-busybox:latest";
 const NS: &str = "k8s.io";
-
-fn rootfs() -> String {
-    std::env::var("GOCKER_TEST_ROOTFS").expect("set GOCKER_TEST_ROOTFS (run via cargo xtask itest)")
-}
-
-#[track_caller]
-fn ok(o: &Output) -> String {
-    assert!(
-        o.status.success(),
-        "status {:?}\nstdout: {}\nstderr: {}",
-        o.status,
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    );
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
 
 /// Host pids whose command line mentions `needle` (the private containerd's socket: its shims).
 fn pids_mentioning(needle: &str) -> Vec<i32> {
@@ -311,10 +297,8 @@ fn start_daemon(dir: &Path, disable_cgroup: bool) -> Daemon {
     let restrict_oom = !has_sys_resource();
     eprintln!("cri: disable_cgroup = {disable_cgroup}, restrict_oom_score_adj = {restrict_oom}");
     let cgroup_parent = Some(cgroup2_mount().join("k8s.io")).filter(|p| !p.exists());
-    std::fs::write(
-        dir.join("config.toml"),
-        format!(
-            r#"version = 2
+    let config = format!(
+        r#"version = 2
 root = "{d}/root"
 state = "{d}/state"
 disabled_plugins = ["io.containerd.internal.v1.opt", "io.containerd.snapshotter.v1.aufs", "io.containerd.snapshotter.v1.btrfs", "io.containerd.snapshotter.v1.zfs", "io.containerd.snapshotter.v1.devmapper"]
@@ -339,83 +323,22 @@ disabled_plugins = ["io.containerd.internal.v1.opt", "io.containerd.snapshotter.
   Root = "{d}/gocker-oci"
   SystemdCgroup = false
 "#
-        ),
-    )
-    .unwrap();
-    let log = std::fs::File::create(dir.join("containerd.log")).unwrap();
-    let child = Command::new("containerd")
-        .arg("--config")
-        .arg(dir.join("config.toml"))
-        .stdout(log.try_clone().unwrap())
-        .stderr(log)
-        .spawn()
-        .unwrap();
+    );
     let daemon = Daemon {
         dir: dir.to_owned(),
-        child: Some(child),
+        child: Some(common::spawn_containerd(dir, &config)),
         pods: Vec::new(),
         cgroup_parent,
     };
-    let t = Instant::now();
-    while !daemon.sock().exists() {
-        assert!(
-            t.elapsed() < Duration::from_secs(20),
-            "containerd did not start: {}",
-            daemon.log()
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    common::wait_for_containerd(dir);
     daemon
 }
 
 /// The test rootfs as an image in CRI's namespace; its command sleeps (it is the pause image).
 fn import_image(daemon: &Daemon) {
-    let d = daemon.dir.display();
-    let pm = [
-        format!("--root={d}/podman"),
-        format!("--runroot={d}/podman-run"),
-        "--storage-driver=vfs".into(),
-        "--events-backend=none".into(),
-    ];
-    let mut tar = Command::new("tar")
-        .args(["-C", &rootfs(), "-c", "."])
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    ok(&Command::new("podman")
-        .args(&pm)
-        .args([
-            "import",
-            "--change",
-            r#"CMD ["/bin/sleep", "100000"]"#,
-            "-",
-            "gocker-test-busybox",
-        ])
-        .stdin(tar.stdout.take().unwrap())
-        .output()
-        .unwrap());
-    assert!(tar.wait().unwrap().success());
-    let archive = daemon.dir.join("image.tar");
-    ok(&Command::new("podman")
-        .args(&pm)
-        .args(["save", "--format", "oci-archive", "-o"])
-        .arg(&archive)
-        .arg("gocker-test-busybox")
-        .output()
-        .unwrap());
-    let _ = Command::new("podman")
-        .args(&pm)
-        .args(["rmi", "-af"])
-        .output();
-    ok(&daemon.ctr(&[
-        "image",
-        "import",
-        "--all-platforms",
-        "--snapshotter",
-        "native",
-        archive.to_str().unwrap(),
-    ]));
-    let _ = std::fs::remove_file(&archive);
+    common::import_rootfs_image(&daemon.dir, Some(r#"["/bin/sleep", "100000"]"#), |a| {
+        daemon.ctr(a)
+    });
 }
 
 #[test]

@@ -13,13 +13,12 @@
 //! - The storage root is made traversable (o+x): gocker's rootful containers run in a user
 //!   namespace (root → an unprivileged host uid), which must reach the image's directory.
 
+mod common;
+use common::{ok, rootfs};
+
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
-
-fn rootfs() -> String {
-    std::env::var("GOCKER_TEST_ROOTFS").expect("set GOCKER_TEST_ROOTFS (run via cargo xtask itest)")
-}
 
 struct Podman {
     dir: PathBuf,
@@ -71,18 +70,6 @@ impl Drop for Podman {
         // vfs layers are plain directories; podman may leave its runroot mounts (none with vfs).
         let _ = std::fs::remove_dir_all(&self.dir);
     }
-}
-
-#[track_caller]
-fn ok(o: &Output) -> String {
-    assert!(
-        o.status.success(),
-        "status {:?}\nstdout: {}\nstderr: {}",
-        o.status,
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    );
-    String::from_utf8_lossy(&o.stdout).into_owned()
 }
 
 fn open_traversal(dir: &Path) {
