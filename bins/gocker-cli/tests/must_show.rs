@@ -6,22 +6,9 @@ mod common;
 use common::*;
 
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
-
-fn rootfs() -> PathBuf {
-    let p = PathBuf::from(
-        std::env::var_os("GOCKER_TEST_ROOTFS")
-            .expect("set GOCKER_TEST_ROOTFS (run via cargo xtask itest)"),
-    );
-    assert!(
-        p.join("bin/sh").exists(),
-        "GOCKER_TEST_ROOTFS={} has no /bin/sh",
-        p.display()
-    );
-    p
-}
 
 #[derive(Debug, PartialEq, Clone, Copy)]
 enum Mode {
@@ -48,7 +35,7 @@ fn gocker(args: &[&str]) -> Command {
 
 /// `gocker run --rm --rootfs R EXTRA... -- sh -c SCRIPT`
 fn sh(extra: &[&str], script: &str) -> Output {
-    let r = rootfs();
+    let r = rootfs_path();
     let mut args = vec!["run", "--rm", "--rootfs", r.to_str().unwrap()];
     args.extend_from_slice(extra);
     args.extend_from_slice(&["/bin/sh", "-c", script]);
@@ -93,7 +80,7 @@ fn wait_for<T>(what: &str, timeout: Duration, mut f: impl FnMut() -> Option<T>) 
 /// payload's host pid (found by the marker argument). SCRIPT must not end in a simple command,
 /// which the shell would exec in place (losing the marker).
 fn spawn_marked(script: &str, marker: &str) -> (Child, i32) {
-    let r = rootfs();
+    let r = rootfs_path();
     let child = gocker(&[
         "run",
         "--rm",
@@ -234,7 +221,7 @@ fn container_root_is_not_host_root() {
 #[test]
 fn exit_codes_follow_docker() {
     assert_eq!(sh(&[], "exit 7").status.code(), Some(7));
-    let r = rootfs();
+    let r = rootfs_path();
     let o = gocker(&[
         "run",
         "--rm",
@@ -302,7 +289,7 @@ fn signals_sent_to_gocker_reach_the_command() {
 
 #[test]
 fn stdin_passes_through_only_with_i() {
-    let r = rootfs();
+    let r = rootfs_path();
     let run = |extra: &[&str]| {
         let mut args = vec!["run", "--rm", "--rootfs", r.to_str().unwrap()];
         args.extend_from_slice(extra);
@@ -445,7 +432,7 @@ fn mount_lines() -> std::collections::BTreeSet<String> {
 /// while the test runs; those are not ours.)
 #[track_caller]
 fn assert_no_new_gocker_mounts(before: &std::collections::BTreeSet<String>) {
-    let rootfs = rootfs().display().to_string();
+    let rootfs = rootfs_path().display().to_string();
     let state = state_dir().display().to_string();
     let ours: Vec<String> = mount_lines()
         .difference(before)
@@ -486,7 +473,7 @@ fn many_runs_leave_nothing_behind() {
         .unwrap_or(200);
     let marker = unique("manyruns");
     let before = mount_lines();
-    let r = rootfs();
+    let r = rootfs_path();
     for i in 0..n {
         let o = gocker(&[
             "run",
@@ -511,7 +498,7 @@ fn many_runs_leave_nothing_behind() {
 fn sigkill_at_random_moments_leaves_nothing_behind() {
     let marker = unique("sigkillruns");
     let before = mount_lines();
-    let r = rootfs();
+    let r = rootfs_path();
     let mut seed = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
@@ -553,7 +540,7 @@ fn sigkill_at_random_moments_leaves_nothing_behind() {
 #[test]
 fn kept_record_without_rm() {
     let name = unique("kept");
-    let r = rootfs();
+    let r = rootfs_path();
     let o = gocker(&[
         "run",
         "--name",
@@ -641,7 +628,7 @@ fn host_view_has_private_writable_tmp() {
 
 #[test]
 fn exec_spawn_mode_behaves_the_same() {
-    let r = rootfs();
+    let r = rootfs_path();
     let o = gocker(&[
         "run",
         "--rm",

@@ -6,20 +6,12 @@ mod common;
 use common::*;
 
 use std::io::{BufRead, BufReader};
-use std::path::PathBuf;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+/// The test rootfs, which must have the `/.gocker` mount point of workspace mode.
 fn rootfs() -> String {
-    let p = PathBuf::from(
-        std::env::var_os("GOCKER_TEST_ROOTFS")
-            .expect("set GOCKER_TEST_ROOTFS (run via cargo xtask itest)"),
-    );
-    assert!(
-        p.join("bin/sh").exists(),
-        "GOCKER_TEST_ROOTFS={} has no /bin/sh",
-        p.display()
-    );
+    let p = rootfs_path();
     assert!(
         p.join(".gocker").is_dir(),
         "GOCKER_TEST_ROOTFS={} has no /.gocker (rebuild it: gocker rootfs build)",
