@@ -427,6 +427,14 @@ fn detach_keys_and_attach() {
     assert!(e.contains("--detach-keys") && e.contains("ctrl-1"), "{e}");
     let o = g(&["run", "-d", "-i", "--rootfs", &r, "true"]);
     assert_eq!(o.status.code(), Some(125));
+    // A command that does not exist: 127 (as docker), through the monitor too, leaving nothing.
+    for mode in ["-d", "-it"] {
+        let n = name("missing-cmd");
+        let o = g(&["run", mode, "--name", &n, "--rootfs", &r, "/nope"]);
+        assert_eq!(o.status.code(), Some(127), "{mode}: {o:?}");
+        assert!(text(&o.stderr).contains("/nope"), "{mode}: {o:?}");
+        assert_eq!(status_of(&n), None, "{mode}: no record left");
+    }
     let n = name("attach-notty");
     ok(&g(&[
         "run",

@@ -76,8 +76,9 @@ fn spawn_monitor(
                 Some(("ok", id)) => Ok(id.trim().to_owned()),
                 Some(("err", text)) => {
                     let (code, text) = text.split_once(' ').unwrap_or(("125", text));
-                    Err(RuntimeError::Ring {
-                        stage: format!("detached start (exit {code})"),
+                    // The monitor's exit code (127 for a missing command, as docker) travels on.
+                    Err(RuntimeError::Reported {
+                        code: code.parse().unwrap_or(125),
                         message: text.trim().to_owned(),
                     })
                 }
@@ -144,14 +145,18 @@ fn monitor(
         }
     };
     // The rings exist now: threads are safe from here on (nothing forks any more).
+    // From here a failure tears the created container down (its Drop) before the monitor exits:
+    // `_exit` runs no destructors.
+    let abandon = |c: Container, ready: &mut std::fs::File, e: &RuntimeError, code: i32| -> ! {
+        report(ready, e);
+        drop(c);
+        crate::ring1::exit(code)
+    };
     let writer = match LogWriter::create(&dir, logs::MAX_LOG_BYTES) {
         Ok(w) => w,
         Err(e) => {
-            report(
-                &mut ready,
-                &RuntimeError::sys("open", format!("{}", logs::log_path(&dir).display()), e),
-            );
-            crate::ring1::exit(125)
+            let e = RuntimeError::sys("open", format!("{}", logs::log_path(&dir).display()), e);
+            abandon(c, &mut ready, &e, 125)
         }
     };
     let (w1, w2, w3) = (writer.clone(), writer.clone(), writer);
@@ -163,10 +168,7 @@ fn monitor(
     if let Some(master) = c.take_pty() {
         let listener = match attach::listen(&dir) {
             Ok(l) => l,
-            Err(e) => {
-                report(&mut ready, &e);
-                crate::ring1::exit(125)
-            }
+            Err(e) => abandon(c, &mut ready, &e, 125),
         };
         let mut h = attach::Hub::new(master, listener, w3);
         if let Some(first) = first_client {
@@ -175,8 +177,8 @@ fn monitor(
         hub = Some(std::thread::spawn(move || h.serve()));
     }
     if let Err(e) = c.start() {
-        report(&mut ready, &e);
-        crate::ring1::exit(e.exit_code())
+        let code = e.exit_code();
+        abandon(c, &mut ready, &e, code)
     }
     let _ = writeln!(ready, "ok {}", c.id());
     drop(ready);

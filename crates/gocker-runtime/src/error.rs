@@ -49,6 +49,9 @@ pub enum RuntimeError {
     NameInUse(String),
     #[error("no such container: {0}")]
     NoSuchContainer(String),
+    /// An error another process (a container's monitor) reported, with the exit code it chose.
+    #[error("{message}")]
+    Reported { code: i32, message: String },
 }
 
 impl RuntimeError {
@@ -72,6 +75,7 @@ impl RuntimeError {
                 not_found: true, ..
             } => 127,
             RuntimeError::ExecFailed { .. } => 126,
+            RuntimeError::Reported { code, .. } => *code,
             _ => 125,
         }
     }
