@@ -146,10 +146,11 @@ fn monitor(
     };
     // The rings exist now: threads are safe from here on (nothing forks any more).
     // From here a failure tears the created container down (its Drop) before the monitor exits:
-    // `_exit` runs no destructors.
+    // `_exit` runs no destructors. The teardown comes before the report, so a CLI that has read
+    // the error finds no record left.
     let abandon = |c: Container, ready: &mut std::fs::File, e: &RuntimeError, code: i32| -> ! {
-        report(ready, e);
         drop(c);
+        report(ready, e);
         crate::ring1::exit(code)
     };
     let writer = match LogWriter::create(&dir, logs::MAX_LOG_BYTES) {
