@@ -194,10 +194,11 @@ impl Drop for Daemon {
     }
 }
 
+/// Host network; the pod's IPC namespace; one PID namespace for the pod (`shareProcessNamespace`).
 fn ns_options() -> NamespaceOption {
     NamespaceOption {
         network: NamespaceMode::Node as i32,
-        pid: NamespaceMode::Container as i32,
+        pid: NamespaceMode::Pod as i32,
         ipc: NamespaceMode::Pod as i32,
         ..Default::default()
     }
@@ -536,7 +537,8 @@ async fn flow(daemon: &mut Daemon) {
         daemon.oci_left()
     );
 
-    // A container that prints and exits: it joins the sandbox's IPC and UTS namespaces by path.
+    // A container that prints and exits: it joins the sandbox's IPC, UTS and PID namespaces by
+    // path (and the user namespace owning the PID namespace): the pause process is its PID 1.
     let hello = create_and_start(
         daemon,
         &mut c,
@@ -547,7 +549,7 @@ async fn flow(daemon: &mut Daemon) {
             &[
                 "sh",
                 "-c",
-                "echo hello-cri; id -u; cat /proc/self/oom_score_adj; sleep 1",
+                "echo hello-cri; id -u; cat /proc/self/oom_score_adj; tr '\\0' ' ' </proc/1/cmdline; echo; sleep 1",
             ],
         ),
     )
@@ -562,7 +564,7 @@ async fn flow(daemon: &mut Daemon) {
         "cri: container spec: namespaces {ns} resources {} cgroupsPath {} oomScoreAdj {}",
         spec["linux"]["resources"], spec["linux"]["cgroupsPath"], spec["process"]["oomScoreAdj"]
     );
-    for typ in ["ipc", "uts"] {
+    for typ in ["ipc", "uts", "pid"] {
         let joined = ns
             .as_array()
             .unwrap()
@@ -595,7 +597,11 @@ async fn flow(daemon: &mut Daemon) {
         .filter_map(|l| l.split_once(" stdout F "))
         .map(|(_, m)| m)
         .collect();
-    assert_eq!(lines, ["hello-cri", "0", "1000"], "{log}");
+    assert_eq!(
+        lines,
+        ["hello-cri", "0", "1000", "/bin/sleep 100000 "],
+        "{log}"
+    );
 
     // A long-running container and ExecSync in it (exit status, output, the pod's IPC namespace
     // and its own mqueue of it).
@@ -608,6 +614,14 @@ async fn flow(daemon: &mut Daemon) {
     )
     .await;
     let sleeper_pid = init_pid(daemon, &sleeper);
+    for kind in ["pid", "user"] {
+        let link = |pid: i32| std::fs::read_link(format!("/proc/{pid}/ns/{kind}")).unwrap();
+        assert_eq!(
+            link(sleeper_pid),
+            link(sandbox_pid),
+            "{kind} namespace shared"
+        );
+    }
     let s = status(&mut c, &sleeper).await;
     assert_eq!(s.state, ContainerState::ContainerRunning as i32, "{s:?}");
     let r = c

@@ -996,3 +996,112 @@ fn personality_is_applied_and_unsupported_settings_are_refused() {
     );
     assert!(!env.root().join(&id).exists());
 }
+
+fn set_ns_path(v: &mut serde_json::Value, typ: &str, path: &str) {
+    let ns = v["linux"]["namespaces"].as_array_mut().unwrap();
+    ns.retain(|n| n["type"] != typ);
+    ns.push(serde_json::json!({"type": typ, "path": path}));
+}
+
+fn ns_link(pid: i32, kind: &str) -> String {
+    std::fs::read_link(format!("/proc/{pid}/ns/{kind}"))
+        .unwrap()
+        .display()
+        .to_string()
+}
+
+/// A Kubernetes pod with `shareProcessNamespace`: the second container joins the first one's PID
+/// namespace by path, and with it the user namespace that owns it; a user namespace given by path
+/// is joined with its own maps. Maps that differ, and the runtime's own namespaces, are refused.
+#[test]
+fn joins_pid_and_user_namespaces_by_path() {
+    let env = Env::new("pidns");
+    let me = std::process::id();
+    let a = format!("pidns-a-{me}");
+    env.spec(&["sleep", "100"], |_| {});
+    let out = env.dir.join("a.out");
+    env.create(&a, &out, &[]);
+    ok(&env.oci(&["start", &a]));
+    let apid = env.state(&a)["pid"].as_i64().unwrap() as i32;
+    let pid_path = format!("/proc/{apid}/ns/pid");
+    let user_path = format!("/proc/{apid}/ns/user");
+    let show = "echo $(cat /proc/1/cmdline | tr '\\0' ' '); \
+                for n in pid user mnt; do readlink /proc/self/ns/$n; done; id -u; \
+                cat /proc/self/uid_map";
+    let run = |id: &str| env.oci(&["run", "--bundle", env.bundle().to_str().unwrap(), id]);
+
+    // PID namespace by path: A's sleep is PID 1 here; the user namespace is A's, the mount
+    // namespace is B's own.
+    let b = format!("pidns-b-{me}");
+    env.spec(&["sh", "-c", show], |v| set_ns_path(v, "pid", &pid_path));
+    let o = run(&b);
+    ok(&o);
+    let text = String::from_utf8_lossy(&o.stdout).to_string();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines[0], "sleep 100", "{text}");
+    assert_eq!(lines[1], ns_link(apid, "pid"), "{text}");
+    assert_eq!(lines[2], ns_link(apid, "user"), "{text}");
+    assert_ne!(lines[3], ns_link(apid, "mnt"), "{text}");
+    assert_eq!(lines[4], "0", "{text}");
+    let a_map = std::fs::read_to_string(format!("/proc/{apid}/uid_map")).unwrap();
+    assert!(!env.root().join(&b).exists());
+
+    // User namespace by path, no mappings in config.json: its own maps; a new PID namespace.
+    env.spec(&["sh", "-c", show], |v| {
+        set_ns_path(v, "user", &user_path);
+        v["linux"].as_object_mut().unwrap().remove("uidMappings");
+        v["linux"].as_object_mut().unwrap().remove("gidMappings");
+    });
+    let o = run(&b);
+    ok(&o);
+    let text = String::from_utf8_lossy(&o.stdout).to_string();
+    let lines: Vec<&str> = text.lines().collect();
+    assert!(
+        lines[0].starts_with("sh -c"),
+        "its own PID namespace: {text}"
+    );
+    assert_ne!(lines[1], ns_link(apid, "pid"), "{text}");
+    assert_eq!(lines[2], ns_link(apid, "user"), "{text}");
+    assert_eq!(
+        lines[5..].join("\n").split_whitespace().collect::<Vec<_>>(),
+        a_map.split_whitespace().collect::<Vec<_>>(),
+        "{text}"
+    );
+
+    // Maps that differ from the joined namespace's are refused, naming the path; nothing is left.
+    let (uid, gid) = (
+        rustix::process::geteuid().as_raw(),
+        rustix::process::getegid().as_raw(),
+    );
+    env.spec(&["true"], |v| {
+        set_ns_path(v, "pid", &pid_path);
+        v["linux"]["uidMappings"] =
+            serde_json::json!([{"containerID": 1, "hostID": uid, "size": 1}]);
+        v["linux"]["gidMappings"] =
+            serde_json::json!([{"containerID": 1, "hostID": gid, "size": 1}]);
+    });
+    let o = run(&b);
+    assert!(!o.status.success());
+    let e = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        e.contains(&pid_path) && e.contains("config.json") && e.contains("not the container's"),
+        "{e}"
+    );
+    assert!(!env.root().join(&b).exists());
+
+    // The runtime's own PID namespace belongs to its own user namespace: refused.
+    env.spec(&["true"], |v| set_ns_path(v, "pid", "/proc/self/ns/pid"));
+    let o = run(&b);
+    assert!(!o.status.success());
+    let e = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        e.contains("/proc/self/ns/pid") && e.contains("own user namespace"),
+        "{e}"
+    );
+    assert!(!env.root().join(&b).exists());
+
+    ok(&env.oci(&["kill", &a, "KILL"]));
+    reap(apid);
+    ok(&env.oci(&["delete", &a]));
+    assert!(!env.root().join(&a).exists());
+}

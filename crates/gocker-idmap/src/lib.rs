@@ -252,6 +252,27 @@ impl IdMaps {
         }
     }
 
+    /// The maps of an existing user namespace as read from inside it (`/proc/self/uid_map`,
+    /// `gid_map` and `setgroups`): written already, so `method` is moot.
+    pub fn from_proc(uid_map: &str, gid_map: &str, setgroups: &str) -> Result<Self> {
+        Ok(IdMaps {
+            uids: parse_map("uid_map", uid_map)?,
+            gids: parse_map("gid_map", gid_map)?,
+            method: WriteMethod::Direct,
+            deny_setgroups: setgroups.trim() == "deny",
+        })
+    }
+
+    /// True when both map the same ids the same way (in any line order; `method` aside).
+    pub fn same_ids(&self, other: &IdMaps) -> bool {
+        let sorted = |m: &[IdMap]| {
+            let mut v = m.to_vec();
+            v.sort_by_key(|m| m.inside);
+            v
+        };
+        sorted(&self.uids) == sorted(&other.uids) && sorted(&self.gids) == sorted(&other.gids)
+    }
+
     /// The host uid that container id `inside` maps to.
     pub fn host_uid(&self, inside: u32) -> Option<u32> {
         lookup(&self.uids, inside)
@@ -283,6 +304,30 @@ fn lookup(maps: &[IdMap], inside: u32) -> Option<u32> {
     maps.iter()
         .find(|m| inside >= m.inside && inside - m.inside < m.count)
         .map(|m| m.outside + (inside - m.inside))
+}
+
+/// Parses the text of a `/proc/PID/uid_map` or `gid_map` file (`file` names it in errors).
+pub fn parse_map(file: &str, text: &str) -> Result<Vec<IdMap>> {
+    text.lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| {
+            let f: Vec<u32> = l
+                .split_whitespace()
+                .map(str::parse)
+                .collect::<std::result::Result<_, _>>()
+                .map_err(|_| IdMapError::Invalid(format!("{file}: bad line {l:?}")))?;
+            match f[..] {
+                [inside, outside, count] => Ok(IdMap {
+                    inside,
+                    outside,
+                    count,
+                }),
+                _ => Err(IdMapError::Invalid(format!(
+                    "{file}: {l:?} is not \"inside outside count\""
+                ))),
+            }
+        })
+        .collect()
 }
 
 /// The text written to `/proc/PID/uid_map`.
@@ -340,6 +385,36 @@ fn run_helper(name: &str, pid: i32, maps: &[IdMap]) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn reads_maps_from_proc_and_compares_them() {
+        let m = IdMaps::from_proc(
+            "         0 1000000000      65536\n",
+            "0 1000000000 65536\n1 5 1\n",
+            "deny\n",
+        )
+        .unwrap();
+        assert_eq!(
+            m.uids,
+            vec![IdMap {
+                inside: 0,
+                outside: 1_000_000_000,
+                count: 65536
+            }]
+        );
+        assert_eq!(m.gids.len(), 2);
+        assert!(m.deny_setgroups);
+        let mut other = m.clone();
+        other.gids.reverse();
+        other.method = WriteMethod::Helpers;
+        assert!(m.same_ids(&other), "line order and method do not matter");
+        other.uids[0].count = 1;
+        assert!(!m.same_ids(&other));
+        let e = parse_map("uid_map", "0 1\n").unwrap_err().to_string();
+        assert!(e.contains("uid_map") && e.contains("0 1"), "{e}");
+        assert!(parse_map("gid_map", "0 x 1").is_err());
+        assert!(parse_map("uid_map", "").unwrap().is_empty());
+    }
 
     #[test]
     fn parses_subid_by_name_and_uid() {

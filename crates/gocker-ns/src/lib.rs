@@ -8,7 +8,7 @@
 //!   namespaces through its pidfd, and become root of its user namespace.
 
 use std::fmt;
-use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
 use oci_spec::runtime::LinuxNamespaceType;
@@ -42,6 +42,18 @@ pub enum NsError {
     Credentials {
         op: &'static str,
         source: std::io::Error,
+    },
+    #[error("ioctl({op}) on namespace {what} failed: {source}")]
+    Ioctl {
+        op: &'static str,
+        what: String,
+        source: std::io::Error,
+    },
+    #[error("reading {path} inside user namespace {what} failed: {reason}")]
+    ReadInside {
+        path: String,
+        what: String,
+        reason: String,
     },
 }
 
@@ -306,6 +318,118 @@ pub fn enter_path(path: &Path, ns: Namespace) -> Result<()> {
         ns.proc_name().to_owned(),
         path.display().to_string(),
     )
+}
+
+/// Joins the namespace of kind `ns` behind the open namespace file `fd`; `what` names it in errors.
+/// A user namespace grants full capabilities in it; a PID namespace applies to children created
+/// afterwards.
+pub fn enter_fd(fd: BorrowedFd<'_>, ns: Namespace, what: &str) -> Result<()> {
+    setns(
+        fd,
+        ns.clone_flag(),
+        ns.proc_name().to_owned(),
+        what.to_owned(),
+    )
+}
+
+/// The user namespace that owns the namespace behind `fd` (`ioctl(NS_GET_USERNS)`).
+pub fn owner_userns(fd: BorrowedFd<'_>, what: &str) -> Result<OwnedFd> {
+    const NS_GET_USERNS: libc::Ioctl = 0xb701; // _IO(0xb7, 0x1)
+                                               // SAFETY: NS_GET_USERNS takes no argument and returns a new descriptor (close-on-exec) or -1.
+    let r = unsafe { libc::ioctl(fd.as_raw_fd(), NS_GET_USERNS) };
+    if r < 0 {
+        return Err(NsError::Ioctl {
+            op: "NS_GET_USERNS",
+            what: what.to_owned(),
+            source: std::io::Error::last_os_error(),
+        });
+    }
+    // SAFETY: the kernel returned a fresh descriptor that nothing else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(r) })
+}
+
+/// True when the two open namespace files refer to the same namespace.
+pub fn same_fd(a: BorrowedFd<'_>, b: BorrowedFd<'_>) -> bool {
+    match (rustix::fs::fstat(a), rustix::fs::fstat(b)) {
+        (Ok(a), Ok(b)) => a.st_ino == b.st_ino && a.st_dev == b.st_dev,
+        _ => false,
+    }
+}
+
+/// The contents of `paths` as a member of the user namespace `userns` sees them (an id map such as
+/// `/proc/self/uid_map` reads relative to the reader's namespace): a child joins it, reads them
+/// and sends the text back. `what` names the namespace in errors.
+///
+/// # Safety
+/// As [`fork_into`]: the caller must be single-threaded.
+pub unsafe fn read_inside_userns(
+    userns: BorrowedFd<'_>,
+    what: &str,
+    paths: &[&str],
+) -> Result<Vec<String>> {
+    use std::io::{Read, Write};
+    let (r, w) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC).map_err(|e| {
+        NsError::ReadInside {
+            path: "pipe".into(),
+            what: what.to_owned(),
+            reason: e.to_string(),
+        }
+    })?;
+    // SAFETY: forwarded from the caller.
+    match unsafe { fork_into(NamespaceSet::EMPTY, None) }? {
+        Forked::Child => {
+            drop(r);
+            let mut w = std::fs::File::from(w);
+            // One record per path, "ok <text>" or "err <reason>", or a single "join <reason>";
+            // each ended by a NUL.
+            let mut out = Vec::new();
+            match enter_fd(userns, Namespace::User, what) {
+                Err(e) => out.extend(format!("join {e}\0").into_bytes()),
+                Ok(()) => {
+                    for p in paths {
+                        match std::fs::read_to_string(p) {
+                            Ok(t) => out.extend(format!("ok {t}\0").into_bytes()),
+                            Err(e) => out.extend(format!("err {e}\0").into_bytes()),
+                        }
+                    }
+                }
+            }
+            let _ = w.write_all(&out);
+            // SAFETY: _exit skips the atexit handlers and buffers that belong to the parent.
+            unsafe { libc::_exit(0) }
+        }
+        Forked::Parent { pidfd, .. } => {
+            drop(w);
+            let mut text = String::new();
+            let read = std::fs::File::from(r).read_to_string(&mut text);
+            let _ = rustix::process::waitid(
+                rustix::process::WaitId::PidFd(pidfd.as_fd()),
+                rustix::process::WaitIdOptions::EXITED,
+            );
+            let fail = |path: &str, reason: String| NsError::ReadInside {
+                path: path.to_owned(),
+                what: what.to_owned(),
+                reason,
+            };
+            read.map_err(|e| fail("pipe", e.to_string()))?;
+            let records: Vec<&str> = text.split_terminator('\0').collect();
+            if let Some(e) = records.first().and_then(|r| r.strip_prefix("join ")) {
+                return Err(fail("(none: joining it)", e.to_owned()));
+            }
+            if records.len() != paths.len() {
+                return Err(fail("all files", "the reader exited early".into()));
+            }
+            paths
+                .iter()
+                .zip(records)
+                .map(|(p, r)| match r.split_once(' ') {
+                    Some(("ok", t)) => Ok(t.to_owned()),
+                    Some((_, e)) => Err(fail(p, e.to_owned())),
+                    None => Ok(String::new()),
+                })
+                .collect()
+        }
+    }
 }
 
 /// Joins every namespace in `set` of the process behind `pidfd` in one atomic `setns` call.

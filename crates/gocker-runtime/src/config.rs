@@ -88,6 +88,13 @@ pub struct OciMode {
     /// filter, with the container process state (runtime spec, "seccomp agent").
     #[serde(default)]
     pub seccomp_agent_fd: Option<i32>,
+    /// Descriptor numbers (inherited like `exec_fifo_fd`) of a user and a PID namespace that ring1
+    /// joins (`linux.namespaces` by path, see [`crate::joins`]). With a user namespace, ring1 is
+    /// forked into no new namespace, joins it and then unshares the container's other ones.
+    #[serde(default)]
+    pub userns_fd: Option<i32>,
+    #[serde(default)]
+    pub pidns_fd: Option<i32>,
 }
 
 impl ContainerConfig {

@@ -20,6 +20,7 @@ mod config;
 pub mod detach;
 mod error;
 mod exec;
+mod joins;
 mod lift;
 pub mod logs;
 pub mod net;

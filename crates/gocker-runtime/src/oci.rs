@@ -310,8 +310,9 @@ fn with_cwd<T>(dir: &Path, f: impl FnOnce() -> Result<T>) -> Result<T> {
 
 /// Joins the spec's namespaces given by `path` in this (the creating) process before the rings
 /// are forked: they inherit them, and ring1 creates only the namespaces without a path. Network,
-/// IPC, UTS and cgroup namespaces can be joined (e.g. podman's network namespace, a pod's sandbox);
-/// user, mount and PID namespaces by path are refused (the rings always make their own).
+/// IPC, UTS and cgroup namespaces are joined here (e.g. podman's network namespace, a pod's
+/// sandbox); user and PID namespaces are left to ring1 ([`crate::joins`]); a mount namespace by
+/// path is refused (ring2 always builds the container's mount tree in one of its own).
 fn join_namespaces(spec: &Spec, config: &Path) -> Result<()> {
     use oci_spec::runtime::LinuxNamespaceType as T;
     for n in spec
@@ -326,9 +327,10 @@ fn join_namespaces(spec: &Spec, config: &Path) -> Result<()> {
             T::Network | T::Ipc | T::Uts | T::Cgroup => {
                 gocker_ns::enter_path(path, gocker_ns::Namespace::from(n.typ()))?;
             }
+            T::User | T::Pid => {}
             other => {
                 return Err(cfg_err(format!(
-                    "{}: joining an existing {other:?} namespace ({}) is not supported (network, ipc, uts and cgroup are)",
+                    "{}: joining an existing {other:?} namespace ({}) is not supported (user, pid, network, ipc, uts and cgroup are)",
                     config.display(),
                     path.display()
                 )))
@@ -558,6 +560,8 @@ impl Runtime {
         let mut cfg = ContainerConfig::new(id, spec.clone(), idmaps(&spec)?);
         cfg.stdin = true;
         cfg.tty = terminal;
+        // Kept open until the rings have started: ring1 joins them.
+        let joins = crate::joins::open(&spec, &mut cfg.idmaps, &bundle_dir.join("config.json"))?;
         // The FIFO barrier, opened O_PATH here and inherited by ring1 and ring2 (fork mode). It
         // is made beside the state directories and renamed into the container's directory once
         // Container::create has made that (the descriptor follows the inode).
@@ -599,6 +603,8 @@ impl Runtime {
             exec_fifo_fd: fifo.as_raw_fd(),
             preserve_fds: opts.preserve_fds,
             seccomp_agent_fd: agent.as_ref().map(|a| a.as_raw_fd()),
+            userns_fd: joins.user_fd(),
+            pidns_fd: joins.pid_fd(),
         });
         // The rings inherit the working directory: ring2 attaches the rootfs there (mount_root_at_cwd).
         let c = with_cwd(&rootfs, || {
@@ -619,6 +625,7 @@ impl Runtime {
             }
         };
         drop(fifo);
+        drop(joins);
         let pid = c.pid().expect("created");
         let record = Record {
             bundle: bundle_dir.clone(),

@@ -4,7 +4,7 @@ use std::os::fd::{AsFd, OwnedFd};
 use std::path::PathBuf;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use gocker_ns::{Forked, Namespace};
+use gocker_ns::{Forked, Namespace, NamespaceSet};
 use rustix::event::{PollFd, PollFlags};
 use rustix::io::Errno;
 use rustix::process::{Pid, PidfdFlags, Signal, WaitOptions};
@@ -414,9 +414,20 @@ impl Container {
                 Some((config, sync_r, sync_w, prepared))
             }
         };
+        // A joined user namespace (OCI mode): ring1 enters it itself, then makes the others.
+        let joined_user = cfg.oci.as_ref().and_then(|o| o.userns_fd);
+        let fork_set = match joined_user {
+            Some(_) if exec.is_some() => {
+                return Err(RuntimeError::Config(
+                    "joining a user namespace by path needs the fork spawn mode".into(),
+                ))
+            }
+            Some(_) => NamespaceSet::EMPTY,
+            None => ns1,
+        };
         // SAFETY: in fork mode the caller guarantees this process is single-threaded (documented on
         // `create`); in exec mode the child only makes async-signal-safe calls before execve.
-        match unsafe { gocker_ns::fork_into(ns1, None) }? {
+        match unsafe { gocker_ns::fork_into(fork_set, None) }? {
             Forked::Child => match &exec {
                 Some((_, sync_r, _, prepared)) => {
                     exec_child_wait(me, sync_r.as_fd(), !cfg.idmaps.deny_setgroups);
@@ -440,7 +451,9 @@ impl Container {
             .map(|r| r.0.as_raw_nonzero().get())
             .expect("set above");
 
-        cfg.idmaps.apply(ring1_pid)?;
+        if joined_user.is_none() {
+            cfg.idmaps.apply(ring1_pid)?;
+        }
         if let Some((config, sync_r, sync_w, _)) = exec {
             drop(sync_r);
             rustix::io::write(&sync_w, &[1])
@@ -563,7 +576,7 @@ impl Container {
         }
         let rootfs = cfg.rootfs().ok()?;
         let attempt = || -> Result<OwnedFd> {
-            let userns = gocker_ns::open(ring1_pid, Namespace::User)?;
+            let userns = ring1_userns(cfg, ring1_pid)?;
             let mnt = gocker_mounts::root::clone(&rootfs, true)?;
             gocker_mounts::root::idmap(mnt.as_fd(), &rootfs, userns.as_fd(), true)?;
             Ok(mnt)
@@ -592,7 +605,7 @@ impl Container {
             return Vec::new();
         }
         let userns = if cfg.idmap_rootfs {
-            gocker_ns::open(ring1_pid, Namespace::User).ok()
+            ring1_userns(cfg, ring1_pid).ok()
         } else {
             None
         };
@@ -921,6 +934,18 @@ impl Drop for Container {
         if self.state.auto_remove || self.state.status != Status::Stopped {
             let _ = self.store.remove(&self.state.id, &self.state.name);
         }
+    }
+}
+
+/// The container's user namespace: ring1's, or the one it joins (which ring1 may not have entered
+/// yet when ring0 asks).
+fn ring1_userns(cfg: &ContainerConfig, ring1_pid: i32) -> Result<OwnedFd> {
+    match cfg.oci.as_ref().and_then(|o| o.userns_fd) {
+        // SAFETY: the OCI create process keeps the joined namespace open while the rings start.
+        Some(fd) => unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) }
+            .try_clone_to_owned()
+            .map_err(|e| RuntimeError::sys("dup", "the joined user namespace", e)),
+        None => Ok(gocker_ns::open(ring1_pid, Namespace::User)?),
     }
 }
 

@@ -87,6 +87,9 @@ fn run(
     let parent = Parent::Pid(parent);
     die_with_parent(&parent)?;
     let (ns1, ns2) = cfg.namespaces();
+    if let Some(o) = &cfg.oci {
+        crate::joins::enter(o.userns_fd, o.pidns_fd, ns1)?;
+    }
     let (msg, mut fds) = up
         .recv::<Down>(Some(cfg.stage_timeout), "ring0 to write the id maps")?
         .ok_or_else(|| ring_err("ring1", "ring0 went away before writing the id maps"))?;
