@@ -55,8 +55,43 @@ pub fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
 }
 
+/// The containers that this test thread named (`--name` through [`g`]). When the thread ends —
+/// also after a failed assertion — those still present are removed with `rm -f`, so that a failing
+/// test leaves no container running behind it.
+struct Named(std::cell::RefCell<Vec<String>>);
+
+impl Drop for Named {
+    fn drop(&mut self) {
+        let names = state_dir().join("names");
+        let left: Vec<String> = self
+            .0
+            .take()
+            .into_iter()
+            .filter(|n| names.join(n).symlink_metadata().is_ok())
+            .collect();
+        if !left.is_empty() {
+            let _ = Command::new(bin())
+                .args(["rm", "-f"])
+                .args(&left)
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status();
+        }
+    }
+}
+
+thread_local! {
+    static NAMED: Named = const { Named(std::cell::RefCell::new(Vec::new())) };
+}
+
 /// Runs gocker with `args` and stdin from /dev/null.
 pub fn g(args: &[&str]) -> Output {
+    if let Some(i) = args.iter().position(|a| *a == "--name") {
+        if let Some(n) = args.get(i + 1) {
+            NAMED.with(|v| v.0.borrow_mut().push(n.to_string()));
+        }
+    }
     Command::new(bin())
         .args(args)
         .stdin(Stdio::null())
