@@ -180,6 +180,19 @@ fn podman_with_gocker_oci() {
         "{}",
         String::from_utf8_lossy(&o.stdout)
     );
+    // --pid container:NAME: podman passes that container's PID namespace by path; its payload
+    // is PID 1 here.
+    let pid_mode = format!("container:{name}");
+    let mut args = vec!["run", "--rm", "--pid", &pid_mode];
+    args.extend(LIMITS);
+    args.extend([
+        "gocker-test-busybox",
+        "sh",
+        "-c",
+        "echo pid1 $(cat /proc/1/cmdline | tr '\\0' ' ')",
+    ]);
+    let out = ok(&p.run(&args));
+    assert!(out.contains("pid1 sh -c echo hello-log"), "{out}");
     let logs = ok(&p.run(&["logs", &name]));
     assert!(logs.contains("hello-log"), "{logs}");
     ok(&p.run(&["stop", "-t", "10", &name]));
