@@ -169,9 +169,14 @@ pub struct ExecArgs {
     /// Pass stdin to the command (otherwise it reads /dev/null).
     #[arg(short, long)]
     pub interactive: bool,
-    /// Give the command a pseudo-terminal of the container.
+    /// Give the command a pseudo-terminal of the container (with -i: your terminal in raw mode,
+    /// window size changes follow, and the detach keys leave the command running).
     #[arg(short, long)]
     pub tty: bool,
+    /// The key sequence that detaches from the command's terminal (-it), leaving it running with
+    /// its output discarded: as for `run`; "" turns detaching off.
+    #[arg(long, value_name = "KEYS")]
+    pub detach_keys: Option<String>,
     /// Set an environment variable (KEY=VALUE).
     #[arg(short, long = "env", value_name = "KEY=VALUE")]
     pub env: Vec<String>,

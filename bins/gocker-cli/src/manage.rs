@@ -2,11 +2,14 @@
 
 use std::time::{Duration, Instant};
 
+use gocker_runtime::nsexec::ExecEnd;
 use gocker_runtime::state::StateStore;
 use gocker_runtime::{ContainerState, Status};
 
 use crate::cli::{AttachArgs, ExecArgs, KillArgs, LogsArgs, NamesArgs, StopArgs, TopArgs};
-use crate::run::{detach_keys, finish_attached, parse_user, report, usage, Failure};
+use crate::run::{
+    detach_keys, finish_attached, parse_user, report, terminal_detach_keys, usage, Failure,
+};
 
 fn store() -> Result<StateStore, Failure> {
     let s = StateStore::open(StateStore::default_root())?;
@@ -241,6 +244,7 @@ pub fn exec(a: ExecArgs) -> i32 {
             .map_err(|e| usage(format!("/dev/null: {e}")))?;
             rustix::stdio::dup2_stdin(&null).map_err(|e| usage(format!("stdin: {e}")))?;
         }
+        let keys = terminal_detach_keys(a.detach_keys.as_deref(), a.interactive && a.tty)?;
         let req = gocker_runtime::nsexec::ExecRequest {
             args: a.command.clone(),
             env: a.env.clone(),
@@ -248,9 +252,20 @@ pub fn exec(a: ExecArgs) -> i32 {
             user,
             tty: a.tty,
             stdin: a.interactive,
+            detach_keys: Some(keys),
             ..Default::default()
         };
-        Ok(gocker_runtime::nsexec::exec(&s, &st, &req)?.code())
+        match gocker_runtime::nsexec::exec(&s, &st, &req)? {
+            ExecEnd::Exited(status) => Ok(status.code()),
+            ExecEnd::Detached => {
+                eprintln!(
+                    "\r\ngocker: detached from `{}` in {}, which keeps running",
+                    a.command.join(" "),
+                    st.name
+                );
+                Ok(0)
+            }
+        }
     })();
     match r {
         Ok(c) => c,

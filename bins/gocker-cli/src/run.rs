@@ -567,6 +567,19 @@ pub(crate) fn detach_keys(flag: Option<&str>) -> Result<DetachKeys, Failure> {
     }
 }
 
+/// `--detach-keys` of `run` and `exec`, which needs -i and -t; or docker's default.
+pub(crate) fn terminal_detach_keys(
+    flag: Option<&str>,
+    interactive_tty: bool,
+) -> Result<DetachKeys, Failure> {
+    if flag.is_some() && !interactive_tty {
+        return Err(usage(
+            "--detach-keys needs -i and -t (an interactive terminal)",
+        ));
+    }
+    detach_keys(flag)
+}
+
 /// The end of an attached session (`run -it`, `attach`): the exit code for gocker.
 pub(crate) fn finish_attached(name: &str, outcome: Outcome) -> Result<i32, Failure> {
     match outcome {
@@ -591,12 +604,7 @@ pub(crate) fn finish_attached(name: &str, outcome: Outcome) -> Result<i32, Failu
 }
 
 fn run_inner(a: RunArgs, debug: bool) -> Result<i32, Failure> {
-    if a.detach_keys.is_some() && !(a.interactive && a.tty) {
-        return Err(usage(
-            "--detach-keys needs -i and -t (an interactive terminal)",
-        ));
-    }
-    let keys = detach_keys(a.detach_keys.as_deref())?;
+    let keys = terminal_detach_keys(a.detach_keys.as_deref(), a.interactive && a.tty)?;
     let (cfg, name) = build_config(&a, debug)?;
     let store = StateStore::open(StateStore::default_root())?;
     if a.detach {

@@ -595,3 +595,76 @@ fn a_failed_start_keeps_the_container_and_its_logs() {
     assert_eq!(ok(&g(&["logs", &n])), "first\n");
     ok(&g(&["rm", &n]));
 }
+
+/// Processes whose command line holds `words` in a row (NUL-separated, as in /proc).
+fn processes_running(words: &[&str]) -> Vec<String> {
+    let needle = words.join("\0");
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| std::fs::read(e.path().join("cmdline")).ok())
+        .map(|c| String::from_utf8_lossy(&c).into_owned())
+        .filter(|c| c.contains(&needle))
+        .collect()
+}
+
+/// `exec -it`: the detach keys leave the exec'd command running, and what it prints afterwards is
+/// drained (a command that writes megabytes to its terminal after the detach still gets on);
+/// nothing of the exec is left once the container is gone.
+#[test]
+fn exec_detach_keys() {
+    let r = rootfs();
+    let b = bin();
+    let b = b.to_str().unwrap();
+    let n = name("exec-detach");
+    ok(&g(&[
+        "run", "-d", "--name", &n, "--rootfs", &r, "sleep", "1000",
+    ]));
+    let exec = quoted(&[b, "exec", "-it", &n, "/bin/sh"]);
+    let o = typed_under_pty(
+        24,
+        80,
+        &exec,
+        &[
+            (1000, b"(sleep 1; seq 1 300000; exec sleep 301) &\n"),
+            (300, b"echo c$((2+5))\n"),
+            (500, b"\x10\x11"),
+        ],
+    );
+    let out = text(&o.stdout);
+    assert_eq!(o.status.code(), Some(0), "{out}");
+    assert!(out.contains("c7") && out.contains("detached from"), "{out}");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let top = ok(&g(&["top", &n]));
+        if top.contains("sleep 301") {
+            assert!(top.contains("/bin/sh"), "the shell is still there: {top}");
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the output after the detach was not drained: {top}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert!(
+        !processes_running(&["exec", "-it", &n]).is_empty(),
+        "the keeper holds the terminal"
+    );
+
+    // Without -i and -t the flag is refused by name.
+    let o = g(&["exec", "--detach-keys", "ctrl-x", &n, "true"]);
+    assert_eq!(o.status.code(), Some(125));
+    assert!(text(&o.stderr).contains("--detach-keys"), "{o:?}");
+
+    ok(&g(&["rm", "-f", &n]));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !processes_running(&["exec", "-it", &n]).is_empty() {
+        assert!(
+            Instant::now() < deadline,
+            "left behind: {:?}",
+            processes_running(&["exec", "-it", &n])
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}

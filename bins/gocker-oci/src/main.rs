@@ -435,6 +435,8 @@ fn exec(rt: &Runtime, a: ExecArgs) -> Result<u8, Failure> {
         user: None,
         console_socket: a.console_socket.clone(),
         console_size: None,
+        // runc's exec has no detach keys.
+        detach_keys: None,
     };
     if let Some(path) = &a.process {
         let text = std::fs::read(path).map_err(|e| Failure(format!("{}: {e}", path.display())))?;

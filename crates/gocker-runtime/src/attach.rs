@@ -92,13 +92,13 @@ impl Default for DetachKeys {
 /// Finds the detach sequence in a stream of input. Bytes that start the sequence are held back
 /// until the sequence completes (then dropped) or breaks (then passed on), as docker does.
 #[derive(Debug)]
-struct Scanner {
+pub(crate) struct Scanner {
     keys: Vec<u8>,
     matched: usize,
 }
 
 impl Scanner {
-    fn new(keys: DetachKeys) -> Scanner {
+    pub(crate) fn new(keys: DetachKeys) -> Scanner {
         Scanner {
             keys: keys.0,
             matched: 0,
@@ -106,7 +106,7 @@ impl Scanner {
     }
 
     /// Appends the bytes of `input` to pass on to `out`; true when the sequence completed.
-    fn feed(&mut self, input: &[u8], out: &mut Vec<u8>) -> bool {
+    pub(crate) fn feed(&mut self, input: &[u8], out: &mut Vec<u8>) -> bool {
         if self.keys.is_empty() {
             out.extend_from_slice(input);
             return false;

@@ -2,7 +2,7 @@
 //! namespaces through a pidfd, placed in its cgroup, with the same privilege drop as the payload.
 
 use std::io::Read;
-use std::os::fd::AsFd;
+use std::os::fd::{AsFd, OwnedFd};
 
 use gocker_ns::{Forked, Namespace, NamespaceSet};
 use oci_spec::runtime::{Process, Spec};
@@ -30,13 +30,26 @@ pub struct ExecRequest {
     pub console_socket: Option<std::path::PathBuf>,
     /// With `tty`: the terminal's initial size (`process.consoleSize`); else the caller's.
     pub console_size: Option<oci_spec::runtime::Box>,
+    /// With `tty` and `stdin`, relayed: typing these keys detaches from the terminal (`gocker
+    /// exec -it`); the process keeps running and its further output is discarded, as docker's.
+    pub detach_keys: Option<crate::attach::DetachKeys>,
 }
 
-/// Runs `req` in the container of `st` with the caller's stdio; returns its exit status.
+/// How an [`exec`] ended for the caller.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExecEnd {
+    /// The process exited with this status.
+    Exited(ExitStatus),
+    /// The caller typed the detach keys; the process goes on without a terminal reader.
+    Detached,
+}
+
+/// Runs `req` in the container of `st` with the caller's stdio; returns how it ended.
 /// The caller must be single-threaded (it forks).
-pub fn exec(store: &StateStore, st: &ContainerState, req: &ExecRequest) -> Result<ExitStatus> {
+pub fn exec(store: &StateStore, st: &ContainerState, req: &ExecRequest) -> Result<ExecEnd> {
     match exec_inner(store, st, req, false)? {
-        Outcome::Exited(s) => Ok(s),
+        Outcome::Exited(s) => Ok(ExecEnd::Exited(s)),
+        Outcome::Left => Ok(ExecEnd::Detached),
         Outcome::Detached(_) => Err(RuntimeError::Protocol("exec detached unexpectedly".into())),
     }
 }
@@ -50,12 +63,18 @@ pub fn exec_detached(store: &StateStore, st: &ContainerState, req: &ExecRequest)
         Outcome::Exited(s) => Err(RuntimeError::Protocol(format!(
             "detached exec ended with {s:?} before reporting its pid"
         ))),
+        Outcome::Left => Err(RuntimeError::Protocol(
+            "detach keys in a detached exec".into(),
+        )),
     }
 }
 
 enum Outcome {
     Exited(ExitStatus),
+    /// `--detach`: the new process's host pid.
     Detached(i32),
+    /// The detach keys were typed while relaying its terminal.
+    Left,
 }
 
 fn exec_inner(
@@ -135,6 +154,12 @@ fn exec_inner(
     match unsafe { gocker_ns::fork_into(NamespaceSet::EMPTY, None) }? {
         Forked::Child => {
             drop(err_r);
+            if req.tty && req.console_socket.is_none() {
+                // Off the caller's terminal session: after a detach (the caller exits) its hangup
+                // must not reach this process, whose death would kill the exec'd one (its parent-
+                // death signal). The exec'd process has a session and a terminal of its own.
+                let _ = rustix::process::setsid();
+            }
             let fail = |stage: &str, e: &dyn std::fmt::Display| -> ! {
                 let _ = rustix::io::write(&err_w, format!("{stage}: {e}").as_bytes());
                 exit(125)
@@ -236,7 +261,15 @@ fn exec_inner(
                         (Some(master), Some(sock)) => {
                             crate::oci::send_console(sock, master.as_fd())?
                         }
-                        (Some(master), None) => relay_until_exit(master, req.stdin, child.as_fd()),
+                        (Some(master), None) => {
+                            let keys = req.detach_keys.clone().filter(|_| req.stdin);
+                            if let Some(master) =
+                                relay_until_exit(master, req.stdin, keys, child.as_fd())
+                            {
+                                keep_draining(master)?;
+                                return Ok(Outcome::Left);
+                            }
+                        }
                         (None, _) => {}
                     }
                 }
@@ -290,24 +323,78 @@ fn exec_inner(
     }
 }
 
-/// Relays the terminal until `child` (a pidfd) exits, then flushes the remaining output.
-fn relay_until_exit(master: std::os::fd::OwnedFd, stdin: bool, child: std::os::fd::BorrowedFd<'_>) {
+/// Relays the terminal until `child` (a pidfd) exits, then flushes the remaining output. When
+/// `keys` are typed first, stops and returns the master (our terminal restored).
+fn relay_until_exit(
+    master: OwnedFd,
+    stdin: bool,
+    keys: Option<crate::attach::DetachKeys>,
+    child: std::os::fd::BorrowedFd<'_>,
+) -> Option<OwnedFd> {
     use rustix::event::{PollFd, PollFlags};
     let mut relay = crate::tty::Relay::new(master, stdin);
+    if let Some(k) = keys {
+        relay = relay.with_detach_keys(k);
+    }
     loop {
         let mut fds = vec![PollFd::from_borrowed_fd(child, PollFlags::IN)];
         fds.extend(relay.poll_fds());
         match rustix::event::poll(&mut fds, None) {
             Err(rustix::io::Errno::INTR) => continue,
-            Err(_) => return,
+            Err(_) => return None,
             Ok(_) => {}
         }
         let exited = !fds[0].revents().is_empty();
         drop(fds);
-        relay.service();
+        if relay.service() {
+            return Some(relay.into_master());
+        }
         if exited {
             relay.drain_output();
-            return;
+            return None;
+        }
+    }
+}
+
+/// After a detach: a process of its own (a new session, off our terminal) holds the master and
+/// discards the output until the last slave descriptor closes, so that the exec'd process neither
+/// gets a hangup nor blocks on a full terminal. Its intermediate parent, our child, is reparented
+/// when we exit and reaps it. The caller must be single-threaded.
+fn keep_draining(master: OwnedFd) -> Result<()> {
+    let (ready_r, ready_w) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)
+        .map_err(|e| RuntimeError::sys("pipe", "exec terminal keeper", e))?;
+    // SAFETY: documented requirement: the caller is single-threaded.
+    match unsafe { gocker_ns::fork_into(NamespaceSet::EMPTY, None) }? {
+        Forked::Child => {
+            drop(ready_r);
+            let _ = rustix::process::setsid();
+            // Our parent waits for this before it exits: its exit hangs up its terminal, whose
+            // SIGHUP must find us in a session of our own already.
+            drop(ready_w);
+            if let Ok(null) = rustix::fs::open(
+                "/dev/null",
+                rustix::fs::OFlags::RDWR,
+                rustix::fs::Mode::empty(),
+            ) {
+                let _ = rustix::stdio::dup2_stdin(&null);
+                let _ = rustix::stdio::dup2_stdout(&null);
+                let _ = rustix::stdio::dup2_stderr(&null);
+            }
+            let mut buf = [0u8; 16384];
+            loop {
+                match rustix::io::read(&master, &mut buf) {
+                    Ok(0) | Err(rustix::io::Errno::IO) => exit(0),
+                    Ok(_) | Err(rustix::io::Errno::INTR) => {}
+                    Err(_) => exit(0),
+                }
+            }
+        }
+        Forked::Parent { .. } => {
+            drop(ready_w);
+            let mut b = [0u8; 1];
+            // EOF once the keeper has its own session (or died).
+            while let Err(rustix::io::Errno::INTR) = rustix::io::read(&ready_r, &mut b) {}
+            Ok(())
         }
     }
 }

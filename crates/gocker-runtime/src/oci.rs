@@ -874,7 +874,13 @@ impl Runtime {
     /// `exec ID`: runs `req` in the container (its namespaces, cgroup, privilege drop and filter).
     pub fn exec(&self, id: &str, req: &crate::nsexec::ExecRequest) -> Result<crate::ExitStatus> {
         let st = self.exec_state(id)?;
-        crate::nsexec::exec(&self.store, &st, req)
+        match crate::nsexec::exec(&self.store, &st, req)? {
+            crate::nsexec::ExecEnd::Exited(s) => Ok(s),
+            // runc's exec has no detach keys: requests from gocker-oci carry none.
+            crate::nsexec::ExecEnd::Detached => Err(RuntimeError::Protocol(
+                "exec detached without detach keys".into(),
+            )),
+        }
     }
 
     /// `exec --detach [--pid-file F]`: returns the new process's host pid once it has exec'd.

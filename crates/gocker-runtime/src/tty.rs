@@ -107,6 +107,8 @@ pub(crate) struct Relay {
     stdin: bool,
     /// The master still delivers output (cleared at EIO: every slave descriptor is closed).
     open: bool,
+    /// Looks for the detach keys in stdin ([`Relay::with_detach_keys`]).
+    detach: Option<crate::attach::Scanner>,
     _raw: Option<RawMode>,
 }
 
@@ -119,8 +121,21 @@ impl Relay {
             master,
             stdin,
             open: true,
+            detach: None,
             _raw: raw,
         }
+    }
+
+    /// Watches stdin for `keys`: [`Relay::service`] reports them instead of passing them on.
+    pub(crate) fn with_detach_keys(mut self, keys: crate::attach::DetachKeys) -> Relay {
+        self.detach = Some(crate::attach::Scanner::new(keys));
+        self
+    }
+
+    /// Gives the master back (e.g. to keep the terminal open after a detach), blocking again.
+    pub(crate) fn into_master(self) -> OwnedFd {
+        let _ = rustix::io::ioctl_fionbio(&self.master, false);
+        self.master
     }
 
     pub(crate) fn master(&self) -> BorrowedFd<'_> {
@@ -142,8 +157,9 @@ impl Relay {
         v
     }
 
-    /// Moves whatever is ready, without blocking on the master.
-    pub(crate) fn service(&mut self) {
+    /// Moves whatever is ready, without blocking on the master. True when the detach keys were
+    /// typed (they are not passed on).
+    pub(crate) fn service(&mut self) -> bool {
         self.drain_output();
         // stdin stays blocking (its file description is shared with the caller's shell): read it
         // only when poll says a read will not block.
@@ -161,11 +177,22 @@ impl Relay {
                     let _ = rustix::io::write(&self.master, &[4]);
                     self.stdin = false;
                 }
-                Ok(n) => write_all(self.master.as_fd(), &buf[..n]),
+                Ok(n) => match &mut self.detach {
+                    None => write_all(self.master.as_fd(), &buf[..n]),
+                    Some(scanner) => {
+                        let mut pass = Vec::with_capacity(n);
+                        let detach = scanner.feed(&buf[..n], &mut pass);
+                        write_all(self.master.as_fd(), &pass);
+                        if detach {
+                            return true;
+                        }
+                    }
+                },
                 Err(Errno::INTR) | Err(Errno::AGAIN) => {}
                 Err(_) => self.stdin = false,
             }
         }
+        false
     }
 
     /// Copies pending terminal output to stdout.
