@@ -668,3 +668,59 @@ fn exec_detach_keys() {
         std::thread::sleep(Duration::from_millis(100));
     }
 }
+
+/// An attached client that stops reading (here: its own output is never read) misses output but
+/// does not stall the container's terminal or its log; the container still ends and is removed.
+#[test]
+fn a_stalled_attach_client_does_not_stall_the_container() {
+    let r = rootfs();
+    let b = bin();
+    let b = b.to_str().unwrap();
+    let n = name("stalled");
+    ok(&g(&[
+        "run",
+        "-dit",
+        "--rm",
+        "--name",
+        &n,
+        "--rootfs",
+        &r,
+        "/bin/sh",
+        "-c",
+        "sleep 2; seq 1 200000; echo done-seq; sleep 3",
+    ]));
+    // `script` relays attach's terminal to a pipe that nobody reads: it blocks, then attach does.
+    let mut client = Command::new("script")
+        .args([
+            "-qec",
+            &quoted(&[b, "attach", "--no-stdin", &n]),
+            "/dev/null",
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("script (util-linux)");
+    struct Kill(std::process::Child);
+    impl Drop for Kill {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let _client = Kill(client);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !ok(&g(&["logs", "--tail", "1", &n])).contains("done-seq") {
+        assert!(
+            Instant::now() < deadline,
+            "the container's output stalled behind the attached client"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    // The monitor gives up on the client at the end and removes the --rm container.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while status_of(&n).is_some() {
+        assert!(Instant::now() < deadline, "the container was not removed");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}

@@ -248,8 +248,12 @@ impl Hub {
                     Ok(0) | Err(Errno::IO) => break,
                     Ok(n) => {
                         self.log.push(&buf[1..=n]);
-                        self.clients
-                            .retain(|c| c.send_bytes(&buf[..=n], &[]).is_ok());
+                        // A client that does not keep up (stopped, or its own output blocked)
+                        // misses what its queue has no room for: it must not stall the
+                        // container's terminal and log. A failed send detaches it.
+                        self.clients.retain(|c| {
+                            matches!(c.try_send_bytes(&buf[..=n]), Ok(()) | Err(Errno::AGAIN))
+                        });
                     }
                     Err(Errno::INTR) | Err(Errno::AGAIN) => {}
                     Err(_) => break,
@@ -261,12 +265,21 @@ impl Hub {
     }
 }
 
-/// Tells the clients still attached how the payload ended.
+/// Tells the clients still attached how the payload ended. A client whose queue stays full for
+/// two seconds is given up on (it sees the connection close), so that a stalled client cannot
+/// hold the monitor, and with it the container's removal, forever.
 pub(crate) fn report_exit(clients: &[Channel], code: i32, oom_kills: u64) {
     let mut msg = vec![EXIT];
     msg.extend(serde_json::to_vec(&ExitReport { code, oom_kills }).expect("serialises"));
     for c in clients {
-        let _ = c.send_bytes(&msg, &[]);
+        let mut p = [PollFd::from_borrowed_fd(c.as_fd(), PollFlags::OUT)];
+        let wait = rustix::event::Timespec {
+            tv_sec: 2,
+            tv_nsec: 0,
+        };
+        if matches!(rustix::event::poll(&mut p, Some(&wait)), Ok(n) if n > 0) {
+            let _ = c.try_send_bytes(&msg);
+        }
     }
 }
 

@@ -85,6 +85,16 @@ impl Channel {
         }
     }
 
+    /// Sends `body` without waiting: `Err(AGAIN)` when the peer's queue is full.
+    pub(crate) fn try_send_bytes(&self, body: &[u8]) -> rustix::io::Result<()> {
+        loop {
+            match rustix::net::send(&self.fd, body, SendFlags::NOSIGNAL | SendFlags::DONTWAIT) {
+                Err(Errno::INTR) => continue,
+                r => return r.map(|_| ()),
+            }
+        }
+    }
+
     /// Receives one message, waiting at most `timeout` (forever when `None`). Returns `Ok(None)`
     /// when the peer closed its end. `stage` names what was awaited, for the timeout error.
     pub fn recv<T: DeserializeOwned>(

@@ -265,17 +265,8 @@ impl StateStore {
 
     /// Removes a container's directory and name.
     pub fn remove(&self, id: &str, name: &str) -> Result<()> {
-        let dir = self.dir(id);
-        match fs::remove_dir_all(&dir) {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => {
-                return Err(RuntimeError::State {
-                    path: dir,
-                    reason: e.to_string(),
-                })
-            }
-        }
+        // The name first: once the record is gone from listings, its name is free too (a crash
+        // in between leaves a record without a name, which collect_stale removes).
         let link = self.root.join("names").join(name);
         if fs::read_link(&link)
             .ok()
@@ -284,7 +275,15 @@ impl StateStore {
         {
             let _ = fs::remove_file(&link);
         }
-        Ok(())
+        let dir = self.dir(id);
+        match fs::remove_dir_all(&dir) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(RuntimeError::State {
+                path: dir,
+                reason: e.to_string(),
+            }),
+        }
     }
 
     /// True when the monitor recorded in `st` is still alive (same pid and start time).
