@@ -690,7 +690,7 @@ fn a_stalled_attach_client_does_not_stall_the_container() {
         "sleep 2; seq 1 200000; echo done-seq; sleep 3",
     ]));
     // `script` relays attach's terminal to a pipe that nobody reads: it blocks, then attach does.
-    let mut client = Command::new("script")
+    let client = Command::new("script")
         .args([
             "-qec",
             &quoted(&[b, "attach", "--no-stdin", &n]),
