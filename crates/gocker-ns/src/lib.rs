@@ -334,8 +334,9 @@ pub fn enter_fd(fd: BorrowedFd<'_>, ns: Namespace, what: &str) -> Result<()> {
 
 /// The user namespace that owns the namespace behind `fd` (`ioctl(NS_GET_USERNS)`).
 pub fn owner_userns(fd: BorrowedFd<'_>, what: &str) -> Result<OwnedFd> {
-    const NS_GET_USERNS: libc::Ioctl = 0xb701; // _IO(0xb7, 0x1)
-                                               // SAFETY: NS_GET_USERNS takes no argument and returns a new descriptor (close-on-exec) or -1.
+    // _IO(0xb7, 0x1) from <linux/nsfs.h>.
+    const NS_GET_USERNS: libc::Ioctl = 0xb701;
+    // SAFETY: NS_GET_USERNS takes no argument and returns a new descriptor (close-on-exec) or -1.
     let r = unsafe { libc::ioctl(fd.as_raw_fd(), NS_GET_USERNS) };
     if r < 0 {
         return Err(NsError::Ioctl {
