@@ -77,8 +77,8 @@ pub(crate) fn open(spec: &Spec, idmaps: &mut IdMaps, config: &Path) -> Result<Jo
     if gocker_ns::same_fd(user.as_fd(), own.as_fd()) {
         return Err(err(format!(
             "{what} is the runtime's own user namespace; a gocker container always runs in a user \
-             namespace of its own, so it can share a PID namespace only with another gocker \
-             container (the user namespace that owns it is joined too)"
+             namespace of its own (a PID namespace is shared together with the user namespace \
+             that owns it, so only with another gocker container)"
         )));
     }
     // SAFETY: documented requirement: the caller is single-threaded.
