@@ -120,18 +120,10 @@ fn monitor(
             crate::ring1::exit(125)
         }
     };
-    let null = rustix::fs::open(
-        "/dev/null",
-        rustix::fs::OFlags::RDWR,
-        rustix::fs::Mode::empty(),
-    )
-    .ok();
-    if let Some(n) = &null {
-        let _ = rustix::stdio::dup2_stdin(n);
-    }
+    crate::process::stdio_to_null(true, false, false);
     let _ = rustix::stdio::dup2_stdout(&out_w);
     let _ = rustix::stdio::dup2_stderr(&err_w);
-    drop((out_w, err_w, null));
+    drop((out_w, err_w));
 
     let mut cfg = config;
     cfg.stdin = false;
@@ -186,14 +178,7 @@ fn monitor(
     // Our own copies of the pipes' write ends are fds 1 and 2: close them so the pumps see EOF
     // once the payload (and ring1) are gone.
     let status = c.wait();
-    if let Ok(null) = rustix::fs::open(
-        "/dev/null",
-        rustix::fs::OFlags::RDWR,
-        rustix::fs::Mode::empty(),
-    ) {
-        let _ = rustix::stdio::dup2_stdout(&null);
-        let _ = rustix::stdio::dup2_stderr(&null);
-    }
+    crate::process::stdio_to_null(false, true, true);
     let _ = t1.join();
     let _ = t2.join();
     let code = match status {

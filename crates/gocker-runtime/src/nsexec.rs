@@ -371,15 +371,7 @@ fn keep_draining(master: OwnedFd) -> Result<()> {
             // Our parent waits for this before it exits: its exit hangs up its terminal, whose
             // SIGHUP must find us in a session of our own already.
             drop(ready_w);
-            if let Ok(null) = rustix::fs::open(
-                "/dev/null",
-                rustix::fs::OFlags::RDWR,
-                rustix::fs::Mode::empty(),
-            ) {
-                let _ = rustix::stdio::dup2_stdin(&null);
-                let _ = rustix::stdio::dup2_stdout(&null);
-                let _ = rustix::stdio::dup2_stderr(&null);
-            }
+            process::stdio_to_null(true, true, true);
             let mut buf = [0u8; 16384];
             loop {
                 match rustix::io::read(&master, &mut buf) {

@@ -251,6 +251,27 @@ pub(crate) fn cloexec_from(first: u32) -> std::io::Result<()> {
     Ok(())
 }
 
+/// Points the chosen standard descriptors at /dev/null (best effort: a detached process that
+/// must not hold, or write to, its caller's terminal or pipes).
+pub(crate) fn stdio_to_null(stdin: bool, stdout: bool, stderr: bool) {
+    let Ok(null) = rustix::fs::open(
+        "/dev/null",
+        rustix::fs::OFlags::RDWR | rustix::fs::OFlags::CLOEXEC,
+        rustix::fs::Mode::empty(),
+    ) else {
+        return;
+    };
+    if stdin {
+        let _ = rustix::stdio::dup2_stdin(&null);
+    }
+    if stdout {
+        let _ = rustix::stdio::dup2_stdout(&null);
+    }
+    if stderr {
+        let _ = rustix::stdio::dup2_stderr(&null);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
