@@ -184,12 +184,9 @@ fn twenty_detached_containers() {
     // No monitor (its command line carries the name) and no cgroup is left.
     let end = Instant::now() + Duration::from_secs(5);
     loop {
-        let left: Vec<String> = std::fs::read_dir("/proc")
-            .unwrap()
-            .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
-            .filter_map(|p| std::fs::read(format!("/proc/{p}/cmdline")).ok())
-            .map(|c| String::from_utf8_lossy(&c).replace('\0', " "))
-            .filter(|c| names.iter().any(|n| c.contains(&format!(" {n} "))))
+        let left: Vec<i32> = names
+            .iter()
+            .flat_map(|n| pids_with(&format!("\0{n}\0")))
             .collect();
         if left.is_empty() {
             break;
@@ -596,18 +593,6 @@ fn a_failed_start_keeps_the_container_and_its_logs() {
     ok(&g(&["rm", &n]));
 }
 
-/// Processes whose command line holds `words` in a row (NUL-separated, as in /proc).
-fn processes_running(words: &[&str]) -> Vec<String> {
-    let needle = words.join("\0");
-    std::fs::read_dir("/proc")
-        .unwrap()
-        .flatten()
-        .filter_map(|e| std::fs::read(e.path().join("cmdline")).ok())
-        .map(|c| String::from_utf8_lossy(&c).into_owned())
-        .filter(|c| c.contains(&needle))
-        .collect()
-}
-
 /// `exec -it`: the detach keys leave the exec'd command running, and what it prints afterwards is
 /// drained (a command that writes megabytes to its terminal after the detach still gets on);
 /// nothing of the exec is left once the container is gone.
@@ -648,7 +633,7 @@ fn exec_detach_keys() {
         std::thread::sleep(Duration::from_millis(200));
     }
     assert!(
-        !processes_running(&["exec", "-it", &n]).is_empty(),
+        !pids_with(&format!("exec\0-it\0{n}\0")).is_empty(),
         "the keeper holds the terminal"
     );
 
@@ -659,11 +644,11 @@ fn exec_detach_keys() {
 
     ok(&g(&["rm", "-f", &n]));
     let deadline = Instant::now() + Duration::from_secs(10);
-    while !processes_running(&["exec", "-it", &n]).is_empty() {
+    while !pids_with(&format!("exec\0-it\0{n}\0")).is_empty() {
         assert!(
             Instant::now() < deadline,
             "left behind: {:?}",
-            processes_running(&["exec", "-it", &n])
+            pids_with(&format!("exec\0-it\0{n}\0"))
         );
         std::thread::sleep(Duration::from_millis(100));
     }

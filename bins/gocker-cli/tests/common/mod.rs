@@ -111,3 +111,20 @@ pub fn ok(o: &Output) -> String {
     );
     text(&o.stdout)
 }
+
+/// Host pids (other than this test's) whose command line contains `marker`; arguments are
+/// separated by NUL there, so a marker may span several of them (`"exec\0-it\0NAME"`).
+pub fn pids_with(marker: &str) -> Vec<i32> {
+    let me = std::process::id() as i32;
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|p| *p != me)
+        .filter(|p| {
+            std::fs::read(format!("/proc/{p}/cmdline"))
+                .map(|c| String::from_utf8_lossy(&c).contains(marker))
+                .unwrap_or(false)
+        })
+        .collect()
+}
