@@ -8,7 +8,6 @@ use std::time::Duration;
 use std::os::fd::AsFd;
 
 use gocker_mounts::resolve::{open_in_root, Create};
-use oci_spec::runtime::MountBuilder;
 
 use crate::state::{ContainerState, StateStore};
 use crate::{ContainerConfig, Result, RootMode, RuntimeError};
@@ -79,20 +78,11 @@ pub(crate) fn prepare(
                 continue;
             }
         }
-        mounts.push(
-            MountBuilder::default()
-                .destination(*dest)
-                .typ("bind")
-                .source(src)
-                .options(vec![
-                    "bind".into(),
-                    "nosuid".into(),
-                    "nodev".into(),
-                    "noexec".into(),
-                ])
-                .build()
-                .map_err(|e| RuntimeError::Config(e.to_string()))?,
-        );
+        mounts.push(crate::spec::bind_mount(
+            *dest,
+            src,
+            ["bind", "nosuid", "nodev", "noexec"],
+        ));
     }
     cfg.spec.set_mounts(Some(mounts));
     Ok(Some(net))

@@ -66,6 +66,21 @@ pub fn host_view_mounts() -> Vec<oci_spec::runtime::Mount> {
         .collect()
 }
 
+/// A bind mount of `source` at `destination` with `options` (which say `bind` or `rbind`).
+pub(crate) fn bind_mount(
+    destination: impl Into<PathBuf>,
+    source: impl Into<PathBuf>,
+    options: impl IntoIterator<Item = impl Into<String>>,
+) -> oci_spec::runtime::Mount {
+    oci_spec::runtime::MountBuilder::default()
+        .destination(destination.into())
+        .typ("bind")
+        .source(source.into())
+        .options(options.into_iter().map(Into::into).collect::<Vec<String>>())
+        .build()
+        .expect("all fields set")
+}
+
 /// A spec running `args` in `rootfs` as root with docker's defaults and new user, mount, PID, UTS,
 /// IPC, network and cgroup namespaces.
 pub fn default_spec(rootfs: PathBuf, args: Vec<String>) -> Result<Spec> {

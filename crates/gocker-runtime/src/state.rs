@@ -195,7 +195,11 @@ impl StateStore {
 
     /// The configuration recorded by [`StateStore::save_config`].
     pub fn load_config(&self, id: &str) -> Result<crate::ContainerConfig> {
-        let path = self.dir(id).join("container.json");
+        self.read_json(id, "container.json")
+    }
+
+    fn read_json<T: serde::de::DeserializeOwned>(&self, id: &str, file: &str) -> Result<T> {
+        let path = self.dir(id).join(file);
         let text = fs::read(&path).map_err(|e| RuntimeError::State {
             path: path.clone(),
             reason: e.to_string(),
@@ -219,15 +223,7 @@ impl StateStore {
     }
 
     pub fn load(&self, id: &str) -> Result<ContainerState> {
-        let path = self.dir(id).join("state.json");
-        let text = fs::read(&path).map_err(|e| RuntimeError::State {
-            path: path.clone(),
-            reason: e.to_string(),
-        })?;
-        serde_json::from_slice(&text).map_err(|e| RuntimeError::State {
-            path,
-            reason: e.to_string(),
-        })
+        self.read_json(id, "state.json")
     }
 
     /// Finds a container by name, id, or unique id prefix.

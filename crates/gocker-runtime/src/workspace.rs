@@ -220,15 +220,7 @@ impl Workspace {
             if b.readonly {
                 options.push("ro".into());
             }
-            mounts.push(
-                MountBuilder::default()
-                    .destination(&b.target)
-                    .typ("bind")
-                    .source(&b.source)
-                    .options(options)
-                    .build()
-                    .map_err(err)?,
-            );
+            mounts.push(crate::spec::bind_mount(&b.target, &b.source, options));
         }
         cfg.spec.set_mounts(Some(mounts));
         let process = cfg
@@ -263,7 +255,6 @@ impl Workspace {
 /// container's own /etc/hosts and /etc/resolv.conf. Files go into the container's state directory
 /// `dir` (removed with the container).
 pub(crate) fn prepare(cfg: &mut ContainerConfig, dir: &Path) -> Result<()> {
-    let err = |e: oci_spec::OciSpecError| RuntimeError::Config(e.to_string());
     let mut mounts = cfg.spec.mounts().clone().unwrap_or_default();
     // A configuration saved by an earlier run (`gocker start`) already has the lift mount point.
     let lift_listed = mounts
@@ -282,20 +273,11 @@ pub(crate) fn prepare(cfg: &mut ContainerConfig, dir: &Path) -> Result<()> {
     if cfg.workspace.lift != LiftPolicy::Off && !lift_listed {
         // The source is a placeholder: ring1 supplies the mount itself (a tmpfs with lift and its
         // socket) as a premade mount for this destination.
-        mounts.push(
-            MountBuilder::default()
-                .destination(LIFT_DIR)
-                .typ("bind")
-                .source(dir)
-                .options(vec![
-                    "bind".into(),
-                    "ro".into(),
-                    "nosuid".into(),
-                    "nodev".into(),
-                ])
-                .build()
-                .map_err(err)?,
-        );
+        mounts.push(crate::spec::bind_mount(
+            LIFT_DIR,
+            dir,
+            ["bind", "ro", "nosuid", "nodev"],
+        ));
     }
     if cfg.workspace.own_etc_files {
         let hostname = cfg
@@ -330,20 +312,11 @@ pub(crate) fn prepare(cfg: &mut ContainerConfig, dir: &Path) -> Result<()> {
                 &file,
                 std::os::unix::fs::PermissionsExt::from_mode(0o644),
             );
-            mounts.push(
-                MountBuilder::default()
-                    .destination(dest)
-                    .typ("bind")
-                    .source(&file)
-                    .options(vec![
-                        "bind".into(),
-                        "nosuid".into(),
-                        "nodev".into(),
-                        "noexec".into(),
-                    ])
-                    .build()
-                    .map_err(err)?,
-            );
+            mounts.push(crate::spec::bind_mount(
+                dest,
+                &file,
+                ["bind", "nosuid", "nodev", "noexec"],
+            ));
         }
     }
     cfg.spec.set_mounts(Some(mounts));
