@@ -69,23 +69,8 @@ pub fn main(a: Args) -> Result<()> {
     let results: serde_json::Value = serde_json::from_slice(&std::fs::read(&json)?)?;
     let _ = std::fs::remove_dir_all(&tmp);
 
-    let mut rows = Vec::new();
-    for r in results["results"].as_array().context("hyperfine results")? {
-        let ms = |k: &str| r[k].as_f64().unwrap_or(f64::NAN) * 1000.0;
-        rows.push((
-            r["command"].as_str().unwrap_or("?").to_owned(),
-            ms("median"),
-            ms("mean"),
-            ms("min"),
-            ms("max"),
-        ));
-    }
-    let median = |n: &str| {
-        rows.iter()
-            .find(|r| r.0 == n)
-            .map(|r| r.1)
-            .unwrap_or(f64::NAN)
-    };
+    let rows = rows_of(&results)?;
+    let median = |n: &str| median_of(&rows, n);
     let (g, rc, bw) = (median("gocker"), median("runc"), median("bwrap"));
     let mut body = String::new();
     body += &format!("Measured {} with `cargo xtask bench` ({} runs each after 10 warm-ups, one hyperfine run).\n\n", today(), a.runs);
@@ -180,23 +165,8 @@ fn oci_lifecycle(ws: &Path, rootfs: &Path, runs: u32) -> Result<()> {
         bail!("hyperfine failed");
     }
     let results = results.context("hyperfine results")?;
-    let mut rows = Vec::new();
-    for r in results["results"].as_array().context("hyperfine results")? {
-        let ms = |k: &str| r[k].as_f64().unwrap_or(f64::NAN) * 1000.0;
-        rows.push((
-            r["command"].as_str().unwrap_or("?").to_owned(),
-            ms("median"),
-            ms("mean"),
-            ms("min"),
-            ms("max"),
-        ));
-    }
-    let median = |n: &str| {
-        rows.iter()
-            .find(|r| r.0 == n)
-            .map(|r| r.1)
-            .unwrap_or(f64::NAN)
-    };
+    let rows = rows_of(&results)?;
+    let median = |n: &str| median_of(&rows, n);
     let (g, rc) = (median("gocker-oci"), median("runc"));
     let mut body = String::new();
     body += &format!("Measured {} with `cargo xtask bench --only oci` ({runs} runs each after 10 warm-ups, one hyperfine run).\n\n", today());
@@ -228,6 +198,35 @@ fn oci_lifecycle(ws: &Path, rootfs: &Path, runs: u32) -> Result<()> {
     )?;
     print!("{body}");
     Ok(())
+}
+
+/// One row per command of hyperfine's JSON export: name, then median, mean, min and max in ms.
+type Row = (String, f64, f64, f64, f64);
+
+fn rows_of(results: &serde_json::Value) -> Result<Vec<Row>> {
+    let ms = |r: &serde_json::Value, k: &str| r[k].as_f64().unwrap_or(f64::NAN) * 1000.0;
+    Ok(results["results"]
+        .as_array()
+        .context("hyperfine results")?
+        .iter()
+        .map(|r| {
+            (
+                r["command"].as_str().unwrap_or("?").to_owned(),
+                ms(r, "median"),
+                ms(r, "mean"),
+                ms(r, "min"),
+                ms(r, "max"),
+            )
+        })
+        .collect())
+}
+
+/// The median of the row named `name` (NaN when absent).
+fn median_of(rows: &[Row], name: &str) -> f64 {
+    rows.iter()
+        .find(|r| r.0 == name)
+        .map(|r| r.1)
+        .unwrap_or(f64::NAN)
 }
 
 pub(crate) fn version(cmd: &[&str]) -> String {
