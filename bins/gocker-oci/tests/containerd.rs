@@ -9,7 +9,7 @@
 mod common;
 use common::ok;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
@@ -140,14 +140,7 @@ fn containerd_runc_shim_with_gocker_oci() {
     }
     ok(&daemon.ctr(&["task", "rm", "c2"]));
     ok(&daemon.ctr(&["container", "rm", "c2"]));
-    let left: Vec<_> = std::fs::read_dir("/run/containerd/runc/gocker-test")
-        .map(|r| {
-            r.flatten()
-                .map(|e| e.file_name())
-                .filter(|n| n != "names")
-                .collect()
-        })
-        .unwrap_or_default();
+    let left = common::containers_left(Path::new("/run/containerd/runc/gocker-test"));
     assert!(left.is_empty(), "left in gocker-oci's state root: {left:?}");
     drop(daemon);
 }

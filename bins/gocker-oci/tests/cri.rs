@@ -418,14 +418,7 @@ fn cri_sandbox_cpu_shares_refused_without_a_cgroup_v2_cpu_controller() {
         assert!(pods.is_empty(), "{pods:?}");
     });
     let ns_root = daemon.oci_root().join(NS);
-    let left: Vec<_> = std::fs::read_dir(&ns_root)
-        .map(|r| {
-            r.flatten()
-                .map(|e| e.file_name())
-                .filter(|n| n != "names")
-                .collect()
-        })
-        .unwrap_or_default();
+    let left = common::containers_left(&ns_root);
     assert!(left.is_empty(), "left in gocker-oci's state root: {left:?}");
     if let Some(p) = &daemon.cgroup_parent {
         assert!(!p.exists(), "{} made", p.display());

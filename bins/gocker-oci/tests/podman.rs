@@ -283,14 +283,7 @@ fn podman_with_gocker_oci() {
     }
 
     // Nothing left in gocker-oci's state root.
-    let left: Vec<_> = std::fs::read_dir("/run/gocker-oci")
-        .map(|r| {
-            r.flatten()
-                .map(|e| e.file_name())
-                .filter(|n| n != "names")
-                .collect()
-        })
-        .unwrap_or_default();
+    let left = common::containers_left(Path::new("/run/gocker-oci"));
     assert!(left.is_empty(), "left in /run/gocker-oci: {left:?}");
 }
 

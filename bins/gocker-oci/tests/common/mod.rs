@@ -101,3 +101,16 @@ pub fn import_rootfs_image(dir: &Path, cmd: Option<&str>, ctr: impl Fn(&[&str]) 
     ]));
     let _ = std::fs::remove_file(&archive);
 }
+
+/// The containers left in a gocker-oci state root (everything but its `names` directory; none
+/// when the root does not exist).
+pub fn containers_left(root: &Path) -> Vec<std::ffi::OsString> {
+    std::fs::read_dir(root)
+        .map(|r| {
+            r.flatten()
+                .map(|e| e.file_name())
+                .filter(|n| n != "names")
+                .collect()
+        })
+        .unwrap_or_default()
+}
