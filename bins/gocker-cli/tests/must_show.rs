@@ -7,7 +7,7 @@ use common::*;
 
 use std::io::Write;
 use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 #[derive(Debug, PartialEq, Clone, Copy)]
@@ -25,28 +25,6 @@ fn mode() -> Mode {
         _ if rustix::process::geteuid().is_root() => Mode::Root,
         _ => panic!("set GOCKER_TEST_MODE for unprivileged runs"),
     }
-}
-
-fn gocker(args: &[&str]) -> Command {
-    let mut c = Command::new(bin());
-    c.args(args).stdin(Stdio::null());
-    c
-}
-
-/// `gocker run --rm --rootfs R EXTRA... -- sh -c SCRIPT`
-fn sh(extra: &[&str], script: &str) -> Output {
-    let r = rootfs_path();
-    let mut args = vec!["run", "--rm", "--rootfs", r.to_str().unwrap()];
-    args.extend_from_slice(extra);
-    args.extend_from_slice(&["/bin/sh", "-c", script]);
-    gocker(&args).output().expect("spawn gocker")
-}
-
-fn stdout(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
 }
 
 fn wait_for<T>(what: &str, timeout: Duration, mut f: impl FnMut() -> Option<T>) -> T {

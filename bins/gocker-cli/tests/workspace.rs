@@ -6,7 +6,7 @@ mod common;
 use common::*;
 
 use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 /// The test rootfs, which must have the `/.gocker` mount point of workspace mode.
@@ -22,28 +22,6 @@ fn rootfs() -> String {
 
 fn single_id() -> bool {
     std::env::var("GOCKER_TEST_MODE").as_deref() == Ok("rootless-single")
-}
-
-fn gocker(args: &[&str]) -> Command {
-    let mut c = Command::new(bin());
-    c.args(args).stdin(Stdio::null());
-    c
-}
-
-/// `gocker run --rm --rootfs R EXTRA... /bin/sh -c SCRIPT`
-fn sh(extra: &[&str], script: &str) -> Output {
-    let r = rootfs();
-    let mut args = vec!["run", "--rm", "--rootfs", r.as_str()];
-    args.extend_from_slice(extra);
-    args.extend_from_slice(&["/bin/sh", "-c", script]);
-    gocker(&args).output().expect("spawn gocker")
-}
-
-fn stdout(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
 }
 
 fn lines_with<'a>(out: &'a str, key: &str) -> Vec<&'a str> {

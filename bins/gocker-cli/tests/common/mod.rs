@@ -128,3 +128,27 @@ pub fn pids_with(marker: &str) -> Vec<i32> {
         })
         .collect()
 }
+
+/// A `gocker ARGS...` command with stdin from /dev/null, to adjust before running.
+pub fn gocker(args: &[&str]) -> Command {
+    let mut c = Command::new(bin());
+    c.args(args).stdin(Stdio::null());
+    c
+}
+
+/// `gocker run --rm --rootfs R EXTRA... /bin/sh -c SCRIPT`
+pub fn sh(extra: &[&str], script: &str) -> Output {
+    let r = rootfs();
+    let mut args = vec!["run", "--rm", "--rootfs", r.as_str()];
+    args.extend_from_slice(extra);
+    args.extend_from_slice(&["/bin/sh", "-c", script]);
+    gocker(&args).output().expect("spawn gocker")
+}
+
+pub fn stdout(o: &Output) -> String {
+    text(&o.stdout)
+}
+
+pub fn stderr(o: &Output) -> String {
+    text(&o.stderr)
+}
