@@ -8,7 +8,7 @@ use common::*;
 use std::io::Write;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 #[derive(Debug, PartialEq, Clone, Copy)]
 enum Mode {
@@ -24,17 +24,6 @@ fn mode() -> Mode {
         Ok("root") => Mode::Root,
         _ if rustix::process::geteuid().is_root() => Mode::Root,
         _ => panic!("set GOCKER_TEST_MODE for unprivileged runs"),
-    }
-}
-
-fn wait_for<T>(what: &str, timeout: Duration, mut f: impl FnMut() -> Option<T>) -> T {
-    let end = Instant::now() + timeout;
-    loop {
-        if let Some(v) = f() {
-            return v;
-        }
-        assert!(Instant::now() < end, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(10));
     }
 }
 
@@ -64,12 +53,6 @@ fn spawn_marked(script: &str, marker: &str) -> (Child, i32) {
             .find(|p| *p != gpid && !cmdline(*p).contains("gocker"))
     });
     (child, payload)
-}
-
-fn cmdline(pid: i32) -> String {
-    std::fs::read(format!("/proc/{pid}/cmdline"))
-        .map(|c| String::from_utf8_lossy(&c).replace('\0', " "))
-        .unwrap_or_default()
 }
 
 fn signal(pid: i32, sig: i32) {

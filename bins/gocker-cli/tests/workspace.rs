@@ -28,23 +28,6 @@ fn lines_with<'a>(out: &'a str, key: &str) -> Vec<&'a str> {
     out.lines().filter_map(|l| l.strip_prefix(key)).collect()
 }
 
-fn cmdline(pid: i32) -> String {
-    std::fs::read(format!("/proc/{pid}/cmdline"))
-        .map(|c| String::from_utf8_lossy(&c).replace('\0', " "))
-        .unwrap_or_default()
-}
-
-fn wait_for<T>(what: &str, timeout: Duration, mut f: impl FnMut() -> Option<T>) -> T {
-    let end = Instant::now() + timeout;
-    loop {
-        if let Some(v) = f() {
-            return v;
-        }
-        assert!(Instant::now() < end, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(10));
-    }
-}
-
 fn signal(pid: i32, sig: i32) {
     // SAFETY: kill(2) on a process this test started.
     unsafe { libc_kill(pid, sig) };
