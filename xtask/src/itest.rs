@@ -121,6 +121,10 @@ pub fn main(a: Args) -> Result<()> {
     )
     .context("phase rootfs")?;
     let gocker = ws.join("target/debug/gocker");
+    // Distributions ship /dev/net/tun 0666 (rootless slirp4netns/pasta and a container's own
+    // NET_ADMIN open it); some VM images have 0600. The suite runs against the distribution's
+    // mode, and puts the host's back when it ends.
+    let _tun = TunMode::distribution_default()?;
 
     let mut tally = Tally::default();
     run_tests(
@@ -210,6 +214,40 @@ pub fn main(a: Args) -> Result<()> {
         bail!("failed phases: {}", tally.failures.join("; "));
     }
     Ok(())
+}
+
+/// `/dev/net/tun` at 0666 for the duration of the suite; the previous mode is restored on drop.
+struct TunMode(Option<u32>);
+
+impl TunMode {
+    const PATH: &'static str = "/dev/net/tun";
+
+    fn distribution_default() -> Result<TunMode> {
+        let Ok(meta) = std::fs::metadata(Self::PATH) else {
+            eprintln!("  no {}: the rootless network tests will fail", Self::PATH);
+            return Ok(TunMode(None));
+        };
+        let mode = meta.permissions().mode() & 0o7777;
+        if mode & 0o666 == 0o666 {
+            return Ok(TunMode(None));
+        }
+        eprintln!(
+            "  {} is {mode:o} here; 0666 (as distributions ship it) while the tests run",
+            Self::PATH
+        );
+        std::fs::set_permissions(Self::PATH, std::fs::Permissions::from_mode(0o666))
+            .with_context(|| format!("chmod 0666 {}", Self::PATH))?;
+        Ok(TunMode(Some(mode)))
+    }
+}
+
+impl Drop for TunMode {
+    fn drop(&mut self) {
+        if let Some(mode) = self.0 {
+            let _ = std::fs::set_permissions(Self::PATH, std::fs::Permissions::from_mode(mode));
+            eprintln!("  {} back to {mode:o}", Self::PATH);
+        }
+    }
 }
 
 /// The integration test executables of the workspace (kind "test"), already built.

@@ -32,6 +32,15 @@ pub enum MountError {
     Option { dest: PathBuf, option: String },
     #[error("mount {dest}: {reason}")]
     Invalid { dest: PathBuf, reason: String },
+    /// A path that resolves, or would resolve, outside the container's root: a `/proc` magic link
+    /// such as `/proc/self/fd/N` (a descriptor of the runtime's, CVE-2024-21626), or a directory
+    /// that the kernel reports as unreachable from the root.
+    #[error("{what} {path}: refused: it resolves outside the container's root ({reason})")]
+    OutsideRoot {
+        what: &'static str,
+        path: PathBuf,
+        reason: String,
+    },
 }
 
 impl MountError {

@@ -77,6 +77,16 @@ pub fn plan(spec: &Spec) -> Result<Vec<Step>> {
                     ),
                 });
             }
+            if crate::resolve::is_proc_magic(&source) {
+                return Err(MountError::OutsideRoot {
+                    what: "bind source",
+                    path: source,
+                    reason: format!(
+                        "mount {}: a /proc magic link names one of the runtime's own descriptors or directories",
+                        dest.display()
+                    ),
+                });
+            }
             steps.push(Step::Bind {
                 source,
                 dest,
@@ -231,6 +241,24 @@ mod tests {
                 .contains("relative/dir must be an absolute host path"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn bind_from_a_proc_magic_link_is_refused() {
+        for src in ["/proc/self/fd/4", "/proc/1/root", "/proc/thread-self/cwd"] {
+            let m = MountBuilder::default()
+                .destination("/data")
+                .typ("bind")
+                .source(src)
+                .options(vec!["rbind".to_string()])
+                .build()
+                .unwrap();
+            let e = plan(&spec_with(vec![m])).unwrap_err().to_string();
+            assert!(
+                e.contains(src) && e.contains("outside the container's root"),
+                "{e}"
+            );
+        }
     }
 
     #[test]

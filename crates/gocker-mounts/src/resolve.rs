@@ -104,6 +104,82 @@ fn create_child(parent: BorrowedFd<'_>, name: &OsStr, kind: Create, full: &Path)
     }
 }
 
+/// True for paths through `/proc` that the kernel follows as *magic links* (`/proc/self/fd/N`,
+/// `/proc/PID/cwd`, `root`, `exe`, `map_files/...`): they name whatever a process holds, not a
+/// place in a tree, so they can lead out of any root. Used to refuse them where a path of the
+/// container's (a working directory) or a mount source is expected.
+pub fn is_proc_magic(path: &Path) -> bool {
+    let parts: Vec<&OsStr> = path
+        .components()
+        .filter_map(|c| match c {
+            Component::Normal(n) => Some(n),
+            _ => None,
+        })
+        .collect();
+    if parts.first().map(|p| *p != "proc").unwrap_or(true) || parts.len() < 3 {
+        return false;
+    }
+    let task = parts[1].to_str().unwrap_or_default();
+    let is_task = task == "self"
+        || task == "thread-self"
+        || (!task.is_empty() && task.bytes().all(|b| b.is_ascii_digit()));
+    if !is_task {
+        return false;
+    }
+    // /proc/PID/task/TID/... has the same entries one level down.
+    let rest = if parts.len() >= 5 && parts[2] == "task" {
+        &parts[4..]
+    } else {
+        &parts[2..]
+    };
+    matches!(
+        rest.first().and_then(|p| p.to_str()),
+        Some("fd" | "cwd" | "root" | "exe" | "map_files" | "fdinfo")
+    )
+}
+
+/// Changes the working directory to `path` resolved inside the current root (`/`), as the
+/// payload's `process.cwd`: `..` and symlinks stay inside, magic links are refused, and the
+/// directory reached is checked to be reachable from the root (`getcwd` does not answer
+/// "(unreachable)"), the check runc added for CVE-2024-21626. Errors name `path`.
+pub fn enter_dir(path: &Path) -> Result<()> {
+    if is_proc_magic(path) {
+        return Err(MountError::OutsideRoot {
+            what: "working directory",
+            path: path.to_owned(),
+            reason: "a /proc magic link names a descriptor or a process's directory".into(),
+        });
+    }
+    let root = rustix::fs::open(
+        "/",
+        OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(|e| MountError::sys("open", "/", e))?;
+    let fd = match openat2_in_root(root.as_fd(), &relative(path)) {
+        Ok(fd) => fd,
+        Err(Errno::LOOP) => {
+            return Err(MountError::OutsideRoot {
+                what: "working directory",
+                path: path.to_owned(),
+                reason: "a symlink loop, or a magic link on the way".into(),
+            })
+        }
+        Err(e) => return Err(MountError::sys("openat2", path, e)),
+    };
+    rustix::process::fchdir(&fd).map_err(|e| MountError::sys("fchdir", path, e))?;
+    let here =
+        rustix::process::getcwd(Vec::new()).map_err(|e| MountError::sys("getcwd", path, e))?;
+    if here.to_bytes().first() != Some(&b'/') {
+        return Err(MountError::OutsideRoot {
+            what: "working directory",
+            path: path.to_owned(),
+            reason: format!("getcwd says {:?}", here.to_string_lossy()),
+        });
+    }
+    Ok(())
+}
+
 /// True when the `O_PATH` descriptor refers to a directory.
 pub fn is_dir(fd: BorrowedFd<'_>) -> bool {
     rustix::fs::fstat(fd)
@@ -114,6 +190,33 @@ pub fn is_dir(fd: BorrowedFd<'_>) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn proc_magic_links_are_recognised() {
+        for p in [
+            "/proc/self/fd/4",
+            "/proc/thread-self/fd/7/..",
+            "/proc/1/cwd",
+            "/proc/12/root/etc",
+            "/proc/self/exe",
+            "/proc/1/task/1/fd/3",
+            "/proc/self/map_files/x",
+            "//proc/./self/fd/4",
+        ] {
+            assert!(is_proc_magic(Path::new(p)), "{p}");
+        }
+        for p in [
+            "/proc",
+            "/proc/self",
+            "/proc/self/status",
+            "/proc/sys/fd",
+            "/work/proc/self/fd/4",
+            "/tmp",
+            "/",
+        ] {
+            assert!(!is_proc_magic(Path::new(p)), "{p}");
+        }
+    }
 
     #[test]
     fn relative_strips_root_and_dots() {

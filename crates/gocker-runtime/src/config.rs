@@ -45,6 +45,9 @@ pub struct ContainerConfig {
     pub tty: bool,
     /// Try an idmapped mount of the rootfs (rootful only; falls back to a plain bind when refused).
     pub idmap_rootfs: bool,
+    /// The container is created by host root (ring0 holds `CAP_SYS_PTRACE` over its rings).
+    #[serde(default)]
+    pub rootful: bool,
     /// Upper bound for each wait between rings.
     pub stage_timeout: Duration,
     /// Block the forwardable signals in the caller and deliver them to the payload in [`crate::Container::wait`].
@@ -107,6 +110,7 @@ impl ContainerConfig {
             stdin: false,
             tty: false,
             idmap_rootfs: true,
+            rootful: rustix::process::geteuid().is_root(),
             stage_timeout: Duration::from_secs(10),
             forward_signals: false,
             spawn: SpawnMode::Fork,

@@ -134,7 +134,6 @@ fn exec_inner(
     for n in &notes {
         tracing::debug!("{n}");
     }
-    let nnp = p.no_new_privileges().unwrap_or(false);
     let me = rustix::process::getpid().as_raw_nonzero().get();
     let target = pid.as_raw_nonzero().get();
     let join = gocker_ns::differing(me, target).without(Namespace::Time);
@@ -154,16 +153,28 @@ fn exec_inner(
     match unsafe { gocker_ns::fork_into(NamespaceSet::EMPTY, None) }? {
         Forked::Child => {
             drop(err_r);
+            let fail = |stage: &str, e: &dyn std::fmt::Display| -> ! {
+                let _ = rustix::io::write(&err_w, format!("{stage}: {e}").as_bytes());
+                exit(125)
+            };
             if req.tty && req.console_socket.is_none() {
                 // Off the caller's terminal session: after a detach (the caller exits) its hangup
                 // must not reach this process, whose death would kill the exec'd one (its parent-
                 // death signal). The exec'd process has a session and a terminal of its own.
                 let _ = rustix::process::setsid();
             }
-            let fail = |stage: &str, e: &dyn std::fmt::Display| -> ! {
-                let _ = rustix::io::write(&err_w, format!("{stage}: {e}").as_bytes());
-                exit(125)
-            };
+            // This process is the host's runtime binary and is about to enter the container. It
+            // prepares the exec'd process completely — working directory, limits, identity,
+            // capabilities, seccomp — *before* it forks into the container's PID namespace, so
+            // that no process the container can see ever runs unfiltered or privileged. It is
+            // non-dumpable throughout (no ptrace, no /proc/PID/exe for the container), and none
+            // of the caller's descriptors survive the exec (the CVE-2024-21626 sweep of ring2).
+            if let Err(e) = process::set_non_dumpable() {
+                fail("prepare", &e);
+            }
+            if let Err(e) = process::cloexec_from(3) {
+                fail("close-on-exec sweep of fds >= 3", &e);
+            }
             if let Some(cg) = &st.cgroup {
                 if let Err(e) = std::fs::write(cg.join("cgroup.procs"), "0") {
                     fail(&format!("join cgroup {}", cg.display()), &e);
@@ -172,81 +183,104 @@ fn exec_inner(
             if let Err(e) = gocker_ns::enter_pidfd(pidfd.as_fd(), join) {
                 fail("join the container's namespaces", &e);
             }
-            // Joining a PID namespace applies to children: fork once more.
-            // SAFETY: this child is single-threaded.
-            match unsafe { gocker_ns::fork_into(NamespaceSet::EMPTY, None) } {
-                Err(e) => fail("fork into the PID namespace", &e),
-                Ok(Forked::Parent { pid, .. }) if detach => {
+            let r = (|| -> Result<Option<OwnedFd>> {
+                let mut peer = None;
+                if let Some((_, child_end)) = &tty_chan {
+                    // The container's /dev/ptmx: this process is in its mount namespace now.
+                    let (master, p) = crate::tty::open_pair()?;
+                    crate::tty::initial_size(master.as_fd(), req.console_size.as_ref());
+                    child_end.send(&(), &[master.as_fd()])?;
+                    crate::tty::chown_peer(p.as_fd(), owner);
+                    peer = Some(p);
+                }
+                gocker_mounts::resolve::enter_dir(p.cwd()).map_err(|e| RuntimeError::Ring {
+                    stage: "set working directory (process.cwd)".into(),
+                    message: e.to_string(),
+                })?;
+                process::set_rlimits(&p)?;
+                crate::ring2::set_personality(&spec)?;
+                process::drop_bounding(&p)?;
+                let load = filter
+                    .as_ref()
+                    .map(|f| move || -> Result<()> { f.load().map(drop).map_err(Into::into) });
+                process::become_payload(
+                    &p,
+                    setgroups,
+                    load.as_ref().map(|l| l as &dyn Fn() -> Result<()>),
+                    &|| Ok(()),
+                )?;
+                Ok(peer)
+            })();
+            let peer = match r {
+                Ok(peer) => peer,
+                Err(e) => fail("prepare", &e),
+            };
+            // Joining a PID namespace applies to children: fork once more, under the filter
+            // (clone(2) with no flags but the exit signal: the default profiles refuse clone3).
+            // SAFETY: this child is single-threaded; without CLONE_VM the new process gets a
+            // copy of the address space and returns here on its own copy of the stack.
+            let forked = unsafe {
+                libc::syscall(
+                    libc::SYS_clone,
+                    libc::SIGCHLD as libc::c_ulong,
+                    0usize,
+                    0usize,
+                    0usize,
+                    0usize,
+                )
+            } as i32;
+            if forked < 0 {
+                fail(
+                    "fork into the PID namespace",
+                    &std::io::Error::last_os_error(),
+                );
+            }
+            if forked > 0 {
+                if detach {
                     // The host pid (fork returns it in our own, the host's, PID namespace).
-                    let _ = rustix::io::write(&err_w, format!("pid:{pid}\n").as_bytes());
+                    let _ = rustix::io::write(&err_w, format!("pid:{forked}\n").as_bytes());
                     exit(0)
                 }
-                Ok(Forked::Parent { pid, .. }) => {
-                    let pid = Pid::from_raw(pid).expect("positive");
-                    loop {
-                        match rustix::process::waitpid(Some(pid), WaitOptions::empty()) {
-                            Ok(Some((_, s))) => exit(ExitStatus::from_wait(s).code()),
-                            Err(rustix::io::Errno::INTR) | Ok(None) => continue,
-                            Err(_) => exit(125),
-                        }
+                forward_signals_to(forked);
+                let pid = Pid::from_raw(forked).expect("positive");
+                loop {
+                    match rustix::process::waitpid(Some(pid), WaitOptions::empty()) {
+                        Ok(Some((_, s))) => exit(ExitStatus::from_wait(s).code()),
+                        Err(rustix::io::Errno::INTR) | Ok(None) => continue,
+                        Err(_) => exit(125),
                     }
-                }
-                Ok(Forked::Child) => {
-                    let r = (|| -> Result<()> {
-                        // Detached, the parent exits at once: the process must outlive it.
-                        if !detach {
-                            let _ = rustix::process::set_parent_process_death_signal(Some(
-                                rustix::process::Signal::KILL,
-                            ));
-                        }
-                        if let Some((_, child_end)) = &tty_chan {
-                            // The container's /dev/ptmx: this process is in its mount namespace now.
-                            let (master, peer) = crate::tty::open_pair()?;
-                            crate::tty::initial_size(master.as_fd(), req.console_size.as_ref());
-                            child_end.send(&(), &[master.as_fd()])?;
-                            crate::tty::become_controlled(peer, Some(owner))?;
-                        }
-                        rustix::process::chdir(p.cwd()).map_err(|e| {
-                            RuntimeError::sys("chdir", p.cwd().display().to_string(), e)
-                        })?;
-                        process::drop_bounding(&p)?;
-                        // Without no_new_privs only a CAP_SYS_ADMIN holder may load a filter:
-                        // load it now, while this process still has every capability of the
-                        // container's user namespace.
-                        if let (Some(f), false) = (&filter, nnp) {
-                            f.load()?;
-                        }
-                        process::set_user(&p, setgroups)?;
-                        process::set_capabilities(&p)?;
-                        if nnp {
-                            rustix::thread::set_no_new_privs(true).map_err(|e| {
-                                RuntimeError::sys("prctl(PR_SET_NO_NEW_PRIVS)", "exec", e)
-                            })?;
-                        }
-                        Ok(())
-                    })();
-                    if let Err(e) = r {
-                        fail("prepare", &e);
-                    }
-                    crate::ring2::reset_signals();
-                    // Last before execve.
-                    if let (Some(f), true) = (&filter, nnp) {
-                        if let Err(e) = f.load() {
-                            fail("load seccomp filter", &e);
-                        }
-                    }
-                    let errno = plan.exec();
-                    let _ = rustix::io::write(
-                        &err_w,
-                        format!("exec:{}:{}", errno.raw_os_error(), plan.cmd).as_bytes(),
-                    );
-                    exit(if errno == rustix::io::Errno::NOENT {
-                        127
-                    } else {
-                        126
-                    })
                 }
             }
+            // In the container's PID namespace, already filtered and with its final identity.
+            // Detached, the parent exits at once: the process must outlive it.
+            if !detach {
+                let _ = rustix::process::set_parent_process_death_signal(Some(
+                    rustix::process::Signal::KILL,
+                ));
+            }
+            match peer {
+                Some(peer) => {
+                    if let Err(e) = crate::tty::become_controlled(peer, None) {
+                        fail("attach the terminal", &e);
+                    }
+                }
+                // A session of its own: no TIOCSTI into the caller's terminal.
+                None => {
+                    if let Err(e) = rustix::process::setsid() {
+                        fail("setsid", &e);
+                    }
+                }
+            }
+            let errno = plan.exec();
+            let _ = rustix::io::write(
+                &err_w,
+                format!("exec:{}:{}", errno.raw_os_error(), plan.cmd).as_bytes(),
+            );
+            exit(if errno == rustix::io::Errno::NOENT {
+                127
+            } else {
+                126
+            })
         }
         Forked::Parent { pid, pidfd: child } => {
             drop(err_w);
@@ -320,6 +354,36 @@ fn exec_inner(
                 ))),
             }
         }
+    }
+}
+
+/// The exec'd process's host pid, for [`forward_signals_to`]'s handler.
+static FORWARD_TO: std::sync::atomic::AtomicI32 = std::sync::atomic::AtomicI32::new(0);
+
+extern "C" fn forward_signal(sig: libc::c_int) {
+    let pid = FORWARD_TO.load(std::sync::atomic::Ordering::Relaxed);
+    if pid > 0 {
+        // SAFETY: kill(2) is async-signal-safe and touches no memory of ours.
+        unsafe { libc::kill(pid, sig) };
+    }
+}
+
+/// In the intermediate process: the exec'd process has a session of its own, so the caller's
+/// terminal no longer signals it directly; the intermediate (still in the caller's process group)
+/// passes on what the terminal and the caller send it.
+fn forward_signals_to(pid: i32) {
+    FORWARD_TO.store(pid, std::sync::atomic::Ordering::Relaxed);
+    for sig in [
+        libc::SIGINT,
+        libc::SIGQUIT,
+        libc::SIGTERM,
+        libc::SIGHUP,
+        libc::SIGUSR1,
+        libc::SIGUSR2,
+        libc::SIGWINCH,
+    ] {
+        // SAFETY: the handler only calls the async-signal-safe kill(2) with an atomic's value.
+        unsafe { libc::signal(sig, forward_signal as *const () as libc::sighandler_t) };
     }
 }
 

@@ -233,6 +233,65 @@ impl ExecPlan {
     }
 }
 
+/// Makes this process non-dumpable until its next `execve` (which resets the flag for the
+/// payload). A process of the container can then neither ptrace it nor open its `/proc/PID/exe`,
+/// `mem`, `fd/` or `cwd`: the kernel requires `CAP_SYS_PTRACE` in the user namespace its memory
+/// was created in, the host's for a process forked from the runtime (CVE-2019-5736 class, and
+/// the ptrace window before the seccomp filter). Inherited by children.
+pub(crate) fn set_non_dumpable() -> Result<()> {
+    rustix::process::set_dumpable_behavior(rustix::process::DumpableBehavior::NotDumpable)
+        .map_err(|e| RuntimeError::sys("prctl(PR_SET_DUMPABLE, 0)", "runtime process", e))
+}
+
+/// The last steps before `execve` of a process of the container, shared by ring2 (the payload)
+/// and `exec`: the spec's identity and capability sets, `no_new_privs`, default signal
+/// dispositions, and the seccomp filter (`load`) at the one place the kernel allows it. Without
+/// `no_new_privs` only a `CAP_SYS_ADMIN` holder may install a filter, so it is loaded first, while
+/// the capabilities are still there, and the identity changes pass through it (as runc does);
+/// with `no_new_privs` it is the very last step. `after_identity` runs once the credentials have
+/// changed (which clears the parent-death signal: ring2 sets it again there).
+pub(crate) fn become_payload(
+    p: &Process,
+    setgroups_allowed: bool,
+    load: Option<&dyn Fn() -> Result<()>>,
+    after_identity: &dyn Fn() -> Result<()>,
+) -> Result<()> {
+    let nnp = p.no_new_privileges().unwrap_or(false);
+    if let (Some(load), false) = (load, nnp) {
+        load()?;
+    }
+    set_user(p, setgroups_allowed)?;
+    set_capabilities(p)?;
+    after_identity()?;
+    if nnp {
+        rustix::thread::set_no_new_privs(true)
+            .map_err(|e| RuntimeError::sys("prctl(PR_SET_NO_NEW_PRIVS)", "payload", e))?;
+    }
+    reset_signals();
+    if let (Some(load), true) = (load, nnp) {
+        load()?;
+    }
+    Ok(())
+}
+
+/// Default dispositions and an empty mask for the payload: the Rust runtime ignores SIGPIPE and
+/// ring0 may have blocked the forwarded signals; neither must leak into the container.
+pub(crate) fn reset_signals() {
+    for sig in 1..=64 {
+        if sig == libc::SIGKILL || sig == libc::SIGSTOP {
+            continue;
+        }
+        // SAFETY: resetting a disposition to SIG_DFL has no memory-safety preconditions.
+        unsafe { libc::signal(sig, libc::SIG_DFL) };
+    }
+    // SAFETY: an empty, initialised sigset and a null old-set pointer.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::pthread_sigmask(libc::SIG_SETMASK, &set, std::ptr::null_mut());
+    }
+}
+
 /// Marks every descriptor from `first` up close-on-exec, so that none of ours (or an embedder's)
 /// reaches the program exec'd next (CVE-2024-21626). Async-signal-safe: one raw syscall.
 pub(crate) fn cloexec_from(first: u32) -> std::io::Result<()> {

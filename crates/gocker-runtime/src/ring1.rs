@@ -86,6 +86,10 @@ fn run(
 ) -> Result<ExitStatus> {
     let parent = Parent::Pid(parent);
     die_with_parent(&parent)?;
+    // Off the caller's session (and its controlling terminal): nothing ring1 starts — ring2,
+    // lifted commands, seccomp helpers — can reach the caller's terminal with TIOCSTI or get
+    // its job-control signals.
+    rustix::process::setsid().map_err(|e| ring_err("setsid", e))?;
     let (ns1, ns2) = cfg.namespaces();
     if let Some(o) = &cfg.oci {
         crate::joins::enter(o.userns_fd, o.pidns_fd, ns1)?;

@@ -6,13 +6,14 @@ use std::path::{Path, PathBuf};
 
 use gocker_mounts::resolve::{open_in_root, Create};
 use gocker_mounts::{root, KernelMounter};
-use rustix::process::Signal;
 
 use crate::channel::Channel;
 use crate::process::{self, ExecPlan};
 use crate::ring0::{Down, Up};
 use crate::ring1::{die_with_parent, exit, Parent};
 use crate::{ContainerConfig, Result, RootMode, RuntimeError};
+
+pub(crate) use crate::process::reset_signals;
 
 /// Where the host-view root is attached before pivot_root (inside ring2's private mount namespace).
 const HOST_VIEW_STAGING: &str = "/tmp";
@@ -176,9 +177,11 @@ fn prepare(
         root::pivot_root(rootfd.as_fd()).map_err(Into::into),
     )?;
     drop(rootfd);
-    rustix::process::chdir(&cwd).map_err(|e| RuntimeError::Ring {
-        stage: "set working directory".into(),
-        message: format!("{}: {e}", cwd.display()),
+    // Resolved inside the new root, never through a magic link such as /proc/self/fd/N (one of
+    // our own descriptors: CVE-2024-21626), and checked to be reachable from it.
+    gocker_mounts::resolve::enter_dir(&cwd).map_err(|e| RuntimeError::Ring {
+        stage: "set working directory (process.cwd)".into(),
+        message: e.to_string(),
     })?;
 
     // -t: a terminal from the container's own devpts; its master goes to ring0 with "ready".
@@ -194,14 +197,20 @@ fn prepare(
             crate::tty::become_controlled(peer, Some(owner)),
         )?;
         master = Some(m);
-    } else if !cfg.stdin {
-        let null = rustix::fs::open(
-            "/dev/null",
-            rustix::fs::OFlags::RDWR,
-            rustix::fs::Mode::empty(),
-        )
-        .map_err(|e| RuntimeError::sys("open", "/dev/null", e))?;
-        rustix::stdio::dup2_stdin(&null).map_err(|e| RuntimeError::sys("dup2", "stdin", e))?;
+    } else {
+        // A session of its own, without a controlling terminal: the payload cannot push input
+        // into the caller's terminal with TIOCSTI (which the kernel allows on one's controlling
+        // terminal only), nor receive its job-control signals (ring0 forwards them).
+        rustix::process::setsid().map_err(|e| RuntimeError::sys("setsid", "payload", e))?;
+        if !cfg.stdin {
+            let null = rustix::fs::open(
+                "/dev/null",
+                rustix::fs::OFlags::RDWR,
+                rustix::fs::Mode::empty(),
+            )
+            .map_err(|e| RuntimeError::sys("open", "/dev/null", e))?;
+            rustix::stdio::dup2_stdin(&null).map_err(|e| RuntimeError::sys("dup2", "stdin", e))?;
+        }
     }
     // No host descriptor may survive into the payload (CVE-2024-21626): everything above stderr is
     // close-on-exec from here on, including whatever an embedder leaked to us.
@@ -217,9 +226,17 @@ fn prepare(
         )?),
         None => None,
     };
-    let nnp = proc_.no_new_privileges().unwrap_or(false);
     process::set_rlimits(proc_)?;
     process::drop_bounding(proc_)?;
+    // From "created" on, processes of the container may exist beside us (OCI hooks, `exec`)
+    // while we still run the runtime's binary with capabilities: none of them may ptrace us or
+    // open our /proc/PID/exe. ring0 needs ptrace access to us until here (oom_score_adj) and, when
+    // rootless, later too (joining a created container by pidfd), which a non-dumpable process
+    // refuses to a caller without host CAP_SYS_PTRACE; rootless, ring2 is covered instead by
+    // holding every capability until the start (docs/security.md).
+    if cfg.rootful {
+        process::set_non_dumpable()?;
+    }
 
     // The start barrier (OCI "created"): wait until ring0 says start, however long that is.
     crate::workspace::before_barrier(cfg)?;
@@ -252,41 +269,28 @@ fn prepare(
         }
     }
     crate::workspace::after_barrier(cfg)?;
-    set_personality(cfg)?;
+    set_personality(&cfg.spec)?;
 
-    // Without no_new_privs the kernel accepts a filter only from a holder of CAP_SYS_ADMIN: load
-    // it while ring2 still has its capabilities (as runc does); the identity changes that follow
-    // then pass through it.
-    if let (Some(f), false) = (&filter, nnp) {
-        load_seccomp(cfg, f, sup, oci_state.as_deref())?;
-    }
-    process::set_user(proc_, !cfg.idmaps.deny_setgroups)?;
-    process::set_capabilities(proc_)?;
-    if cfg.oci.is_none() {
-        die_with_parent(parent)?;
-    }
-    if nnp {
-        rustix::thread::set_no_new_privs(true)
-            .map_err(|e| RuntimeError::sys("prctl(PR_SET_NO_NEW_PRIVS)", "payload", e))?;
-    }
-    reset_signals();
-    // Last before execve: nothing of gocker's own runs under the filter but sendmsg and execve.
-    if let (Some(f), true) = (&filter, nnp) {
-        load_seccomp(cfg, f, sup, oci_state.as_deref())?;
-    }
+    let load = filter
+        .as_ref()
+        .map(|f| move || load_seccomp(cfg, f, sup, oci_state.as_deref()));
+    process::become_payload(
+        proc_,
+        !cfg.idmaps.deny_setgroups,
+        load.as_ref().map(|l| l as &dyn Fn() -> Result<()>),
+        &|| match cfg.oci {
+            None => die_with_parent(parent),
+            Some(_) => Ok(()),
+        },
+    )?;
     Ok(plan)
 }
 
 /// `linux.personality`: the execution domain of the payload (LINUX32: `uname -m` says i686 on
 /// x86_64). Flags are refused earlier (`oci::check_unsupported`).
-fn set_personality(cfg: &ContainerConfig) -> Result<()> {
+pub(crate) fn set_personality(spec: &oci_spec::runtime::Spec) -> Result<()> {
     use oci_spec::runtime::LinuxPersonalityDomain as D;
-    let Some(p) = cfg
-        .spec
-        .linux()
-        .as_ref()
-        .and_then(|l| l.personality().as_ref())
-    else {
+    let Some(p) = spec.linux().as_ref().and_then(|l| l.personality().as_ref()) else {
         return Ok(());
     };
     let persona = match p.domain() {
@@ -323,23 +327,5 @@ fn mount_root(cfg: &ContainerConfig, idmapped: Option<OwnedFd>) -> Result<PathBu
             root::attach(mnt.as_fd(), Path::new(HOST_VIEW_STAGING))?;
             Ok(PathBuf::from(HOST_VIEW_STAGING))
         }
-    }
-}
-
-/// Default dispositions and an empty mask for the payload: the Rust runtime ignores SIGPIPE and
-/// ring0 may have blocked the forwarded signals; neither must leak into the container.
-pub(crate) fn reset_signals() {
-    for sig in 1..=64 {
-        if sig == Signal::KILL.as_raw() || sig == Signal::STOP.as_raw() {
-            continue;
-        }
-        // SAFETY: resetting a disposition to SIG_DFL has no memory-safety preconditions.
-        unsafe { libc::signal(sig, libc::SIG_DFL) };
-    }
-    // SAFETY: an empty, initialised sigset and a null old-set pointer.
-    unsafe {
-        let mut set: libc::sigset_t = std::mem::zeroed();
-        libc::sigemptyset(&mut set);
-        libc::pthread_sigmask(libc::SIG_SETMASK, &set, std::ptr::null_mut());
     }
 }

@@ -27,13 +27,8 @@ pub(crate) fn open_pair() -> Result<(OwnedFd, OwnedFd)> {
 /// Makes `peer` the controlling terminal of a new session of the calling process and its stdin,
 /// stdout and stderr. Optionally hands the terminal to `owner` (the payload's uid/gid).
 pub(crate) fn become_controlled(peer: OwnedFd, owner: Option<(u32, u32)>) -> Result<()> {
-    if let Some((uid, gid)) = owner {
-        // Best effort: the ids may be unmapped in a single-id user namespace.
-        let _ = rustix::fs::fchown(
-            &peer,
-            Some(rustix::fs::Uid::from_raw(uid)),
-            Some(rustix::fs::Gid::from_raw(gid)),
-        );
+    if let Some(owner) = owner {
+        chown_peer(peer.as_fd(), owner);
     }
     rustix::process::setsid().map_err(|e| RuntimeError::sys("setsid", "tty", e))?;
     rustix::process::ioctl_tiocsctty(&peer)
@@ -42,6 +37,16 @@ pub(crate) fn become_controlled(peer: OwnedFd, owner: Option<(u32, u32)>) -> Res
     rustix::stdio::dup2_stdout(&peer).map_err(|e| RuntimeError::sys("dup2", "tty stdout", e))?;
     rustix::stdio::dup2_stderr(&peer).map_err(|e| RuntimeError::sys("dup2", "tty stderr", e))?;
     Ok(())
+}
+
+/// Gives the terminal to the process's user (best effort: the ids may be unmapped in a
+/// single-id user namespace). Needs `CAP_CHOWN`: call it before the identity changes.
+pub(crate) fn chown_peer(peer: BorrowedFd<'_>, (uid, gid): (u32, u32)) {
+    let _ = rustix::fs::fchown(
+        peer,
+        Some(rustix::fs::Uid::from_raw(uid)),
+        Some(rustix::fs::Gid::from_raw(gid)),
+    );
 }
 
 /// Sizes a new terminal: `process.consoleSize` when the spec has one, else like the caller's.
