@@ -6,12 +6,13 @@
 //! (`--rootless VALUE`, `--criu PATH`, unknown `--flag[=value]`), which are accepted and noted.
 
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use gocker_runtime::nsexec::ExecRequest;
 use gocker_runtime::oci::{self, CreateOptions, Runtime};
+use gocker_runtime::{bundle, RuntimeError};
 
 #[derive(Default, Debug)]
 struct Global {
@@ -439,9 +440,7 @@ fn exec(rt: &Runtime, a: ExecArgs) -> Result<u8, Failure> {
         detach_keys: None,
     };
     if let Some(path) = &a.process {
-        let text = std::fs::read(path).map_err(|e| Failure(format!("{}: {e}", path.display())))?;
-        let p: oci_spec::runtime::Process = serde_json::from_slice(&text)
-            .map_err(|e| Failure(format!("{}: {e}", path.display())))?;
+        let p: oci_spec::runtime::Process = bundle::read_json(path)?;
         req.args = p.args().clone().unwrap_or_default();
         req.env = p.env().clone().unwrap_or_default();
         req.cwd = Some(p.cwd().display().to_string());
@@ -484,12 +483,26 @@ fn exec(rt: &Runtime, a: ExecArgs) -> Result<u8, Failure> {
 
 fn update(rt: &Runtime, a: UpdateArgs) -> Result<(), Failure> {
     let mut res: serde_json::Value = match a.resources.as_deref() {
-        Some("-") => serde_json::from_reader(std::io::stdin())?,
-        Some(f) => {
-            serde_json::from_slice(&std::fs::read(f).map_err(|e| Failure(format!("{f}: {e}")))?)
-                .map_err(|e| Failure(format!("{f}: {e}")))?
-        }
         None => serde_json::json!({}),
+        Some(f) => {
+            let (name, text) = if f == "-" {
+                let stdin = std::io::stdin().lock();
+                let text = bundle::read_bounded_from(stdin, bundle::MAX_JSON_BYTES);
+                ("standard input", text)
+            } else {
+                (f, bundle::read_bounded(Path::new(f)))
+            };
+            // Checked as LinuxResources first, so that a bad value is named by its JSON path;
+            // the flags below are merged into the JSON as it was written.
+            text.and_then(|t| {
+                bundle::parse_json::<oci_spec::runtime::LinuxResources>(&t)?;
+                bundle::parse_json(&t)
+            })
+            .map_err(|problem| RuntimeError::Input {
+                path: name.into(),
+                problem,
+            })?
+        }
     };
     if let Some(m) = &a.memory {
         res["memory"]["limit"] = bytes(m)?.into();

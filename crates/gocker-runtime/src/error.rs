@@ -31,6 +31,13 @@ pub enum RuntimeError {
     Rootfs { path: PathBuf, reason: String },
     #[error("invalid configuration: {0}")]
     Config(String),
+    /// A JSON input (config.json, `gocker-oci exec --process`, `update -r`) that could not be
+    /// read or parsed: the file, and what is wrong (a bad value names its field's JSON path).
+    #[error("{}: {problem}", path.display())]
+    Input {
+        path: PathBuf,
+        problem: crate::bundle::InputError,
+    },
     #[error(transparent)]
     Ns(#[from] gocker_ns::NsError),
     #[error("user namespace maps: {0}")]

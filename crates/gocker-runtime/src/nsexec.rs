@@ -5,7 +5,7 @@ use std::io::Read;
 use std::os::fd::{AsFd, OwnedFd};
 
 use gocker_ns::{Forked, Namespace, NamespaceSet};
-use oci_spec::runtime::{Process, Spec};
+use oci_spec::runtime::Process;
 use rustix::process::{Pid, PidfdFlags, WaitOptions};
 
 use crate::process::{self, ExecPlan};
@@ -96,8 +96,7 @@ fn exec_inner(
     let pidfd = rustix::process::pidfd_open(pid, PidfdFlags::empty())
         .map_err(|e| RuntimeError::sys("pidfd_open", format!("pid {pid:?}"), e))?;
     let spec_path = store.container_dir(&st.id).join("config.json");
-    let spec = Spec::load(&spec_path)
-        .map_err(|e| RuntimeError::Config(format!("{}: {e}", spec_path.display())))?;
+    let spec = crate::bundle::load_spec(&spec_path)?;
     let mut p: Process = spec
         .process()
         .clone()
@@ -215,6 +214,11 @@ fn exec_inner(
                 Ok(peer) => peer,
                 Err(e) => fail("prepare", &e),
             };
+            // setns and the identity change reset the dumpable flag (fs.suid_dumpable): set it
+            // again, for the child to inherit.
+            if let Err(e) = process::set_non_dumpable() {
+                fail("prepare", &e);
+            }
             // Joining a PID namespace applies to children: fork once more, under the filter
             // (clone(2) with no flags but the exit signal: the default profiles refuse clone3).
             // SAFETY: this child is single-threaded; without CLONE_VM the new process gets a
