@@ -237,7 +237,9 @@ impl ExecPlan {
 /// payload). A process of the container can then neither ptrace it nor open its `/proc/PID/exe`,
 /// `mem`, `fd/` or `cwd`: the kernel requires `CAP_SYS_PTRACE` in the user namespace its memory
 /// was created in, the host's for a process forked from the runtime (CVE-2019-5736 class, and
-/// the ptrace window before the seccomp filter). Inherited by children.
+/// the ptrace window before the seccomp filter). Inherited by children; every change of
+/// credentials (`setns` into a user namespace, `setresuid`) resets it to `fs.suid_dumpable`, so
+/// it is set again after each.
 pub(crate) fn set_non_dumpable() -> Result<()> {
     rustix::process::set_dumpable_behavior(rustix::process::DumpableBehavior::NotDumpable)
         .map_err(|e| RuntimeError::sys("prctl(PR_SET_DUMPABLE, 0)", "runtime process", e))
@@ -262,6 +264,9 @@ pub(crate) fn become_payload(
     }
     set_user(p, setgroups_allowed)?;
     set_capabilities(p)?;
+    // A change of credentials sets the dumpable flag to fs.suid_dumpable, which may be 1:
+    // non-dumpable again, until the execve.
+    set_non_dumpable()?;
     after_identity()?;
     if nnp {
         rustix::thread::set_no_new_privs(true)
