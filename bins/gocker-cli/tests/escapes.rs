@@ -427,3 +427,47 @@ fn runc_tiocsti(rootfs: &str) -> String {
     let _ = std::fs::remove_dir_all(&d);
     shown
 }
+
+#[test]
+fn container_root_leaves_no_setuid_root_file_on_the_host() {
+    let tag = unique("rootsh");
+    let r = rootfs_path();
+    let script = format!(
+        "for d in /tmp /; do cp /bin/busybox $d/{tag} 2>/dev/null && chmod 4755 $d/{tag} && \
+         ls -ln $d/{tag}; done; true"
+    );
+    let out = ok(&sh(&["--network", "none"], &script));
+    println!("inside: {out}");
+    // Root: the copy really was made setuid root inside the container (through the idmapped
+    // root, container root is host root there).
+    if rustix::process::geteuid().is_root() {
+        assert!(out.contains("-rwsr-xr-x") && out.contains(" 0 "), "{out}");
+    }
+    use std::os::unix::fs::MetadataExt;
+    let mut found = Vec::new();
+    for d in [r.join("tmp"), r.clone()] {
+        let p = d.join(&tag);
+        if let Ok(m) = std::fs::symlink_metadata(&p) {
+            found.push(format!(
+                "{} uid {} mode {:o}",
+                p.display(),
+                m.uid(),
+                m.mode()
+            ));
+            // Rootless: the file belongs to the user (the container's root); never to host root.
+            assert!(
+                !(m.uid() == 0 && m.mode() & 0o6000 != 0),
+                "a setuid-root file on the host: {}",
+                p.display()
+            );
+            let _ = std::fs::remove_file(&p);
+        }
+    }
+    println!("on the host: {found:?}");
+    if rustix::process::geteuid().is_root() {
+        assert!(
+            found.is_empty(),
+            "container writes reached the rootfs directory: {found:?}"
+        );
+    }
+}

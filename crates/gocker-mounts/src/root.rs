@@ -93,6 +93,44 @@ pub fn root_readonly(root: BorrowedFd<'_>) -> Result<()> {
     set_readonly(root, Path::new("/"), true, false)
 }
 
+/// Puts a copy-on-write layer over the root mounted at `lower`, with its upper directory on a
+/// fresh tmpfs that exists only in the caller's mount namespace: the container's writes never
+/// reach the directory under `lower`, nor any path on the host. Made in the container's user
+/// namespace, so files are stored with the container's own credentials (the mapped host ids),
+/// which is how a rootful container's root, seeing host root's files as its own through an
+/// idmapped mount, is kept from leaving setuid-root files where host users can run them
+/// (docs/security.md). The tmpfs is charged to the memory cgroup of the processes writing it.
+/// Returns the overlay, detached: the caller attaches it (see [`attach`]).
+pub fn ephemeral_overlay(lower: &Path) -> Result<OwnedFd> {
+    let upper_fs = fs_instance(
+        "tmpfs",
+        "gocker-rw",
+        &[("mode".into(), Some("0755".into()))],
+        MountAttrs::default(),
+        lower,
+    )?;
+    for d in ["upper", "work"] {
+        rustix::fs::mkdirat(&upper_fs, d, Mode::from_raw_mode(0o755))
+            .map_err(|e| MountError::sys("mkdir", Path::new("(upper tmpfs)").join(d), e))?;
+    }
+    use std::os::fd::AsRawFd;
+    let via = |d: &str| format!("/proc/self/fd/{}/{d}", upper_fs.as_raw_fd());
+    let data = [
+        ("lowerdir".to_string(), Some(lower.display().to_string())),
+        ("upperdir".to_string(), Some(via("upper"))),
+        ("workdir".to_string(), Some(via("work"))),
+        // Unprivileged overlayfs (in a user namespace) keeps its metadata in user.* xattrs.
+        ("userxattr".to_string(), None),
+    ];
+    fs_instance(
+        "overlay",
+        "gocker-root",
+        &data,
+        MountAttrs::default(),
+        lower,
+    )
+}
+
 /// A detached new instance of `fstype` made by the calling process (so it belongs to the caller's
 /// namespaces, e.g. an mqueue of the IPC namespace it has joined), for a premade mount at `dest`.
 /// Mount attributes are left to whoever attaches it.
