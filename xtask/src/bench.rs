@@ -1,8 +1,8 @@
 //! `cargo xtask bench`: start latency of `gocker run` against `runc run` and `bwrap` on the same
 //! rootfs, side by side in one hyperfine run; the table goes into docs/benchmarks.md.
 
-use std::path::Path;
-use std::process::Command;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
 
 use anyhow::{bail, Context, Result};
 
@@ -16,8 +16,12 @@ pub struct Args {
     /// Only one part: `start` (start latency vs runc and bwrap) or `net` (network throughput and
     /// per-mode start latency).
     /// `oci`: youki's benchmark, create + start + delete -f with gocker-oci and runc.
-    #[arg(long, value_parser = ["start", "net", "oci"])]
+    #[arg(long, value_parser = ["start", "net", "oci", "exec"])]
     pub only: Option<String>,
+    /// A gocker binary of another build (e.g. the previous main's, release), measured beside this
+    /// one as `gocker-baseline` in the start and exec latency runs: what a change costs.
+    #[arg(long, value_name = "BIN")]
+    pub baseline: Option<PathBuf>,
 }
 
 pub fn main(a: Args) -> Result<()> {
@@ -35,6 +39,9 @@ pub fn main(a: Args) -> Result<()> {
     if a.only.as_deref() == Some("oci") {
         return oci_lifecycle(&ws, &rootfs, a.runs);
     }
+    if a.only.as_deref() == Some("exec") {
+        return exec_latency(&ws, &gocker, a.baseline.as_deref(), &rootfs, a.runs);
+    }
     if a.only.as_deref() == Some("net") {
         return crate::netbench::main(&ws, &gocker, &rootfs, a.runs.min(100));
     }
@@ -45,12 +52,24 @@ pub fn main(a: Args) -> Result<()> {
     let runc_root = tmp.join("runc-state");
 
     let r = rootfs.display();
-    let commands = [
+    let mut commands = vec![
         ("gocker", format!("{} run --rm --network none --rootfs {r} /bin/true", gocker.display())),
         ("gocker-exec-mode", format!("env GOCKER_SPAWN=exec {} run --rm --network none --rootfs {r} /bin/true", gocker.display())),
         ("runc", format!("runc --root {} run --bundle {} bench-$$", runc_root.display(), bundle.display())),
         ("bwrap", format!("bwrap --unshare-all --die-with-parent --bind {r} / --proc /proc --dev /dev /bin/true")),
     ];
+    if let Some(b) = &a.baseline {
+        commands.insert(
+            1,
+            (
+                "gocker-baseline",
+                format!(
+                    "{} run --rm --network none --rootfs {r} /bin/true",
+                    b.display()
+                ),
+            ),
+        );
+    }
     let json = tmp.join("hyperfine.json");
     step(&format!("hyperfine: {} runs each", a.runs));
     let mut hf = Command::new("hyperfine");
@@ -84,7 +103,10 @@ pub fn main(a: Args) -> Result<()> {
     );
     body += "Commands (same rootfs, as root, no network):\n\n";
     for (name, cmd) in &commands {
-        body += &format!("- {name}: `{cmd}`\n");
+        body += &format!("- {name}: `{}`\n", shown(cmd, &ws, &rootfs, &tmp));
+    }
+    if a.baseline.is_some() {
+        body += "\n`gocker-baseline` is the binary given with `--baseline BIN` (another build), measured in the same run.\n";
     }
     body += "\n`gocker-exec-mode` is the same run with the rings re-executed as binaries (the spawn mode for \
              multi-threaded embedders, see docs/architecture.md); it is not part of the targets.\n";
@@ -113,6 +135,7 @@ pub fn main(a: Args) -> Result<()> {
     if a.only.is_none() {
         crate::netbench::main(&ws, &gocker, &rootfs, a.runs.min(100))?;
         oci_lifecycle(&ws, &rootfs, a.runs)?;
+        exec_latency(&ws, &gocker, a.baseline.as_deref(), &rootfs, a.runs)?;
     }
     Ok(())
 }
@@ -276,6 +299,150 @@ pub fn replace_section(file: &Path, name: &str, title: &str, body: &str) -> Resu
         _ => format!("{}\n{section}\n", text.trim_end()),
     };
     std::fs::write(file, new).with_context(|| format!("write {}", file.display()))
+}
+
+/// A command as docs/benchmarks.md shows it: the checkout, the rootfs and the scratch directory
+/// as variables, not this machine's paths.
+fn shown(cmd: &str, ws: &Path, rootfs: &Path, tmp: &Path) -> String {
+    cmd.replace(&format!("{}/", ws.display()), "")
+        .replace(&rootfs.display().to_string(), "$ROOTFS")
+        .replace(&tmp.display().to_string(), "$TMP")
+}
+
+/// `exec` of `/bin/true` into a running container: gocker (and a baseline build) against runc,
+/// in one hyperfine run. Each runtime's container runs `sleep` on the same rootfs, as root.
+fn exec_latency(
+    ws: &Path,
+    gocker: &Path,
+    baseline: Option<&Path>,
+    rootfs: &Path,
+    runs: u32,
+) -> Result<()> {
+    let tmp = std::env::temp_dir().join(format!("gocker-execbench-{}", std::process::id()));
+    let bundle = tmp.join("bundle");
+    runc_bundle(&bundle, rootfs)?;
+    let cfg_path = bundle.join("config.json");
+    let mut cfg: serde_json::Value = serde_json::from_slice(&std::fs::read(&cfg_path)?)?;
+    cfg["process"]["args"] = serde_json::json!(["sleep", "100000"]);
+    std::fs::write(&cfg_path, serde_json::to_vec_pretty(&cfg)?)?;
+    let name = format!("bench-exec-{}", std::process::id());
+    let runc_root = tmp.join("runc-state");
+    let quiet = |c: &mut Command| -> Result<()> {
+        let st = c
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()?;
+        if !st.success() {
+            bail!("{c:?}: {st}");
+        }
+        Ok(())
+    };
+    let started = quiet(
+        Command::new(gocker)
+            .args([
+                "run",
+                "-d",
+                "--name",
+                &name,
+                "--network",
+                "none",
+                "--rootfs",
+            ])
+            .arg(rootfs)
+            .args(["sleep", "100000"]),
+    )
+    .and_then(|()| {
+        quiet(
+            Command::new("runc")
+                .arg("--root")
+                .arg(&runc_root)
+                .args(["run", "-d", "--bundle"])
+                .arg(&bundle)
+                .arg(&name),
+        )
+    });
+    let mut commands = vec![(
+        "gocker",
+        format!("{} exec {name} /bin/true", gocker.display()),
+    )];
+    if let Some(b) = baseline {
+        commands.push((
+            "gocker-baseline",
+            format!("{} exec {name} /bin/true", b.display()),
+        ));
+    }
+    commands.push((
+        "runc",
+        format!("runc --root {} exec {name} /bin/true", runc_root.display()),
+    ));
+    let json = tmp.join("hyperfine.json");
+    let status = started.and_then(|()| {
+        step(&format!("hyperfine: exec, {runs} runs each"));
+        let mut hf = Command::new("hyperfine");
+        hf.args([
+            "--warmup",
+            "10",
+            "--runs",
+            &runs.to_string(),
+            "--export-json",
+        ])
+        .arg(&json);
+        for (n, cmd) in &commands {
+            hf.args(["--command-name", n, cmd]);
+        }
+        Ok(hf.status()?)
+    });
+    let results: Option<serde_json::Value> = std::fs::read(&json)
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok());
+    let _ = Command::new(gocker).args(["rm", "-f", &name]).output();
+    let _ = Command::new("runc")
+        .arg("--root")
+        .arg(&runc_root)
+        .args(["delete", "-f", &name])
+        .output();
+    let _ = std::fs::remove_dir_all(&tmp);
+    if !status?.success() {
+        bail!("hyperfine failed");
+    }
+    let rows = rows_of(&results.context("hyperfine results")?)?;
+    let g = median_of(&rows, "gocker");
+    let mut body = String::new();
+    body += &format!("Measured {} with `cargo xtask bench --only exec` ({runs} runs each after 10 warm-ups, one hyperfine run).\n\n", today());
+    body += &format!(
+        "Host: kernel {}, {}; {}, {}.\n\n",
+        version(&["uname", "-r"]),
+        cpu(),
+        version(&["runc", "--version"]),
+        version(&["hyperfine", "--version"])
+    );
+    body += "`exec /bin/true` into a running container (`sleep`, same rootfs, as root, no network):\n\n";
+    for (n, cmd) in &commands {
+        body += &format!("- {n}: `{}`\n", shown(cmd, ws, rootfs, &tmp));
+    }
+    body += "\n| runtime | median ms | mean ms | min ms | max ms | gocker median ÷ this |\n|---|---|---|---|---|---|\n";
+    for (n, med, mean, min, max) in &rows {
+        body += &format!(
+            "| {n} | {med:.2} | {mean:.2} | {min:.2} | {max:.2} | {:.2} |\n",
+            g / med
+        );
+    }
+    if baseline.is_some() {
+        let b = median_of(&rows, "gocker-baseline");
+        body += &format!(
+            "\nCost against the baseline build: {:+.1} % (median).\n",
+            (g / b - 1.0) * 100.0
+        );
+    }
+    replace_section(
+        &ws.join("docs/benchmarks.md"),
+        "exec-latency",
+        "Exec latency: `exec NAME /bin/true`",
+        &body,
+    )?;
+    print!("{body}");
+    Ok(())
 }
 
 /// A bundle from `runc spec` that runs `/bin/true` on `rootfs` (read-only, no terminal).
