@@ -181,6 +181,68 @@ fn a_cwd_through_proc_self_fd_never_reaches_the_host() {
     assert!(left.is_empty(), "left behind: {left:?}");
 }
 
+/// The same two attacks on `runc exec` (root only; the bundle without a user namespace): what
+/// fd 7 shows, and what the hunting probe saw of runc's own processes (`runc:[2:INIT]`).
+fn runc_exec_attacks(s: &Scene) -> String {
+    let runc = Path::new("/usr/sbin/runc");
+    s.spec(&["sleep", "120"], "/");
+    s.without_userns();
+    let id = format!("esc-runc-{}", std::process::id());
+    let state = s.dir.join("state-runc");
+    let o = s.runtime(
+        runc,
+        &[
+            "run",
+            "--detach",
+            "--bundle",
+            s.bundle().to_str().unwrap(),
+            &id,
+        ],
+    );
+    if !o.status.success() {
+        return format!("runc run --detach failed: {}", text(&o.stderr));
+    }
+    let fd7 = Command::new("bash")
+        .arg("-c")
+        .arg(format!(
+            "exec 7<{}; runc --root {} exec {id} sh -c 'ls /proc/self/fd/7/ 2>&1; ls /proc/self/fd'",
+            s.host().display(),
+            state.display()
+        ))
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let hunter = Command::new(runc)
+        .arg("--root")
+        .arg(&state)
+        .args(["exec", &id, "/opt/probe", "hunt", "3000", "runc"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    let t = Instant::now();
+    let mut execs = 0;
+    while t.elapsed() < Duration::from_secs(2) {
+        let _ = Command::new(runc)
+            .arg("--root")
+            .arg(&state)
+            .args(["exec", &id, "true"])
+            .stdin(Stdio::null())
+            .output();
+        execs += 1;
+    }
+    let out = text(&hunter.wait_with_output().unwrap().stdout);
+    let _ = s.runtime(runc, &["delete", "-f", &id]);
+    let seen: Vec<&str> = out.lines().filter(|l| l.starts_with("pid=")).collect();
+    format!(
+        "exec with fd 7 listed {:?}; {execs} execs, the probe saw {} runc processes, first {:?}",
+        text(&fd7.stdout).split_whitespace().collect::<Vec<_>>(),
+        seen.len(),
+        seen.first()
+    )
+}
+
 /// Waits until `path` names a running container of `oci` (status "running").
 fn wait_running(s: &Scene, id: &str) {
     let t = Instant::now();
@@ -324,5 +386,8 @@ fn exec_passes_no_descriptor_and_no_handle_on_the_host_binary() {
     }
     assert_eq!(sha256(&s.oci), before, "the host binary changed");
     let left = containers_left(&state);
+    if !rootless() && Path::new("/usr/sbin/runc").exists() {
+        println!("runc, side by side: {}", runc_exec_attacks(&s));
+    }
     assert!(left.is_empty(), "left behind: {left:?}");
 }

@@ -12,8 +12,8 @@
 #include <unistd.h>
 
 /* probe tiocsti TEXT: pushes TEXT and a newline into the terminal behind fds 0, 1 and 2.
-   probe hunt MS: for MS milliseconds, watches every process of the container that still runs
-   the host's runtime binary (its Name starts with "gocker"): its Seccomp mode, whether its
+   probe hunt MS [PREFIX]: for MS milliseconds, watches every process of the container that still
+   runs the host's runtime binary (its Name starts with PREFIX, "gocker" by default): its Seccomp mode, whether its
    /proc/PID/exe opens for reading and for writing, and whether it can be ptraced. */
 int main(int argc, char **argv) {
     if (argc < 3) return 2;
@@ -32,6 +32,7 @@ int main(int argc, char **argv) {
         struct timespec t0, t;
         clock_gettime(CLOCK_MONOTONIC, &t0);
         long ms = atol(argv[2]), seen = 0, me = getpid();
+        const char *prefix = argc > 3 ? argv[3] : "gocker";
         setvbuf(stdout, NULL, _IOLBF, 0);
         printf("hunting\n");
         for (;;) {
@@ -51,7 +52,7 @@ int main(int argc, char **argv) {
                 if (n <= 0) continue;
                 buf[n] = 0;
                 char *name = strstr(buf, "Name:\t");
-                if (!name || strncmp(name + 6, "gocker", 6)) continue;
+                if (!name || strncmp(name + 6, prefix, strlen(prefix))) continue;
                 char *sc = strstr(buf, "Seccomp:\t");
                 int seccomp = sc ? atoi(sc + 9) : -1;
                 snprintf(p, sizeof p, "/proc/%ld/exe", pid);
