@@ -314,11 +314,22 @@ fn mount_root(cfg: &ContainerConfig, idmapped: Option<OwnedFd>) -> Result<PathBu
     let rootfs = cfg.rootfs()?;
     match cfg.root_mode {
         RootMode::Rootfs => {
+            let idmapped_rw = idmapped.is_some() && !cfg.readonly_root();
             let mnt = match idmapped {
                 Some(m) => m,
                 None => root::clone(&rootfs, true)?,
             };
             root::attach(mnt.as_fd(), &rootfs)?;
+            if idmapped_rw {
+                // Through the idmapped mount, container root writes as host root: its writes go
+                // to a layer of its own instead, so that nothing it creates (a setuid-root copy
+                // of a shell, say) lands in the rootfs directory, where host users could run it.
+                let overlay = root::ephemeral_overlay(&rootfs).map_err(|e| RuntimeError::Ring {
+                    stage: "copy-on-write layer over the idmapped rootfs".into(),
+                    message: format!("{e} (run with --read-only, or --no-idmap for a plain bind)"),
+                })?;
+                root::attach(overlay.as_fd(), &rootfs)?;
+            }
             Ok(rootfs)
         }
         RootMode::HostView => {
