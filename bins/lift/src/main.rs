@@ -6,7 +6,9 @@
 //!   `env=K=V`..., `arg=A`... — with the caller's stdin, stdout and stderr as `SCM_RIGHTS`;
 //! * then the client sends `sig=N` for every signal it receives (forwarded to the command);
 //! * ring1 answers `exit=CODE` (the shell-style status: 128+N when killed by signal N) or
-//!   `err=CODE:MESSAGE` (refused, not found, ...). The client exits with CODE.
+//!   `err=CODE:MESSAGE` (refused, not found, ...). The client exits with CODE. ring1 may refuse
+//!   and close before reading the request (policy, too many handlers): the answer is then still
+//!   queued although the send fails (EPIPE) or the first read reports ECONNRESET.
 //!
 //! Deliberately dependency-free (libc only): gocker-runtime builds it as a static binary and
 //! embeds it, since containers need not have any libc at all.
@@ -185,11 +187,16 @@ fn main() {
         }
         field(&mut req, "arg", a.as_bytes());
     }
+    let mut buf = vec![0u8; 65536];
     if let Err(e) = send(&sock, &req, &[0, 1, 2]) {
+        // ring1 may have refused the connection (and closed it) before the request went out:
+        // its answer is still queued for us.
+        if let Ok(n @ 1..) = recv_reply(&sock, &mut buf, libc::MSG_DONTWAIT) {
+            answer(&buf[..n]);
+        }
         die(125, &format!("send request: {e}"));
     }
 
-    let mut buf = vec![0u8; 65536];
     loop {
         let mut p = [
             libc::pollfd {
@@ -226,31 +233,51 @@ fn main() {
             }
         }
         if p[0].revents != 0 {
-            // SAFETY: buf is valid for buf.len() bytes.
-            let n = unsafe {
-                libc::recv(
-                    sock.as_raw_fd(),
-                    buf.as_mut_ptr() as *mut libc::c_void,
-                    buf.len(),
-                    0,
-                )
-            };
-            if n < 0 && last_err().raw_os_error() == Some(libc::EINTR) {
-                continue;
-            }
-            if n <= 0 {
-                die(125, "ring1 closed the connection without an exit status");
-            }
-            let msg = String::from_utf8_lossy(&buf[..n as usize])
-                .trim_end_matches('\0')
-                .to_owned();
-            if let Some(code) = msg.strip_prefix("exit=") {
-                std::process::exit(code.parse().unwrap_or(125));
-            }
-            if let Some(rest) = msg.strip_prefix("err=") {
-                let (code, text) = rest.split_once(':').unwrap_or(("125", rest));
-                die(code.parse().unwrap_or(125), text);
+            match recv_reply(&sock, &mut buf, 0) {
+                Ok(0) | Err(_) => die(125, "ring1 closed the connection without an exit status"),
+                Ok(n) => answer(&buf[..n]),
             }
         }
+    }
+}
+
+/// Receives one datagram from ring1 (0: end of the connection). When ring1 refuses a connection
+/// itself, it answers and closes it without reading what we sent; the kernel then reports
+/// ECONNRESET once before the answer that is still queued, so read again after it.
+fn recv_reply(sock: &OwnedFd, buf: &mut [u8], flags: i32) -> std::io::Result<usize> {
+    let mut reset_seen = false;
+    loop {
+        // SAFETY: buf is valid for buf.len() bytes.
+        let n = unsafe {
+            libc::recv(
+                sock.as_raw_fd(),
+                buf.as_mut_ptr() as *mut libc::c_void,
+                buf.len(),
+                flags,
+            )
+        };
+        if n >= 0 {
+            return Ok(n as usize);
+        }
+        let e = last_err();
+        match e.raw_os_error() {
+            Some(libc::EINTR) => {}
+            Some(libc::ECONNRESET) if !reset_seen => reset_seen = true,
+            _ => return Err(e),
+        }
+    }
+}
+
+/// Exits as ring1's final answer says (`exit=CODE` or `err=CODE:MESSAGE`); returns on anything else.
+fn answer(datagram: &[u8]) {
+    let msg = String::from_utf8_lossy(datagram)
+        .trim_end_matches('\0')
+        .to_owned();
+    if let Some(code) = msg.strip_prefix("exit=") {
+        std::process::exit(code.parse().unwrap_or(125));
+    }
+    if let Some(rest) = msg.strip_prefix("err=") {
+        let (code, text) = rest.split_once(':').unwrap_or(("125", rest));
+        die(code.parse().unwrap_or(125), text);
     }
 }

@@ -5,8 +5,11 @@
 //! * [`Mounter`] carries the steps out; [`KernelMounter`] does so with the new mount API
 //!   (`open_tree`, `fsopen`/`fsmount`, `move_mount`, `mount_setattr`), every target resolved inside the
 //!   rootfs with `openat2(RESOLVE_IN_ROOT)` so that a symlink in the rootfs can never lead a mount outside it;
-//! * [`root`] holds the root-level operations: idmapped clones, attach, read-only, `pivot_root`.
+//! * [`root`] holds the root-level operations: idmapped clones, attach, read-only, `pivot_root`;
+//! * [`files`] puts small files on a size-limited tmpfs of their own, bound one by one (a
+//!   container's own `/etc/hosts` and `/etc/resolv.conf`).
 
+pub mod files;
 pub mod options;
 pub mod plan;
 pub mod resolve;

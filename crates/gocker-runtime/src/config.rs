@@ -71,6 +71,13 @@ pub struct ContainerConfig {
     /// The OCI runtime process model (`gocker-oci`, see [`crate::oci`]); `None` for `gocker run`.
     #[serde(default)]
     pub oci: Option<OciMode>,
+    /// Destinations of spec bind mounts whose sources are templates of files the container owns
+    /// (its generated `/etc/hosts` and `/etc/resolv.conf`): the container gets copies of them on
+    /// a small size-limited tmpfs of its own instead of the sources themselves, so that nothing
+    /// written to them inside reaches the host's storage (docs/networking.md). Filled in by
+    /// [`crate::Container::create`] for the files it generates.
+    #[serde(default)]
+    pub own_files: Vec<PathBuf>,
 }
 
 /// How a container differs when driven by an OCI runtime CLI (`gocker-oci create`), like runc:
@@ -119,6 +126,7 @@ impl ContainerConfig {
             network: gocker_net::NetworkOptions::default(),
             stop_timeout: Some(Duration::from_secs(10)),
             workspace: Default::default(),
+            own_files: Vec::new(),
         }
     }
 

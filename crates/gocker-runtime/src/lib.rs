@@ -26,6 +26,7 @@ pub mod logs;
 pub mod net;
 pub mod nsexec;
 pub mod oci;
+mod own_files;
 mod process;
 mod ring0;
 mod ring1;

@@ -3,8 +3,10 @@
 //! ring1 (root of the container's user namespace, with all its capabilities and no seccomp filter)
 //! makes a small tmpfs holding the static `lift` client (built from `bins/lift` and embedded here)
 //! and a listening `SOCK_SEQPACKET` socket `lift.sock`; ring2 mounts it read-only at `/.gocker`.
-//! For each connection ring1 forks a handler (ring1 stays single-threaded and never blocks on a
-//! client). The handler receives the request and the caller's stdin/stdout/stderr (`SCM_RIGHTS`),
+//! For each connection ring1 checks the peer's credentials (`SO_PEERCRED`) against the policy and
+//! counts the running handlers **itself**, refusing without forking anything; only then does it
+//! fork a handler (ring1 stays single-threaded and never blocks on a client). The handler makes
+//! itself non-dumpable, receives the request and the caller's stdin/stdout/stderr (`SCM_RIGHTS`),
 //! joins ring2's **mount and PID namespaces** (so the command sees the container's filesystem and
 //! processes, and dies with the container), forks the command with the caller's descriptors as its
 //! stdio, forwards the signals the client relays, and sends back the exit status.
@@ -42,6 +44,9 @@ pub const BINARY: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/lift"));
 const MAX_REQUEST: usize = 256 * 1024;
 /// How long a handler waits for the request after accepting a connection.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+/// At most this many handlers (connections waiting for their request, and lifted commands) at a
+/// time per container; ring1 refuses further connections without forking.
+const MAX_HANDLERS: usize = 16;
 
 fn err(stage: &str, e: impl std::fmt::Display) -> RuntimeError {
     RuntimeError::Ring {
@@ -88,10 +93,35 @@ impl Request {
     }
 }
 
-/// ring1's lift endpoint: the listening socket.
+/// ring1's lift endpoint: the listening socket and the handlers it forked.
 pub(crate) struct Server {
     listener: OwnedFd,
     policy: LiftPolicy,
+    /// pidfds of the handlers that may still run (at most [`MAX_HANDLERS`]).
+    handlers: Vec<OwnedFd>,
+}
+
+/// Why ring1 refuses a connection before forking anything: the policy, given the peer's uid in
+/// the container (`SO_PEERCRED`), or the bound on concurrent handlers. `None`: fork a handler.
+fn refusal(
+    policy: LiftPolicy,
+    peer_uid: std::result::Result<u32, Errno>,
+    running: usize,
+) -> Option<String> {
+    const ROOT_ONLY: &str = "refused: this container allows lift for root only (--lift=root)";
+    match (policy, peer_uid) {
+        (LiftPolicy::Off, _) => Some("refused: lift is off in this container".into()),
+        (LiftPolicy::Root, Err(e)) => Some(format!(
+            "{ROOT_ONLY}, and the caller's credentials are unknown (SO_PEERCRED: {e})"
+        )),
+        (LiftPolicy::Root, Ok(uid)) if uid != 0 => {
+            Some(format!("{ROOT_ONLY}, and the caller is uid {uid}"))
+        }
+        _ if running >= MAX_HANDLERS => Some(format!(
+            "refused: too many lift requests at once (the limit is {MAX_HANDLERS} per container)"
+        )),
+        _ => None,
+    }
 }
 
 /// ring1, before creating ring2: the tmpfs with the client and the socket. Returns the server and
@@ -152,6 +182,7 @@ pub(crate) fn setup(cfg: &ContainerConfig) -> Result<Option<(Server, OwnedFd)>> 
         Server {
             listener,
             policy: cfg.workspace.lift,
+            handlers: Vec::new(),
         },
         mnt,
     )))
@@ -162,8 +193,9 @@ impl Server {
         self.listener.as_fd()
     }
 
-    /// Accepts pending connections and forks a handler for each. Never blocks.
-    pub(crate) fn accept(&self, ring2: BorrowedFd<'_>) {
+    /// Accepts pending connections; refuses those that the policy or the bound on handlers
+    /// refuses, and forks a handler for each other one. Never blocks.
+    pub(crate) fn accept(&mut self, ring2: BorrowedFd<'_>) {
         let ring1 = rustix::process::getpid();
         loop {
             let conn = match rustix::net::accept_with(&self.listener, SocketFlags::CLOEXEC) {
@@ -171,21 +203,49 @@ impl Server {
                 Err(Errno::INTR) => continue,
                 Err(_) => return, // EAGAIN: none left
             };
+            // Checked here, before anything is forked: the peer's credentials are those of the
+            // process that connected, translated into ring1's (the container's) user namespace.
+            let uid = rustix::net::sockopt::socket_peercred(&conn).map(|c| c.uid.as_raw());
+            self.prune();
+            if let Some(why) = refusal(self.policy, uid, self.handlers.len()) {
+                refuse(conn.as_fd(), &why);
+                continue;
+            }
             // SAFETY: ring1 is single-threaded; the child runs the handler and exits.
             match unsafe { gocker_ns::fork_into(NamespaceSet::EMPTY, None) } {
-                Ok(Forked::Child) => handle(conn, self.policy, ring2, ring1),
-                Ok(Forked::Parent { .. }) => {} // reaped by ring1's wait loop
-                Err(e) => reply_err(
-                    conn.as_fd(),
-                    125,
-                    &format!("ring1 cannot fork a handler: {e}"),
-                ),
+                Ok(Forked::Child) => handle(conn, ring2, ring1),
+                // Reaped by ring1's wait loop; the pidfd tells when it has exited.
+                Ok(Forked::Parent { pidfd, .. }) => self.handlers.push(pidfd),
+                Err(e) => refuse(conn.as_fd(), &format!("ring1 cannot fork a handler: {e}")),
             }
         }
     }
+
+    /// Forgets the handlers that have exited (their pidfd is readable).
+    fn prune(&mut self) {
+        if self.handlers.is_empty() {
+            return;
+        }
+        let mut p: Vec<PollFd> = self
+            .handlers
+            .iter()
+            .map(|h| PollFd::from_borrowed_fd(h.as_fd(), PollFlags::IN))
+            .collect();
+        let now = Timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
+        if rustix::event::poll(&mut p, Some(&now)).is_err() {
+            return; // keep counting them: the bound errs on the safe side
+        }
+        let exited: Vec<bool> = p.iter().map(|f| !f.revents().is_empty()).collect();
+        drop(p);
+        let mut exited = exited.into_iter();
+        self.handlers.retain(|_| !exited.next().unwrap_or(false));
+    }
 }
 
-fn send(conn: BorrowedFd<'_>, text: &str) {
+fn send_with(conn: BorrowedFd<'_>, text: &str, flags: SendFlags) {
     let mut body = text.as_bytes().to_vec();
     body.push(0);
     let mut control = SendAncillaryBuffer::default();
@@ -193,12 +253,26 @@ fn send(conn: BorrowedFd<'_>, text: &str) {
         conn,
         &[IoSlice::new(&body)],
         &mut control,
-        SendFlags::NOSIGNAL,
+        flags | SendFlags::NOSIGNAL,
     );
+}
+
+fn send(conn: BorrowedFd<'_>, text: &str) {
+    send_with(conn, text, SendFlags::empty())
 }
 
 fn reply_err(conn: BorrowedFd<'_>, code: i32, msg: &str) {
     send(conn, &format!("err={code}:{}", msg.replace('\0', " ")));
+}
+
+/// ring1's own answer (status 125) to a connection it does not hand to a handler: never blocks
+/// (a fresh connection's queue has room for it), and the connection is closed after it.
+fn refuse(conn: BorrowedFd<'_>, msg: &str) {
+    send_with(
+        conn,
+        &format!("err=125:{}", msg.replace('\0', " ")),
+        SendFlags::DONTWAIT,
+    );
 }
 
 /// One datagram and the descriptors that came with it.
@@ -248,17 +322,35 @@ fn recv(
     Ok(Some((buf, fds)))
 }
 
-/// The handler, in a child of ring1. Never returns.
-fn handle(conn: OwnedFd, policy: LiftPolicy, ring2: BorrowedFd<'_>, ring1: Pid) -> ! {
+/// Makes the calling process non-dumpable, so that nothing in the container can ptrace it or open
+/// its `/proc/PID/exe` (the host binary) once it or its children are in the container's
+/// namespaces (CVE-2019-5736 class). ring1 is not necessarily non-dumpable itself: rootless, its
+/// `setresuid(0)` leaves the host uid unchanged, so the kernel keeps it dumpable. An `execve`
+/// inside makes the new program dumpable again as usual.
+fn not_dumpable() -> std::result::Result<(), Errno> {
+    rustix::process::set_dumpable_behavior(rustix::process::DumpableBehavior::NotDumpable)
+}
+
+/// The handler, in a child of ring1 (which checked the policy). Never returns.
+fn handle(conn: OwnedFd, ring2: BorrowedFd<'_>, ring1: Pid) -> ! {
     let _ = rustix::process::set_parent_process_death_signal(Some(Signal::KILL));
     // ring1 may have died before the death signal was set.
     if rustix::process::getppid() != Some(ring1) {
         exit(125)
     }
     let conn = conn.as_fd();
+    if let Err(e) = not_dumpable() {
+        reply_err(conn, 125, &format!("prctl(PR_SET_DUMPABLE, 0): {e}"));
+        exit(0)
+    }
     let (body, fds) = match recv(conn, Some(REQUEST_TIMEOUT)) {
         Ok(Some(x)) => x,
         Ok(None) => exit(0),
+        Err(Errno::TIMEDOUT) => {
+            let secs = REQUEST_TIMEOUT.as_secs();
+            reply_err(conn, 125, &format!("timed out: no request within {secs}s"));
+            exit(0)
+        }
         Err(e) => {
             reply_err(conn, 125, &format!("reading the request: {e}"));
             exit(0)
@@ -281,15 +373,6 @@ fn handle(conn: OwnedFd, policy: LiftPolicy, ring2: BorrowedFd<'_>, ring1: Pid) 
             ),
         );
         exit(0)
-    }
-    if policy == LiftPolicy::Root {
-        let uid = rustix::net::sockopt::socket_peercred(conn)
-            .map(|c| c.uid.as_raw())
-            .unwrap_or(u32::MAX);
-        if uid != 0 {
-            reply_err(conn, 125, &format!("refused: this container allows lift for root only (--lift=root), and the caller is uid {uid}"));
-            exit(0)
-        }
     }
     let join = NamespaceSet::EMPTY
         .with(Namespace::Mount)
@@ -442,6 +525,10 @@ pub(crate) fn run_joined(
             if crate::ring1::die_with_parent(&crate::ring1::Parent::Pid(ring1)).is_err() {
                 exit(125)
             }
+            if let Err(e) = not_dumpable() {
+                eprintln!("gocker: enclave: prctl(PR_SET_DUMPABLE, 0): {e}");
+                exit(125)
+            }
             if let Err(e) = gocker_ns::enter_pidfd(target, set) {
                 eprintln!("gocker: enclave: {e}");
                 exit(125)
@@ -509,6 +596,26 @@ mod tests {
             .unwrap_err()
             .contains("version 2"));
         assert!(Request::parse(b"v=1\0").unwrap_err().contains("no command"));
+    }
+
+    #[test]
+    fn ring1_refuses_by_policy_first_then_by_the_bound() {
+        let root = LiftPolicy::Root;
+        assert_eq!(refusal(root, Ok(0), 0), None);
+        assert_eq!(refusal(LiftPolicy::On, Ok(1000), MAX_HANDLERS - 1), None);
+        let r = refusal(root, Ok(1000), 0).unwrap();
+        assert!(r.contains("--lift=root") && r.ends_with("uid 1000"), "{r}");
+        // The policy is named even when the bound is reached too.
+        assert!(refusal(root, Ok(1000), MAX_HANDLERS)
+            .unwrap()
+            .contains("uid 1000"));
+        let r = refusal(root, Err(Errno::NOTCONN), 0).unwrap();
+        assert!(r.contains("unknown"), "{r}");
+        for p in [root, LiftPolicy::On] {
+            let r = refusal(p, Ok(0), MAX_HANDLERS).unwrap();
+            assert!(r.contains(&format!("the limit is {MAX_HANDLERS}")), "{r}");
+        }
+        assert!(refusal(LiftPolicy::Off, Ok(0), 0).is_some());
     }
 
     #[test]

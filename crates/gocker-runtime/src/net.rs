@@ -29,8 +29,9 @@ pub(crate) fn loopback_up() -> Result<()> {
 }
 
 /// Before the rings: validates the options, leases an address, writes resolv.conf and hosts and
-/// adds them to the spec as bind mounts. `None` when there is nothing to do (an OCI bundle without
-/// network options: loopback only, its rootfs's own files).
+/// adds them to the spec as the container's own files (bound as copies, see crate::own_files).
+/// `None` when there is nothing to do (an OCI bundle without network options: loopback only, its
+/// rootfs's own files).
 pub(crate) fn prepare(
     cfg: &mut ContainerConfig,
     store: &StateStore,
@@ -69,7 +70,13 @@ pub(crate) fn prepare(
     };
     let mut mounts = cfg.spec.mounts().clone().unwrap_or_default();
     for (src, dest) in net.files() {
-        if mounts.iter().any(|m| m.destination().as_os_str() == *dest) {
+        if let Some(m) = mounts.iter().find(|m| m.destination().as_os_str() == *dest) {
+            // A configuration saved by an earlier run (`gocker start`) binds the same template
+            // again: still one of the container's own files. Anything else there (a volume) is
+            // the user's.
+            if m.source().as_deref() == Some(src.as_path()) {
+                crate::own_files::register(&mut cfg.own_files, m.destination());
+            }
             continue;
         }
         if let Some(fd) = &rootfd {
@@ -78,11 +85,8 @@ pub(crate) fn prepare(
                 continue;
             }
         }
-        mounts.push(crate::spec::bind_mount(
-            *dest,
-            src,
-            ["bind", "nosuid", "nodev", "noexec"],
-        ));
+        // The container gets a copy on a bounded tmpfs, not this file (crate::own_files).
+        crate::own_files::add(&mut cfg.own_files, &mut mounts, dest, src);
     }
     cfg.spec.set_mounts(Some(mounts));
     Ok(Some(net))

@@ -19,9 +19,15 @@ use crate::{exec, ring1, ContainerConfig, ExitStatus, Result, RootMode, RuntimeE
 /// Messages from ring0 down to ring1/ring2.
 #[derive(Debug, Serialize, Deserialize)]
 pub(crate) enum Down {
-    /// The id maps are written. Detached idmapped mounts travel with the message: first the rootfs
-    /// when `rootfs`, then one per bind destination in `volumes`.
-    Mapped { rootfs: bool, volumes: Vec<PathBuf> },
+    /// The id maps are written. Descriptors travel with the message: first the detached idmapped
+    /// rootfs when `rootfs`, then one mount per bind destination in `volumes`, then the template
+    /// (opened for reading) of each of the container's own files in `files` (crate::own_files).
+    Mapped {
+        rootfs: bool,
+        volumes: Vec<PathBuf>,
+        #[serde(default)]
+        files: Vec<PathBuf>,
+    },
     /// Leave the start barrier and exec.
     Start,
     /// Workspace mode: run the enclave command now (ring2 is prepared).
@@ -461,12 +467,14 @@ impl Container {
             drop(config);
         }
         let mnt = self.idmapped_rootfs(ring1_pid);
-        let mut volumes = self.idmapped_volumes(ring1_pid);
-        let joined = self.joined_ipc_mqueue(volumes.len());
+        let files = crate::own_files::open_templates(&self.config)?;
+        let mut volumes = self.idmapped_volumes(ring1_pid, files.len());
+        let joined = self.joined_ipc_mqueue(volumes.len() + files.len());
         volumes.extend(joined);
         let fds: Vec<_> = mnt
             .iter()
             .chain(volumes.iter().map(|v| &v.1))
+            .chain(files.iter().map(|f| &f.1))
             .map(|m| m.as_fd())
             .collect();
         let dests = volumes.iter().map(|v| v.0.clone()).collect();
@@ -474,12 +482,14 @@ impl Container {
             &Down::Mapped {
                 rootfs: mnt.is_some(),
                 volumes: dests,
+                files: files.iter().map(|f| f.0.clone()).collect(),
             },
             &fds,
         )?;
         drop(fds);
         drop(mnt);
         drop(volumes);
+        drop(files);
 
         let t = self.config.stage_timeout;
         let ring2_pid = match r0_1.recv::<Up>(Some(t), "ring1 to start ring2")? {
@@ -598,8 +608,10 @@ impl Container {
     /// the container's remapped root cannot, e.g. its generated resolv.conf under the 0700 state
     /// directory), idmapped so that container root reads and writes a volume as host root would
     /// (like the rootfs). Where the idmap is refused (a filesystem without idmap support, an older
-    /// kernel, --no-idmap) the clone is bound as is, and noted.
-    fn idmapped_volumes(&mut self, ring1_pid: i32) -> Vec<(PathBuf, OwnedFd)> {
+    /// kernel, --no-idmap) the clone is bound as is, and noted. The container's own files are
+    /// left out (ring1 binds copies of them, crate::own_files); `reserved` descriptors of the
+    /// message are theirs.
+    fn idmapped_volumes(&mut self, ring1_pid: i32, reserved: usize) -> Vec<(PathBuf, OwnedFd)> {
         let cfg = &self.config;
         if !rustix::process::geteuid().is_root() {
             return Vec::new();
@@ -617,7 +629,10 @@ impl Container {
             let Some(src) = m.source().as_ref().filter(|_| is_bind) else {
                 continue;
             };
-            if out.len() + 1 >= crate::channel::MAX_FDS {
+            if cfg.own_files.iter().any(|d| d == m.destination()) {
+                continue;
+            }
+            if reserved + out.len() + 1 >= crate::channel::MAX_FDS {
                 self.notes.push(format!(
                     "{}: too many volumes to idmap; bound plainly",
                     m.destination().display()

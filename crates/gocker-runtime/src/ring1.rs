@@ -97,23 +97,31 @@ fn run(
     let (msg, mut fds) = up
         .recv::<Down>(Some(cfg.stage_timeout), "ring0 to write the id maps")?
         .ok_or_else(|| ring_err("ring1", "ring0 went away before writing the id maps"))?;
-    let mut premade = match msg {
-        Down::Mapped { rootfs, volumes } => {
-            if fds.len() != usize::from(rootfs) + volumes.len() {
+    let (mut premade, own_files) = match msg {
+        Down::Mapped {
+            rootfs,
+            volumes,
+            files,
+        } => {
+            let expected = usize::from(rootfs) + volumes.len() + files.len();
+            if fds.len() != expected {
                 return Err(ring_err(
                     "ring1",
                     format!(
-                        "expected {} idmapped mounts, got {}",
-                        usize::from(rootfs) + volumes.len(),
+                        "expected {expected} descriptors (idmapped mounts and own files), got {}",
                         fds.len()
                     ),
                 ));
             }
+            let templates = fds.split_off(usize::from(rootfs) + volumes.len());
             let rest = fds.split_off(usize::from(rootfs));
-            Premade {
-                rootfs: fds.pop(),
-                volumes: volumes.into_iter().zip(rest).collect(),
-            }
+            (
+                Premade {
+                    rootfs: fds.pop(),
+                    volumes: volumes.into_iter().zip(rest).collect(),
+                },
+                files.into_iter().zip(templates).collect(),
+            )
         }
         Down::Start | Down::Enclave | Down::OciState(_) => {
             return Err(ring_err("ring1", "unexpected message before the id maps"))
@@ -156,6 +164,8 @@ fn run(
         rustix::process::PidfdFlags::empty(),
     )
     .map_err(|e| ring_err("pidfd_open(ring1)", e))?;
+    // The container's own /etc/hosts and /etc/resolv.conf: copies on a bounded tmpfs.
+    crate::own_files::setup(own_files, &mut premade.volumes)?;
     // Workspace mode: lift's tmpfs (client + socket), attached by ring2 at /.gocker.
     let lift = match crate::lift::setup(cfg)? {
         Some((server, mnt)) => {

@@ -194,13 +194,14 @@ fn ring_err(stage: &str, e: impl std::fmt::Display) -> RuntimeError {
 }
 
 /// ring1's loop after starting ring2: serves notifications until ring2 exits; returns its status.
-/// With `lift`, also accepts lift connections (each handled in a forked child, see [`crate::lift`]).
+/// With `lift`, also accepts lift connections (checked, then each handled in a forked child, see
+/// [`crate::lift`]).
 pub(crate) fn serve(
     cfg: &ContainerConfig,
     ring2: Pid,
     ring2_pidfd: BorrowedFd<'_>,
     sup: Channel,
-    lift: Option<crate::lift::Server>,
+    mut lift: Option<crate::lift::Server>,
 ) -> Result<ExitStatus> {
     let mut sup = Some(sup);
     let mut listener: Option<Listener> = None;
@@ -233,7 +234,7 @@ pub(crate) fn serve(
         }
         let revents: Vec<PollFlags> = fds.iter().map(|f| f.revents()).collect();
         drop(fds);
-        if let (Some(server), Some(i)) = (&lift, lift_at) {
+        if let (Some(server), Some(i)) = (&mut lift, lift_at) {
             if !revents[i].is_empty() {
                 server.accept(ring2_pidfd);
             }

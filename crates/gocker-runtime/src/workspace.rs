@@ -302,21 +302,18 @@ pub(crate) fn prepare(cfg: &mut ContainerConfig, dir: &Path) -> Result<()> {
                 {
                     map_hostname_to_loopback(src, &hostname)?;
                 }
+                // Also when a configuration saved by an earlier run (`gocker start`) binds it.
+                if m.source().as_deref() == Some(dir.join(name).as_path()) {
+                    crate::own_files::register(&mut cfg.own_files, m.destination());
+                }
                 continue;
             }
             let file = dir.join(name);
             std::fs::write(&file, text)
                 .map_err(|e| RuntimeError::sys("write", file.display().to_string(), e))?;
-            // A copy per container: container root may edit it; the host's file is never bound.
-            let _ = std::fs::set_permissions(
-                &file,
-                std::os::unix::fs::PermissionsExt::from_mode(0o644),
-            );
-            mounts.push(crate::spec::bind_mount(
-                dest,
-                &file,
-                ["bind", "nosuid", "nodev", "noexec"],
-            ));
+            // The template of the container's own copy (on a bounded tmpfs, crate::own_files):
+            // container root may edit the copy; the host's file is never bound.
+            crate::own_files::add(&mut cfg.own_files, &mut mounts, dest, &file);
         }
     }
     cfg.spec.set_mounts(Some(mounts));
