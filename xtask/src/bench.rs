@@ -6,7 +6,9 @@ use std::process::{Command, Stdio};
 
 use anyhow::{bail, Context, Result};
 
-use crate::util::{ensure_packages, is_root, output, run, step, workspace};
+use crate::util::{
+    cpu, ensure_packages, is_root, replace_section, run, step, today, version, workspace,
+};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -250,55 +252,6 @@ fn median_of(rows: &[Row], name: &str) -> f64 {
         .find(|r| r.0 == name)
         .map(|r| r.1)
         .unwrap_or(f64::NAN)
-}
-
-pub(crate) fn version(cmd: &[&str]) -> String {
-    output(Command::new(cmd[0]).args(&cmd[1..]))
-        .map(|s| s.lines().next().unwrap_or("").trim().to_owned())
-        .unwrap_or_default()
-}
-
-pub(crate) fn cpu() -> String {
-    std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|t| {
-            t.lines()
-                .find(|l| l.starts_with("model name"))
-                .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_owned())
-        })
-        .map(|m| {
-            format!(
-                "{m} × {}",
-                std::thread::available_parallelism()
-                    .map(|n| n.get())
-                    .unwrap_or(1)
-            )
-        })
-        .unwrap_or_default()
-}
-
-pub(crate) fn today() -> String {
-    output(Command::new("date").args(["-u", "+%Y-%m-%d"]))
-        .map(|s| s.trim().to_owned())
-        .unwrap_or_default()
-}
-
-/// Replaces (or appends) the section `name` of a markdown file, delimited by HTML comments, so each
-/// benchmark owns its part of docs/benchmarks.md.
-pub fn replace_section(file: &Path, name: &str, title: &str, body: &str) -> Result<()> {
-    let begin = format!("<!-- bench:{name}:begin -->");
-    let end = format!("<!-- bench:{name}:end -->");
-    let section = format!("{begin}\n## {title}\n\n{body}{end}");
-    let text = std::fs::read_to_string(file).unwrap_or_else(|_| {
-        "# Benchmarks\n\nEvery figure here is produced by `cargo xtask bench` on the machine named in its section; \
-         peers are measured in the same run.\n"
-            .to_owned()
-    });
-    let new = match (text.find(&begin), text.find(&end)) {
-        (Some(b), Some(e)) if e > b => format!("{}{section}{}", &text[..b], &text[e + end.len()..]),
-        _ => format!("{}\n{section}\n", text.trim_end()),
-    };
-    std::fs::write(file, new).with_context(|| format!("write {}", file.display()))
 }
 
 /// A command as docs/benchmarks.md shows it: the checkout, the rootfs and the scratch directory

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 
-use crate::bench::replace_section;
+use crate::util::replace_section;
 use crate::util::{ensure_packages, output, run, step};
 
 /// The unprivileged user for the rootless modes (created by `cargo xtask itest` too).
@@ -272,10 +272,10 @@ pub fn main(ws: &Path, gocker: &Path, rootfs: &Path, runs: u32) -> Result<()> {
     let mut body = String::new();
     body += &format!(
         "Measured {} with `cargo xtask bench` on kernel {}, {}, {}.\n\n",
-        crate::bench::today(),
-        crate::bench::version(&["uname", "-r"]),
-        crate::bench::cpu(),
-        crate::bench::version(&["iperf3", "--version"])
+        crate::util::today(),
+        crate::util::version(&["uname", "-r"]),
+        crate::util::cpu(),
+        crate::util::version(&["iperf3", "--version"])
     );
     body += &format!(
         "### TCP throughput, host ↔ container\n\n`iperf3 -c TARGET -t {SECONDS}` on the host against `iperf3 -s` run in the container's network namespace \

@@ -1,6 +1,7 @@
 //! `gocker`: run isolated Linux containers, rootless first.
 
 mod cli;
+mod failure;
 mod images;
 mod info;
 mod manage;

@@ -6,7 +6,7 @@ use gocker_net::{Mode, NetworkOptions, PortMapping};
 use oci_spec::runtime::{Capability, Spec};
 
 use crate::cli::RunArgs;
-use crate::run::{usage, Failure};
+use crate::failure::{usage, Failure};
 
 fn net_err(e: gocker_net::NetError) -> Failure {
     usage(e.to_string())
@@ -164,7 +164,7 @@ pub(crate) fn system_prune() -> i32 {
     use gocker_runtime::{StateStore, Status};
     let store = match StateStore::open(StateStore::default_root()) {
         Ok(s) => s,
-        Err(e) => return crate::run::report(e.into()),
+        Err(e) => return crate::failure::report(e.into()),
     };
     store.collect_stale();
     for s in store

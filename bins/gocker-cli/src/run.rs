@@ -2,36 +2,11 @@ use std::path::PathBuf;
 
 use gocker_runtime::attach::{DetachKeys, Outcome};
 use gocker_runtime::state::StateStore;
-use gocker_runtime::{spec, Container, ContainerConfig, RootMode, RuntimeError, SpawnMode, Status};
+use gocker_runtime::{spec, Container, ContainerConfig, RootMode, SpawnMode, Status};
 
 use crate::cli::{PsArgs, RmArgs, RunArgs, StatsArgs};
 
-/// An error of the CLI itself: what to print and which exit code to use.
-pub(crate) struct Failure {
-    pub(crate) code: i32,
-    pub(crate) message: String,
-}
-
-impl From<RuntimeError> for Failure {
-    fn from(e: RuntimeError) -> Self {
-        Failure {
-            code: e.exit_code(),
-            message: e.to_string(),
-        }
-    }
-}
-
-pub(crate) fn usage(message: impl Into<String>) -> Failure {
-    Failure {
-        code: 125,
-        message: message.into(),
-    }
-}
-
-pub(crate) fn report(f: Failure) -> i32 {
-    eprintln!("gocker: {}", f.message);
-    f.code
-}
+pub(crate) use crate::failure::{report, usage, Failure};
 
 /// Where `cargo xtask rootfs` provisions the Alpine rootfs, in lookup order.
 fn provisioned_rootfs() -> Vec<PathBuf> {

@@ -15,42 +15,7 @@ use crate::{Container, ContainerConfig, ExitStatus, Result, RuntimeError, SpawnM
 /// profile.
 pub const MAX_JSON_BYTES: u64 = 16 << 20;
 
-/// What is wrong with a JSON input file; [`RuntimeError::Input`] adds the file's name.
-#[derive(Debug, thiserror::Error)]
-pub enum InputError {
-    #[error("{0}")]
-    Io(std::io::Error),
-    #[error("not a regular file but {0}")]
-    NotRegular(&'static str),
-    #[error("too large: {size} bytes, the limit is {limit} bytes ({} MiB)", limit >> 20)]
-    TooLarge { size: u64, limit: u64 },
-    /// A stream (or a file that grew while read) that went on past the limit.
-    #[error("too large: more than the limit of {limit} bytes")]
-    TooLong { limit: u64 },
-    #[error("empty, expected a JSON object")]
-    Empty,
-    /// A value of the wrong type or out of range, or JSON that ends or breaks inside `field`
-    /// (its JSON path, e.g. `process.user.uid` or `mounts[2].options`).
-    #[error("{field}: {message} (line {line}, column {column})")]
-    Field {
-        field: String,
-        message: String,
-        line: usize,
-        column: usize,
-    },
-    #[error("expected a JSON object, found {0}")]
-    NotAnObject(&'static str),
-    /// A field the OCI runtime spec requires that is absent or empty (its JSON path).
-    #[error("{0}: required, and missing or empty")]
-    Required(&'static str),
-    /// Broken JSON outside any field (before the first key, or text after the end).
-    #[error("{message} (line {line}, column {column})")]
-    Syntax {
-        message: String,
-        line: usize,
-        column: usize,
-    },
-}
+pub use crate::error::InputError;
 
 /// Reads the JSON file `path` (at most [`MAX_JSON_BYTES`], a regular file: a FIFO, a directory
 /// or a device is refused without being read) and deserialises it; errors name the file and, for

@@ -67,7 +67,7 @@ pub struct ContainerConfig {
     /// Workspace mode: lift, the enclave command, the debug sleep, own /etc files
     /// ([`crate::workspace`]). The default is a plain container.
     #[serde(default)]
-    pub workspace: crate::workspace::RingOptions,
+    pub workspace: RingOptions,
     /// The OCI runtime process model (`gocker-oci`, see [`crate::oci`]); `None` for `gocker run`.
     #[serde(default)]
     pub oci: Option<OciMode>,
@@ -178,4 +178,55 @@ impl ContainerConfig {
         }
         (ring1, ring2)
     }
+}
+
+/// Who may use `lift` in a container.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LiftPolicy {
+    /// No lift: neither the binary nor the socket is provided (the default for plain containers).
+    #[default]
+    Off,
+    /// Any process of the container may lift (the default in workspace mode).
+    On,
+    /// Only callers whose uid in the container is 0; others get a clear refusal.
+    Root,
+}
+
+impl std::str::FromStr for LiftPolicy {
+    type Err = RuntimeError;
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "off" | "false" | "0" => Ok(LiftPolicy::Off),
+            "on" | "true" | "1" => Ok(LiftPolicy::On),
+            "root" => Ok(LiftPolicy::Root),
+            other => Err(RuntimeError::Config(format!(
+                "lift {other:?}: expected off, on or root"
+            ))),
+        }
+    }
+}
+
+/// What the rings do differently in workspace mode (travels in [`ContainerConfig`]).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct RingOptions {
+    pub lift: LiftPolicy,
+    /// Run by ring1 (root of the user namespace, all its capabilities, no seccomp filter) joined to
+    /// ring2's mount and network namespaces, after ring2 is prepared and before the payload starts.
+    /// A non-zero exit fails the start.
+    pub enclave: Option<Vec<String>>,
+    /// After a failure (payload exit status non-zero, or a ring error), ring1 keeps its namespaces
+    /// this long before reporting, so that one can `gocker nsenter --target <ring1 pid>`.
+    pub debug_sleep: Option<Duration>,
+    /// Give the container its own `/etc/hosts` (hostname on 127.0.0.1) and `/etc/resolv.conf`
+    /// (a copy of the host's), editable inside, unless the spec already mounts them.
+    pub own_etc_files: bool,
+    /// Set by ring0 when the container has its own cgroup: ring2 enters a cgroup namespace rooted
+    /// at it, and `/sys/fs/cgroup` is a cgroup2 mount of that view.
+    #[serde(default)]
+    pub private_cgroup: bool,
+    /// The last component of that cgroup's path (the id, or the leaf of `linux.cgroupsPath`):
+    /// ring2 waits until its own cgroup ends in it.
+    #[serde(default)]
+    pub cgroup_leaf: Option<String>,
 }

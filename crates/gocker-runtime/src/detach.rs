@@ -117,7 +117,7 @@ fn monitor(
         Ok(p) => p,
         Err(e) => {
             report(&mut ready, &RuntimeError::sys("pipe", "container logs", e));
-            crate::ring1::exit(125)
+            crate::sys::exit(125)
         }
     };
     crate::process::stdio_to_null(true, false, false);
@@ -133,7 +133,7 @@ fn monitor(
         Ok(c) => c,
         Err(e) => {
             report(&mut ready, &e);
-            crate::ring1::exit(e.exit_code())
+            crate::sys::exit(e.exit_code())
         }
     };
     // The rings exist now: threads are safe from here on (nothing forks any more).
@@ -143,7 +143,7 @@ fn monitor(
     let abandon = |c: Container, ready: &mut std::fs::File, e: &RuntimeError, code: i32| -> ! {
         drop(c);
         report(ready, e);
-        crate::ring1::exit(code)
+        crate::sys::exit(code)
     };
     let writer = match LogWriter::create(&dir, logs::MAX_LOG_BYTES) {
         Ok(w) => w,
@@ -195,5 +195,5 @@ fn monitor(
     } else {
         drop(c);
     }
-    crate::ring1::exit(code)
+    crate::sys::exit(code)
 }

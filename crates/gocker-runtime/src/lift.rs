@@ -34,8 +34,8 @@ use rustix::net::{
 };
 use rustix::process::{Pid, Signal, WaitOptions};
 
-use crate::ring1::exit;
-use crate::workspace::LiftPolicy;
+use crate::config::LiftPolicy;
+use crate::sys::exit;
 use crate::{ContainerConfig, ExitStatus, Result, RuntimeError};
 
 /// The static lift client (see build.rs).
@@ -403,8 +403,7 @@ fn handle(conn: OwnedFd, ring2: BorrowedFd<'_>, ring1: Pid) -> ! {
         Ok(Forked::Child) => {
             let _ = rustix::process::set_parent_process_death_signal(Some(Signal::KILL));
             // The handler's pid, seen from the joined PID namespace, is 0: check its pidfd instead.
-            if crate::ring1::die_with_parent(&crate::ring1::Parent::Pidfd(handler.as_fd())).is_err()
-            {
+            if crate::sys::die_with_parent(&crate::sys::Parent::Pidfd(handler.as_fd())).is_err() {
                 exit(125)
             }
             let r = (|| -> std::result::Result<(), Errno> {
@@ -420,7 +419,7 @@ fn handle(conn: OwnedFd, ring2: BorrowedFd<'_>, ring1: Pid) -> ! {
             drop(fds);
             let _ = rustix::process::chdir(req.cwd.as_deref().unwrap_or("/"))
                 .or_else(|_| rustix::process::chdir("/"));
-            crate::ring2::reset_signals();
+            crate::process::reset_signals();
             // No descriptor of ring1 reaches the command.
             let _ = crate::process::cloexec_from(3);
             let errno = plan.exec();
@@ -522,7 +521,7 @@ pub(crate) fn run_joined(
     // SAFETY: ring1 is single-threaded.
     match unsafe { gocker_ns::fork_into(NamespaceSet::EMPTY, None) }? {
         Forked::Child => {
-            if crate::ring1::die_with_parent(&crate::ring1::Parent::Pid(ring1)).is_err() {
+            if crate::sys::die_with_parent(&crate::sys::Parent::Pid(ring1)).is_err() {
                 exit(125)
             }
             if let Err(e) = not_dumpable() {
@@ -533,7 +532,7 @@ pub(crate) fn run_joined(
                 eprintln!("gocker: enclave: {e}");
                 exit(125)
             }
-            crate::ring2::reset_signals();
+            crate::process::reset_signals();
             let _ = crate::process::cloexec_from(3);
             let errno = plan.exec();
             eprintln!("gocker: enclave: exec {}: {errno}", plan.cmd);

@@ -9,16 +9,9 @@ use std::os::fd::AsFd;
 
 use gocker_mounts::resolve::{open_in_root, Create};
 
+pub use crate::state::net_dir;
 use crate::state::{ContainerState, StateStore};
 use crate::{ContainerConfig, Result, RootMode, RuntimeError};
-
-/// The network state directory (leases, lock, helper records): `<store>-net`, beside the state
-/// store rather than inside it, so that no gocker ever mistakes it for a container's directory.
-pub fn net_dir(store_root: &std::path::Path) -> std::path::PathBuf {
-    let mut s = store_root.as_os_str().to_owned();
-    s.push("-net");
-    s.into()
-}
 
 /// Sets `IFF_UP` on the loopback interface of the caller's network namespace (netlink).
 pub(crate) fn loopback_up() -> Result<()> {
@@ -105,15 +98,6 @@ pub(crate) fn attach(
     n.attach(pid, timeout)?;
     state.ip = n.ip();
     Ok(())
-}
-
-/// Leftovers of containers whose monitor died; returns how many items were removed.
-pub(crate) fn collect_stale(store_root: &std::path::Path) -> usize {
-    let removed = gocker_net::collect_stale(&net_dir(store_root));
-    for r in &removed {
-        tracing::debug!("collected stale network state: {r}");
-    }
-    removed.len()
 }
 
 /// `gocker system prune`: network leftovers, and the bridge when no container uses it.

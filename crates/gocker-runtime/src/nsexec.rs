@@ -6,11 +6,11 @@ use std::os::fd::{AsFd, OwnedFd};
 
 use gocker_ns::{Forked, Namespace, NamespaceSet};
 use oci_spec::runtime::Process;
-use rustix::process::{Pid, PidfdFlags, WaitOptions};
+use rustix::process::{Pid, PidfdFlags};
 
 use crate::process::{self, ExecPlan};
-use crate::ring1::exit;
 use crate::state::{ContainerState, StateStore};
+use crate::sys::exit;
 use crate::{ExitStatus, Result, RuntimeError};
 
 /// What to run: the container's spec process with these overrides.
@@ -32,7 +32,7 @@ pub struct ExecRequest {
     pub console_size: Option<oci_spec::runtime::Box>,
     /// With `tty` and `stdin`, relayed: typing these keys detaches from the terminal (`gocker
     /// exec -it`); the process keeps running and its further output is discarded, as docker's.
-    pub detach_keys: Option<crate::attach::DetachKeys>,
+    pub detach_keys: Option<crate::keys::DetachKeys>,
 }
 
 /// How an [`exec`] ended for the caller.
@@ -197,7 +197,7 @@ fn exec_inner(
                     message: e.to_string(),
                 })?;
                 process::set_rlimits(&p)?;
-                crate::ring2::set_personality(&spec)?;
+                process::set_personality(&spec)?;
                 process::drop_bounding(&p)?;
                 let load = filter
                     .as_ref()
@@ -246,13 +246,9 @@ fn exec_inner(
                     exit(0)
                 }
                 forward_signals_to(forked);
-                let pid = Pid::from_raw(forked).expect("positive");
-                loop {
-                    match rustix::process::waitpid(Some(pid), WaitOptions::empty()) {
-                        Ok(Some((_, s))) => exit(ExitStatus::from_wait(s).code()),
-                        Err(rustix::io::Errno::INTR) | Ok(None) => continue,
-                        Err(_) => exit(125),
-                    }
+                match Pid::from_raw(forked).map(crate::sys::wait_status) {
+                    Some(Ok(s)) => exit(s.code()),
+                    _ => exit(125),
                 }
             }
             // In the container's PID namespace, already filtered and with its final identity.
@@ -297,7 +293,7 @@ fn exec_inner(
                 )? {
                     match (fds.pop(), &req.console_socket) {
                         (Some(master), Some(sock)) => {
-                            crate::oci::send_console(sock, master.as_fd())?
+                            crate::tty::send_console(sock, master.as_fd())?
                         }
                         (Some(master), None) => {
                             let keys = req.detach_keys.clone().filter(|_| req.stdin);
@@ -312,13 +308,8 @@ fn exec_inner(
                     }
                 }
             }
-            let status = loop {
-                match rustix::process::waitpid(Some(pid), WaitOptions::empty()) {
-                    Ok(Some((_, s))) => break ExitStatus::from_wait(s),
-                    Err(rustix::io::Errno::INTR) | Ok(None) => continue,
-                    Err(e) => return Err(RuntimeError::sys("waitpid", "exec", e)),
-                }
-            };
+            let status = crate::sys::wait_status(pid)
+                .map_err(|e| RuntimeError::sys("waitpid", "exec", e))?;
             let mut msg = String::new();
             // EOF once every writer is gone: with --detach, when the new process has exec'd.
             let _ = std::fs::File::from(err_r).read_to_string(&mut msg);
@@ -396,7 +387,7 @@ fn forward_signals_to(pid: i32) {
 fn relay_until_exit(
     master: OwnedFd,
     stdin: bool,
-    keys: Option<crate::attach::DetachKeys>,
+    keys: Option<crate::keys::DetachKeys>,
     child: std::os::fd::BorrowedFd<'_>,
 ) -> Option<OwnedFd> {
     use rustix::event::{PollFd, PollFlags};

@@ -86,16 +86,17 @@ pub(crate) fn set_user(p: &Process, setgroups_allowed: bool) -> Result<()> {
     Ok(())
 }
 
-/// Sets the effective, permitted, inheritable and ambient sets from the spec (after [`set_user`]).
-/// A non-root user has lost its capabilities with the uid change and gets only ambient ones it can keep.
+/// Sets the effective, permitted, inheritable and ambient sets from the spec (after [`set_user`]),
+/// for root and non-root users alike (runtime spec: `process.capabilities`). A non-root user keeps
+/// its permitted set through the uid change only with `PR_SET_KEEPCAPS` ([`become_payload`] sets
+/// it around [`set_user`], as runc does); its effective set is empty then and is set here. What
+/// survives the payload's `execve` for a non-root user without file capabilities is the ambient
+/// set (the kernel's rules), so a spec that wants capabilities for such a user lists them there.
 pub(crate) fn set_capabilities(p: &Process) -> Result<()> {
     let Some(c) = p.capabilities() else {
         return Ok(());
     };
     caps::clear(None, CapSet::Ambient).map_err(|e| caps_err("clear ambient set", e))?;
-    if p.user().uid() != 0 {
-        return Ok(());
-    }
     caps::set(None, CapSet::Inheritable, &to_caps(c.inheritable())?)
         .map_err(|e| caps_err("set inheritable", e))?;
     caps::set(None, CapSet::Effective, &to_caps(c.effective())?)
@@ -262,7 +263,18 @@ pub(crate) fn become_payload(
     if let (Some(load), false) = (load, nnp) {
         load()?;
     }
+    // A change from uid 0 to another clears the permitted and effective sets unless
+    // PR_SET_KEEPCAPS is set; the spec's sets apply to a non-root user too.
+    let keep = p.user().uid() != 0 && p.capabilities().is_some();
+    if keep {
+        rustix::thread::set_keep_capabilities(true)
+            .map_err(|e| RuntimeError::sys("prctl(PR_SET_KEEPCAPS, 1)", "payload", e))?;
+    }
     set_user(p, setgroups_allowed)?;
+    if keep {
+        rustix::thread::set_keep_capabilities(false)
+            .map_err(|e| RuntimeError::sys("prctl(PR_SET_KEEPCAPS, 0)", "payload", e))?;
+    }
     set_capabilities(p)?;
     // A change of credentials sets the dumpable flag to fs.suid_dumpable, which may be 1:
     // non-dumpable again, until the execve.
@@ -295,6 +307,28 @@ pub(crate) fn reset_signals() {
         libc::sigemptyset(&mut set);
         libc::pthread_sigmask(libc::SIG_SETMASK, &set, std::ptr::null_mut());
     }
+}
+
+/// `linux.personality`: the execution domain of the payload (LINUX32: `uname -m` says i686 on
+/// x86_64). Flags are refused when the bundle is checked.
+pub(crate) fn set_personality(spec: &oci_spec::runtime::Spec) -> Result<()> {
+    use oci_spec::runtime::LinuxPersonalityDomain as D;
+    let Some(p) = spec.linux().as_ref().and_then(|l| l.personality().as_ref()) else {
+        return Ok(());
+    };
+    let persona = match p.domain() {
+        D::PerLinux => 0x0000,
+        D::PerLinux32 => 0x0008,
+    };
+    // SAFETY: personality(2) takes a plain integer and touches no memory of ours.
+    if unsafe { libc::personality(persona) } == -1 {
+        return Err(RuntimeError::sys(
+            "personality",
+            format!("linux.personality {:?}", p.domain()),
+            std::io::Error::last_os_error(),
+        ));
+    }
+    Ok(())
 }
 
 /// Marks every descriptor from `first` up close-on-exec, so that none of ours (or an embedder's)

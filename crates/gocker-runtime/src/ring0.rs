@@ -8,94 +8,13 @@ use gocker_ns::{Forked, Namespace, NamespaceSet};
 use rustix::event::{PollFd, PollFlags};
 use rustix::io::Errno;
 use rustix::process::{Pid, PidfdFlags, Signal, WaitOptions};
-use serde::{Deserialize, Serialize};
 
 use crate::channel::{self, Channel};
 use crate::config::SpawnMode;
+use crate::proto::{Down, Up};
 use crate::signals::SignalFd;
 use crate::state::{process_start_time, ContainerState, StateStore, Status};
-use crate::{exec, ring1, ContainerConfig, ExitStatus, Result, RootMode, RuntimeError};
-
-/// Messages from ring0 down to ring1/ring2.
-#[derive(Debug, Serialize, Deserialize)]
-pub(crate) enum Down {
-    /// The id maps are written. Descriptors travel with the message: first the detached idmapped
-    /// rootfs when `rootfs`, then one mount per bind destination in `volumes`, then the template
-    /// (opened for reading) of each of the container's own files in `files` (crate::own_files).
-    Mapped {
-        rootfs: bool,
-        volumes: Vec<PathBuf>,
-        #[serde(default)]
-        files: Vec<PathBuf>,
-    },
-    /// Leave the start barrier and exec.
-    Start,
-    /// Workspace mode: run the enclave command now (ring2 is prepared).
-    Enclave,
-    /// OCI mode, when ring2 needs it (`startContainer` hooks, a seccomp agent): the state JSON.
-    OciState(String),
-}
-
-/// Messages from ring1/ring2 up to ring0.
-#[derive(Debug, Serialize, Deserialize)]
-pub(crate) enum Up {
-    Ring2Pid(i32),
-    Ready,
-    Failed {
-        stage: String,
-        message: String,
-    },
-    ExecFailed {
-        cmd: String,
-        errno: i32,
-    },
-    Exited(ExitStatus),
-    /// Workspace mode: how the enclave command ended.
-    EnclaveDone(ExitStatus),
-}
-
-impl Up {
-    pub(crate) fn failed(ring: &str, e: &RuntimeError) -> Up {
-        match e {
-            RuntimeError::Ring { stage, message } => Up::Failed {
-                stage: stage.clone(),
-                message: message.clone(),
-            },
-            other => Up::Failed {
-                stage: ring.to_owned(),
-                message: other.to_string(),
-            },
-        }
-    }
-    fn into_error(self, waiting_for: &str) -> RuntimeError {
-        match self {
-            Up::Failed { stage, message } => RuntimeError::Ring { stage, message },
-            Up::ExecFailed { cmd, errno } => {
-                let e = Errno::from_raw_os_error(errno);
-                if e == Errno::NOENT {
-                    if cmd.contains('/') {
-                        RuntimeError::ExecFailed {
-                            cmd,
-                            reason: "no such file or directory".into(),
-                            not_found: true,
-                        }
-                    } else {
-                        RuntimeError::ExecNotFound { cmd }
-                    }
-                } else {
-                    RuntimeError::ExecFailed {
-                        cmd,
-                        reason: std::io::Error::from(e).to_string(),
-                        not_found: false,
-                    }
-                }
-            }
-            other => RuntimeError::Protocol(format!(
-                "unexpected {other:?} while waiting for {waiting_for}"
-            )),
-        }
-    }
-}
+use crate::{ring1, ContainerConfig, ExitStatus, Result, RootMode, RuntimeError};
 
 /// Signals ring0 forwards to the payload (everything but those the kernel or the job control of
 /// the caller's terminal must keep: SIGKILL, SIGSTOP, SIGCHLD, SIGPIPE, the synchronous faults).
@@ -134,7 +53,7 @@ fn exec_child_wait(parent: i32, sync: std::os::fd::BorrowedFd<'_>, setgroups: bo
             libc::_exit(125);
         }
     }
-    if !exec::become_ns_root_raw(setgroups) {
+    if !crate::spawn::become_ns_root_raw(setgroups) {
         // SAFETY: async-signal-safe exit.
         unsafe { libc::_exit(125) };
     }
@@ -374,7 +293,7 @@ impl Container {
             return Ok(());
         }
         if self.config.oci.is_some() {
-            crate::oci::check_seccomp(&self.config.spec)?;
+            crate::oci_init::check_seccomp(&self.config.spec)?;
         }
         if let Some(c) = crate::seccomp::compile_spec(&self.config.spec, &mut self.notes)? {
             self.config.seccomp = Some(c);
@@ -405,16 +324,16 @@ impl Container {
         let exec = match &cfg.spawn {
             SpawnMode::Fork => None,
             SpawnMode::Exec { ring1, .. } => {
-                let config = exec::config_memfd(cfg)?;
+                let config = crate::spawn::config_memfd(cfg)?;
                 let (sync_r, sync_w) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)
                     .map_err(|e| RuntimeError::sys("pipe", "ring1 sync", e))?;
-                let prepared = exec::prepare(
+                let prepared = crate::spawn::prepare(
                     ring1,
                     "ring1",
                     &[
-                        exec::raw(&config),
-                        exec::raw(&r1_0.as_fd()),
-                        exec::raw(&r2_0.as_fd()),
+                        crate::spawn::raw(&config),
+                        crate::spawn::raw(&r1_0.as_fd()),
+                        crate::spawn::raw(&r2_0.as_fd()),
                     ],
                 )?;
                 Some((config, sync_r, sync_w, prepared))

@@ -1,18 +1,17 @@
 //! ring1: the namespace supervisor. Root inside the new user namespace; sets hostname and loopback,
 //! makes the mount tree private, starts ring2 in a new PID namespace and reports its exit status.
 
-use std::os::fd::{AsFd, BorrowedFd};
-
-use rustix::event::{PollFd, PollFlags, Timespec};
+use std::os::fd::AsFd;
 
 use gocker_ns::{Forked, Namespace};
-use rustix::process::{Gid, Signal, Uid};
+use rustix::process::{Gid, Uid};
 
 use crate::channel::Channel;
 use crate::config::SpawnMode;
-use crate::ring0::{Down, Up};
+use crate::proto::{Down, Up};
 use crate::ring2::Premade;
-use crate::{exec, ring2, ContainerConfig, ExitStatus, Result, RuntimeError};
+use crate::sys::{die_with_parent, exit, Parent};
+use crate::{ring2, ContainerConfig, ExitStatus, Result, RuntimeError};
 
 /// Runs ring1 in the child created by ring0. Never returns.
 pub(crate) fn main(cfg: &ContainerConfig, up: Channel, ring2_chan: Channel, parent: i32) -> ! {
@@ -30,52 +29,11 @@ pub(crate) fn main(cfg: &ContainerConfig, up: Channel, ring2_chan: Channel, pare
     }
 }
 
-pub(crate) fn exit(code: i32) -> ! {
-    // SAFETY: _exit skips atexit handlers and stdio flushing, which belong to the parent process
-    // this child was forked from (flushing its copied buffers would duplicate output).
-    unsafe { libc::_exit(code) }
-}
-
 fn ring_err(stage: &str, e: impl std::fmt::Display) -> RuntimeError {
     RuntimeError::Ring {
         stage: stage.to_owned(),
         message: e.to_string(),
     }
-}
-
-/// Who the parent of a ring is, to check it is still alive after setting the death signal.
-pub(crate) enum Parent<'a> {
-    /// In the same PID namespace: compare `getppid()`.
-    Pid(i32),
-    /// Outside our PID namespace (`getppid()` is 0 there): poll its pidfd.
-    Pidfd(BorrowedFd<'a>),
-}
-
-/// Sets `PR_SET_PDEATHSIG(SIGKILL)` (cleared by every credential change, so called again after
-/// each) and exits if the parent already died before it took effect.
-pub(crate) fn die_with_parent(parent: &Parent<'_>) -> Result<()> {
-    rustix::process::set_parent_process_death_signal(Some(Signal::KILL))
-        .map_err(|e| ring_err("set parent death signal", e))?;
-    let alive = match parent {
-        Parent::Pid(p) => rustix::process::getppid().map(|x| x.as_raw_nonzero().get()) == Some(*p),
-        Parent::Pidfd(fd) => {
-            let mut p = [PollFd::from_borrowed_fd(*fd, PollFlags::IN)];
-            matches!(
-                rustix::event::poll(
-                    &mut p,
-                    Some(&Timespec {
-                        tv_sec: 0,
-                        tv_nsec: 0
-                    })
-                ),
-                Ok(0)
-            )
-        }
-    };
-    if !alive {
-        exit(125);
-    }
-    Ok(())
 }
 
 fn run(
@@ -192,23 +150,26 @@ fn run(
             SpawnMode::Fork => ring2::main(cfg, ring2_chan, sup_ring2, premade, me.as_fd()),
             SpawnMode::Exec { ring2: binary, .. } => {
                 // ring1 is single-threaded: preparing the exec after the fork is fine here.
-                let prepared = exec::config_memfd(cfg).and_then(|config| {
+                let prepared = crate::spawn::config_memfd(cfg).and_then(|config| {
                     let mut fds = vec![
-                        exec::raw(&config),
-                        exec::raw(&ring2_chan.as_fd()),
-                        exec::raw(&me),
+                        crate::spawn::raw(&config),
+                        crate::spawn::raw(&ring2_chan.as_fd()),
+                        crate::spawn::raw(&me),
                     ];
                     fds.extend(
                         premade
                             .rootfs
                             .iter()
                             .chain(premade.volumes.iter().map(|v| &v.1))
-                            .map(exec::raw),
+                            .map(crate::spawn::raw),
                     );
-                    fds.push(exec::raw(&sup_ring2.as_fd()));
-                    std::env::set_var(exec::ENV_MOUNTS, premade.describe());
-                    std::env::set_var(exec::ENV_SUP, exec::raw(&sup_ring2.as_fd()).to_string());
-                    exec::prepare(binary, "ring2", &fds).map(|p| (p, config))
+                    fds.push(crate::spawn::raw(&sup_ring2.as_fd()));
+                    std::env::set_var(crate::spawn::ENV_MOUNTS, premade.describe());
+                    std::env::set_var(
+                        crate::spawn::ENV_SUP,
+                        crate::spawn::raw(&sup_ring2.as_fd()).to_string(),
+                    );
+                    crate::spawn::prepare(binary, "ring2", &fds).map(|p| (p, config))
                 });
                 match prepared {
                     Ok((p, _config)) => p.exec_in_child(),

@@ -9,11 +9,9 @@ use gocker_mounts::{root, KernelMounter};
 
 use crate::channel::Channel;
 use crate::process::{self, ExecPlan};
-use crate::ring0::{Down, Up};
-use crate::ring1::{die_with_parent, exit, Parent};
+use crate::proto::{Down, Up};
+use crate::sys::{die_with_parent, exit, Parent};
 use crate::{ContainerConfig, Result, RootMode, RuntimeError};
-
-pub(crate) use crate::process::reset_signals;
 
 /// Where the host-view root is attached before pivot_root (inside ring2's private mount namespace).
 const HOST_VIEW_STAGING: &str = "/tmp";
@@ -65,7 +63,7 @@ pub(crate) fn main(
         Ok(p) => p,
         Err(e) => {
             let _ = chan.send(&Up::failed("ring2", &e), &[]);
-            crate::oci::report_after_create(cfg, &e);
+            crate::oci_init::report_after_create(cfg, &e);
             exit(125)
         }
     };
@@ -77,7 +75,7 @@ pub(crate) fn main(
         },
         &[],
     );
-    crate::oci::report_after_create(
+    crate::oci_init::report_after_create(
         cfg,
         &format!("exec {:?}: {}", plan.cmd, std::io::Error::from(errno)),
     );
@@ -98,9 +96,6 @@ fn stage<T>(name: &str, r: Result<T>) -> Result<T> {
     })
 }
 
-/// The message that carries the seccomp listener from ring2 to ring1.
-pub(crate) const LISTENER_MSG: &str = "seccomp-listener";
-
 /// Installs the filter; the notification descriptor, if any, goes to ring1 and is closed here so
 /// the payload never holds it.
 /// Loads the filter; a notify listener goes to ring1's supervisor, or in OCI mode to the seccomp
@@ -116,9 +111,9 @@ fn load_seccomp(
     match (listener, agent, oci_state) {
         (Some(l), Some(fd), Some(state)) => stage(
             "send the seccomp listener to linux.seccomp.listenerPath",
-            crate::oci::send_to_seccomp_agent(cfg, fd, l.as_fd(), state),
+            crate::oci_init::send_to_seccomp_agent(cfg, fd, l.as_fd(), state),
         ),
-        (Some(l), _, _) => sup.send(&LISTENER_MSG, &[l.as_fd()]),
+        (Some(l), _, _) => sup.send(&crate::proto::LISTENER_MSG, &[l.as_fd()]),
         (None, _, _) => Ok(()),
     }
 }
@@ -133,7 +128,7 @@ fn prepare(
     match cfg.oci {
         None => die_with_parent(parent)?,
         // OCI mode: our parent is ring0 (CLONE_PARENT); die with it until created (cleared at the barrier).
-        Some(_) => crate::oci::die_with_creator()?,
+        Some(_) => crate::oci_init::die_with_creator()?,
     }
     let proc_ = cfg
         .spec
@@ -144,7 +139,7 @@ fn prepare(
         // OCI mode: the rootfs is our working directory (see crate::oci::mount_root_at_cwd).
         stage(
             "mount rootfs",
-            crate::oci::mount_root_at_cwd(premade.rootfs),
+            crate::oci_init::mount_root_at_cwd(premade.rootfs),
         )?
     } else {
         let rootdir = stage("mount rootfs", mount_root(cfg, premade.rootfs))?;
@@ -241,7 +236,7 @@ fn prepare(
     // The start barrier (OCI "created"): wait until ring0 says start, however long that is.
     crate::workspace::before_barrier(cfg)?;
     if cfg.oci.is_some() {
-        crate::oci::outlive_creator()?;
+        crate::oci_init::outlive_creator()?;
     }
     let fds: Vec<_> = master.iter().map(|m| m.as_fd()).collect();
     chan.send(&Up::Ready, &fds)?;
@@ -254,22 +249,26 @@ fn prepare(
             _ => exit(125),
         },
         Some(oci) => {
-            if crate::oci::needs_state(&cfg.spec) {
+            if crate::oci_init::needs_state(&cfg.spec) {
                 let stage = "the container's state from create";
                 match chan.recv::<Down>(Some(cfg.stage_timeout), stage)? {
                     Some((Down::OciState(s), _)) => oci_state = Some(s),
                     _ => exit(125),
                 }
             }
-            crate::oci::start_barrier(oci)?;
+            crate::oci_init::start_barrier(oci)?;
             // startContainer: after `start`, before the payload; paths resolve in the container.
             if let (Some(h), Some(state)) = (cfg.spec.hooks(), &oci_state) {
-                crate::oci::run_hooks("startContainer", h.start_container(), state.as_bytes())?;
+                crate::oci_init::run_hooks(
+                    "startContainer",
+                    h.start_container(),
+                    state.as_bytes(),
+                )?;
             }
         }
     }
     crate::workspace::after_barrier(cfg)?;
-    set_personality(&cfg.spec)?;
+    process::set_personality(&cfg.spec)?;
 
     let load = filter
         .as_ref()
@@ -284,28 +283,6 @@ fn prepare(
         },
     )?;
     Ok(plan)
-}
-
-/// `linux.personality`: the execution domain of the payload (LINUX32: `uname -m` says i686 on
-/// x86_64). Flags are refused earlier (`oci::check_unsupported`).
-pub(crate) fn set_personality(spec: &oci_spec::runtime::Spec) -> Result<()> {
-    use oci_spec::runtime::LinuxPersonalityDomain as D;
-    let Some(p) = spec.linux().as_ref().and_then(|l| l.personality().as_ref()) else {
-        return Ok(());
-    };
-    let persona = match p.domain() {
-        D::PerLinux => 0x0000,
-        D::PerLinux32 => 0x0008,
-    };
-    // SAFETY: personality(2) takes a plain integer and touches no memory of ours.
-    if unsafe { libc::personality(persona) } == -1 {
-        return Err(RuntimeError::sys(
-            "personality",
-            format!("linux.personality {:?}", p.domain()),
-            std::io::Error::last_os_error(),
-        ));
-    }
-    Ok(())
 }
 
 /// Attaches the rootfs (the idmapped mount from ring0, or a recursive bind) and returns the

@@ -346,9 +346,26 @@ impl StateStore {
             }
         }
         // Network leftovers of containers whose monitor died (leases, nft rules, veths, helpers).
-        n += crate::net::collect_stale(&self.root);
+        n += collect_stale_network(&self.root);
         n
     }
+}
+
+/// The network state directory (leases, lock, helper records): `<store>-net`, beside the state
+/// store rather than inside it, so that no gocker ever mistakes it for a container's directory.
+pub fn net_dir(store_root: &std::path::Path) -> std::path::PathBuf {
+    let mut s = store_root.as_os_str().to_owned();
+    s.push("-net");
+    s.into()
+}
+
+/// Leftovers of containers whose monitor died; returns how many items were removed.
+fn collect_stale_network(store_root: &std::path::Path) -> usize {
+    let removed = gocker_net::collect_stale(&net_dir(store_root));
+    for r in &removed {
+        tracing::debug!("collected stale network state: {r}");
+    }
+    removed.len()
 }
 
 #[cfg(test)]

@@ -22,7 +22,7 @@ use rustix::mount::{FsMountFlags, FsOpenFlags, MountAttrFlags, MoveMountFlags, O
 use rustix::process::{Pid, WaitOptions};
 
 use crate::channel::Channel;
-use crate::ring1::exit;
+use crate::sys::exit;
 use crate::{ContainerConfig, ExitStatus, Result, RuntimeError};
 
 const MS_RDONLY: u64 = libc::MS_RDONLY;
@@ -249,7 +249,7 @@ pub(crate) fn serve(
                     .expect("checked")
                     .recv_now::<String>("ring2's seccomp listener")?
                 {
-                    Some((msg, mut got)) if msg == crate::ring2::LISTENER_MSG && got.len() == 1 => {
+                    Some((msg, mut got)) if msg == crate::proto::LISTENER_MSG && got.len() == 1 => {
                         listener = Some(Listener::new(got.pop().expect("one")));
                         sup = None;
                     }

@@ -4,6 +4,7 @@
 //! master, keeping the window size in step.
 
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::path::Path;
 
 use rustix::event::{PollFd, PollFlags};
 use rustix::io::Errno;
@@ -113,7 +114,7 @@ pub(crate) struct Relay {
     /// The master still delivers output (cleared at EIO: every slave descriptor is closed).
     open: bool,
     /// Looks for the detach keys in stdin ([`Relay::with_detach_keys`]).
-    detach: Option<crate::attach::Scanner>,
+    detach: Option<crate::keys::Scanner>,
     _raw: Option<RawMode>,
 }
 
@@ -132,8 +133,8 @@ impl Relay {
     }
 
     /// Watches stdin for `keys`: [`Relay::service`] reports them instead of passing them on.
-    pub(crate) fn with_detach_keys(mut self, keys: crate::attach::DetachKeys) -> Relay {
-        self.detach = Some(crate::attach::Scanner::new(keys));
+    pub(crate) fn with_detach_keys(mut self, keys: crate::keys::DetachKeys) -> Relay {
+        self.detach = Some(crate::keys::Scanner::new(keys));
         self
     }
 
@@ -226,4 +227,25 @@ pub(crate) fn write_all(fd: BorrowedFd<'_>, mut data: &[u8]) {
             Err(_) => return,
         }
     }
+}
+
+/// runc's console socket protocol: connect to the unix socket and send the pty master with
+/// `SCM_RIGHTS` (the data is the terminal's name).
+pub(crate) fn send_console(socket: &Path, master: BorrowedFd<'_>) -> Result<()> {
+    use rustix::net::{SendAncillaryBuffer, SendAncillaryMessage, SendFlags};
+    let what = || format!("console socket {}", socket.display());
+    let stream = std::os::unix::net::UnixStream::connect(socket)
+        .map_err(|e| RuntimeError::sys("connect", what(), e))?;
+    let mut space = [std::mem::MaybeUninit::<u8>::uninit(); rustix::cmsg_space!(ScmRights(1))];
+    let mut control = SendAncillaryBuffer::new(&mut space);
+    let fds = [master];
+    control.push(SendAncillaryMessage::ScmRights(&fds));
+    rustix::net::sendmsg(
+        &stream,
+        &[std::io::IoSlice::new(b"/dev/ptmx")],
+        &mut control,
+        SendFlags::NOSIGNAL,
+    )
+    .map_err(|e| RuntimeError::sys("sendmsg", what(), e))?;
+    Ok(())
 }

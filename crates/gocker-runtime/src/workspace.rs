@@ -14,7 +14,7 @@ use oci_spec::runtime::{MountBuilder, PosixRlimitBuilder, PosixRlimitType};
 use serde::{Deserialize, Serialize};
 
 use crate::channel::Channel;
-use crate::ring0::Up;
+use crate::proto::Up;
 use crate::{ContainerConfig, ExitStatus, Result, RuntimeError};
 
 /// Where lift and its socket appear inside the container (a read-only tmpfs made by ring1).
@@ -28,56 +28,7 @@ pub const ENV_ENCLAVE: &str = "GOCKER_WORKSPACE_ENCLAVE";
 pub const ENV_DEBUG_SLEEP: &str = "GOCKER_WORKSPACE_DEBUG_SLEEP";
 pub const ENV_LIFT: &str = "GOCKER_LIFT";
 
-/// Who may use `lift` in a container.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum LiftPolicy {
-    /// No lift: neither the binary nor the socket is provided (the default for plain containers).
-    #[default]
-    Off,
-    /// Any process of the container may lift (the default in workspace mode).
-    On,
-    /// Only callers whose uid in the container is 0; others get a clear refusal.
-    Root,
-}
-
-impl std::str::FromStr for LiftPolicy {
-    type Err = RuntimeError;
-    fn from_str(s: &str) -> Result<Self> {
-        match s {
-            "off" | "false" | "0" => Ok(LiftPolicy::Off),
-            "on" | "true" | "1" => Ok(LiftPolicy::On),
-            "root" => Ok(LiftPolicy::Root),
-            other => Err(RuntimeError::Config(format!(
-                "lift {other:?}: expected off, on or root"
-            ))),
-        }
-    }
-}
-
-/// What the rings do differently in workspace mode (travels in [`ContainerConfig`]).
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-pub struct RingOptions {
-    pub lift: LiftPolicy,
-    /// Run by ring1 (root of the user namespace, all its capabilities, no seccomp filter) joined to
-    /// ring2's mount and network namespaces, after ring2 is prepared and before the payload starts.
-    /// A non-zero exit fails the start.
-    pub enclave: Option<Vec<String>>,
-    /// After a failure (payload exit status non-zero, or a ring error), ring1 keeps its namespaces
-    /// this long before reporting, so that one can `gocker nsenter --target <ring1 pid>`.
-    pub debug_sleep: Option<Duration>,
-    /// Give the container its own `/etc/hosts` (hostname on 127.0.0.1) and `/etc/resolv.conf`
-    /// (a copy of the host's), editable inside, unless the spec already mounts them.
-    pub own_etc_files: bool,
-    /// Set by ring0 when the container has its own cgroup: ring2 enters a cgroup namespace rooted
-    /// at it, and `/sys/fs/cgroup` is a cgroup2 mount of that view.
-    #[serde(default)]
-    pub private_cgroup: bool,
-    /// The last component of that cgroup's path (the id, or the leaf of `linux.cgroupsPath`):
-    /// ring2 waits until its own cgroup ends in it.
-    #[serde(default)]
-    pub cgroup_leaf: Option<String>,
-}
+pub use crate::config::{LiftPolicy, RingOptions};
 
 /// One extra bind mount, as in `GOCKER_WORKSPACE_BINDS='[{"source":..,"target":..,"readonly":..}]'`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -417,7 +368,7 @@ pub(crate) fn run_enclave(cfg: &ContainerConfig, to_ring1: &Channel) -> Result<(
     let Some(cmd) = &cfg.workspace.enclave else {
         return Ok(());
     };
-    to_ring1.send(&crate::ring0::Down::Enclave, &[])?;
+    to_ring1.send(&crate::proto::Down::Enclave, &[])?;
     let stage = format!("ring1 to run the enclave command {cmd:?}");
     match to_ring1.recv::<Up>(Some(cfg.stage_timeout), &stage)? {
         Some((Up::EnclaveDone(ExitStatus::Exited(0)), _)) => Ok(()),
@@ -446,11 +397,11 @@ pub(crate) fn serve_enclave(
         return Ok(());
     };
     // ring2 prepares within one stage timeout (ring0 enforces it); allow for that wait too.
-    match up.recv::<crate::ring0::Down>(
+    match up.recv::<crate::proto::Down>(
         Some(cfg.stage_timeout * 2),
         "ring0's go for the enclave command",
     )? {
-        Some((crate::ring0::Down::Enclave, _)) => {}
+        Some((crate::proto::Down::Enclave, _)) => {}
         Some((other, _)) => {
             return Err(RuntimeError::Protocol(format!(
                 "ring1: unexpected {other:?} before the enclave"
