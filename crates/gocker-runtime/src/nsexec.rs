@@ -171,6 +171,7 @@ fn exec_inner(
             if let Err(e) = process::set_non_dumpable() {
                 fail("prepare", &e);
             }
+            // The caller's descriptors are close-on-exec before we join anything.
             if let Err(e) = process::cloexec_from(3) {
                 fail("close-on-exec sweep of fds >= 3", &e);
             }
@@ -196,9 +197,7 @@ fn exec_inner(
                     stage: "set working directory (process.cwd)".into(),
                     message: e.to_string(),
                 })?;
-                process::set_rlimits(&p)?;
-                process::set_personality(&spec)?;
-                process::drop_bounding(&p)?;
+                process::preamble(&p, &spec, 3)?;
                 let load = filter
                     .as_ref()
                     .map(|f| move || -> Result<()> { f.load().map(drop).map_err(Into::into) });

@@ -234,6 +234,18 @@ impl ExecPlan {
     }
 }
 
+/// What every process that will exec in the container does first, the container's init and
+/// `exec` alike: every descriptor from `first_fd` up close-on-exec (no host descriptor survives
+/// into the payload, CVE-2024-21626, including whatever an embedder or the caller of `exec`
+/// leaked to us), the spec's rlimits and personality, and the capability bounding set.
+pub(crate) fn preamble(p: &Process, spec: &oci_spec::runtime::Spec, first_fd: u32) -> Result<()> {
+    cloexec_from(first_fd)
+        .map_err(|e| RuntimeError::sys("close_range", format!("fds >= {first_fd}"), e))?;
+    set_rlimits(p)?;
+    set_personality(spec)?;
+    drop_bounding(p)
+}
+
 /// Makes this process non-dumpable until its next `execve` (which resets the flag for the
 /// payload). A process of the container can then neither ptrace it nor open its `/proc/PID/exe`,
 /// `mem`, `fd/` or `cwd`: the kernel requires `CAP_SYS_PTRACE` in the user namespace its memory

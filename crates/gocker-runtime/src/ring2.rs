@@ -207,12 +207,9 @@ fn prepare(
             rustix::stdio::dup2_stdin(&null).map_err(|e| RuntimeError::sys("dup2", "stdin", e))?;
         }
     }
-    // No host descriptor may survive into the payload (CVE-2024-21626): everything above stderr is
-    // close-on-exec from here on, including whatever an embedder leaked to us.
     // OCI `--preserve-fds N`: the caller's descriptors 3..3+N are passed on.
     let first = 3 + cfg.oci.as_ref().map(|o| o.preserve_fds).unwrap_or(0);
-    process::cloexec_from(first)
-        .map_err(|e| RuntimeError::sys("close_range", format!("fds >= {first}"), e))?;
+    process::preamble(proc_, &cfg.spec, first)?;
     let plan = ExecPlan::new(proc_)?;
     let filter = match &cfg.seccomp {
         Some(b) => Some(gocker_seccomp::load::Prepared::new(
@@ -221,8 +218,6 @@ fn prepare(
         )?),
         None => None,
     };
-    process::set_rlimits(proc_)?;
-    process::drop_bounding(proc_)?;
     // From "created" on, processes of the container may exist beside us (OCI hooks, `exec`)
     // while we still run the runtime's binary with capabilities: none of them may ptrace us or
     // open our /proc/PID/exe. ring0 needs ptrace access to us until here (oom_score_adj) and, when
@@ -268,7 +263,6 @@ fn prepare(
         }
     }
     crate::workspace::after_barrier(cfg)?;
-    process::set_personality(&cfg.spec)?;
 
     let load = filter
         .as_ref()
