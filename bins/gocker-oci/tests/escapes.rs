@@ -391,3 +391,59 @@ fn exec_passes_no_descriptor_and_no_handle_on_the_host_binary() {
     }
     assert!(left.is_empty(), "left behind: {left:?}");
 }
+
+/// What the container's init and an `exec`'d process show of their limits, personality and
+/// privileges: the lines of `/proc/PID/{limits,personality,status}` that must be equal.
+fn privileges_of(pid: &str) -> String {
+    format!(
+        "cat /proc/{pid}/limits /proc/{pid}/personality; \
+         grep -E '^(CapInh|CapPrm|CapEff|CapBnd|CapAmb|NoNewPrivs|Seccomp):' /proc/{pid}/status"
+    )
+}
+
+#[test]
+fn exec_gets_the_inits_limits_personality_and_privileges() {
+    let s = Scene::new("parity");
+    s.spec(&["sleep", "120"], "/");
+    let path = s.bundle().join("config.json");
+    let mut v: serde_json::Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    v["process"]["rlimits"] = serde_json::json!([
+        {"type": "RLIMIT_NOFILE", "hard": 512, "soft": 256},
+        {"type": "RLIMIT_NPROC", "hard": 4000, "soft": 3000}
+    ]);
+    v["process"]["noNewPrivileges"] = true.into();
+    v["linux"]["personality"] = serde_json::json!({"domain": "LINUX32"});
+    std::fs::write(&path, serde_json::to_vec_pretty(&v).unwrap()).unwrap();
+    let id = format!("esc-parity-{}", std::process::id());
+    let o = s.runtime(
+        &s.oci,
+        &[
+            "run",
+            "--detach",
+            "--bundle",
+            s.bundle().to_str().unwrap(),
+            &id,
+        ],
+    );
+    assert!(o.status.success(), "run --detach: {}", text(&o.stderr));
+    wait_running(&s, &id);
+    let exec = |script: &str| {
+        let o = s.runtime(&s.oci, &["exec", &id, "sh", "-c", script]);
+        assert!(o.status.success(), "exec: {}", text(&o.stderr));
+        text(&o.stdout)
+    };
+    let init = exec(&privileges_of("1"));
+    let mine = exec(&privileges_of("self"));
+    let _ = s.runtime(&s.oci, &["delete", "-f", &id]);
+    println!("init:\n{init}\nexec:\n{mine}");
+    assert!(
+        init.contains("Max open files            256                  512"),
+        "{init}"
+    );
+    assert!(
+        init.contains("NoNewPrivs:\t1") && init.contains("Seccomp:\t2"),
+        "{init}"
+    );
+    assert!(init.contains("00000008"), "LINUX32 personality: {init}");
+    assert_eq!(mine, init, "exec differs from the container's init");
+}
