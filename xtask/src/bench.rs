@@ -72,25 +72,9 @@ pub fn main(a: Args) -> Result<()> {
             ),
         );
     }
-    let json = tmp.join("hyperfine.json");
-    step(&format!("hyperfine: {} runs each", a.runs));
-    let mut hf = Command::new("hyperfine");
-    hf.args([
-        "--warmup",
-        "10",
-        "--runs",
-        &a.runs.to_string(),
-        "--export-json",
-    ])
-    .arg(&json);
-    for (name, cmd) in &commands {
-        hf.args(["--command-name", name, cmd]);
-    }
-    run(&mut hf)?;
-    let results: serde_json::Value = serde_json::from_slice(&std::fs::read(&json)?)?;
+    let rows = hyperfine(&commands, a.runs, &tmp);
     let _ = std::fs::remove_dir_all(&tmp);
-
-    let rows = rows_of(&results)?;
+    let rows = rows?;
     let median = |n: &str| median_of(&rows, n);
     let (g, rc, bw) = (median("gocker"), median("runc"), median("bwrap"));
     let mut body = String::new();
@@ -167,30 +151,9 @@ fn oci_lifecycle(ws: &Path, rootfs: &Path, runs: u32) -> Result<()> {
         ),
         ("runc", life("runc", &tmp.join("runc-state"))),
     ];
-    let json = tmp.join("hyperfine.json");
-    step(&format!("hyperfine: {runs} runs each"));
-    let mut hf = Command::new("hyperfine");
-    hf.args([
-        "--warmup",
-        "10",
-        "--runs",
-        &runs.to_string(),
-        "--export-json",
-    ])
-    .arg(&json);
-    for (name, cmd) in &commands {
-        hf.args(["--command-name", name, cmd]);
-    }
-    let status = hf.status();
-    let results: Option<serde_json::Value> = std::fs::read(&json)
-        .ok()
-        .and_then(|b| serde_json::from_slice(&b).ok());
+    let rows = hyperfine(&commands, runs, &tmp);
     let _ = std::fs::remove_dir_all(&tmp);
-    if !status.map(|s| s.success()).unwrap_or(false) {
-        bail!("hyperfine failed");
-    }
-    let results = results.context("hyperfine results")?;
-    let rows = rows_of(&results)?;
+    let rows = rows?;
     let median = |n: &str| median_of(&rows, n);
     let (g, rc) = (median("gocker-oci"), median("runc"));
     let mut body = String::new();
@@ -223,6 +186,35 @@ fn oci_lifecycle(ws: &Path, rootfs: &Path, runs: u32) -> Result<()> {
     )?;
     print!("{body}");
     Ok(())
+}
+
+/// Runs `commands` (name, shell command) side by side in one hyperfine run of `runs` runs each
+/// after 10 warm-ups, its JSON export in `scratch`; returns one row per command.
+fn hyperfine<N: AsRef<str>>(
+    commands: &[(N, String)],
+    runs: u32,
+    scratch: &Path,
+) -> Result<Vec<Row>> {
+    let json = scratch.join("hyperfine.json");
+    step(&format!("hyperfine: {runs} runs each"));
+    let mut hf = Command::new("hyperfine");
+    hf.args([
+        "--warmup",
+        "10",
+        "--runs",
+        &runs.to_string(),
+        "--export-json",
+    ])
+    .arg(&json);
+    for (name, cmd) in commands {
+        hf.args(["--command-name", name.as_ref(), cmd]);
+    }
+    if !hf.status().context("spawn hyperfine")?.success() {
+        bail!("hyperfine failed");
+    }
+    let results: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&json).context("hyperfine's JSON export")?)?;
+    rows_of(&results)
 }
 
 /// One row per command of hyperfine's JSON export: name, then median, mean, min and max in ms.
@@ -329,26 +321,7 @@ fn exec_latency(
         "runc",
         format!("runc --root {} exec {name} /bin/true", runc_root.display()),
     ));
-    let json = tmp.join("hyperfine.json");
-    let status = started.and_then(|()| {
-        step(&format!("hyperfine: exec, {runs} runs each"));
-        let mut hf = Command::new("hyperfine");
-        hf.args([
-            "--warmup",
-            "10",
-            "--runs",
-            &runs.to_string(),
-            "--export-json",
-        ])
-        .arg(&json);
-        for (n, cmd) in &commands {
-            hf.args(["--command-name", n, cmd]);
-        }
-        Ok(hf.status()?)
-    });
-    let results: Option<serde_json::Value> = std::fs::read(&json)
-        .ok()
-        .and_then(|b| serde_json::from_slice(&b).ok());
+    let rows = started.and_then(|()| hyperfine(&commands, runs, &tmp));
     let _ = Command::new(gocker).args(["rm", "-f", &name]).output();
     let _ = Command::new("runc")
         .arg("--root")
@@ -356,10 +329,7 @@ fn exec_latency(
         .args(["delete", "-f", &name])
         .output();
     let _ = std::fs::remove_dir_all(&tmp);
-    if !status?.success() {
-        bail!("hyperfine failed");
-    }
-    let rows = rows_of(&results.context("hyperfine results")?)?;
+    let rows = rows?;
     let g = median_of(&rows, "gocker");
     let mut body = String::new();
     body += &format!("Measured {} with `cargo xtask bench --only exec` ({runs} runs each after 10 warm-ups, one hyperfine run).\n\n", today());

@@ -104,44 +104,10 @@ int main(int argc, char **argv) {
 }
 "#;
 
-/// The directory holding the static probe `flood`: built once per user and probe source, reused
-/// by later runs (a build cache in the temp directory).
+/// The directory holding the static probe `flood`.
 fn probe_dir() -> &'static Path {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
-    DIR.get_or_init(|| {
-        let sum = PROBE_C
-            .bytes()
-            .fold(0u32, |h, b| h.wrapping_mul(31).wrapping_add(b as u32));
-        let d = std::env::temp_dir().join(format!(
-            "gocker-liftflood-{}-{sum:08x}",
-            rustix::process::geteuid().as_raw()
-        ));
-        if d.join("flood").exists() {
-            return d;
-        }
-        let tmp =
-            std::env::temp_dir().join(format!("gocker-liftflood-build-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&tmp);
-        std::fs::create_dir_all(&tmp).unwrap();
-        std::fs::write(tmp.join("flood.c"), PROBE_C).unwrap();
-        let o = Command::new("gcc")
-            .args(["-static", "-O1", "-o"])
-            .arg(tmp.join("flood"))
-            .arg(tmp.join("flood.c"))
-            .output()
-            .expect("gcc");
-        assert!(
-            o.status.success(),
-            "gcc -static: {}",
-            String::from_utf8_lossy(&o.stderr)
-        );
-        // Another test process may have won the race: either copy is the same program.
-        if std::fs::rename(&tmp, &d).is_err() {
-            let _ = std::fs::remove_dir_all(&tmp);
-        }
-        assert!(d.join("flood").exists());
-        d
-    })
+    DIR.get_or_init(|| static_program("flood", PROBE_C, &[]))
 }
 
 /// The rootfs, which must have the `/.gocker` mount point of workspace mode.

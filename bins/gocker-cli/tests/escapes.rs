@@ -18,23 +18,10 @@ use std::time::{Duration, Instant};
 /// The probe (`probe tiocsti TEXT`, `probe hunt MS`); gocker-oci's escapes test uses it too.
 const PROBE_C: &str = include_str!("probes/escape_probe.c");
 
-/// The directory holding the static probe, built once per test process.
+/// The directory holding the static probe `probe`.
 fn probe_dir() -> &'static Path {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
-    DIR.get_or_init(|| {
-        let d = std::env::temp_dir().join(format!("gocker-escape-probe-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&d);
-        std::fs::create_dir_all(&d).unwrap();
-        std::fs::write(d.join("probe.c"), PROBE_C).unwrap();
-        let o = Command::new("gcc")
-            .args(["-static", "-O1", "-o"])
-            .arg(d.join("probe"))
-            .arg(d.join("probe.c"))
-            .output()
-            .expect("gcc");
-        assert!(o.status.success(), "gcc -static: {}", text(&o.stderr));
-        d
-    })
+    DIR.get_or_init(|| static_program("probe", PROBE_C, &[]))
 }
 
 fn probe_volume() -> String {

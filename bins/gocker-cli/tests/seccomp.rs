@@ -64,46 +64,10 @@ int main(int argc, char **argv) {
 }
 "#;
 
-/// The directory holding the static helper `sc`: built once per user and helper source, and
-/// reused by later runs (a build cache in the temp directory, not litter of one run).
+/// The directory holding the static helper `sc`.
 fn helper_dir() -> &'static Path {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
-    DIR.get_or_init(|| {
-        let sum = HELPER_C
-            .bytes()
-            .fold(0u32, |h, b| h.wrapping_mul(31).wrapping_add(b as u32));
-        let d = std::env::temp_dir().join(format!(
-            "gocker-seccomp-helper-{}-{sum:08x}",
-            rustix::process::geteuid().as_raw()
-        ));
-        if d.join("sc").exists() {
-            return d;
-        }
-        let tmp = std::env::temp_dir().join(format!(
-            "gocker-seccomp-helper-build-{}",
-            std::process::id()
-        ));
-        let _ = std::fs::remove_dir_all(&tmp);
-        std::fs::create_dir_all(&tmp).unwrap();
-        std::fs::write(tmp.join("sc.c"), HELPER_C).unwrap();
-        let o = Command::new("gcc")
-            .args(["-static", "-O1", "-pthread", "-o"])
-            .arg(tmp.join("sc"))
-            .arg(tmp.join("sc.c"))
-            .output()
-            .expect("gcc");
-        assert!(
-            o.status.success(),
-            "gcc -static: {}",
-            String::from_utf8_lossy(&o.stderr)
-        );
-        // Another test process may have won the race: either copy is the same program.
-        if std::fs::rename(&tmp, &d).is_err() {
-            let _ = std::fs::remove_dir_all(&tmp);
-        }
-        assert!(d.join("sc").exists());
-        d
-    })
+    DIR.get_or_init(|| static_program("sc", HELPER_C, &["-pthread"]))
 }
 
 /// `gocker [PRE...] run --rm --rootfs R -v HELPER:/t:ro EXTRA... /bin/sh -c SCRIPT`

@@ -172,3 +172,44 @@ pub fn cmdline(pid: i32) -> String {
         .map(|c| String::from_utf8_lossy(&c).replace('\0', " "))
         .unwrap_or_default()
 }
+
+/// A static C program `name` built from `source` with `gcc -static` (extra `flags` after
+/// `-O1`), in a directory of its own that the tests bind into containers. Built once per user
+/// and source, and reused by later runs: a build cache in the temp directory, named by a hash of
+/// the source, not litter of one run. Returns the directory.
+pub fn static_program(name: &str, source: &str, flags: &[&str]) -> PathBuf {
+    let sum = source
+        .bytes()
+        .fold(0u32, |h, b| h.wrapping_mul(31).wrapping_add(b as u32));
+    let d = std::env::temp_dir().join(format!(
+        "gocker-test-{name}-{}-{sum:08x}",
+        rustix::process::geteuid().as_raw()
+    ));
+    if d.join(name).exists() {
+        return d;
+    }
+    let tmp = std::env::temp_dir().join(format!("gocker-test-{name}-build-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&tmp);
+    std::fs::create_dir_all(&tmp).unwrap();
+    let c = tmp.join(format!("{name}.c"));
+    std::fs::write(&c, source).unwrap();
+    let o = Command::new("gcc")
+        .args(["-static", "-O1"])
+        .args(flags)
+        .arg("-o")
+        .arg(tmp.join(name))
+        .arg(&c)
+        .output()
+        .expect("gcc");
+    assert!(
+        o.status.success(),
+        "gcc -static {name}: {}",
+        text(&o.stderr)
+    );
+    // Another test process may have won the race: either copy is the same program.
+    if std::fs::rename(&tmp, &d).is_err() {
+        let _ = std::fs::remove_dir_all(&tmp);
+    }
+    assert!(d.join(name).exists());
+    d
+}
