@@ -89,10 +89,13 @@ pub fn main(a: Args) -> Result<()> {
     );
     body += "Commands (same rootfs, as root, no network):\n\n";
     for (name, cmd) in &commands {
-        body += &format!("- {name}: `{}`\n", shown(cmd, &ws, &rootfs, &tmp));
+        body += &format!(
+            "- {name}: `{}`\n",
+            shown(cmd, &ws, &rootfs, &tmp, a.baseline.as_deref())
+        );
     }
     if a.baseline.is_some() {
-        body += "\n`gocker-baseline` is the binary given with `--baseline BIN` (another build), measured in the same run.\n";
+        body += "\n`gocker-baseline` is the binary given with `--baseline BIN` (`$BASELINE`, another build), measured in the same run.\n";
     }
     body += "\n`gocker-exec-mode` is the same run with the rings re-executed as binaries (the spawn mode for \
              multi-threaded embedders, see docs/architecture.md); it is not part of the targets.\n";
@@ -248,8 +251,12 @@ fn median_of(rows: &[Row], name: &str) -> f64 {
 
 /// A command as docs/benchmarks.md shows it: the checkout, the rootfs and the scratch directory
 /// as variables, not this machine's paths.
-fn shown(cmd: &str, ws: &Path, rootfs: &Path, tmp: &Path) -> String {
-    cmd.replace(&format!("{}/", ws.display()), "")
+fn shown(cmd: &str, ws: &Path, rootfs: &Path, tmp: &Path, baseline: Option<&Path>) -> String {
+    let mut s = cmd.to_owned();
+    if let Some(b) = baseline {
+        s = s.replace(&b.display().to_string(), "$BASELINE");
+    }
+    s.replace(&format!("{}/", ws.display()), "")
         .replace(&rootfs.display().to_string(), "$ROOTFS")
         .replace(&tmp.display().to_string(), "$TMP")
 }
@@ -342,7 +349,10 @@ fn exec_latency(
     );
     body += "`exec /bin/true` into a running container (`sleep`, same rootfs, as root, no network):\n\n";
     for (n, cmd) in &commands {
-        body += &format!("- {n}: `{}`\n", shown(cmd, ws, rootfs, &tmp));
+        body += &format!(
+            "- {n}: `{}`\n",
+            shown(cmd, ws, rootfs, &tmp, baseline).replace(&name, "$NAME")
+        );
     }
     body += "\n| runtime | median ms | mean ms | min ms | max ms | gocker median ÷ this |\n|---|---|---|---|---|---|\n";
     for (n, med, mean, min, max) in &rows {
@@ -352,6 +362,7 @@ fn exec_latency(
         );
     }
     if baseline.is_some() {
+        body += "\n`gocker-baseline` is the binary given with `--baseline BIN` (`$BASELINE`, another build), measured in the same run.\n";
         let b = median_of(&rows, "gocker-baseline");
         body += &format!(
             "\nCost against the baseline build: {:+.1} % (median).\n",
