@@ -447,3 +447,84 @@ fn exec_gets_the_inits_limits_personality_and_privileges() {
     assert!(init.contains("00000008"), "LINUX32 personality: {init}");
     assert_eq!(mine, init, "exec differs from the container's init");
 }
+
+/// A bind source on a shared mount of the host (here an overlayfs, which cannot be idmapped, so
+/// the clone that ring0 makes is bound as it is): the container's copy must not be a peer of the
+/// host's, or a mount the container makes below it appears on the host (its root holds
+/// CAP_SYS_ADMIN over its own mount namespace).
+#[test]
+fn a_mount_inside_a_volume_on_a_shared_host_mount_stays_inside() {
+    if rootless() {
+        // Making a shared overlay mount on the host needs root.
+        return;
+    }
+    let s = Scene::new("shared");
+    let layers = s.dir.join("layers");
+    for d in ["lower/sub", "upper", "work", "merged"] {
+        std::fs::create_dir_all(layers.join(d)).unwrap();
+    }
+    let merged = layers.join("merged");
+    let opts = format!(
+        "lowerdir={0}/lower,upperdir={0}/upper,workdir={0}/work",
+        layers.display()
+    );
+    let mount = |args: &[&str]| Command::new("mount").args(args).status().unwrap().success();
+    assert!(mount(&[
+        "-t",
+        "overlay",
+        "overlay",
+        "-o",
+        &opts,
+        merged.to_str().unwrap()
+    ]));
+    struct Unmount(PathBuf);
+    impl Drop for Unmount {
+        fn drop(&mut self) {
+            let _ = Command::new("umount")
+                .arg(self.0.join("sub"))
+                .stderr(Stdio::null())
+                .status();
+            let _ = Command::new("umount").arg(&self.0).status();
+        }
+    }
+    let _unmount = Unmount(merged.clone());
+    assert!(mount(&["--make-shared", merged.to_str().unwrap()]));
+
+    s.spec(
+        &[
+            "sh",
+            "-c",
+            "mount -t tmpfs planted /mnt/sub && echo mounted; grep ' /mnt ' /proc/self/mountinfo",
+        ],
+        "/",
+    );
+    let path = s.bundle().join("config.json");
+    let mut v: serde_json::Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    v["mounts"].as_array_mut().unwrap().push(serde_json::json!({
+        "destination": "/mnt", "type": "bind", "source": merged, "options": ["rbind"]
+    }));
+    let caps = serde_json::json!(["CAP_SYS_ADMIN"]);
+    v["process"]["capabilities"] =
+        serde_json::json!({"bounding": caps, "effective": caps, "permitted": caps});
+    std::fs::write(&path, serde_json::to_vec_pretty(&v).unwrap()).unwrap();
+    let id = format!("shared-{}", std::process::id());
+    let o = s.runtime(
+        &s.oci,
+        &["run", "--bundle", s.bundle().to_str().unwrap(), &id],
+    );
+    let out = text(&o.stdout);
+    assert!(out.starts_with("mounted\n"), "{out}{}", text(&o.stderr));
+    assert!(
+        !out.contains("shared:"),
+        "a peer of the host's mount: {out}"
+    );
+    let host = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    let planted = merged.join("sub");
+    assert!(
+        !host
+            .lines()
+            .any(|l| l.split(' ').nth(4) == Some(planted.to_str().unwrap())),
+        "the container's mount reached the host at {}",
+        planted.display()
+    );
+}

@@ -1105,3 +1105,94 @@ fn joins_pid_and_user_namespaces_by_path() {
     ok(&env.oci(&["delete", &a]));
     assert!(!env.root().join(&a).exists());
 }
+
+/// podman's default network, without podman: a network namespace made for the container and
+/// joined by path takes the spec's `net.*` sysctls (written by the runtime, which joined it with
+/// the caller's privileges; a gid range in the container's own ids, as written from inside); the
+/// runtime's own (the host's) namespace by path does not, and nothing is created or changed.
+#[test]
+fn sysctls_of_a_network_namespace_joined_by_path() {
+    if rootless() {
+        // Joining a namespace owned by the host's user namespace needs host privileges.
+        return;
+    }
+    let env = Env::new("netsysctl");
+    let name = format!("gocker-oci-sysctl-{}", std::process::id());
+    assert!(Command::new("ip")
+        .args(["netns", "add", &name])
+        .status()
+        .unwrap()
+        .success());
+    struct Del(String);
+    impl Drop for Del {
+        fn drop(&mut self) {
+            let _ = Command::new("ip")
+                .args(["netns", "delete", &self.0])
+                .status();
+        }
+    }
+    let _del = Del(name.clone());
+    let in_netns = |file: &str| {
+        let o = Command::new("ip")
+            .args(["netns", "exec", &name, "cat", file])
+            .output()
+            .unwrap();
+        ok(&o);
+        String::from_utf8_lossy(&o.stdout).trim().to_owned()
+    };
+    let set_net = |v: &mut serde_json::Value, path: &str| {
+        for n in v["linux"]["namespaces"].as_array_mut().unwrap() {
+            if n["type"] == "network" {
+                n["path"] = path.into();
+            }
+        }
+        v["linux"]["sysctl"] = serde_json::json!({
+            "net.ipv4.ping_group_range": "0 0",
+            "net.ipv4.ip_unprivileged_port_start": "80",
+        });
+    };
+    let id = format!("netsysctl-{}", std::process::id());
+    let path = format!("/run/netns/{name}");
+    env.spec(
+        &[
+            "cat",
+            "/proc/sys/net/ipv4/ping_group_range",
+            "/proc/sys/net/ipv4/ip_unprivileged_port_start",
+        ],
+        |v| set_net(v, &path),
+    );
+    let o = env.oci(&["run", "--bundle", env.bundle().to_str().unwrap(), &id]);
+    ok(&o);
+    assert_eq!(String::from_utf8_lossy(&o.stdout), "0\t0\n80\n");
+    // Seen from the host: the container's gid 0 is its root's host gid.
+    let root_gid = std::fs::read_to_string(env.bundle().join("config.json"))
+        .ok()
+        .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
+        .and_then(|v| v["linux"]["gidMappings"][0]["hostID"].as_u64())
+        .unwrap_or(1_000_000_000);
+    assert_eq!(
+        in_netns("/proc/sys/net/ipv4/ping_group_range"),
+        format!("{root_gid}\t{root_gid}")
+    );
+    assert_eq!(
+        in_netns("/proc/sys/net/ipv4/ip_unprivileged_port_start"),
+        "80"
+    );
+
+    // The runtime's own network namespace by path: its sysctls are the host's. Refused by name,
+    // before anything is created; the host's values are untouched.
+    let before = std::fs::read_to_string("/proc/sys/net/ipv4/ip_unprivileged_port_start").unwrap();
+    env.spec(&["true"], |v| set_net(v, "/proc/self/ns/net"));
+    let o = env.oci(&["run", "--bundle", env.bundle().to_str().unwrap(), &id]);
+    assert!(!o.status.success());
+    let e = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        e.contains("net.ipv4.") && e.contains("own namespace"),
+        "{e}"
+    );
+    assert!(!env.root().join(&id).exists());
+    assert_eq!(
+        std::fs::read_to_string("/proc/sys/net/ipv4/ip_unprivileged_port_start").unwrap(),
+        before
+    );
+}

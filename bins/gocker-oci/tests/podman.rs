@@ -1,22 +1,26 @@
-//! podman with `--runtime gocker-oci` (root phase of `cargo xtask itest`, which installs podman).
+//! podman with `--runtime gocker-oci` (root phase of `cargo xtask itest`, which installs podman),
+//! with podman's stock configuration and storage: Debian's own containers.conf (no
+//! `CONTAINERS_CONF`: its `default_sysctls` has `net.ipv4.ping_group_range`, and the default
+//! network is podman's bridge, whose namespace podman creates and the container joins by path),
+//! podman's default storage driver (overlay here, which cannot be idmapped) and its storage
+//! layout and permissions (`0700` directories owned by root, which the container's remapped root
+//! cannot traverse). docs/oci.md, "podman".
 //!
-//! Flags, and why (docs/oci.md):
-//! - isolated storage: `--root`/`--runroot` in a temporary directory, `vfs` driver, no events
-//!   journal, `--cgroup-manager cgroupfs` (no systemd driver in gocker-oci);
-//! - `--network none` for most runs; one run uses podman's default bridge (CNI on Debian 12: the
-//!   container's network namespace is created by podman and joined by path), and the test removes
-//!   the `cni-podman0` bridge and the CNI firewall chains afterwards when it created them;
+//! The only flags are where the storage lives and the ones this host forces:
+//! - `--root`/`--runroot` in a temporary directory, made `0700` like `/var/lib/containers` (the
+//!   test leaves the host's storage alone); podman makes everything below it with its own modes;
 //! - `--pids-limit -1`: podman's default limit of 2048 needs the pids controller on cgroup v2,
 //!   which this hybrid host binds to v1; gocker-oci refuses it rather than dropping it (tested);
 //! - `--ulimit nofile=1024:1024 --ulimit nproc=1000:1000`: podman's defaults exceed this
 //!   machine's hard limits, and the container's user namespace cannot raise them.
-//! - The storage root is made traversable (o+x): gocker's rootful containers run in a user
-//!   namespace (root → an unprivileged host uid), which must reach the image's directory.
+//!
+//! The default network is CNI's bridge on Debian 12: the test removes the `cni-podman0` bridge,
+//! the CNI firewall chains and the lease directory afterwards when it created them.
 
 mod common;
 use common::{ok, rootfs};
 
-use std::os::unix::fs::PermissionsExt;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
@@ -24,9 +28,8 @@ struct Podman {
     dir: PathBuf,
 }
 
-const LIMITS: [&str; 8] = [
-    "--network",
-    "none",
+/// What this host forces (see the module's documentation); nothing else is changed.
+const LIMITS: [&str; 6] = [
     "--pids-limit",
     "-1",
     "--ulimit",
@@ -42,9 +45,6 @@ impl Podman {
             "podman".to_owned(),
             format!("--root={d}/root"),
             format!("--runroot={d}/run"),
-            "--storage-driver=vfs".into(),
-            "--cgroup-manager=cgroupfs".into(),
-            "--events-backend=none".into(),
             format!("--runtime={}", env!("CARGO_BIN_EXE_gocker-oci")),
         ]
         .into()
@@ -55,7 +55,7 @@ impl Podman {
         c.args(&b[1..])
             .args(args)
             .stdin(Stdio::null())
-            .env("CONTAINERS_CONF", self.dir.join("containers.conf"));
+            .env_remove("CONTAINERS_CONF");
         c
     }
     fn run(&self, args: &[&str]) -> Output {
@@ -67,29 +67,38 @@ impl Drop for Podman {
     fn drop(&mut self) {
         let _ = self.cmd(&["rm", "-af", "-t", "0"]).output();
         let _ = self.cmd(&["rmi", "-af"]).output();
-        // vfs layers are plain directories; podman may leave its runroot mounts (none with vfs).
+        // The overlay driver leaves its directory mounted (and a container's root, had one been
+        // left): unmounted before the directory is removed.
+        let root = self.dir.join("root");
+        let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+        let mut under: Vec<&str> = mounts
+            .lines()
+            .filter_map(|l| l.split(' ').nth(4))
+            .filter(|m| Path::new(m).starts_with(&root))
+            .collect();
+        under.sort_by_key(|m| std::cmp::Reverse(m.len()));
+        for m in under {
+            let _ = Command::new("umount").args(["-l", m]).status();
+        }
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
 
-fn open_traversal(dir: &Path) {
-    for d in [
-        dir.join("root"),
-        dir.join("root/vfs"),
-        dir.join("root/vfs/dir"),
-    ] {
-        if let Ok(m) = std::fs::metadata(&d) {
-            std::fs::set_permissions(
-                &d,
-                std::fs::Permissions::from_mode(m.permissions().mode() | 0o001),
-            )
-            .unwrap();
-        }
-    }
+/// `path` is a directory owned by root with mode 0700, as podman's stock storage is.
+#[track_caller]
+fn assert_private(path: &Path) {
+    let m = std::fs::metadata(path).unwrap();
+    assert!(
+        m.is_dir() && m.uid() == 0 && m.permissions().mode() & 0o7777 == 0o700,
+        "{}: mode {:o}, uid {}",
+        path.display(),
+        m.permissions().mode(),
+        m.uid()
+    );
 }
 
 #[test]
-fn podman_with_gocker_oci() {
+fn stock_podman_with_gocker_oci() {
     if std::env::var("GOCKER_TEST_MODE").as_deref() != Ok("root") {
         eprintln!(
             "podman test: root phase only (rootless podman needs its own user namespace setup)"
@@ -98,7 +107,8 @@ fn podman_with_gocker_oci() {
     }
     let dir = std::env::temp_dir().join(format!("gocker-podman-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
-    std::fs::write(dir.join("containers.conf"), "[engine]\n").unwrap();
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700)).unwrap();
+    let _cleanup = CniCleanup::new();
     let p = Podman { dir: dir.clone() };
 
     // Import the test rootfs as an image.
@@ -114,12 +124,32 @@ fn podman_with_gocker_oci() {
         .unwrap();
     assert!(tar.wait().unwrap().success());
     ok(&o);
-    open_traversal(&dir);
+    // podman's own layout and modes, untouched: its directories are root's and 0700.
+    let driver = ok(&p.run(&["info", "--format", "{{.Store.GraphDriverName}}"]));
+    let driver = driver.trim();
+    for d in [
+        dir.join("root"),
+        dir.join("run"),
+        dir.join(format!("root/{driver}-containers")),
+        dir.join(format!("root/{driver}-layers")),
+        dir.join(format!("run/{driver}-containers")),
+    ] {
+        assert_private(&d);
+    }
 
-    // run --rm: output, uid 0, and the rlimits reached the container.
+    // run --rm with the default network: output, uid 0, the rlimits reached the container, and
+    // containers.conf's ping_group_range is set in podman's network namespace, in the
+    // container's own gids; the bind targets the image lacked were made.
     let mut args = vec!["run", "--rm"];
     args.extend(LIMITS);
-    args.extend(["gocker-test-busybox", "sh", "-c", "echo ok; id; ulimit -n"]);
+    args.extend([
+        "gocker-test-busybox",
+        "sh",
+        "-c",
+        "echo ok; id; ulimit -n; cat /proc/sys/net/ipv4/ping_group_range; \
+         ip -4 -o addr show eth0 | grep -o 'inet [0-9.]*'; \
+         test -f /run/.containerenv && echo containerenv; cat /etc/hostname",
+    ]);
     let out = ok(&p.run(&args));
     let lines: Vec<&str> = out.lines().collect();
     assert_eq!(lines.first(), Some(&"ok"), "{out}");
@@ -128,14 +158,19 @@ fn podman_with_gocker_oci() {
         "{out}"
     );
     assert_eq!(lines.get(2), Some(&"1024"), "{out}");
+    assert_eq!(lines.get(3), Some(&"0\t0"), "{out}");
+    assert!(
+        lines.get(4).is_some_and(|l| l.starts_with("inet 10.88.")),
+        "{out}"
+    );
+    assert_eq!(lines.get(5), Some(&"containerenv"), "{out}");
+    assert!(lines.get(6).is_some_and(|h| !h.is_empty()), "{out}");
 
     // podman's default pids limit cannot be applied on this host: refused, not dropped.
     if !Path::new("/sys/fs/cgroup/cgroup.controllers").exists() {
         let o = p.run(&[
             "run",
             "--rm",
-            "--network",
-            "none",
             "--ulimit",
             "nofile=1024:1024",
             "--ulimit",
@@ -213,7 +248,7 @@ fn podman_with_gocker_oci() {
         p.base().join(" "),
         LIMITS.join(" ")
     );
-    let out = ok(&under_script(&inner, &dir));
+    let out = ok(&under_script(&inner));
     assert!(
         out.contains("/dev/pts/") && out.contains("stdin-is-tty"),
         "{out:?}"
@@ -227,7 +262,7 @@ fn podman_with_gocker_oci() {
         "{} exec -it {name} sh -c 'tty; [ -t 0 ] && echo exec-stdin-is-tty; exit 4'",
         p.base().join(" "),
     );
-    let o = under_script(&inner, &dir);
+    let o = under_script(&inner);
     let out = String::from_utf8_lossy(&o.stdout);
     assert_eq!(o.status.code(), Some(4), "{out}");
     assert!(
@@ -236,61 +271,64 @@ fn podman_with_gocker_oci() {
     );
     ok(&p.run(&["rm", "-f", "-t", "0", &name]));
 
-    // podman's default bridge: the container joins podman's network namespace by path and
-    // reaches the host's bridge address.
-    {
-        let _cleanup = CniCleanup::new();
-        let mut args = vec!["run", "--rm", "--network", "bridge"];
-        args.extend(&LIMITS[2..]);
-        args.extend(["gocker-test-busybox", "sh", "-c", "ip -4 -o addr show eth0"]);
-        let out = ok(&p.run(&args));
-        assert!(out.contains("inet 10.88."), "{out}");
-        let listener = std::net::TcpListener::bind("10.88.0.1:0").unwrap();
-        let port = listener.local_addr().unwrap().port();
-        let server = std::thread::spawn(move || {
-            use std::io::{Read, Write};
-            // Bounded: a container that cannot reach us must fail the test, not hang it.
-            listener.set_nonblocking(true).unwrap();
-            let end = std::time::Instant::now() + std::time::Duration::from_secs(30);
-            let (mut c, peer) = loop {
-                match listener.accept() {
-                    Ok(c) => break c,
-                    Err(_) if std::time::Instant::now() < end => {
-                        std::thread::sleep(std::time::Duration::from_millis(20))
-                    }
-                    Err(e) => panic!("no connection from the container: {e}"),
+    // --network none: a network namespace of the container's own (ring1's), where ring1 writes
+    // the sysctl.
+    let mut args = vec!["run", "--rm", "--network", "none"];
+    args.extend(LIMITS);
+    args.extend([
+        "gocker-test-busybox",
+        "cat",
+        "/proc/sys/net/ipv4/ping_group_range",
+    ]);
+    assert_eq!(ok(&p.run(&args)).trim_end(), "0\t0");
+
+    // podman's default bridge: the container reaches the host's bridge address.
+    let listener = std::net::TcpListener::bind("10.88.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let server = std::thread::spawn(move || {
+        use std::io::{Read, Write};
+        // Bounded: a container that cannot reach us must fail the test, not hang it.
+        listener.set_nonblocking(true).unwrap();
+        let end = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        let (mut c, peer) = loop {
+            match listener.accept() {
+                Ok(c) => break c,
+                Err(_) if std::time::Instant::now() < end => {
+                    std::thread::sleep(std::time::Duration::from_millis(20))
                 }
-            };
-            c.set_nonblocking(false).unwrap();
-            let mut req = [0u8; 1024];
-            let _ = c.read(&mut req);
-            let body = format!("hello-from-host {}", peer.ip());
-            let _ = write!(
-                c,
-                "HTTP/1.0 200 OK\r\nContent-Length: {}\r\n\r\n{body}",
-                body.len()
-            );
-        });
-        // busybox-static's wget crashes in its static resolver; nc speaks HTTP/1.0 as well.
-        let probe =
-            format!("printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc -w 10 10.88.0.1 {port} | tail -n 1");
-        let mut args = vec!["run", "--rm", "--network", "bridge"];
-        args.extend(&LIMITS[2..]);
-        args.extend(["gocker-test-busybox", "sh", "-c", &probe]);
-        let out = ok(&p.run(&args));
-        server.join().unwrap();
-        assert!(out.starts_with("hello-from-host 10.88."), "{out}");
-    }
+                Err(e) => panic!("no connection from the container: {e}"),
+            }
+        };
+        c.set_nonblocking(false).unwrap();
+        let mut req = [0u8; 1024];
+        let _ = c.read(&mut req);
+        let body = format!("hello-from-host {}", peer.ip());
+        let _ = write!(
+            c,
+            "HTTP/1.0 200 OK\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        );
+    });
+    // busybox-static's wget crashes in its static resolver; nc speaks HTTP/1.0 as well.
+    let probe =
+        format!("printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc -w 10 10.88.0.1 {port} | tail -n 1");
+    let mut args = vec!["run", "--rm"];
+    args.extend(LIMITS);
+    args.extend(["gocker-test-busybox", "sh", "-c", &probe]);
+    let out = ok(&p.run(&args));
+    server.join().unwrap();
+    assert!(out.starts_with("hello-from-host 10.88."), "{out}");
 
     // Nothing left in gocker-oci's state root.
     let left = common::containers_left(Path::new("/run/gocker-oci"));
     assert!(left.is_empty(), "left in /run/gocker-oci: {left:?}");
+    drop(p);
 }
 
 /// Runs a shell command line under util-linux `script` (a fresh pseudo-terminal). Its stdin stays
 /// open (an idle pipe) while the command runs: at end of input script would send an end-of-file to
 /// the terminal.
-fn under_script(inner: &str, dir: &Path) -> Output {
+fn under_script(inner: &str) -> Output {
     let mut idle = Command::new("sleep")
         .arg("20")
         .stdout(Stdio::piped())
@@ -298,7 +336,7 @@ fn under_script(inner: &str, dir: &Path) -> Output {
         .unwrap();
     let o = Command::new("script")
         .args(["-qec", inner, "/dev/null"])
-        .env("CONTAINERS_CONF", dir.join("containers.conf"))
+        .env_remove("CONTAINERS_CONF")
         .stdin(idle.stdout.take().unwrap())
         .output()
         .unwrap();

@@ -105,6 +105,11 @@ pub struct OciMode {
     pub userns_fd: Option<i32>,
     #[serde(default)]
     pub pidns_fd: Option<i32>,
+    /// The namespaces joined by path that are not the runtime's own (`NamespaceSet::bits`, found
+    /// by `sysctl::foreign_joins` before they are joined): their namespaced `linux.sysctl` keys are
+    /// accepted, and written by ring0.
+    #[serde(default)]
+    pub foreign_joins: u64,
 }
 
 impl ContainerConfig {

@@ -20,6 +20,10 @@ pub(crate) enum Down {
         #[serde(default)]
         files: Vec<PathBuf>,
     },
+    /// Premade mounts that did not fit in `Mapped`'s message (a message carries at most
+    /// `channel::MAX_FDS` descriptors): one per destination, in order, before `Mapped`, whose
+    /// `volumes` follow them.
+    Volumes(Vec<PathBuf>),
     /// Leave the start barrier and exec.
     Start,
     /// Workspace mode: run the enclave command now (ring2 is prepared).

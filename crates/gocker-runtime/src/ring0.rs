@@ -121,7 +121,16 @@ impl Container {
             .as_ref()
             .and_then(|l| l.sysctl().as_ref())
         {
-            crate::sysctl::plan(sysctl, config.namespaces().0)?;
+            let joined = config.oci.as_ref().map(|o| o.foreign_joins).unwrap_or(0);
+            let planned = crate::sysctl::plan(
+                sysctl,
+                config.namespaces().0,
+                crate::sysctl::namespaces_from_bits(joined),
+            )?;
+            // Namespaces joined by path (OCI mode: crate::oci has joined them in this process,
+            // with the caller's privileges): their sysctls are written here, since the container's
+            // user namespace does not own them. ring1 writes those of the namespaces it makes.
+            crate::sysctl::apply_joined(&planned, |g| config.idmaps.host_gid(g))?;
         }
         if config.spec.domainname().is_some() && !config.namespaces().0.contains(Namespace::Uts) {
             return Err(RuntimeError::Config(
@@ -386,17 +395,29 @@ impl Container {
             drop(config);
         }
         let mnt = self.idmapped_rootfs(ring1_pid);
+        if mnt.is_none() {
+            self.make_mount_targets();
+        }
         let files = crate::own_files::open_templates(&self.config)?;
-        let mut volumes = self.idmapped_volumes(ring1_pid, files.len());
-        let joined = self.joined_ipc_mqueue(volumes.len() + files.len());
+        let mut volumes = self.premade_binds(ring1_pid);
+        let joined = self.joined_ipc_mqueue();
         volumes.extend(joined);
+        // One message carries at most MAX_FDS descriptors: the first volumes go ahead in as many
+        // `Volumes` messages as they need, the rest with the rootfs and the own files.
+        let room = crate::channel::MAX_FDS - usize::from(mnt.is_some()) - files.len();
+        let ahead = volumes.len().saturating_sub(room);
+        for batch in volumes[..ahead].chunks(crate::channel::MAX_FDS) {
+            let fds: Vec<_> = batch.iter().map(|v| v.1.as_fd()).collect();
+            let dests = batch.iter().map(|v| v.0.clone()).collect();
+            r0_1.send(&Down::Volumes(dests), &fds)?;
+        }
         let fds: Vec<_> = mnt
             .iter()
-            .chain(volumes.iter().map(|v| &v.1))
+            .chain(volumes[ahead..].iter().map(|v| &v.1))
             .chain(files.iter().map(|f| &f.1))
             .map(|m| m.as_fd())
             .collect();
-        let dests = volumes.iter().map(|v| v.0.clone()).collect();
+        let dests = volumes[ahead..].iter().map(|v| v.0.clone()).collect();
         r0_1.send(
             &Down::Mapped {
                 rootfs: mnt.is_some(),
@@ -507,6 +528,7 @@ impl Container {
         let attempt = || -> Result<OwnedFd> {
             let userns = ring1_userns(cfg, ring1_pid)?;
             let mnt = gocker_mounts::root::clone(&rootfs, true)?;
+            gocker_mounts::root::make_private(mnt.as_fd(), &rootfs, true)?;
             gocker_mounts::root::idmap(mnt.as_fd(), &rootfs, userns.as_fd(), true)?;
             Ok(mnt)
         };
@@ -523,14 +545,10 @@ impl Container {
         }
     }
 
-    /// Rootful: detached clones of the spec's bind sources, made by ring0 (which can reach sources
-    /// the container's remapped root cannot, e.g. its generated resolv.conf under the 0700 state
-    /// directory), idmapped so that container root reads and writes a volume as host root would
-    /// (like the rootfs). Where the idmap is refused (a filesystem without idmap support, an older
-    /// kernel, --no-idmap) the clone is bound as is, and noted. The container's own files are
-    /// left out (ring1 binds copies of them, crate::own_files); `reserved` descriptors of the
-    /// message are theirs.
-    fn idmapped_volumes(&mut self, ring1_pid: i32, reserved: usize) -> Vec<(PathBuf, OwnedFd)> {
+    /// Rootful: every bind source of the spec opened here, with host root's access, and idmapped
+    /// like the rootfs where the filesystem allows it (`Premade::binds`). Rootless, ring1 makes
+    /// them, before it drops the caller's groups.
+    fn premade_binds(&mut self, ring1_pid: i32) -> Vec<(PathBuf, OwnedFd)> {
         let cfg = &self.config;
         if !rustix::process::geteuid().is_root() {
             return Vec::new();
@@ -540,49 +558,45 @@ impl Container {
         } else {
             None
         };
-        let mut out = Vec::new();
-        for m in cfg.spec.mounts().iter().flatten() {
-            let opts = m.options().clone().unwrap_or_default();
-            let is_bind = m.typ().as_deref() == Some("bind")
-                || opts.iter().any(|o| o == "bind" || o == "rbind");
-            let Some(src) = m.source().as_ref().filter(|_| is_bind) else {
-                continue;
-            };
-            if cfg.own_files.iter().any(|d| d == m.destination()) {
-                continue;
-            }
-            if reserved + out.len() + 1 >= crate::channel::MAX_FDS {
-                self.notes.push(format!(
-                    "{}: too many volumes to idmap; bound plainly",
-                    m.destination().display()
-                ));
-                continue;
-            }
-            let recursive = opts.iter().any(|o| o == "rbind");
-            let attempt = || -> Result<OwnedFd> {
-                let mnt = gocker_mounts::root::clone(src, recursive)?;
-                if let Some(u) = &userns {
-                    gocker_mounts::root::idmap(mnt.as_fd(), src, u.as_fd(), recursive)?;
-                }
-                Ok(mnt)
-            };
-            match attempt() {
-                Ok(fd) => out.push((m.destination().clone(), fd)),
-                Err(e) => match gocker_mounts::root::clone(src, recursive) {
-                    Ok(fd) => {
-                        self.notes.push(format!(
-                            "volume {}: not idmapped ({e}); bound as is",
-                            src.display()
-                        ));
-                        out.push((m.destination().clone(), fd));
-                    }
-                    Err(_) => self
-                        .notes
-                        .push(format!("volume {}: not idmapped ({e})", src.display())),
-                },
-            }
+        crate::ring2::Premade::binds(
+            &cfg.spec,
+            &cfg.own_files,
+            userns.as_ref().map(|u| u.as_fd()),
+            &mut self.notes,
+        )
+    }
+
+    /// OCI mode, rootful, on a rootfs that could not be idmapped (overlayfs, podman's default
+    /// storage driver, has no idmap support of its own; an older kernel): files owned by host root
+    /// appear as nobody's inside, and the container's root, an unprivileged host uid, cannot
+    /// create the mount targets that the rootfs lacks (`/etc/hostname`, `/run/.containerenv`).
+    /// ring0 creates them first, as host root and confined to the rootfs like ring2's lookups
+    /// (`openat2(RESOLVE_IN_ROOT)`), as runc and crun do. The rootfs is this process's working
+    /// directory (crate::oci); gocker run's rootfs is not written to (it is shared between
+    /// containers). A target that cannot be made is left to ring2, which reports it.
+    fn make_mount_targets(&mut self) {
+        let cfg = &self.config;
+        if cfg.oci.is_none()
+            || cfg.root_mode != RootMode::Rootfs
+            || !rustix::process::geteuid().is_root()
+        {
+            return;
         }
-        out
+        let Ok(steps) = gocker_mounts::plan(&cfg.spec) else {
+            return;
+        };
+        let root = match gocker_mounts::root::open_dir(std::path::Path::new(".")) {
+            Ok(r) => r,
+            Err(e) => {
+                self.notes
+                    .push(format!("mount targets not made by ring0: {e}"));
+                return;
+            }
+        };
+        for e in gocker_mounts::root::make_targets(root.as_fd(), &steps) {
+            self.notes
+                .push(format!("mount target not made by ring0: {e}"));
+        }
     }
 
     /// An mqueue mount shows the IPC namespace of the process that made it, and making one needs
@@ -591,7 +605,7 @@ impl Container {
     /// user namespace, so ring0, which joined it with the caller's privileges (`oci::create`), makes
     /// the instance and ring2 attaches it at the spec's destination. If ring0 cannot either, ring2
     /// tries as usual and reports its own error.
-    fn joined_ipc_mqueue(&mut self, premade: usize) -> Vec<(PathBuf, OwnedFd)> {
+    fn joined_ipc_mqueue(&mut self) -> Vec<(PathBuf, OwnedFd)> {
         let spec = &self.config.spec;
         let joined = spec
             .linux()
@@ -607,9 +621,6 @@ impl Container {
         for m in spec.mounts().iter().flatten() {
             if m.typ().as_deref() != Some("mqueue") {
                 continue;
-            }
-            if premade + out.len() + 1 >= crate::channel::MAX_FDS {
-                break;
             }
             let dest = m.destination();
             let source = m

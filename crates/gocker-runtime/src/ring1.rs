@@ -52,9 +52,25 @@ fn run(
     if let Some(o) = &cfg.oci {
         crate::joins::enter(o.userns_fd, o.pidns_fd, ns1)?;
     }
-    let (msg, mut fds) = up
-        .recv::<Down>(Some(cfg.stage_timeout), "ring0 to write the id maps")?
-        .ok_or_else(|| ring_err("ring1", "ring0 went away before writing the id maps"))?;
+    // Premade mounts that did not fit in the message of the maps come first (proto::Down).
+    let mut ahead = Vec::new();
+    let (msg, mut fds) = loop {
+        let (msg, fds) = up
+            .recv::<Down>(Some(cfg.stage_timeout), "ring0 to write the id maps")?
+            .ok_or_else(|| ring_err("ring1", "ring0 went away before writing the id maps"))?;
+        match msg {
+            Down::Volumes(dests) if dests.len() == fds.len() => {
+                ahead.extend(dests.into_iter().zip(fds))
+            }
+            Down::Volumes(dests) => {
+                return Err(ring_err(
+                    "ring1",
+                    format!("expected {} premade mounts, got {}", dests.len(), fds.len()),
+                ))
+            }
+            other => break (other, fds),
+        }
+    };
     let (mut premade, own_files) = match msg {
         Down::Mapped {
             rootfs,
@@ -73,18 +89,30 @@ fn run(
             }
             let templates = fds.split_off(usize::from(rootfs) + volumes.len());
             let rest = fds.split_off(usize::from(rootfs));
+            ahead.extend(volumes.into_iter().zip(rest));
             (
                 Premade {
                     rootfs: fds.pop(),
-                    volumes: volumes.into_iter().zip(rest).collect(),
+                    volumes: ahead,
                 },
                 files.into_iter().zip(templates).collect(),
             )
         }
-        Down::Start | Down::Enclave | Down::OciState(_) => {
+        Down::Volumes(_) | Down::Start | Down::Enclave | Down::OciState(_) => {
             return Err(ring_err("ring1", "unexpected message before the id maps"))
         }
     };
+    // Rootless: the spec's bind sources are opened here, with the caller's groups still ours
+    // (ring2 runs without them), instead of by ring2 (ring0 opens them when root).
+    if !cfg.rootful {
+        let mut notes = Vec::new();
+        let mut binds = Premade::binds(&cfg.spec, &cfg.own_files, None, &mut notes);
+        binds.append(&mut premade.volumes);
+        premade.volumes = binds;
+        for n in notes {
+            tracing::debug!("{n}");
+        }
+    }
 
     // Become root of the new user namespace.
     if !cfg.idmaps.deny_setgroups {
@@ -109,7 +137,9 @@ fn run(
         }
     }
     if let Some(sysctl) = cfg.spec.linux().as_ref().and_then(|l| l.sysctl().as_ref()) {
-        crate::sysctl::apply(&crate::sysctl::plan(sysctl, ns1)?)?;
+        let joined = cfg.oci.as_ref().map(|o| o.foreign_joins).unwrap_or(0);
+        let joined = crate::sysctl::namespaces_from_bits(joined);
+        crate::sysctl::apply(&crate::sysctl::plan(sysctl, ns1, joined)?)?;
     }
     gocker_mounts::root::make_rprivate()?;
     if ns1.contains(Namespace::Net) {

@@ -16,7 +16,9 @@ use crate::{ContainerConfig, Result, RootMode, RuntimeError};
 /// Where the host-view root is attached before pivot_root (inside ring2's private mount namespace).
 const HOST_VIEW_STAGING: &str = "/tmp";
 
-/// Detached mounts made by ring0 (idmapped): the rootfs, and volumes by destination.
+/// Detached mounts made before ring2 exists: the rootfs (idmapped, by ring0), and volumes by
+/// destination (the spec's bind sources, [`Premade::binds`]; the container's own files and
+/// lift's directory, by ring1; an mqueue of a joined IPC namespace, by ring0).
 #[derive(Debug, Default)]
 pub(crate) struct Premade {
     pub rootfs: Option<OwnedFd>,
@@ -24,6 +26,72 @@ pub(crate) struct Premade {
 }
 
 impl Premade {
+    /// Detached clones (`open_tree(OPEN_TREE_CLONE)`, with `AT_RECURSIVE` for `rbind`, made
+    /// private: a clone of a shared mount would be a peer of the host's) of the spec's bind
+    /// sources, made with the caller's credentials before the container's are taken:
+    /// by ring0 as root, which reaches sources the container's remapped root cannot (podman's
+    /// storage and run directories are 0700 and root's, as is gocker's state directory), and
+    /// idmapped through `userns` where given and the filesystem allows it (else noted and bound
+    /// as is); by ring1 when rootless, before it drops the caller's groups. ring2 attaches them
+    /// at their destinations ([`KernelMounter::premade`]) instead of opening the sources inside
+    /// the container's user namespace. Left out: the default device nodes (world-readable under
+    /// the host's `/dev`) and `skip` (the container's own files, which ring1 binds as copies).
+    /// The mount plan's checks come first: a spec whose plan is refused (a `/proc` magic link as
+    /// a source, an unsupported option) gets nothing here, and ring2 reports the refusal; a
+    /// source that cannot be cloned is left to ring2 too, which reports its error.
+    pub(crate) fn binds(
+        spec: &oci_spec::runtime::Spec,
+        skip: &[PathBuf],
+        userns: Option<BorrowedFd<'_>>,
+        notes: &mut Vec<String>,
+    ) -> Vec<(PathBuf, OwnedFd)> {
+        let Ok(steps) = gocker_mounts::plan(spec) else {
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        for step in steps {
+            let gocker_mounts::Step::Bind {
+                source,
+                dest,
+                recursive,
+                ..
+            } = step
+            else {
+                continue;
+            };
+            let device = source == dest
+                && gocker_mounts::plan::DEFAULT_DEVICES
+                    .iter()
+                    .any(|d| Path::new(d) == dest);
+            if device || skip.contains(&dest) {
+                continue;
+            }
+            let cloned = root::clone(&source, recursive)
+                .and_then(|m| root::make_private(m.as_fd(), &source, recursive).map(|()| m));
+            let mnt = match cloned {
+                Ok(m) => m,
+                Err(e) => {
+                    notes.push(format!(
+                        "bind {}: not premade ({e}); left to ring2",
+                        source.display()
+                    ));
+                    continue;
+                }
+            };
+            if let Some(u) = userns {
+                // mount_setattr changes nothing when it fails: the clone is bound as it is.
+                if let Err(e) = root::idmap(mnt.as_fd(), &source, u, recursive) {
+                    notes.push(format!(
+                        "volume {}: not idmapped ({e}); bound as is",
+                        source.display()
+                    ));
+                }
+            }
+            out.push((dest, mnt));
+        }
+        out
+    }
+
     /// For the exec spawn mode: which descriptors follow the fixed ones.
     pub(crate) fn describe(&self) -> String {
         serde_json::json!({"rootfs": self.rootfs.is_some(), "volumes": self.volumes.iter().map(|v| &v.0).collect::<Vec<_>>()})
