@@ -271,34 +271,93 @@ pub(crate) fn become_payload(
     load: Option<&dyn Fn() -> Result<()>>,
     after_identity: &dyn Fn() -> Result<()>,
 ) -> Result<()> {
-    let nnp = p.no_new_privileges().unwrap_or(false);
-    if let (Some(load), false) = (load, nnp) {
-        load()?;
+    let mut kernel = Kernel {
+        load,
+        after_identity,
+    };
+    drop_in_order(p, setgroups_allowed, load.is_some(), &mut kernel)
+}
+
+/// The steps of the privilege drop, one call each: the seam through which the order of
+/// [`become_payload`] is tested without a kernel (youki's `Syscall` double is the model).
+pub(crate) trait Privileges {
+    fn load_seccomp(&mut self) -> Result<()>;
+    fn keep_capabilities(&mut self, keep: bool) -> Result<()>;
+    fn set_user(&mut self, p: &Process, setgroups_allowed: bool) -> Result<()>;
+    fn set_capabilities(&mut self, p: &Process) -> Result<()>;
+    fn set_non_dumpable(&mut self) -> Result<()>;
+    fn after_identity(&mut self) -> Result<()>;
+    fn set_no_new_privs(&mut self) -> Result<()>;
+    fn reset_signals(&mut self);
+}
+
+/// [`Privileges`] carried out: the system calls, the caller's filter load and hook.
+struct Kernel<'a> {
+    load: Option<&'a dyn Fn() -> Result<()>>,
+    after_identity: &'a dyn Fn() -> Result<()>,
+}
+
+impl Privileges for Kernel<'_> {
+    fn load_seccomp(&mut self) -> Result<()> {
+        self.load.map_or(Ok(()), |l| l())
     }
-    // A change from uid 0 to another clears the permitted and effective sets unless
-    // PR_SET_KEEPCAPS is set; the spec's sets apply to a non-root user too.
+    fn keep_capabilities(&mut self, keep: bool) -> Result<()> {
+        rustix::thread::set_keep_capabilities(keep).map_err(|e| {
+            RuntimeError::sys("prctl(PR_SET_KEEPCAPS)", format!("{}", u8::from(keep)), e)
+        })
+    }
+    fn set_user(&mut self, p: &Process, setgroups_allowed: bool) -> Result<()> {
+        set_user(p, setgroups_allowed)
+    }
+    fn set_capabilities(&mut self, p: &Process) -> Result<()> {
+        set_capabilities(p)
+    }
+    fn set_non_dumpable(&mut self) -> Result<()> {
+        set_non_dumpable()
+    }
+    fn after_identity(&mut self) -> Result<()> {
+        (self.after_identity)()
+    }
+    fn set_no_new_privs(&mut self) -> Result<()> {
+        rustix::thread::set_no_new_privs(true)
+            .map_err(|e| RuntimeError::sys("prctl(PR_SET_NO_NEW_PRIVS)", "payload", e))
+    }
+    fn reset_signals(&mut self) {
+        reset_signals()
+    }
+}
+
+/// The order itself. Without `no_new_privs` the kernel takes a filter only from a holder of
+/// `CAP_SYS_ADMIN`: load it first. A change from uid 0 to another clears the permitted and
+/// effective sets unless `PR_SET_KEEPCAPS` is set, and the spec's sets apply to a non-root user
+/// too. Every credential change resets the dumpable flag: non-dumpable again right after.
+fn drop_in_order(
+    p: &Process,
+    setgroups_allowed: bool,
+    filter: bool,
+    k: &mut dyn Privileges,
+) -> Result<()> {
+    let nnp = p.no_new_privileges().unwrap_or(false);
+    if filter && !nnp {
+        k.load_seccomp()?;
+    }
     let keep = p.user().uid() != 0 && p.capabilities().is_some();
     if keep {
-        rustix::thread::set_keep_capabilities(true)
-            .map_err(|e| RuntimeError::sys("prctl(PR_SET_KEEPCAPS, 1)", "payload", e))?;
+        k.keep_capabilities(true)?;
     }
-    set_user(p, setgroups_allowed)?;
+    k.set_user(p, setgroups_allowed)?;
     if keep {
-        rustix::thread::set_keep_capabilities(false)
-            .map_err(|e| RuntimeError::sys("prctl(PR_SET_KEEPCAPS, 0)", "payload", e))?;
+        k.keep_capabilities(false)?;
     }
-    set_capabilities(p)?;
-    // A change of credentials sets the dumpable flag to fs.suid_dumpable, which may be 1:
-    // non-dumpable again, until the execve.
-    set_non_dumpable()?;
-    after_identity()?;
+    k.set_capabilities(p)?;
+    k.set_non_dumpable()?;
+    k.after_identity()?;
     if nnp {
-        rustix::thread::set_no_new_privs(true)
-            .map_err(|e| RuntimeError::sys("prctl(PR_SET_NO_NEW_PRIVS)", "payload", e))?;
+        k.set_no_new_privs()?;
     }
-    reset_signals();
-    if let (Some(load), true) = (load, nnp) {
-        load()?;
+    k.reset_signals();
+    if filter && nnp {
+        k.load_seccomp()?;
     }
     Ok(())
 }
@@ -385,6 +444,112 @@ pub(crate) fn stdio_to_null(stdin: bool, stdout: bool, stderr: bool) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Records the steps instead of making them.
+    #[derive(Default)]
+    struct Recorder(Vec<&'static str>);
+
+    impl Privileges for Recorder {
+        fn load_seccomp(&mut self) -> Result<()> {
+            self.0.push("seccomp");
+            Ok(())
+        }
+        fn keep_capabilities(&mut self, keep: bool) -> Result<()> {
+            self.0.push(if keep { "keepcaps=1" } else { "keepcaps=0" });
+            Ok(())
+        }
+        fn set_user(&mut self, _: &Process, _: bool) -> Result<()> {
+            self.0.push("setresuid");
+            Ok(())
+        }
+        fn set_capabilities(&mut self, _: &Process) -> Result<()> {
+            self.0.push("capset");
+            Ok(())
+        }
+        fn set_non_dumpable(&mut self) -> Result<()> {
+            self.0.push("nondumpable");
+            Ok(())
+        }
+        fn after_identity(&mut self) -> Result<()> {
+            self.0.push("pdeathsig");
+            Ok(())
+        }
+        fn set_no_new_privs(&mut self) -> Result<()> {
+            self.0.push("nnp");
+            Ok(())
+        }
+        fn reset_signals(&mut self) {
+            self.0.push("signals");
+        }
+    }
+
+    fn steps(uid: u32, nnp: bool, filter: bool) -> Vec<&'static str> {
+        let mut p: Process = serde_json::from_value(serde_json::json!({
+            "cwd": "/", "args": ["true"], "user": {"uid": uid, "gid": uid},
+            "noNewPrivileges": nnp,
+            "capabilities": {"bounding": ["CAP_KILL"], "effective": ["CAP_KILL"], "permitted": ["CAP_KILL"]}
+        }))
+        .unwrap();
+        if uid == 12345 {
+            p.set_capabilities(None);
+        }
+        let mut r = Recorder::default();
+        drop_in_order(&p, true, filter, &mut r).unwrap();
+        r.0
+    }
+
+    #[test]
+    fn with_no_new_privs_the_filter_is_the_very_last_step() {
+        assert_eq!(
+            steps(0, true, true),
+            [
+                "setresuid",
+                "capset",
+                "nondumpable",
+                "pdeathsig",
+                "nnp",
+                "signals",
+                "seccomp"
+            ]
+        );
+    }
+
+    #[test]
+    fn without_no_new_privs_the_filter_comes_first_while_privileged() {
+        assert_eq!(
+            steps(0, false, true),
+            [
+                "seccomp",
+                "setresuid",
+                "capset",
+                "nondumpable",
+                "pdeathsig",
+                "signals"
+            ]
+        );
+    }
+
+    #[test]
+    fn a_non_root_user_keeps_its_listed_capabilities_through_the_uid_change() {
+        assert_eq!(
+            steps(1000, true, false),
+            [
+                "keepcaps=1",
+                "setresuid",
+                "keepcaps=0",
+                "capset",
+                "nondumpable",
+                "pdeathsig",
+                "nnp",
+                "signals"
+            ]
+        );
+        // Without capabilities in the spec there is nothing to keep.
+        assert_eq!(
+            steps(12345, false, false),
+            ["setresuid", "capset", "nondumpable", "pdeathsig", "signals"]
+        );
+    }
     use oci_spec::runtime::ProcessBuilder;
 
     #[test]
