@@ -32,7 +32,7 @@ use rustix::net::{
     AddressFamily, RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags, SendAncillaryBuffer,
     SendFlags, SocketAddrUnix, SocketFlags, SocketType,
 };
-use rustix::process::{Pid, Signal, WaitOptions};
+use rustix::process::{Pid, Signal};
 
 use crate::config::LiftPolicy;
 use crate::sys::exit;
@@ -477,12 +477,8 @@ fn handle(conn: OwnedFd, ring2: BorrowedFd<'_>, ring1: Pid) -> ! {
             }
         }
         if exited {
-            let status = loop {
-                match rustix::process::waitpid(Some(pid), WaitOptions::empty()) {
-                    Ok(Some((_, st))) => break ExitStatus::from_wait(st),
-                    Err(Errno::INTR) | Ok(None) => continue,
-                    Err(_) => exit(125),
-                }
+            let Ok(status) = crate::sys::wait_status(pid) else {
+                exit(125)
             };
             send(conn, &format!("exit={}", status.code()));
             exit(0)
@@ -555,13 +551,8 @@ pub(crate) fn run_joined(
             if !ready {
                 let _ = rustix::process::pidfd_send_signal(&pidfd, Signal::KILL);
             }
-            let st = loop {
-                match rustix::process::waitpid(Some(pid), WaitOptions::empty()) {
-                    Ok(Some((_, st))) => break ExitStatus::from_wait(st),
-                    Err(Errno::INTR) | Ok(None) => continue,
-                    Err(e) => return Err(err("enclave", format!("waitpid: {e}"))),
-                }
-            };
+            let st = crate::sys::wait_status(pid)
+                .map_err(|e| err("enclave", format!("waitpid: {e}")))?;
             if !ready {
                 return Err(RuntimeError::Timeout {
                     stage: format!("the enclave command {argv:?}"),
