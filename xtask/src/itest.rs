@@ -1,4 +1,6 @@
 //! `cargo xtask itest`: build, provision the rootfs, and run the unit and integration tests as root,
+//! then (still as root) the OCI runtime-tools validation suite against runc and gocker-oci
+//! (`cargo xtask conformance`),
 //! then the integration tests again as two unprivileged users: `gocker-sub` (with an /etc/subuid and
 //! /etc/subgid range, so newuidmap/newgidmap are used) and `gocker-nosub` (no range: single-id map),
 //! and finally the cgroup v2 scenarios in a QEMU guest (`cargo xtask vmtest`).
@@ -20,6 +22,9 @@ pub struct Args {
     /// Skip the cgroup v2 phase in a QEMU guest (cargo xtask vmtest).
     #[arg(long)]
     pub no_vm: bool,
+    /// Skip the OCI validation suite phase (cargo xtask conformance).
+    #[arg(long)]
+    pub no_conformance: bool,
 }
 
 const USERS: [(&str, &str, Option<u32>); 2] = [
@@ -145,6 +150,25 @@ pub fn main(a: Args) -> Result<()> {
             .env("GOCKER_TEST_MODE", "root"),
         &mut tally,
     )?;
+
+    if !a.no_conformance {
+        // Root only (itest runs as root): the suite creates containers with runc and gocker-oci.
+        // It fails when gocker-oci falls short of runc outside the allowed files.
+        match crate::conformance::run_suite(
+            &crate::conformance::Args::default(),
+            &ws.join("target/debug/gocker-oci"),
+        ) {
+            Ok(c) if c.ok() => {}
+            Ok(c) => {
+                eprintln!("==> phase conformance: FAILED: {}", c.shortfall());
+                tally.failures.push("conformance".into());
+            }
+            Err(e) => {
+                eprintln!("==> phase conformance: FAILED: {e:#}");
+                tally.failures.push("conformance".into());
+            }
+        }
+    }
 
     if !a.no_rootless {
         let bins = integration_test_binaries(&ws)?;

@@ -1,6 +1,7 @@
-//! Project tasks: `cargo xtask rootfs | itest | bench`.
+//! Project tasks: `cargo xtask rootfs | itest | vmtest | conformance | bench`.
 
 mod bench;
+mod conformance;
 mod itest;
 mod netbench;
 mod rootfs;
@@ -24,6 +25,8 @@ enum Cmd {
     Itest(itest::Args),
     /// Boot a pure cgroup v2 kernel under QEMU and run the cgroup tests and limit scenarios there.
     Vmtest(vmtest::Args),
+    /// The OCI runtime-tools validation suite against runc and gocker-oci (root; builds the suite).
+    Conformance(conformance::Args),
     /// Start latency against runc and bubblewrap, network throughput and per-mode latency; writes docs/benchmarks.md.
     Bench(bench::Args),
 }
@@ -35,6 +38,7 @@ fn main() {
         Cmd::Itest(a) => itest::main(a),
         Cmd::Bench(a) => bench::main(a),
         Cmd::Vmtest(a) => vmtest::main(a),
+        Cmd::Conformance(a) => conformance::main(a),
     };
     if let Err(e) = r {
         eprintln!("xtask: error: {e:#}");

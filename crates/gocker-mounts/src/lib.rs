@@ -20,8 +20,8 @@ use std::os::fd::BorrowedFd;
 use std::path::PathBuf;
 
 pub use options::MountAttrs;
-pub use plan::{plan, Step};
-pub use sys::KernelMounter;
+pub use plan::{plan, DeviceKind, Step};
+pub use sys::{device_node, KernelMounter};
 
 #[derive(Debug, thiserror::Error)]
 pub enum MountError {

@@ -44,17 +44,103 @@ pub enum Propagation {
     Unbindable,
 }
 
+impl Propagation {
+    /// The `MS_*` flag `mount_setattr(2)` takes in `struct mount_attr`'s `propagation`.
+    pub fn ms_flag(self) -> u64 {
+        match self {
+            Propagation::Private => libc::MS_PRIVATE,
+            Propagation::Slave => libc::MS_SLAVE,
+            Propagation::Shared => libc::MS_SHARED,
+            Propagation::Unbindable => libc::MS_UNBINDABLE,
+        }
+    }
+}
+
 /// The parsed options of one mount.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ParsedOptions {
     pub attrs: MountAttrs,
     /// `bind` or `rbind` given.
     pub bind: bool,
-    /// `rbind` (or a recursive propagation option) given.
+    /// `rbind` given.
     pub recursive: bool,
     pub propagation: Option<(Propagation, bool)>,
     /// Filesystem parameters for `fsconfig`: `key=value` or a bare flag.
     pub data: Vec<(String, Option<String>)>,
+}
+
+/// What a VFS-level mount option does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OptionKind {
+    /// Per-mount attributes: bits to set, bits to clear.
+    Attr(u64, u64),
+    /// `bind` (false) or `rbind` (true).
+    Bind { recursive: bool },
+    /// A propagation type, recursive or not.
+    Propagate(Propagation, bool),
+    /// Accepted and meaningless here (fstab words: `defaults`, `auto`, ...).
+    Ignored,
+    /// Known and not supported: refused with an error naming it.
+    Refused,
+}
+
+/// Every mount option the parser knows, and what it does: the one table for [`parse`] and for
+/// what the runtime advertises ([`supported`], `gocker-oci features`). Anything else is handed
+/// to the filesystem as a parameter (`mode=755`, `size=64k`, `newinstance`, ...).
+pub const OPTIONS: &[(&str, OptionKind)] = {
+    use OptionKind::*;
+    use Propagation::{Private, Shared, Slave, Unbindable};
+    &[
+        ("ro", Attr(MOUNT_ATTR_RDONLY, 0)),
+        ("rw", Attr(0, MOUNT_ATTR_RDONLY)),
+        ("nosuid", Attr(MOUNT_ATTR_NOSUID, 0)),
+        ("suid", Attr(0, MOUNT_ATTR_NOSUID)),
+        ("nodev", Attr(MOUNT_ATTR_NODEV, 0)),
+        ("dev", Attr(0, MOUNT_ATTR_NODEV)),
+        ("noexec", Attr(MOUNT_ATTR_NOEXEC, 0)),
+        ("exec", Attr(0, MOUNT_ATTR_NOEXEC)),
+        ("noatime", Attr(MOUNT_ATTR_NOATIME, MOUNT_ATTR_ATIME_MASK)),
+        (
+            "strictatime",
+            Attr(MOUNT_ATTR_STRICTATIME, MOUNT_ATTR_ATIME_MASK),
+        ),
+        ("relatime", Attr(0, MOUNT_ATTR_ATIME_MASK)),
+        ("nodiratime", Attr(MOUNT_ATTR_NODIRATIME, 0)),
+        ("diratime", Attr(0, MOUNT_ATTR_NODIRATIME)),
+        ("bind", Bind { recursive: false }),
+        ("rbind", Bind { recursive: true }),
+        ("private", Propagate(Private, false)),
+        ("rprivate", Propagate(Private, true)),
+        ("slave", Propagate(Slave, false)),
+        ("rslave", Propagate(Slave, true)),
+        ("shared", Propagate(Shared, false)),
+        ("rshared", Propagate(Shared, true)),
+        ("unbindable", Propagate(Unbindable, false)),
+        ("runbindable", Propagate(Unbindable, true)),
+        ("defaults", Ignored),
+        ("async", Ignored),
+        ("auto", Ignored),
+        ("noauto", Ignored),
+        ("user", Ignored),
+        ("nouser", Ignored),
+        // Synchronous writes, mandatory locks, remounts and idmapped binds are not implemented.
+        ("sync", Refused),
+        ("dirsync", Refused),
+        ("mand", Refused),
+        ("remount", Refused),
+        ("idmap", Refused),
+        ("ridmap", Refused),
+        ("recursive", Refused),
+    ]
+};
+
+/// The options [`parse`] accepts and applies (the table without the refused ones), in the
+/// table's order: what `features` reports as `mountOptions`.
+pub fn supported() -> impl Iterator<Item = &'static str> {
+    OPTIONS
+        .iter()
+        .filter(|(_, k)| *k != OptionKind::Refused)
+        .map(|(name, _)| *name)
 }
 
 /// Parses OCI mount options. Unknown `key=value` pairs and unknown bare words are passed to the
@@ -63,54 +149,30 @@ pub fn parse(dest: &Path, options: &[String]) -> Result<ParsedOptions> {
     let mut p = ParsedOptions::default();
     for o in options {
         let o = o.as_str();
-        let (set, clr): (u64, u64) = match o {
-            "ro" => (MOUNT_ATTR_RDONLY, 0),
-            "rw" => (0, MOUNT_ATTR_RDONLY),
-            "nosuid" => (MOUNT_ATTR_NOSUID, 0),
-            "suid" => (0, MOUNT_ATTR_NOSUID),
-            "nodev" => (MOUNT_ATTR_NODEV, 0),
-            "dev" => (0, MOUNT_ATTR_NODEV),
-            "noexec" => (MOUNT_ATTR_NOEXEC, 0),
-            "exec" => (0, MOUNT_ATTR_NOEXEC),
-            "noatime" => (MOUNT_ATTR_NOATIME, MOUNT_ATTR_ATIME_MASK),
-            "strictatime" => (MOUNT_ATTR_STRICTATIME, MOUNT_ATTR_ATIME_MASK),
-            "relatime" => (0, MOUNT_ATTR_ATIME_MASK),
-            "nodiratime" => (MOUNT_ATTR_NODIRATIME, 0),
-            "diratime" => (0, MOUNT_ATTR_NODIRATIME),
-            "bind" => {
+        let Some((_, kind)) = OPTIONS.iter().find(|(name, _)| *name == o) else {
+            match o.split_once('=') {
+                Some((k, v)) => p.data.push((k.to_owned(), Some(v.to_owned()))),
+                None => p.data.push((o.to_owned(), None)),
+            }
+            continue;
+        };
+        let (set, clr) = match *kind {
+            OptionKind::Attr(set, clr) => (set, clr),
+            OptionKind::Bind { recursive } => {
                 p.bind = true;
+                p.recursive |= recursive;
                 continue;
             }
-            "rbind" => {
-                p.bind = true;
-                p.recursive = true;
-                continue;
-            }
-            "private" | "rprivate" | "slave" | "rslave" | "shared" | "rshared" | "unbindable"
-            | "runbindable" => {
-                let rec = o.starts_with('r');
-                let kind = match o.trim_start_matches('r') {
-                    "private" => Propagation::Private,
-                    "slave" => Propagation::Slave,
-                    "shared" => Propagation::Shared,
-                    _ => Propagation::Unbindable,
-                };
+            OptionKind::Propagate(kind, rec) => {
                 p.propagation = Some((kind, rec));
                 continue;
             }
-            "defaults" | "async" | "auto" | "noauto" | "user" | "nouser" => continue,
-            "sync" | "dirsync" | "mand" | "remount" | "idmap" | "ridmap" | "recursive" => {
+            OptionKind::Ignored => continue,
+            OptionKind::Refused => {
                 return Err(MountError::Option {
                     dest: dest.to_owned(),
                     option: o.to_owned(),
                 })
-            }
-            _ => {
-                match o.split_once('=') {
-                    Some((k, v)) => p.data.push((k.to_owned(), Some(v.to_owned()))),
-                    None => p.data.push((o.to_owned(), None)),
-                }
-                continue;
             }
         };
         if clr & MOUNT_ATTR_ATIME_MASK != 0 {
@@ -169,6 +231,35 @@ mod tests {
         assert!(p.bind && p.recursive);
         assert_eq!(p.propagation, Some((Propagation::Slave, true)));
         assert_eq!(p.data, vec![("newinstance".into(), None)]);
+    }
+
+    #[test]
+    fn the_table_is_what_parse_accepts() {
+        let names: Vec<&str> = supported().collect();
+        for o in &names {
+            let p = parse(Path::new("/x"), &opts(&[o])).unwrap();
+            assert!(p.data.is_empty(), "{o} went to the filesystem");
+        }
+        for o in ["sync", "remount", "dirsync", "mand", "idmap"] {
+            assert!(!names.contains(&o), "{o} is advertised");
+            assert!(parse(Path::new("/x"), &opts(&[o])).is_err(), "{o} accepted");
+        }
+        assert!(names.contains(&"rshared") && names.contains(&"nodiratime"));
+        let mut seen = std::collections::HashSet::new();
+        assert!(
+            OPTIONS.iter().all(|(n, _)| seen.insert(*n)),
+            "duplicate entry"
+        );
+    }
+
+    #[test]
+    fn propagation_is_kept_with_its_recursion() {
+        let p = parse(Path::new("/m"), &opts(&["bind", "rshared"])).unwrap();
+        assert_eq!(p.propagation, Some((Propagation::Shared, true)));
+        assert!(p.bind && !p.recursive);
+        let p = parse(Path::new("/m"), &opts(&["unbindable"])).unwrap();
+        assert_eq!(p.propagation, Some((Propagation::Unbindable, false)));
+        assert_eq!(Propagation::Slave.ms_flag(), libc::MS_SLAVE);
     }
 
     #[test]

@@ -4,7 +4,9 @@ use std::path::{Path, PathBuf};
 
 use oci_spec::runtime::Spec;
 
-use crate::options::{self, MountAttrs, MOUNT_ATTR_NODEV, MOUNT_ATTR_NOEXEC, MOUNT_ATTR_NOSUID};
+use crate::options::{
+    self, MountAttrs, Propagation, MOUNT_ATTR_NODEV, MOUNT_ATTR_NOEXEC, MOUNT_ATTR_NOSUID,
+};
 use crate::{MountError, Result};
 
 /// One operation on the container's rootfs. Paths in `dest`, `link` and `path` are inside the rootfs;
@@ -18,6 +20,12 @@ pub enum Step {
         source: String,
         attrs: MountAttrs,
         data: Vec<(String, Option<String>)>,
+        /// Propagation to set once attached (`shared`, `rslave`, ...), recursive or not.
+        propagation: Option<(Propagation, bool)>,
+        /// The runtime's own instance to bind when a new one is refused: `proc` and `mqueue`
+        /// when the spec gives the container no PID or IPC namespace of its own (it shares the
+        /// runtime's, which its user namespace does not own, so it may not mount them).
+        host_instance: Option<PathBuf>,
     },
     /// A bind mount of a host path.
     Bind {
@@ -25,6 +33,19 @@ pub enum Step {
         dest: PathBuf,
         recursive: bool,
         attrs: MountAttrs,
+        propagation: Option<(Propagation, bool)>,
+    },
+    /// A device node of `linux.devices`: the host's node of that type and number bound in (a
+    /// user namespace cannot create device nodes), or a FIFO made in place.
+    Device {
+        dest: PathBuf,
+        kind: DeviceKind,
+        major: u64,
+        minor: u64,
+        /// Permission bits (`fileMode`), owner and group inside the container.
+        mode: Option<u32>,
+        uid: Option<u32>,
+        gid: Option<u32>,
     },
     /// A symlink created inside the rootfs.
     Symlink { target: String, link: PathBuf },
@@ -32,6 +53,32 @@ pub enum Step {
     Mask { path: PathBuf },
     /// Make a path read-only (a read-only bind of itself).
     ReadOnly { path: PathBuf },
+    /// `linux.rootfsPropagation` applied to the root mount, the last step (an unbindable root
+    /// can no longer be a bind source). Only what can be set before `pivot_root` is planned:
+    /// `private` and `unbindable` (a shared root would make `pivot_root` fail).
+    RootPropagation {
+        propagation: Propagation,
+        recursive: bool,
+    },
+}
+
+/// The type of a [`Step::Device`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeviceKind {
+    Char,
+    Block,
+    Fifo,
+}
+
+impl DeviceKind {
+    /// `c`, `b` or `p`, as in `linux.devices[].type`.
+    pub fn letter(self) -> char {
+        match self {
+            DeviceKind::Char => 'c',
+            DeviceKind::Block => 'b',
+            DeviceKind::Fifo => 'p',
+        }
+    }
 }
 
 /// Devices every container gets (the OCI runtime spec's default devices).
@@ -50,6 +97,12 @@ pub const DEFAULT_DEVICES: [&str; 6] = [
 pub fn plan(spec: &Spec) -> Result<Vec<Step>> {
     let mut steps = Vec::new();
     let mut dev_is_tmpfs = false;
+    let has_ns = |typ: oci_spec::runtime::LinuxNamespaceType| {
+        spec.linux()
+            .as_ref()
+            .and_then(|l| l.namespaces().as_ref())
+            .is_some_and(|ns| ns.iter().any(|n| n.typ() == typ))
+    };
     for m in spec.mounts().iter().flatten() {
         let dest = m.destination().clone();
         if !dest.is_absolute() {
@@ -92,6 +145,7 @@ pub fn plan(spec: &Spec) -> Result<Vec<Step>> {
                 dest,
                 recursive: opts.recursive,
                 attrs: opts.attrs,
+                propagation: opts.propagation,
             });
             continue;
         }
@@ -115,27 +169,69 @@ pub fn plan(spec: &Spec) -> Result<Vec<Step>> {
             source,
             attrs: opts.attrs,
             data: opts.data,
+            propagation: opts.propagation,
+            host_instance: match typ {
+                "proc" if !has_ns(oci_spec::runtime::LinuxNamespaceType::Pid) => {
+                    Some("/proc".into())
+                }
+                "mqueue" if !has_ns(oci_spec::runtime::LinuxNamespaceType::Ipc) => {
+                    Some("/dev/mqueue".into())
+                }
+                _ => None,
+            },
         });
     }
 
     let linux = spec.linux().as_ref();
-    let mut devices: Vec<PathBuf> = DEFAULT_DEVICES.iter().map(PathBuf::from).collect();
-    for d in linux
+    let listed: Vec<&oci_spec::runtime::LinuxDevice> = linux
         .and_then(|l| l.devices().as_ref())
         .into_iter()
         .flatten()
-    {
-        if !devices.contains(d.path()) {
-            devices.push(d.path().clone());
+        .collect();
+    let dev_attrs = MountAttrs::set(DEVICE_ATTRS);
+    for d in DEFAULT_DEVICES {
+        if listed.iter().any(|l| l.path() == Path::new(d)) {
+            continue;
         }
-    }
-    let dev_attrs = MountAttrs::set(MOUNT_ATTR_NOSUID | MOUNT_ATTR_NOEXEC);
-    for d in devices {
         steps.push(Step::Bind {
-            source: d.clone(),
-            dest: d,
+            source: d.into(),
+            dest: d.into(),
             recursive: false,
             attrs: dev_attrs,
+            propagation: None,
+        });
+    }
+    for (i, d) in listed.iter().enumerate() {
+        use oci_spec::runtime::LinuxDeviceType as T;
+        let dest = d.path().clone();
+        let invalid = |reason: String| MountError::Invalid {
+            dest: dest.clone(),
+            reason: format!("linux.devices[{i}]: {reason}"),
+        };
+        if !dest.is_absolute() {
+            return Err(invalid("the path must be absolute".into()));
+        }
+        let kind = match d.typ() {
+            T::C | T::U => DeviceKind::Char,
+            T::B => DeviceKind::Block,
+            T::P => DeviceKind::Fifo,
+            T::A => {
+                return Err(invalid(
+                    "type \"a\" is a cgroup rule, not a device node".into(),
+                ))
+            }
+        };
+        let number = |n: i64, what: &str| {
+            u64::try_from(n).map_err(|_| invalid(format!("{what} {n} is negative")))
+        };
+        steps.push(Step::Device {
+            major: number(d.major(), "major")?,
+            minor: number(d.minor(), "minor")?,
+            kind,
+            mode: d.file_mode().map(|m| m & 0o7777),
+            uid: d.uid(),
+            gid: d.gid(),
+            dest,
         });
     }
     if dev_is_tmpfs {
@@ -166,6 +262,33 @@ pub fn plan(spec: &Spec) -> Result<Vec<Step>> {
         .flatten()
     {
         steps.push(Step::ReadOnly { path: p.into() });
+    }
+    match linux.and_then(|l| l.rootfs_propagation().as_deref()) {
+        None | Some("") => {}
+        Some(p) => {
+            let recursive = p.starts_with('r');
+            let propagation = match p.trim_start_matches('r') {
+                "private" => Propagation::Private,
+                "unbindable" => Propagation::Unbindable,
+                other => {
+                    return Err(MountError::Invalid {
+                        dest: "/".into(),
+                        reason: format!(
+                            "linux.rootfsPropagation {p:?}: {}",
+                            if matches!(other, "shared" | "slave") {
+                                "only private and unbindable are supported (the root is a clone in the container's own mount namespace, in no peer group of the host's)"
+                            } else {
+                                "not a propagation type"
+                            }
+                        ),
+                    })
+                }
+            };
+            steps.push(Step::RootPropagation {
+                propagation,
+                recursive,
+            });
+        }
     }
     Ok(steps)
 }
@@ -211,7 +334,7 @@ mod tests {
         // Masks and read-only paths come after every mount, so that they cover what the mounts created.
         let last_fs = steps
             .iter()
-            .rposition(|s| matches!(s, Step::Fs { .. } | Step::Bind { .. }))
+            .rposition(|s| matches!(s, Step::Fs { .. } | Step::Bind { .. } | Step::Device { .. }))
             .unwrap();
         let first_mask = steps
             .iter()
@@ -224,6 +347,182 @@ mod tests {
                 path: "/proc/sys".into()
             })
         );
+    }
+
+    #[test]
+    fn listed_devices_become_device_steps_and_replace_a_default() {
+        let dev = |path: &str, typ, major, minor| {
+            oci_spec::runtime::LinuxDeviceBuilder::default()
+                .path(path)
+                .typ(typ)
+                .major(major)
+                .minor(minor)
+                .file_mode(0o100660u32)
+                .uid(0u32)
+                .gid(5u32)
+                .build()
+                .unwrap()
+        };
+        use oci_spec::runtime::LinuxDeviceType as T;
+        let mut spec = spec_with(vec![]);
+        spec.linux_mut().as_mut().unwrap().set_devices(Some(vec![
+            dev("/dev/test1", T::C, 10, 666),
+            dev("/dev/null", T::C, 1, 3),
+            dev("/dev/fifo", T::P, 0, 0),
+            dev("/dev/sda9", T::B, 8, 9),
+        ]));
+        let steps = plan(&spec).unwrap();
+        let binds: Vec<&Path> = steps
+            .iter()
+            .filter_map(|s| match s {
+                Step::Bind { dest, .. } => Some(dest.as_path()),
+                _ => None,
+            })
+            .collect();
+        assert!(!binds.contains(&Path::new("/dev/null")), "{binds:?}");
+        assert!(binds.contains(&Path::new("/dev/zero")));
+        let devices: Vec<(String, char, u64, u64, Option<u32>)> = steps
+            .iter()
+            .filter_map(|s| match s {
+                Step::Device {
+                    dest,
+                    kind,
+                    major,
+                    minor,
+                    mode,
+                    ..
+                } => Some((
+                    dest.display().to_string(),
+                    kind.letter(),
+                    *major,
+                    *minor,
+                    *mode,
+                )),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(
+            devices,
+            [
+                ("/dev/test1".into(), 'c', 10, 666, Some(0o660)),
+                ("/dev/null".into(), 'c', 1, 3, Some(0o660)),
+                ("/dev/fifo".into(), 'p', 0, 0, Some(0o660)),
+                ("/dev/sda9".into(), 'b', 8, 9, Some(0o660)),
+            ]
+        );
+        spec.linux_mut()
+            .as_mut()
+            .unwrap()
+            .set_devices(Some(vec![dev("/dev/x", T::C, -1, 0)]));
+        let e = plan(&spec).unwrap_err().to_string();
+        assert!(e.contains("linux.devices[0]: major -1"), "{e}");
+    }
+
+    #[test]
+    fn shared_namespaces_allow_the_hosts_proc_and_mqueue() {
+        use oci_spec::runtime::{LinuxNamespaceBuilder, LinuxNamespaceType as T};
+        let mounts = oci_spec::runtime::get_default_mounts();
+        let mut spec = spec_with(mounts);
+        let ns = |typ| LinuxNamespaceBuilder::default().typ(typ).build().unwrap();
+        let host_instance = |steps: &[Step], fs: &str| {
+            steps.iter().find_map(|s| match s {
+                Step::Fs {
+                    fstype,
+                    host_instance,
+                    ..
+                } if fstype == fs => Some(host_instance.clone()),
+                _ => None,
+            })
+        };
+        spec.linux_mut()
+            .as_mut()
+            .unwrap()
+            .set_namespaces(Some(vec![ns(T::User), ns(T::Mount)]));
+        let steps = plan(&spec).unwrap();
+        assert_eq!(host_instance(&steps, "proc"), Some(Some("/proc".into())));
+        assert_eq!(
+            host_instance(&steps, "mqueue"),
+            Some(Some("/dev/mqueue".into()))
+        );
+        spec.linux_mut().as_mut().unwrap().set_namespaces(Some(vec![
+            ns(T::User),
+            ns(T::Mount),
+            ns(T::Pid),
+            ns(T::Ipc),
+        ]));
+        let steps = plan(&spec).unwrap();
+        assert_eq!(host_instance(&steps, "proc"), Some(None));
+        assert_eq!(host_instance(&steps, "mqueue"), Some(None));
+    }
+
+    #[test]
+    fn rootfs_propagation_is_the_last_step_or_refused() {
+        let mut spec = spec_with(oci_spec::runtime::get_default_mounts());
+        for (p, want) in [
+            ("rprivate", Some((Propagation::Private, true))),
+            ("unbindable", Some((Propagation::Unbindable, false))),
+        ] {
+            spec.linux_mut()
+                .as_mut()
+                .unwrap()
+                .set_rootfs_propagation(Some(p.into()));
+            let steps = plan(&spec).unwrap();
+            let last = match steps.last() {
+                Some(Step::RootPropagation {
+                    propagation,
+                    recursive,
+                }) => Some((*propagation, *recursive)),
+                _ => None,
+            };
+            assert_eq!(last, want, "{p}");
+        }
+        for (p, why) in [
+            ("shared", "only private and unbindable"),
+            ("rslave", "only private and unbindable"),
+            ("sideways", "not a propagation type"),
+        ] {
+            spec.linux_mut()
+                .as_mut()
+                .unwrap()
+                .set_rootfs_propagation(Some(p.into()));
+            let e = plan(&spec).unwrap_err().to_string();
+            assert!(
+                e.contains("linux.rootfsPropagation") && e.contains(why),
+                "{e}"
+            );
+        }
+    }
+
+    #[test]
+    fn propagation_options_reach_the_steps() {
+        let m = MountBuilder::default()
+            .destination("/mnt/shared")
+            .source("/srv")
+            .options(vec!["rbind".to_string(), "rshared".to_string()])
+            .build()
+            .unwrap();
+        let t = MountBuilder::default()
+            .destination("/tmp/s")
+            .typ("tmpfs")
+            .source("tmpfs")
+            .options(vec!["slave".to_string()])
+            .build()
+            .unwrap();
+        let steps = plan(&spec_with(vec![m, t])).unwrap();
+        assert!(matches!(
+            &steps[0],
+            Step::Bind {
+                propagation: Some((Propagation::Shared, true)),
+                ..
+            }
+        ));
+        assert!(matches!(
+            &steps[1],
+            Step::Fs {
+                propagation: Some((Propagation::Slave, false)),
+                ..
+            }
+        ));
     }
 
     #[test]

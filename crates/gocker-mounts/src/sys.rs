@@ -5,12 +5,15 @@ use std::path::Path;
 
 use rustix::fs::CWD;
 use rustix::io::Errno;
-use rustix::mount::{FsMountFlags, FsOpenFlags, MountAttrFlags, MoveMountFlags, OpenTreeFlags};
+use rustix::mount::{
+    FsMountFlags, FsOpenFlags, MountAttrFlags, MoveMountFlags, OpenTreeFlags, UnmountFlags,
+};
 
 use crate::options::{
-    MountAttrs, MOUNT_ATTR_IDMAP, MOUNT_ATTR_NODEV, MOUNT_ATTR_NOEXEC, MOUNT_ATTR_NOSUID,
-    MOUNT_ATTR_RDONLY,
+    MountAttrs, Propagation, MOUNT_ATTR_IDMAP, MOUNT_ATTR_NODEV, MOUNT_ATTR_NOEXEC,
+    MOUNT_ATTR_NOSUID, MOUNT_ATTR_RDONLY,
 };
+use crate::plan::{DeviceKind, DEVICE_ATTRS};
 use crate::resolve::{is_dir, open_in_root, Create};
 use crate::{MountError, Mounter, Result, Step};
 
@@ -72,6 +75,45 @@ pub(crate) fn set_attrs(
     if r == -1 {
         return Err(MountError::sys(
             "mount_setattr",
+            what,
+            std::io::Error::last_os_error(),
+        ));
+    }
+    Ok(())
+}
+
+/// `mount_setattr(2)` with only a propagation type (`MS_SHARED`, `MS_SLAVE`, `MS_PRIVATE` or
+/// `MS_UNBINDABLE`) for the mount `fd` is on, and with `recursive` for the mounts below it.
+pub(crate) fn set_propagation(
+    fd: BorrowedFd<'_>,
+    what: &Path,
+    propagation: Propagation,
+    recursive: bool,
+) -> Result<()> {
+    let mut a = MountAttr {
+        attr_set: 0,
+        attr_clr: 0,
+        propagation: propagation.ms_flag(),
+        userns_fd: 0,
+    };
+    let mut flags = libc::AT_EMPTY_PATH as libc::c_uint;
+    if recursive {
+        flags |= libc::AT_RECURSIVE as libc::c_uint;
+    }
+    // SAFETY: as in set_attrs: a valid fd, an empty C string and a `struct mount_attr`.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_mount_setattr,
+            fd.as_raw_fd(),
+            c"".as_ptr(),
+            flags,
+            &mut a as *mut MountAttr,
+            std::mem::size_of::<MountAttr>(),
+        )
+    };
+    if r == -1 {
+        return Err(MountError::sys(
+            "mount_setattr (propagation)",
             what,
             std::io::Error::last_os_error(),
         ));
@@ -141,6 +183,8 @@ pub(crate) fn fs_instance(
 
 /// `f_type` of an mqueue filesystem (linux/magic.h; not in the libc crate).
 const MQUEUE_MAGIC: u64 = 0x1980_0202;
+/// `f_type` of procfs (linux/magic.h).
+const PROC_SUPER_MAGIC: u64 = 0x9fa0;
 
 /// The [`Mounter`] that performs steps with real syscalls.
 #[derive(Debug, Default)]
@@ -153,6 +197,7 @@ pub struct KernelMounter {
 }
 
 impl KernelMounter {
+    #[allow(clippy::too_many_arguments)]
     fn bind(
         &mut self,
         root: BorrowedFd<'_>,
@@ -160,9 +205,16 @@ impl KernelMounter {
         dest: &Path,
         recursive: bool,
         attrs: MountAttrs,
+        propagation: Option<(Propagation, bool)>,
     ) -> Result<()> {
-        let src = match self.premade.iter().position(|(d, _)| d == dest) {
-            Some(i) => self.premade.swap_remove(i).1,
+        let premade = self
+            .premade
+            .iter()
+            .position(|(d, _)| d == dest)
+            .map(|i| self.premade.swap_remove(i).1);
+        let from_premade = premade.is_some();
+        let src = match premade {
+            Some(m) => m,
             None => clone_tree(CWD, source, recursive)?,
         };
         let kind = if is_dir(src.as_fd()) {
@@ -174,7 +226,114 @@ impl KernelMounter {
             set_attrs(src.as_fd(), source, attrs, recursive, None)?;
         }
         let target = open_in_root(root, dest, kind)?;
-        attach_fd(src.as_fd(), target.as_fd(), dest)
+        attach_fd(src.as_fd(), target.as_fd(), dest)?;
+        if from_premade {
+            renew(root, dest, recursive)?;
+        }
+        self.propagate(root, dest, propagation)
+    }
+
+    /// Sets the propagation an option asked for on the mount just attached at `dest`.
+    fn propagate(
+        &mut self,
+        root: BorrowedFd<'_>,
+        dest: &Path,
+        propagation: Option<(Propagation, bool)>,
+    ) -> Result<()> {
+        let Some((kind, recursive)) = propagation else {
+            return Ok(());
+        };
+        let mounted = open_in_root(root, dest, Create::Nothing)?;
+        set_propagation(mounted.as_fd(), dest, kind, recursive)
+    }
+
+    /// A device node of `linux.devices` at `dest`: a FIFO is made in place; a character or block
+    /// device is the host's node of that number, bound (at the same path on the host, or under
+    /// `/dev/char` or `/dev/block`), or made in place where that is allowed (not in a user
+    /// namespace: then the error names the device). A node prepared by a privileged parent
+    /// ([`KernelMounter::premade`], by destination) is bound as it is.
+    #[allow(clippy::too_many_arguments)]
+    fn device(
+        &mut self,
+        root: BorrowedFd<'_>,
+        dest: &Path,
+        kind: DeviceKind,
+        major: u64,
+        minor: u64,
+        mode: Option<u32>,
+        uid: Option<u32>,
+        gid: Option<u32>,
+    ) -> Result<()> {
+        if let Some(i) = self.premade.iter().position(|(d, _)| d == dest) {
+            let m = self.premade.swap_remove(i).1;
+            let target = open_in_root(root, dest, Create::File)?;
+            return attach_fd(m.as_fd(), target.as_fd(), dest);
+        }
+        let number = |n: u64| {
+            u32::try_from(n).map_err(|_| MountError::Invalid {
+                dest: dest.to_owned(),
+                reason: format!("device number {n} is out of range"),
+            })
+        };
+        let rdev = rustix::fs::makedev(number(major)?, number(minor)?);
+        let node = Node {
+            kind,
+            rdev,
+            mode,
+            uid,
+            gid,
+        };
+        if kind == DeviceKind::Fifo {
+            return node.make(root, dest);
+        }
+        let by_number = format!(
+            "/dev/{}/{major}:{minor}",
+            if kind == DeviceKind::Char {
+                "char"
+            } else {
+                "block"
+            }
+        );
+        let mut looked = Vec::new();
+        for candidate in [dest, Path::new(&by_number)] {
+            match rustix::fs::stat(candidate) {
+                Ok(st) if node.is(&st) => {
+                    let src = clone_tree(CWD, candidate, false)?;
+                    set_attrs(
+                        src.as_fd(),
+                        candidate,
+                        MountAttrs::set(DEVICE_ATTRS),
+                        false,
+                        None,
+                    )?;
+                    if mode.is_some_and(|m| m != st.st_mode & 0o7777) {
+                        self.notes.push(format!(
+                            "{}: bound the host's node {}, whose mode {:o} is kept",
+                            dest.display(),
+                            candidate.display(),
+                            st.st_mode & 0o7777
+                        ));
+                    }
+                    let target = open_in_root(root, dest, Create::File)?;
+                    return attach_fd(src.as_fd(), target.as_fd(), dest);
+                }
+                Ok(st) => looked.push(format!("{} is {}", candidate.display(), describe(&st))),
+                Err(Errno::NOENT) => looked.push(format!("no {}", candidate.display())),
+                Err(e) => looked.push(format!("{}: {e}", candidate.display())),
+            }
+        }
+        match node.make(root, dest) {
+            Err(e) if e.errno() == Some(libc::EPERM) => Err(MountError::Invalid {
+                dest: dest.to_owned(),
+                reason: format!(
+                    "the host has no {} {major}:{minor} device node to bind ({}), and a user \
+                     namespace cannot create one",
+                    kind.letter(),
+                    looked.join(", ")
+                ),
+            }),
+            r => r,
+        }
     }
 
     /// A new instance of `fstype` for `dest`, with the fallbacks a user namespace needs.
@@ -185,6 +344,7 @@ impl KernelMounter {
         data: &[(String, Option<String>)],
         attrs: MountAttrs,
         dest: &Path,
+        host_instance: Option<&Path>,
     ) -> Result<OwnedFd> {
         Ok(match fs_instance(fstype, source, data, attrs, dest) {
             Ok(m) => m,
@@ -195,6 +355,47 @@ impl KernelMounter {
                     .push(format!("sysfs: {e}; bound /sys read-only instead"));
                 let m = clone_tree(CWD, Path::new("/sys"), true)?;
                 set_attrs(m.as_fd(), dest, attrs.with(MOUNT_ATTR_RDONLY), true, None)?;
+                m
+            }
+            // A PID or IPC namespace the container shares with the runtime belongs to the
+            // runtime's user namespace: no new proc or mqueue instance for it can be made from
+            // the container's. The runtime's own instance shows that namespace, so it is bound
+            // (as podman does for --pid=host); masked and read-only paths apply on top as usual.
+            Err(e) if e.errno() == Some(libc::EPERM) && host_instance.is_some() => {
+                let host = host_instance.expect("checked");
+                let m = clone_tree(CWD, host, true).map_err(|e2| MountError::Invalid {
+                    dest: dest.to_owned(),
+                    reason: format!(
+                        "{e} (the namespace is the runtime's, which the container's user \
+                         namespace does not own), and the runtime's own instance cannot be \
+                         bound instead: {e2}"
+                    ),
+                })?;
+                let magic = rustix::fs::fstatfs(&m)
+                    .ok()
+                    .and_then(|s| u64::try_from(s.f_type).ok());
+                let want = if fstype == "mqueue" {
+                    MQUEUE_MAGIC
+                } else {
+                    PROC_SUPER_MAGIC
+                };
+                if magic != Some(want) {
+                    return Err(MountError::Invalid {
+                        dest: dest.to_owned(),
+                        reason: format!(
+                            "{e}; and {} on the host is no {fstype} instance to bind instead",
+                            host.display()
+                        ),
+                    });
+                }
+                self.notes.push(format!(
+                    "{}: {e}; the namespace is the runtime's: bound its {}",
+                    dest.display(),
+                    host.display()
+                ));
+                if attrs.set != 0 || attrs.clr != 0 {
+                    set_attrs(m.as_fd(), dest, attrs, true, None)?;
+                }
                 m
             }
             // No usable cgroup2 hierarchy for this namespace (e.g. a hybrid host whose controllers
@@ -238,6 +439,8 @@ impl Mounter for KernelMounter {
                 source,
                 attrs,
                 data,
+                propagation,
+                host_instance,
             } => {
                 let target = open_in_root(root, dest, Create::Dir)?;
                 // Gocker supports cgroup v2 only: a "cgroup" mount (as in runc's default config.json)
@@ -263,16 +466,33 @@ impl Mounter for KernelMounter {
                         set_attrs(m.as_fd(), dest, *attrs, false, None)?;
                         m
                     }
-                    None => self.instance(fstype, source, data, *attrs, dest)?,
+                    None => {
+                        self.instance(fstype, source, data, *attrs, dest, host_instance.as_deref())?
+                    }
                 };
-                attach_fd(mnt.as_fd(), target.as_fd(), dest)
+                attach_fd(mnt.as_fd(), target.as_fd(), dest)?;
+                self.propagate(root, dest, *propagation)
             }
             Step::Bind {
                 source,
                 dest,
                 recursive,
                 attrs,
-            } => self.bind(root, source, dest, *recursive, *attrs),
+                propagation,
+            } => self.bind(root, source, dest, *recursive, *attrs, *propagation),
+            Step::RootPropagation {
+                propagation,
+                recursive,
+            } => set_propagation(root, Path::new("/"), *propagation, *recursive),
+            Step::Device {
+                dest,
+                kind,
+                major,
+                minor,
+                mode,
+                uid,
+                gid,
+            } => self.device(root, dest, *kind, *major, *minor, *mode, *uid, *gid),
             Step::Symlink { target, link } => {
                 let parent =
                     open_in_root(root, link.parent().unwrap_or(Path::new("/")), Create::Dir)?;
@@ -324,5 +544,190 @@ impl Mounter for KernelMounter {
                 attach_fd(mnt.as_fd(), target.as_fd(), path)
             }
         }
+    }
+}
+
+/// Replaces the mount just attached at `dest` (a premade one) by a copy made now, best effort.
+/// A namespace's mountinfo lists its mounts in the order they were made, and the spec's mounts
+/// must appear in the spec's order; a mount prepared by a privileged parent was made before all
+/// the others. The kernel lets a process copy only a mount of its own namespace, so the copy is
+/// taken once the premade mount is attached, which is then detached from under it. Where any of
+/// that is refused, the premade mount stays; once it is detached, the copy must take its place.
+fn renew(root: BorrowedFd<'_>, dest: &Path, recursive: bool) -> Result<()> {
+    let Ok(attached) = open_in_root(root, dest, Create::Nothing) else {
+        return Ok(());
+    };
+    let Ok(copy) = clone_tree(attached.as_fd(), Path::new(""), recursive) else {
+        return Ok(());
+    };
+    // The mount is named by its own descriptor: no path is walked again.
+    let name = format!("/proc/self/fd/{}", attached.as_raw_fd());
+    if rustix::mount::unmount(name.as_str(), UnmountFlags::DETACH).is_err() {
+        return Ok(());
+    }
+    // From here the copy must take the premade mount's place.
+    let target = open_in_root(root, dest, Create::Nothing)?;
+    attach_fd(copy.as_fd(), target.as_fd(), dest)
+}
+
+/// A device node on a tiny tmpfs of its own, as a detached bind mount of just that node: for a
+/// privileged parent (root in the initial user namespace, which alone may create device nodes)
+/// to hand to a container whose host lacks the device, as the [`KernelMounter::premade`] entry for
+/// the device's destination. `owner` is in host ids (the container's ids mapped). The tmpfs is
+/// never attached anywhere; copying a node out of a detached mount needs Linux 6.15.
+pub fn device_node(
+    kind: DeviceKind,
+    major: u32,
+    minor: u32,
+    mode: u32,
+    owner: Option<(u32, u32)>,
+) -> Result<OwnedFd> {
+    let what = Path::new("device node");
+    let fs = fs_instance(
+        "tmpfs",
+        "gocker-dev",
+        &[
+            ("size".into(), Some("4k".into())),
+            ("mode".into(), Some("711".into())),
+        ],
+        MountAttrs::set(MOUNT_ATTR_NOSUID | MOUNT_ATTR_NOEXEC),
+        what,
+    )?;
+    let node = Node {
+        kind,
+        rdev: rustix::fs::makedev(major, minor),
+        mode: Some(mode),
+        uid: owner.map(|o| o.0),
+        gid: owner.map(|o| o.1),
+    };
+    node.make(fs.as_fd(), Path::new("/node"))?;
+    let m = rustix::mount::open_tree(
+        fs.as_fd(),
+        "node",
+        OpenTreeFlags::OPEN_TREE_CLONE | OpenTreeFlags::OPEN_TREE_CLOEXEC,
+    )
+    .map_err(|e| MountError::sys("open_tree", what, e))?;
+    Ok(m)
+}
+
+/// A device node to make: its type, number, permission bits and owner.
+struct Node {
+    kind: DeviceKind,
+    rdev: rustix::fs::Dev,
+    mode: Option<u32>,
+    uid: Option<u32>,
+    gid: Option<u32>,
+}
+
+impl Node {
+    fn file_type(&self) -> rustix::fs::FileType {
+        match self.kind {
+            DeviceKind::Char => rustix::fs::FileType::CharacterDevice,
+            DeviceKind::Block => rustix::fs::FileType::BlockDevice,
+            DeviceKind::Fifo => rustix::fs::FileType::Fifo,
+        }
+    }
+
+    /// `st` is a node of this type (and number, for a device).
+    fn is(&self, st: &rustix::fs::Stat) -> bool {
+        rustix::fs::FileType::from_raw_mode(st.st_mode) == self.file_type()
+            && (self.kind == DeviceKind::Fifo || st.st_rdev == self.rdev)
+    }
+
+    /// `mknodat` at `dest` in the root, then the mode (not reduced by the umask) and owner. An
+    /// existing node of the same type and number is taken as it is (as runc does).
+    fn make(&self, root: BorrowedFd<'_>, dest: &Path) -> Result<()> {
+        let parent = open_in_root(root, dest.parent().unwrap_or(Path::new("/")), Create::Dir)?;
+        let name = dest.file_name().ok_or_else(|| MountError::Invalid {
+            dest: dest.to_owned(),
+            reason: "a device path needs a file name".into(),
+        })?;
+        let mode = self.mode.unwrap_or(0o666);
+        match rustix::fs::mknodat(
+            parent.as_fd(),
+            name,
+            self.file_type(),
+            rustix::fs::Mode::from_raw_mode(mode),
+            self.rdev,
+        ) {
+            Ok(()) => {}
+            Err(Errno::EXIST) => {
+                let st =
+                    rustix::fs::statat(parent.as_fd(), name, rustix::fs::AtFlags::SYMLINK_NOFOLLOW)
+                        .map_err(|e| MountError::sys("stat", dest, e))?;
+                if self.is(&st) {
+                    return Ok(());
+                }
+                return Err(MountError::Invalid {
+                    dest: dest.to_owned(),
+                    reason: format!("exists and is {}", describe(&st)),
+                });
+            }
+            Err(e) => return Err(MountError::sys("mknod", dest, e)),
+        }
+        rustix::fs::chmodat(
+            parent.as_fd(),
+            name,
+            rustix::fs::Mode::from_raw_mode(mode),
+            rustix::fs::AtFlags::empty(),
+        )
+        .map_err(|e| MountError::sys("chmod", dest, e))?;
+        if self.uid.is_some() || self.gid.is_some() {
+            rustix::fs::chownat(
+                parent.as_fd(),
+                name,
+                self.uid.map(rustix::fs::Uid::from_raw),
+                self.gid.map(rustix::fs::Gid::from_raw),
+                rustix::fs::AtFlags::SYMLINK_NOFOLLOW,
+            )
+            .map_err(|e| MountError::sys("chown", dest, e))?;
+        }
+        Ok(())
+    }
+}
+
+/// `a character device 1:3`, `a directory`, ...
+fn describe(st: &rustix::fs::Stat) -> String {
+    use rustix::fs::FileType as F;
+    let (major, minor) = (rustix::fs::major(st.st_rdev), rustix::fs::minor(st.st_rdev));
+    match F::from_raw_mode(st.st_mode) {
+        F::CharacterDevice => format!("a character device {major}:{minor}"),
+        F::BlockDevice => format!("a block device {major}:{minor}"),
+        F::Fifo => "a FIFO".into(),
+        F::Directory => "a directory".into(),
+        F::RegularFile => "a regular file".into(),
+        F::Symlink => "a symbolic link".into(),
+        F::Socket => "a socket".into(),
+        F::Unknown => "of an unknown type".into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_device_node_the_host_lacks_is_made_on_a_detached_tmpfs() {
+        if !rustix::process::geteuid().is_root() {
+            eprintln!("skipped: needs root (CAP_MKNOD in the initial user namespace)");
+            return;
+        }
+        let m = match device_node(DeviceKind::Char, 10, 666, 0o640, Some((123, 456))) {
+            Ok(m) => m,
+            // Copying out of a detached mount needs Linux 6.15.
+            Err(e) if e.errno() == Some(libc::EINVAL) => return,
+            Err(e) => panic!("{e}"),
+        };
+        let st = rustix::fs::fstat(&m).unwrap();
+        assert_eq!(
+            rustix::fs::FileType::from_raw_mode(st.st_mode),
+            rustix::fs::FileType::CharacterDevice
+        );
+        assert_eq!(
+            (rustix::fs::major(st.st_rdev), rustix::fs::minor(st.st_rdev)),
+            (10, 666)
+        );
+        assert_eq!(st.st_mode & 0o7777, 0o640);
+        assert_eq!((st.st_uid, st.st_gid), (123, 456));
     }
 }

@@ -165,7 +165,58 @@ fn json_error(field: Option<String>, e: serde_json::Error) -> InputError {
     }
 }
 
-/// Loads `bundle/config.json` ([`load_spec`]), making `root.path` absolute.
+/// The major version of the OCI runtime spec this runtime implements.
+pub const OCI_VERSION_MAJOR: u64 = 1;
+
+/// `ociVersion` must be a SemVer 2.0.0 version (runtime spec, config.md) of major version 1. A
+/// later minor version than the newest one gocker knows (`features`' `ociVersionMax`) is
+/// accepted: the spec keeps compatibility within a major version, and a field gocker does not
+/// know is either ignored as the spec asks or, where gocker knows it and cannot honour it,
+/// refused by name.
+pub fn check_oci_version(v: &str) -> std::result::Result<(), String> {
+    let (core, build) = match v.split_once('+') {
+        Some((c, b)) => (c, Some(b)),
+        None => (v, None),
+    };
+    let (core, pre) = match core.split_once('-') {
+        Some((c, p)) => (c, Some(p)),
+        None => (core, None),
+    };
+    let numeric = |s: &str| {
+        !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) && (s == "0" || !s.starts_with('0'))
+    };
+    let ident =
+        |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-');
+    let parts: Vec<&str> = core.split('.').collect();
+    if parts.len() != 3 || !parts.iter().all(|p| numeric(p)) {
+        return Err("not a SemVer 2.0.0 version (MAJOR.MINOR.PATCH, e.g. \"1.2.0\")".into());
+    }
+    if let Some(pre) = pre {
+        let ok = pre
+            .split('.')
+            .all(|p| ident(p) && (!p.bytes().all(|b| b.is_ascii_digit()) || numeric(p)));
+        if !ok {
+            return Err(format!("pre-release {pre:?} is not SemVer 2.0.0"));
+        }
+    }
+    if let Some(build) = build {
+        if !build.split('.').all(ident) {
+            return Err(format!("build metadata {build:?} is not SemVer 2.0.0"));
+        }
+    }
+    let major: u64 = parts[0]
+        .parse()
+        .map_err(|_| format!("major version {} is too large", parts[0]))?;
+    if major != OCI_VERSION_MAJOR {
+        return Err(format!(
+            "gocker implements version {OCI_VERSION_MAJOR} of the OCI runtime spec (1.0.0 to 1.x)"
+        ));
+    }
+    Ok(())
+}
+
+/// Loads `bundle/config.json` ([`load_spec`]), making `root.path` absolute and checking
+/// `ociVersion` ([`check_oci_version`]).
 pub fn load(bundle: &Path) -> Result<Spec> {
     let path = bundle.join("config.json");
     let mut spec = load_spec(&path)?;
@@ -175,6 +226,16 @@ pub fn load(bundle: &Path) -> Result<Spec> {
         path: path.clone(),
         problem: InputError::Required(field),
     };
+    if spec.version().is_empty() {
+        return Err(required("ociVersion"));
+    }
+    check_oci_version(spec.version()).map_err(|reason| {
+        RuntimeError::Config(format!(
+            "{}: ociVersion: invalid value {:?}: {reason}",
+            path.display(),
+            spec.version()
+        ))
+    })?;
     match spec.root() {
         None => return Err(required("root")),
         Some(r) if r.path().as_os_str().is_empty() => return Err(required("root.path")),
@@ -380,6 +441,66 @@ mod tests {
             e.to_string(),
             "EOF while parsing a string (line 1, column 2)"
         );
+    }
+
+    #[test]
+    fn oci_versions_are_semver_of_major_version_1() {
+        for good in [
+            "1.0.0",
+            "1.2.0",
+            "1.0.2-dev",
+            "1.1.0-rc.1",
+            "1.3.0",
+            "1.0.0+build.7",
+            "1.0.0-0.3.7",
+        ] {
+            assert_eq!(check_oci_version(good), Ok(()), "{good}");
+        }
+        for (bad, why) in [
+            ("invalid", "SemVer"),
+            ("1.0", "SemVer"),
+            ("1.0.0.0", "SemVer"),
+            ("01.0.0", "SemVer"),
+            ("1.0.0-", "pre-release"),
+            ("1.0.0-01", "pre-release"),
+            ("1.0.0+", "build metadata"),
+            ("v1.0.0", "SemVer"),
+            ("2.0.0", "version 1 of the OCI runtime spec"),
+            ("0.9.0", "version 1 of the OCI runtime spec"),
+        ] {
+            let e = check_oci_version(bad).unwrap_err();
+            assert!(e.contains(why), "{bad}: {e}");
+        }
+    }
+
+    #[test]
+    fn a_bundle_with_an_invalid_oci_version_is_refused_naming_it() {
+        let dir = std::env::temp_dir().join(format!("gocker-bundle-ver-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let config = dir.join("config.json");
+        let mut v = serde_json::to_value(Spec::default()).unwrap();
+        v["root"] = json!({"path": "rootfs"});
+        v["ociVersion"] = "invalid".into();
+        std::fs::write(&config, v.to_string()).unwrap();
+        let e = load(&dir).unwrap_err().to_string();
+        assert!(
+            e.ends_with(&format!(
+                "{}: ociVersion: invalid value \"invalid\": not a SemVer 2.0.0 version (MAJOR.MINOR.PATCH, e.g. \"1.2.0\")",
+                config.display()
+            )),
+            "{e}"
+        );
+        v.as_object_mut().unwrap().remove("ociVersion");
+        std::fs::write(&config, v.to_string()).unwrap();
+        let e = load(&dir).unwrap_err().to_string();
+        assert!(
+            e.ends_with("ociVersion: required, and missing or empty"),
+            "{e}"
+        );
+        v["ociVersion"] = "1.2.0".into();
+        std::fs::write(&config, v.to_string()).unwrap();
+        assert!(load(&dir).is_ok());
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]

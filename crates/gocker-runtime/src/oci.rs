@@ -169,15 +169,199 @@ pub(crate) fn check_unsupported(
             ));
         }
     }
-    if linux.and_then(|l| l.intel_rdt().as_ref()).is_some() {
-        return Err("linux.intelRdt: resctrl (Intel RDT) is not supported by gocker-oci".into());
-    }
-    if let Some(p) = linux.and_then(|l| l.personality().as_ref()) {
-        if p.flags().as_ref().is_some_and(|f| !f.is_empty()) {
-            return Err(format!("linux.personality.flags {:?}: personality flags are not supported (only the domain)", p.flags().clone().unwrap_or_default()));
-        }
+    let refused = refused_fields(spec);
+    if !refused.is_empty() {
+        return Err(refused.join("; "));
     }
     Ok(notes)
+}
+
+/// Every field of `spec` that gocker-oci cannot honour, each as `JSON path: why`: a setting that
+/// is refused is never silently ignored (runtime spec: "runtimes MUST generate an error when
+/// invalid or unsupported values are encountered"). The limits in `linux.resources` that gocker
+/// applies are cgroup v2's (`gocker_cgroups::limits`); the fields below have no cgroup v2
+/// interface, or none that gocker writes. A mount plan that the mount code would refuse (an
+/// unsupported option, a relative destination, a `linux.rootfsPropagation` other than private
+/// or unbindable) is refused here too, before anything exists.
+pub(crate) fn refused_fields(spec: &Spec) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut refuse = |field: &str, why: &str| out.push(format!("{field}: {why}"));
+    const V1_ONLY: &str = "cgroup v1 only (gocker uses cgroup v2, which has no such setting)";
+    const NOT_WRITTEN: &str = "not supported by gocker-oci";
+    if let Some(p) = spec.process().as_ref() {
+        if p.io_priority().is_some() {
+            refuse("process.ioPriority", NOT_WRITTEN);
+        }
+        if p.scheduler().is_some() {
+            refuse("process.scheduler", NOT_WRITTEN);
+        }
+        if p.exec_cpu_affinity().is_some() {
+            refuse("process.execCPUAffinity", NOT_WRITTEN);
+        }
+    }
+    for (i, m) in spec.mounts().iter().flatten().enumerate() {
+        if m.uid_mappings().as_ref().is_some_and(|v| !v.is_empty())
+            || m.gid_mappings().as_ref().is_some_and(|v| !v.is_empty())
+        {
+            refuse(
+                &format!("mounts[{i}].uidMappings/gidMappings"),
+                "idmapped mounts with mappings of their own are not supported by gocker-oci",
+            );
+        }
+    }
+    if spec.vm().is_some() {
+        refuse("vm", "gocker-oci runs containers, not virtual machines");
+    }
+    let Some(linux) = spec.linux().as_ref() else {
+        return out;
+    };
+    if linux.intel_rdt().is_some() {
+        refuse(
+            "linux.intelRdt",
+            "resctrl (Intel RDT) is not supported by gocker-oci",
+        );
+    }
+    if let Some(p) = linux.personality().as_ref() {
+        if let Some(f) = p.flags().as_ref().filter(|f| !f.is_empty()) {
+            refuse(
+                "linux.personality.flags",
+                &format!("{f:?}: personality flags are not supported (only the domain)"),
+            );
+        }
+    }
+    if linux.net_devices().as_ref().is_some_and(|d| !d.is_empty()) {
+        refuse("linux.netDevices", NOT_WRITTEN);
+    }
+    if linux.memory_policy().is_some() {
+        refuse("linux.memoryPolicy", NOT_WRITTEN);
+    }
+    if linux.time_offsets().as_ref().is_some_and(|t| !t.is_empty()) {
+        refuse(
+            "linux.timeOffsets",
+            "time namespaces are not supported by gocker-oci",
+        );
+    }
+    if let Some(r) = linux.resources().as_ref() {
+        if let Some(m) = r.memory().as_ref() {
+            if m.kernel().is_some() {
+                refuse("linux.resources.memory.kernel", V1_ONLY);
+            }
+            if m.kernel_tcp().is_some() {
+                refuse("linux.resources.memory.kernelTCP", V1_ONLY);
+            }
+            if m.swappiness().is_some() {
+                refuse("linux.resources.memory.swappiness", V1_ONLY);
+            }
+            if m.disable_oom_killer() == Some(true) {
+                refuse("linux.resources.memory.disableOOMKiller", V1_ONLY);
+            }
+            if m.use_hierarchy() == Some(false) {
+                refuse(
+                    "linux.resources.memory.useHierarchy",
+                    "false: cgroup v2 is always hierarchical",
+                );
+            }
+            if m.check_before_update() == Some(true) {
+                refuse("linux.resources.memory.checkBeforeUpdate", NOT_WRITTEN);
+            }
+        }
+        if let Some(c) = r.cpu().as_ref() {
+            if c.realtime_runtime().is_some() {
+                refuse("linux.resources.cpu.realtimeRuntime", V1_ONLY);
+            }
+            if c.realtime_period().is_some() {
+                refuse("linux.resources.cpu.realtimePeriod", V1_ONLY);
+            }
+            if c.idle().is_some() {
+                refuse("linux.resources.cpu.idle", NOT_WRITTEN);
+            }
+            if c.burst().is_some() {
+                refuse("linux.resources.cpu.burst", NOT_WRITTEN);
+            }
+        }
+        if let Some(b) = r.block_io().as_ref() {
+            if b.leaf_weight().is_some() {
+                refuse("linux.resources.blockIO.leafWeight", V1_ONLY);
+            }
+            if b.weight_device().as_ref().is_some_and(|w| !w.is_empty()) {
+                refuse("linux.resources.blockIO.weightDevice", NOT_WRITTEN);
+            }
+        }
+        if r.hugepage_limits().as_ref().is_some_and(|h| !h.is_empty()) {
+            refuse("linux.resources.hugepageLimits", NOT_WRITTEN);
+        }
+        if let Some(n) = r.network().as_ref() {
+            if n.class_id().is_some() || n.priorities().as_ref().is_some_and(|p| !p.is_empty()) {
+                refuse(
+                    "linux.resources.network",
+                    "net_cls and net_prio are cgroup v1 only (gocker uses cgroup v2, which has neither)",
+                );
+            }
+        }
+        if r.rdma().as_ref().is_some_and(|m| !m.is_empty()) {
+            refuse("linux.resources.rdma", NOT_WRITTEN);
+        }
+    }
+    if let Err(e) = gocker_mounts::plan(spec) {
+        out.push(e.to_string());
+    }
+    out
+}
+
+/// `linux.resources.devices` rules that deny a node of `linux.devices` (character and block
+/// devices; the default ones are always allowed, as runc allows them). gocker-oci has no device
+/// cgroup (cgroup v2 needs a BPF device program) and cannot enforce such a rule: the node is
+/// there and opens as on the host. Without a rule, a container can only reach the nodes gocker
+/// gives it: none can be created in its user namespace, and what it mounts is `nodev`.
+pub(crate) fn unenforced_device_rules(spec: &Spec) -> Vec<String> {
+    use oci_spec::runtime::LinuxDeviceType as T;
+    let Some(linux) = spec.linux().as_ref() else {
+        return Vec::new();
+    };
+    let rules: &[oci_spec::runtime::LinuxDeviceCgroup] = linux
+        .resources()
+        .as_ref()
+        .and_then(|r| r.devices().as_deref())
+        .unwrap_or(&[]);
+    let mut out = Vec::new();
+    for d in linux.devices().iter().flatten() {
+        let typ = match d.typ() {
+            T::C | T::U => T::C,
+            T::B => T::B,
+            _ => continue,
+        };
+        if gocker_mounts::plan::DEFAULT_DEVICES
+            .iter()
+            .any(|p| Path::new(p) == d.path())
+        {
+            continue;
+        }
+        // The last rule that matches decides, for each of read and write.
+        let denied: String = ['r', 'w']
+            .into_iter()
+            .filter(|access| {
+                let last = rules.iter().rev().find(|rule| {
+                    let t = rule.typ().unwrap_or(T::A);
+                    let t = if t == T::U { T::C } else { t };
+                    (t == T::A || t == typ)
+                        && rule.major().is_none_or(|m| m == d.major())
+                        && rule.minor().is_none_or(|m| m == d.minor())
+                        && rule.access().as_deref().is_none_or(|a| a.contains(*access))
+                });
+                last.is_some_and(|rule| !rule.allow())
+            })
+            .collect();
+        if !denied.is_empty() {
+            out.push(format!(
+                "linux.resources.devices denies {denied:?} on {} ({} {}:{}), which gocker-oci cannot enforce (no device cgroup): the node is accessible",
+                d.path().display(),
+                typ.as_str(),
+                d.major(),
+                d.minor()
+            ));
+        }
+    }
+    out
 }
 
 fn is_alive(pid: i32, start: u64) -> bool {
@@ -470,6 +654,11 @@ impl Runtime {
         for n in notes {
             tracing::debug!("{n}");
         }
+        for w in unenforced_device_rules(&spec) {
+            tracing::warn!("{}: {w}", bundle_dir.join("config.json").display());
+        }
+        // Before joining: whose namespaces they are decides which sysctls the container may set.
+        let foreign_joins = crate::sysctl::foreign_joins(&spec);
         join_namespaces(&spec, &bundle_dir.join("config.json"))?;
         raise_rlimits(&spec);
         let rootfs = spec
@@ -525,6 +714,7 @@ impl Runtime {
             seccomp_agent_fd: agent.as_ref().map(|a| a.as_raw_fd()),
             userns_fd: joins.user_fd(),
             pidns_fd: joins.pid_fd(),
+            foreign_joins: foreign_joins.bits(),
         });
         // The rings inherit the working directory: ring2 attaches the rootfs there (mount_root_at_cwd).
         let c = with_cwd(&rootfs, || {
@@ -1037,9 +1227,8 @@ pub fn features() -> serde_json::Value {
         "ociVersionMin": "1.0.0",
         "ociVersionMax": "1.2.0",
         "hooks": ["prestart", "createRuntime", "createContainer", "startContainer", "poststart", "poststop"],
-        "mountOptions": ["ro", "rw", "nosuid", "suid", "nodev", "dev", "noexec", "exec", "bind", "rbind",
-            "private", "rprivate", "shared", "rshared", "slave", "rslave", "relatime", "norelatime",
-            "noatime", "atime", "strictatime", "nostrictatime", "sync", "async", "remount", "tmpcopyup"],
+        // The mount-option parser's own table: nothing is advertised that it refuses.
+        "mountOptions": gocker_mounts::options::supported().collect::<Vec<_>>(),
         "linux": {
             "namespaces": ["cgroup", "ipc", "mount", "network", "pid", "user", "uts"],
             "capabilities": caps,
@@ -1150,5 +1339,209 @@ mod tests {
         s.set_listener_path(Some("/run/agent.sock".into()));
         l.set_seccomp(Some(s));
         assert!(check_seccomp(&spec).is_ok());
+    }
+
+    #[test]
+    fn a_default_notify_action_needs_a_listener_path_too() {
+        let mut spec = crate::spec::default_spec("/r".into(), vec!["sh".into()]).unwrap();
+        let seccomp: oci_spec::runtime::LinuxSeccomp = serde_json::from_value(serde_json::json!({
+            "defaultAction": "SCMP_ACT_NOTIFY",
+            "syscalls": [{"names": ["getpid"], "action": "SCMP_ACT_ALLOW"}]
+        }))
+        .unwrap();
+        spec.linux_mut()
+            .as_mut()
+            .unwrap()
+            .set_seccomp(Some(seccomp));
+        assert!(check_seccomp(&spec).is_err());
+        // A rule that merely mentions the string elsewhere (an errno name, say) is no notify rule.
+        let seccomp: oci_spec::runtime::LinuxSeccomp = serde_json::from_value(serde_json::json!({
+            "defaultAction": "SCMP_ACT_ALLOW",
+            "listenerMetadata": "SCMP_ACT_NOTIFY",
+            "syscalls": [{"names": ["getpid"], "action": "SCMP_ACT_ERRNO"}]
+        }))
+        .unwrap();
+        spec.linux_mut()
+            .as_mut()
+            .unwrap()
+            .set_seccomp(Some(seccomp));
+        assert!(check_seccomp(&spec).is_ok());
+    }
+
+    fn spec_json(v: serde_json::Value) -> Spec {
+        let mut base = serde_json::to_value(
+            crate::spec::default_spec("/r".into(), vec!["sh".into()]).unwrap(),
+        )
+        .unwrap();
+        fn merge(a: &mut serde_json::Value, b: serde_json::Value) {
+            match (a, b) {
+                (serde_json::Value::Object(a), serde_json::Value::Object(b)) => {
+                    for (k, v) in b {
+                        merge(a.entry(k).or_insert(serde_json::Value::Null), v);
+                    }
+                }
+                (a, b) => *a = b,
+            }
+        }
+        merge(&mut base, v);
+        serde_json::from_value(base).unwrap()
+    }
+
+    #[test]
+    fn fields_gocker_cannot_honour_are_refused_by_name() {
+        let base = crate::spec::default_spec("/r".into(), vec!["sh".into()]).unwrap();
+        assert_eq!(refused_fields(&base), Vec::<String>::new());
+        assert!(check_unsupported(&base, &HostLsm::default()).is_ok());
+        for (edit, field) in [
+            (
+                serde_json::json!({"linux": {"resources": {"network": {"classID": 1048577, "priorities": [{"name": "eth0", "priority": 1}]}}}}),
+                "linux.resources.network",
+            ),
+            (
+                serde_json::json!({"linux": {"resources": {"hugepageLimits": [{"pageSize": "2MB", "limit": 209715200}]}}}),
+                "linux.resources.hugepageLimits",
+            ),
+            (
+                serde_json::json!({"linux": {"resources": {"rdma": {"mlx5_1": {"hcaHandles": 3}}}}}),
+                "linux.resources.rdma",
+            ),
+            (
+                serde_json::json!({"linux": {"resources": {"memory": {"kernel": 1048576}}}}),
+                "linux.resources.memory.kernel",
+            ),
+            (
+                serde_json::json!({"linux": {"resources": {"memory": {"swappiness": 10}}}}),
+                "linux.resources.memory.swappiness",
+            ),
+            (
+                serde_json::json!({"linux": {"resources": {"memory": {"disableOOMKiller": true}}}}),
+                "linux.resources.memory.disableOOMKiller",
+            ),
+            (
+                serde_json::json!({"linux": {"resources": {"cpu": {"realtimeRuntime": 1000}}}}),
+                "linux.resources.cpu.realtimeRuntime",
+            ),
+            (
+                serde_json::json!({"linux": {"resources": {"cpu": {"idle": 1}}}}),
+                "linux.resources.cpu.idle",
+            ),
+            (
+                serde_json::json!({"linux": {"resources": {"blockIO": {"leafWeight": 10}}}}),
+                "linux.resources.blockIO.leafWeight",
+            ),
+            (
+                serde_json::json!({"linux": {"resources": {"blockIO": {"weightDevice": [{"major": 8, "minor": 0, "weight": 500}]}}}}),
+                "linux.resources.blockIO.weightDevice",
+            ),
+            (
+                serde_json::json!({"linux": {"intelRdt": {"closID": "x"}}}),
+                "linux.intelRdt",
+            ),
+            (
+                serde_json::json!({"linux": {"timeOffsets": {"monotonic": {"secs": 1, "nanosecs": 0}}}}),
+                "linux.timeOffsets",
+            ),
+            (
+                serde_json::json!({"linux": {"rootfsPropagation": "rshared"}}),
+                "linux.rootfsPropagation",
+            ),
+            (
+                serde_json::json!({"process": {"ioPriority": {"class": "IOPRIO_CLASS_IDLE", "priority": 0}}}),
+                "process.ioPriority",
+            ),
+            (
+                serde_json::json!({"process": {"scheduler": {"policy": "SCHED_IDLE"}}}),
+                "process.scheduler",
+            ),
+        ] {
+            let spec = spec_json(edit.clone());
+            let refused = refused_fields(&spec);
+            assert!(
+                refused.len() == 1 && refused[0].contains(field),
+                "{edit}: {refused:?}"
+            );
+            let e = check_unsupported(&spec, &HostLsm::default()).unwrap_err();
+            assert!(e.contains(field), "{e}");
+        }
+        // Settings that gocker applies, or that mean what it does anyway, are not refused.
+        let fine = spec_json(serde_json::json!({"linux": {
+            "rootfsPropagation": "rprivate",
+            "resources": {"memory": {"limit": 67108864, "useHierarchy": true, "disableOOMKiller": false},
+                          "cpu": {"shares": 512}, "pids": {"limit": 10}}
+        }}));
+        assert_eq!(refused_fields(&fine), Vec::<String>::new());
+        // A mount option the mount code refuses is refused before anything is created.
+        let sync = spec_json(serde_json::json!({}));
+        let mut sync = sync;
+        let mut mounts = sync.mounts().clone().unwrap();
+        mounts.push(
+            oci_spec::runtime::MountBuilder::default()
+                .destination("/data")
+                .typ("tmpfs")
+                .source("tmpfs")
+                .options(vec!["sync".to_string()])
+                .build()
+                .unwrap(),
+        );
+        sync.set_mounts(Some(mounts));
+        let refused = refused_fields(&sync);
+        assert!(
+            refused.len() == 1 && refused[0].contains("\"sync\""),
+            "{refused:?}"
+        );
+    }
+
+    #[test]
+    fn features_advertise_only_the_mount_options_the_parser_applies() {
+        let f = features();
+        let opts: Vec<String> = f["mountOptions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|o| o.as_str().unwrap().to_owned())
+            .collect();
+        assert!(opts.iter().any(|o| o == "rbind") && opts.iter().any(|o| o == "rshared"));
+        for refused in ["sync", "remount", "dirsync", "mand", "tmpcopyup"] {
+            assert!(!opts.iter().any(|o| o == refused), "{refused} advertised");
+        }
+        for o in &opts {
+            let parsed =
+                gocker_mounts::options::parse(Path::new("/x"), std::slice::from_ref(o)).unwrap();
+            assert!(
+                parsed.data.is_empty(),
+                "{o} is not a VFS option the parser knows"
+            );
+        }
+    }
+
+    #[test]
+    fn device_rules_that_cannot_be_enforced_are_named() {
+        let spec = spec_json(serde_json::json!({"linux": {
+            "devices": [
+                {"path": "/dev/fuse", "type": "c", "major": 10, "minor": 229},
+                {"path": "/dev/null", "type": "c", "major": 1, "minor": 3},
+                {"path": "/dev/loop0", "type": "b", "major": 7, "minor": 0}
+            ],
+            "resources": {"devices": [
+                {"allow": false, "access": "rwm"},
+                {"allow": true, "type": "b", "major": 7, "access": "rw"}
+            ]}
+        }}));
+        let w = unenforced_device_rules(&spec);
+        // /dev/fuse is denied and cannot be enforced; /dev/null is always allowed (as with runc);
+        // /dev/loop0 is allowed by the later rule.
+        assert_eq!(w.len(), 1, "{w:?}");
+        assert!(
+            w[0].contains("/dev/fuse") && w[0].contains("\"rw\""),
+            "{w:?}"
+        );
+        let allowed = spec_json(serde_json::json!({"linux": {
+            "devices": [{"path": "/dev/fuse", "type": "c", "major": 10, "minor": 229}],
+            "resources": {"devices": [
+                {"allow": false, "access": "rwm"},
+                {"allow": true, "type": "c", "major": 10, "minor": 229, "access": "rwm"}
+            ]}
+        }}));
+        assert!(unenforced_device_rules(&allowed).is_empty());
     }
 }
