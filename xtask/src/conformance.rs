@@ -76,6 +76,27 @@ pub const ALLOWED: &[(&str, &str)] = &[
          shared root must be set after pivot_root, which the rings do not do yet; runc passes \
          the `slave` case only because the test cannot tell slave from private",
     ),
+    // Not built yet (issue 14 is open for them): gocker-oci refuses what these files ask for,
+    // by name, instead of ignoring it; they leave the allow-list with the ring changes.
+    (
+        "linux_devices",
+        "NOT YET SUPPORTED: asks for device nodes the host does not have (made-up major/minor \
+         numbers); gocker binds device nodes from the host, since a user namespace cannot \
+         mknod them, and making them host-side (ring0, as root) to hand in is not built yet: \
+         gocker-oci refuses such a device, naming it",
+    ),
+    (
+        "linux_ns_path",
+        "NOT YET SUPPORTED: two of its checks join a mount namespace by path, which gocker-oci \
+         refuses by name (create would setns into it before forking ring1, and ring2 skip its \
+         own mount setup); its other namespace joins pass",
+    ),
+    (
+        "config_updates_without_affect",
+        "NOT YET SUPPORTED: its config asks for linux.rootfsPropagation shared, which gocker-oci \
+         refuses by name (a shared root must be set after pivot_root, which ring2 does not do \
+         yet)",
+    ),
     (
         "pidfile",
         "a race in the test, for every runtime: it starts `true` and then sends SIGKILL; when \
