@@ -68,14 +68,6 @@ pub const ALLOWED: &[(&str, &str)] = &[
          the file stops at create: the runtime's IPC namespace needs the runtime's mqueue \
          instance, and this host has no /dev/mqueue (ring0 does not make one yet)",
     ),
-    (
-        "linux_rootfs_propagation",
-        "gocker honours linux.rootfsPropagation private and unbindable and refuses slave and \
-         shared: the container's root is a clone in a mount namespace of its own, in no peer \
-         group of the host's, so no mount event can reach it from the host (slave), and a \
-         shared root must be set after pivot_root, which the rings do not do yet; runc passes \
-         the `slave` case only because the test cannot tell slave from private",
-    ),
     // Not built yet (issue 14 is open for them): gocker-oci refuses what these files ask for,
     // by name, instead of ignoring it; they leave the allow-list with the ring changes.
     (
@@ -90,12 +82,6 @@ pub const ALLOWED: &[(&str, &str)] = &[
         "NOT YET SUPPORTED: two of its checks join a mount namespace by path, which gocker-oci \
          refuses by name (create would setns into it before forking ring1, and ring2 skip its \
          own mount setup); its other namespace joins pass",
-    ),
-    (
-        "config_updates_without_affect",
-        "NOT YET SUPPORTED: its config asks for linux.rootfsPropagation shared, which gocker-oci \
-         refuses by name (a shared root must be set after pivot_root, which ring2 does not do \
-         yet)",
     ),
     (
         "pidfile",

@@ -270,17 +270,12 @@ pub fn plan(spec: &Spec) -> Result<Vec<Step>> {
             let propagation = match p.trim_start_matches('r') {
                 "private" => Propagation::Private,
                 "unbindable" => Propagation::Unbindable,
-                other => {
+                // After pivot_root (a shared root makes it fail): see [`after_pivot`].
+                "shared" | "slave" => return Ok(steps),
+                _ => {
                     return Err(MountError::Invalid {
                         dest: "/".into(),
-                        reason: format!(
-                            "linux.rootfsPropagation {p:?}: {}",
-                            if matches!(other, "shared" | "slave") {
-                                "only private and unbindable are supported (the root is a clone in the container's own mount namespace, in no peer group of the host's)"
-                            } else {
-                                "not a propagation type"
-                            }
-                        ),
+                        reason: format!("linux.rootfsPropagation {p:?}: not a propagation type"),
                     })
                 }
             };
@@ -291,6 +286,20 @@ pub fn plan(spec: &Spec) -> Result<Vec<Step>> {
         }
     }
     Ok(steps)
+}
+
+/// The `linux.rootfsPropagation` that is set on `/` once `pivot_root` is done: `shared` and
+/// `slave` (with `r`, recursively). The root is a clone in the container's own mount namespace,
+/// in no peer group of the host's, so a shared root shares mount events with the container's own
+/// later clones only, and a slave root is one of nothing (in effect private), as with runc.
+pub fn after_pivot(spec: &Spec) -> Option<(Propagation, bool)> {
+    let p = spec.linux().as_ref()?.rootfs_propagation().as_deref()?;
+    let recursive = p.starts_with('r');
+    match p.trim_start_matches('r') {
+        "shared" => Some((Propagation::Shared, recursive)),
+        "slave" => Some((Propagation::Slave, recursive)),
+        _ => None,
+    }
 }
 
 /// Attributes of device binds: never setuid, never executable; `nodev` must stay off.
@@ -476,11 +485,27 @@ mod tests {
             };
             assert_eq!(last, want, "{p}");
         }
-        for (p, why) in [
-            ("shared", "only private and unbindable"),
-            ("rslave", "only private and unbindable"),
-            ("sideways", "not a propagation type"),
+        for (p, want) in [
+            ("shared", Some((Propagation::Shared, false))),
+            ("rslave", Some((Propagation::Slave, true))),
+            ("rprivate", None),
         ] {
+            spec.linux_mut()
+                .as_mut()
+                .unwrap()
+                .set_rootfs_propagation(Some(p.into()));
+            assert_eq!(after_pivot(&spec), want, "{p}");
+            if want.is_some() {
+                assert!(
+                    !plan(&spec)
+                        .unwrap()
+                        .iter()
+                        .any(|s| matches!(s, Step::RootPropagation { .. })),
+                    "{p} is set after pivot_root, not planned before it"
+                );
+            }
+        }
+        for (p, why) in [("sideways", "not a propagation type")] {
             spec.linux_mut()
                 .as_mut()
                 .unwrap()

@@ -104,6 +104,21 @@ pub fn pivot_root(root: BorrowedFd<'_>) -> Result<()> {
     rustix::process::chdir("/").map_err(|e| MountError::sys("chdir", "/", e))
 }
 
+/// Sets the propagation of the root mount (`/`), recursively when asked: after `pivot_root`
+/// (see [`crate::plan::after_pivot`]).
+pub fn set_root_propagation(
+    propagation: crate::options::Propagation,
+    recursive: bool,
+) -> Result<()> {
+    let root = open_dir(Path::new("/"))?;
+    crate::sys::set_propagation(
+        std::os::fd::AsFd::as_fd(&root),
+        Path::new("/"),
+        propagation,
+        recursive,
+    )
+}
+
 /// Makes the rootfs mount itself read-only (not the mounts below it).
 pub fn root_readonly(root: BorrowedFd<'_>) -> Result<()> {
     set_readonly(root, Path::new("/"), true, false)

@@ -181,8 +181,8 @@ pub(crate) fn check_unsupported(
 /// invalid or unsupported values are encountered"). The limits in `linux.resources` that gocker
 /// applies are cgroup v2's (`gocker_cgroups::limits`); the fields below have no cgroup v2
 /// interface, or none that gocker writes. A mount plan that the mount code would refuse (an
-/// unsupported option, a relative destination, a `linux.rootfsPropagation` other than private
-/// or unbindable) is refused here too, before anything exists.
+/// unsupported option, a relative destination, a `linux.rootfsPropagation` that is not a
+/// propagation type) is refused here too, before anything exists.
 pub(crate) fn refused_fields(spec: &Spec) -> Vec<String> {
     let mut out = Vec::new();
     let mut refuse = |field: &str, why: &str| out.push(format!("{field}: {why}"));
@@ -1442,7 +1442,7 @@ mod tests {
                 "linux.timeOffsets",
             ),
             (
-                serde_json::json!({"linux": {"rootfsPropagation": "rshared"}}),
+                serde_json::json!({"linux": {"rootfsPropagation": "sideways"}}),
                 "linux.rootfsPropagation",
             ),
             (

@@ -239,6 +239,12 @@ fn prepare(
         "pivot_root",
         root::pivot_root(rootfd.as_fd()).map_err(Into::into),
     )?;
+    if let Some((propagation, recursive)) = gocker_mounts::plan::after_pivot(&cfg.spec) {
+        stage(
+            "linux.rootfsPropagation",
+            root::set_root_propagation(propagation, recursive).map_err(Into::into),
+        )?;
+    }
     drop(rootfd);
     // Resolved inside the new root, never through a magic link such as /proc/self/fd/N (one of
     // our own descriptors: CVE-2024-21626), and checked to be reachable from it.
