@@ -253,7 +253,7 @@ fn settings_gocker_cannot_honour_are_refused_by_name() {
         assert!(e.contains(field) && e.contains("config.json"), "{e}");
     }
     env.spec(&["true"], |v| {
-        v["linux"]["rootfsPropagation"] = "rslave".into();
+        v["linux"]["rootfsPropagation"] = "rsideways".into();
     });
     let e = env.refused();
     assert!(e.contains("linux.rootfsPropagation"), "{e}");

@@ -164,9 +164,7 @@ fn stage<T>(name: &str, r: Result<T>) -> Result<T> {
     })
 }
 
-/// Installs the filter; the notification descriptor, if any, goes to ring1 and is closed here so
-/// the payload never holds it.
-/// Loads the filter; a notify listener goes to ring1's supervisor, or in OCI mode to the seccomp
+/// Loads the filter (its notification descriptor is closed here, so the payload never holds it); a notify listener goes to ring1's supervisor, or in OCI mode to the seccomp
 /// agent of `linux.seccomp.listenerPath` (with the container's state, `oci_state`).
 fn load_seccomp(
     cfg: &ContainerConfig,
