@@ -170,6 +170,16 @@ fn run_refuses_a_working_directory_through_a_proc_magic_link() {
 fn own_copy_of_gocker(dir: &Path) -> (PathBuf, String) {
     let copy = dir.join("gocker");
     std::fs::copy(bin(), &copy).unwrap();
+    // A process another test thread forked while the copy was open for writing holds that
+    // descriptor until its exec; meanwhile the kernel refuses to execute the copy (ETXTBSY).
+    for _ in 0..200 {
+        match Command::new(&copy).arg("--version").output() {
+            Err(e) if e.raw_os_error() == Some(libc::ETXTBSY) => {
+                std::thread::sleep(Duration::from_millis(10))
+            }
+            _ => break,
+        }
+    }
     (copy.clone(), sha256(&copy))
 }
 

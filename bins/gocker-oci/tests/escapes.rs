@@ -37,6 +37,7 @@ impl Scene {
         std::fs::write(dir.join("host/HOST-SECRET"), "host secret\n").unwrap();
         let oci = dir.join("gocker-oci");
         std::fs::copy(env!("CARGO_BIN_EXE_gocker-oci"), &oci).unwrap();
+        settle(&oci);
         Scene { dir, oci }
     }
     fn host(&self) -> PathBuf {
@@ -120,6 +121,20 @@ impl Scene {
 impl Drop for Scene {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Waits until a binary just copied can be executed: a process that another test thread forked
+/// while the copy was open for writing holds that descriptor until its own exec, and the
+/// kernel refuses to execute a file open for writing (ETXTBSY) meanwhile.
+fn settle(bin: &Path) {
+    for _ in 0..200 {
+        match Command::new(bin).arg("--version").output() {
+            Err(e) if e.raw_os_error() == Some(libc::ETXTBSY) => {
+                std::thread::sleep(Duration::from_millis(10))
+            }
+            _ => return,
+        }
     }
 }
 

@@ -164,8 +164,9 @@ fn stage<T>(name: &str, r: Result<T>) -> Result<T> {
     })
 }
 
-/// Loads the filter (its notification descriptor is closed here, so the payload never holds it); a notify listener goes to ring1's supervisor, or in OCI mode to the seccomp
-/// agent of `linux.seccomp.listenerPath` (with the container's state, `oci_state`).
+/// Loads the filter. A notify listener goes to ring1's supervisor, or in OCI mode to the seccomp
+/// agent of `linux.seccomp.listenerPath` (with the container's state, `oci_state`), and is closed
+/// here, so the payload never holds it.
 fn load_seccomp(
     cfg: &ContainerConfig,
     filter: &gocker_seccomp::load::Prepared,
