@@ -285,12 +285,16 @@ pub fn run_suite(a: &Args, gocker_oci: &Path) -> Result<Comparison> {
 
 /// The suite's tarball: `GOCKER_TEST_SUITES/SUITE`, by default `../shared/test-suites` from the
 /// workspace root.
-fn suite_tarball() -> Result<PathBuf> {
+pub fn suite_path() -> PathBuf {
     let dir = match std::env::var_os("GOCKER_TEST_SUITES") {
         Some(d) => PathBuf::from(d),
         None => workspace().join("../shared/test-suites"),
     };
-    let t = dir.join(SUITE);
+    dir.join(SUITE)
+}
+
+fn suite_tarball() -> Result<PathBuf> {
+    let t = suite_path();
     if !t.is_file() {
         bail!(
             "{} not found (set GOCKER_TEST_SUITES to the directory that holds it)",
