@@ -7,7 +7,7 @@ use std::process::{Command, Stdio};
 use anyhow::{bail, Context, Result};
 
 use crate::util::{
-    cpu, ensure_packages, is_root, replace_section, run, step, today, version, workspace,
+    cpu, ensure_packages, is_root, replace_section, run, shown, step, today, version, workspace,
 };
 
 #[derive(clap::Args)]
@@ -170,7 +170,7 @@ fn oci_lifecycle(ws: &Path, rootfs: &Path, runs: u32) -> Result<()> {
     );
     body += "youki's benchmark: create + start + delete -f of the same bundle (runc's default config.json, `/bin/true`, as root):\n\n";
     for (name, cmd) in &commands {
-        body += &format!("- {name}: `{cmd}`\n");
+        body += &format!("- {name}: `{}`\n", shown(cmd, ws, rootfs, &tmp, None));
     }
     body += "\n| runtime | median ms | mean ms | min ms | max ms |\n|---|---|---|---|---|\n";
     for (name, med, mean, min, max) in &rows {
@@ -247,18 +247,6 @@ fn median_of(rows: &[Row], name: &str) -> f64 {
         .find(|r| r.0 == name)
         .map(|r| r.1)
         .unwrap_or(f64::NAN)
-}
-
-/// A command as docs/benchmarks.md shows it: the checkout, the rootfs and the scratch directory
-/// as variables, not this machine's paths.
-fn shown(cmd: &str, ws: &Path, rootfs: &Path, tmp: &Path, baseline: Option<&Path>) -> String {
-    let mut s = cmd.to_owned();
-    if let Some(b) = baseline {
-        s = s.replace(&b.display().to_string(), "$BASELINE");
-    }
-    s.replace(&format!("{}/", ws.display()), "")
-        .replace(&rootfs.display().to_string(), "$ROOTFS")
-        .replace(&tmp.display().to_string(), "$TMP")
 }
 
 /// `exec` of `/bin/true` into a running container: gocker (and a baseline build) against runc,

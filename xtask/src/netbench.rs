@@ -293,6 +293,7 @@ pub fn main(ws: &Path, gocker: &Path, rootfs: &Path, runs: u32) -> Result<()> {
     }
     body += "\nCommands:\n\n";
     for (n, c) in &cmds {
+        let c = crate::util::shown(c, ws, rootfs, &std::env::temp_dir(), None);
         body += &format!("- {n}: `{c}`\n");
     }
     if rows.is_empty() {

@@ -130,3 +130,21 @@ pub fn replace_section(file: &Path, name: &str, title: &str, body: &str) -> Resu
     };
     std::fs::write(file, new).with_context(|| format!("write {}", file.display()))
 }
+
+/// A command as docs/benchmarks.md shows it: the checkout, the rootfs and the scratch directory
+/// as variables, not this machine's paths.
+pub(crate) fn shown(
+    cmd: &str,
+    ws: &Path,
+    rootfs: &Path,
+    tmp: &Path,
+    baseline: Option<&Path>,
+) -> String {
+    let mut s = cmd.to_owned();
+    if let Some(b) = baseline {
+        s = s.replace(&b.display().to_string(), "$BASELINE");
+    }
+    s.replace(&format!("{}/", ws.display()), "")
+        .replace(&rootfs.display().to_string(), "$ROOTFS")
+        .replace(&tmp.display().to_string(), "$TMP")
+}

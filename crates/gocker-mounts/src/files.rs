@@ -173,9 +173,10 @@ fn clone_in_staging_namespace(
     names: &[String],
     what: &Path,
 ) -> Result<Vec<OwnedFd>> {
-    // SAFETY: CLONE_NEWNS unshares only this thread's mount namespace (and, implied by it, its
-    // filesystem attributes: root, cwd, umask); the descriptor table stays shared, so the
-    // descriptors made here are the caller's as usual. The thread ends right after.
+    // CLONE_NEWNS unshares only this thread's mount namespace (and, implied by it, its filesystem
+    // attributes: root, cwd, umask); the descriptor table stays shared, so the descriptors made
+    // here are the caller's as usual.
+    // SAFETY: called on a thread of its own that ends right after; nothing else runs on it.
     unsafe { rustix::thread::unshare_unsafe(UnshareFlags::NEWNS) }
         .map_err(|e| MountError::sys("unshare(CLONE_NEWNS) to stage", what, e))?;
     // Nothing done in the staging namespace may propagate to a peer (the caller's may be shared).
