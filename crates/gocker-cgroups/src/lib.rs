@@ -88,6 +88,37 @@ pub fn cgroup2_mount(mountinfo: &str) -> Option<PathBuf> {
     })
 }
 
+/// `statfs(2)` `f_type` of a cgroup2 and of a cgroup v1 filesystem.
+const CGROUP2_SUPER_MAGIC: i64 = 0x6367_7270;
+const CGROUP_SUPER_MAGIC: i64 = 0x0027_e0eb;
+
+/// Where a cgroup2 hierarchy is mounted on unified and on hybrid hosts (systemd's layout).
+const USUAL_CGROUP2: [&str; 2] = ["/sys/fs/cgroup", "/sys/fs/cgroup/unified"];
+
+/// The filesystem type of the mount holding `path`, if it can be asked (`f_type` is a C long
+/// here, a narrower integer on some architectures).
+#[allow(clippy::useless_conversion)]
+fn fs_magic(path: &Path) -> Option<i64> {
+    rustix::fs::statfs(path).ok().map(|s| i64::from(s.f_type))
+}
+
+/// Which of `controllers` a cgroup v1 hierarchy holds on this host: a v1 mount at systemd's
+/// `/sys/fs/cgroup/<controller>` answers with one `statfs`; `/proc/self/mountinfo` is read only
+/// for the controllers not found there.
+fn host_v1_bound<'a>(controllers: &[&'a str]) -> Vec<&'a str> {
+    let v1_name = |c: &str| if c == "io" { "blkio" } else { c }.to_owned();
+    let (mut found, rest): (Vec<&str>, Vec<&str>) = controllers.iter().partition(|c| {
+        fs_magic(&Path::new("/sys/fs/cgroup").join(v1_name(c))) == Some(CGROUP_SUPER_MAGIC)
+    });
+    if !rest.is_empty() {
+        let mountinfo = fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+        let more = bound_to_v1(&mountinfo, &rest);
+        found.extend(more);
+        found.sort_by_key(|c| controllers.iter().position(|x| x == c));
+    }
+    found
+}
+
 /// Which of `controllers` a cgroup v1 hierarchy holds, from a `/proc/self/mountinfo` text.
 pub fn bound_to_v1<'a>(mountinfo: &str, controllers: &[&'a str]) -> Vec<&'a str> {
     let v1_opts: Vec<&str> = mountinfo
@@ -117,7 +148,19 @@ pub fn own_cgroup(proc_cgroup: &str) -> Option<PathBuf> {
 
 impl Hierarchy {
     /// Finds the cgroup2 mount of this process.
+    ///
+    /// The usual places are asked first with one `statfs` each (`/sys/fs/cgroup` on a unified
+    /// host, `/sys/fs/cgroup/unified` on a hybrid one); `/proc/self/mountinfo`, which the kernel
+    /// formats line by line for every mount, is read only when neither is a cgroup2 mount.
     pub fn find() -> Result<Hierarchy> {
+        if let Some(mount) = USUAL_CGROUP2
+            .iter()
+            .find(|p| fs_magic(Path::new(p)) == Some(CGROUP2_SUPER_MAGIC))
+        {
+            return Ok(Hierarchy {
+                mount: PathBuf::from(mount),
+            });
+        }
         let mi = read(Path::new("/proc/self/mountinfo"))?;
         cgroup2_mount(&mi)
             .map(|mount| Hierarchy { mount })
@@ -269,8 +312,7 @@ impl Cgroup {
             .filter(|c| !available.iter().any(|a| a == c))
             .collect();
         if !missing.is_empty() {
-            let mountinfo = fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
-            let v1 = bound_to_v1(&mountinfo, &missing);
+            let v1 = host_v1_bound(&missing);
             let why = if v1.is_empty() {
                 "enable them in the parent's cgroup.subtree_control, or ask for delegation of these controllers".to_owned()
             } else {
@@ -411,6 +453,19 @@ impl Cgroup {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The statfs shortcuts give the answers the mount table gives, on whatever host this runs.
+    #[test]
+    fn the_statfs_shortcuts_agree_with_the_mount_table() {
+        let mi = fs::read_to_string("/proc/self/mountinfo").unwrap();
+        match (Hierarchy::find(), cgroup2_mount(&mi)) {
+            (Ok(h), Some(m)) => assert_eq!(h.mount(), m),
+            (Err(CgroupError::NoCgroup2), None) => {}
+            (found, listed) => panic!("find() gave {found:?}, mountinfo lists {listed:?}"),
+        }
+        let all = ["cpu", "cpuset", "io", "memory", "pids", "hugetlb", "rdma", "misc"];
+        assert_eq!(host_v1_bound(&all), bound_to_v1(&mi, &all));
+    }
 
     #[test]
     fn finds_cgroup2_mount_and_own_cgroup() {

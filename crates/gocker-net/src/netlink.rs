@@ -236,11 +236,11 @@ impl Netlink {
         })
     }
 
-    /// Sets `name` up (and its MTU when given).
+    /// Sets `name` up (and its MTU when given). One request: the kernel finds the link by its
+    /// `IFLA_IFNAME` when the index is 0 (a missing link is `ENODEV`, named in the error).
     pub fn set_up(&mut self, name: &str, mtu: Option<u32>) -> Result<()> {
-        let index = self.must_index(name)?;
         let mut msg = LinkMessage::default();
-        msg.header.index = index;
+        msg.attributes.push(LinkAttribute::IfName(name.to_owned()));
         msg.header.flags = LinkFlags::Up;
         msg.header.change_mask = LinkFlags::Up;
         if let Some(m) = mtu {

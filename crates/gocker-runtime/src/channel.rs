@@ -154,7 +154,18 @@ impl Channel {
 
     /// Receives one datagram of raw bytes that is known to be ready; `None` at EOF.
     pub(crate) fn recv_bytes_now(&self, stage: &str) -> Result<Option<Datagram>, RuntimeError> {
-        let mut buf = vec![0u8; MAX_MSG];
+        // The datagram's length first (MSG_PEEK|MSG_TRUNC takes nothing, descriptors included):
+        // a buffer of that size, rather than a zeroed MAX_MSG one that faults in 16 pages per
+        // message in every ring.
+        let len = loop {
+            match rustix::net::recv(&self.fd, &mut [0u8; 0], RecvFlags::PEEK | RecvFlags::TRUNC) {
+                Err(Errno::INTR) => continue,
+                Err(Errno::CONNRESET) => return Ok(None),
+                Err(e) => return Err(RuntimeError::sys("recv(MSG_PEEK)", stage, e)),
+                Ok((_, full)) => break full,
+            }
+        };
+        let mut buf = vec![0u8; len.clamp(1, MAX_MSG)];
         let mut space = [MaybeUninit::<u8>::uninit(); rustix::cmsg_space!(ScmRights(MAX_FDS))];
         let mut control = RecvAncillaryBuffer::new(&mut space);
         let n = loop {

@@ -19,6 +19,7 @@ use gocker_idmap::IdMaps;
 use gocker_ns::Namespace;
 use oci_spec::runtime::{LinuxNamespaceType, Spec};
 
+use crate::initsys::Namespaces;
 use crate::{Result, RuntimeError};
 
 /// The opened namespaces; ring1 inherits the descriptors (see [`crate::config::OciMode`]).
@@ -114,22 +115,20 @@ pub(crate) fn open(spec: &Spec, idmaps: &mut IdMaps, config: &Path) -> Result<Jo
 }
 
 /// ring1: joins the user namespace (then makes `rest`, the container's other new namespaces, which
-/// it owns) and the PID namespace of `fds` (descriptor numbers from [`Joins`]).
+/// it owns) and the PID namespace of `fds` (descriptor numbers from [`Joins`]), through `sys`
+/// ([`crate::initsys`]). ring0 opened them and keeps them open until ring1 reports.
 pub(crate) fn enter(
+    sys: &mut dyn Namespaces,
     user: Option<i32>,
     pid: Option<i32>,
     rest: gocker_ns::NamespaceSet,
 ) -> Result<()> {
     if let Some(fd) = user {
-        // SAFETY: ring0 opened it and keeps it open until ring1 reports; ring1 inherited it.
-        let fd = unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) };
-        gocker_ns::enter_fd(fd, Namespace::User, "the joined user namespace")?;
-        gocker_ns::unshare(rest.without(Namespace::User))?;
+        sys.setns(fd, Namespace::User, "the joined user namespace")?;
+        sys.unshare(rest.without(Namespace::User))?;
     }
     if let Some(fd) = pid {
-        // SAFETY: as above.
-        let fd = unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) };
-        gocker_ns::enter_fd(fd, Namespace::Pid, "the joined PID namespace")?;
+        sys.setns(fd, Namespace::Pid, "the joined PID namespace")?;
     }
     Ok(())
 }

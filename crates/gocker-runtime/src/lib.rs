@@ -20,6 +20,7 @@ mod config;
 pub mod detach;
 mod entry;
 mod error;
+mod initsys;
 mod joins;
 mod keys;
 mod lift;

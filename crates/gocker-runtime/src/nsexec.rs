@@ -8,6 +8,7 @@ use gocker_ns::{Forked, Namespace, NamespaceSet};
 use oci_spec::runtime::Process;
 use rustix::process::{Pid, PidfdFlags};
 
+use crate::initsys::ExecSys;
 use crate::process::{self, ExecPlan};
 use crate::state::{ContainerState, StateStore};
 use crate::sys::exit;
@@ -152,134 +153,55 @@ fn exec_inner(
     match unsafe { gocker_ns::fork_into(NamespaceSet::EMPTY, None) }? {
         Forked::Child => {
             drop(err_r);
-            let fail = |stage: &str, e: &dyn std::fmt::Display| -> ! {
-                let _ = rustix::io::write(&err_w, format!("{stage}: {e}").as_bytes());
+            let fail = |msg: &str| -> ! {
+                let _ = rustix::io::write(&err_w, msg.as_bytes());
                 exit(125)
             };
-            if req.tty && req.console_socket.is_none() {
-                // Off the caller's terminal session: after a detach (the caller exits) its hangup
-                // must not reach this process, whose death would kill the exec'd one (its parent-
-                // death signal). The exec'd process has a session and a terminal of its own.
-                let _ = rustix::process::setsid();
-            }
-            // This process is the host's runtime binary and is about to enter the container. It
-            // prepares the exec'd process completely — working directory, limits, identity,
-            // capabilities, seccomp — *before* it forks into the container's PID namespace, so
-            // that no process the container can see ever runs unfiltered or privileged. It is
-            // non-dumpable throughout (no ptrace, no /proc/PID/exe for the container), and none
-            // of the caller's descriptors survive the exec (the CVE-2024-21626 sweep of ring2).
-            if let Err(e) = process::set_non_dumpable() {
-                fail("prepare", &e);
-            }
-            // The caller's descriptors are close-on-exec before we join anything.
-            if let Err(e) = process::cloexec_from(3) {
-                fail("close-on-exec sweep of fds >= 3", &e);
-            }
-            if let Some(cg) = &st.cgroup {
-                if let Err(e) = std::fs::write(cg.join("cgroup.procs"), "0") {
-                    fail(&format!("join cgroup {}", cg.display()), &e);
-                }
-            }
-            if let Err(e) = gocker_ns::enter_pidfd(pidfd.as_fd(), join) {
-                fail("join the container's namespaces", &e);
-            }
-            let r = (|| -> Result<Option<OwnedFd>> {
-                let mut peer = None;
-                if let Some((_, child_end)) = &tty_chan {
-                    // The container's /dev/ptmx: this process is in its mount namespace now.
-                    let (master, p) = crate::tty::open_pair()?;
-                    crate::tty::initial_size(master.as_fd(), req.console_size.as_ref());
-                    child_end.send(&(), &[master.as_fd()])?;
-                    crate::tty::chown_peer(p.as_fd(), owner);
-                    peer = Some(p);
-                }
-                gocker_mounts::resolve::enter_dir(p.cwd()).map_err(|e| RuntimeError::Ring {
-                    stage: "set working directory (process.cwd)".into(),
-                    message: e.to_string(),
-                })?;
-                process::preamble(&p, &spec, 3)?;
-                let load = filter
-                    .as_ref()
-                    .map(|f| move || -> Result<()> { f.load().map(drop).map_err(Into::into) });
-                process::become_payload(
-                    &p,
-                    setgroups,
-                    load.as_ref().map(|l| l as &dyn Fn() -> Result<()>),
-                    &|| Ok(()),
-                )?;
-                Ok(peer)
-            })();
-            let peer = match r {
-                Ok(peer) => peer,
-                Err(e) => fail("prepare", &e),
+            let mut k = Kernel {
+                pidfd: pidfd.as_fd(),
+                tty: tty_chan.as_ref().map(|(_, c)| c),
+                console_size: req.console_size.as_ref(),
+                owner,
+                peer: None,
             };
-            // setns and the identity change reset the dumpable flag (fs.suid_dumpable): set it
-            // again, for the child to inherit.
-            if let Err(e) = process::set_non_dumpable() {
-                fail("prepare", &e);
-            }
-            // Joining a PID namespace applies to children: fork once more, under the filter
-            // (clone(2) with no flags but the exit signal: the default profiles refuse clone3).
-            // SAFETY: this child is single-threaded; without CLONE_VM the new process gets a
-            // copy of the address space and returns here on its own copy of the stack.
-            let forked = unsafe {
-                libc::syscall(
-                    libc::SYS_clone,
-                    libc::SIGCHLD as libc::c_ulong,
-                    0usize,
-                    0usize,
-                    0usize,
-                    0usize,
-                )
-            } as i32;
-            if forked < 0 {
-                fail(
-                    "fork into the PID namespace",
-                    &std::io::Error::last_os_error(),
-                );
-            }
-            if forked > 0 {
-                if detach {
-                    // The host pid (fork returns it in our own, the host's, PID namespace).
-                    let _ = rustix::io::write(&err_w, format!("pid:{forked}\n").as_bytes());
-                    exit(0)
-                }
-                forward_signals_to(forked);
-                match Pid::from_raw(forked).map(crate::sys::wait_status) {
-                    Some(Ok(s)) => exit(s.code()),
-                    _ => exit(125),
-                }
-            }
-            // In the container's PID namespace, already filtered and with its final identity.
-            // Detached, the parent exits at once: the process must outlive it.
-            if !detach {
-                let _ = rustix::process::set_parent_process_death_signal(Some(
-                    rustix::process::Signal::KILL,
-                ));
-            }
-            match peer {
-                Some(peer) => {
-                    if let Err(e) = crate::tty::become_controlled(peer, None) {
-                        fail("attach the terminal", &e);
+            let steps = Steps {
+                leave_session: req.tty && req.console_socket.is_none(),
+                cgroup: st.cgroup.as_deref(),
+                join,
+                tty: req.tty,
+                process: &p,
+                spec: &spec,
+                setgroups,
+                filter: filter.as_ref(),
+                detach,
+                plan: &plan,
+            };
+            match become_exec(&mut k, &steps) {
+                ChildEnd::Failed(msg) => fail(&msg),
+                ChildEnd::Intermediate(forked) => {
+                    if detach {
+                        // The host pid (fork returns it in our own, the host's, PID namespace).
+                        let _ = rustix::io::write(&err_w, format!("pid:{forked}\n").as_bytes());
+                        exit(0)
+                    }
+                    forward_signals_to(forked);
+                    match Pid::from_raw(forked).map(crate::sys::wait_status) {
+                        Some(Ok(s)) => exit(s.code()),
+                        _ => exit(125),
                     }
                 }
-                // A session of its own: no TIOCSTI into the caller's terminal.
-                None => {
-                    if let Err(e) = rustix::process::setsid() {
-                        fail("setsid", &e);
-                    }
+                ChildEnd::ExecFailed(errno) => {
+                    let _ = rustix::io::write(
+                        &err_w,
+                        format!("exec:{}:{}", errno.raw_os_error(), plan.cmd).as_bytes(),
+                    );
+                    exit(if errno == rustix::io::Errno::NOENT {
+                        127
+                    } else {
+                        126
+                    })
                 }
             }
-            let errno = plan.exec();
-            let _ = rustix::io::write(
-                &err_w,
-                format!("exec:{}:{}", errno.raw_os_error(), plan.cmd).as_bytes(),
-            );
-            exit(if errno == rustix::io::Errno::NOENT {
-                127
-            } else {
-                126
-            })
         }
         Forked::Parent { pid, pidfd: child } => {
             drop(err_w);
@@ -348,6 +270,191 @@ fn exec_inner(
                 ))),
             }
         }
+    }
+}
+
+/// What the process that enters the container ([`become_exec`]) is given.
+struct Steps<'a> {
+    /// Off the caller's terminal session (`-t` relayed by us).
+    leave_session: bool,
+    cgroup: Option<&'a std::path::Path>,
+    /// The namespaces in which the container differs from us.
+    join: NamespaceSet,
+    tty: bool,
+    process: &'a Process,
+    spec: &'a oci_spec::runtime::Spec,
+    setgroups: bool,
+    filter: Option<&'a gocker_seccomp::load::Prepared>,
+    detach: bool,
+    plan: &'a ExecPlan,
+}
+
+/// How [`become_exec`] ended.
+enum ChildEnd {
+    /// `stage: error`, for the caller.
+    Failed(String),
+    /// In the intermediate process: the exec'd one's host pid.
+    Intermediate(i32),
+    /// In the exec'd process: `execve` failed.
+    ExecFailed(rustix::io::Errno),
+}
+
+/// The order of `exec`'s steps, in the child of the caller: non-dumpable, the caller's
+/// descriptors close-on-exec, the cgroup, the container's namespaces, terminal and working
+/// directory, the same preamble and privilege drop as the container's init (seccomp included),
+/// then the fork into the container's PID namespace and the exec. Every step goes through `sys`
+/// ([`crate::initsys`]).
+fn become_exec(sys: &mut dyn ExecSys, x: &Steps<'_>) -> ChildEnd {
+    let fail = |stage: &str, e: &dyn std::fmt::Display| ChildEnd::Failed(format!("{stage}: {e}"));
+    if x.leave_session {
+        // Off the caller's terminal session: after a detach (the caller exits) its hangup
+        // must not reach this process, whose death would kill the exec'd one (its parent-
+        // death signal). The exec'd process has a session and a terminal of its own.
+        sys.leave_session();
+    }
+    // This process is the host's runtime binary and is about to enter the container. It
+    // prepares the exec'd process completely — working directory, limits, identity,
+    // capabilities, seccomp — *before* it forks into the container's PID namespace, so
+    // that no process the container can see ever runs unfiltered or privileged. It is
+    // non-dumpable throughout (no ptrace, no /proc/PID/exe for the container), and none
+    // of the caller's descriptors survive the exec (the CVE-2024-21626 sweep of ring2).
+    if let Err(e) = sys.set_non_dumpable() {
+        return fail("prepare", &e);
+    }
+    // The caller's descriptors are close-on-exec before we join anything.
+    if let Err(e) = sys.cloexec_from(3) {
+        return fail("close-on-exec sweep of fds >= 3", &e);
+    }
+    if let Some(cg) = x.cgroup {
+        if let Err(e) = sys.join_cgroup(cg) {
+            return fail(&format!("join cgroup {}", cg.display()), &e);
+        }
+    }
+    if let Err(e) = sys.join(x.join) {
+        return fail("join the container's namespaces", &e);
+    }
+    let r = (|| -> Result<()> {
+        if x.tty {
+            sys.open_terminal()?;
+        }
+        sys.enter_cwd(x.process.cwd())?;
+        process::preamble(sys, x.process, x.spec, 3)?;
+        process::become_payload(sys, x.process, x.setgroups, x.filter)
+    })();
+    if let Err(e) = r {
+        return fail("prepare", &e);
+    }
+    // setns and the identity change reset the dumpable flag (fs.suid_dumpable): set it
+    // again, for the child to inherit.
+    if let Err(e) = sys.set_non_dumpable() {
+        return fail("prepare", &e);
+    }
+    // Joining a PID namespace applies to children: fork once more, under the filter.
+    let forked = match sys.fork_into_pidns() {
+        Ok(f) => f,
+        Err(e) => return fail("fork into the PID namespace", &e),
+    };
+    if forked > 0 {
+        return ChildEnd::Intermediate(forked);
+    }
+    // In the container's PID namespace, already filtered and with its final identity.
+    // Detached, the parent exits at once: the process must outlive it.
+    if !x.detach {
+        sys.die_with_parent();
+    }
+    if x.tty {
+        if let Err(e) = sys.controlling_terminal() {
+            return fail("attach the terminal", &e);
+        }
+    } else if let Err(e) = sys.new_session() {
+        // A session of its own: no TIOCSTI into the caller's terminal.
+        return fail("setsid", &e);
+    }
+    ChildEnd::ExecFailed(sys.exec(x.plan))
+}
+
+/// [`ExecSys`] carried out.
+struct Kernel<'a> {
+    /// The container's init.
+    pidfd: std::os::fd::BorrowedFd<'a>,
+    /// `-t`: where the terminal's master goes.
+    tty: Option<&'a crate::channel::Channel>,
+    console_size: Option<&'a oci_spec::runtime::Box>,
+    owner: (u32, u32),
+    /// The terminal's slave, once opened.
+    peer: Option<OwnedFd>,
+}
+
+impl process::KernelHooks for Kernel<'_> {
+    fn load_seccomp(&mut self, filter: &gocker_seccomp::load::Prepared) -> Result<()> {
+        // There is no supervisor for an exec'd process: the filter has no listener.
+        filter.load().map(drop).map_err(Into::into)
+    }
+    fn after_identity(&mut self) -> Result<()> {
+        Ok(())
+    }
+}
+
+impl ExecSys for Kernel<'_> {
+    fn leave_session(&mut self) {
+        let _ = rustix::process::setsid();
+    }
+    fn join_cgroup(&mut self, cgroup: &std::path::Path) -> std::io::Result<()> {
+        std::fs::write(cgroup.join("cgroup.procs"), "0")
+    }
+    fn join(&mut self, set: NamespaceSet) -> Result<()> {
+        Ok(gocker_ns::enter_pidfd(self.pidfd, set)?)
+    }
+    fn open_terminal(&mut self) -> Result<()> {
+        let Some(chan) = self.tty else {
+            return Ok(());
+        };
+        // The container's /dev/ptmx: this process is in its mount namespace now.
+        let (master, p) = crate::tty::open_pair()?;
+        crate::tty::initial_size(master.as_fd(), self.console_size);
+        chan.send(&(), &[master.as_fd()])?;
+        crate::tty::chown_peer(p.as_fd(), self.owner);
+        self.peer = Some(p);
+        Ok(())
+    }
+    fn enter_cwd(&mut self, cwd: &std::path::Path) -> Result<()> {
+        gocker_mounts::resolve::enter_dir(cwd).map_err(|e| RuntimeError::Ring {
+            stage: "set working directory (process.cwd)".into(),
+            message: e.to_string(),
+        })
+    }
+    fn fork_into_pidns(&mut self) -> std::io::Result<i32> {
+        // clone(2) with no flags but the exit signal: the default profiles refuse clone3. Without
+        // CLONE_VM the new process gets a copy of the address space and returns here on its own
+        // copy of the stack.
+        // SAFETY: this process is single-threaded; nothing is shared with the copy.
+        let forked = unsafe {
+            libc::syscall(
+                libc::SYS_clone,
+                libc::SIGCHLD as libc::c_ulong,
+                0usize,
+                0usize,
+                0usize,
+                0usize,
+            )
+        } as i32;
+        if forked < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        Ok(forked)
+    }
+    fn die_with_parent(&mut self) {
+        let _ =
+            rustix::process::set_parent_process_death_signal(Some(rustix::process::Signal::KILL));
+    }
+    fn controlling_terminal(&mut self) -> Result<()> {
+        match self.peer.take() {
+            Some(peer) => crate::tty::become_controlled(peer, None),
+            None => Ok(()),
+        }
+    }
+    fn new_session(&mut self) -> rustix::io::Result<()> {
+        rustix::process::setsid().map(drop)
     }
 }
 
@@ -446,5 +553,123 @@ fn keep_draining(master: OwnedFd) -> Result<()> {
             while let Err(rustix::io::Errno::INTR) = rustix::io::read(&ready_r, &mut b) {}
             Ok(())
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use gocker_ns::{Namespace, NamespaceSet};
+
+    use super::{become_exec, ChildEnd, Steps};
+    use crate::initsys::{test_config, Recording};
+    use crate::process::ExecPlan;
+
+    /// `exec` into a container that differs from us in these namespaces, in its cgroup.
+    fn exec(tty: bool, fork_returns: i32) -> (Recording, ChildEnd) {
+        let cfg = test_config();
+        let p = cfg.spec.process().clone().expect("process");
+        let plan = ExecPlan::new(&p).expect("plan");
+        let filter = cfg.seccomp.as_ref().map(|b| {
+            gocker_seccomp::load::Prepared::new(b, gocker_seccomp::LoadFlags::for_program(b))
+                .expect("filter")
+        });
+        let join = [
+            Namespace::User,
+            Namespace::Mount,
+            Namespace::Pid,
+            Namespace::Net,
+        ]
+        .into_iter()
+        .fold(NamespaceSet::EMPTY, NamespaceSet::with);
+        let steps = Steps {
+            leave_session: tty,
+            cgroup: Some(std::path::Path::new("/sys/fs/cgroup/c1")),
+            join,
+            tty,
+            process: &p,
+            spec: &cfg.spec,
+            setgroups: true,
+            filter: filter.as_ref(),
+            detach: false,
+            plan: &plan,
+        };
+        let mut rec = Recording {
+            fork_returns,
+            ..Default::default()
+        };
+        let end = become_exec(&mut rec, &steps);
+        (rec, end)
+    }
+
+    fn joined() -> String {
+        let set = [
+            Namespace::User,
+            Namespace::Mount,
+            Namespace::Pid,
+            Namespace::Net,
+        ]
+        .into_iter()
+        .fold(NamespaceSet::EMPTY, NamespaceSet::with);
+        format!("setns(pidfd, {set})")
+    }
+
+    #[test]
+    fn exec_sweeps_the_callers_descriptors_before_joining_and_drops_privileges_before_the_pid_ns() {
+        let (rec, end) = exec(false, 0);
+        assert!(matches!(end, ChildEnd::ExecFailed(_)));
+        assert_eq!(
+            rec.log,
+            [
+                "nondumpable".to_string(),
+                // Nothing of the caller's reaches the container (CVE-2024-21626).
+                "cloexec(3)".into(),
+                "join cgroup /sys/fs/cgroup/c1".into(),
+                // One setns(2) through the pidfd: the kernel enters the user namespace first.
+                joined(),
+                "chdir /".into(),
+                // The same preamble and drop as the container's init.
+                "cloexec(3)".into(),
+                "rlimits".into(),
+                "personality".into(),
+                "bounding".into(),
+                "setresuid(0)".into(),
+                "capset".into(),
+                "nondumpable".into(),
+                "after identity".into(),
+                "nnp".into(),
+                "signals".into(),
+                "seccomp".into(),
+                // Re-set after the credential change, for the child to inherit.
+                "nondumpable".into(),
+                "clone into pid ns".into(),
+                "pdeathsig".into(),
+                "setsid".into(),
+                "exec sh".into(),
+            ]
+        );
+    }
+
+    #[test]
+    fn exec_with_a_terminal_opens_it_in_the_container_before_the_drop() {
+        let (rec, _) = exec(true, 0);
+        assert_eq!(rec.log[0], "leave session");
+        rec.before(&joined(), "terminal");
+        rec.before("terminal", "chdir /");
+        rec.before("clone into pid ns", "controlling terminal");
+        rec.before("controlling terminal", "exec sh");
+        assert!(!rec.has("setsid"));
+    }
+
+    #[test]
+    fn exec_intermediate_process_stops_at_the_fork_filtered_and_with_the_final_identity() {
+        let (rec, end) = exec(false, 42);
+        assert!(matches!(end, ChildEnd::Intermediate(42)));
+        assert_eq!(
+            rec.log.last().map(String::as_str),
+            Some("clone into pid ns")
+        );
+        rec.before("seccomp", "clone into pid ns");
+        rec.before("setresuid(0)", "clone into pid ns");
+        assert!(!rec.has("exec"));
     }
 }

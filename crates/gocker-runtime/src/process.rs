@@ -5,6 +5,7 @@ use std::ffi::CString;
 use std::str::FromStr;
 
 use caps::{CapSet, Capability};
+use gocker_seccomp::load::Prepared;
 use oci_spec::runtime::{Capabilities, Process};
 use rustix::process::{Gid, Uid};
 
@@ -218,8 +219,8 @@ impl ExecPlan {
         envp.push(std::ptr::null());
         let mut result = rustix::io::Errno::NOENT;
         for c in &self.candidates {
-            // SAFETY: argv and envp are NULL-terminated arrays of pointers into CStrings that
-            // outlive the call; execve only returns on failure.
+            // execve only returns on failure.
+            // SAFETY: argv and envp are NULL-terminated arrays of pointers into live CStrings.
             unsafe { libc::execve(c.as_ptr(), argv.as_ptr(), envp.as_ptr()) };
             let e = rustix::io::Errno::from_raw_os_error(
                 std::io::Error::last_os_error().raw_os_error().unwrap_or(0),
@@ -238,12 +239,17 @@ impl ExecPlan {
 /// `exec` alike: every descriptor from `first_fd` up close-on-exec (no host descriptor survives
 /// into the payload, CVE-2024-21626, including whatever an embedder or the caller of `exec`
 /// leaked to us), the spec's rlimits and personality, and the capability bounding set.
-pub(crate) fn preamble(p: &Process, spec: &oci_spec::runtime::Spec, first_fd: u32) -> Result<()> {
-    cloexec_from(first_fd)
+pub(crate) fn preamble(
+    k: &mut dyn Finalize,
+    p: &Process,
+    spec: &oci_spec::runtime::Spec,
+    first_fd: u32,
+) -> Result<()> {
+    k.cloexec_from(first_fd)
         .map_err(|e| RuntimeError::sys("close_range", format!("fds >= {first_fd}"), e))?;
-    set_rlimits(p)?;
-    set_personality(spec)?;
-    drop_bounding(p)
+    k.set_rlimits(p)?;
+    k.set_personality(spec)?;
+    k.drop_bounding(p)
 }
 
 /// Makes this process non-dumpable until its next `execve` (which resets the flag for the
@@ -258,30 +264,11 @@ pub(crate) fn set_non_dumpable() -> Result<()> {
         .map_err(|e| RuntimeError::sys("prctl(PR_SET_DUMPABLE, 0)", "runtime process", e))
 }
 
-/// The last steps before `execve` of a process of the container, shared by ring2 (the payload)
-/// and `exec`: the spec's identity and capability sets, `no_new_privs`, default signal
-/// dispositions, and the seccomp filter (`load`) at the one place the kernel allows it. Without
-/// `no_new_privs` only a `CAP_SYS_ADMIN` holder may install a filter, so it is loaded first, while
-/// the capabilities are still there, and the identity changes pass through it (as runc does);
-/// with `no_new_privs` it is the very last step. `after_identity` runs once the credentials have
-/// changed (which clears the parent-death signal: ring2 sets it again there).
-pub(crate) fn become_payload(
-    p: &Process,
-    setgroups_allowed: bool,
-    load: Option<&dyn Fn() -> Result<()>>,
-    after_identity: &dyn Fn() -> Result<()>,
-) -> Result<()> {
-    let mut kernel = Kernel {
-        load,
-        after_identity,
-    };
-    drop_in_order(p, setgroups_allowed, load.is_some(), &mut kernel)
-}
-
 /// The steps of the privilege drop, one call each: the seam through which the order of
-/// [`become_payload`] is tested without a kernel (youki's `Syscall` double is the model).
+/// [`become_payload`] is tested without a kernel (youki's `Syscall` double is the model; the
+/// rings' other steps are in `crate::initsys`).
 pub(crate) trait Privileges {
-    fn load_seccomp(&mut self) -> Result<()>;
+    fn load_seccomp(&mut self, filter: &Prepared) -> Result<()>;
     fn keep_capabilities(&mut self, keep: bool) -> Result<()>;
     fn set_user(&mut self, p: &Process, setgroups_allowed: bool) -> Result<()>;
     fn set_capabilities(&mut self, p: &Process) -> Result<()>;
@@ -291,15 +278,30 @@ pub(crate) trait Privileges {
     fn reset_signals(&mut self);
 }
 
-/// [`Privileges`] carried out: the system calls, the caller's filter load and hook.
-struct Kernel<'a> {
-    load: Option<&'a dyn Fn() -> Result<()>>,
-    after_identity: &'a dyn Fn() -> Result<()>,
+/// The whole of the last stretch before `execve` of a process of the container: [`preamble`],
+/// then [`become_payload`], then the exec itself.
+pub(crate) trait Finalize: Privileges {
+    fn cloexec_from(&mut self, first: u32) -> std::io::Result<()>;
+    fn set_rlimits(&mut self, p: &Process) -> Result<()>;
+    fn set_personality(&mut self, spec: &oci_spec::runtime::Spec) -> Result<()>;
+    fn drop_bounding(&mut self, p: &Process) -> Result<()>;
+    /// Returns only on failure, with the errno to report ([`ExecPlan::exec`]).
+    fn exec(&mut self, plan: &ExecPlan) -> rustix::io::Errno;
 }
 
-impl Privileges for Kernel<'_> {
-    fn load_seccomp(&mut self) -> Result<()> {
-        self.load.map_or(Ok(()), |l| l())
+/// A process that makes the real calls: [`Privileges`] and [`Finalize`] are the system calls
+/// above for every implementor, which supplies only the two steps that differ between the
+/// container's init and `exec` (where a filter's listener goes; what to redo once the
+/// credentials changed). The test doubles implement the two traits themselves, so none of them
+/// can reach a real call by omission.
+pub(crate) trait KernelHooks {
+    fn load_seccomp(&mut self, filter: &Prepared) -> Result<()>;
+    fn after_identity(&mut self) -> Result<()>;
+}
+
+impl<T: KernelHooks> Privileges for T {
+    fn load_seccomp(&mut self, filter: &Prepared) -> Result<()> {
+        KernelHooks::load_seccomp(self, filter)
     }
     fn keep_capabilities(&mut self, keep: bool) -> Result<()> {
         rustix::thread::set_keep_capabilities(keep).map_err(|e| {
@@ -316,7 +318,7 @@ impl Privileges for Kernel<'_> {
         set_non_dumpable()
     }
     fn after_identity(&mut self) -> Result<()> {
-        (self.after_identity)()
+        KernelHooks::after_identity(self)
     }
     fn set_no_new_privs(&mut self) -> Result<()> {
         rustix::thread::set_no_new_privs(true)
@@ -327,19 +329,43 @@ impl Privileges for Kernel<'_> {
     }
 }
 
-/// The order itself. Without `no_new_privs` the kernel takes a filter only from a holder of
-/// `CAP_SYS_ADMIN`: load it first. A change from uid 0 to another clears the permitted and
-/// effective sets unless `PR_SET_KEEPCAPS` is set, and the spec's sets apply to a non-root user
-/// too. Every credential change resets the dumpable flag: non-dumpable again right after.
-fn drop_in_order(
+impl<T: KernelHooks> Finalize for T {
+    fn cloexec_from(&mut self, first: u32) -> std::io::Result<()> {
+        cloexec_from(first)
+    }
+    fn set_rlimits(&mut self, p: &Process) -> Result<()> {
+        set_rlimits(p)
+    }
+    fn set_personality(&mut self, spec: &oci_spec::runtime::Spec) -> Result<()> {
+        set_personality(spec)
+    }
+    fn drop_bounding(&mut self, p: &Process) -> Result<()> {
+        drop_bounding(p)
+    }
+    fn exec(&mut self, plan: &ExecPlan) -> rustix::io::Errno {
+        plan.exec()
+    }
+}
+
+/// The last steps before `execve` of a process of the container, shared by ring2 (the payload)
+/// and `exec`: the spec's identity and capability sets, `no_new_privs`, default signal
+/// dispositions, and the seccomp filter at the one place the kernel allows it. Without
+/// `no_new_privs` only a `CAP_SYS_ADMIN` holder may install a filter, so it is loaded first, while
+/// the capabilities are still there, and the identity changes pass through it (as runc does);
+/// with `no_new_privs` it is the very last step. A change from uid 0 to another clears the
+/// permitted and effective sets unless `PR_SET_KEEPCAPS` is set, and the spec's sets apply to a
+/// non-root user too. Every credential change resets the dumpable flag: non-dumpable again right
+/// after; `after_identity` runs then too (credential changes clear the parent-death signal:
+/// ring2 sets it again there).
+pub(crate) fn become_payload(
+    k: &mut dyn Privileges,
     p: &Process,
     setgroups_allowed: bool,
-    filter: bool,
-    k: &mut dyn Privileges,
+    filter: Option<&Prepared>,
 ) -> Result<()> {
     let nnp = p.no_new_privileges().unwrap_or(false);
-    if filter && !nnp {
-        k.load_seccomp()?;
+    if let (Some(f), false) = (filter, nnp) {
+        k.load_seccomp(f)?;
     }
     let keep = p.user().uid() != 0 && p.capabilities().is_some();
     if keep {
@@ -356,8 +382,8 @@ fn drop_in_order(
         k.set_no_new_privs()?;
     }
     k.reset_signals();
-    if filter && nnp {
-        k.load_seccomp()?;
+    if let (Some(f), true) = (filter, nnp) {
+        k.load_seccomp(f)?;
     }
     Ok(())
 }
@@ -441,6 +467,24 @@ pub(crate) fn stdio_to_null(stdin: bool, stdout: bool, stderr: bool) {
     }
 }
 
+/// A one-instruction program (`SECCOMP_RET_ALLOW`), for the seam's tests (never loaded).
+#[cfg(test)]
+pub(crate) fn test_bpf() -> gocker_seccomp::Bpf {
+    gocker_seccomp::Bpf {
+        hash: "test".into(),
+        program: vec![0x06, 0, 0, 0, 0, 0, 0xff, 0x7f],
+        listener: false,
+        flags: Vec::new(),
+        unknown: Vec::new(),
+    }
+}
+
+#[cfg(test)]
+fn test_filter() -> Prepared {
+    let b = test_bpf();
+    Prepared::new(&b, gocker_seccomp::LoadFlags::for_program(&b)).expect("valid program")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -450,7 +494,7 @@ mod tests {
     struct Recorder(Vec<&'static str>);
 
     impl Privileges for Recorder {
-        fn load_seccomp(&mut self) -> Result<()> {
+        fn load_seccomp(&mut self, _: &Prepared) -> Result<()> {
             self.0.push("seccomp");
             Ok(())
         }
@@ -494,7 +538,8 @@ mod tests {
             p.set_capabilities(None);
         }
         let mut r = Recorder::default();
-        drop_in_order(&p, true, filter, &mut r).unwrap();
+        let f = filter.then(test_filter);
+        become_payload(&mut r, &p, true, f.as_ref()).unwrap();
         r.0
     }
 

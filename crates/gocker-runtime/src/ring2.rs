@@ -8,6 +8,7 @@ use gocker_mounts::resolve::{open_in_root, Create};
 use gocker_mounts::{root, KernelMounter};
 
 use crate::channel::Channel;
+use crate::initsys::Ring2Sys;
 use crate::process::{self, ExecPlan};
 use crate::proto::{Down, Up};
 use crate::sys::{die_with_parent, exit, Parent};
@@ -126,8 +127,22 @@ pub(crate) fn main(
     premade: Premade,
     parent: BorrowedFd<'_>,
 ) -> ! {
-    let parent = Parent::Pidfd(parent);
-    let plan = match prepare(cfg, &chan, &sup, premade, &parent) {
+    let mut k = Kernel {
+        cfg,
+        chan: &chan,
+        sup: &sup,
+        parent: Parent::Pidfd(parent),
+        rootfs: premade.rootfs,
+        mounter: Some(KernelMounter {
+            premade: premade.volumes,
+            ..Default::default()
+        }),
+        rootdir: None,
+        root: None,
+        master: None,
+        oci_state: None,
+    };
+    let (plan, errno) = match run(cfg, &mut k) {
         Ok(p) => p,
         Err(e) => {
             let _ = chan.send(&Up::failed("ring2", &e), &[]);
@@ -135,7 +150,6 @@ pub(crate) fn main(
             exit(125)
         }
     };
-    let errno = plan.exec();
     let _ = chan.send(
         &Up::ExecFailed {
             cmd: plan.cmd.clone(),
@@ -185,104 +199,71 @@ fn load_seccomp(
     }
 }
 
-fn prepare(
-    cfg: &ContainerConfig,
-    chan: &Channel,
-    sup: &Channel,
-    premade: Premade,
-    parent: &Parent<'_>,
-) -> Result<ExecPlan> {
+/// ring2 from its first step to the payload's `execve`: [`prepare`], then the exec (the errno
+/// when it fails).
+fn run(cfg: &ContainerConfig, sys: &mut dyn Ring2Sys) -> Result<(ExecPlan, rustix::io::Errno)> {
+    let plan = prepare(cfg, sys)?;
+    let errno = sys.exec(&plan);
+    Ok((plan, errno))
+}
+
+/// The order of ring2's steps: rootfs, cgroup view, the mount plan, `pivot_root`, working
+/// directory, terminal, the preamble of the privilege drop, "ready", the start barrier, the drop
+/// itself. Every step goes through `sys` ([`crate::initsys`]).
+fn prepare(cfg: &ContainerConfig, sys: &mut dyn Ring2Sys) -> Result<ExecPlan> {
     match cfg.oci {
-        None => die_with_parent(parent)?,
+        None => sys.die_with_parent()?,
         // OCI mode: our parent is ring0 (CLONE_PARENT); die with it until created (cleared at the barrier).
-        Some(_) => crate::oci_init::die_with_creator()?,
+        Some(_) => sys.die_with_creator()?,
     }
     let proc_ = cfg
         .spec
         .process()
         .as_ref()
         .ok_or_else(|| RuntimeError::Config("spec has no process".into()))?;
-    let rootfd = if cfg.oci.is_some() && cfg.root_mode == RootMode::Rootfs {
-        // OCI mode: the rootfs is our working directory (see crate::oci::mount_root_at_cwd).
-        stage(
-            "mount rootfs",
-            crate::oci_init::mount_root_at_cwd(premade.rootfs),
-        )?
-    } else {
-        let rootdir = stage("mount rootfs", mount_root(cfg, premade.rootfs))?;
-        root::open_dir(&rootdir)?
-    };
+    // OCI mode: the rootfs is our working directory (see crate::oci::mount_root_at_cwd).
+    let at_cwd = cfg.oci.is_some() && cfg.root_mode == RootMode::Rootfs;
+    stage("mount rootfs", sys.mount_root(at_cwd))?;
+    if !at_cwd {
+        sys.open_root()?;
+    }
     stage(
         "enter the container's cgroup namespace",
-        crate::workspace::enter_cgroup_view(cfg),
+        crate::workspace::enter_cgroup_view(cfg, sys),
     )?;
     let steps = gocker_mounts::plan(&cfg.spec)?;
-    let mut mounter = KernelMounter {
-        premade: premade.volumes,
-        ..Default::default()
-    };
     stage(
         "mount container filesystems",
-        gocker_mounts::apply_all(&mut mounter, rootfd.as_fd(), &steps).map_err(Into::into),
+        steps.iter().try_for_each(|s| sys.mount(s)),
     )?;
     let cwd = proc_.cwd().clone();
     // Like docker, create a missing working directory (best effort: the rootfs may be read-only).
-    let _ = open_in_root(rootfd.as_fd(), &cwd, Create::Dir);
+    sys.make_cwd(&cwd);
     if cfg.readonly_root() {
-        stage(
-            "make rootfs read-only",
-            root::root_readonly(rootfd.as_fd()).map_err(Into::into),
-        )?;
+        stage("make rootfs read-only", sys.root_readonly())?;
     }
-    stage(
-        "pivot_root",
-        root::pivot_root(rootfd.as_fd()).map_err(Into::into),
-    )?;
+    stage("pivot_root", sys.pivot_root())?;
     if let Some((propagation, recursive)) = gocker_mounts::plan::after_pivot(&cfg.spec) {
         stage(
             "linux.rootfsPropagation",
-            root::set_root_propagation(propagation, recursive).map_err(Into::into),
+            sys.set_root_propagation(propagation, recursive),
         )?;
     }
-    drop(rootfd);
-    // Resolved inside the new root, never through a magic link such as /proc/self/fd/N (one of
-    // our own descriptors: CVE-2024-21626), and checked to be reachable from it.
-    gocker_mounts::resolve::enter_dir(&cwd).map_err(|e| RuntimeError::Ring {
-        stage: "set working directory (process.cwd)".into(),
-        message: e.to_string(),
-    })?;
+    sys.enter_cwd(&cwd)?;
 
     // -t: a terminal from the container's own devpts; its master goes to ring0 with "ready".
-    let mut master = None;
     if cfg.tty {
-        let (m, peer) = stage("create the terminal", crate::tty::open_pair())?;
-        // Size the new terminal before anything runs: the spec's consoleSize, else like the
-        // caller's terminal (our stdio is still the caller's).
-        crate::tty::initial_size(m.as_fd(), proc_.console_size().as_ref());
         let owner = (proc_.user().uid(), proc_.user().gid());
-        stage(
-            "attach the terminal",
-            crate::tty::become_controlled(peer, Some(owner)),
-        )?;
-        master = Some(m);
+        sys.open_terminal(proc_.console_size().as_ref(), owner)?;
     } else {
         // A session of its own, without a controlling terminal: the payload cannot push input
         // into the caller's terminal with TIOCSTI (which the kernel allows on one's controlling
         // terminal only), nor receive its job-control signals (ring0 forwards them).
-        rustix::process::setsid().map_err(|e| RuntimeError::sys("setsid", "payload", e))?;
-        if !cfg.stdin {
-            let null = rustix::fs::open(
-                "/dev/null",
-                rustix::fs::OFlags::RDWR,
-                rustix::fs::Mode::empty(),
-            )
-            .map_err(|e| RuntimeError::sys("open", "/dev/null", e))?;
-            rustix::stdio::dup2_stdin(&null).map_err(|e| RuntimeError::sys("dup2", "stdin", e))?;
-        }
+        sys.new_session(!cfg.stdin)?;
     }
     // OCI `--preserve-fds N`: the caller's descriptors 3..3+N are passed on.
     let first = 3 + cfg.oci.as_ref().map(|o| o.preserve_fds).unwrap_or(0);
-    process::preamble(proc_, &cfg.spec, first)?;
+    process::preamble(sys, proc_, &cfg.spec, first)?;
     let plan = ExecPlan::new(proc_)?;
     let filter = match &cfg.seccomp {
         Some(b) => Some(gocker_seccomp::load::Prepared::new(
@@ -298,58 +279,205 @@ fn prepare(
     // refuses to a caller without host CAP_SYS_PTRACE; rootless, ring2 is covered instead by
     // holding every capability until the start (docs/security.md).
     if cfg.rootful {
-        process::set_non_dumpable()?;
+        sys.set_non_dumpable()?;
     }
 
     // The start barrier (OCI "created"): wait until ring0 says start, however long that is.
-    crate::workspace::before_barrier(cfg)?;
+    crate::workspace::before_barrier(cfg, sys)?;
     if cfg.oci.is_some() {
-        crate::oci_init::outlive_creator()?;
+        sys.outlive_creator()?;
     }
-    let fds: Vec<_> = master.iter().map(|m| m.as_fd()).collect();
-    chan.send(&Up::Ready, &fds)?;
-    drop(fds);
-    drop(master);
-    let mut oci_state = None;
+    sys.report_ready()?;
     match &cfg.oci {
-        None => match chan.recv::<Down>(None, "start")? {
-            Some((Down::Start, _)) => {}
-            _ => exit(125),
-        },
+        None => sys.wait_start()?,
         Some(oci) => {
-            if crate::oci_init::needs_state(&cfg.spec) {
-                let stage = "the container's state from create";
-                match chan.recv::<Down>(Some(cfg.stage_timeout), stage)? {
-                    Some((Down::OciState(s), _)) => oci_state = Some(s),
-                    _ => exit(125),
-                }
+            let state = crate::oci_init::needs_state(&cfg.spec);
+            if state {
+                sys.recv_oci_state()?;
             }
-            crate::oci_init::start_barrier(oci)?;
+            sys.fifo_barrier(oci)?;
             // startContainer: after `start`, before the payload; paths resolve in the container.
-            if let (Some(h), Some(state)) = (cfg.spec.hooks(), &oci_state) {
-                crate::oci_init::run_hooks(
-                    "startContainer",
-                    h.start_container(),
-                    state.as_bytes(),
-                )?;
+            if state && cfg.spec.hooks().is_some() {
+                sys.start_container_hooks()?;
             }
         }
     }
-    crate::workspace::after_barrier(cfg)?;
+    crate::workspace::after_barrier(cfg, sys)?;
 
-    let load = filter
-        .as_ref()
-        .map(|f| move || load_seccomp(cfg, f, sup, oci_state.as_deref()));
-    process::become_payload(
-        proc_,
-        !cfg.idmaps.deny_setgroups,
-        load.as_ref().map(|l| l as &dyn Fn() -> Result<()>),
-        &|| match cfg.oci {
-            None => die_with_parent(parent),
-            Some(_) => Ok(()),
-        },
-    )?;
+    process::become_payload(sys, proc_, !cfg.idmaps.deny_setgroups, filter.as_ref())?;
     Ok(plan)
+}
+
+/// [`Ring2Sys`] carried out.
+struct Kernel<'a> {
+    cfg: &'a ContainerConfig,
+    chan: &'a Channel,
+    sup: &'a Channel,
+    parent: Parent<'a>,
+    /// ring0's idmapped rootfs, until attached.
+    rootfs: Option<OwnedFd>,
+    /// With the premade volumes; until `pivot_root`.
+    mounter: Option<KernelMounter>,
+    /// The attached rootfs directory, until opened.
+    rootdir: Option<PathBuf>,
+    /// The root of the mount plan, until the working directory is entered.
+    root: Option<OwnedFd>,
+    /// The terminal's master, until reported.
+    master: Option<OwnedFd>,
+    oci_state: Option<String>,
+}
+
+impl Kernel<'_> {
+    fn root(&self) -> Result<BorrowedFd<'_>> {
+        self.root
+            .as_ref()
+            .map(|r| r.as_fd())
+            .ok_or_else(|| RuntimeError::Protocol("ring2: no root mounted".into()))
+    }
+}
+
+impl crate::initsys::RealNamespaces for Kernel<'_> {}
+
+impl process::KernelHooks for Kernel<'_> {
+    fn load_seccomp(&mut self, filter: &gocker_seccomp::load::Prepared) -> Result<()> {
+        load_seccomp(self.cfg, filter, self.sup, self.oci_state.as_deref())
+    }
+    fn after_identity(&mut self) -> Result<()> {
+        match self.cfg.oci {
+            None => die_with_parent(&self.parent),
+            Some(_) => Ok(()),
+        }
+    }
+}
+
+impl Ring2Sys for Kernel<'_> {
+    fn die_with_parent(&mut self) -> Result<()> {
+        die_with_parent(&self.parent)
+    }
+    fn die_with_creator(&mut self) -> Result<()> {
+        crate::oci_init::die_with_creator()
+    }
+    fn mount_root(&mut self, at_cwd: bool) -> Result<()> {
+        if at_cwd {
+            self.root = Some(crate::oci_init::mount_root_at_cwd(self.rootfs.take())?);
+        } else {
+            self.rootdir = Some(mount_root(self.cfg, self.rootfs.take())?);
+        }
+        Ok(())
+    }
+    fn open_root(&mut self) -> Result<()> {
+        let dir = self.rootdir.take().unwrap_or_default();
+        self.root = Some(root::open_dir(&dir)?);
+        Ok(())
+    }
+    fn wait_in_cgroup(&mut self, leaf: &str, timeout: std::time::Duration) -> Result<()> {
+        crate::workspace::wait_in_cgroup(leaf, timeout)
+    }
+    fn mount(&mut self, step: &gocker_mounts::Step) -> Result<()> {
+        let root = self.root.as_ref().map(|r| r.as_fd());
+        match (self.mounter.as_mut(), root) {
+            (Some(m), Some(r)) => Ok(gocker_mounts::Mounter::apply(m, r, step)?),
+            _ => Err(RuntimeError::Protocol(
+                "ring2: mount after pivot_root".into(),
+            )),
+        }
+    }
+    fn make_cwd(&mut self, cwd: &Path) {
+        if let Ok(r) = self.root() {
+            let _ = open_in_root(r, cwd, Create::Dir);
+        }
+    }
+    fn root_readonly(&mut self) -> Result<()> {
+        Ok(root::root_readonly(self.root()?)?)
+    }
+    fn pivot_root(&mut self) -> Result<()> {
+        Ok(root::pivot_root(self.root()?)?)
+    }
+    fn set_root_propagation(
+        &mut self,
+        p: gocker_mounts::options::Propagation,
+        recursive: bool,
+    ) -> Result<()> {
+        Ok(root::set_root_propagation(p, recursive)?)
+    }
+    fn enter_cwd(&mut self, cwd: &Path) -> Result<()> {
+        self.root = None;
+        self.mounter = None;
+        // Resolved inside the new root, never through a magic link such as /proc/self/fd/N (one of
+        // our own descriptors: CVE-2024-21626), and checked to be reachable from it.
+        gocker_mounts::resolve::enter_dir(cwd).map_err(|e| RuntimeError::Ring {
+            stage: "set working directory (process.cwd)".into(),
+            message: e.to_string(),
+        })
+    }
+    fn open_terminal(
+        &mut self,
+        size: Option<&oci_spec::runtime::Box>,
+        owner: (u32, u32),
+    ) -> Result<()> {
+        let (m, peer) = stage("create the terminal", crate::tty::open_pair())?;
+        // Size the new terminal before anything runs: the spec's consoleSize, else like the
+        // caller's terminal (our stdio is still the caller's).
+        crate::tty::initial_size(m.as_fd(), size);
+        stage(
+            "attach the terminal",
+            crate::tty::become_controlled(peer, Some(owner)),
+        )?;
+        self.master = Some(m);
+        Ok(())
+    }
+    fn new_session(&mut self, stdin_null: bool) -> Result<()> {
+        rustix::process::setsid().map_err(|e| RuntimeError::sys("setsid", "payload", e))?;
+        if stdin_null {
+            let null = rustix::fs::open(
+                "/dev/null",
+                rustix::fs::OFlags::RDWR,
+                rustix::fs::Mode::empty(),
+            )
+            .map_err(|e| RuntimeError::sys("open", "/dev/null", e))?;
+            rustix::stdio::dup2_stdin(&null).map_err(|e| RuntimeError::sys("dup2", "stdin", e))?;
+        }
+        Ok(())
+    }
+    fn set_dumpable(&mut self, dumpable: bool) -> Result<()> {
+        crate::workspace::set_dumpable(dumpable)
+    }
+    fn outlive_creator(&mut self) -> Result<()> {
+        crate::oci_init::outlive_creator()
+    }
+    fn report_ready(&mut self) -> Result<()> {
+        let master = self.master.take();
+        let fds: Vec<_> = master.iter().map(|m| m.as_fd()).collect();
+        self.chan.send(&Up::Ready, &fds)
+    }
+    fn wait_start(&mut self) -> Result<()> {
+        match self.chan.recv::<Down>(None, "start")? {
+            Some((Down::Start, _)) => Ok(()),
+            _ => exit(125),
+        }
+    }
+    fn recv_oci_state(&mut self) -> Result<()> {
+        let stage = "the container's state from create";
+        match self
+            .chan
+            .recv::<Down>(Some(self.cfg.stage_timeout), stage)?
+        {
+            Some((Down::OciState(s), _)) => {
+                self.oci_state = Some(s);
+                Ok(())
+            }
+            _ => exit(125),
+        }
+    }
+    fn fifo_barrier(&mut self, oci: &crate::OciMode) -> Result<()> {
+        crate::oci_init::start_barrier(oci)
+    }
+    fn start_container_hooks(&mut self) -> Result<()> {
+        if let (Some(h), Some(state)) = (self.cfg.spec.hooks(), &self.oci_state) {
+            crate::oci_init::run_hooks("startContainer", h.start_container(), state.as_bytes())?;
+        }
+        Ok(())
+    }
 }
 
 /// Attaches the rootfs (the idmapped mount from ring0, or a recursive bind) and returns the
@@ -382,5 +510,177 @@ fn mount_root(cfg: &ContainerConfig, idmapped: Option<OwnedFd>) -> Result<PathBu
             root::attach(mnt.as_fd(), Path::new(HOST_VIEW_STAGING))?;
             Ok(PathBuf::from(HOST_VIEW_STAGING))
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::run;
+    use crate::initsys::{test_config, Recording};
+
+    fn ring2(cfg: &crate::ContainerConfig) -> Recording {
+        let mut rec = Recording::default();
+        run(cfg, &mut rec).expect("ring2's steps");
+        rec
+    }
+
+    /// The steps from `from` on.
+    fn from<'a>(rec: &'a Recording, step: &str) -> &'a [String] {
+        &rec.log[rec.first(step)..]
+    }
+
+    #[test]
+    fn run_ring2_mounts_everything_then_masks_then_pivots_then_drops_privileges_and_filters_last() {
+        let rec = ring2(&test_config());
+        assert_eq!(rec.log[..3], ["pdeathsig", "attach root", "open root"]);
+        // The plan's mounts, then its masked and read-only paths, all under the old root.
+        rec.before("open root", "mount ");
+        rec.before("mount ", "mask ");
+        rec.before("mount ", "readonly ");
+        rec.before("mask ", "pivot_root");
+        rec.before("readonly ", "pivot_root");
+        rec.before("root readonly", "pivot_root");
+        assert_eq!(
+            from(&rec, "pivot_root"),
+            [
+                "pivot_root",
+                "chdir /",
+                "setsid (stdin null: true)",
+                // The preamble: descriptors, rlimits, personality, bounding set.
+                "cloexec(3)",
+                "rlimits",
+                "personality",
+                "bounding",
+                // Rootful: nothing of the container may ptrace us from "created" on.
+                "nondumpable",
+                "ready",
+                "wait start",
+                // The drop, after the barrier; with no_new_privs the filter is the last step.
+                "setresuid(0)",
+                "capset",
+                "nondumpable",
+                "after identity",
+                "nnp",
+                "signals",
+                "seccomp",
+                "exec sh",
+            ]
+        );
+    }
+
+    #[test]
+    fn run_ring2_sets_a_shared_root_propagation_after_pivot_root_and_before_anything_else() {
+        let mut cfg = test_config();
+        if let Some(l) = cfg.spec.linux_mut() {
+            l.set_rootfs_propagation(Some("rshared".into()));
+        }
+        let rec = ring2(&cfg);
+        assert_eq!(
+            from(&rec, "pivot_root")[..3],
+            ["pivot_root", "root propagation Shared true", "chdir /"]
+        );
+    }
+
+    #[test]
+    fn run_ring2_without_no_new_privs_loads_the_filter_right_after_the_barrier_while_privileged() {
+        let mut cfg = test_config();
+        if let Some(p) = cfg.spec.process_mut() {
+            p.set_no_new_privileges(Some(false));
+        }
+        let rec = ring2(&cfg);
+        assert_eq!(
+            from(&rec, "wait start")[..3],
+            ["wait start", "seccomp", "setresuid(0)"]
+        );
+        assert!(!rec.has("nnp"));
+        rec.before("signals", "exec sh");
+    }
+
+    #[test]
+    fn run_ring2_with_a_terminal_opens_it_in_the_new_root_and_hands_it_over_with_ready() {
+        let mut cfg = test_config();
+        cfg.tty = true;
+        cfg.rootful = false;
+        let rec = ring2(&cfg);
+        assert_eq!(
+            from(&rec, "pivot_root")[..4],
+            ["pivot_root", "chdir /", "terminal", "cloexec(3)"]
+        );
+        rec.before("terminal", "ready");
+        // Rootless: no non-dumpable step before the barrier, only the one of the drop.
+        rec.before("wait start", "nondumpable");
+        assert!(!rec.has("setsid"));
+    }
+
+    #[test]
+    fn oci_create_ring2_waits_at_the_fifo_after_ready_and_before_the_privilege_drop() {
+        let mut cfg = test_config();
+        cfg.oci = Some(crate::OciMode {
+            exec_fifo_fd: 7,
+            preserve_fds: 2,
+            seccomp_agent_fd: None,
+            userns_fd: None,
+            pidns_fd: None,
+            foreign_joins: 0,
+        });
+        let hook = serde_json::json!({"startContainer": [{"path": "/bin/hook"}]});
+        cfg.spec
+            .set_hooks(Some(serde_json::from_value(hook).expect("hooks")));
+        let rec = ring2(&cfg);
+        // Dies with the creating process until created; the rootfs is the working directory.
+        assert_eq!(rec.log[..2], ["pdeathsig(creator)", "attach root at cwd"]);
+        assert!(!rec.has("open root") && !rec.has("wait start"));
+        rec.before("attach root at cwd", "mount ");
+        rec.before("mount ", "pivot_root");
+        // --preserve-fds 2: descriptors 3 and 4 pass.
+        rec.before("pivot_root", "cloexec(5)");
+        assert_eq!(
+            from(&rec, "clear pdeathsig"),
+            [
+                "clear pdeathsig",
+                "ready",
+                "recv state",
+                "open fifo 7",
+                "startContainer hooks",
+                "setresuid(0)",
+                "capset",
+                "nondumpable",
+                // OCI mode: ring2's parent is the creating process, which is gone by now.
+                "after identity",
+                "nnp",
+                "signals",
+                "seccomp",
+                "exec sh",
+            ]
+        );
+    }
+
+    #[test]
+    fn workspace_ring2_enters_its_cgroup_view_before_mounting_and_is_dumpable_only_at_the_barrier()
+    {
+        let mut cfg = test_config();
+        cfg.workspace.private_cgroup = true;
+        cfg.workspace.cgroup_leaf = Some("leaf".into());
+        cfg.workspace.enclave = Some(vec!["setup".into()]);
+        let rec = ring2(&cfg);
+        rec.before("open root", "wait in cgroup leaf");
+        rec.before("wait in cgroup leaf", "unshare(cgroup)");
+        rec.before("unshare(cgroup)", "mount ");
+        // ring1's enclave joins ring2 through its pidfd while it waits at the barrier.
+        assert_eq!(
+            from(&rec, "bounding")[..6],
+            [
+                "bounding",
+                "nondumpable",
+                "dumpable=1",
+                "ready",
+                "wait start",
+                "dumpable=0"
+            ]
+        );
+        rec.before("dumpable=0", "setresuid(0)");
+        // A plain container has neither.
+        let rec = ring2(&test_config());
+        assert!(!rec.has("unshare(") && !rec.has("dumpable="));
     }
 }

@@ -14,6 +14,7 @@ use oci_spec::runtime::{MountBuilder, PosixRlimitBuilder, PosixRlimitType};
 use serde::{Deserialize, Serialize};
 
 use crate::channel::Channel;
+use crate::initsys::{Ring1Sys, Ring2Sys};
 use crate::proto::Up;
 use crate::{ContainerConfig, ExitStatus, Result, RuntimeError};
 
@@ -334,13 +335,19 @@ pub(crate) fn cgroup_view(cfg: &mut ContainerConfig, cgroup: Option<&Path>) -> R
 /// ring2, before its mounts: with a private cgroup view, waits (bounded) until ring0 has moved it
 /// into the container's cgroup, then enters a new cgroup namespace rooted there, so that the
 /// cgroup2 mount of the plan shows the container's own cgroup as `/`.
-pub(crate) fn enter_cgroup_view(cfg: &ContainerConfig) -> Result<()> {
+pub(crate) fn enter_cgroup_view(cfg: &ContainerConfig, sys: &mut dyn Ring2Sys) -> Result<()> {
     if !cfg.workspace.private_cgroup {
         return Ok(());
     }
     let leaf = cfg.workspace.cgroup_leaf.as_deref().unwrap_or(&cfg.id);
+    sys.wait_in_cgroup(leaf, cfg.stage_timeout)?;
+    sys.unshare(gocker_ns::NamespaceSet::EMPTY.with(gocker_ns::Namespace::Cgroup))
+}
+
+/// The wait of [`enter_cgroup_view`]: until `/proc/self/cgroup` ends in `leaf`.
+pub(crate) fn wait_in_cgroup(leaf: &str, timeout: Duration) -> Result<()> {
     let suffix = format!("/{leaf}");
-    let end = std::time::Instant::now() + cfg.stage_timeout;
+    let end = std::time::Instant::now() + timeout;
     loop {
         let text = std::fs::read_to_string("/proc/self/cgroup")
             .map_err(|e| RuntimeError::sys("read", "/proc/self/cgroup", e))?;
@@ -348,18 +355,16 @@ pub(crate) fn enter_cgroup_view(cfg: &ContainerConfig) -> Result<()> {
             l.strip_prefix("0::")
                 .is_some_and(|p| p.trim_end().ends_with(&suffix))
         }) {
-            break;
+            return Ok(());
         }
         if std::time::Instant::now() >= end {
             return Err(RuntimeError::Timeout {
                 stage: format!("ring0 to move ring2 into the cgroup {leaf}"),
-                after: cfg.stage_timeout,
+                after: timeout,
             });
         }
         std::thread::sleep(Duration::from_millis(1));
     }
-    gocker_ns::unshare(gocker_ns::NamespaceSet::EMPTY.with(gocker_ns::Namespace::Cgroup))?;
-    Ok(())
 }
 
 /// ring0, once ring2 reported ready: asks ring1 to run the enclave command; fails the create with
@@ -386,16 +391,30 @@ pub(crate) fn run_enclave(cfg: &ContainerConfig, to_ring1: &Channel) -> Result<(
     }
 }
 
-/// ring1, after reporting ring2's pid: when an enclave is configured, waits for ring0's go (ring2 is
-/// then prepared: its mount tree is final), runs it and reports its status.
-pub(crate) fn serve_enclave(
+/// ring1, before ring2 exists: lift's tmpfs, when lift is on.
+pub(crate) fn prepare_lift(cfg: &ContainerConfig, sys: &mut dyn Ring1Sys) -> Result<()> {
+    if cfg.workspace.lift == LiftPolicy::Off {
+        return Ok(());
+    }
+    sys.prepare_lift()
+}
+
+/// ring1, after reporting ring2's pid: the enclave command, when one is configured.
+pub(crate) fn serve_enclave(cfg: &ContainerConfig, sys: &mut dyn Ring1Sys) -> Result<()> {
+    match &cfg.workspace.enclave {
+        Some(cmd) => sys.serve_enclave(cmd),
+        None => Ok(()),
+    }
+}
+
+/// The step of [`serve_enclave`]: waits for ring0's go (ring2 is then prepared: its mount tree is
+/// final), runs `cmd` and reports its status.
+pub(crate) fn run_enclave_in_ring1(
     cfg: &ContainerConfig,
     up: &Channel,
     ring2_pidfd: std::os::fd::BorrowedFd<'_>,
+    cmd: &[String],
 ) -> Result<()> {
-    let Some(cmd) = &cfg.workspace.enclave else {
-        return Ok(());
-    };
     // ring2 prepares within one stage timeout (ring0 enforces it); allow for that wait too.
     match up.recv::<crate::proto::Down>(
         Some(cfg.stage_timeout * 2),
@@ -425,21 +444,31 @@ pub(crate) fn serve_enclave(
 /// credentials in ring1 before, and its memory still belongs to the initial user namespace until
 /// the exec). Dumpable while it waits at the barrier, which only ring1 can use (nothing else runs
 /// in the container yet); reset right after.
-pub(crate) fn before_barrier(cfg: &ContainerConfig) -> Result<()> {
+pub(crate) fn before_barrier(cfg: &ContainerConfig, sys: &mut dyn Ring2Sys) -> Result<()> {
     if cfg.workspace.enclave.is_some() {
-        rustix::process::set_dumpable_behavior(rustix::process::DumpableBehavior::Dumpable)
-            .map_err(|e| RuntimeError::sys("prctl(PR_SET_DUMPABLE)", "ring2 for the enclave", e))?;
+        sys.set_dumpable(true)?;
     }
     Ok(())
 }
 
 /// ring2, after the start barrier: not dumpable again (see [`before_barrier`]).
-pub(crate) fn after_barrier(cfg: &ContainerConfig) -> Result<()> {
+pub(crate) fn after_barrier(cfg: &ContainerConfig, sys: &mut dyn Ring2Sys) -> Result<()> {
     if cfg.workspace.enclave.is_some() {
-        rustix::process::set_dumpable_behavior(rustix::process::DumpableBehavior::NotDumpable)
-            .map_err(|e| RuntimeError::sys("prctl(PR_SET_DUMPABLE)", "ring2", e))?;
+        sys.set_dumpable(false)?;
     }
     Ok(())
+}
+
+/// The step of [`before_barrier`] and [`after_barrier`].
+pub(crate) fn set_dumpable(dumpable: bool) -> Result<()> {
+    use rustix::process::DumpableBehavior as D;
+    if dumpable {
+        rustix::process::set_dumpable_behavior(D::Dumpable)
+            .map_err(|e| RuntimeError::sys("prctl(PR_SET_DUMPABLE)", "ring2 for the enclave", e))
+    } else {
+        rustix::process::set_dumpable_behavior(D::NotDumpable)
+            .map_err(|e| RuntimeError::sys("prctl(PR_SET_DUMPABLE)", "ring2", e))
+    }
 }
 
 /// ring1, before it reports a failure: the debug sleep (keeps ring1's namespaces for nsenter).

@@ -14,11 +14,11 @@ const LAYERS: &[(&str, &[&str])] = &[
         &["error", "sys", "keys", "logs", "signals", "sysctl"],
     ),
     // The wire and the plan: ring messages, the channel, the configuration, the spec, seccomp,
-    // the payload's privilege drop, terminals.
+    // the payload's privilege drop, terminals, the ring seam (the rings' steps as traits).
     (
         "plan",
         &[
-            "channel", "proto", "config", "spec", "seccomp", "process", "tty",
+            "channel", "proto", "config", "spec", "seccomp", "process", "tty", "initsys",
         ],
     ),
     // Host-side records and helpers the rings are given: state store, namespace joins, the
