@@ -68,15 +68,8 @@ pub const ALLOWED: &[(&str, &str)] = &[
          the file stops at create: the runtime's IPC namespace needs the runtime's mqueue \
          instance, and this host has no /dev/mqueue (ring0 does not make one yet)",
     ),
-    // Not built yet (issue 14 is open for them): gocker-oci refuses what these files ask for,
-    // by name, instead of ignoring it; they leave the allow-list with the ring changes.
-    (
-        "linux_devices",
-        "NOT YET SUPPORTED: asks for device nodes the host does not have (made-up major/minor \
-         numbers); gocker binds device nodes from the host, since a user namespace cannot \
-         mknod them, and making them host-side (ring0, as root) to hand in is not built yet: \
-         gocker-oci refuses such a device, naming it",
-    ),
+    // Not built yet (issue 14 is open for it): gocker-oci refuses what this file asks for, by
+    // name, instead of ignoring it; it leaves the allow-list with the ring changes.
     (
         "linux_ns_path",
         "NOT YET SUPPORTED: two of its checks join a mount namespace by path, which gocker-oci \
@@ -645,10 +638,63 @@ fn run_file(
         Err(e) => r.stderr = format!("running {file}.t: {e:#}"),
     }
     r.leftovers = delete_leftovers(&wrapper);
+    // A runtime that shares the host's mount namespace (runc, for `linux_ns_itype`, which asks
+    // for none) mounts the bundle's rootfs in it and leaves it mounted: those mounts go first.
+    unmount_below(&tmp);
     // Keep the logs; the bundles and the state root go.
     let _ = std::fs::remove_dir_all(&tmp);
     let _ = std::fs::remove_dir_all(&state);
     r
+}
+
+/// Mount points of this mount namespace at or below `dir`, deepest first (`/proc/self/mountinfo`'s
+/// fifth field, with its octal escapes of space, tab, newline and backslash undone).
+fn mounts_below(mountinfo: &str, dir: &Path) -> Vec<PathBuf> {
+    let unescape = |s: &str| {
+        let (mut out, mut rest) = (String::new(), s);
+        while let Some(i) = rest.find('\\') {
+            out.push_str(&rest[..i]);
+            let code = rest
+                .get(i + 1..i + 4)
+                .and_then(|o| u8::from_str_radix(o, 8).ok());
+            match code {
+                Some(c) => {
+                    out.push(char::from(c));
+                    rest = &rest[i + 4..];
+                }
+                None => {
+                    out.push('\\');
+                    rest = &rest[i + 1..];
+                }
+            }
+        }
+        out.push_str(rest);
+        PathBuf::from(out)
+    };
+    let mut found: Vec<PathBuf> = mountinfo
+        .lines()
+        .filter_map(|l| l.split(' ').nth(4))
+        .map(unescape)
+        .filter(|m| m.starts_with(dir))
+        .collect();
+    // Stable: a mount point listed twice (mounts stacked there) is detached twice.
+    found.sort_by_key(|m| std::cmp::Reverse(m.components().count()));
+    found
+}
+
+/// Detaches (`umount -l`) every mount at or below `dir`, deepest first, once per listing.
+fn unmount_below(dir: &Path) {
+    let Ok(info) = std::fs::read_to_string("/proc/self/mountinfo") else {
+        return;
+    };
+    for m in mounts_below(&info, dir) {
+        let _ = Command::new("umount")
+            .arg("-l")
+            .arg(&m)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+    }
 }
 
 /// Deletes (forcibly) every container in the wrapper's state root; returns how many there were.
@@ -1272,6 +1318,32 @@ fn yaml_detail(y: &serde_json::Value) -> Option<String> {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn mounts_below_a_directory_are_found_deepest_first_with_escapes_undone() {
+        let info = "\
+44 27 254:0 /x /tmp/c/runs/f/tmp/oci1 rw,relatime - ext4 /dev/vda rw
+45 44 0:39 / /tmp/c/runs/f/tmp/oci1/proc rw,nosuid - proc proc rw
+47 45 0:41 / /tmp/c/runs/f/tmp/oci1/dev/pts rw - devpts devpts rw
+48 44 0:42 / /tmp/c/runs/f/tmp/my\\040dir rw - tmpfs shm rw
+49 44 0:42 / /tmp/c/runs/f/tmp/my\\040dir rw - tmpfs shm rw
+50 27 0:43 / /tmp/c/runs/f/tmpother rw - tmpfs t rw
+51 27 0:44 / /tmp/c/runs/g/tmp rw - tmpfs t rw
+";
+        let found = mounts_below(info, Path::new("/tmp/c/runs/f/tmp"));
+        let p = |s: &str| PathBuf::from(s);
+        assert_eq!(
+            found,
+            [
+                p("/tmp/c/runs/f/tmp/oci1/dev/pts"),
+                p("/tmp/c/runs/f/tmp/oci1/proc"),
+                p("/tmp/c/runs/f/tmp/oci1"),
+                p("/tmp/c/runs/f/tmp/my dir"),
+                p("/tmp/c/runs/f/tmp/my dir"),
+            ]
+        );
+    }
+
     use super::*;
 
     const RUNTIMETEST: &str = "TAP version 13

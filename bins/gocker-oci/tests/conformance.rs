@@ -341,24 +341,228 @@ fn listed_devices_are_made_bound_or_refused_clearly() {
     if fuse {
         assert!(out.contains("/dev/fuse"), "{out}");
     }
-    // A node of the right path but another number is not bound instead.
-    env.spec(&["true"], |v| {
+    // A node of the right path but another number is not bound instead: as root it is made
+    // with the number the spec gives (as runc does); rootless it is refused.
+    env.spec(&["stat", "-c", "%F %t:%T", "/dev/null"], |v| {
         v["linux"]["devices"] =
             serde_json::json!([{"path": "/dev/null", "type": "c", "major": 1, "minor": 5}]);
     });
-    let e = env.refused();
+    if root() {
+        assert_eq!(env.run_ok(), "character special file 1:5\n");
+    } else {
+        let e = env.refused();
+        assert!(
+            e.contains("/dev/null") && e.contains("c 1:5") && e.contains("a character device 1:3"),
+            "{e}"
+        );
+    }
+    // A device the host does not have: a user namespace cannot create it (as root, ring0 makes
+    // it: `devices_the_host_lacks_are_made_with_the_specs_type_number_mode_and_owner`).
+    if !root() {
+        env.spec(&["true"], |v| {
+            v["linux"]["devices"] =
+                serde_json::json!([{"path": "/dev/test1", "type": "c", "major": 10, "minor": 666}]);
+        });
+        let e = env.refused();
+        assert!(
+            e.contains("/dev/test1") && e.contains("c 10:666") && e.contains("user namespace"),
+            "{e}"
+        );
+    }
+}
+
+/// Device numbers no host has a driver for (those of the runtime-tools `linux_devices` file).
+const MADE_UP: [(char, u32, u32); 2] = [('c', 10, 666), ('b', 8, 666)];
+
+/// Nodes on the host with a made-up number ([`MADE_UP`]), under `dir` (two levels down), without
+/// following symlinks.
+fn host_nodes_with_made_up_numbers(dir: &std::path::Path, depth: u32) -> Vec<PathBuf> {
+    use std::os::unix::fs::{FileTypeExt, MetadataExt};
+    let mut found = Vec::new();
+    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let Ok(md) = std::fs::symlink_metadata(e.path()) else {
+            continue;
+        };
+        let ft = md.file_type();
+        let (major, minor) = (rustix::fs::major(md.rdev()), rustix::fs::minor(md.rdev()));
+        let kind = if ft.is_char_device() {
+            'c'
+        } else if ft.is_block_device() {
+            'b'
+        } else {
+            ' '
+        };
+        if MADE_UP.contains(&(kind, major, minor)) {
+            found.push(e.path());
+        }
+        if ft.is_dir() && depth > 0 {
+            found.extend(host_nodes_with_made_up_numbers(&e.path(), depth - 1));
+        }
+    }
+    found
+}
+
+/// The host's mount table lines that mention `needle`.
+fn host_mounts_with(needle: &str) -> Vec<String> {
+    std::fs::read_to_string("/proc/self/mountinfo")
+        .unwrap()
+        .lines()
+        .filter(|l| l.contains(needle))
+        .map(str::to_owned)
+        .collect()
+}
+
+#[test]
+fn devices_the_host_lacks_are_made_with_the_specs_type_number_mode_and_owner() {
+    let env = Env::new("madedev");
     assert!(
-        e.contains("/dev/null") && e.contains("c 1:5") && e.contains("a character device 1:3"),
-        "{e}"
+        host_nodes_with_made_up_numbers(std::path::Path::new("/dev"), 2).is_empty(),
+        "the host has a node with a made-up number: the test cannot tell who made it"
     );
-    // A device the host does not have: a user namespace cannot create it.
+    let script = "stat -c '%n|%F|%t:%T|%a|%u:%g' /dev/test-c /dev/test-b; ls -ln /dev/test-c; \
+        echo hi > /dev/mynull && echo wrote; head -c 4 /dev/mynull | wc -c; \
+        cat /dev/test-b 2>&1 >/dev/null | sed 's/.*: //'; \
+        awk '$5 ~ /^\\/dev\\/(test-c|test-b|mynull)$/ {print $5, $6}' /proc/self/mountinfo";
+    env.spec(&["sh", "-c", script], |v| {
+        v["linux"]["devices"] = serde_json::json!([
+            {"path": "/dev/test-c", "type": "c", "major": 10, "minor": 666, "fileMode": 0o620, "uid": 1, "gid": 2},
+            {"path": "/dev/test-b", "type": "b", "major": 8, "minor": 666, "fileMode": 0o640, "uid": 0, "gid": 6},
+            // The host's null device, under a name the host does not have: usable when made.
+            {"path": "/dev/mynull", "type": "c", "major": 1, "minor": 3, "fileMode": 0o666},
+        ]);
+    });
+    if !root() {
+        // Rootless: a user namespace cannot make a node; the error names it.
+        let e = env.refused();
+        assert!(
+            e.contains("/dev/test-c") && e.contains("c 10:666") && e.contains("user namespace"),
+            "{e}"
+        );
+        return;
+    }
+    let out = env.run_ok();
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(
+        lines.get(..2),
+        Some(
+            &[
+                // stat prints the numbers in hex: 10:666 is a:29a.
+                "/dev/test-c|character special file|a:29a|620|1:2",
+                "/dev/test-b|block special file|8:29a|640|0:6",
+            ][..]
+        ),
+        "{out}"
+    );
+    let ls: Vec<&str> = lines.get(2).unwrap_or(&"").split_whitespace().collect();
+    assert_eq!(
+        ls.get(..6),
+        Some(&["crw--w----", "1", "1", "2", "10,", "666"][..]),
+        "{out}"
+    );
+    // Written and read: the bind of a made node is not nodev (open would be refused: EACCES).
+    assert_eq!(lines.get(3..5), Some(&["wrote", "0"][..]), "{out}");
+    // Opening a block device without a driver: ENXIO, not "Permission denied" (nodev).
+    assert_eq!(lines.get(5), Some(&"No such device or address"), "{out}");
+    let mounts = &lines[6..];
+    assert_eq!(mounts.len(), 3, "{out}");
+    for m in mounts {
+        let opts = m.split_whitespace().nth(1).unwrap_or_default();
+        assert!(!opts.split(',').any(|o| o == "nodev"), "{m}");
+        assert!(opts.split(',').any(|o| o == "nosuid"), "{m}");
+    }
+    // Nothing on the host: no node made there, no tmpfs of the runtime's left attached.
+    assert!(
+        host_nodes_with_made_up_numbers(std::path::Path::new("/dev"), 2).is_empty(),
+        "a node was made on the host"
+    );
+    assert!(!std::path::Path::new("/dev/test-c").exists());
+    assert!(!std::path::Path::new("/dev/mynull").exists());
+    assert_eq!(host_mounts_with("gocker-dev"), Vec::<String>::new());
+
+    // An owner that the container's user namespace does not map: refused by name, nothing left.
     env.spec(&["true"], |v| {
-        v["linux"]["devices"] =
-            serde_json::json!([{"path": "/dev/test1", "type": "c", "major": 10, "minor": 666}]);
+        v["linux"]["devices"] = serde_json::json!([
+            {"path": "/dev/test-c", "type": "c", "major": 10, "minor": 666, "uid": 70000}
+        ]);
     });
     let e = env.refused();
     assert!(
-        e.contains("/dev/test1") && e.contains("c 10:666") && e.contains("user namespace"),
+        e.contains("/dev/test-c") && e.contains("c 10:666") && e.contains("uid 70000"),
         "{e}"
     );
+}
+
+#[test]
+fn a_device_path_never_leads_outside_the_container_root() {
+    let env = Env::new("evildev");
+    // A rootfs of the test's own, with symlinks that lead out of it if followed on the host:
+    // `/dev/evil -> /etc` and `/evil -> HOST`, a directory of the host's.
+    let copy = env.dir.join("rootfs");
+    let host = env.dir.join("host-side");
+    std::fs::create_dir_all(&host).unwrap();
+    // What the caller cannot read (a rootless caller: the rootfs's 0700 /root) is left out.
+    let _ = Command::new("cp")
+        .arg("-a")
+        .arg(format!("{}/.", rootfs()))
+        .arg(&copy)
+        .stderr(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(
+        copy.join("bin/sh").symlink_metadata().is_ok(),
+        "no copy of the rootfs"
+    );
+    std::fs::create_dir_all(copy.join("dev")).unwrap();
+    std::os::unix::fs::symlink("/etc", copy.join("dev/evil")).unwrap();
+    std::os::unix::fs::symlink(&host, copy.join("evil")).unwrap();
+    // HOST exists inside the rootfs too: followed inside the root, the symlink leads there.
+    std::fs::create_dir_all(copy.join(host.strip_prefix("/").unwrap())).unwrap();
+    let name = format!("gocker-evil-{}", std::process::id());
+    let dotdot = format!("/dev/../../../../../..{}/dotdot", host.display());
+    // As root, char devices (made by ring0, bound by ring2); rootless, FIFOs (made by ring2).
+    let (typ, major, minor) = if root() { ("c", 10, 666) } else { ("p", 0, 0) };
+    let paths = [
+        format!("/dev/evil/{name}"),
+        format!("/evil/{name}"),
+        dotdot.clone(),
+    ];
+    let script = format!(
+        "stat -c '%n|%F' /etc/{name} {host}/{name} {host}/dotdot",
+        host = host.display()
+    );
+    let mounts_before = host_mounts_with(env.dir.to_str().unwrap());
+    env.spec(&["sh", "-c", &script], |v| {
+        v["root"] = serde_json::json!({"path": copy, "readonly": false});
+        // The rootfs's own /dev (with its symlink), not a tmpfs over it.
+        v["mounts"]
+            .as_array_mut()
+            .unwrap()
+            .retain(|m| m["destination"] != "/dev");
+        v["linux"]["devices"] = paths
+            .iter()
+            .map(|p| serde_json::json!({"path": p, "type": typ, "major": major, "minor": minor}))
+            .collect();
+    });
+    let out = env.run_ok();
+    // Each landed inside the container's root, where its path leads from there.
+    let kind = if root() {
+        "character special file"
+    } else {
+        "fifo"
+    };
+    let want = [
+        format!("/etc/{name}|{kind}"),
+        format!("{}/{name}|{kind}", host.display()),
+        format!("{}/dotdot|{kind}", host.display()),
+    ];
+    assert_eq!(out.lines().collect::<Vec<_>>(), want, "{out}");
+    // And nothing outside it: not in the host's /etc, not in HOST, no node under /dev.
+    assert!(!std::path::Path::new("/etc").join(&name).exists());
+    assert_eq!(std::fs::read_dir(&host).unwrap().count(), 0, "{:?}", host);
+    assert!(host_nodes_with_made_up_numbers(std::path::Path::new("/dev"), 2).is_empty());
+    assert!(host_nodes_with_made_up_numbers(&host, 0).is_empty());
+    // What the container made is in its own rootfs (the mount targets it bound the nodes on).
+    assert!(copy.join("etc").join(&name).exists());
+    assert_eq!(host_mounts_with(env.dir.to_str().unwrap()), mounts_before);
+    assert_eq!(host_mounts_with("gocker-dev"), Vec::<String>::new());
 }

@@ -286,42 +286,29 @@ impl KernelMounter {
         if kind == DeviceKind::Fifo {
             return node.make(root, dest);
         }
-        let by_number = format!(
-            "/dev/{}/{major}:{minor}",
-            if kind == DeviceKind::Char {
-                "char"
-            } else {
-                "block"
-            }
-        );
-        let mut looked = Vec::new();
-        for candidate in [dest, Path::new(&by_number)] {
-            match rustix::fs::stat(candidate) {
-                Ok(st) if node.is(&st) => {
-                    let src = clone_tree(CWD, candidate, false)?;
-                    set_attrs(
-                        src.as_fd(),
-                        candidate,
-                        MountAttrs::set(DEVICE_ATTRS),
-                        false,
-                        None,
-                    )?;
-                    if mode.is_some_and(|m| m != st.st_mode & 0o7777) {
-                        self.notes.push(format!(
-                            "{}: bound the host's node {}, whose mode {:o} is kept",
-                            dest.display(),
-                            candidate.display(),
-                            st.st_mode & 0o7777
-                        ));
-                    }
-                    let target = open_in_root(root, dest, Create::File)?;
-                    return attach_fd(src.as_fd(), target.as_fd(), dest);
+        let looked = match find_host_node(dest, &node, major, minor) {
+            Ok((candidate, st)) => {
+                let src = clone_tree(CWD, &candidate, false)?;
+                set_attrs(
+                    src.as_fd(),
+                    &candidate,
+                    MountAttrs::set(DEVICE_ATTRS),
+                    false,
+                    None,
+                )?;
+                if mode.is_some_and(|m| m != st.st_mode & 0o7777) {
+                    self.notes.push(format!(
+                        "{}: bound the host's node {}, whose mode {:o} is kept",
+                        dest.display(),
+                        candidate.display(),
+                        st.st_mode & 0o7777
+                    ));
                 }
-                Ok(st) => looked.push(format!("{} is {}", candidate.display(), describe(&st))),
-                Err(Errno::NOENT) => looked.push(format!("no {}", candidate.display())),
-                Err(e) => looked.push(format!("{}: {e}", candidate.display())),
+                let target = open_in_root(root, dest, Create::File)?;
+                return attach_fd(src.as_fd(), target.as_fd(), dest);
             }
-        }
+            Err(looked) => looked,
+        };
         match node.make(root, dest) {
             Err(e) if e.errno() == Some(libc::EPERM) => Err(MountError::Invalid {
                 dest: dest.to_owned(),
@@ -426,6 +413,73 @@ impl KernelMounter {
                 fs_instance(fstype, source, &data, attrs, dest)?
             }
             Err(e) => return Err(e),
+        })
+    }
+}
+
+/// For a privileged parent that makes the device nodes a container's host lacks.
+impl KernelMounter {
+    /// The host's node of that type and number that [`KernelMounter`] binds for a device at `dest`
+    /// when none is premade (at `dest` on the host, or under `/dev/char` or `/dev/block`), if any.
+    pub fn host_device_node(
+        dest: &Path,
+        kind: DeviceKind,
+        major: u64,
+        minor: u64,
+    ) -> Option<std::path::PathBuf> {
+        let rdev = rustix::fs::makedev(u32::try_from(major).ok()?, u32::try_from(minor).ok()?);
+        let node = Node {
+            kind,
+            rdev,
+            mode: None,
+            uid: None,
+            gid: None,
+        };
+        find_host_node(dest, &node, major, minor)
+            .ok()
+            .map(|(p, _)| p)
+    }
+
+    /// For a privileged parent (root in the initial user namespace): the character or block device
+    /// of `linux.devices` at `dest` ([`crate::Step::Device`]) made on a detached tmpfs of its own
+    /// ([`device_node`]), with the spec's permission bits (`0666` when it names none) and `owner`
+    /// in host ids (the spec's `uid`/`gid`, default 0, mapped through the container's id maps), for
+    /// [`KernelMounter::premade`] under `dest`. Nothing is made at `dest` or anywhere on a path: the
+    /// container's side binds the node, resolving `dest` in its own root. Errors name `dest`, the
+    /// type and number, the cause, and whether the host has a node of that number to bind instead.
+    pub fn premade_device(
+        dest: &Path,
+        kind: DeviceKind,
+        major: u64,
+        minor: u64,
+        mode: Option<u32>,
+        owner: (u32, u32),
+    ) -> Result<OwnedFd> {
+        let device = format!("{} {major}:{minor}", kind.letter());
+        let invalid = |reason: String| MountError::Invalid {
+            dest: dest.to_owned(),
+            reason: format!("{device}: {reason}"),
+        };
+        if kind == DeviceKind::Fifo {
+            return Err(invalid("a FIFO is made in place, not premade".into()));
+        }
+        let number = |n: u64| {
+            u32::try_from(n).map_err(|_| invalid(format!("device number {n} is out of range")))
+        };
+        let (ma, mi) = (number(major)?, number(minor)?);
+        device_node(kind, ma, mi, mode.unwrap_or(0o666) & 0o7777, Some(owner)).map_err(|e| {
+            let why = if e.errno() == Some(libc::EINVAL) {
+                " (copying a node out of a detached mount needs Linux 6.15)"
+            } else {
+                ""
+            };
+            let host = match Self::host_device_node(dest, kind, major, minor) {
+                Some(p) => format!("the host's node {} can be bound instead", p.display()),
+                None => "the host has no such node to bind instead".into(),
+            };
+            invalid(format!(
+                "the runtime could not make the node: {e}{why}; {host}"
+            ))
         })
     }
 }
@@ -610,6 +664,35 @@ pub fn device_node(
     Ok(m)
 }
 
+/// The host's node of `kind` and number `major:minor` for the device at `dest`: the node at `dest`
+/// itself on the host, else `/dev/char/MAJOR:MINOR` or `/dev/block/MAJOR:MINOR`. A node of another
+/// type or number never stands in. `Err` lists what was looked at, for the caller's error.
+fn find_host_node(
+    dest: &Path,
+    node: &Node,
+    major: u64,
+    minor: u64,
+) -> std::result::Result<(std::path::PathBuf, rustix::fs::Stat), Vec<String>> {
+    let by_number = format!(
+        "/dev/{}/{major}:{minor}",
+        if node.kind == DeviceKind::Char {
+            "char"
+        } else {
+            "block"
+        }
+    );
+    let mut looked = Vec::new();
+    for candidate in [dest, Path::new(&by_number)] {
+        match rustix::fs::stat(candidate) {
+            Ok(st) if node.is(&st) => return Ok((candidate.to_owned(), st)),
+            Ok(st) => looked.push(format!("{} is {}", candidate.display(), describe(&st))),
+            Err(Errno::NOENT) => looked.push(format!("no {}", candidate.display())),
+            Err(e) => looked.push(format!("{}: {e}", candidate.display())),
+        }
+    }
+    Err(looked)
+}
+
 /// A device node to make: its type, number, permission bits and owner.
 struct Node {
     kind: DeviceKind,
@@ -715,7 +798,10 @@ mod tests {
         let m = match device_node(DeviceKind::Char, 10, 666, 0o640, Some((123, 456))) {
             Ok(m) => m,
             // Copying out of a detached mount needs Linux 6.15.
-            Err(e) if e.errno() == Some(libc::EINVAL) => return,
+            Err(e) if e.errno() == Some(libc::EINVAL) => {
+                eprintln!("skipped: {e} (Linux 6.15 is needed)");
+                return;
+            }
             Err(e) => panic!("{e}"),
         };
         let st = rustix::fs::fstat(&m).unwrap();
@@ -729,5 +815,84 @@ mod tests {
         );
         assert_eq!(st.st_mode & 0o7777, 0o640);
         assert_eq!((st.st_uid, st.st_gid), (123, 456));
+    }
+
+    #[test]
+    fn the_host_node_of_a_device_is_found_by_path_or_number_and_never_by_path_alone() {
+        use std::path::PathBuf;
+        let found = |dest: &str, kind, major, minor| {
+            KernelMounter::host_device_node(Path::new(dest), kind, major, minor)
+        };
+        assert_eq!(
+            found("/dev/null", DeviceKind::Char, 1, 3),
+            Some(PathBuf::from("/dev/null"))
+        );
+        // Another path: the host's node of that number, where the host has /dev/char.
+        if Path::new("/dev/char/1:3").exists() {
+            assert_eq!(
+                found("/dev/gocker-no-such-node", DeviceKind::Char, 1, 3),
+                Some(PathBuf::from("/dev/char/1:3"))
+            );
+        }
+        // The right path with another number or type is not it (1:5 is /dev/zero, found by its
+        // number where the host has /dev/char).
+        let zero = Path::new("/dev/char/1:5");
+        assert_eq!(
+            found("/dev/null", DeviceKind::Char, 1, 5),
+            zero.exists().then(|| zero.to_owned())
+        );
+        assert_eq!(found("/dev/null", DeviceKind::Block, 1, 3), None);
+        assert_eq!(found("/dev/gocker-test", DeviceKind::Char, 10, 666), None);
+        assert_eq!(found("/dev/null", DeviceKind::Char, 1 << 40, 3), None);
+    }
+
+    #[test]
+    fn a_premade_device_that_cannot_be_made_is_an_error_naming_it() {
+        let e = KernelMounter::premade_device(
+            Path::new("/dev/test1"),
+            DeviceKind::Char,
+            10,
+            1 << 33,
+            None,
+            (0, 0),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("/dev/test1") && e.contains("c 10:8589934592") && e.contains("out of range"),
+            "{e}"
+        );
+        let e = KernelMounter::premade_device(
+            Path::new("/dev/p"),
+            DeviceKind::Fifo,
+            0,
+            0,
+            None,
+            (0, 0),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("/dev/p") && e.contains("FIFO"), "{e}");
+        if rustix::process::geteuid().is_root() {
+            return;
+        }
+        // Without CAP_MKNOD in the initial user namespace: the error says so, and what the host has.
+        let e = KernelMounter::premade_device(
+            Path::new("/dev/test1"),
+            DeviceKind::Char,
+            10,
+            666,
+            Some(0o600),
+            (0, 0),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("/dev/test1")
+                && e.contains("c 10:666")
+                && e.contains("could not make the node")
+                && e.contains("the host has no such node"),
+            "{e}"
+        );
     }
 }

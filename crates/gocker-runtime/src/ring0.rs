@@ -220,8 +220,9 @@ impl Container {
         if let Some(ch) = &c.to_ring1 {
             crate::workspace::run_enclave(&c.config, ch)?;
         }
+        // Recorded by whatever comes next: `start` records `running` at once (a run saves no
+        // `created` record that the next instant replaces), `release` records `created`.
         c.state.status = Status::Created;
-        c.store.save(&c.state)?;
         Ok(c)
     }
 
@@ -400,6 +401,7 @@ impl Container {
         }
         let files = crate::own_files::open_templates(&self.config)?;
         let mut volumes = self.premade_binds(ring1_pid);
+        volumes.extend(self.premade_devices()?);
         let joined = self.joined_ipc_mqueue();
         volumes.extend(joined);
         // One message carries at most MAX_FDS descriptors: the first volumes go ahead in as many
@@ -566,6 +568,86 @@ impl Container {
         )
     }
 
+    /// Rootful: the character and block devices of `linux.devices`, made here on a detached tmpfs
+    /// each (`KernelMounter::premade_device`: only root of the initial user namespace may create
+    /// device nodes, and the container's user namespace cannot), with the spec's `fileMode` and
+    /// its `uid`/`gid` (default 0) mapped to host ids through the container's maps, as runc makes
+    /// them; ring2 binds each at its path, resolved in the container's root. Nothing is made on a
+    /// path here. A node that cannot be made is left to ring2 when the host has one of that type
+    /// and number for it to bind (noted), else it is the error. Rootless: nothing (ring2 binds the
+    /// host's node, or refuses the device by name). FIFOs are made in place by ring2.
+    fn premade_devices(&mut self) -> Result<Vec<(PathBuf, OwnedFd)>> {
+        // Only the spec's own `linux.devices`: the default nodes (/dev/null, /dev/zero, ...) are
+        // the host's, bound as they are, with no tmpfs made for each at every start.
+        let listed: Vec<PathBuf> = self
+            .config
+            .spec
+            .linux()
+            .as_ref()
+            .and_then(|l| l.devices().as_ref())
+            .map(|d| d.iter().map(|d| d.path().clone()).collect())
+            .unwrap_or_default();
+        if listed.is_empty() || !rustix::process::geteuid().is_root() {
+            return Ok(Vec::new());
+        }
+        let Ok(steps) = gocker_mounts::plan(&self.config.spec) else {
+            return Ok(Vec::new());
+        };
+        let maps = &self.config.idmaps;
+        let mut out = Vec::new();
+        for step in steps {
+            let gocker_mounts::Step::Device {
+                dest,
+                kind,
+                major,
+                minor,
+                mode,
+                uid,
+                gid,
+            } = step
+            else {
+                continue;
+            };
+            if kind == gocker_mounts::DeviceKind::Fifo || !listed.contains(&dest) {
+                continue;
+            }
+            let unmapped = |what: &str, id: u32| {
+                RuntimeError::Mount(gocker_mounts::MountError::Invalid {
+                    dest: dest.clone(),
+                    reason: format!(
+                        "{} {major}:{minor}: {what} {id} is not mapped in the container's user \
+                         namespace",
+                        kind.letter()
+                    ),
+                })
+            };
+            let (uid, gid) = (uid.unwrap_or(0), gid.unwrap_or(0));
+            let host_uid = maps.host_uid(uid).ok_or_else(|| unmapped("uid", uid))?;
+            let host_gid = maps.host_gid(gid).ok_or_else(|| unmapped("gid", gid))?;
+            let made = gocker_mounts::KernelMounter::premade_device(
+                &dest,
+                kind,
+                major,
+                minor,
+                mode,
+                (host_uid, host_gid),
+            );
+            match made {
+                Ok(m) => out.push((dest, m)),
+                Err(e)
+                    if gocker_mounts::KernelMounter::host_device_node(
+                        &dest, kind, major, minor,
+                    )
+                    .is_some() =>
+                {
+                    self.notes.push(format!("{e}"));
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok(out)
+    }
+
     /// OCI mode, rootful, on a rootfs that could not be idmapped (overlayfs, podman's default
     /// storage driver, has no idmap support of its own; an older kernel): files owned by host root
     /// appear as nobody's inside, and the container's root, an unprivileged host uid, cannot
@@ -680,13 +762,15 @@ impl Container {
             .take()
             .ok_or_else(|| RuntimeError::Protocol("container already started".into()))?;
         ch.send(&Down::Start, &[])?;
+        // Recorded while ring2 loads its filter and execs, not after: a failed exec is an error
+        // below, after which Drop removes or restores the record.
+        self.state.status = Status::Running;
+        self.store.save(&self.state)?;
         // EOF means the exec succeeded (the channel is close-on-exec); a message means it failed.
         match ch.recv::<Up>(Some(self.config.stage_timeout), "the payload to exec")? {
             None => {}
             Some((msg, _)) => return Err(msg.into_error("the payload to exec")),
         }
-        self.state.status = Status::Running;
-        self.store.save(&self.state)?;
         Ok(())
     }
 
@@ -825,6 +909,7 @@ impl Container {
             ));
         }
         self.reap_ring1();
+        self.store.save(&self.state)?;
         self.released = true;
         Ok(self.state.clone())
     }
