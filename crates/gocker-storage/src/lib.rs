@@ -15,6 +15,8 @@ mod error;
 mod reference;
 pub mod registry;
 mod store;
+#[cfg(feature = "test-support")]
+pub mod test_support;
 mod unpack;
 
 pub use digest::Digest;

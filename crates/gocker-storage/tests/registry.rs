@@ -13,10 +13,9 @@ use gocker_storage::{
     UnpackOptions,
 };
 use std::fs;
-use std::net::TcpStream;
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
+use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
@@ -42,178 +41,12 @@ fn tools_or_skip() -> bool {
     true
 }
 
-fn run(cmd: &mut Command) -> String {
-    let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
-    assert!(
-        out.status.success(),
-        "{cmd:?} failed: {}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-/// A registry process; killed and its directory removed on drop.
-struct Registry {
-    child: Child,
-    dir: tempfile::TempDir,
-    port: u16,
-    tls: Option<PathBuf>, // CA certificate
-    creds: Option<(String, String)>,
-}
-
-impl Registry {
-    fn start(tls_and_auth: bool) -> Registry {
-        let dir = tempfile::tempdir().unwrap();
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let storage = dir.path().join("storage");
-        fs::create_dir(&storage).unwrap();
-        let mut yaml = format!(
-            "version: 0.1\nlog:\n  level: warn\n  accesslog:\n    disabled: true\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:{port}\n",
-            storage.display()
-        );
-        let (mut tls, mut creds) = (None, None);
-        if tls_and_auth {
-            let d = dir.path();
-            let ossl = |args: &[&str]| run(Command::new("openssl").args(args).current_dir(d));
-            ossl(&[
-                "req",
-                "-x509",
-                "-newkey",
-                "ec",
-                "-pkeyopt",
-                "ec_paramgen_curve:prime256v1",
-                "-nodes",
-                "-keyout",
-                "ca.key",
-                "-out",
-                "ca.crt",
-                "-days",
-                "2",
-                "-subj",
-                "/CN=gocker-storage test CA",
-            ]);
-            ossl(&[
-                "req",
-                "-newkey",
-                "ec",
-                "-pkeyopt",
-                "ec_paramgen_curve:prime256v1",
-                "-nodes",
-                "-keyout",
-                "srv.key",
-                "-out",
-                "srv.csr",
-                "-subj",
-                "/CN=127.0.0.1",
-            ]);
-            fs::write(d.join("ext.cnf"), "subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n").unwrap();
-            ossl(&[
-                "x509",
-                "-req",
-                "-in",
-                "srv.csr",
-                "-CA",
-                "ca.crt",
-                "-CAkey",
-                "ca.key",
-                "-CAcreateserial",
-                "-out",
-                "srv.crt",
-                "-days",
-                "2",
-                "-extfile",
-                "ext.cnf",
-            ]);
-            let ht = run(Command::new("htpasswd").args(["-Bbn", "gocker", "s3cret-pw"]));
-            fs::write(d.join("htpasswd"), ht).unwrap();
-            yaml.push_str(&format!(
-                "  tls:\n    certificate: {0}/srv.crt\n    key: {0}/srv.key\nauth:\n  htpasswd:\n    realm: gocker-test\n    path: {0}/htpasswd\n",
-                d.display()
-            ));
-            tls = Some(d.join("ca.crt"));
-            creds = Some(("gocker".to_string(), "s3cret-pw".to_string()));
-        }
-        let cfg = dir.path().join("config.yml");
-        fs::write(&cfg, yaml).unwrap();
-        let log = fs::File::create(dir.path().join("registry.log")).unwrap();
-        let child = Command::new("docker-registry")
-            .arg("serve")
-            .arg(&cfg)
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .spawn()
-            .expect("start docker-registry");
-        let mut r = Registry {
-            child,
-            dir,
-            port,
-            tls,
-            creds,
-        };
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            if let Ok(Some(st)) = r.child.try_wait() {
-                panic!("docker-registry exited with {st}: {}", r.log());
-            }
-            assert!(
-                Instant::now() < deadline,
-                "docker-registry did not listen on {port}: {}",
-                r.log()
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        r
-    }
-
-    fn log(&self) -> String {
-        fs::read_to_string(self.dir.path().join("registry.log")).unwrap_or_default()
-    }
-
-    fn host(&self) -> String {
-        format!("127.0.0.1:{}", self.port)
-    }
-
-    /// The registry's own file for a blob.
-    fn blob_file(&self, digest: &str) -> PathBuf {
-        let hex = digest.trim_start_matches("sha256:");
-        self.dir.path().join(format!(
-            "storage/docker/registry/v2/blobs/sha256/{}/{hex}/data",
-            &hex[..2]
-        ))
-    }
-
-    fn push(&self, layout: &Path, tag: &str, repo_tag: &str, all: bool) {
-        let mut c = Command::new("skopeo");
-        c.args([
-            "--insecure-policy",
-            "copy",
-            "--quiet",
-            "--dest-tls-verify=false",
-        ]);
-        if all {
-            c.arg("--all");
-        }
-        if let Some((u, p)) = &self.creds {
-            c.arg(format!("--dest-creds={u}:{p}"));
-        }
-        c.arg(format!("oci:{}:{tag}", layout.display()));
-        c.arg(format!("docker://{}/{repo_tag}", self.host()));
-        run(&mut c);
-    }
-}
-
-impl Drop for Registry {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+// The registry (docker-registry on 127.0.0.1, optionally TLS + htpasswd) is the crate's
+// `test-support` module, shared with the CLI's image tests (bins/gocker-cli/tests/images.rs).
+#[path = "../src/test_support.rs"]
+#[allow(dead_code)]
+mod test_support;
+use test_support::{run, Registry};
 
 /// The test image: layer 1 (gzip) a small base system plus an incompressible 1 MiB file, layer 2
 /// (zstd) a whiteout, an opaque directory, a hard link and a symlink.
