@@ -18,7 +18,9 @@ pub struct Args {
     /// Only one part: `start` (start latency vs runc and bwrap) or `net` (network throughput and
     /// per-mode start latency).
     /// `oci`: youki's benchmark, create + start + delete -f with gocker-oci and runc.
-    #[arg(long, value_parser = ["start", "net", "oci", "exec"])]
+    /// `images`: pull + unpack against podman's from one local registry, and runs on an image
+    /// against runs on the same tree as --rootfs.
+    #[arg(long, value_parser = ["start", "net", "oci", "exec", "images"])]
     pub only: Option<String>,
     /// A gocker binary of another build (e.g. the previous main's, release), measured beside this
     /// one as `gocker-baseline` in the start and exec latency runs: what a change costs.
@@ -37,12 +39,15 @@ pub fn main(a: Args) -> Result<()> {
         .current_dir(&ws)
         .args(["build", "--release", "-p", "gocker-cli"]))?;
     let rootfs = crate::rootfs::ensure(None, false, false)?;
-    let gocker = ws.join("target/release/gocker");
+    let gocker = crate::util::built("release", "gocker")?;
     if a.only.as_deref() == Some("oci") {
         return oci_lifecycle(&ws, &rootfs, a.runs);
     }
     if a.only.as_deref() == Some("exec") {
         return exec_latency(&ws, &gocker, a.baseline.as_deref(), &rootfs, a.runs);
+    }
+    if a.only.as_deref() == Some("images") {
+        return crate::imagebench::main(&ws, &gocker, &rootfs, a.runs.min(100));
     }
     if a.only.as_deref() == Some("net") {
         return crate::netbench::main(&ws, &gocker, &rootfs, a.runs.min(100));
@@ -136,7 +141,7 @@ fn oci_lifecycle(ws: &Path, rootfs: &Path, runs: u32) -> Result<()> {
     run(Command::new("cargo")
         .current_dir(ws)
         .args(["build", "--release", "-p", "gocker-oci"]))?;
-    let oci = ws.join("target/release/gocker-oci");
+    let oci = crate::util::built("release", "gocker-oci")?;
     let tmp = std::env::temp_dir().join(format!("gocker-ocibench-{}", std::process::id()));
     let bundle = tmp.join("bundle");
     runc_bundle(&bundle, rootfs)?;
@@ -212,7 +217,11 @@ fn hyperfine<N: AsRef<str>>(
     for (name, cmd) in commands {
         hf.args(["--command-name", name.as_ref(), cmd]);
     }
-    if !hf.status().context("spawn hyperfine")?.success() {
+    if !hf
+        .status()
+        .with_context(|| crate::util::spawn_context(&hf))?
+        .success()
+    {
         bail!("hyperfine failed");
     }
     let results: serde_json::Value =
@@ -221,9 +230,9 @@ fn hyperfine<N: AsRef<str>>(
 }
 
 /// One row per command of hyperfine's JSON export: name, then median, mean, min and max in ms.
-type Row = (String, f64, f64, f64, f64);
+pub(crate) type Row = (String, f64, f64, f64, f64);
 
-fn rows_of(results: &serde_json::Value) -> Result<Vec<Row>> {
+pub(crate) fn rows_of(results: &serde_json::Value) -> Result<Vec<Row>> {
     let ms = |r: &serde_json::Value, k: &str| r[k].as_f64().unwrap_or(f64::NAN) * 1000.0;
     Ok(results["results"]
         .as_array()
@@ -242,7 +251,7 @@ fn rows_of(results: &serde_json::Value) -> Result<Vec<Row>> {
 }
 
 /// The median of the row named `name` (NaN when absent).
-fn median_of(rows: &[Row], name: &str) -> f64 {
+pub(crate) fn median_of(rows: &[Row], name: &str) -> f64 {
     rows.iter()
         .find(|r| r.0 == name)
         .map(|r| r.1)

@@ -132,7 +132,7 @@ pub fn main(a: Args) -> Result<()> {
             run(Command::new("cargo")
                 .current_dir(&ws)
                 .args(["build", "-p", "gocker-oci"]))?;
-            ws.join("target/debug/gocker-oci")
+            crate::util::built("debug", "gocker-oci")?
         }
     };
     let cmp = run_suite(&a, &bin)?;

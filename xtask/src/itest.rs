@@ -12,7 +12,53 @@ use std::process::{Command, Stdio};
 
 use anyhow::{bail, Context, Result};
 
-use crate::util::{ensure_packages, is_root, output, run, step, workspace};
+use crate::util::{ensure_packages, is_root, output, run, step, target_dir, workspace};
+
+/// The Debian packages itest installs (apt-get, when missing).
+const PACKAGES: &[&str] = &[
+    "busybox-static",
+    "musl",
+    "uidmap",
+    "libseccomp2",
+    "gcc",
+    "libc6-dev",
+    "iproute2",
+    "nftables",
+    "slirp4netns",
+    "passt",
+    "podman",
+    "containernetworking-plugins",
+    "containerd",
+    "protobuf-compiler",
+];
+
+/// `cargo xtask itest --help`: what the suite changes on this machine, from the lists it uses.
+pub fn long_about() -> String {
+    let users: Vec<String> = USERS
+        .iter()
+        .map(|(u, _, range)| match range {
+            Some(start) => {
+                format!("{u} (its /etc/subuid and /etc/subgid range set to {start}:65536)")
+            }
+            None => format!("{u} (its /etc/subuid and /etc/subgid lines removed: single-id map)"),
+        })
+        .collect();
+    format!(
+        "Build everything and run the unit and integration tests, as root and as unprivileged users.\n\n\
+         Runs as root, and changes this machine:\n\
+         - installs the missing Debian packages among: {}\n\
+         - builds the Alpine rootfs (`gocker rootfs build`, in /var/lib/gocker/rootfs/alpine; GOCKER_ITEST_ROOTFS=DIR for a private one)\n\
+         - creates the test users (useradd -m) {}, and /run/user/UID for each\n\
+         - rewrites /etc/subuid and /etc/subgid for those users (other users' lines are kept)\n\
+         - grants o+x on the directories above cargo's target directory, so the test users reach the binaries\n\
+         - sets /dev/net/tun to 0666 while the tests run (its mode is put back at the end)\n\n\
+         Phases: root (cargo test --workspace), the OCI validation suite (when present beside the checkout), \
+         each test binary as every test user (setpriv), then the cgroup v2 scenarios in a QEMU guest \
+         (cargo xtask vmtest). Binaries are found in cargo's target directory (CARGO_TARGET_DIR, build.target-dir).",
+        PACKAGES.join(" "),
+        users.join(" and ")
+    )
+}
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -95,22 +141,7 @@ pub fn main(a: Args) -> Result<()> {
     // podman, containerd: the gocker-oci tests drive them (--runtime; ctr --runc-binary); ~15 s and ~6 s to install.
     // containernetworking-plugins: podman's bridge on Debian 12 (CNI), named so that apt does not pick netavark.
     // protobuf-compiler: protoc, which k8s-cri (the CRI client of gocker-oci's cri test) runs at build time.
-    ensure_packages(&[
-        "busybox-static",
-        "musl",
-        "uidmap",
-        "libseccomp2",
-        "gcc",
-        "libc6-dev",
-        "iproute2",
-        "nftables",
-        "slirp4netns",
-        "passt",
-        "podman",
-        "containernetworking-plugins",
-        "containerd",
-        "protobuf-compiler",
-    ])?;
+    ensure_packages(PACKAGES)?;
 
     step("build: cargo build --workspace --all-targets");
     run(Command::new("cargo")
@@ -125,7 +156,23 @@ pub fn main(a: Args) -> Result<()> {
         false,
     )
     .context("phase rootfs")?;
-    let gocker = ws.join("target/debug/gocker");
+    let gocker = crate::util::built("debug", "gocker")?;
+    // The users exist before the root phase: some root tests run gocker as gocker-sub (setpriv),
+    // e.g. with /dev/net/tun at a mode only root can set.
+    let mut users = Vec::new();
+    for (user, mode, range) in USERS {
+        let (uid, gid) = ensure_user(user, range)?;
+        let runtime_dir = PathBuf::from(format!("/run/user/{uid}"));
+        if !runtime_dir.exists() {
+            std::fs::create_dir_all(&runtime_dir)?;
+            run(Command::new("chown")
+                .arg(format!("{uid}:{gid}"))
+                .arg(&runtime_dir))?;
+            std::fs::set_permissions(&runtime_dir, std::fs::Permissions::from_mode(0o700))?;
+        }
+        users.push((user, mode, uid, gid, runtime_dir));
+    }
+    open_traversal(&target_dir())?;
     // Distributions ship /dev/net/tun 0666 (rootless slirp4netns/pasta and a container's own
     // NET_ADMIN open it); some VM images have 0600. The suite runs against the distribution's
     // mode, and puts the host's back when it ends.
@@ -164,7 +211,7 @@ pub fn main(a: Args) -> Result<()> {
         // It fails when gocker-oci falls short of runc outside the allowed files.
         match crate::conformance::run_suite(
             &crate::conformance::Args::default(),
-            &ws.join("target/debug/gocker-oci"),
+            &crate::util::built("debug", "gocker-oci")?,
         ) {
             Ok(c) if c.ok() => {}
             Ok(c) => {
@@ -180,17 +227,7 @@ pub fn main(a: Args) -> Result<()> {
 
     if !a.no_rootless {
         let bins = integration_test_binaries(&ws)?;
-        open_traversal(&ws.join("target"))?;
-        for (user, mode, range) in USERS {
-            let (uid, gid) = ensure_user(user, range)?;
-            let runtime_dir = PathBuf::from(format!("/run/user/{uid}"));
-            if !runtime_dir.exists() {
-                std::fs::create_dir_all(&runtime_dir)?;
-                run(Command::new("chown")
-                    .arg(format!("{uid}:{gid}"))
-                    .arg(&runtime_dir))?;
-                std::fs::set_permissions(&runtime_dir, std::fs::Permissions::from_mode(0o700))?;
-            }
+        for (user, mode, uid, gid, runtime_dir) in &users {
             for bin in &bins {
                 let name = bin
                     .file_name()
@@ -363,4 +400,22 @@ fn open_traversal(target: &Path) -> Result<()> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod help_tests {
+    use super::*;
+
+    #[test]
+    fn help_says_what_itest_changes_on_this_machine() {
+        let h = long_about();
+        for p in PACKAGES {
+            assert!(h.contains(p), "{p} not in {h}");
+        }
+        for (u, _, _) in USERS {
+            assert!(h.contains(u), "{u} not in {h}");
+        }
+        assert!(h.contains("rewrites /etc/subuid and /etc/subgid"), "{h}");
+        assert!(h.contains("useradd"), "{h}");
+    }
 }

@@ -2,6 +2,7 @@
 
 mod bench;
 mod conformance;
+mod imagebench;
 mod itest;
 mod netbench;
 mod rootfs;
@@ -21,7 +22,8 @@ struct Cli {
 enum Cmd {
     /// Build the Alpine rootfs used by the tests and print its path (idempotent).
     Rootfs(rootfs::Args),
-    /// Build everything and run unit + integration tests, as root and as unprivileged users.
+    /// Build everything and run the unit and integration tests, as root and as unprivileged users.
+    #[command(long_about = itest::long_about())]
     Itest(itest::Args),
     /// Boot a pure cgroup v2 kernel under QEMU and run the cgroup tests and limit scenarios there.
     Vmtest(vmtest::Args),

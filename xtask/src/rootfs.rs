@@ -38,7 +38,8 @@ pub fn ensure(dest: Option<PathBuf>, offline: bool, force: bool) -> Result<PathB
     run(Command::new("cargo")
         .current_dir(&ws)
         .args(["build", "-q", "-p", "gocker-cli"]))?;
-    let mut cmd = Command::new(ws.join("target/debug/gocker"));
+    let gocker = crate::util::built("debug", "gocker")?;
+    let mut cmd = Command::new(&gocker);
     cmd.args(["rootfs", "build"]);
     if let Some(d) = &dest {
         cmd.arg("--dest").arg(d);
@@ -53,9 +54,9 @@ pub fn ensure(dest: Option<PathBuf>, offline: bool, force: bool) -> Result<PathB
     let out = cmd
         .stderr(std::process::Stdio::inherit())
         .output()
-        .context("spawn gocker rootfs build")?;
+        .with_context(|| crate::util::spawn_context(&cmd))?;
     if !out.status.success() {
-        anyhow::bail!("gocker rootfs build failed: {}", out.status);
+        anyhow::bail!("{} rootfs build failed: {}", gocker.display(), out.status);
     }
     Ok(PathBuf::from(String::from_utf8_lossy(&out.stdout).trim()))
 }

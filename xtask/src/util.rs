@@ -25,20 +25,91 @@ pub fn workspace() -> PathBuf {
         .to_owned()
 }
 
+/// Cargo's target directory for this workspace: what `cargo metadata` says (it honours
+/// `CARGO_TARGET_DIR` and `build.target-dir`), else `CARGO_TARGET_DIR`, else `target/`. Asked
+/// once per xtask run.
+pub fn target_dir() -> PathBuf {
+    static DIR: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    DIR.get_or_init(|| {
+        let env = std::env::var_os("CARGO_TARGET_DIR").filter(|d| !d.is_empty());
+        target_dir_with(&workspace(), env.as_deref())
+    })
+    .clone()
+}
+
+/// [`target_dir`] for the workspace `ws` with `CARGO_TARGET_DIR` = `env`.
+fn target_dir_with(ws: &Path, env: Option<&std::ffi::OsStr>) -> PathBuf {
+    let mut cmd = Command::new("cargo");
+    cmd.current_dir(ws)
+        .args([
+            "metadata",
+            "--format-version",
+            "1",
+            "--no-deps",
+            "--offline",
+        ])
+        .env_remove("CARGO_TARGET_DIR")
+        .stderr(std::process::Stdio::null());
+    if let Some(d) = env {
+        cmd.env("CARGO_TARGET_DIR", d);
+    }
+    cmd.output()
+        .ok()
+        .filter(|o| o.status.success())
+        .and_then(|o| serde_json::from_slice::<serde_json::Value>(&o.stdout).ok())
+        .and_then(|v| v["target_directory"].as_str().map(PathBuf::from))
+        // Relative to the current directory, as cargo takes it.
+        .or_else(|| env.map(|d| std::path::absolute(d).unwrap_or_else(|_| ws.join(d))))
+        .unwrap_or_else(|| ws.join("target"))
+}
+
+/// A binary cargo built: `<target dir>/<profile>/<name>`; an error naming the path when it is
+/// not there.
+pub fn built(profile: &str, name: &str) -> Result<PathBuf> {
+    let p = target_dir().join(profile).join(name);
+    if !p.is_file() {
+        bail!(
+            "{}: not found (cargo's target directory is {}; set by CARGO_TARGET_DIR or build.target-dir)",
+            p.display(),
+            target_dir().display()
+        );
+    }
+    Ok(p)
+}
+
 /// Runs a command, failing with its name and status.
 pub fn run(cmd: &mut Command) -> Result<()> {
     let what = format!("{cmd:?}");
-    let st = cmd.status().with_context(|| format!("spawn {what}"))?;
+    let st = cmd.status().with_context(|| spawn_context(cmd))?;
     if !st.success() {
         bail!("{what} failed: {st}");
     }
     Ok(())
 }
 
+/// What a failed spawn says: the program's path (resolved as the spawn would when it has no
+/// `/`), then the whole command.
+pub fn spawn_context(cmd: &Command) -> String {
+    let prog = Path::new(cmd.get_program());
+    let path = if prog.components().count() > 1 {
+        prog.to_owned()
+    } else {
+        std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default())
+            .map(|d| d.join(prog))
+            .find(|p| p.is_file())
+            .unwrap_or_else(|| prog.to_owned())
+    };
+    let dir = cmd
+        .get_current_dir()
+        .map(|d| format!(" in {}", d.display()))
+        .unwrap_or_default();
+    format!("spawn {} (command {cmd:?}{dir})", path.display())
+}
+
 /// Runs a command and returns its stdout.
 pub fn output(cmd: &mut Command) -> Result<String> {
     let what = format!("{cmd:?}");
-    let out = cmd.output().with_context(|| format!("spawn {what}"))?;
+    let out = cmd.output().with_context(|| spawn_context(cmd))?;
     if !out.status.success() {
         bail!(
             "{what} failed: {}: {}",
@@ -144,7 +215,51 @@ pub(crate) fn shown(
     if let Some(b) = baseline {
         s = s.replace(&b.display().to_string(), "$BASELINE");
     }
+    let target = target_dir().display().to_string();
+    if !target.is_empty() {
+        s = s.replace(&target, "target");
+    }
     s.replace(&format!("{}/", ws.display()), "")
         .replace(&rootfs.display().to_string(), "$ROOTFS")
         .replace(&tmp.display().to_string(), "$TMP")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_target_dir_follows_cargo_target_dir() {
+        let ws = workspace();
+        let elsewhere = std::env::temp_dir().join("gocker-xtask-target-elsewhere");
+        assert_eq!(target_dir_with(&ws, Some(elsewhere.as_os_str())), elsewhere);
+        // Without it: cargo's own answer (target/ unless a config moves it).
+        let default = target_dir_with(&ws, None);
+        assert!(
+            default.is_absolute() && default != elsewhere,
+            "{}",
+            default.display()
+        );
+    }
+
+    #[test]
+    fn a_failed_spawn_names_the_path() {
+        let mut c = Command::new("/no/such/dir/gocker");
+        c.arg("rootfs");
+        let e = format!("{:#}", run(&mut c).unwrap_err());
+        assert!(
+            e.contains("spawn /no/such/dir/gocker") && e.contains("No such file"),
+            "{e}"
+        );
+        let e = format!("{:#}", built("debug", "no-such-binary").unwrap_err());
+        assert!(
+            e.contains(
+                &target_dir()
+                    .join("debug/no-such-binary")
+                    .display()
+                    .to_string()
+            ),
+            "{e}"
+        );
+    }
 }

@@ -43,7 +43,7 @@ pub fn run_vm(force_tcg: bool) -> Result<Outcome> {
     }
     ensure_packages(&["qemu-system-x86", "cpio", "busybox-static", "musl"])?;
     let ws = workspace();
-    let vm = ws.join("target/vm");
+    let vm = crate::util::target_dir().join("vm");
     std::fs::create_dir_all(&vm)?;
     let kernel = kernel(&vm).context("phase vmtest: kernel")?;
 
@@ -84,8 +84,8 @@ pub fn run_vm(force_tcg: bool) -> Result<Outcome> {
         .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
         .find_map(|m| m["executable"].as_str().map(PathBuf::from))
         .context("cgroup test binary not found")?;
-    let gocker = ws.join("target").join(TARGET).join("release/gocker");
-    let gocker_oci = ws.join("target").join(TARGET).join("release/gocker-oci");
+    let gocker = crate::util::built(&format!("{TARGET}/release"), "gocker")?;
+    let gocker_oci = crate::util::built(&format!("{TARGET}/release"), "gocker-oci")?;
 
     step("vmtest: initramfs");
     let root = vm.join("initramfs");

@@ -67,6 +67,9 @@ pub enum Command {
     /// System-wide maintenance.
     #[command(subcommand)]
     System(SystemCommand),
+    /// Images: pull, images, rmi, tag, history, save, load, image ... (image_cmds.rs).
+    #[command(flatten)]
+    Images(crate::image_cmds::ImageCommands),
 }
 
 #[derive(Debug, Args)]
@@ -209,9 +212,10 @@ pub struct LogsArgs {
 
 #[derive(Debug, Args)]
 pub struct StopArgs {
-    /// Seconds to wait after SIGTERM before SIGKILL.
-    #[arg(short = 't', long = "time", default_value_t = 10)]
-    pub time: u64,
+    /// Seconds to wait after SIGTERM before SIGKILL (default: the container's `run
+    /// --stop-timeout`, else 10).
+    #[arg(short = 't', long = "time", value_name = "SECONDS")]
+    pub time: Option<u64>,
     #[arg(required = true, value_name = "CONTAINER")]
     pub containers: Vec<String>,
 }
@@ -254,10 +258,13 @@ pub struct StatsArgs {
 }
 
 #[derive(Debug, Args)]
-#[command(trailing_var_arg = true)]
+#[command(
+    trailing_var_arg = true,
+    override_usage = "gocker run [OPTIONS] <COMMAND [ARG...]>...\n       gocker run [OPTIONS] --entrypoint <PROGRAM> [ARG...]"
+)]
 pub struct RunArgs {
-    /// Root filesystem directory. Default: the provisioned Alpine rootfs (`cargo xtask rootfs`),
-    /// else a read-only view of the host's / with a private writable /tmp.
+    /// Root filesystem directory. Default: the provisioned Alpine rootfs (`gocker rootfs
+    /// build`), else a read-only view of the host's / with a private writable /tmp.
     #[arg(long, value_name = "DIR")]
     pub rootfs: Option<PathBuf>,
     /// Remove the container's record when it exits.
@@ -299,8 +306,9 @@ pub struct RunArgs {
     /// Working directory inside the container (absolute; created if missing).
     #[arg(short, long, value_name = "DIR")]
     pub workdir: Option<String>,
-    /// Run as UID[:GID] inside the container (numeric).
-    #[arg(short, long, value_name = "UID[:GID]")]
+    /// Run as USER[:GROUP] inside the container: numeric ids, or names from the container's
+    /// /etc/passwd and /etc/group (a name's group defaults to its primary group).
+    #[arg(short, long, value_name = "USER[:GROUP]")]
     pub user: Option<String>,
     /// Bind mount a host path: SRC:DST[:ro|rw] (SRC absolute and existing; DST is resolved inside
     /// the rootfs, so a symlink there cannot lead the mount outside it).
@@ -354,10 +362,15 @@ pub struct RunArgs {
     #[arg(long, value_name = "BYTES", allow_hyphen_values = true)]
     pub memory_swap: Option<String>,
     /// Number of CPUs the container may use (e.g. 0.5).
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", allow_negative_numbers = true)]
     pub cpus: Option<f64>,
     /// Relative CPU weight (docker's shares: 2..262144, default 1024).
-    #[arg(short = 'c', long, value_name = "SHARES")]
+    #[arg(
+        short = 'c',
+        long,
+        value_name = "SHARES",
+        allow_negative_numbers = true
+    )]
     pub cpu_shares: Option<u64>,
     /// CPUs the container may run on (e.g. 0-1, 0,2).
     #[arg(long, value_name = "LIST")]
@@ -398,7 +411,8 @@ pub struct RunArgs {
     /// Seconds the command has after a SIGTERM sent to gocker before it is killed with SIGKILL.
     #[arg(long, value_name = "SECONDS", default_value_t = 10)]
     pub stop_timeout: u64,
-    /// The command and its arguments (with --entrypoint: the arguments of the entrypoint).
+    /// The command and its arguments: required (with --entrypoint: the entrypoint's arguments,
+    /// optional).
     #[arg(
         required_unless_present = "entrypoint",
         value_name = "COMMAND [ARG...]"

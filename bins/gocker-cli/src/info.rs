@@ -8,10 +8,21 @@ use serde::Serialize;
 
 use crate::cli::InfoArgs;
 
+/// How bad a failed check is: FAIL when something gocker needs by default cannot work (the
+/// default falls back, or nothing works), WARN when a feature or a fallback is missing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+enum Level {
+    Ok,
+    Warn,
+    Fail,
+}
+
 #[derive(Debug, Serialize)]
 struct Check {
     name: &'static str,
     ok: bool,
+    level: Level,
     detail: String,
     /// What to do when not ok.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -22,9 +33,18 @@ fn check(name: &'static str, ok: bool, detail: impl Into<String>, fix: Option<St
     Check {
         name,
         ok,
+        level: if ok { Level::Ok } else { Level::Warn },
         detail: detail.into(),
         fix: if ok { None } else { fix },
     }
+}
+
+/// A check that is a FAIL (not a WARN) when not ok.
+fn must(mut c: Check) -> Check {
+    if !c.ok {
+        c.level = Level::Fail;
+    }
+    c
 }
 
 fn read(p: &str) -> Option<String> {
@@ -186,34 +206,129 @@ fn seccomp() -> Check {
     )
 }
 
-fn on_path(tool: &str) -> Option<std::path::PathBuf> {
-    std::env::split_paths(&std::env::var_os("PATH").unwrap_or_else(|| "/usr/bin:/bin".into()))
-        .map(|d| d.join(tool))
-        .find(|p| p.is_file())
+/// Runs `bin ARGS` and returns its first output line, or why it could not run or failed.
+fn runs(bin: &Path, args: &[&str]) -> Result<String, String> {
+    let out = std::process::Command::new(bin)
+        .args(args)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .map_err(|e| format!("cannot run {}: {e}", bin.display()))?;
+    let first = |b: &[u8]| {
+        String::from_utf8_lossy(b)
+            .lines()
+            .find(|l| !l.trim().is_empty())
+            .unwrap_or("")
+            .trim()
+            .to_owned()
+    };
+    if out.status.success() {
+        Ok(first(&out.stdout))
+    } else {
+        Err(format!(
+            "{} {} failed ({}): {}",
+            bin.display(),
+            args.join(" "),
+            out.status,
+            first(&out.stderr)
+        ))
+    }
 }
 
-fn networking() -> Vec<Check> {
-    let slirp = on_path("slirp4netns");
-    let pasta = on_path("pasta");
-    let detail = |p: &Option<std::path::PathBuf>| {
-        p.as_ref()
-            .map(|p| p.display().to_string())
-            .unwrap_or_else(|| "not installed".into())
+/// A user-mode driver: found, and runs (`--version`).
+fn driver(name: &'static str, package: &str) -> Check {
+    let (ok, detail) = match gocker_net::helper::find(name) {
+        None => (false, "not installed".to_owned()),
+        Some(p) => match runs(&p, &["--version"]) {
+            Ok(v) => (true, format!("{} ({v})", p.display())),
+            Err(e) => (false, e),
+        },
     };
-    vec![
-        check(
-            "rootless network helper",
-            slirp.is_some() || pasta.is_some(),
-            format!("pasta: {}; slirp4netns: {}", detail(&pasta), detail(&slirp)),
-            Some("apt-get install passt (pasta) or slirp4netns".into()),
+    check(name, ok, detail, Some(format!("apt-get install {package}")))
+}
+
+/// The network modes, each probed as `gocker run` would use it (docs/networking.md).
+fn networking(uid: u32) -> Vec<Check> {
+    use gocker_net::probe;
+    let root = uid == 0;
+    let mut out = Vec::new();
+    if root {
+        // The bridge's NAT: nft on PATH, and the kernel answering it (nf_tables).
+        let (ok, detail) = match probe::nft() {
+            Err(u) => (false, u.reason),
+            Ok(p) => match runs(&p, &["list", "tables"]) {
+                Ok(_) => (true, format!("{} (nf_tables answers)", p.display())),
+                Err(e) => (false, e),
+            },
+        };
+        out.push(must(check(
+            "nftables (bridge NAT)",
+            ok,
+            detail,
+            Some("apt-get install nftables (nft on PATH), or use --network none".into()),
+        )));
+    }
+    let pasta = driver("pasta", "passt");
+    let slirp = driver("slirp4netns", "slirp4netns");
+    if root {
+        out.push(slirp);
+    } else {
+        // Either will do; FAIL when neither runs.
+        let neither = !pasta.ok && !slirp.ok;
+        for c in [pasta, slirp] {
+            out.push(if neither { must(c) } else { c });
+        }
+    }
+    let tun = probe::tun();
+    let (ok, detail) = match tun {
+        Ok(()) => (
+            true,
+            format!(
+                "a tap device can be created in a new network namespace{}",
+                if root { "" } else { " of a user namespace" }
+            ),
         ),
-        check(
-            "nftables (rootful bridge NAT)",
-            Path::new("/proc/net/netfilter").exists() || on_path("nft").is_some(),
-            detail(&on_path("nft")),
-            Some("apt-get install nftables".into()),
+        Err(f) if f.stage == probe::TunStage::Namespaces => (
+            false,
+            format!(
+                "cannot create namespaces to probe {}: {}",
+                probe::TUN,
+                std::io::Error::from_raw_os_error(f.errno)
+            ),
         ),
-    ]
+        Err(_) => match probe::explain_tun(gocker_net::Mode::Pasta, tun) {
+            Err(u) => (false, u.reason),
+            Ok(()) => (true, "usable".into()),
+        },
+    };
+    let tun_fix = match probe::explain_tun(gocker_net::Mode::Pasta, tun) {
+        Err(u) => u.fix,
+        Ok(()) => "see the user namespaces check".into(),
+    };
+    let c = check("/dev/net/tun", ok, detail, Some(tun_fix));
+    // Rootless networking needs it; as root only slirp4netns and a container's own tun do.
+    out.push(if root { c } else { must(c) });
+    let (mode, why) = probe::default_mode(root);
+    out.push(match why {
+        None => check("default network", true, format!("{mode}"), None),
+        Some(w) => {
+            let c = check(
+                "default network",
+                false,
+                format!(
+                    "falls back to {mode}: {} cannot work here: {}",
+                    w.mode, w.reason
+                ),
+                Some(w.fix),
+            );
+            // No network at all is a FAIL; another working mode a WARN.
+            if mode == gocker_net::Mode::None {
+                must(c)
+            } else {
+                c
+            }
+        }
+    });
+    out
 }
 
 fn filesystems() -> Vec<Check> {
@@ -264,7 +379,7 @@ pub fn info(a: InfoArgs) -> i32 {
     checks.extend(subids(uid));
     checks.extend(cgroups(uid));
     checks.push(seccomp());
-    checks.extend(networking());
+    checks.extend(networking(uid));
     checks.extend(filesystems());
     if a.json {
         let v = serde_json::json!({
@@ -285,7 +400,11 @@ pub fn info(a: InfoArgs) -> i32 {
     for c in &checks {
         println!(
             "{} {:<30} {}",
-            if c.ok { "ok  " } else { "WARN" },
+            match c.level {
+                Level::Ok => "OK  ",
+                Level::Warn => "WARN",
+                Level::Fail => "FAIL",
+            },
             c.name,
             c.detail
         );

@@ -2,18 +2,21 @@
 
 mod cli;
 mod failure;
+mod image_cmds;
 mod images;
 mod info;
 mod manage;
 mod netflags;
 mod nsenter;
 mod run;
+mod run_image;
 
 use clap::Parser;
 
 fn main() {
     // In exec spawn mode (GOCKER_SPAWN=exec) this binary is also ring1 and ring2.
     gocker_runtime::ring_entry();
+    failure::exit_on_broken_pipe();
     // Usage errors exit 125, like every other gocker error (docker's convention); help and
     // version exit 0.
     let cli = cli::Cli::try_parse().unwrap_or_else(|e| {
@@ -41,11 +44,14 @@ fn main() {
         cli::Command::Version => version(),
         cli::Command::Completion(args) => {
             let mut cmd = <cli::Cli as clap::CommandFactory>::command();
-            clap_complete::generate(args.shell, &mut cmd, "gocker", &mut std::io::stdout());
+            let mut script = Vec::new();
+            clap_complete::generate(args.shell, &mut cmd, "gocker", &mut script);
+            failure::wrote(std::io::Write::write_all(&mut std::io::stdout(), &script));
             0
         }
         cli::Command::Rootfs(c) => rootfs(c),
         cli::Command::System(cli::SystemCommand::Prune) => netflags::system_prune(),
+        cli::Command::Images(c) => image_cmds::main(c, cli.debug),
     };
     std::process::exit(code)
 }

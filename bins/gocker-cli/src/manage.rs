@@ -102,7 +102,20 @@ fn wait_stopped(
     }
 }
 
-fn stop_one(s: &StateStore, st: &ContainerState, grace: u64) -> Result<(), Failure> {
+/// The grace period of `stop`/`restart`: `-t`, else the container's `run --stop-timeout`
+/// (docker's StopTimeout), else 10 s.
+fn grace_of(s: &StateStore, st: &ContainerState, flag: Option<u64>) -> u64 {
+    flag.unwrap_or_else(|| {
+        s.load_config(&st.id)
+            .ok()
+            .and_then(|c| c.stop_timeout)
+            .map(|d| d.as_secs())
+            .unwrap_or(10)
+    })
+}
+
+fn stop_one(s: &StateStore, st: &ContainerState, flag: Option<u64>) -> Result<(), Failure> {
+    let grace = grace_of(s, st, flag);
     if running(st) {
         signal(st, libc::SIGTERM)?;
         if wait_stopped(s, st, Some(Duration::from_secs(grace))).is_none() {
@@ -159,6 +172,8 @@ pub fn inspect(a: NamesArgs) -> i32 {
             .exit
             .map(|e| serde_json::json!(e.code()))
             .unwrap_or(serde_json::Value::Null);
+        // docker's inspect shows times in RFC 3339 (UTC), not Unix seconds.
+        v["created"] = serde_json::json!(gocker_runtime::logs::rfc3339(st.created, 0));
         v["spec"] = spec;
         all.push(v);
         Ok(())
@@ -187,9 +202,9 @@ pub fn logs(a: LogsArgs) -> i32 {
             String::new()
         };
         if l.stream == "stderr" {
-            let _ = write!(std::io::stderr(), "{prefix}{}", l.log);
+            crate::failure::wrote(write!(std::io::stderr(), "{prefix}{}", l.log));
         } else {
-            let _ = write!(std::io::stdout(), "{prefix}{}", l.log);
+            crate::failure::wrote(write!(std::io::stdout(), "{prefix}{}", l.log));
         }
     };
     let lines = gocker_runtime::logs::read_all(&dir);
@@ -292,6 +307,7 @@ pub fn attach(a: AttachArgs) -> i32 {
             )));
         }
         let session = gocker_runtime::attach::Session::connect(&dir)?;
+        crate::failure::exit_when_stdout_closes();
         finish_attached(&st.name, session.relay(!a.no_stdin, keys)?)
     })();
     r.unwrap_or_else(report)

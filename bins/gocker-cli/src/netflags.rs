@@ -15,9 +15,14 @@ fn net_err(e: gocker_net::NetError) -> Failure {
 /// The container's network options from the flags.
 pub(crate) fn network(a: &RunArgs) -> Result<NetworkOptions, Failure> {
     let root = rustix::process::geteuid().is_root();
-    let mode = match &a.network {
-        Some(m) => Mode::from_str(m).map_err(net_err)?,
-        None => Mode::default_for(root).map_err(net_err)?,
+    // A mode asked for by name (--network or GOCKER_NETWORK) is checked after validation and
+    // fails when it cannot work here; the default falls back with one warning line.
+    let (mode, fallback) = match &a.network {
+        Some(m) => (Mode::from_str(m).map_err(net_err)?, None),
+        None => {
+            let (mode, why) = gocker_net::probe::default_mode(root);
+            (mode, why.map(|w| (mode, w)))
+        }
     };
     let opts = NetworkOptions {
         mode,
@@ -43,10 +48,29 @@ pub(crate) fn network(a: &RunArgs) -> Result<NetworkOptions, Failure> {
         bridge: gocker_net::BridgeOptions::from_env().map_err(net_err)?,
         manage_files: true,
     };
+    if let Some((chosen, why)) = &fallback {
+        if !opts.ports.is_empty() && *chosen == Mode::None {
+            // Publishing needs a network: no silent fallback that drops the ports.
+            return Err(usage(format!(
+                "--publish needs a network, and the default network ({}) cannot work here: {}; fix: {}",
+                why.mode, why.reason, why.fix
+            )));
+        }
+    }
     opts.validate(root).map_err(|e| Failure {
         code: 125,
         message: e.to_string(),
     })?;
+    match fallback {
+        Some((chosen, why)) => eprintln!(
+            "gocker: {}",
+            gocker_net::probe::fallback_warning(chosen, &why)
+        ),
+        None if a.network.is_some() => {
+            gocker_net::probe::check(opts.mode).map_err(|u| net_err(u.into()))?
+        }
+        None => {}
+    }
     Ok(opts)
 }
 

@@ -30,6 +30,13 @@ pub enum NetError {
         helper: &'static str,
         package: &'static str,
     },
+    /// A mode that cannot work on this host (see [`crate::probe`]).
+    #[error("--network {mode}: {reason}; fix: {fix}")]
+    Unavailable {
+        mode: String,
+        reason: String,
+        fix: String,
+    },
     #[error("{helper}: {message}")]
     Helper {
         helper: &'static str,

@@ -6,6 +6,8 @@
 //! * [`proxy`]: the userland proxy for published ports on loopback (like docker-proxy).
 //! * [`helper`]: the rootless drivers slirp4netns and pasta.
 //! * [`files`]: per-container resolv.conf and hosts.
+//! * [`probe`]: whether a mode can work on this host (nft, the drivers, `/dev/net/tun`), and the
+//!   default's fallbacks.
 //!
 //! [`Network`] composes them for one container: [`Network::prepare`] before the container's
 //! processes exist (lease, files), [`Network::attach`] once its network namespace exists (host
@@ -18,6 +20,7 @@ pub mod ipam;
 pub mod netlink;
 pub mod nft;
 pub mod ports;
+pub mod probe;
 pub mod proxy;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddrV4};
@@ -84,7 +87,9 @@ impl std::fmt::Display for Mode {
 }
 
 impl Mode {
-    /// The default: bridge for root; for other users pasta, else slirp4netns, whichever is installed.
+    /// The default the caller would get on a host where every mode works: bridge for root; for
+    /// other users pasta, else slirp4netns, whichever is installed. See [`probe::default_mode`]
+    /// for the default that also works on this host.
     pub fn default_for(root: bool) -> Result<Mode> {
         if root {
             return Ok(Mode::Bridge);
@@ -251,6 +256,20 @@ impl NetworkOptions {
             }
             _ => {}
         }
+        if !root && matches!(self.mode, Mode::Pasta | Mode::Slirp4netns) {
+            // The driver binds the host ports as the caller: below the sysctl it cannot.
+            let start = unprivileged_port_start();
+            if let Some(p) = self.ports.iter().find(|p| p.host_port < start) {
+                return Err(NetError::Invalid {
+                    flag: "--publish",
+                    value: p.to_string(),
+                    reason: format!(
+                        "host port {} is below net.ipv4.ip_unprivileged_port_start ({start}), so {} (running as you) cannot bind it; publish a port >= {start}, or as root lower the limit: sysctl -w net.ipv4.ip_unprivileged_port_start={}",
+                        p.host_port, self.mode, p.host_port
+                    ),
+                });
+            }
+        }
         if self.mode == Mode::Bridge {
             if let Some(p) = self.ports.iter().find(|p| {
                 p.proto == Proto::Udp && p.host_ip.map(|h| h.is_loopback()).unwrap_or(false)
@@ -276,6 +295,16 @@ impl NetworkOptions {
     pub fn private_netns(&self) -> bool {
         self.mode != Mode::Host
     }
+}
+
+/// The lowest port an unprivileged process may bind in this network namespace
+/// (`net.ipv4.ip_unprivileged_port_start`; 1024 when unreadable).
+pub fn unprivileged_port_start() -> u16 {
+    std::fs::read_to_string("/proc/sys/net/ipv4/ip_unprivileged_port_start")
+        .ok()
+        .and_then(|s| s.trim().parse::<u32>().ok())
+        .map(|v| v.min(65535) as u16)
+        .unwrap_or(1024)
 }
 
 /// The name of a container's host-side veth: `gk` + the first 12 characters of its id.

@@ -51,7 +51,8 @@ impl Firewall for NftCli {
             .spawn()
             .map_err(|e| {
                 NetError::Nft(format!(
-                    "cannot run nft (install the Debian package `nftables`): {e}"
+                    "cannot run `nft` from PATH {:?}: {e} (install the Debian package `nftables`, or use --network none)",
+                    std::env::var("PATH").unwrap_or_default()
                 ))
             })?;
         child
@@ -80,7 +81,8 @@ impl Firewall for NftCli {
             .output()
             .map_err(|e| {
                 NetError::Nft(format!(
-                    "cannot run nft (install the Debian package `nftables`): {e}"
+                    "cannot run `nft` from PATH {:?}: {e} (install the Debian package `nftables`, or use --network none)",
+                    std::env::var("PATH").unwrap_or_default()
                 ))
             })?;
         if !out.status.success() {

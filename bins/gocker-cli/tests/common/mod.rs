@@ -213,3 +213,135 @@ pub fn static_program(name: &str, source: &str, flags: &[&str]) -> PathBuf {
     assert!(d.join(name).exists());
     d
 }
+
+/// The lock that serialises the tests depending on `/dev/net/tun`'s mode, across test threads,
+/// test binaries and users (`cargo xtask itest` sets it to 0666 while the suite runs). A test
+/// that needs the distribution's 0666 (rootless pasta/slirp4netns, a container's own tun) holds
+/// [`tun_shared`]; one that changes the mode holds [`TunMode`], which excludes them.
+pub const TUN_LOCK: &str = "/tmp/gocker-test-dev-net-tun.lock";
+
+fn tun_lock_file() -> std::fs::File {
+    use std::os::unix::fs::OpenOptionsExt;
+    // Open before create: under fs.protected_regular, root may not O_CREAT-open a file that
+    // another user created in sticky /tmp.
+    if let Ok(f) = std::fs::File::open(TUN_LOCK) {
+        return f;
+    }
+    match std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o644)
+        .open(TUN_LOCK)
+    {
+        Ok(f) => {
+            // Readable by every test user whatever the umask.
+            use std::os::unix::fs::PermissionsExt;
+            let _ = f.set_permissions(std::fs::Permissions::from_mode(0o644));
+            f
+        }
+        Err(_) => std::fs::File::open(TUN_LOCK).expect("open the tun test lock"),
+    }
+}
+
+/// Holds the tun lock shared: `/dev/net/tun` keeps its mode while this lives.
+pub fn tun_shared() -> std::fs::File {
+    let f = tun_lock_file();
+    rustix::fs::flock(&f, rustix::fs::FlockOperation::LockShared).expect("flock the tun lock");
+    f
+}
+
+/// `/dev/net/tun` at a given mode (root only) with the tun lock held exclusively; the previous
+/// mode is put back on drop, also after a failed assertion.
+pub struct TunMode {
+    _lock: std::fs::File,
+    old: u32,
+}
+
+pub const TUN: &str = "/dev/net/tun";
+
+impl TunMode {
+    pub fn set(mode: u32) -> TunMode {
+        use std::os::unix::fs::PermissionsExt;
+        let lock = tun_lock_file();
+        rustix::fs::flock(&lock, rustix::fs::FlockOperation::LockExclusive)
+            .expect("flock the tun lock");
+        let old = std::fs::metadata(TUN)
+            .unwrap_or_else(|e| panic!("{TUN}: {e}"))
+            .permissions()
+            .mode()
+            & 0o7777;
+        std::fs::set_permissions(TUN, std::fs::Permissions::from_mode(mode))
+            .unwrap_or_else(|e| panic!("chmod {mode:o} {TUN}: {e}"));
+        TunMode { _lock: lock, old }
+    }
+}
+
+impl Drop for TunMode {
+    fn drop(&mut self) {
+        use std::os::unix::fs::PermissionsExt;
+        let _ = std::fs::set_permissions(TUN, std::fs::Permissions::from_mode(self.old));
+    }
+}
+
+/// An unprivileged test user created by `cargo xtask itest` (gocker-sub: a /etc/subuid range;
+/// gocker-nosub: none), for root-mode tests that run gocker as that user.
+pub struct TestUser {
+    pub name: &'static str,
+    pub uid: u32,
+    pub gid: u32,
+}
+
+impl TestUser {
+    /// The user, or a failure saying how to create it.
+    pub fn get(name: &'static str) -> TestUser {
+        let id = |flag: &str| -> u32 {
+            let o = Command::new("id").args([flag, name]).output().expect("id");
+            assert!(
+                o.status.success(),
+                "no test user {name}: run via `cargo xtask itest`, which creates it"
+            );
+            text(&o.stdout).trim().parse().expect("numeric id")
+        };
+        TestUser {
+            name,
+            uid: id("-u"),
+            gid: id("-g"),
+        }
+    }
+
+    /// `gocker ARGS...` as this user (setpriv, a clean environment as itest's user phases
+    /// have; `env` adds variables), stdin from /dev/null.
+    pub fn gocker(&self, args: &[&str], env: &[(&str, &str)]) -> Command {
+        let runtime = format!("/run/user/{}", self.uid);
+        if !std::path::Path::new(&runtime).exists() {
+            std::fs::create_dir_all(&runtime).unwrap();
+            let _ = Command::new("chown")
+                .arg(format!("{}:{}", self.uid, self.gid))
+                .arg(&runtime)
+                .status();
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&runtime, std::fs::Permissions::from_mode(0o700)).unwrap();
+        }
+        let mut c = Command::new("setpriv");
+        c.args([
+            "--reuid",
+            &self.uid.to_string(),
+            "--regid",
+            &self.gid.to_string(),
+            "--init-groups",
+            "--reset-env",
+            "env",
+        ])
+        .arg(format!("HOME=/home/{}", self.name))
+        .arg(format!("XDG_RUNTIME_DIR={runtime}"))
+        .arg("PATH=/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin");
+        for (k, v) in env {
+            c.arg(format!("{k}={v}"));
+        }
+        c.arg(bin())
+            .args(args)
+            .current_dir("/tmp")
+            .stdin(Stdio::null());
+        c
+    }
+}
