@@ -7,7 +7,8 @@ use std::process::{Command, Stdio};
 use anyhow::{bail, Context, Result};
 
 use crate::util::{
-    cpu, ensure_packages, is_root, replace_section, run, shown, step, today, version, workspace,
+    cpu, ensure_packages, is_root, median_of, replace_section, rows_of, run, shown, step, today,
+    version, workspace, Row,
 };
 
 #[derive(clap::Args)]
@@ -227,35 +228,6 @@ fn hyperfine<N: AsRef<str>>(
     let results: serde_json::Value =
         serde_json::from_slice(&std::fs::read(&json).context("hyperfine's JSON export")?)?;
     rows_of(&results)
-}
-
-/// One row per command of hyperfine's JSON export: name, then median, mean, min and max in ms.
-pub(crate) type Row = (String, f64, f64, f64, f64);
-
-pub(crate) fn rows_of(results: &serde_json::Value) -> Result<Vec<Row>> {
-    let ms = |r: &serde_json::Value, k: &str| r[k].as_f64().unwrap_or(f64::NAN) * 1000.0;
-    Ok(results["results"]
-        .as_array()
-        .context("hyperfine results")?
-        .iter()
-        .map(|r| {
-            (
-                r["command"].as_str().unwrap_or("?").to_owned(),
-                ms(r, "median"),
-                ms(r, "mean"),
-                ms(r, "min"),
-                ms(r, "max"),
-            )
-        })
-        .collect())
-}
-
-/// The median of the row named `name` (NaN when absent).
-pub(crate) fn median_of(rows: &[Row], name: &str) -> f64 {
-    rows.iter()
-        .find(|r| r.0 == name)
-        .map(|r| r.1)
-        .unwrap_or(f64::NAN)
 }
 
 /// `exec` of `/bin/true` into a running container: gocker (and a baseline build) against runc,

@@ -134,7 +134,7 @@ fn measure(ws: &Path, gocker: &Path, rootfs: &Path, runs: u32, tmp: &Path) -> Re
     let _ = Command::new("podman").args(["rmi", "-f", &image]).output();
     drop(reg);
 
-    let median = |rows: &[crate::bench::Row], n: &str| crate::bench::median_of(rows, n);
+    let median = |rows: &[crate::util::Row], n: &str| crate::util::median_of(rows, n);
     let mut body = format!(
         "Measured {} with `cargo xtask bench --only images` (one hyperfine run per table, as root).\n\n\
          Host: kernel {}, {}; {}, {}.\n\n",
@@ -202,7 +202,7 @@ fn pass(ok: bool) -> &'static str {
     }
 }
 
-fn table(rows: &[crate::bench::Row]) -> String {
+fn table(rows: &[crate::util::Row]) -> String {
     let mut t = String::from(
         "\n| command | median ms | mean ms | min ms | max ms |\n|---|---|---|---|---|\n",
     );
@@ -218,7 +218,7 @@ fn hyperfine_prepared(
     runs: u32,
     warmup: u32,
     scratch: &Path,
-) -> Result<Vec<crate::bench::Row>> {
+) -> Result<Vec<crate::util::Row>> {
     let json = scratch.join("hyperfine-images.json");
     step(&format!("hyperfine: {runs} runs each"));
     let mut hf = Command::new("hyperfine");
@@ -247,5 +247,5 @@ fn hyperfine_prepared(
     }
     let results: serde_json::Value =
         serde_json::from_slice(&std::fs::read(&json).context("hyperfine's JSON export")?)?;
-    crate::bench::rows_of(&results)
+    crate::util::rows_of(&results)
 }

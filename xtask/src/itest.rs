@@ -30,6 +30,13 @@ const PACKAGES: &[&str] = &[
     "containernetworking-plugins",
     "containerd",
     "protobuf-compiler",
+    // gocker-storage: its registry tests (and the CLI's image tests) run Debian's
+    // docker-registry on 127.0.0.1, push with skopeo, and make an htpasswd file and a
+    // self-signed CA.
+    "docker-registry",
+    "skopeo",
+    "apache2-utils",
+    "openssl",
 ];
 
 /// `cargo xtask itest --help`: what the suite changes on this machine, from the lists it uses.

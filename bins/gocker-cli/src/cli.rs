@@ -70,6 +70,9 @@ pub enum Command {
     /// Images: pull, images, rmi, tag, history, save, load, image ... (image_cmds.rs).
     #[command(flatten)]
     Images(crate::image_cmds::ImageCommands),
+    /// A container's files: commit, cp, export, import (container_fs.rs).
+    #[command(flatten)]
+    ContainerFs(crate::container_fs::FsCommands),
 }
 
 #[derive(Debug, Args)]
@@ -260,7 +263,7 @@ pub struct StatsArgs {
 #[derive(Debug, Args)]
 #[command(
     trailing_var_arg = true,
-    override_usage = "gocker run [OPTIONS] <COMMAND [ARG...]>...\n       gocker run [OPTIONS] --entrypoint <PROGRAM> [ARG...]"
+    override_usage = "gocker run [OPTIONS] <COMMAND [ARG...]>...\n       gocker run [OPTIONS] <IMAGE> [COMMAND [ARG...]]\n       gocker run [OPTIONS] --entrypoint <PROGRAM> [ARG...]"
 )]
 pub struct RunArgs {
     /// Root filesystem directory. Default: the provisioned Alpine rootfs (`gocker rootfs
@@ -412,7 +415,13 @@ pub struct RunArgs {
     #[arg(long, value_name = "SECONDS", default_value_t = 10)]
     pub stop_timeout: u64,
     /// The command and its arguments: required (with --entrypoint: the entrypoint's arguments,
-    /// optional).
+    /// optional). Or an IMAGE first, then its command (replacing the image's Cmd; Entrypoint,
+    /// Env, WorkingDir and User come from the image unless given here): the first word is an
+    /// image when the image store has it or when it can only be an image reference (a
+    /// registry, tag or digest: `alpine:3.20`, `localhost:5000/app`, `app@sha256:...`, pulled
+    /// when missing); a path (`/bin/sh`) or another plain word (`sh`) is a command run on the
+    /// default root, the provisioned Alpine rootfs (`gocker rootfs build`). Without --rootfs
+    /// the image's layers are the read-only lowers of the container's copy-on-write root.
     #[arg(
         required_unless_present = "entrypoint",
         value_name = "COMMAND [ARG...]"

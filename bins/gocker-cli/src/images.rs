@@ -79,15 +79,66 @@ pub fn ensure(dest: Option<PathBuf>, offline: bool, force: bool) -> Result<PathB
         );
         return Ok(dest);
     }
+    // Nothing gocker did not create is ever deleted: an existing destination is replaced only
+    // when it is empty or a rootfs gocker built (its marker file).
+    let replace = check_dest(&dest)?;
     let parent = dest.parent().context("destination has no parent")?;
     create_dirs_0755(parent)?;
-    let tmp = parent.join(format!(
-        ".{}.tmp-{}",
-        dest.file_name().unwrap_or_default().to_string_lossy(),
-        std::process::id()
-    ));
-    let _ = fs::remove_dir_all(&tmp);
-    fs::create_dir(&tmp).with_context(|| format!("mkdir {}", tmp.display()))?;
+    // A build directory of our own beside the destination: a fresh name, never one that exists.
+    let mut n = 0u32;
+    let tmp = loop {
+        let tmp = parent.join(format!(
+            ".{}.tmp-{}-{n}",
+            dest.file_name().unwrap_or_default().to_string_lossy(),
+            std::process::id()
+        ));
+        match fs::create_dir(&tmp) {
+            Ok(()) => break tmp,
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && n < 100 => n += 1,
+            Err(e) => return Err(e).with_context(|| format!("mkdir {}", tmp.display())),
+        }
+    };
+    let built = build_into(&tmp, &dest, offline, replace);
+    if built.is_err() {
+        let _ = fs::remove_dir_all(&tmp);
+    }
+    built
+}
+
+/// What an existing `--dest` is: `false` when it does not exist, `true` when it may be replaced
+/// (an empty directory, or a rootfs gocker built: it has gocker's marker file); any other
+/// directory or file is refused, and left as it is.
+fn check_dest(dest: &Path) -> Result<bool> {
+    let meta = match fs::symlink_metadata(dest) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
+        Err(e) => return Err(e).with_context(|| format!("--dest {}", dest.display())),
+        Ok(m) => m,
+    };
+    if !meta.is_dir() {
+        bail!(
+            "--dest {}: exists and is not a directory; refusing to replace it (choose a new or empty directory)",
+            dest.display()
+        );
+    }
+    if dest.join(MARKER).is_file() {
+        return Ok(true);
+    }
+    let mut entries =
+        fs::read_dir(dest).with_context(|| format!("--dest {}: read", dest.display()))?;
+    if entries.next().is_some() {
+        bail!(
+            "--dest {}: the directory is not empty and is not a rootfs gocker built (no {MARKER} in it); \
+             refusing to replace it: nothing in it was touched (choose a new or empty directory)",
+            dest.display()
+        );
+    }
+    Ok(true)
+}
+
+/// Builds the rootfs in `tmp` (ours) and renames it to `dest`, replacing `dest` when `replace`
+/// ([`check_dest`]).
+fn build_into(tmp: &Path, dest: &Path, offline: bool, replace: bool) -> Result<PathBuf> {
+    let tmp = tmp.to_owned();
     fs::set_permissions(&tmp, fs::Permissions::from_mode(0o755))?;
 
     let offline = offline
@@ -131,16 +182,19 @@ pub fn ensure(dest: Option<PathBuf>, offline: bool, force: bool) -> Result<PathB
         tmp.join(MARKER),
         serde_json::to_vec_pretty(&serde_json::json!({"source": source, "version": version}))?,
     )?;
-    if dest.exists() {
-        fs::remove_dir_all(&dest).with_context(|| format!("remove old {}", dest.display()))?;
+    if replace && dest.exists() {
+        // Checked again: only an empty directory or gocker's own rootfs is replaced.
+        if check_dest(dest)? {
+            fs::remove_dir_all(dest).with_context(|| format!("remove old {}", dest.display()))?;
+        }
     }
-    fs::rename(&tmp, &dest)
+    fs::rename(&tmp, dest)
         .with_context(|| format!("rename {} -> {}", tmp.display(), dest.display()))?;
     step(&format!(
         "rootfs ready: {} ({source} {version})",
         dest.display()
     ));
-    Ok(dest)
+    Ok(dest.to_owned())
 }
 
 fn create_dirs_0755(p: &Path) -> Result<()> {

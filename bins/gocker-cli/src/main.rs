@@ -1,6 +1,7 @@
 //! `gocker`: run isolated Linux containers, rootless first.
 
 mod cli;
+mod container_fs;
 mod failure;
 mod image_cmds;
 mod images;
@@ -52,6 +53,7 @@ fn main() {
         cli::Command::Rootfs(c) => rootfs(c),
         cli::Command::System(cli::SystemCommand::Prune) => netflags::system_prune(),
         cli::Command::Images(c) => image_cmds::main(c, cli.debug),
+        cli::Command::ContainerFs(c) => container_fs::main(c, cli.debug),
     };
     std::process::exit(code)
 }

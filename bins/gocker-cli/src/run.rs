@@ -8,7 +8,8 @@ use crate::cli::{PsArgs, RmArgs, RunArgs, StatsArgs};
 
 pub(crate) use crate::failure::{report, usage, Failure};
 
-/// Where `cargo xtask rootfs` provisions the Alpine rootfs, in lookup order.
+/// Where `gocker rootfs build` (and `cargo xtask rootfs`) provisions the Alpine rootfs, in
+/// lookup order.
 fn provisioned_rootfs() -> Vec<PathBuf> {
     let mut v = Vec::new();
     if let Some(d) = std::env::var_os("XDG_DATA_HOME").filter(|d| !d.is_empty()) {
@@ -48,6 +49,108 @@ pub(crate) fn parse_user(s: &str) -> Result<(u32, Option<u32>), Failure> {
     let uid = u.parse().map_err(|_| bad())?;
     let gid = g.map(|g| g.parse().map_err(|_| bad())).transpose()?;
     Ok((uid, gid))
+}
+
+/// Reads `rel` (e.g. `etc/passwd`) inside `root` without leaving it: symlinks resolve as if
+/// `root` were `/` (openat2 RESOLVE_IN_ROOT), so a rootfs cannot make gocker read a host file.
+/// At most 4 MiB; `None` when it does not exist or cannot be read.
+fn read_in_root(root: &std::path::Path, rel: &str) -> Option<String> {
+    use rustix::fs::{Mode, OFlags, ResolveFlags};
+    use std::io::Read;
+    let dir = rustix::fs::open(
+        root,
+        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .ok()?;
+    let fd = rustix::fs::openat2(
+        &dir,
+        rel,
+        OFlags::RDONLY | OFlags::CLOEXEC | OFlags::NONBLOCK,
+        Mode::empty(),
+        ResolveFlags::IN_ROOT | ResolveFlags::NO_MAGICLINKS,
+    )
+    .ok()?;
+    let mut f = std::fs::File::from(fd);
+    if !f.metadata().ok()?.is_file() {
+        return None;
+    }
+    let mut text = String::new();
+    f.by_ref().take(4 << 20).read_to_string(&mut text).ok()?;
+    Some(text)
+}
+
+/// `name:x:ID:...` lines of a passwd or group file: the entry whose first field is `name`, as
+/// its id (the third field) and the fourth field as a number (a user's primary gid).
+fn lookup_id(text: &str, name: &str) -> Option<(u32, Option<u32>)> {
+    text.lines().find_map(|l| {
+        let f: Vec<&str> = l.split(':').collect();
+        if f.len() < 3 || f[0] != name {
+            return None;
+        }
+        let id = f[2].parse().ok()?;
+        Some((id, f.get(3).and_then(|g| g.parse().ok())))
+    })
+}
+
+/// `--user USER[:GROUP]` as docker resolves it: numbers are taken as they are; names come from
+/// the container's /etc/passwd and /etc/group (read confined to `root`), a name's group
+/// defaulting to its primary group from /etc/passwd. A numeric uid without a group keeps
+/// gocker's default gid (the same number).
+pub(crate) fn resolve_user(s: &str, root: &std::path::Path) -> Result<(u32, u32), Failure> {
+    let (u, g) = match s.split_once(':') {
+        Some((u, g)) => (u, Some(g)),
+        None => (s, None),
+    };
+    if u.is_empty() || g == Some("") {
+        return Err(usage(format!("--user {s:?}: expected USER[:GROUP]")));
+    }
+    let (uid, primary) = match u.parse::<u32>() {
+        Ok(uid) => (uid, None),
+        Err(_) => {
+            let passwd = read_in_root(root, "etc/passwd").unwrap_or_default();
+            let (uid, gid) = lookup_id(&passwd, u).ok_or_else(|| {
+                usage(format!(
+                    "--user {s:?}: no user {u:?} in the container's /etc/passwd ({}/etc/passwd; numeric ids need no entry)",
+                    root.display().to_string().trim_end_matches('/')
+                ))
+            })?;
+            (uid, gid)
+        }
+    };
+    let gid = match g {
+        None => primary.unwrap_or(uid),
+        Some(g) => match g.parse::<u32>() {
+            Ok(gid) => gid,
+            Err(_) => {
+                let group = read_in_root(root, "etc/group").unwrap_or_default();
+                lookup_id(&group, g).map(|(gid, _)| gid).ok_or_else(|| {
+                    usage(format!(
+                        "--user {s:?}: no group {g:?} in the container's /etc/group ({}/etc/group)",
+                        root.display().to_string().trim_end_matches('/')
+                    ))
+                })?
+            }
+        },
+    };
+    Ok((uid, gid))
+}
+
+/// Rootful maps cover container ids 0..SIZE; a `--user` id beyond them (docker accepts any)
+/// gets a mapping of its own, to the same offset (base + id), so that it is a real, distinct id.
+fn map_user_ids(maps: &mut gocker_idmap::IdMaps, uid: u32, gid: u32, base: u32) {
+    for (list, id) in [(&mut maps.uids, uid), (&mut maps.gids, gid)] {
+        let mapped = list
+            .iter()
+            .any(|m| id >= m.inside && id - m.inside < m.count);
+        if let (false, Some(outside)) = (mapped, base.checked_add(id)) {
+            list.push(gocker_idmap::IdMap {
+                inside: id,
+                outside,
+                count: 1,
+            });
+        }
+    }
 }
 
 fn parse_remap(s: &str) -> Result<(u32, u32), Failure> {
@@ -230,9 +333,17 @@ fn seccomp_profile(
     for o in opts {
         match o.split_once(['=', ':']) {
             Some(("seccomp", v)) if !v.is_empty() => choice = v.to_owned(),
+            // Always applied (ring2 sets no_new_privs before exec): accepted, as docker does.
+            None if o == "no-new-privileges" => {}
+            Some(("no-new-privileges", "true")) => {}
+            Some(("no-new-privileges", "false")) => {
+                return Err(usage(format!(
+                    "--security-opt {o:?}: gocker always sets no_new_privs (setuid binaries cannot gain privileges); it cannot be turned off"
+                )))
+            }
             _ => {
                 return Err(usage(format!(
-                "--security-opt {o:?}: supported: seccomp=default|strict|unconfined|PROFILE.json"
+                "--security-opt {o:?}: supported: seccomp=default|strict|unconfined|PROFILE.json, no-new-privileges[=true]"
             )))
             }
         }
@@ -271,37 +382,135 @@ pub(crate) fn user_name(uid: u32) -> String {
         .unwrap_or_default()
 }
 
-fn build_config(a: &RunArgs, debug: bool) -> Result<(ContainerConfig, String), Failure> {
-    let (rootfs, mode) = match &a.rootfs {
-        Some(p) => {
-            let abs = std::path::absolute(p)
-                .map_err(|e| usage(format!("--rootfs {}: {e}", p.display())))?;
-            match std::fs::metadata(&abs) {
-                Ok(m) if m.is_dir() => {}
-                Ok(_) => {
-                    return Err(usage(format!(
-                        "--rootfs {}: not a directory",
-                        abs.display()
-                    )))
-                }
-                Err(e) => return Err(usage(format!("--rootfs {}: {e}", abs.display()))),
-            }
-            (abs, RootMode::Rootfs)
+/// One line of an `--env-file`, by docker's rules (its opts.ParseEnvFile): leading whitespace
+/// and a UTF-8 BOM on the first line are dropped; blank lines and `#` comments are skipped;
+/// `KEY=VALUE` passes VALUE through untouched (no quotes removed, no `export` understood); a
+/// bare `KEY` is copied from gocker's environment; a name with a space or tab in it (`export
+/// A=1`, `A =1`) is refused, as docker refuses it, rather than becoming a variable `export A`.
+fn env_file_line(at: &str, line: &str, first: bool) -> Result<Option<String>, Failure> {
+    let line = if first {
+        line.strip_prefix('\u{feff}').unwrap_or(line)
+    } else {
+        line
+    };
+    let line = line.trim_start();
+    if line.is_empty() || line.starts_with('#') {
+        return Ok(None);
+    }
+    let name = line.split_once('=').map(|(k, _)| k).unwrap_or(line);
+    if name.is_empty() {
+        return Err(usage(format!("{at}: no variable name in {line:?}")));
+    }
+    if name.contains([' ', '\t']) {
+        let hint = match name.strip_prefix("export") {
+            Some(rest) if rest.starts_with([' ', '\t']) => format!(
+                " (env files are not shell scripts: write `{}` without `export`)",
+                line["export".len()..].trim_start()
+            ),
+            _ => String::new(),
+        };
+        return Err(usage(format!(
+            "{at}: poorly formatted environment: variable {name:?} contains whitespace{hint}"
+        )));
+    }
+    Ok(Some(line.to_owned()))
+}
+
+/// `--hostname`: RFC 1123 labels (letters, digits, inner '-') separated by dots, at most 63
+/// characters (docker's rule; the kernel allows 64).
+fn check_hostname(h: &str) -> Result<(), Failure> {
+    let label_ok = |l: &str| {
+        !l.is_empty()
+            && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+            && !l.starts_with('-')
+            && !l.ends_with('-')
+    };
+    if h.is_empty() || h.len() > 63 || !h.split('.').all(label_ok) {
+        return Err(usage(format!(
+            "--hostname {h:?}: invalid hostname (letters, digits and inner '-' in dot-separated labels, at most 63 characters)"
+        )));
+    }
+    Ok(())
+}
+
+/// `gocker run IMAGE`: the image's layer directories (lowest first) and config, pulled first
+/// when the store does not have it, as docker's "Unable to find image ... locally".
+fn image_for_run(
+    name: &str,
+) -> Result<(Vec<PathBuf>, oci_spec::image::ImageConfiguration), Failure> {
+    use crate::image_cmds::{pull_image, resolve_for_run, NoSuchImage, Out};
+    let fail = |e: anyhow::Error| usage(format!("image {name}: {e:#}"));
+    match resolve_for_run(name) {
+        Ok(v) => Ok(v),
+        Err(e) if e.is::<NoSuchImage>() => {
+            eprintln!("Unable to find image '{name}' locally");
+            pull_image(name, true, None, Out::Stderr, false).map_err(fail)?;
+            resolve_for_run(name).map_err(fail)
         }
-        None => match provisioned_rootfs()
-            .into_iter()
-            .find(|p| p.join("bin/sh").exists())
-        {
+        Err(e) => Err(fail(e)),
+    }
+}
+
+fn build_config(a: &RunArgs, debug: bool) -> Result<(ContainerConfig, String), Failure> {
+    // `run IMAGE [COMMAND]` when the first positional can only be an image (run_image::classify).
+    let image = match (&a.rootfs, a.command.first()) {
+        (None, Some(first)) => {
+            match crate::run_image::classify(first, |n| crate::image_cmds::image_id(n).is_ok()) {
+                crate::run_image::First::Image(n) => {
+                    let (mut layers, config) = image_for_run(&n)?;
+                    layers.reverse(); // highest first, as overlayfs stacks lowerdir
+                    Some((
+                        layers,
+                        crate::run_image::ImageDefaults::from_config(&config),
+                        config,
+                    ))
+                }
+                crate::run_image::First::Command => None,
+            }
+        }
+        _ => None,
+    };
+    let (rootfs, mode) = match (&a.rootfs, &image) {
+        (_, Some((layers, _, _))) => {
+            if layers.is_empty() {
+                return Err(usage(format!("image {}: it has no layers", a.command[0])));
+            }
+            let store = crate::image_cmds::store_dir();
+            let at = crate::run_image::attach_point(&store)
+                .map_err(|e| usage(format!("{}: {e}", store.display())))?;
+            (at, RootMode::Rootfs)
+        }
+        (rootfs, None) => match rootfs {
             Some(p) => {
-                eprintln!("gocker: using the provisioned rootfs {}", p.display());
-                (p, RootMode::Rootfs)
+                let abs = std::path::absolute(p)
+                    .map_err(|e| usage(format!("--rootfs {}: {e}", p.display())))?;
+                match std::fs::metadata(&abs) {
+                    Ok(m) if m.is_dir() => {}
+                    Ok(_) => {
+                        return Err(usage(format!(
+                            "--rootfs {}: not a directory",
+                            abs.display()
+                        )))
+                    }
+                    Err(e) => return Err(usage(format!("--rootfs {}: {e}", abs.display()))),
+                }
+                (abs, RootMode::Rootfs)
             }
-            None => {
-                eprintln!(
-                    "gocker: no rootfs provisioned (run `cargo xtask rootfs`); using a read-only view of the host's / with a private /tmp"
+            None => match provisioned_rootfs()
+                .into_iter()
+                .find(|p| p.join("bin/sh").exists())
+            {
+                Some(p) => {
+                    eprintln!("gocker: using the provisioned rootfs {}", p.display());
+                    (p, RootMode::Rootfs)
+                }
+                None => {
+                    eprintln!(
+                    "gocker: no rootfs provisioned (`gocker rootfs build` makes one); using a read-only view of the host's / with a private /tmp"
                 );
-                (PathBuf::from("/"), RootMode::HostView)
-            }
+                    (PathBuf::from("/"), RootMode::HostView)
+                }
+            },
         },
     };
 
@@ -314,14 +523,44 @@ fn build_config(a: &RunArgs, debug: bool) -> Result<(ContainerConfig, String), F
         )));
     }
 
-    let mut argv = a.entrypoint.iter().cloned().collect::<Vec<_>>();
-    argv.extend(a.command.iter().cloned());
-    if argv.first().map(|c| c.is_empty()).unwrap_or(true) {
-        return Err(usage("no command given (COMMAND or --entrypoint)"));
-    }
+    let argv = match &image {
+        Some((_, defaults, _)) => {
+            let argv = defaults.argv(a.entrypoint.as_deref(), &a.command[1..]);
+            if argv.first().map(|c| c.is_empty()).unwrap_or(true) {
+                return Err(usage(format!(
+                    "image {}: no command given and the image has no Entrypoint or Cmd",
+                    a.command[0]
+                )));
+            }
+            argv
+        }
+        None => {
+            let mut argv = a.entrypoint.iter().cloned().collect::<Vec<_>>();
+            argv.extend(a.command.iter().cloned());
+            if argv.first().map(|c| c.is_empty()).unwrap_or(true) {
+                return Err(usage("no command given (COMMAND or --entrypoint)"));
+            }
+            argv
+        }
+    };
+    let rootfs_dir = rootfs.clone();
     let mut spec = spec::default_spec(rootfs, argv)?;
+    if let Some(h) = &a.hostname {
+        check_hostname(h)?;
+    }
     let hostname = a.hostname.clone().unwrap_or_else(|| short.clone());
     spec.set_hostname(Some(hostname.clone()));
+    // The image's Labels, as annotations of the container (`inspect`), and the image's id.
+    if let Some((_, _, config)) = &image {
+        let mut ann = spec.annotations().clone().unwrap_or_default();
+        if let Some(labels) = config.config().as_ref().and_then(|c| c.labels().clone()) {
+            ann.extend(labels);
+        }
+        if let Ok(id) = crate::image_cmds::image_id(&a.command[0]) {
+            ann.insert(crate::run_image::IMAGE_ANNOTATION.to_owned(), id);
+        }
+        spec.set_annotations(Some(ann));
+    }
     let mut mounts = spec.mounts().clone().unwrap_or_default();
     if mode == RootMode::HostView {
         mounts.extend(spec::host_view_mounts());
@@ -341,22 +580,27 @@ fn build_config(a: &RunArgs, debug: bool) -> Result<(ContainerConfig, String), F
         .as_mut()
         .expect("default spec has a process");
     let mut env = process.env().clone().unwrap_or_default();
+    if let Some((_, defaults, _)) = &image {
+        env = crate::run_image::merge_env(&env, &defaults.env);
+    }
     env.push(format!("HOSTNAME={hostname}"));
-    let mut vars: Vec<(String, String)> = Vec::new();
+    if a.tty {
+        // As docker: a terminal comes with TERM (-e TERM=... or --env-file still win).
+        env.push("TERM=xterm".into());
+    }
+    let mut vars: Vec<(String, Option<String>)> = Vec::new();
     for file in &a.env_file {
         let text = std::fs::read_to_string(file)
             .map_err(|e| usage(format!("--env-file {}: {e}", file.display())))?;
         for (n, line) in text.lines().enumerate() {
-            let line = line.trim_start();
-            if line.is_empty() || line.starts_with('#') {
-                continue;
-            }
-            vars.push((
-                format!("--env-file {} line {}", file.display(), n + 1),
-                line.to_owned(),
-            ));
+            let at = format!("--env-file {} line {}", file.display(), n + 1);
+            vars.push((at.clone(), env_file_line(&at, line, n == 0)?));
         }
     }
+    let mut vars: Vec<(String, String)> = vars
+        .into_iter()
+        .filter_map(|(at, v)| Some((at, v?)))
+        .collect();
     vars.extend(a.env.iter().map(|e| ("--env".to_owned(), e.clone())));
     for (flag, e) in &vars {
         let kv = match e.split_once('=') {
@@ -372,17 +616,30 @@ fn build_config(a: &RunArgs, debug: bool) -> Result<(ContainerConfig, String), F
         env.push(kv);
     }
     process.set_env(Some(env));
-    if let Some(w) = &a.workdir {
+    let image_workdir = image.as_ref().and_then(|i| i.1.working_dir.clone());
+    if let Some(w) = a.workdir.as_ref().or(image_workdir.as_ref()) {
         if !w.starts_with('/') {
             return Err(usage(format!("--workdir {w:?}: must be an absolute path")));
         }
         process.set_cwd(w.into());
     }
-    if let Some(u) = &a.user {
-        let (uid, gid) = parse_user(u)?;
+    // The image's User, by name through the image's own /etc/passwd (in whichever layer the
+    // container sees it), unless -u says otherwise.
+    let image_user = image.as_ref().and_then(|i| i.1.user.clone());
+    let user_root = match &image {
+        Some((layers, _, _)) => {
+            crate::run_image::layer_with(layers, "etc/passwd").unwrap_or_else(|| rootfs_dir.clone())
+        }
+        None => rootfs_dir.clone(),
+    };
+    let user_ids = match a.user.as_ref().or(image_user.as_ref()) {
+        Some(u) => Some(resolve_user(u, &user_root)?),
+        None => None,
+    };
+    if let Some((uid, gid)) = user_ids {
         let user = process.user_mut();
         user.set_uid(uid);
-        user.set_gid(gid.unwrap_or(uid));
+        user.set_gid(gid);
     }
 
     let seccomp = seccomp_profile(&a.security_opt, &spec)?;
@@ -435,8 +692,18 @@ fn build_config(a: &RunArgs, debug: bool) -> Result<(ContainerConfig, String), F
                 gocker_idmap::ROOTFUL_DEFAULT_SIZE,
             ),
         };
-        gocker_idmap::IdMaps::rootful(base, size)
-            .map_err(|e| usage(format!("--userns-remap: {e}")))?
+        let mut maps = gocker_idmap::IdMaps::rootful(base, size)
+            .map_err(|e| usage(format!("--userns-remap: {e}")))?;
+        if let Some((uid, gid)) = user_ids {
+            if a.userns_remap.is_some() && (uid >= size || gid >= size) {
+                return Err(usage(format!(
+                    "--user {}: uid {uid}:gid {gid} is outside --userns-remap {base}:{size} (container ids 0..{size})",
+                    a.user.as_deref().unwrap_or_default()
+                )));
+            }
+            map_user_ids(&mut maps, uid, gid, base);
+        }
+        maps
     } else {
         if a.userns_remap.is_some() {
             return Err(usage("--userns-remap needs root; rootless containers map your own uid and /etc/subuid range"));
@@ -447,6 +714,13 @@ fn build_config(a: &RunArgs, debug: bool) -> Result<(ContainerConfig, String), F
     };
 
     let mut cfg = ContainerConfig::new(id, spec, idmaps);
+    if mode == RootMode::Rootfs {
+        // A copy-on-write root over --rootfs: no run writes into it (docs/storage-roots.md).
+        cfg.cow = Some(gocker_runtime::CowRoot {
+            lowers: image.as_ref().map(|i| i.0.clone()).unwrap_or_default(),
+            ..Default::default()
+        });
+    }
     cfg.root_mode = mode;
     cfg.stdin = a.interactive;
     cfg.tty = a.tty;
@@ -578,8 +852,29 @@ pub(crate) fn finish_attached(name: &str, outcome: Outcome) -> Result<i32, Failu
     }
 }
 
+/// `gocker run /bin/sh` typed at a terminal: as docker, stdin is not attached without -i, so
+/// the shell reads nothing and exits at once. Said in one line, for a bare shell only (other
+/// commands run without input as docker runs them, silently).
+fn stdin_notice(a: &RunArgs) -> Option<String> {
+    const SHELLS: [&str; 8] = ["sh", "ash", "bash", "dash", "zsh", "ksh", "mksh", "fish"];
+    let argv: Vec<&String> = a.entrypoint.iter().chain(&a.command).collect();
+    let [cmd] = argv.as_slice() else {
+        return None;
+    };
+    let base = cmd.rsplit('/').next().unwrap_or(cmd);
+    let at_terminal = rustix::termios::isatty(rustix::stdio::stdin());
+    (!a.interactive && !a.detach && at_terminal && SHELLS.contains(&base)).then(|| {
+        format!(
+            "gocker: stdin is not attached (no -i): {cmd} reads nothing and exits; `gocker run -it ... {cmd}` gives an interactive shell"
+        )
+    })
+}
+
 fn run_inner(a: RunArgs, debug: bool) -> Result<i32, Failure> {
     let keys = terminal_detach_keys(a.detach_keys.as_deref(), a.interactive && a.tty)?;
+    if let Some(n) = stdin_notice(&a) {
+        eprintln!("{n}");
+    }
     let (cfg, name) = build_config(&a, debug)?;
     let store = StateStore::open(StateStore::default_root())?;
     if a.detach {

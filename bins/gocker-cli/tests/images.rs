@@ -1166,3 +1166,142 @@ fn help_names_the_store_and_prune_asks_first() {
     assert!(out.contains("Total reclaimed space: "), "{out}");
     assert_eq!(listing(), before, "prune without -a keeps every image");
 }
+
+/// The files (path, kind, mode, size, content hash) of a directory tree, to compare before and
+/// after runs: no run may change an image's layers.
+fn snapshot(root: &Path) -> Vec<String> {
+    fn walk(root: &Path, rel: &Path, out: &mut Vec<String>) {
+        let Ok(rd) = fs::read_dir(root.join(rel)) else {
+            return;
+        };
+        let mut names: Vec<_> = rd.flatten().map(|e| e.file_name()).collect();
+        names.sort();
+        for n in names {
+            let r = rel.join(&n);
+            let p = root.join(&r);
+            let m = fs::symlink_metadata(&p).unwrap();
+            let what = if m.is_symlink() {
+                format!("-> {}", fs::read_link(&p).unwrap().display())
+            } else if m.is_file() {
+                sha256(&fs::read(&p).unwrap())
+            } else {
+                String::new()
+            };
+            out.push(format!(
+                "{} {:o} {} {}",
+                r.display(),
+                m.mode(),
+                m.size(),
+                what
+            ));
+            if m.is_dir() {
+                walk(root, &r, out);
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(root, Path::new(""), &mut out);
+    out
+}
+
+/// `run IMAGE`: the image's Entrypoint, Cmd, Env and WorkingDir apply, its layers (whiteout,
+/// opaque directory) are what the container sees, and what a run deletes is back in the next
+/// run, with the layer directories in the store unchanged.
+fn run_on_image(user: Option<&TestUser>, home: Option<&Path>) {
+    let p = Pushed::new("run");
+    let _clean = Cleanup {
+        user,
+        names: vec![p.tag()],
+    };
+    let image = p.tag();
+    ok(&gu(user, &["pull", "-q", "--tls-verify=false", &image]));
+    let layers: Vec<PathBuf> = p
+        .img
+        .diff_ids
+        .iter()
+        .map(|d| store_dir(home).join("layers/sha256").join(hex(d)))
+        .collect();
+    let before: Vec<_> = layers.iter().map(|l| snapshot(l)).collect();
+    assert!(
+        before.iter().all(|s| !s.is_empty()),
+        "layers unpacked: {layers:?}"
+    );
+
+    let out = ok(&gu(user, &["run", "--rm", "--network", "none", &image]));
+    assert_eq!(out.trim(), "hello", "Entrypoint + Cmd of the image");
+    let script = "pwd; echo $GOCKER_TEST; cat /etc/gocker-test-release; \
+                  test ! -e /etc/gocker-gone && echo gone; ls /var/gocker-opq; \
+                  gocker-tool-alias";
+    let out = ok(&gu(
+        user,
+        &["run", "--rm", "--network", "none", &image, script],
+    ));
+    let release = format!(
+        "release {}",
+        image.rsplit('/').next().unwrap().trim_end_matches(":v1")
+    );
+    assert_eq!(
+        out.lines().collect::<Vec<_>>(),
+        ["/opt", "images", release.as_str(), "gone", "new", "tool"],
+        "WorkingDir, Env, the top layer, its whiteout, opaque dir and hard link"
+    );
+    // -w and -e override the image's; the command line replaces Cmd only.
+    let out = ok(&gu(
+        user,
+        &[
+            "run",
+            "--rm",
+            "--network",
+            "none",
+            "-w",
+            "/etc",
+            "-e",
+            "GOCKER_TEST=ours",
+            &image,
+            "pwd; echo $GOCKER_TEST",
+        ],
+    ));
+    assert_eq!(out.lines().collect::<Vec<_>>(), ["/etc", "ours"]);
+
+    let out = gu(
+        user,
+        &[
+            "run",
+            "--rm",
+            "--network",
+            "none",
+            &image,
+            "rm /bin/vi && echo removed",
+        ],
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "removed");
+    let out = ok(&gu(
+        user,
+        &["run", "--rm", "--network", "none", &image, "ls /bin/vi"],
+    ));
+    assert_eq!(
+        out.trim(),
+        "/bin/vi",
+        "the next run has the image's /bin/vi again"
+    );
+    let after: Vec<_> = layers.iter().map(|l| snapshot(l)).collect();
+    assert_eq!(before, after, "the image's layer directories are unchanged");
+}
+
+#[test]
+fn run_on_an_image_applies_its_config_and_never_changes_it() {
+    let _l = serial();
+    run_on_image(None, None);
+}
+
+#[test]
+fn run_on_an_image_as_an_unprivileged_user() {
+    let _l = serial();
+    if is_root() {
+        let u = TestUser::get("gocker-sub");
+        let home = PathBuf::from(format!("/home/{}", u.name));
+        run_on_image(Some(&u), Some(&home));
+    } else {
+        run_on_image(None, None);
+    }
+}

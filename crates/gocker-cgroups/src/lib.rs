@@ -463,7 +463,9 @@ mod tests {
             (Err(CgroupError::NoCgroup2), None) => {}
             (found, listed) => panic!("find() gave {found:?}, mountinfo lists {listed:?}"),
         }
-        let all = ["cpu", "cpuset", "io", "memory", "pids", "hugetlb", "rdma", "misc"];
+        let all = [
+            "cpu", "cpuset", "io", "memory", "pids", "hugetlb", "rdma", "misc",
+        ];
         assert_eq!(host_v1_bound(&all), bound_to_v1(&mi, &all));
     }
 

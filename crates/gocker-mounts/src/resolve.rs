@@ -34,6 +34,10 @@ fn openat2_in_root(root: BorrowedFd<'_>, rel: &Path) -> std::result::Result<Owne
     } else {
         rel
     };
+    // EAGAIN: a rename or a mount somewhere on the system raced with a `..` of the lookup, and
+    // the kernel cannot vouch that it stayed inside the root. Try again, a bounded number of
+    // times (a host busy mounting can make it last; never spin forever): the error is EAGAIN.
+    let mut tries = 0u32;
     loop {
         match rustix::fs::openat2(
             root,
@@ -42,7 +46,10 @@ fn openat2_in_root(root: BorrowedFd<'_>, rel: &Path) -> std::result::Result<Owne
             Mode::empty(),
             ResolveFlags::IN_ROOT | ResolveFlags::NO_MAGICLINKS,
         ) {
-            Err(Errno::AGAIN) | Err(Errno::INTR) => continue,
+            Err(Errno::AGAIN) | Err(Errno::INTR) if tries < 10_000 => {
+                tries += 1;
+                std::thread::yield_now();
+            }
             r => return r,
         }
     }

@@ -124,42 +124,217 @@ pub fn root_readonly(root: BorrowedFd<'_>) -> Result<()> {
     set_readonly(root, Path::new("/"), true, false)
 }
 
-/// Puts a copy-on-write layer over the root mounted at `lower`, with its upper directory on a
-/// fresh tmpfs that exists only in the caller's mount namespace: the container's writes never
-/// reach the directory under `lower`, nor any path on the host. Made in the container's user
-/// namespace, so files are stored with the container's own credentials (the mapped host ids),
-/// which is how a rootful container's root, seeing host root's files as its own through an
-/// idmapped mount, is kept from leaving setuid-root files where host users can run them
-/// (docs/security.md). The tmpfs is charged to the memory cgroup of the processes writing it.
-/// Returns the overlay, detached: the caller attaches it (see [`attach`]).
-pub fn ephemeral_overlay(lower: &Path) -> Result<OwnedFd> {
-    let upper_fs = fs_instance(
+/// A fresh tmpfs, detached, that exists only as long as a mount or descriptor holds it, with an
+/// `upper` directory (`mode`, and `owner` when given) and a `work` directory (0700) for an
+/// overlay ([`overlay`], by `/proc/self/fd/N/upper` and `/proc/self/fd/N/work`): the upper
+/// layer of a container whose changes go with it (`--rm`). Its pages are charged to the memory
+/// cgroup of the processes writing them; nothing of it ever reaches a disk or a host path.
+pub fn ephemeral_upper(mode: u32, owner: Option<(u32, u32)>, what: &Path) -> Result<OwnedFd> {
+    let fs = fs_instance(
         "tmpfs",
         "gocker-rw",
-        &[("mode".into(), Some("0755".into()))],
+        &[("mode".into(), Some("0700".into()))],
         MountAttrs::default(),
-        lower,
+        what,
     )?;
-    for d in ["upper", "work"] {
-        rustix::fs::mkdirat(&upper_fs, d, Mode::from_raw_mode(0o755))
-            .map_err(|e| MountError::sys("mkdir", Path::new("(upper tmpfs)").join(d), e))?;
+    let inside = |d: &str| Path::new("(upper tmpfs)").join(d);
+    for (d, m) in [("upper", mode), ("work", 0o700)] {
+        rustix::fs::mkdirat(&fs, d, Mode::from_raw_mode(m))
+            .map_err(|e| MountError::sys("mkdir", inside(d), e))?;
+        // The umask may have taken bits off.
+        rustix::fs::chmodat(&fs, d, Mode::from_raw_mode(m), rustix::fs::AtFlags::empty())
+            .map_err(|e| MountError::sys("chmod", inside(d), e))?;
     }
+    if let Some((u, g)) = owner {
+        rustix::fs::chownat(
+            &fs,
+            "upper",
+            Some(rustix::fs::Uid::from_raw(u)),
+            Some(rustix::fs::Gid::from_raw(g)),
+            rustix::fs::AtFlags::empty(),
+        )
+        .map_err(|e| MountError::sys("chown", inside("upper"), e))?;
+    }
+    Ok(fs)
+}
+
+/// `/proc/self/fd/N/upper` and `/proc/self/fd/N/work` of an [`ephemeral_upper`].
+pub fn ephemeral_paths(fs: BorrowedFd<'_>) -> (PathBuf, PathBuf) {
     use std::os::fd::AsRawFd;
-    let via = |d: &str| format!("/proc/self/fd/{}/{d}", upper_fs.as_raw_fd());
-    let data = [
-        ("lowerdir".to_string(), Some(lower.display().to_string())),
-        ("upperdir".to_string(), Some(via("upper"))),
-        ("workdir".to_string(), Some(via("work"))),
-        // Unprivileged overlayfs (in a user namespace) keeps its metadata in user.* xattrs.
-        ("userxattr".to_string(), None),
-    ];
-    fs_instance(
-        "overlay",
-        "gocker-root",
-        &data,
-        MountAttrs::default(),
+    let via = |d: &str| PathBuf::from(format!("/proc/self/fd/{}/{d}", fs.as_raw_fd()));
+    (via("upper"), via("work"))
+}
+
+/// Puts a copy-on-write layer over the root mounted at `lower`, with its upper directory on a
+/// fresh tmpfs that exists only in the caller's mount namespace ([`ephemeral_upper`]): the
+/// container's writes never reach the directory under `lower`, nor any path on the host. Made in
+/// the container's user namespace, so files are stored with the container's own credentials
+/// (the mapped host ids), which is how a rootful container's root, seeing host root's files as
+/// its own through an idmapped mount, is kept from leaving setuid-root files where host users
+/// can run them (docs/security.md). For roots without [`overlay`]'s lower layers (`ring0
+/// BUNDLE`). Returns the overlay, detached: the caller attaches it (see [`attach`]).
+pub fn ephemeral_overlay(lower: &Path) -> Result<OwnedFd> {
+    let upper_fs = ephemeral_upper(0o755, None, lower)?;
+    let (upper, work) = ephemeral_paths(std::os::fd::AsFd::as_fd(&upper_fs));
+    overlay(
+        &[lower.to_owned()],
+        Some((&upper, &work)),
+        OverlayFlags { userxattr: true },
         lower,
     )
+}
+
+/// The `lowerdir` value of overlayfs for `lowers`, highest first and lowest last (overlayfs's
+/// order), each path escaped (`\` before `:`, `,` and `\`), since the value is a list. Pure.
+pub fn lowerdir_value(lowers: &[PathBuf]) -> String {
+    lowers
+        .iter()
+        .map(|p| {
+            let mut out = String::new();
+            for c in p.display().to_string().chars() {
+                if matches!(c, ':' | ',' | '\\') {
+                    out.push('\\');
+                }
+                out.push(c);
+            }
+            out
+        })
+        .collect::<Vec<_>>()
+        .join(":")
+}
+
+/// How a copy-on-write root's overlay is mounted ([`overlay`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct OverlayFlags {
+    /// overlayfs's metadata in `user.overlay.*` xattrs (`userxattr`), which an unprivileged
+    /// mounter in a user namespace must use; otherwise `trusted.overlay.*`.
+    pub userxattr: bool,
+}
+
+/// The overlayfs options for a copy-on-write root ([`overlay`]): the lower layers, then
+/// `upperdir` and `workdir` when there is an upper layer, then the [`OverlayFlags`]. One layer is
+/// `lowerdir=PATH` (escaped); several are one `lowerdir+=PATH` each, highest first (Linux 6.8),
+/// since `fsconfig` takes at most 256 bytes a value and an image has many layers. Pure.
+pub fn overlay_options(
+    lowers: &[PathBuf],
+    upper: Option<(&Path, &Path)>,
+    flags: OverlayFlags,
+) -> Vec<(String, Option<String>)> {
+    let mut data: Vec<(String, Option<String>)> = match lowers {
+        [one] => vec![(
+            "lowerdir".into(),
+            Some(lowerdir_value(std::slice::from_ref(one))),
+        )],
+        many => many
+            .iter()
+            .map(|l| ("lowerdir+".into(), Some(l.display().to_string())))
+            .collect(),
+    };
+    if let Some((u, w)) = upper {
+        data.push(("upperdir".into(), Some(u.display().to_string())));
+        data.push(("workdir".into(), Some(w.display().to_string())));
+    }
+    if flags.userxattr {
+        data.push(("userxattr".into(), None));
+    }
+    data
+}
+
+/// The longest path given to `fsconfig` as it is (its limit is 256 bytes a value, escapes
+/// included); a longer one is given as `/proc/self/fd/N` of an `O_PATH` descriptor.
+const FSCONFIG_PATH_MAX: usize = 200;
+
+/// `path`, or `/proc/self/fd/N` of a descriptor opened on it (kept in `held`) when it is too
+/// long for `fsconfig`.
+fn short_path(path: &Path, held: &mut Vec<OwnedFd>) -> Result<PathBuf> {
+    use std::os::fd::AsRawFd;
+    if path.as_os_str().len() <= FSCONFIG_PATH_MAX {
+        return Ok(path.to_owned());
+    }
+    let fd = open_dir(path)?;
+    let short = PathBuf::from(format!("/proc/self/fd/{}", fd.as_raw_fd()));
+    held.push(fd);
+    Ok(short)
+}
+
+/// A detached overlayfs over `lowers` (read-only directories, highest first and lowest last as
+/// overlayfs lists them: an image's layers, or one `--rootfs` directory), with `upper` (upper
+/// directory, work directory) when it is writable. A layer may be named `/proc/self/fd/N` for a
+/// descriptor of the caller's: an idmapped detached clone (Linux 6.15 takes detached mounts as
+/// layers), or a directory the caller could not reach by path; paths too long for `fsconfig` are
+/// given that way. Nothing is written to any lower layer, ever: new and changed files go to the
+/// upper directory, with the credentials of the writing process (docs/storage-roots.md). Errors
+/// name `what` (the container's root) and the option the kernel refused. The caller attaches the
+/// overlay (see [`attach`]).
+pub fn overlay(
+    lowers: &[PathBuf],
+    upper: Option<(&Path, &Path)>,
+    flags: OverlayFlags,
+    what: &Path,
+) -> Result<OwnedFd> {
+    if lowers.is_empty() {
+        return Err(MountError::Invalid {
+            dest: what.to_owned(),
+            reason: "overlayfs root without a lower layer".into(),
+        });
+    }
+    let mut held = Vec::new();
+    let lowers = lowers
+        .iter()
+        .map(|l| short_path(l, &mut held))
+        .collect::<Result<Vec<_>>>()?;
+    let upper = match upper {
+        Some((u, w)) => Some((short_path(u, &mut held)?, short_path(w, &mut held)?)),
+        None => None,
+    };
+    let upper = upper.as_ref().map(|(u, w)| (u.as_path(), w.as_path()));
+    let data = overlay_options(&lowers, upper, flags);
+    fs_instance("overlay", "gocker-root", &data, MountAttrs::default(), what)
+}
+
+/// `fuse-overlayfs` (its path, when installed): for an unprivileged caller whose kernel refuses
+/// overlayfs in a user namespace (before Linux 5.11, or an upper filesystem without user xattrs).
+pub fn fuse_overlayfs_binary() -> Option<PathBuf> {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .chain(["/usr/bin".into(), "/usr/local/bin".into(), "/bin".into()])
+        .map(|d| d.join("fuse-overlayfs"))
+        .find(|p| p.is_file())
+}
+
+/// Mounts `fuse-overlayfs` (the binary `bin`) over `lowers` with `upper` at `target`, in the
+/// caller's mount namespace (a process of its own serves it for as long as the mount lives).
+pub fn fuse_overlay(
+    bin: &Path,
+    lowers: &[PathBuf],
+    upper: Option<(&Path, &Path)>,
+    target: &Path,
+) -> Result<()> {
+    let esc = |p: &Path| lowerdir_value(&[p.to_owned()]);
+    let mut opts = format!("lowerdir={}", lowerdir_value(lowers));
+    if let Some((u, w)) = upper {
+        opts.push_str(&format!(",upperdir={},workdir={}", esc(u), esc(w)));
+    }
+    let out = std::process::Command::new(bin)
+        .arg("-o")
+        .arg(&opts)
+        .arg(target)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .output()
+        .map_err(|e| MountError::sys("spawn", bin, e))?;
+    if !out.status.success() {
+        return Err(MountError::Invalid {
+            dest: target.to_owned(),
+            reason: format!(
+                "{} failed ({}): {}",
+                bin.display(),
+                out.status,
+                String::from_utf8_lossy(&out.stderr).trim()
+            ),
+        });
+    }
+    Ok(())
 }
 
 /// A detached new instance of `fstype` made by the calling process (so it belongs to the caller's
@@ -241,6 +416,91 @@ mod tests {
             attrs: MountAttrs::default(),
             propagation: None,
         }
+    }
+
+    #[test]
+    fn overlay_layers_are_listed_highest_first_and_escaped() {
+        let lowers = [PathBuf::from("/l/top"), PathBuf::from("/l/a:b,c\\d")];
+        assert_eq!(lowerdir_value(&lowers), "/l/top:/l/a\\:b\\,c\\\\d");
+        let opts = overlay_options(
+            &lowers[..1],
+            Some((Path::new("/s/root/upper"), Path::new("/s/root/work"))),
+            OverlayFlags { userxattr: true },
+        );
+        let keys: Vec<_> = opts
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_deref()))
+            .collect();
+        assert_eq!(
+            keys,
+            [
+                ("lowerdir", Some("/l/top")),
+                ("upperdir", Some("/s/root/upper")),
+                ("workdir", Some("/s/root/work")),
+                ("userxattr", None),
+            ]
+        );
+        // Read-only: the lowers alone; a privileged mounter keeps trusted.* xattrs.
+        assert_eq!(
+            overlay_options(&lowers[..1], None, OverlayFlags::default()).len(),
+            1
+        );
+        // Several layers: one option each, highest first, unescaped.
+        let opts = overlay_options(&lowers, None, OverlayFlags::default());
+        assert_eq!(
+            opts,
+            [
+                ("lowerdir+".to_string(), Some("/l/top".to_string())),
+                ("lowerdir+".to_string(), Some("/l/a:b,c\\d".to_string())),
+            ]
+        );
+    }
+
+    #[test]
+    fn an_overlay_of_many_layers_with_long_paths_shows_the_highest_and_writes_only_the_upper() {
+        if !rustix::process::geteuid().is_root() {
+            eprintln!("skipped: mounting an overlay outside a user namespace needs root");
+            return;
+        }
+        let base = std::env::temp_dir().join(format!("gocker-ovl-{}", std::process::id()));
+        // A path longer than fsconfig takes as a value.
+        let deep = base.join("d".repeat(120)).join("e".repeat(120));
+        let layers: Vec<PathBuf> = ["top", "mid", "low"].iter().map(|l| deep.join(l)).collect();
+        for (i, l) in layers.iter().enumerate() {
+            std::fs::create_dir_all(l).unwrap();
+            std::fs::write(l.join("f"), format!("{i}")).unwrap();
+            std::fs::write(l.join(format!("only{i}")), "x").unwrap();
+        }
+        let (upper, work) = (base.join("upper"), base.join("work"));
+        std::fs::create_dir_all(&upper).unwrap();
+        std::fs::create_dir_all(&work).unwrap();
+        let ovl = overlay(
+            &layers,
+            Some((&upper, &work)),
+            OverlayFlags::default(),
+            Path::new("/test"),
+        )
+        .unwrap();
+        let read = |name: &str| {
+            let f = rustix::fs::openat(&ovl, name, OFlags::RDONLY, Mode::empty()).unwrap();
+            let mut b = [0u8; 8];
+            let n = rustix::io::read(&f, &mut b).unwrap();
+            String::from_utf8_lossy(&b[..n]).into_owned()
+        };
+        assert_eq!(read("f"), "0");
+        assert_eq!(read("only2"), "x");
+        let w = rustix::fs::openat(
+            &ovl,
+            "new",
+            OFlags::WRONLY | OFlags::CREATE,
+            Mode::from_raw_mode(0o644),
+        )
+        .unwrap();
+        drop(w);
+        assert!(upper.join("new").exists());
+        assert!(layers.iter().all(|l| !l.join("new").exists()));
+        drop(ovl);
+        std::fs::remove_dir_all(&base).unwrap();
     }
 
     #[test]

@@ -78,6 +78,66 @@ pub struct ContainerConfig {
     /// [`crate::Container::create`] for the files it generates.
     #[serde(default)]
     pub own_files: Vec<PathBuf>,
+    /// A copy-on-write root (`gocker run`): an overlayfs of read-only lower directories under an
+    /// upper directory in the container's state directory (a tmpfs of its own for `--rm`), so
+    /// that no run writes into its rootfs or image (docs/storage-roots.md). `None`: `root.path` itself is the container's
+    /// root, writable unless `root.readonly`, as runc has it (OCI bundles).
+    #[serde(default)]
+    pub cow: Option<CowRoot>,
+}
+
+/// The layers of a copy-on-write root ([`ContainerConfig::cow`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CowRoot {
+    /// The read-only lower directories, highest first and lowest last (overlayfs's `lowerdir`
+    /// order): an image's layers. Empty: `root.path` alone. `root.path` is where the root is
+    /// attached in the container's mount namespace (it must exist; nothing is written to it).
+    #[serde(default)]
+    pub lowers: Vec<PathBuf>,
+    /// The directory holding `upper` and `work`: filled in by [`crate::Container::create`] with
+    /// the container's state directory ([`crate::StateStore::root_dir`]).
+    #[serde(default)]
+    pub dir: Option<PathBuf>,
+    /// The upper layer goes with the container (`--rm`): on a tmpfs private to the container's
+    /// mount namespace instead of in [`CowRoot::dir`]. Set by [`crate::Container::create`].
+    #[serde(default)]
+    pub ephemeral: bool,
+    /// ring0 mounts the overlay (as host root: the upper directory is in the root-only store,
+    /// or the lowers are an image's, which the container's root cannot reach) and ring2 attaches
+    /// it; otherwise ring2 mounts it in the container's user namespace, over ring0's idmapped
+    /// clone of `root.path` when there is one. Set by [`crate::Container::create`].
+    #[serde(default)]
+    pub by_ring0: bool,
+}
+
+impl CowRoot {
+    /// The lower layers: [`CowRoot::lowers`], or `rootfs` alone.
+    pub fn layers(&self, rootfs: &std::path::Path) -> Vec<PathBuf> {
+        if self.lowers.is_empty() {
+            vec![rootfs.to_owned()]
+        } else {
+            self.lowers.clone()
+        }
+    }
+
+    /// The mode of the upper directory, the root inode of the container's `/`: that of the top
+    /// lower layer's root.
+    pub(crate) fn upper_mode(&self, rootfs: &std::path::Path) -> Result<u32> {
+        use std::os::unix::fs::MetadataExt;
+        let layers = self.layers(rootfs);
+        let top = layers.first().map(|p| p.as_path()).unwrap_or(rootfs);
+        std::fs::metadata(top)
+            .map(|m| m.mode() & 0o7777)
+            .map_err(|e| RuntimeError::Rootfs {
+                path: top.to_owned(),
+                reason: e.to_string(),
+            })
+    }
+
+    /// The upper and work directories, once [`CowRoot::dir`] is set.
+    pub fn upper_work(&self) -> Option<(PathBuf, PathBuf)> {
+        self.dir.as_ref().map(|d| (d.join("upper"), d.join("work")))
+    }
 }
 
 /// How a container differs when driven by an OCI runtime CLI (`gocker-oci create`), like runc:
@@ -132,6 +192,7 @@ impl ContainerConfig {
             stop_timeout: Some(Duration::from_secs(10)),
             workspace: Default::default(),
             own_files: Vec::new(),
+            cow: None,
         }
     }
 

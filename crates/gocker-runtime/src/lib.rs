@@ -46,7 +46,7 @@ mod sysctl;
 mod tty;
 pub mod workspace;
 
-pub use config::{ContainerConfig, OciMode, RootMode, SpawnMode};
+pub use config::{ContainerConfig, CowRoot, OciMode, RootMode, SpawnMode};
 pub use entry::ring_entry;
 pub use error::{ExitStatus, RuntimeError};
 pub use ring0::{describe_root, Container};

@@ -203,9 +203,9 @@ impl Container {
         };
         // From here on, Drop cleans up whatever exists if a step fails.
         c.store.save(&c.state)?;
+        c.prepare_cow_root()?;
         c.net = crate::net::prepare(&mut c.config, &c.store)?;
         crate::workspace::prepare(&mut c.config, &c.store.container_dir(&c.state.id))?;
-        c.store.save_config(&c.config, !c.state.auto_remove)?;
         c.create_cgroup()?;
         crate::workspace::cgroup_view(&mut c.config, c.cgroup.as_ref().map(|g| g.path()))?;
         c.compile_seccomp()?;
@@ -395,7 +395,25 @@ impl Container {
                 .map_err(|e| RuntimeError::sys("write", "ring1 sync", e))?;
             drop(config);
         }
-        let mnt = self.idmapped_rootfs(ring1_pid);
+        // The idmapped clones under a copy-on-write root are held until ring1 has the overlay:
+        // dropping a detached mount waits for an RCU grace period, best spent while the rings work.
+        let mut layer_clones = Vec::new();
+        let cow = self
+            .config
+            .cow
+            .as_ref()
+            .filter(|_| self.config.root_mode == RootMode::Rootfs);
+        let mnt = match cow.map(|c| c.by_ring0) {
+            Some(true) => {
+                self.make_cow_dirs()?;
+                self.cow_root(ring1_pid, &mut layer_clones)?
+            }
+            Some(false) => {
+                self.make_cow_dirs()?;
+                self.idmapped_rootfs(ring1_pid)
+            }
+            None => self.idmapped_rootfs(ring1_pid),
+        };
         if mnt.is_none() {
             self.make_mount_targets();
         }
@@ -432,6 +450,7 @@ impl Container {
         drop(mnt);
         drop(volumes);
         drop(files);
+        drop(layer_clones);
 
         let t = self.config.stage_timeout;
         let ring2_pid = match r0_1.recv::<Up>(Some(t), "ring1 to start ring2")? {
@@ -514,6 +533,191 @@ impl Container {
         self.to_ring1 = Some(r0_1);
         self.to_ring2 = Some(r0_2);
         Ok(())
+    }
+
+    /// A copy-on-write root (docs/storage-roots.md): where its `upper` and `work` are, recorded
+    /// in the configuration before the rings exist: the container's directory in the state
+    /// store, or (`--rm`, `ephemeral`) a tmpfs of its own that goes with its mount namespace.
+    fn prepare_cow_root(&mut self) -> Result<()> {
+        if self.config.root_mode != RootMode::Rootfs {
+            return Ok(());
+        }
+        let Some(cow) = self.config.cow.as_mut() else {
+            return Ok(());
+        };
+        cow.dir = Some(self.store.root_dir(&self.state.id));
+        cow.ephemeral = self.state.auto_remove;
+        // Rootful --rm over --rootfs: ring2 mounts the overlay over the idmapped rootfs, with
+        // its upper on a tmpfs of its own; nothing needs host root's reach.
+        cow.by_ring0 =
+            rustix::process::geteuid().is_root() && !(cow.ephemeral && cow.lowers.is_empty());
+        Ok(())
+    }
+
+    /// The directories of [`Container::prepare_cow_root`], made unless present (a stopped
+    /// container started again keeps its upper, and with it its changes), while ring1 starts
+    /// (metadata writes to the store's filesystem, which may be a busy disk) and before the
+    /// overlay is mounted. The upper directory is the root of the container's `/`: it belongs to
+    /// the container's root as mapped on the host (rootful: the first id of the remapped range;
+    /// rootless: the caller) and has the mode of the top lower layer's root. `work` is the
+    /// mounter's, 0700. Rootless, the id maps are recorded beside them, for removing the
+    /// container as its own root later.
+    fn make_cow_dirs(&mut self) -> Result<()> {
+        let Some(cow) = self.config.cow.as_ref().filter(|c| !c.ephemeral) else {
+            return Ok(());
+        };
+        let Some(dir) = cow.dir.clone() else {
+            return Ok(());
+        };
+        let mode = cow.upper_mode(&self.config.rootfs()?)?;
+        let owner = self.upper_owner()?;
+        let err = |path: &std::path::Path, e: rustix::io::Errno| RuntimeError::State {
+            path: path.to_owned(),
+            reason: std::io::Error::from(e).to_string(),
+        };
+        // As few metadata writes as it takes (the state store may be on a busy disk): a mode is
+        // set again only where the umask took bits off.
+        let make = |p: &std::path::Path, mode: u32, owner: Option<(u32, u32)>| -> Result<()> {
+            use rustix::fs::{Gid, Mode, Uid};
+            match rustix::fs::mkdir(p, Mode::from_raw_mode(mode)) {
+                Ok(()) => {}
+                Err(rustix::io::Errno::EXIST) => return Ok(()),
+                Err(e) => return Err(err(p, e)),
+            }
+            if let Some((u, g)) = owner {
+                rustix::fs::chown(p, Some(Uid::from_raw(u)), Some(Gid::from_raw(g)))
+                    .map_err(|e| err(p, e))?;
+            }
+            let st = rustix::fs::stat(p).map_err(|e| err(p, e))?;
+            if st.st_mode & 0o7777 != mode {
+                rustix::fs::chmod(p, Mode::from_raw_mode(mode)).map_err(|e| err(p, e))?;
+            }
+            Ok(())
+        };
+        make(&dir.join("work"), 0o700, None)?;
+        let root = rustix::process::geteuid().is_root();
+        make(&dir.join("upper"), mode, root.then_some(owner))?;
+        if !root {
+            self.store
+                .save_root_maps(&self.state.id, &self.config.idmaps)?;
+        }
+        Ok(())
+    }
+
+    /// The owner of the upper directory: the container's root as mapped on the host.
+    fn upper_owner(&self) -> Result<(u32, u32)> {
+        let maps = &self.config.idmaps;
+        match (maps.host_uid(0), maps.host_gid(0)) {
+            (Some(u), Some(g)) => Ok((u, g)),
+            _ => Err(RuntimeError::Config(
+                "the container's root (uid 0) is not mapped: no owner for its upper directory"
+                    .into(),
+            )),
+        }
+    }
+
+    /// Rootful, copy-on-write root: the overlay, made here as host root (the upper directory is
+    /// in the root-only state store, which the container's root cannot reach), over an idmapped
+    /// clone of each lower layer (host root's files are the container root's inside, and copied
+    /// up they are stored with the container's mapped ids). Passed to ring2 detached, which
+    /// attaches it at `root.path` in its own mount namespace: nothing is mounted on the host.
+    /// Where a layer cannot be idmapped, or the kernel refuses idmapped layers (before Linux
+    /// 6.15, which takes detached mounts as layers), the layers are used as they are (noted).
+    /// Only when [`crate::CowRoot::by_ring0`]: otherwise ring2 mounts the overlay in the
+    /// container's user namespace.
+    fn cow_root(&mut self, ring1_pid: i32, clones: &mut Vec<OwnedFd>) -> Result<Option<OwnedFd>> {
+        use std::os::fd::AsRawFd;
+        let cfg = &self.config;
+        let rootfs = cfg.rootfs()?;
+        let cow = cfg
+            .cow
+            .as_ref()
+            .expect("cow_root is for a copy-on-write root");
+        // --rm: the upper layer on a tmpfs of its own, held by the overlay (and, until ring1 has
+        // the overlay, by `clones`): nothing of it reaches the store's disk.
+        let (upper, work) = if cow.ephemeral {
+            let owner = self.upper_owner()?;
+            let tmp = gocker_mounts::root::ephemeral_upper(
+                cow.upper_mode(&rootfs)?,
+                Some(owner),
+                &rootfs,
+            )?;
+            let paths = gocker_mounts::root::ephemeral_paths(tmp.as_fd());
+            clones.push(tmp);
+            paths
+        } else {
+            cow.upper_work().ok_or_else(|| {
+                RuntimeError::Protocol("copy-on-write root without a directory".into())
+            })?
+        };
+        let layers = cow.layers(&rootfs);
+        let userns = if cfg.idmap_rootfs {
+            ring1_userns(cfg, ring1_pid).ok()
+        } else {
+            None
+        };
+        let mut idmapped = Vec::new();
+        for l in &layers {
+            let Some(u) = &userns else {
+                idmapped.push(l.clone());
+                continue;
+            };
+            let attempt = || -> Result<OwnedFd> {
+                let m = gocker_mounts::root::clone(l, false)?;
+                gocker_mounts::root::make_private(m.as_fd(), l, false)?;
+                gocker_mounts::root::idmap(m.as_fd(), l, u.as_fd(), false)?;
+                Ok(m)
+            };
+            match attempt() {
+                Ok(m) => {
+                    idmapped.push(PathBuf::from(format!("/proc/self/fd/{}", m.as_raw_fd())));
+                    clones.push(m);
+                }
+                Err(e) => {
+                    self.notes.push(format!(
+                        "layer {} not idmapped ({e}): files owned by host root appear as nobody",
+                        l.display()
+                    ));
+                    idmapped.push(l.clone());
+                }
+            }
+        }
+        let stage = |e: gocker_mounts::MountError| RuntimeError::Ring {
+            stage: "copy-on-write root".into(),
+            message: format!(
+                "overlayfs over {} with upper {}: {e}",
+                layers
+                    .iter()
+                    .map(|l| l.display().to_string())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                upper.display()
+            ),
+        };
+        let flags = gocker_mounts::root::OverlayFlags { userxattr: false };
+        let mounted =
+            gocker_mounts::root::overlay(&idmapped, Some((&upper, &work)), flags, &rootfs);
+        let ovl = match mounted {
+            Ok(m) => {
+                self.notes.push(format!(
+                    "root: overlayfs over {} ({} idmapped), upper {}",
+                    rootfs.display(),
+                    clones.len(),
+                    upper.display()
+                ));
+                m
+            }
+            Err(e) if !clones.is_empty() => {
+                self.notes.push(format!(
+                    "overlayfs refused idmapped layers ({e}); layers used as they are (files \
+                     owned by host root appear as nobody)"
+                ));
+                gocker_mounts::root::overlay(&layers, Some((&upper, &work)), flags, &rootfs)
+                    .map_err(stage)?
+            }
+            Err(e) => return Err(stage(e)),
+        };
+        Ok(Some(ovl))
     }
 
     /// Rootful: an idmapped clone of the rootfs so that host-root-owned files look root-owned inside
@@ -762,8 +966,11 @@ impl Container {
             .take()
             .ok_or_else(|| RuntimeError::Protocol("container already started".into()))?;
         ch.send(&Down::Start, &[])?;
-        // Recorded while ring2 loads its filter and execs, not after: a failed exec is an error
-        // below, after which Drop removes or restores the record.
+        // Recorded while ring2 loads its filter and execs, not before Start: nothing reads the
+        // saved spec (`exec`, `start` again, `inspect`) before the record says running. A failed
+        // exec is an error below, after which Drop removes or restores the record.
+        self.store
+            .save_config(&self.config, !self.state.auto_remove)?;
         self.state.status = Status::Running;
         self.store.save(&self.state)?;
         // EOF means the exec succeeded (the channel is close-on-exec); a message means it failed.
@@ -909,6 +1116,8 @@ impl Container {
             ));
         }
         self.reap_ring1();
+        self.store
+            .save_config(&self.config, !self.state.auto_remove)?;
         self.store.save(&self.state)?;
         self.released = true;
         Ok(self.state.clone())

@@ -480,11 +480,30 @@ impl Ring2Sys for Kernel<'_> {
     }
 }
 
-/// Attaches the rootfs (the idmapped mount from ring0, or a recursive bind) and returns the
-/// directory that becomes `/`.
+/// Attaches the rootfs and returns the directory that becomes `/`: a copy-on-write root
+/// ([`ContainerConfig::cow`]: the overlay ring0 made, or one made here), else the idmapped mount
+/// from ring0 or a recursive bind of `root.path`.
 fn mount_root(cfg: &ContainerConfig, idmapped: Option<OwnedFd>) -> Result<PathBuf> {
     let rootfs = cfg.rootfs()?;
     match cfg.root_mode {
+        RootMode::Rootfs if cfg.cow.is_some() => {
+            let by_ring0 = cfg.cow.as_ref().is_some_and(|c| c.by_ring0);
+            let overlay = match idmapped {
+                Some(m) if by_ring0 => Some(m),
+                premade => {
+                    // ring0's idmapped clone of root.path, the lower layer, beneath the overlay.
+                    if let Some(m) = premade {
+                        root::attach(m.as_fd(), &rootfs)?;
+                    }
+                    userns_overlay(cfg, &rootfs)?
+                }
+            };
+            // Attached over root.path in this mount namespace only: nothing is written there.
+            if let Some(m) = overlay {
+                root::attach(m.as_fd(), &rootfs)?;
+            }
+            Ok(rootfs)
+        }
         RootMode::Rootfs => {
             let idmapped_rw = idmapped.is_some() && !cfg.readonly_root();
             let mnt = match idmapped {
@@ -510,6 +529,71 @@ fn mount_root(cfg: &ContainerConfig, idmapped: Option<OwnedFd>) -> Result<PathBu
             root::attach(mnt.as_fd(), Path::new(HOST_VIEW_STAGING))?;
             Ok(PathBuf::from(HOST_VIEW_STAGING))
         }
+    }
+}
+
+/// Copy-on-write root, unless ring0 mounted it (rootless; rootful `--rm` over `--rootfs`):
+/// overlayfs mounted here, in the container's user namespace
+/// (`userxattr`: its metadata in `user.overlay.*` xattrs), over the lower layers by path, with
+/// the upper and work directories in the container's state directory, which the container's
+/// root (the caller) owns, or (`--rm`) on a tmpfs of its own. Where the kernel refuses it,
+/// `fuse-overlayfs` mounts it at `rootfs` instead (`None`: nothing to attach); without it, the
+/// error names both.
+fn userns_overlay(cfg: &ContainerConfig, rootfs: &Path) -> Result<Option<OwnedFd>> {
+    let stage = |message: String| RuntimeError::Ring {
+        stage: "copy-on-write root".into(),
+        message,
+    };
+    let cow = cfg.cow.as_ref().expect("a copy-on-write root");
+    // The tmpfs is held by the overlay once mounted; the descriptor, until then.
+    let tmp = match cow.ephemeral {
+        true => Some(root::ephemeral_upper(
+            cow.upper_mode(rootfs)?,
+            None,
+            rootfs,
+        )?),
+        false => None,
+    };
+    let (upper, work) = match &tmp {
+        Some(t) => root::ephemeral_paths(t.as_fd()),
+        None => cow
+            .upper_work()
+            .ok_or_else(|| stage("no directory for the upper layer".into()))?,
+    };
+    let layers = cow.layers(rootfs);
+    let flags = root::OverlayFlags { userxattr: true };
+    let kernel = match root::overlay(&layers, Some((&upper, &work)), flags, rootfs) {
+        Ok(m) => return Ok(Some(m)),
+        Err(e) => e,
+    };
+    let described = format!(
+        "overlayfs over {} with upper {}",
+        layers
+            .iter()
+            .map(|l| l.display().to_string())
+            .collect::<Vec<_>>()
+            .join(", "),
+        upper.display()
+    );
+    match root::fuse_overlayfs_binary() {
+        Some(bin) => {
+            // fuse-overlayfs reaches the tmpfs by the same descriptor number, inherited.
+            if let Some(t) = &tmp {
+                rustix::io::fcntl_setfd(t, rustix::io::FdFlags::empty())
+                    .map_err(|e| RuntimeError::sys("fcntl", "the upper tmpfs", e))?;
+            }
+            root::fuse_overlay(&bin, &layers, Some((&upper, &work)), rootfs).map_err(|e| {
+                stage(format!(
+                    "the kernel refused {described} in the container's user namespace ({kernel}), \
+                     and fuse-overlayfs failed too: {e}"
+                ))
+            })?;
+            Ok(None)
+        }
+        None => Err(stage(format!(
+            "the kernel refused {described} in the container's user namespace ({kernel}), and \
+             fuse-overlayfs, the fallback, is not installed (Debian package fuse-overlayfs)"
+        ))),
     }
 }
 

@@ -1,6 +1,8 @@
 //! Container state on disk: `<root>/<id>/state.json`, written atomically, plus `<root>/names/<name>`
 //! symlinks that reserve names. The root is `/run/gocker` for root and `$XDG_RUNTIME_DIR/gocker`
 //! for other users. Entries whose monitor died (e.g. SIGKILLed) are collected by [`StateStore::collect_stale`].
+//! A container with a copy-on-write root keeps its upper and work directories in `<root>/<id>`
+//! ([`StateStore::root_dir`]), removed with the rest of its directory (docs/storage-roots.md).
 
 use std::fs;
 use std::io::Write;
@@ -180,6 +182,19 @@ impl StateStore {
         self.dir(id)
     }
 
+    /// The directory of the container's copy-on-write root, with `upper` (its changes to the
+    /// lower layers) and `work` (overlayfs's): [`StateStore::container_dir`] itself, so that
+    /// making and removing a container costs no more directories than it must.
+    pub fn root_dir(&self, id: &str) -> PathBuf {
+        self.dir(id)
+    }
+
+    /// Rootless: records the container's id maps beside its root, so that whoever removes the
+    /// container later can do so as the container's root ([`StateStore::remove`]).
+    pub(crate) fn save_root_maps(&self, id: &str, maps: &gocker_idmap::IdMaps) -> Result<()> {
+        self.write_json(id, ROOT_MAPS, maps)
+    }
+
     /// Records the configuration the container was created from: the OCI spec as `config.json`
     /// and the whole [`ContainerConfig`](crate::ContainerConfig) as `container.json` (for `start`).
     ///
@@ -272,14 +287,32 @@ impl StateStore {
             let _ = fs::remove_file(&link);
         }
         let dir = self.dir(id);
-        match fs::remove_dir_all(&dir) {
-            Ok(()) => Ok(()),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-            Err(e) => Err(RuntimeError::State {
-                path: dir,
-                reason: e.to_string(),
-            }),
+        let err = |path: &Path, e: rustix::io::Errno| RuntimeError::State {
+            path: path.to_owned(),
+            reason: std::io::Error::from(e).to_string(),
+        };
+        // The copy-on-write root first, while the maps recorded beside it are still there.
+        let root = self.root_dir(id);
+        for part in ["upper", "work"] {
+            let p = root.join(part);
+            match remove_path(&p) {
+                Ok(()) => {}
+                // Rootless: the upper directory holds files of the container's other ids (the
+                // user's subordinate ids), which the user may not remove on the host: the
+                // container's root removes them, in a user namespace with the container's maps.
+                Err(e) if !rustix::process::geteuid().is_root() => {
+                    let maps: gocker_idmap::IdMaps =
+                        self.read_json(id, ROOT_MAPS)
+                            .map_err(|m| RuntimeError::State {
+                                path: p.clone(),
+                                reason: format!("{} ({m})", std::io::Error::from(e)),
+                            })?;
+                    remove_as_container_root(&p, &maps)?;
+                }
+                Err(e) => return Err(err(&p, e)),
+            }
         }
+        remove_path(&dir).map_err(|e| err(&dir, e))
     }
 
     /// True when the monitor recorded in `st` is still alive (same pid and start time).
@@ -332,7 +365,7 @@ impl StateStore {
                         .unwrap_or(false);
                     if old {
                         n += 1;
-                        let _ = fs::remove_dir_all(e.path());
+                        let _ = remove_path(&e.path());
                     }
                 }
             }
@@ -348,6 +381,167 @@ impl StateStore {
         // Network leftovers of containers whose monitor died (leases, nft rules, veths, helpers).
         n += collect_stale_network(&self.root);
         n
+    }
+}
+
+/// The file in a rootless container's directory with its id maps ([`StateStore::save_root_maps`]).
+const ROOT_MAPS: &str = "root-idmaps.json";
+
+/// [`remove_tree`] of `path`; a path that does not exist is removed already.
+fn remove_path(path: &Path) -> rustix::io::Result<()> {
+    use std::os::unix::ffi::OsStrExt;
+    let c = std::ffi::CString::new(path.as_os_str().as_bytes()).map_err(|_| Errno::INVAL)?;
+    match remove_tree(&c) {
+        Err(Errno::NOENT) => Ok(()),
+        r => r,
+    }
+}
+
+use rustix::io::Errno;
+
+/// Removes the tree at `path`, not following symlinks, with system calls only and a constant
+/// amount of memory (no allocation, no recursion: a container may nest directories as deep as it
+/// likes), so that it may run in a child forked from a multi-threaded process
+/// ([`remove_as_container_root`]). A directory that cannot be read or written as it is
+/// (overlayfs leaves `work/work` with mode 0) is opened up first, which its owner may do, and a
+/// root with `CAP_FOWNER` over it.
+fn remove_tree(path: &std::ffi::CStr) -> rustix::io::Result<()> {
+    use rustix::fs::{self as rfs, AtFlags, FileType, Mode, OFlags, RawDir, SeekFrom, CWD};
+    use std::mem::MaybeUninit;
+    use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+    let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+    let open = |at: BorrowedFd<'_>, name: &std::ffi::CStr| -> rustix::io::Result<OwnedFd> {
+        match rfs::openat(at, name, flags, Mode::empty()) {
+            Err(Errno::ACCESS) => {
+                rfs::chmodat(at, name, Mode::from_raw_mode(0o700), AtFlags::empty())?;
+                rfs::openat(at, name, flags, Mode::empty())
+            }
+            r => r,
+        }
+    };
+    // An entry of the directory `at`; made writable first when that is what it lacks.
+    let unlink = |at: BorrowedFd<'_>, name: &std::ffi::CStr, dir: bool| {
+        let how = if dir {
+            AtFlags::REMOVEDIR
+        } else {
+            AtFlags::empty()
+        };
+        match rfs::unlinkat(at, name, how) {
+            Err(Errno::ACCESS) => {
+                rfs::fchmod(at, Mode::from_raw_mode(0o700))?;
+                rfs::unlinkat(at, name, how)
+            }
+            r => r,
+        }
+    };
+    let mut fd = match open(CWD, path) {
+        Err(Errno::NOTDIR) | Err(Errno::LOOP) => return rfs::unlink(path),
+        r => r?,
+    };
+    let mut depth = 0usize;
+    let mut buf = [MaybeUninit::<u8>::uninit(); 4096];
+    let mut name = [0u8; 256];
+    loop {
+        // One pass over the directory: files go, empty directories go, and the first directory
+        // that is not empty is entered (the pass starts again from its parent once it is empty).
+        let mut enter = None;
+        rfs::seek(&fd, SeekFrom::Start(0))?;
+        let mut dir = RawDir::new(fd.as_fd(), &mut buf);
+        while let Some(entry) = dir.next() {
+            let entry = entry?;
+            let n = entry.file_name();
+            let bytes = n.to_bytes();
+            if bytes == b"." || bytes == b".." {
+                continue;
+            }
+            let is_dir = match entry.file_type() {
+                FileType::Directory => true,
+                FileType::Unknown => {
+                    let st = rfs::statat(fd.as_fd(), n, AtFlags::SYMLINK_NOFOLLOW)?;
+                    FileType::from_raw_mode(st.st_mode) == FileType::Directory
+                }
+                _ => false,
+            };
+            match unlink(fd.as_fd(), n, is_dir) {
+                Ok(()) | Err(Errno::NOENT) => {}
+                Err(Errno::NOTEMPTY) | Err(Errno::EXIST) if is_dir && bytes.len() < name.len() => {
+                    name[..bytes.len()].copy_from_slice(bytes);
+                    name[bytes.len()] = 0;
+                    enter = Some(bytes.len() + 1);
+                    break;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        if let Some(len) = enter {
+            let n = std::ffi::CStr::from_bytes_with_nul(&name[..len]).map_err(|_| Errno::INVAL)?;
+            fd = open(fd.as_fd(), n)?;
+            depth += 1;
+        } else if depth == 0 {
+            drop(fd);
+            return match rfs::unlinkat(CWD, path, AtFlags::REMOVEDIR) {
+                Err(Errno::ACCESS) => Err(Errno::ACCESS),
+                r => r,
+            };
+        } else {
+            fd = rfs::openat(fd.as_fd(), c"..", flags, Mode::empty())?;
+            depth -= 1;
+        }
+    }
+}
+
+/// Rootless: removes `dir` (a container's copy-on-write root) as the container's root, from a
+/// child in a new user namespace with the container's id maps (written by newuidmap/newgidmap
+/// as for ring1), where every file the container could have made is its own.
+fn remove_as_container_root(dir: &Path, maps: &gocker_idmap::IdMaps) -> Result<()> {
+    use std::os::unix::ffi::OsStrExt;
+    let fail = |reason: String| RuntimeError::State {
+        path: dir.to_owned(),
+        reason,
+    };
+    let c = std::ffi::CString::new(dir.as_os_str().as_bytes())
+        .map_err(|_| fail("a NUL in the path".into()))?;
+    let (r, w) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)
+        .map_err(|e| RuntimeError::sys("pipe", "removal as the container's root", e))?;
+    let set = gocker_ns::NamespaceSet::EMPTY.with(gocker_ns::Namespace::User);
+    // The child makes system calls only (read, the credential calls, remove_tree, which
+    // allocates nothing, and _exit), so this holds in a multi-threaded caller too.
+    // SAFETY: the child calls only async-signal-safe functions until its _exit.
+    let forked = unsafe { gocker_ns::fork_into(set, None) }?;
+    let pid = match forked {
+        gocker_ns::Forked::Child => {
+            drop(w);
+            let mut b = [0u8; 1];
+            let ok = matches!(rustix::io::read(&r, &mut b), Ok(1))
+                && crate::spawn::become_ns_root_raw(!maps.deny_setgroups)
+                && remove_tree(&c).is_ok();
+            // SAFETY: async-signal-safe exit of the forked child, without the parent's atexit work.
+            unsafe { libc::_exit(if ok { 0 } else { 1 }) }
+        }
+        gocker_ns::Forked::Parent { pid, pidfd: _ } => pid,
+    };
+    drop(r);
+    let applied = maps.apply(pid);
+    if applied.is_ok() {
+        let _ = rustix::io::write(&w, &[1]);
+    }
+    drop(w);
+    let status = loop {
+        match rustix::process::waitpid(
+            rustix::process::Pid::from_raw(pid),
+            rustix::process::WaitOptions::empty(),
+        ) {
+            Err(Errno::INTR) => continue,
+            r => break r,
+        }
+    };
+    applied?;
+    match status {
+        Ok(Some((_, st))) if st.exit_status() == Some(0) => Ok(()),
+        _ => Err(fail(
+            "could not remove it as the container's root (in a user namespace with its id maps)"
+                .into(),
+        )),
     }
 }
 
@@ -395,6 +589,42 @@ mod tests {
             oom_killed: false,
             ip: None,
         }
+    }
+
+    #[test]
+    fn a_container_directory_is_removed_however_deep_and_closed_and_never_through_a_symlink() {
+        use std::os::unix::fs::PermissionsExt;
+        let base = std::env::temp_dir().join(format!("gocker-rmtree-{}", std::process::id()));
+        let outside = base.join("outside");
+        fs::create_dir_all(&outside).unwrap();
+        fs::write(outside.join("keep"), "k").unwrap();
+        let s = StateStore::open(base.join("store")).unwrap();
+        s.reserve("eee555", "deep").unwrap();
+        let root = s.root_dir("eee555");
+        // Deeper than any recursion would like, a directory of mode 0 as overlayfs leaves
+        // work/work, a read-only one with files, and symlinks to a directory outside.
+        let mut d = root.join("upper");
+        for _ in 0..600 {
+            d.push("d");
+        }
+        fs::create_dir_all(&d).unwrap();
+        fs::write(d.join("f"), "x").unwrap();
+        std::os::unix::fs::symlink(&outside, d.join("link")).unwrap();
+        fs::create_dir_all(root.join("work/work")).unwrap();
+        fs::set_permissions(root.join("work/work"), fs::Permissions::from_mode(0o000)).unwrap();
+        let ro = root.join("upper/ro");
+        fs::create_dir_all(ro.join("inner")).unwrap();
+        fs::write(ro.join("file"), "y").unwrap();
+        fs::set_permissions(ro.join("inner"), fs::Permissions::from_mode(0o000)).unwrap();
+        fs::set_permissions(&ro, fs::Permissions::from_mode(0o555)).unwrap();
+        std::os::unix::fs::symlink(&outside, s.container_dir("eee555").join("out")).unwrap();
+        s.remove("eee555", "deep").unwrap();
+        assert!(!s.container_dir("eee555").exists());
+        assert!(s.root().join("names").read_dir().unwrap().next().is_none());
+        assert_eq!(fs::read_to_string(outside.join("keep")).unwrap(), "k");
+        // Removing what is gone already is not an error.
+        s.remove("eee555", "deep").unwrap();
+        fs::remove_dir_all(&base).unwrap();
     }
 
     #[test]

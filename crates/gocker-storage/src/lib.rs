@@ -12,6 +12,7 @@
 pub mod archive;
 mod digest;
 mod error;
+pub mod pack;
 mod reference;
 pub mod registry;
 mod store;
@@ -21,6 +22,7 @@ mod unpack;
 
 pub use digest::Digest;
 pub use error::{Result, StorageError};
+pub use pack::{pack_layer, store_layer, PackError, PackOptions, PackReport, Packer, StoredLayer};
 pub use reference::{Reference, DEFAULT_REGISTRY, DEFAULT_TAG};
 pub use registry::{
     AuthConfig, ClientConfig, Credentials, LayerProgress, ProgressFn, PulledImage, RegistryClient,

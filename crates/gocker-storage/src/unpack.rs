@@ -269,13 +269,25 @@ fn open_dir_in_root(
     } else {
         join(comps)
     };
-    rustix::fs::openat2(
-        root,
-        os(&path),
-        flags | OFlags::DIRECTORY | OFlags::CLOEXEC,
-        Mode::empty(),
-        ResolveFlags::IN_ROOT | ResolveFlags::NO_MAGICLINKS | ResolveFlags::NO_XDEV,
-    )
+    // EAGAIN: a rename or mount anywhere on the system raced with a `..` of the lookup (the
+    // kernel cannot then vouch that it stayed inside the root): try again, a bounded number
+    // of times, as openat2(2) advises.
+    let mut tries = 0;
+    loop {
+        match rustix::fs::openat2(
+            root,
+            os(&path),
+            flags | OFlags::DIRECTORY | OFlags::CLOEXEC,
+            Mode::empty(),
+            ResolveFlags::IN_ROOT | ResolveFlags::NO_MAGICLINKS | ResolveFlags::NO_XDEV,
+        ) {
+            Err(Errno::AGAIN) | Err(Errno::INTR) if tries < 10_000 => {
+                tries += 1;
+                std::thread::yield_now();
+            }
+            r => return r,
+        }
+    }
 }
 
 struct Unpacker<'a> {

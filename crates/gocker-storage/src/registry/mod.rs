@@ -1,4 +1,4 @@
-//! A registry client for the OCI distribution spec (blocking, on `ureq` + `native-tls`).
+//! A registry client for the OCI distribution spec (blocking, on `ureq` + `rustls`).
 //!
 //! Pull = resolve the manifest (an index is narrowed to this platform), fetch the config, fetch
 //! the layers in parallel into the store (resuming partial downloads with `Range`), verify every
@@ -132,35 +132,9 @@ impl RegistryClient {
             .insecure_registries
             .iter()
             .any(|r| r == &registry);
-        let mut tls = native_tls::TlsConnector::builder();
-        if let Some(ca) = &self.config.extra_ca_file {
-            let pem = std::fs::read(ca).ctx("read CA file", ca)?;
-            let certs = pem_blocks(&pem);
-            if certs.is_empty() {
-                return Err(StorageError::Tls {
-                    registry: registry.clone(),
-                    detail: format!("{}: no PEM certificate found", ca.display()),
-                });
-            }
-            for c in certs {
-                let cert =
-                    native_tls::Certificate::from_pem(&c).map_err(|e| StorageError::Tls {
-                        registry: registry.clone(),
-                        detail: format!("{}: {e}", ca.display()),
-                    })?;
-                tls.add_root_certificate(cert);
-            }
-        }
-        if insecure {
-            tls.danger_accept_invalid_certs(true)
-                .danger_accept_invalid_hostnames(true);
-        }
-        let tls = tls.build().map_err(|e| StorageError::Tls {
-            registry: registry.clone(),
-            detail: e.to_string(),
-        })?;
+        let tls = tls_config(&registry, self.config.extra_ca_file.as_deref(), insecure)?;
         let agent = ureq::AgentBuilder::new()
-            .tls_connector(Arc::new(tls))
+            .tls_config(tls)
             .timeout_connect(self.config.connect_timeout)
             .timeout_read(self.config.read_timeout)
             .user_agent(concat!("gocker/", env!("CARGO_PKG_VERSION")))
@@ -425,6 +399,121 @@ fn is_index(media_type: &str, bytes: &[u8]) -> bool {
     serde_json::from_slice::<serde_json::Value>(bytes)
         .map(|v| v.get("manifests").is_some())
         .unwrap_or(false)
+}
+
+/// The TLS settings for `registry`: the system's roots plus `extra_ca` (PEM), or, for a
+/// registry named insecure (`tls_verify=false`), any certificate (the connection is still
+/// encrypted; the server is not authenticated, as `--tls-verify=false` says).
+fn tls_config(
+    registry: &str,
+    extra_ca: Option<&std::path::Path>,
+    insecure: bool,
+) -> Result<Arc<rustls::ClientConfig>> {
+    let tls_err = |detail: String| StorageError::Tls {
+        registry: registry.to_owned(),
+        detail,
+    };
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()
+        .map_err(|e| tls_err(e.to_string()))?;
+    let mut roots = rustls::RootCertStore::empty();
+    if let Some(ca) = extra_ca {
+        let pem = std::fs::read(ca).ctx("read CA file", ca)?;
+        let certs = pem_blocks(&pem);
+        if certs.is_empty() {
+            return Err(tls_err(format!(
+                "{}: no PEM certificate found",
+                ca.display()
+            )));
+        }
+        for c in certs {
+            let der = pem_der(&c).ok_or_else(|| {
+                tls_err(format!(
+                    "{}: a certificate is not valid base64",
+                    ca.display()
+                ))
+            })?;
+            roots
+                .add(rustls::pki_types::CertificateDer::from(der))
+                .map_err(|e| tls_err(format!("{}: {e}", ca.display())))?;
+        }
+    }
+    let config = if insecure {
+        builder
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(AnyCertificate(provider)))
+            .with_no_client_auth()
+    } else {
+        // Certificates the system store has that rustls cannot parse are skipped, as curl does.
+        for cert in rustls_native_certs::load_native_certs().unwrap_or_default() {
+            let _ = roots.add(cert);
+        }
+        builder.with_root_certificates(roots).with_no_client_auth()
+    };
+    Ok(Arc::new(config))
+}
+
+/// The DER bytes of one PEM certificate block.
+fn pem_der(block: &[u8]) -> Option<Vec<u8>> {
+    use base64::Engine as _;
+    let text = std::str::from_utf8(block).ok()?;
+    let body: String = text
+        .lines()
+        .filter(|l| !l.starts_with("-----"))
+        .map(str::trim)
+        .collect();
+    base64::engine::general_purpose::STANDARD.decode(body).ok()
+}
+
+/// `tls_verify=false`: accepts the server's certificate whatever it is; the handshake's
+/// signatures are still checked with the provider's algorithms.
+#[derive(Debug)]
+struct AnyCertificate(Arc<rustls::crypto::CryptoProvider>);
+
+impl rustls::client::danger::ServerCertVerifier for AnyCertificate {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &rustls::pki_types::CertificateDer<'_>,
+        _intermediates: &[rustls::pki_types::CertificateDer<'_>],
+        _server_name: &rustls::pki_types::ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: rustls::pki_types::UnixTime,
+    ) -> std::result::Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        Ok(rustls::client::danger::ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &rustls::pki_types::CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> std::result::Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &rustls::pki_types::CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> std::result::Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
 }
 
 fn pem_blocks(pem: &[u8]) -> Vec<Vec<u8>> {
