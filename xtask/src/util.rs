@@ -224,6 +224,35 @@ pub(crate) fn shown(
         .replace(&tmp.display().to_string(), "$TMP")
 }
 
+/// One row per command of hyperfine's JSON export: name, then median, mean, min and max in ms.
+pub type Row = (String, f64, f64, f64, f64);
+
+pub fn rows_of(results: &serde_json::Value) -> Result<Vec<Row>> {
+    let ms = |r: &serde_json::Value, k: &str| r[k].as_f64().unwrap_or(f64::NAN) * 1000.0;
+    Ok(results["results"]
+        .as_array()
+        .context("hyperfine results")?
+        .iter()
+        .map(|r| {
+            (
+                r["command"].as_str().unwrap_or("?").to_owned(),
+                ms(r, "median"),
+                ms(r, "mean"),
+                ms(r, "min"),
+                ms(r, "max"),
+            )
+        })
+        .collect())
+}
+
+/// The median of the row named `name` (NaN when absent).
+pub fn median_of(rows: &[Row], name: &str) -> f64 {
+    rows.iter()
+        .find(|r| r.0 == name)
+        .map(|r| r.1)
+        .unwrap_or(f64::NAN)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -262,33 +291,4 @@ mod tests {
             "{e}"
         );
     }
-}
-
-/// One row per command of hyperfine's JSON export: name, then median, mean, min and max in ms.
-pub type Row = (String, f64, f64, f64, f64);
-
-pub fn rows_of(results: &serde_json::Value) -> Result<Vec<Row>> {
-    let ms = |r: &serde_json::Value, k: &str| r[k].as_f64().unwrap_or(f64::NAN) * 1000.0;
-    Ok(results["results"]
-        .as_array()
-        .context("hyperfine results")?
-        .iter()
-        .map(|r| {
-            (
-                r["command"].as_str().unwrap_or("?").to_owned(),
-                ms(r, "median"),
-                ms(r, "mean"),
-                ms(r, "min"),
-                ms(r, "max"),
-            )
-        })
-        .collect())
-}
-
-/// The median of the row named `name` (NaN when absent).
-pub fn median_of(rows: &[Row], name: &str) -> f64 {
-    rows.iter()
-        .find(|r| r.0 == name)
-        .map(|r| r.1)
-        .unwrap_or(f64::NAN)
 }
