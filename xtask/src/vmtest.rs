@@ -104,6 +104,10 @@ pub fn run_vm(force_tcg: bool) -> Result<Outcome> {
             .with_context(|| format!("copy {} into the initramfs", lib.display()))?;
     }
     std::fs::copy(&cgtest, root.join("cgtest"))?;
+    // Debian's kernel builds overlayfs as a module, and every `gocker run` has an overlayfs root
+    // (docs/storage-roots.md): the guest's init loads it.
+    std::fs::copy(overlay_module(&kernel)?, root.join("overlay.ko"))
+        .context("copy overlay.ko into the initramfs")?;
     std::fs::copy(ws.join("xtask/vm/init"), root.join("init"))?;
     std::fs::set_permissions(
         root.join("init"),
@@ -177,6 +181,8 @@ fn kernel(vm: &Path) -> Result<PathBuf> {
         )?;
     let dir = vm.join(&pkg);
     let found = |dir: &Path| -> Option<PathBuf> {
+        // An extraction of an older vmtest has the kernel without its overlay module: again.
+        overlay_in(dir)?;
         std::fs::read_dir(dir.join("boot"))
             .ok()?
             .flatten()
@@ -197,9 +203,27 @@ fn kernel(vm: &Path) -> Result<PathBuf> {
         .args(["download", "-qq", &pkg]))?;
     run(Command::new("sh").current_dir(&dir).args([
         "-c",
-        "dpkg-deb --fsys-tarfile ./*.deb | tar -x ./boot && rm -f ./*.deb",
+        "dpkg-deb --fsys-tarfile ./*.deb | tar -x --wildcards ./boot './lib/modules/*/kernel/fs/overlayfs/*' && rm -f ./*.deb",
     ]))?;
-    found(&dir).context("no vmlinuz in the kernel package")
+    found(&dir).context("no vmlinuz, or no overlayfs module, in the kernel package")
+}
+
+/// `lib/modules/VERSION/kernel/fs/overlayfs/overlay.ko` of an extracted kernel package.
+fn overlay_in(pkg_dir: &Path) -> Option<PathBuf> {
+    std::fs::read_dir(pkg_dir.join("lib/modules"))
+        .ok()?
+        .flatten()
+        .map(|e| e.path().join("kernel/fs/overlayfs/overlay.ko"))
+        .find(|p| p.is_file())
+}
+
+/// The overlayfs module beside `kernel` (`<pkg>/boot/vmlinuz-*`).
+fn overlay_module(kernel: &Path) -> Result<PathBuf> {
+    let pkg = kernel
+        .parent()
+        .and_then(Path::parent)
+        .context("the kernel is not in an extracted package")?;
+    overlay_in(pkg).with_context(|| format!("no overlay.ko under {}", pkg.display()))
 }
 
 /// Boots the guest; `None` if it did not print its boot marker within `boot_timeout`.

@@ -129,6 +129,7 @@ pub fn main(c: FsCommands, debug: bool) -> i32 {
     };
     match r {
         Ok(()) => 0,
+        Err(e) if crate::failure::is_broken_pipe(&e) => crate::failure::BROKEN_PIPE_EXIT,
         Err(e) => {
             if debug {
                 eprintln!("gocker: {what}: {e:?}");
@@ -1142,7 +1143,7 @@ fn export(a: &ExportArgs) -> Result<()> {
         };
         let w = io::BufWriter::new(&mut out);
         let (mut w, rep) = gocker_storage::pack_layer(root.fd.as_fd(), w, &opts)
-            .map_err(|e| anyhow!("export container {}: {e}", a.container))?;
+            .with_context(|| format!("export container {}", a.container))?;
         w.flush()?;
         for n in rep.notes {
             tracing::info!("export: {n}");

@@ -50,6 +50,17 @@ pub(crate) fn exit_on_broken_pipe() {
     }));
 }
 
+/// True when `e`, or an error it was caused by, is a write to a pipe whose reader went away
+/// (`gocker export c | head -c1`): such a command ends with [`BROKEN_PIPE_EXIT`], quietly.
+pub(crate) fn is_broken_pipe(e: &anyhow::Error) -> bool {
+    let pipe = Some(std::io::ErrorKind::BrokenPipe);
+    e.chain().any(|c| {
+        c.downcast_ref::<std::io::Error>().map(std::io::Error::kind) == pipe
+            || c.downcast_ref::<gocker_storage::PackError>()
+                .is_some_and(|p| p.io_kind == pipe)
+    })
+}
+
 /// A write to stdout or stderr: a broken pipe ends gocker as [`exit_on_broken_pipe`] does; other
 /// errors are ignored (as `print!` would not be: use this where output is best effort).
 pub(crate) fn wrote(r: std::io::Result<()>) {

@@ -242,6 +242,9 @@ pub fn main(c: ImageCommands, debug: bool) -> i32 {
 }
 
 fn report(what: &str, e: &anyhow::Error, debug: bool) -> i32 {
+    if crate::failure::is_broken_pipe(e) {
+        return crate::failure::BROKEN_PIPE_EXIT;
+    }
     if let Some(n) = e.downcast_ref::<NoSuchImage>() {
         eprintln!("Error: {n}");
         return 1;

@@ -564,6 +564,34 @@ fn userns_overlay(cfg: &ContainerConfig, rootfs: &Path) -> Result<Option<OwnedFd
     let flags = root::OverlayFlags { userxattr: true };
     let kernel = match root::overlay(&layers, Some((&upper, &work)), flags, rootfs) {
         Ok(m) => return Ok(Some(m)),
+        // Kernels before 6.15 take no detached mount as the upper layer ("overlayfs: failed to
+        // clone upperpath"): attach the tmpfs in this mount namespace first, stacked on the
+        // rootfs path itself (nothing on the host sees it, and pivot_root drops it), and name
+        // a lower at that path by a descriptor opened before.
+        Err(e) if e.errno() == Some(libc::EINVAL) && tmp.is_some() => {
+            let under = root::open_dir(rootfs)?;
+            let by_fd = PathBuf::from(format!(
+                "/proc/self/fd/{}",
+                std::os::fd::AsRawFd::as_raw_fd(&under)
+            ));
+            if let Some(t) = &tmp {
+                root::attach(t.as_fd(), rootfs)?;
+            }
+            let layers: Vec<PathBuf> = layers
+                .iter()
+                .map(|l| {
+                    if l == rootfs {
+                        by_fd.clone()
+                    } else {
+                        l.clone()
+                    }
+                })
+                .collect();
+            match root::overlay(&layers, Some((&upper, &work)), flags, rootfs) {
+                Ok(m) => return Ok(Some(m)),
+                Err(again) => again,
+            }
+        }
         Err(e) => e,
     };
     let described = format!(

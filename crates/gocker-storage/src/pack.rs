@@ -44,6 +44,8 @@ pub struct PackReport {
 pub struct PackError {
     pub entry: String,
     pub reason: String,
+    /// The I/O error behind it, when there is one (a writer whose reader went away: broken pipe).
+    pub io_kind: Option<std::io::ErrorKind>,
 }
 
 impl std::fmt::Display for PackError {
@@ -56,10 +58,14 @@ impl std::error::Error for PackError {}
 
 type R<T> = std::result::Result<T, PackError>;
 
-fn perr(entry: &str, what: &str, e: impl std::fmt::Display) -> PackError {
+fn perr<E: std::fmt::Display + 'static>(entry: &str, what: &str, e: E) -> PackError {
+    let io_kind = (&e as &dyn std::any::Any)
+        .downcast_ref::<std::io::Error>()
+        .map(std::io::Error::kind);
     PackError {
         entry: entry.to_string(),
         reason: format!("{what}: {e}"),
+        io_kind,
     }
 }
 
