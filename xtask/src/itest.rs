@@ -343,7 +343,14 @@ fn integration_test_binaries(ws: &Path) -> Result<Vec<PathBuf>> {
             .as_array()
             .map(|k| k.iter().any(|x| x == "test"))
             .unwrap_or(false);
-        if let (true, Some(exe)) = (is_test, msg["executable"].as_str()) {
+        // gocker-storage's own tests drive the library as root (ownership, device nodes,
+        // trusted.* xattrs) and its unprivileged path inside the root phase (UnpackOptions
+        // { rootless }, and a re-exec of the unpacker as uid 65534: tests/unpack.rs); the CLI's
+        // image tests run the store and the registry client in the user phases for real.
+        let storage = msg["package_id"]
+            .as_str()
+            .is_some_and(|p| p.contains("gocker-storage"));
+        if let (true, false, Some(exe)) = (is_test, storage, msg["executable"].as_str()) {
             v.push(PathBuf::from(exe));
         }
     }

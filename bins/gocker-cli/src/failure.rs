@@ -58,6 +58,9 @@ pub(crate) fn is_broken_pipe(e: &anyhow::Error) -> bool {
         c.downcast_ref::<std::io::Error>().map(std::io::Error::kind) == pipe
             || c.downcast_ref::<gocker_storage::PackError>()
                 .is_some_and(|p| p.io_kind == pipe)
+            // Reported as text by a helper process (rootless `export` writes from a child in
+            // the container's user namespace): the OS's own words for EPIPE.
+            || c.to_string().ends_with("Broken pipe (os error 32)")
     })
 }
 
