@@ -35,14 +35,12 @@ pub fn main(a: Args) -> Result<()> {
     }
     ensure_packages(&["hyperfine", "runc", "bubblewrap", "busybox-static", "musl"])?;
     let ws = workspace();
-    step("build: cargo build --release -p gocker-cli");
-    run(Command::new("cargo")
-        .current_dir(&ws)
-        .args(["build", "--release", "-p", "gocker-cli"]))?;
+    // The binaries as shipped (cargo xtask dist): static PIEs.
+    let built = crate::dist::build(&ws)?;
+    let (gocker, oci) = (built[0].clone(), built[1].clone());
     let rootfs = crate::rootfs::ensure(None, false, false)?;
-    let gocker = crate::util::built("release", "gocker")?;
     if a.only.as_deref() == Some("oci") {
-        return oci_lifecycle(&ws, &rootfs, a.runs);
+        return oci_lifecycle(&ws, &oci, &rootfs, a.runs);
     }
     if a.only.as_deref() == Some("exec") {
         return exec_latency(&ws, &gocker, a.baseline.as_deref(), &rootfs, a.runs);
@@ -129,7 +127,7 @@ pub fn main(a: Args) -> Result<()> {
     print!("{body}");
     if a.only.is_none() {
         crate::netbench::main(&ws, &gocker, &rootfs, a.runs.min(100))?;
-        oci_lifecycle(&ws, &rootfs, a.runs)?;
+        oci_lifecycle(&ws, &oci, &rootfs, a.runs)?;
         exec_latency(&ws, &gocker, a.baseline.as_deref(), &rootfs, a.runs)?;
     }
     Ok(())
@@ -137,12 +135,7 @@ pub fn main(a: Args) -> Result<()> {
 
 /// youki's benchmark: `create` + `start` + `delete -f` of a busybox bundle, gocker-oci against
 /// runc, in one hyperfine run (same bundle: runc's default config.json running /bin/true).
-fn oci_lifecycle(ws: &Path, rootfs: &Path, runs: u32) -> Result<()> {
-    step("build: cargo build --release -p gocker-oci");
-    run(Command::new("cargo")
-        .current_dir(ws)
-        .args(["build", "--release", "-p", "gocker-oci"]))?;
-    let oci = crate::util::built("release", "gocker-oci")?;
+fn oci_lifecycle(ws: &Path, oci: &Path, rootfs: &Path, runs: u32) -> Result<()> {
     let tmp = std::env::temp_dir().join(format!("gocker-ocibench-{}", std::process::id()));
     let bundle = tmp.join("bundle");
     runc_bundle(&bundle, rootfs)?;

@@ -1,7 +1,8 @@
-//! Project tasks: `cargo xtask rootfs | itest | vmtest | conformance | bench`.
+//! Project tasks: `cargo xtask rootfs | itest | vmtest | conformance | bench | dist`.
 
 mod bench;
 mod conformance;
+mod dist;
 mod imagebench;
 mod itest;
 mod netbench;
@@ -31,6 +32,8 @@ enum Cmd {
     Conformance(conformance::Args),
     /// Start latency against runc and bubblewrap, network throughput and per-mode latency; writes docs/benchmarks.md.
     Bench(bench::Args),
+    /// Build gocker and gocker-oci as shipped (static PIEs, libseccomp included) and print their paths.
+    Dist(dist::Args),
 }
 
 fn main() {
@@ -41,6 +44,7 @@ fn main() {
         Cmd::Bench(a) => bench::main(a),
         Cmd::Vmtest(a) => vmtest::main(a),
         Cmd::Conformance(a) => conformance::main(a),
+        Cmd::Dist(a) => dist::main(a),
     };
     if let Err(e) = r {
         eprintln!("xtask: error: {e:#}");

@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 
+use crate::dist::TARGET;
 use crate::util::{ensure_packages, is_root, output, run, step, workspace};
 
 #[derive(clap::Args)]
@@ -18,8 +19,6 @@ pub struct Args {
     #[arg(long)]
     pub tcg: bool,
 }
-
-const TARGET: &str = "x86_64-unknown-linux-gnu";
 
 pub struct Outcome {
     pub passed: u64,
@@ -47,21 +46,11 @@ pub fn run_vm(force_tcg: bool) -> Result<Outcome> {
     std::fs::create_dir_all(&vm)?;
     let kernel = kernel(&vm).context("phase vmtest: kernel")?;
 
-    // gocker links libseccomp, whose Debian package ships only a shared library (libseccomp.a is
-    // in libseccomp-dev), so gocker is linked dynamically and its libraries (from ldd) go into the
-    // initramfs at their own paths. The cgroup tests do not use seccomp and stay static.
-    step("vmtest: build of gocker and gocker-oci (dynamic, with their libraries) and the static cgroup tests");
+    // gocker and gocker-oci as shipped (cargo xtask dist): static, so the initramfs needs no
+    // libraries. The cgroup tests do not use seccomp and are static too.
+    step("vmtest: build of static gocker, gocker-oci and the cgroup tests");
     let static_env = [("RUSTFLAGS", "-C target-feature=+crt-static")];
-    run(Command::new("cargo").current_dir(&ws).args([
-        "build",
-        "--release",
-        "-p",
-        "gocker-cli",
-        "-p",
-        "gocker-oci",
-        "--target",
-        TARGET,
-    ]))?;
+    let shipped = crate::dist::build(&ws)?;
     let tests = output(
         Command::new("cargo")
             .current_dir(&ws)
@@ -84,8 +73,7 @@ pub fn run_vm(force_tcg: bool) -> Result<Outcome> {
         .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
         .find_map(|m| m["executable"].as_str().map(PathBuf::from))
         .context("cgroup test binary not found")?;
-    let gocker = crate::util::built(&format!("{TARGET}/release"), "gocker")?;
-    let gocker_oci = crate::util::built(&format!("{TARGET}/release"), "gocker-oci")?;
+    let (gocker, gocker_oci) = (&shipped[0], &shipped[1]);
 
     step("vmtest: initramfs");
     let root = vm.join("initramfs");
@@ -94,15 +82,8 @@ pub fn run_vm(force_tcg: bool) -> Result<Outcome> {
     let busybox =
         output(Command::new("sh").args(["-c", "dpkg -L busybox-static | grep '/bin/busybox$'"]))?;
     std::fs::copy(busybox.trim(), root.join("bin/busybox"))?;
-    std::fs::copy(&gocker, root.join("gocker"))?;
-    std::fs::copy(&gocker_oci, root.join("gocker-oci"))?;
-    // Both link the same libraries (libc, libseccomp).
-    for lib in shared_libraries(&gocker)? {
-        let dest = root.join(lib.strip_prefix("/").unwrap_or(&lib));
-        std::fs::create_dir_all(dest.parent().expect("a library path has a parent"))?;
-        std::fs::copy(&lib, &dest)
-            .with_context(|| format!("copy {} into the initramfs", lib.display()))?;
-    }
+    std::fs::copy(gocker, root.join("gocker"))?;
+    std::fs::copy(gocker_oci, root.join("gocker-oci"))?;
     std::fs::copy(&cgtest, root.join("cgtest"))?;
     // Debian's kernel builds overlayfs as a module, and every `gocker run` has an overlayfs root
     // (docs/storage-roots.md): the guest's init loads it.
@@ -137,32 +118,6 @@ pub fn run_vm(force_tcg: bool) -> Result<Outcome> {
         Duration::from_secs(120),
     )?
     .context("the TCG guest did not boot within 120 s")
-}
-
-/// The shared libraries and the dynamic loader `binary` needs, as absolute host paths (from ldd).
-fn shared_libraries(binary: &Path) -> Result<Vec<PathBuf>> {
-    let out = output(Command::new("ldd").arg(binary))?;
-    let mut libs = Vec::new();
-    for line in out.lines() {
-        // "libx.so.1 => /lib/x86_64-linux-gnu/libx.so.1 (0x...)" or "/lib64/ld-linux-x86-64.so.2 (0x...)"
-        let path = match line.split_once("=>") {
-            Some((_, rest)) => rest.split_whitespace().next(),
-            None => line.split_whitespace().next(),
-        };
-        if let Some(p) = path.filter(|p| p.starts_with('/')) {
-            libs.push(PathBuf::from(p));
-        }
-    }
-    if !libs
-        .iter()
-        .any(|l| l.to_string_lossy().contains("libseccomp"))
-    {
-        bail!(
-            "ldd {}: libseccomp not among the libraries:\n{out}",
-            binary.display()
-        );
-    }
-    Ok(libs)
 }
 
 /// Downloads Debian's current `linux-image-*-amd64` package (not installed on the host) and extracts vmlinuz.
