@@ -563,3 +563,59 @@ fn a_stopped_workspace_starts_again_with_lift() {
         "the same mounts and files on the second start, none doubled"
     );
 }
+
+/// Issue 16: lift needs nothing in the rootfs. Over a copy-on-write root, its mount point is made
+/// in the container's upper layer; the rootfs directory never gains a `/.gocker`.
+#[test]
+fn lift_works_over_a_rootfs_without_its_mount_point_and_leaves_the_rootfs_alone() {
+    let dir = std::env::temp_dir().join(format!("gocker-nolift-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    // Files this user cannot read are skipped (rootless phases): the shell and lift need none.
+    let _ = Command::new("cp")
+        .args(["-a", &format!("{}/.", rootfs_path().display())])
+        .arg(&dir)
+        .stderr(Stdio::null())
+        .status()
+        .unwrap();
+    let _ = std::fs::remove_dir(dir.join(".gocker"));
+    assert!(dir.join("bin/sh").exists() && !dir.join(".gocker").exists());
+    let r = dir.to_str().unwrap().to_owned();
+    let probe = "test -x /.gocker/lift && test -S /.gocker/lift.sock && echo lift-ready";
+    let o = gocker(&[
+        "run",
+        "--rm",
+        "--workspace",
+        "--rootfs",
+        &r,
+        "/bin/sh",
+        "-c",
+        probe,
+    ])
+    .stdin(Stdio::null())
+    .output()
+    .unwrap();
+    assert_eq!(stdout(&o), "lift-ready\n", "--rm: {}", stderr(&o));
+    let n = unique("nolift");
+    let o = gocker(&[
+        "run",
+        "--name",
+        &n,
+        "--workspace",
+        "--rootfs",
+        &r,
+        "/bin/sh",
+        "-c",
+        probe,
+    ])
+    .stdin(Stdio::null())
+    .output()
+    .unwrap();
+    assert_eq!(stdout(&o), "lift-ready\n", "named: {}", stderr(&o));
+    ok(&g(&["rm", &n]));
+    assert!(
+        !dir.join(".gocker").exists(),
+        "the rootfs gained a /.gocker: {}",
+        dir.display()
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -212,8 +212,17 @@ pub(crate) fn prepare(cfg: &mut ContainerConfig, dir: &Path) -> Result<()> {
     let lift_listed = mounts
         .iter()
         .any(|m| m.destination() == Path::new(LIFT_DIR));
-    if cfg.workspace.lift != LiftPolicy::Off {
+    // Over a copy-on-write root, ring2 makes the mount point in the container's upper layer, as
+    // for any other mount target: the rootfs itself needs nothing. A root used in place (no
+    // overlay) must have it.
+    if cfg.workspace.lift != LiftPolicy::Off && cfg.cow.is_none() {
         let at = cfg.rootfs()?.join(LIFT_DIR.trim_start_matches('/'));
+        if !at.is_dir() && cfg.root_mode == crate::config::RootMode::HostView {
+            // Never ask for a directory in the host's own `/`.
+            return Err(RuntimeError::Config(format!(
+                "lift has no mount point: with no rootfs provisioned, the container sees the host's / read-only, which has no {LIFT_DIR}; provision one with `gocker rootfs build` (then lift needs nothing in it), or pass --lift=off"
+            )));
+        }
         if !at.is_dir() {
             return Err(RuntimeError::Config(format!(
                 "lift needs the directory {} in the rootfs as its mount point (`gocker rootfs build` creates it; or `mkdir {}`), or --lift=off",
