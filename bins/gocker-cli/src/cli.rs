@@ -29,14 +29,38 @@ pub enum Command {
     Ps(PsArgs),
     /// Remove stopped containers.
     Rm(RmArgs),
-    /// Live resource usage of running containers (from their cgroup v2).
+    /// Live resource usage of containers: docker's columns, measured where they can be.
+    ///
+    /// Where each value comes from: the container's cgroup v2 files when its cgroup has them,
+    /// else its processes (those in its PID namespace) in /proc. On a host whose cgroup v2 has
+    /// no controllers (hybrid), containers have no cgroup and the /proc values are shown.
+    ///
+    /// CPU %: CPU time over the sampling interval, 100% per CPU (cpu.stat usage_usec; else
+    /// utime+stime+cutime+cstime of /proc/PID/stat, so the time of processes that exited
+    /// without being reaped inside the container is missed).
+    ///
+    /// MEM USAGE: memory.current; else the sum of the processes' VmRSS (/proc/PID/status;
+    /// shared pages count in each process). LIMIT: memory.max; else, without a limit, the
+    /// host's MemTotal (/proc/meminfo), as docker. MEM %: USAGE / LIMIT.
+    ///
+    /// NET I/O: received / sent bytes of the container's interfaces but lo (/proc/PID/net/dev
+    /// of its network namespace); `--` with --network host (the host's traffic).
+    ///
+    /// BLOCK I/O: read / written bytes (io.stat rbytes/wbytes; else read_bytes/write_bytes of
+    /// /proc/PID/io of the live processes; `--` when one of them cannot be read, as rootless a
+    /// process running as another of your subordinate ids).
+    ///
+    /// PIDS: pids.current; else the threads of the processes (/proc/PID/status Threads).
+    ///
+    /// A value nothing measures is shown as `--`; a stopped container's row has only `--`.
     Stats(StatsArgs),
     /// Show a container's output (detached containers).
     Logs(LogsArgs),
     /// Connect to the terminal of a running container (started with -t): its output, your input
     /// and window size; the detach keys (Ctrl-P Ctrl-Q) leave it running.
     Attach(AttachArgs),
-    /// Stop containers: SIGTERM, then SIGKILL after the grace period.
+    /// Stop containers: their stop signal (run --stop-signal, else the image's StopSignal, else
+    /// SIGTERM), then SIGKILL after the grace period.
     Stop(StopArgs),
     /// Send a signal to containers' main process.
     Kill(KillArgs),
@@ -48,7 +72,8 @@ pub enum Command {
     Exec(ExecArgs),
     /// Start stopped containers again (detached, same configuration, logs appended).
     Start(NamesArgs),
-    /// Stop (SIGTERM, then SIGKILL after the grace period) and start containers again.
+    /// Stop (the stop signal, as for `stop`, then SIGKILL after the grace period) and start
+    /// containers again.
     Restart(StopArgs),
     /// Show the processes running in a container.
     Top(TopArgs),
@@ -73,6 +98,9 @@ pub enum Command {
     /// A container's files: commit, cp, export, import (container_fs.rs).
     #[command(flatten)]
     ContainerFs(crate::container_fs::FsCommands),
+    /// Named volumes: volume create, ls, inspect, rm, prune (volume_cmds.rs).
+    #[command(flatten)]
+    Volumes(crate::volume_cmds::VolumeCommands),
 }
 
 #[derive(Debug, Args)]
@@ -166,7 +194,26 @@ pub enum RootfsCommand {
 pub enum SystemCommand {
     /// Remove stopped containers and what dead containers left behind (network leases, nft
     /// rules, veths, helper processes; the bridge when no container uses it).
-    Prune,
+    ///
+    /// As docker: without -f, the list of what goes and `Are you sure you want to continue?
+    /// [y/N]` (a line of stdin; anything but y or Y removes nothing and exits 0). Prints the ids
+    /// of the containers removed and `Total reclaimed space:` (the bytes of their state and
+    /// copy-on-write changes that could be read).
+    Prune(SystemPruneArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct SystemPruneArgs {
+    /// Do not ask for confirmation.
+    #[arg(short, long)]
+    pub force: bool,
+    /// Only the containers that match (repeatable, all must match): `until=DURATION|TIMESTAMP`
+    /// (created before then: 24h, 1h30m, Unix seconds, or RFC 3339 as 2026-12-01T10:00:00Z or
+    /// 2026-12-01, UTC when no zone is given), `label=KEY[=VALUE]`, `label!=KEY[=VALUE]` (the
+    /// labels recorded by `run --label` and the image). The network state of dead containers
+    /// has neither labels nor a creation time: it is removed by an unfiltered prune only.
+    #[arg(long = "filter", value_name = "FILTER")]
+    pub filters: Vec<String>,
 }
 
 #[derive(Debug, Args)]
@@ -189,8 +236,9 @@ pub struct ExecArgs {
     /// Working directory inside the container.
     #[arg(short, long, value_name = "DIR")]
     pub workdir: Option<String>,
-    /// Run as UID[:GID].
-    #[arg(short, long, value_name = "UID[:GID]")]
+    /// Run as USER[:GROUP]: numeric ids, or names from the running container's /etc/passwd and
+    /// /etc/group (a name's group defaults to its primary group; an unknown name exits 126).
+    #[arg(short, long, value_name = "USER[:GROUP]")]
     pub user: Option<String>,
     #[arg(value_name = "CONTAINER")]
     pub container: String,
@@ -255,7 +303,7 @@ pub struct StatsArgs {
     /// Print one sample and exit.
     #[arg(long)]
     pub no_stream: bool,
-    /// Containers by name or id (default: all running containers with a cgroup).
+    /// Containers by name or id (default: all running containers).
     #[arg(value_name = "CONTAINER")]
     pub containers: Vec<String>,
 }
@@ -266,7 +314,8 @@ pub struct StatsArgs {
     override_usage = "gocker run [OPTIONS] <COMMAND [ARG...]>...\n       gocker run [OPTIONS] <IMAGE> [COMMAND [ARG...]]\n       gocker run [OPTIONS] --entrypoint <PROGRAM> [ARG...]"
 )]
 pub struct RunArgs {
-    /// Root filesystem directory. Default: the provisioned Alpine rootfs (`gocker rootfs
+    /// Root filesystem directory (every word is then the command). Default: an IMAGE, or the
+    /// default image gocker-alpine:latest (the provisioned Alpine rootfs, `gocker rootfs
     /// build`), else a read-only view of the host's / with a private writable /tmp.
     #[arg(long, value_name = "DIR")]
     pub rootfs: Option<PathBuf>,
@@ -314,8 +363,10 @@ pub struct RunArgs {
     #[arg(short, long, value_name = "USER[:GROUP]")]
     pub user: Option<String>,
     /// Bind mount a host path: SRC:DST[:ro|rw] (SRC absolute and existing; DST is resolved inside
-    /// the rootfs, so a symlink there cannot lead the mount outside it).
-    #[arg(short = 'v', long = "volume", value_name = "SRC:DST[:ro]")]
+    /// the rootfs, so a symlink there cannot lead the mount outside it). Or a named volume:
+    /// NAME:DST[:ro|rw|nocopy] (NAME not starting with / or .; created when missing; an empty
+    /// volume first gets a copy of what the root has at DST, unless nocopy: `gocker volume`).
+    #[arg(short = 'v', long = "volume", value_name = "SRC|NAME:DST[:ro]")]
     pub volumes: Vec<String>,
     /// Mount a fresh tmpfs: DST[:OPTIONS] (e.g. /run:size=64m,mode=755).
     #[arg(long, value_name = "DST[:OPTIONS]")]
@@ -414,14 +465,25 @@ pub struct RunArgs {
     /// Seconds the command has after a SIGTERM sent to gocker before it is killed with SIGKILL.
     #[arg(long, value_name = "SECONDS", default_value_t = 10)]
     pub stop_timeout: u64,
+    /// The signal `gocker stop` sends first (a name, SIGUSR1 or USR1, or a number; default: the
+    /// image's StopSignal, else SIGTERM).
+    #[arg(long, value_name = "SIGNAL")]
+    pub stop_signal: Option<String>,
+    /// Set a label on the container: KEY=VALUE, or KEY for an empty value (repeatable; over the
+    /// image's Labels; shown by `gocker inspect` under Config.Labels).
+    #[arg(short = 'l', long = "label", value_name = "KEY=VALUE")]
+    pub label: Vec<String>,
     /// The command and its arguments: required (with --entrypoint: the entrypoint's arguments,
     /// optional). Or an IMAGE first, then its command (replacing the image's Cmd; Entrypoint,
     /// Env, WorkingDir and User come from the image unless given here): the first word is an
     /// image when the image store has it or when it can only be an image reference (a
-    /// registry, tag or digest: `alpine:3.20`, `localhost:5000/app`, `app@sha256:...`, pulled
-    /// when missing); a path (`/bin/sh`) or another plain word (`sh`) is a command run on the
-    /// default root, the provisioned Alpine rootfs (`gocker rootfs build`). Without --rootfs
-    /// the image's layers are the read-only lowers of the container's copy-on-write root.
+    /// registry, tag or digest: `alpine:3.20`, `localhost:5000/app`, `app@sha256:...`), or when
+    /// it is not a command of the default root (`alpine`, `nginx`: pulled when missing, as
+    /// docker does). A path (`/bin/sh`) or a command of the default root (`sh`, `ls`) runs on
+    /// the default image, gocker-alpine:latest: the provisioned Alpine rootfs that `gocker
+    /// rootfs build` registers (else that rootfs directory, else a read-only view of the
+    /// host's /). Without --rootfs the image's layers are the read-only lowers of the
+    /// container's copy-on-write root.
     #[arg(
         required_unless_present = "entrypoint",
         value_name = "COMMAND [ARG...]"
@@ -437,6 +499,9 @@ pub struct PsArgs {
     /// Print only ids.
     #[arg(short, long)]
     pub quiet: bool,
+    /// Show full container ids (default: the first 12 characters).
+    #[arg(long)]
+    pub no_trunc: bool,
     /// Output format: `table` or `json`.
     #[arg(long, default_value = "table", value_parser = ["table", "json"])]
     pub format: String,

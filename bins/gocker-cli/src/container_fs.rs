@@ -447,7 +447,7 @@ fn in_child(c: &Ctr, view: View, f: &mut dyn FnMut(&Root) -> Result<()>) -> Resu
             drop(go_r);
             drop(res_w);
             let applied = if userns.is_none() {
-                c.maps.apply(pid).with_context(|| {
+                c.maps.apply(pid.as_raw_nonzero().get()).with_context(|| {
                     format!("write the id maps of a helper for container {}", c.name())
                 })
             } else {
@@ -460,10 +460,7 @@ fn in_child(c: &Ctr, view: View, f: &mut dyn FnMut(&Root) -> Result<()>) -> Resu
             let mut msg = Vec::new();
             let _ = File::from(res_r).read_to_end(&mut msg);
             let status = loop {
-                match rustix::process::waitpid(
-                    Some(rustix::process::Pid::from_raw(pid).expect("child pid")),
-                    rustix::process::WaitOptions::empty(),
-                ) {
+                match rustix::process::waitpid(Some(pid), rustix::process::WaitOptions::empty()) {
                     Err(Errno::INTR) => continue,
                     r => break r,
                 }
@@ -1228,24 +1225,14 @@ fn now_rfc3339() -> String {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs() as i64)
         .unwrap_or(0);
-    let (days, rem) = (secs.div_euclid(86400), secs.rem_euclid(86400));
-    // Howard Hinnant's civil_from_days.
-    let z = days + 719468;
-    let era = z.div_euclid(146097);
-    let doe = z - era * 146097;
-    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
-    let y = yoe + era * 400;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = if m <= 2 { y + 1 } else { y };
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
+    rfc3339(secs)
+}
+
+/// RFC 3339 UTC time of `secs` since the epoch.
+pub(crate) fn rfc3339(secs: i64) -> String {
+    (time::OffsetDateTime::UNIX_EPOCH + time::Duration::seconds(secs))
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
 }
 
 fn host_arch() -> &'static str {
@@ -1305,6 +1292,10 @@ fn apply_changes(cfg: &mut serde_json::Map<String, Value>, changes: &[String]) -
                 cfg.insert("User".into(), json!(rest));
             }
             "STOPSIGNAL" if !rest.is_empty() => {
+                // As docker's builder: a name or number ParseSignal takes, kept as written.
+                if crate::signals::parse_signal(rest).is_none() {
+                    bail!("--change {ch:?}: invalid signal {rest:?}");
+                }
                 cfg.insert("StopSignal".into(), json!(rest));
             }
             "LABEL" => {
@@ -1538,6 +1529,9 @@ fn commit(a: &CommitArgs) -> Result<()> {
 }
 
 fn import(a: &ImportArgs) -> Result<()> {
+    // The changes first: a refused one stores nothing.
+    let mut inner = serde_json::Map::new();
+    apply_changes(&mut inner, &a.change)?;
     let store = open_store()?;
     let _lock = store.lock_shared()?;
     let image = a.repository.clone().unwrap_or_else(|| "import".into());
@@ -1586,8 +1580,6 @@ fn import(a: &ImportArgs) -> Result<()> {
         }
         return Err(anyhow!("{e}").context(format!("import {what}")));
     }
-    let mut inner = serde_json::Map::new();
-    apply_changes(&mut inner, &a.change)?;
     let config = json!({
         "architecture": host_arch(),
         "os": "linux",
@@ -1609,6 +1601,116 @@ fn import(a: &ImportArgs) -> Result<()> {
     )?;
     println!("{id}");
     Ok(())
+}
+
+/// The label of the default image naming the rootfs directory it was made from.
+pub(crate) const ROOTFS_PATH_LABEL: &str = "io.gocker.rootfs.path";
+
+/// `gocker rootfs build`'s image (docs/images.md, "The default image"): the provisioned rootfs
+/// `dir` as a single-layer image named `image:tag` and `image:latest`, like `import` of a tar of
+/// it (gocker-storage's packer, every top-level entry but `skip`, gocker's build marker). Rootless,
+/// the caller's files are written as the container's root (0:0), as a container sees them.
+/// Idempotent: when `image:tag` is already the image of this build (the same `labels`, which
+/// name the directory and its build time), only `latest` is pointed at it again. Returns the image
+/// id and whether it was made now.
+pub(crate) fn register_rootfs(
+    dir: &Path,
+    skip: &str,
+    image: &str,
+    tag: &str,
+    labels: &serde_json::Map<String, Value>,
+    created: &str,
+) -> Result<(String, bool)> {
+    let store = open_store()?;
+    let _lock = store.lock_shared()?;
+    let named = format!("{image}:{tag}");
+    let latest = Reference::parse(&format!("{image}:latest"))?;
+    let reference =
+        Reference::parse(&named).map_err(|e| anyhow!("invalid reference format: {e}"))?;
+    if let Ok(img) = store.image(&reference) {
+        let same = serde_json::to_value(&img.config)
+            .ok()
+            .is_some_and(|c| c["config"]["Labels"].as_object() == Some(labels));
+        if same && img.layer_digests().is_ok_and(|l| l.len() == 1) {
+            let record = store.resolve(&reference)?;
+            if store.resolve(&latest).ok().map(|r| r.manifest) != Some(record.manifest.clone()) {
+                store.set_ref(&latest, record)?;
+            }
+            return Ok((img.config_digest()?.to_string(), false));
+        }
+    }
+    let fd = open_dir(dir)?;
+    let (uid, gid) = (
+        rustix::process::geteuid().as_raw(),
+        rustix::process::getegid().as_raw(),
+    );
+    let rootless = uid != 0;
+    let map = move |u: u32, g: u32| {
+        if rootless {
+            (if u == uid { 0 } else { u }, if g == gid { 0 } else { g })
+        } else {
+            (u, g)
+        }
+    };
+    let opts = PackOptions {
+        overlay_whiteouts: false,
+        one_file_system: false,
+        map_ids: &map,
+    };
+    let mut sp = spool()?;
+    {
+        let mut tb = tar::Builder::new(&mut sp);
+        tb.mode(tar::HeaderMode::Complete);
+        let mut p = Packer::new(&mut tb, &opts);
+        let mut names: Vec<OsString> = fs::read_dir(dir)
+            .with_context(|| format!("read {}", dir.display()))?
+            .map(|e| e.map(|e| e.file_name()))
+            .collect::<io::Result<_>>()
+            .with_context(|| format!("read {}", dir.display()))?;
+        names.retain(|n| n != skip);
+        names.sort();
+        for n in &names {
+            let Some(tar_name) = n.to_str() else {
+                eprintln!(
+                    "gocker: {}: a name that is not UTF-8, left out of the image",
+                    dir.join(n).display()
+                );
+                continue;
+            };
+            p.pack_entry(fd.as_fd(), n, tar_name)
+                .map_err(|e| anyhow!("pack the rootfs {}: {e}", dir.display()))?;
+        }
+        for note in &p.report.notes {
+            eprintln!("gocker: {}: {note}", dir.display());
+        }
+        tb.finish().context("write the layer tar")?;
+    }
+    sp.rewind()?;
+    let l = gocker_storage::store_layer(&store, &named, &mut sp)?;
+    let config = json!({
+        "architecture": host_arch(),
+        "os": "linux",
+        "created": created,
+        "config": {
+            "Env": ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"],
+            "Cmd": ["/bin/sh"],
+            "Labels": labels,
+        },
+        "rootfs": {"type": "layers", "diff_ids": [l.diff_id.to_string()]},
+        "history": [{
+            "created": created,
+            "created_by": format!("gocker rootfs build: {}", dir.display()),
+        }],
+    });
+    let id = store_image(
+        &store,
+        config,
+        vec![layer_descriptor(&l)],
+        Some(&named),
+        "rootfs",
+    )?;
+    store.set_ref(&latest, store.resolve(&reference)?)?;
+    Ok((id, true))
 }
 
 #[cfg(test)]

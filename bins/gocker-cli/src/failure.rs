@@ -107,3 +107,19 @@ pub(crate) fn exit_when_stdout_closes() {
         }
     });
 }
+
+/// docker's `[y/N]` question of the prune commands on stdout, answered by a line of stdin: `y` or
+/// `yes` (any case) goes on; anything else, EOF included (stdin not a terminal), does not.
+pub(crate) fn confirmed(warning: &str) -> bool {
+    use std::io::{BufRead, Write};
+    let mut out = std::io::stdout().lock();
+    wrote(write!(
+        out,
+        "{warning}\nAre you sure you want to continue? [y/N] "
+    ));
+    wrote(out.flush());
+    drop(out);
+    let mut line = String::new();
+    let _ = std::io::stdin().lock().read_line(&mut line);
+    matches!(line.trim().to_ascii_lowercase().as_str(), "y" | "yes")
+}

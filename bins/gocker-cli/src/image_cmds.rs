@@ -280,7 +280,7 @@ impl std::error::Error for NoSuchImage {}
 
 /// The image store of the calling user: beside the rootfs store (`gocker rootfs`).
 pub fn store_dir() -> PathBuf {
-    crate::images::store_dir().with_file_name("storage")
+    crate::host::data_dir().join("storage")
 }
 
 /// Opens (creating) the store, private to its owner: unpacked layers keep their set-id files
@@ -896,7 +896,7 @@ fn containers_using(config: &Digest, layers: &[PathBuf]) -> Vec<String> {
                     .ok()
                     .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
                     .is_some_and(|spec| {
-                        spec["annotations"][crate::run_image::IMAGE_ANNOTATION] == want.as_str()
+                        spec["annotations"][crate::names::IMAGE_ANNOTATION] == want.as_str()
                     });
             recorded || layers.iter().any(|l| c.rootfs.starts_with(l))
         })
@@ -946,40 +946,9 @@ pub fn human_size(bytes: u64) -> String {
 
 /// Seconds since the epoch of an RFC 3339 time (`2024-01-02T03:04:05.678Z`, `+01:00`).
 fn parse_rfc3339(s: &str) -> Option<i64> {
-    let b = s.as_bytes();
-    if b.len() < 20 || b[4] != b'-' || b[7] != b'-' || !matches!(b[10], b'T' | b't' | b' ') {
-        return None;
-    }
-    let num = |r: std::ops::Range<usize>| s.get(r)?.parse::<i64>().ok();
-    let (y, mo, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
-    let (h, mi, se) = (num(11..13)?, num(14..16)?, num(17..19)?);
-    let mut rest = &s[19..];
-    if let Some(f) = rest.strip_prefix('.') {
-        rest = f.trim_start_matches(|c: char| c.is_ascii_digit());
-    }
-    let offset = match rest {
-        "Z" | "z" => 0,
-        o if o.len() == 6 && (o.starts_with('+') || o.starts_with('-')) => {
-            let oh: i64 = o[1..3].parse().ok()?;
-            let om: i64 = o[4..6].parse().ok()?;
-            let v = oh * 3600 + om * 60;
-            if o.starts_with('-') {
-                -v
-            } else {
-                v
-            }
-        }
-        _ => return None,
-    };
-    // Days from civil (Howard Hinnant's algorithm).
-    let y2 = if mo <= 2 { y - 1 } else { y };
-    let era = y2.div_euclid(400);
-    let yoe = y2 - era * 400;
-    let mp = (mo + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    let days = era * 146_097 + doe - 719_468;
-    Some(days * 86_400 + h * 3600 + mi * 60 + se - offset)
+    time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339)
+        .ok()
+        .map(|t| t.unix_timestamp())
 }
 
 /// docker's "N units ago" (go-units HumanDuration).
@@ -1020,33 +989,10 @@ fn human_ago(created: Option<&str>) -> String {
     format!("{d} ago")
 }
 
-/// Columns like docker's tabwriter (minimum width 10, padding 3; the last column unpadded).
+/// Columns like docker's tabwriter (minimum width 10, padding 3; the last column unpadded): the
+/// CLI's shared table layout.
 fn table(rows: &[Vec<String>]) -> String {
-    let cols = rows.iter().map(Vec::len).max().unwrap_or(0);
-    let mut widths = vec![0usize; cols];
-    for r in rows {
-        for (i, c) in r.iter().enumerate() {
-            widths[i] = widths[i].max(c.chars().count() + 3).max(10);
-        }
-    }
-    let mut s = String::new();
-    for r in rows {
-        let mut line = String::new();
-        for (i, c) in r.iter().enumerate() {
-            if i + 1 == r.len() {
-                line.push_str(c);
-            } else {
-                line.push_str(c);
-                line.extend(std::iter::repeat_n(
-                    ' ',
-                    widths[i].saturating_sub(c.chars().count()),
-                ));
-            }
-        }
-        s.push_str(line.trim_end());
-        s.push('\n');
-    }
-    s
+    crate::table::render(rows)
 }
 
 fn images(a: &ImagesArgs) -> Result<i32> {
@@ -1204,14 +1150,6 @@ fn tag(a: &TagArgs) -> Result<i32> {
     Ok(0)
 }
 
-fn confirm(prompt: &str) -> bool {
-    print!("{prompt}\nAre you sure you want to continue? [y/N] ");
-    let _ = io::stdout().flush();
-    let mut line = String::new();
-    let _ = io::stdin().lock().read_line(&mut line);
-    matches!(line.trim().to_ascii_lowercase().as_str(), "y" | "yes")
-}
-
 fn dir_size(p: &Path) -> u64 {
     fs::read_dir(p)
         .map(|rd| {
@@ -1230,7 +1168,7 @@ fn prune(a: &PruneArgs) -> Result<i32> {
     } else {
         "WARNING! This will remove all dangling images."
     };
-    if !a.force && !confirm(warning) {
+    if !a.force && !crate::failure::confirmed(warning) {
         eprintln!("image prune cancelled: nothing removed");
         return Ok(0);
     }

@@ -16,10 +16,6 @@ fn step(msg: &str) {
     eprintln!("==> {msg}");
 }
 
-fn is_root() -> bool {
-    rustix::process::geteuid().is_root()
-}
-
 fn have(tool: &str) -> bool {
     std::env::var_os("PATH")
         .map(|p| std::env::split_paths(&p).any(|d| d.join(tool).is_file()))
@@ -55,16 +51,7 @@ const MARKER: &str = ".gocker-rootfs.json";
 
 /// The directory holding the rootfs images of the calling user.
 pub fn store_dir() -> PathBuf {
-    if is_root() {
-        return PathBuf::from("/var/lib/gocker/rootfs");
-    }
-    let data = std::env::var_os("XDG_DATA_HOME")
-        .filter(|d| !d.is_empty())
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".local/share")
-        });
-    data.join("gocker/rootfs")
+    crate::host::data_dir().join("rootfs")
 }
 
 /// Builds the rootfs unless present; returns its path.
@@ -376,4 +363,85 @@ pub fn remove(name: &str) -> Result<PathBuf> {
     }
     fs::remove_dir_all(&dir).with_context(|| format!("remove {}", dir.display()))?;
     Ok(dir)
+}
+
+/// The tag of the default image made from a rootfs whose marker says `source` and `version`:
+/// the Alpine version of the official minirootfs (`3.20.3`), `offline-busybox-1.35.0` for the
+/// offline busybox+musl one (its marker's version is busybox's banner), `offline` when that
+/// banner has no version in it.
+pub fn default_image_tag(source: &str, version: &str) -> String {
+    let tag_char = |c: char| c.is_ascii_alphanumeric() || "._-".contains(c);
+    if source == "minirootfs" && !version.is_empty() && version.chars().all(tag_char) {
+        return version.to_owned();
+    }
+    let busybox = version
+        .split_whitespace()
+        .find_map(|w| w.strip_prefix('v'))
+        .filter(|v| !v.is_empty() && v.chars().all(tag_char) && v.len() < 64);
+    match busybox {
+        Some(v) => format!("offline-busybox-{v}"),
+        None => "offline".to_owned(),
+    }
+}
+
+/// Registers the provisioned rootfs `dir` (a build of [`ensure`]: it has gocker's marker) as the
+/// default image, `gocker-alpine:TAG` ([`default_image_tag`]) and `gocker-alpine:latest`, in the
+/// caller's image store (docs/images.md, "The default image"). A second registration of the same
+/// build changes nothing. Progress on stderr; returns the image id.
+pub fn register_default(dir: &Path) -> Result<String> {
+    use std::os::unix::fs::MetadataExt;
+    let marker_path = dir.join(MARKER);
+    let marker: serde_json::Value = serde_json::from_slice(
+        &fs::read(&marker_path).with_context(|| format!("read {}", marker_path.display()))?,
+    )
+    .with_context(|| format!("parse {}", marker_path.display()))?;
+    let field = |k: &str| marker[k].as_str().unwrap_or_default().to_owned();
+    let (source, version) = (field("source"), field("version"));
+    let md = fs::metadata(&marker_path)?;
+    let created = crate::container_fs::rfc3339(md.mtime());
+    // The build's identity: its marker's time to the nanosecond (a `--force` rebuild differs).
+    let built = format!("{}.{:09}Z", created.trim_end_matches('Z'), md.mtime_nsec());
+    let tag = default_image_tag(&source, &version);
+    let image = crate::names::DEFAULT_IMAGE;
+    let mut labels = serde_json::Map::new();
+    for (k, v) in [
+        ("io.gocker.rootfs.source", source.as_str()),
+        ("io.gocker.rootfs.version", version.as_str()),
+        ("io.gocker.rootfs.built", built.as_str()),
+        (
+            crate::container_fs::ROOTFS_PATH_LABEL,
+            &dir.display().to_string(),
+        ),
+    ] {
+        labels.insert(k.to_owned(), serde_json::Value::String(v.to_owned()));
+    }
+    let (id, made) =
+        crate::container_fs::register_rootfs(dir, MARKER, image, &tag, &labels, &created)
+            .with_context(|| format!("register {} as the image {image}:{tag}", dir.display()))?;
+    let short = &id.trim_start_matches("sha256:")[..12.min(id.len())];
+    if made {
+        step(&format!(
+            "image {image}:{tag} and {image}:latest ({short}) registered in {}: the default of `gocker run`",
+            crate::image_cmds::store_dir().display()
+        ));
+    } else {
+        eprintln!("image {image}:{tag} ({short}) already registered, tagged {image}:latest");
+    }
+    Ok(id)
+}
+
+/// `gocker run gocker-alpine` with no such image in the store: the caller's own provisioned rootfs
+/// (in [`store_dir`]), built before `rootfs build` registered it, registered now. `None` when
+/// there is none.
+pub fn register_own_default() -> Result<Option<String>> {
+    let dir = store_dir().join("alpine");
+    if !dir.join(MARKER).is_file() {
+        return Ok(None);
+    }
+    eprintln!(
+        "gocker: registering the provisioned rootfs {} as the image {}",
+        dir.display(),
+        crate::names::DEFAULT_IMAGE
+    );
+    register_default(&dir).map(Some)
 }

@@ -80,7 +80,7 @@ fn user_namespaces() -> Check {
 }
 
 fn subids(uid: u32) -> Vec<Check> {
-    let name = crate::run::user_name(uid);
+    let name = crate::host::user_name(uid);
     let mut out = Vec::new();
     for (file, label) in [
         ("/etc/subuid", "subordinate uids"),

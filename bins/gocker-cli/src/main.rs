@@ -3,14 +3,21 @@
 mod cli;
 mod container_fs;
 mod failure;
+mod host;
 mod image_cmds;
 mod images;
 mod info;
 mod manage;
+mod names;
 mod netflags;
 mod nsenter;
 mod run;
 mod run_image;
+mod signals;
+mod stats;
+mod system_prune;
+mod table;
+mod volume_cmds;
 
 use clap::Parser;
 
@@ -29,7 +36,7 @@ fn main() {
         cli::Command::Run(args) => run::run(*args, cli.debug),
         cli::Command::Ps(args) => run::ps(args),
         cli::Command::Rm(args) => run::rm(args),
-        cli::Command::Stats(args) => run::stats(args),
+        cli::Command::Stats(args) => stats::stats(args),
         cli::Command::Logs(args) => manage::logs(args),
         cli::Command::Attach(args) => manage::attach(args),
         cli::Command::Stop(args) => manage::stop(args),
@@ -51,9 +58,10 @@ fn main() {
             0
         }
         cli::Command::Rootfs(c) => rootfs(c),
-        cli::Command::System(cli::SystemCommand::Prune) => netflags::system_prune(),
+        cli::Command::System(cli::SystemCommand::Prune(a)) => system_prune::system_prune(a),
         cli::Command::Images(c) => image_cmds::main(c, cli.debug),
         cli::Command::ContainerFs(c) => container_fs::main(c, cli.debug),
+        cli::Command::Volumes(c) => volume_cmds::main(c),
     };
     std::process::exit(code)
 }
@@ -97,8 +105,16 @@ fn rootfs(c: cli::RootfsCommand) -> i32 {
             if name.is_empty() || name.contains('/') || name.starts_with('.') {
                 Err(anyhow::anyhow!("rootfs name {name:?}: not a plain name"))
             } else {
+                // The default rootfs (`alpine` in the store) is also the default image.
+                let default = dest.is_none() && name == "alpine";
                 let dest = dest.unwrap_or_else(|| images::store_dir().join(&name));
-                images::ensure(Some(dest), offline, force).map(|p| println!("{}", p.display()))
+                images::ensure(Some(dest), offline, force).and_then(|p| {
+                    if default {
+                        images::register_default(&p)?;
+                    }
+                    println!("{}", p.display());
+                    Ok(())
+                })
             }
         }
         cli::RootfsCommand::Ls { json } => {
@@ -106,16 +122,16 @@ fn rootfs(c: cli::RootfsCommand) -> i32 {
             if json {
                 println!("{}", serde_json::to_string_pretty(&list).expect("json"));
             } else {
-                println!("{:<16} {:<24} {:<40} PATH", "NAME", "SOURCE", "VERSION");
+                let mut t = table::Table::new(&["NAME", "SOURCE", "VERSION", "PATH"]);
                 for i in list {
-                    println!(
-                        "{:<16} {:<24} {:<40} {}",
+                    t.row(vec![
                         i.name,
                         i.source,
                         i.version,
-                        i.path.display()
-                    );
+                        i.path.display().to_string(),
+                    ]);
                 }
+                t.print();
             }
             Ok(())
         }

@@ -7,9 +7,7 @@ use gocker_runtime::state::StateStore;
 use gocker_runtime::{ContainerState, Status};
 
 use crate::cli::{AttachArgs, ExecArgs, KillArgs, LogsArgs, NamesArgs, StopArgs, TopArgs};
-use crate::run::{
-    detach_keys, finish_attached, parse_user, report, terminal_detach_keys, usage, Failure,
-};
+use crate::run::{detach_keys, finish_attached, report, terminal_detach_keys, usage, Failure};
 
 fn store() -> Result<StateStore, Failure> {
     let s = StateStore::open(StateStore::default_root())?;
@@ -34,34 +32,15 @@ fn each(
     code
 }
 
-fn running(st: &ContainerState) -> bool {
+pub(crate) fn running(st: &ContainerState) -> bool {
     st.status != Status::Stopped && StateStore::monitor_alive(st)
 }
 
-/// Signal by name (with or without SIG) or number.
+/// Signal by name (with or without SIG, any case, RTMIN+N) or number (1-64).
 fn parse_signal(s: &str) -> Result<i32, Failure> {
-    if let Ok(n) = s.parse::<i32>() {
-        if (1..=64).contains(&n) {
-            return Ok(n);
-        }
-    }
-    let name = s.trim_start_matches("SIG").to_ascii_uppercase();
-    let n = match name.as_str() {
-        "HUP" => libc::SIGHUP,
-        "INT" => libc::SIGINT,
-        "QUIT" => libc::SIGQUIT,
-        "KILL" => libc::SIGKILL,
-        "USR1" => libc::SIGUSR1,
-        "USR2" => libc::SIGUSR2,
-        "PIPE" => libc::SIGPIPE,
-        "ALRM" => libc::SIGALRM,
-        "TERM" => libc::SIGTERM,
-        "CONT" => libc::SIGCONT,
-        "STOP" => libc::SIGSTOP,
-        "WINCH" => libc::SIGWINCH,
-        _ => return Err(usage(format!("--signal {s:?}: unknown signal"))),
-    };
-    Ok(n)
+    crate::signals::parse_signal(s)
+        .map(|(n, _)| n)
+        .ok_or_else(|| usage(format!("--signal {s:?}: unknown signal")))
 }
 
 fn signal(st: &ContainerState, sig: i32) -> Result<(), Failure> {
@@ -114,10 +93,17 @@ fn grace_of(s: &StateStore, st: &ContainerState, flag: Option<u64>) -> u64 {
     })
 }
 
+/// The signal `stop`/`restart` send first: the container's `run --stop-signal`, else its image's
+/// StopSignal (both recorded in its spec by `run`), else SIGTERM, as docker.
+fn stop_signal(s: &StateStore, st: &ContainerState) -> i32 {
+    let cfg = s.load_config(&st.id).ok();
+    crate::run_image::stop_signal_of(cfg.as_ref().and_then(|c| c.spec.annotations().as_ref()))
+}
+
 fn stop_one(s: &StateStore, st: &ContainerState, flag: Option<u64>) -> Result<(), Failure> {
     let grace = grace_of(s, st, flag);
     if running(st) {
-        signal(st, libc::SIGTERM)?;
+        signal(st, stop_signal(s, st))?;
         if wait_stopped(s, st, Some(Duration::from_secs(grace))).is_none() {
             signal(st, libc::SIGKILL)?;
             wait_stopped(s, st, Some(Duration::from_secs(5))).ok_or_else(|| {
@@ -174,6 +160,11 @@ pub fn inspect(a: NamesArgs) -> i32 {
             .unwrap_or(serde_json::Value::Null);
         // docker's inspect shows times in RFC 3339 (UTC), not Unix seconds.
         v["created"] = serde_json::json!(gocker_runtime::logs::rfc3339(st.created, 0));
+        // docker's `Config` subset that `run` recorded: Image, Labels, ExposedPorts, StopSignal.
+        let ann: Option<std::collections::HashMap<String, String>> =
+            serde_json::from_value(spec["annotations"].clone()).ok();
+        v["Config"] = crate::run_image::recorded_config(ann.as_ref())
+            .unwrap_or_else(|| serde_json::json!({"Labels": {}}));
         v["spec"] = spec;
         all.push(v);
         Ok(())
@@ -230,10 +221,33 @@ pub fn logs(a: LogsArgs) -> i32 {
     }
 }
 
+/// `exec -u USER[:GROUP]`: names resolved as `run -u` resolves them ([`crate::run::lookup_user`]),
+/// in the running container's own root (`/proc/PID/root` of its payload, read confined to it).
+/// An unknown name fails as docker's exec does: 126, `unable to find user NAME: no matching
+/// entries in passwd file`.
+fn exec_user(st: &ContainerState, spec: &str) -> Result<(u32, u32), Failure> {
+    use crate::run::UserLookup;
+    let pid = st
+        .pid
+        .ok_or_else(|| usage(format!("container {} has no process", st.name)))?;
+    let root = std::path::PathBuf::from(format!("/proc/{pid}/root"));
+    let not_found = |message: String| Failure { code: 126, message };
+    crate::run::lookup_user(spec, &root).map_err(|e| match e {
+        UserLookup::Syntax => usage(format!("--user {spec:?}: expected USER[:GROUP]")),
+        UserLookup::NoUser(u) => not_found(format!(
+            "unable to find user {u}: no matching entries in passwd file"
+        )),
+        UserLookup::NoGroup(g) => not_found(format!(
+            "unable to find group {g}: no matching entries in group file"
+        )),
+    })
+}
+
 pub fn exec(a: ExecArgs) -> i32 {
     let r = (|| -> Result<i32, Failure> {
         let s = store()?;
         let st = s.lookup(&a.container)?;
+        crate::run::check_tty(a.interactive, a.tty)?;
         for e in &a.env {
             if !e.contains('=') || e.starts_with('=') {
                 return Err(usage(format!("--env {e:?}: expected KEY=VALUE")));
@@ -244,12 +258,7 @@ pub fn exec(a: ExecArgs) -> i32 {
                 return Err(usage(format!("--workdir {w:?}: must be an absolute path")));
             }
         }
-        let user = a
-            .user
-            .as_deref()
-            .map(parse_user)
-            .transpose()?
-            .map(|(u, g)| (u, g.unwrap_or(u)));
+        let user = a.user.as_deref().map(|u| exec_user(&st, u)).transpose()?;
         if !a.interactive {
             let null = rustix::fs::open(
                 "/dev/null",
@@ -341,7 +350,29 @@ pub fn restart(a: StopArgs) -> i32 {
     })
 }
 
-/// The processes in the payload's PID namespace, found by comparing `/proc/PID/ns/pid`.
+/// The host pids of the processes in the payload's PID namespace (found by comparing
+/// `/proc/PID/ns/pid`), in increasing order: `top` and `stats` without a cgroup.
+pub(crate) fn container_pids(st: &ContainerState) -> Result<Vec<i32>, Failure> {
+    let pid = st
+        .pid
+        .ok_or_else(|| usage(format!("container {} has no process", st.name)))?;
+    let target = std::fs::read_link(format!("/proc/{pid}/ns/pid"))
+        .map_err(|e| usage(format!("/proc/{pid}/ns/pid: {e}")))?;
+    let mut pids: Vec<i32> = std::fs::read_dir("/proc")
+        .map_err(|e| usage(format!("/proc: {e}")))?
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+        .filter(|p| {
+            std::fs::read_link(format!("/proc/{p}/ns/pid"))
+                .ok()
+                .as_ref()
+                == Some(&target)
+        })
+        .collect();
+    pids.sort_unstable();
+    Ok(pids)
+}
+
+/// The processes in the payload's PID namespace ([`container_pids`]).
 pub fn top(a: TopArgs) -> i32 {
     let r = (|| -> Result<(), Failure> {
         let s = store()?;
@@ -349,26 +380,9 @@ pub fn top(a: TopArgs) -> i32 {
         if !running(&st) {
             return Err(usage(format!("container {} is not running", st.name)));
         }
-        let pid = st
-            .pid
-            .ok_or_else(|| usage(format!("container {} has no process", st.name)))?;
-        let target = std::fs::read_link(format!("/proc/{pid}/ns/pid"))
-            .map_err(|e| usage(format!("/proc/{pid}/ns/pid: {e}")))?;
         let tick = rustix::param::clock_ticks_per_second().max(1) as u64;
-        println!("{:<8} {:<8} {:<8} {:<10} CMD", "UID", "PID", "PPID", "TIME");
-        let mut pids: Vec<i32> = std::fs::read_dir("/proc")
-            .map_err(|e| usage(format!("/proc: {e}")))?
-            .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
-            .collect();
-        pids.sort_unstable();
-        for p in pids {
-            if std::fs::read_link(format!("/proc/{p}/ns/pid"))
-                .ok()
-                .as_ref()
-                != Some(&target)
-            {
-                continue;
-            }
+        let mut t = crate::table::Table::new(&["UID", "PID", "PPID", "TIME", "CMD"]);
+        for p in container_pids(&st)? {
             let Ok(stat) = std::fs::read_to_string(format!("/proc/{p}/stat")) else {
                 continue;
             };
@@ -398,13 +412,15 @@ pub fn top(a: TopArgs) -> i32 {
                         .join(" ")
                 })
                 .unwrap_or_default();
-            println!(
-                "{uid:<8} {p:<8} {ppid:<8} {:02}:{:02}:{:02}   {cmd}",
-                secs / 3600,
-                secs / 60 % 60,
-                secs % 60
-            );
+            t.row(vec![
+                uid,
+                p.to_string(),
+                ppid.to_owned(),
+                format!("{:02}:{:02}:{:02}", secs / 3600, secs / 60 % 60, secs % 60),
+                cmd,
+            ]);
         }
+        t.print();
         Ok(())
     })();
     match r {

@@ -182,27 +182,3 @@ pub(crate) fn capabilities(spec: &mut Spec, a: &RunArgs) -> Result<(), Failure> 
     }
     Ok(())
 }
-
-/// `gocker system prune`.
-pub(crate) fn system_prune() -> i32 {
-    use gocker_runtime::{StateStore, Status};
-    let store = match StateStore::open(StateStore::default_root()) {
-        Ok(s) => s,
-        Err(e) => return crate::failure::report(e.into()),
-    };
-    store.collect_stale();
-    for s in store
-        .list()
-        .unwrap_or_default()
-        .into_iter()
-        .filter(|s| s.status == Status::Stopped)
-    {
-        if store.remove(&s.id, &s.name).is_ok() {
-            println!("removed container {}", s.name);
-        }
-    }
-    for r in gocker_runtime::net::prune(&store) {
-        println!("removed {r}");
-    }
-    0
-}

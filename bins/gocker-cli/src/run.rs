@@ -4,7 +4,7 @@ use gocker_runtime::attach::{DetachKeys, Outcome};
 use gocker_runtime::state::StateStore;
 use gocker_runtime::{spec, Container, ContainerConfig, RootMode, SpawnMode, Status};
 
-use crate::cli::{PsArgs, RmArgs, RunArgs, StatsArgs};
+use crate::cli::{PsArgs, RmArgs, RunArgs};
 
 pub(crate) use crate::failure::{report, usage, Failure};
 
@@ -38,17 +38,6 @@ fn valid_name(n: &str) -> bool {
     matches!(c.next(), Some(f) if f.is_ascii_alphanumeric())
         && c.all(|ch| ch.is_ascii_alphanumeric() || "_.-".contains(ch))
         && n.len() <= 128
-}
-
-pub(crate) fn parse_user(s: &str) -> Result<(u32, Option<u32>), Failure> {
-    let bad = || usage(format!("--user {s:?}: expected UID[:GID] with numeric ids"));
-    let (u, g) = match s.split_once(':') {
-        Some((u, g)) => (u, Some(g)),
-        None => (s, None),
-    };
-    let uid = u.parse().map_err(|_| bad())?;
-    let gid = g.map(|g| g.parse().map_err(|_| bad())).transpose()?;
-    Ok((uid, gid))
 }
 
 /// Reads `rel` (e.g. `etc/passwd`) inside `root` without leaving it: symlinks resolve as if
@@ -93,29 +82,34 @@ fn lookup_id(text: &str, name: &str) -> Option<(u32, Option<u32>)> {
     })
 }
 
+/// Why a `--user USER[:GROUP]` could not be resolved.
+pub(crate) enum UserLookup {
+    /// Empty user or group.
+    Syntax,
+    /// A user name without an entry in /etc/passwd.
+    NoUser(String),
+    /// A group name without an entry in /etc/group.
+    NoGroup(String),
+}
+
 /// `--user USER[:GROUP]` as docker resolves it: numbers are taken as they are; names come from
 /// the container's /etc/passwd and /etc/group (read confined to `root`), a name's group
 /// defaulting to its primary group from /etc/passwd. A numeric uid without a group keeps
-/// gocker's default gid (the same number).
-pub(crate) fn resolve_user(s: &str, root: &std::path::Path) -> Result<(u32, u32), Failure> {
+/// gocker's default gid (the same number). Shared by `run -u` (the rootfs or the image's
+/// layers) and `exec -u` (the running container's root, /proc/PID/root).
+pub(crate) fn lookup_user(s: &str, root: &std::path::Path) -> Result<(u32, u32), UserLookup> {
     let (u, g) = match s.split_once(':') {
         Some((u, g)) => (u, Some(g)),
         None => (s, None),
     };
     if u.is_empty() || g == Some("") {
-        return Err(usage(format!("--user {s:?}: expected USER[:GROUP]")));
+        return Err(UserLookup::Syntax);
     }
     let (uid, primary) = match u.parse::<u32>() {
         Ok(uid) => (uid, None),
         Err(_) => {
             let passwd = read_in_root(root, "etc/passwd").unwrap_or_default();
-            let (uid, gid) = lookup_id(&passwd, u).ok_or_else(|| {
-                usage(format!(
-                    "--user {s:?}: no user {u:?} in the container's /etc/passwd ({}/etc/passwd; numeric ids need no entry)",
-                    root.display().to_string().trim_end_matches('/')
-                ))
-            })?;
-            (uid, gid)
+            lookup_id(&passwd, u).ok_or_else(|| UserLookup::NoUser(u.to_owned()))?
         }
     };
     let gid = match g {
@@ -124,16 +118,28 @@ pub(crate) fn resolve_user(s: &str, root: &std::path::Path) -> Result<(u32, u32)
             Ok(gid) => gid,
             Err(_) => {
                 let group = read_in_root(root, "etc/group").unwrap_or_default();
-                lookup_id(&group, g).map(|(gid, _)| gid).ok_or_else(|| {
-                    usage(format!(
-                        "--user {s:?}: no group {g:?} in the container's /etc/group ({}/etc/group)",
-                        root.display().to_string().trim_end_matches('/')
-                    ))
-                })?
+                lookup_id(&group, g)
+                    .map(|(gid, _)| gid)
+                    .ok_or_else(|| UserLookup::NoGroup(g.to_owned()))?
             }
         },
     };
     Ok((uid, gid))
+}
+
+/// [`lookup_user`] for `run -u`: a failure names the flag and the file it read.
+pub(crate) fn resolve_user(s: &str, root: &std::path::Path) -> Result<(u32, u32), Failure> {
+    let root_shown = root.display().to_string();
+    let root_shown = root_shown.trim_end_matches('/');
+    lookup_user(s, root).map_err(|e| match e {
+        UserLookup::Syntax => usage(format!("--user {s:?}: expected USER[:GROUP]")),
+        UserLookup::NoUser(u) => usage(format!(
+            "--user {s:?}: no user {u:?} in the container's /etc/passwd ({root_shown}/etc/passwd; numeric ids need no entry)"
+        )),
+        UserLookup::NoGroup(g) => usage(format!(
+            "--user {s:?}: no group {g:?} in the container's /etc/group ({root_shown}/etc/group)"
+        )),
+    })
 }
 
 /// Rootful maps cover container ids 0..SIZE; a `--user` id beyond them (docker accepts any)
@@ -270,8 +276,13 @@ fn volume(v: &str) -> Result<oci_spec::runtime::Mount, Failure> {
         [s, d, m] => (*s, *d, *m),
         _ => return Err(usage(format!("--volume {v:?}: expected SRC:DST[:ro]"))),
     };
+    if crate::volume_cmds::is_volume_source(src) {
+        return crate::volume_cmds::named_mount(v, src, dst, mode);
+    }
     if !src.starts_with('/') {
-        return Err(usage(format!("--volume {v:?}: the source {src:?} must be an absolute host path (named volumes are not supported)")));
+        return Err(usage(format!(
+            "--volume {v:?}: the source {src:?} must be an absolute host path or a volume name"
+        )));
     }
     if !dst.starts_with('/') {
         return Err(usage(format!(
@@ -368,20 +379,6 @@ fn seccomp_profile(
     Ok(Some((choice, profile.resolve(&caps))))
 }
 
-/// The login name of `uid` from /etc/passwd (else $USER).
-pub(crate) fn user_name(uid: u32) -> String {
-    std::fs::read_to_string("/etc/passwd")
-        .ok()
-        .and_then(|t| {
-            t.lines().find_map(|l| {
-                let f: Vec<&str> = l.split(':').collect();
-                (f.len() > 2 && f[2] == uid.to_string()).then(|| f[0].to_owned())
-            })
-        })
-        .or_else(|| std::env::var("USER").ok())
-        .unwrap_or_default()
-}
-
 /// One line of an `--env-file`, by docker's rules (its opts.ParseEnvFile): leading whitespace
 /// and a UTF-8 BOM on the first line are dropped; blank lines and `#` comments are skipped;
 /// `KEY=VALUE` passes VALUE through untouched (no quotes removed, no `export` understood); a
@@ -433,47 +430,57 @@ fn check_hostname(h: &str) -> Result<(), Failure> {
     Ok(())
 }
 
-/// `gocker run IMAGE`: the image's layer directories (lowest first) and config, pulled first
-/// when the store does not have it, as docker's "Unable to find image ... locally".
-fn image_for_run(
-    name: &str,
-) -> Result<(Vec<PathBuf>, oci_spec::image::ImageConfiguration), Failure> {
-    use crate::image_cmds::{pull_image, resolve_for_run, NoSuchImage, Out};
-    let fail = |e: anyhow::Error| usage(format!("image {name}: {e:#}"));
-    match resolve_for_run(name) {
-        Ok(v) => Ok(v),
-        Err(e) if e.is::<NoSuchImage>() => {
-            eprintln!("Unable to find image '{name}' locally");
-            pull_image(name, true, None, Out::Stderr, false).map_err(fail)?;
-            resolve_for_run(name).map_err(fail)
-        }
-        Err(e) => Err(fail(e)),
-    }
-}
-
 fn build_config(a: &RunArgs, debug: bool) -> Result<(ContainerConfig, String), Failure> {
-    // `run IMAGE [COMMAND]` when the first positional can only be an image (run_image::classify).
-    let image = match (&a.rootfs, a.command.first()) {
-        (None, Some(first)) => {
-            match crate::run_image::classify(first, |n| crate::image_cmds::image_id(n).is_ok()) {
-                crate::run_image::First::Image(n) => {
-                    let (mut layers, config) = image_for_run(&n)?;
-                    layers.reverse(); // highest first, as overlayfs stacks lowerdir
-                    Some((
-                        layers,
-                        crate::run_image::ImageDefaults::from_config(&config),
-                        config,
-                    ))
+    // `run IMAGE [COMMAND]` when the first positional is an image (run_image::classify); a bare
+    // command runs on the default root: the default image, else the provisioned rootfs
+    // directory, else the host view (docs/images.md, "The default image").
+    use crate::run_image::{DefaultRoot, First};
+    let mut default_root = None;
+    let first = match (&a.rootfs, a.command.first()) {
+        (None, Some(first)) => crate::run_image::classify(
+            first,
+            a.entrypoint.is_some(),
+            |n| crate::image_cmds::image_id(n).is_ok(),
+            |w| {
+                default_root
+                    .get_or_insert_with(|| DefaultRoot::find(&provisioned_rootfs()))
+                    .is_command(w)
+            },
+        ),
+        _ => First::Command,
+    };
+    // The image, the index of the command's first word in `a.command`, and the provisioned
+    // rootfs directory when a bare command runs on it.
+    let (image, cmd_at, default_dir) = match first {
+        First::Image(n) => {
+            let (layers, config) = crate::run_image::image_for_run(&n)?;
+            (Some((n, layers, config)), 1, None)
+        }
+        First::Command if a.rootfs.is_none() => {
+            match default_root.unwrap_or_else(|| DefaultRoot::find(&provisioned_rootfs())) {
+                DefaultRoot::Image(layers, config) => {
+                    eprintln!(
+                        "gocker: using the provisioned rootfs: the default image {}",
+                        crate::run_image::DEFAULT_REF
+                    );
+                    let n = crate::run_image::DEFAULT_REF.to_owned();
+                    (Some((n, layers, *config)), 0, None)
                 }
-                crate::run_image::First::Command => None,
+                DefaultRoot::Dir(p) => (None, 0, Some(p)),
+                DefaultRoot::HostView => (None, 0, None),
             }
         }
-        _ => None,
+        First::Command => (None, 0, None),
     };
+    let image = image.map(|(n, mut layers, config)| {
+        layers.reverse(); // highest first, as overlayfs stacks lowerdir
+        let defaults = crate::run_image::ImageDefaults::from_config(&config);
+        (layers, defaults, config, n)
+    });
     let (rootfs, mode) = match (&a.rootfs, &image) {
-        (_, Some((layers, _, _))) => {
+        (_, Some((layers, _, _, image_name))) => {
             if layers.is_empty() {
-                return Err(usage(format!("image {}: it has no layers", a.command[0])));
+                return Err(usage(format!("image {image_name}: it has no layers")));
             }
             let store = crate::image_cmds::store_dir();
             let at = crate::run_image::attach_point(&store)
@@ -496,10 +503,7 @@ fn build_config(a: &RunArgs, debug: bool) -> Result<(ContainerConfig, String), F
                 }
                 (abs, RootMode::Rootfs)
             }
-            None => match provisioned_rootfs()
-                .into_iter()
-                .find(|p| p.join("bin/sh").exists())
-            {
+            None => match default_dir {
                 Some(p) => {
                     eprintln!("gocker: using the provisioned rootfs {}", p.display());
                     (p, RootMode::Rootfs)
@@ -524,12 +528,11 @@ fn build_config(a: &RunArgs, debug: bool) -> Result<(ContainerConfig, String), F
     }
 
     let argv = match &image {
-        Some((_, defaults, _)) => {
-            let argv = defaults.argv(a.entrypoint.as_deref(), &a.command[1..]);
+        Some((_, defaults, _, image_name)) => {
+            let argv = defaults.argv(a.entrypoint.as_deref(), &a.command[cmd_at..]);
             if argv.first().map(|c| c.is_empty()).unwrap_or(true) {
                 return Err(usage(format!(
-                    "image {}: no command given and the image has no Entrypoint or Cmd",
-                    a.command[0]
+                    "image {image_name}: no command given and the image has no Entrypoint or Cmd"
                 )));
             }
             argv
@@ -550,17 +553,16 @@ fn build_config(a: &RunArgs, debug: bool) -> Result<(ContainerConfig, String), F
     }
     let hostname = a.hostname.clone().unwrap_or_else(|| short.clone());
     spec.set_hostname(Some(hostname.clone()));
-    // The image's Labels, as annotations of the container (`inspect`), and the image's id.
-    if let Some((_, _, config)) = &image {
-        let mut ann = spec.annotations().clone().unwrap_or_default();
-        if let Some(labels) = config.config().as_ref().and_then(|c| c.labels().clone()) {
-            ann.extend(labels);
-        }
-        if let Ok(id) = crate::image_cmds::image_id(&a.command[0]) {
-            ann.insert(crate::run_image::IMAGE_ANNOTATION.to_owned(), id);
-        }
-        spec.set_annotations(Some(ann));
-    }
+    // The image's Labels and `--label` as annotations of the container, the image's id, and
+    // docker's `Config` (Labels, ExposedPorts, StopSignal) for `inspect` and `stop`.
+    let mut ann = spec.annotations().clone().unwrap_or_default();
+    let recorded = image.as_ref().map(|(_, defaults, _, n)| {
+        let id = crate::image_cmds::image_id(n).ok();
+        (n.as_str(), defaults, id)
+    });
+    crate::run_image::record(&mut ann, recorded, &a.label, a.stop_signal.as_deref())
+        .map_err(usage)?;
+    spec.set_annotations(Some(ann));
     let mut mounts = spec.mounts().clone().unwrap_or_default();
     if mode == RootMode::HostView {
         mounts.extend(spec::host_view_mounts());
@@ -580,7 +582,7 @@ fn build_config(a: &RunArgs, debug: bool) -> Result<(ContainerConfig, String), F
         .as_mut()
         .expect("default spec has a process");
     let mut env = process.env().clone().unwrap_or_default();
-    if let Some((_, defaults, _)) = &image {
+    if let Some((_, defaults, _, _)) = &image {
         env = crate::run_image::merge_env(&env, &defaults.env);
     }
     env.push(format!("HOSTNAME={hostname}"));
@@ -627,7 +629,7 @@ fn build_config(a: &RunArgs, debug: bool) -> Result<(ContainerConfig, String), F
     // container sees it), unless -u says otherwise.
     let image_user = image.as_ref().and_then(|i| i.1.user.clone());
     let user_root = match &image {
-        Some((layers, _, _)) => {
+        Some((layers, _, _, _)) => {
             crate::run_image::layer_with(layers, "etc/passwd").unwrap_or_else(|| rootfs_dir.clone())
         }
         None => rootfs_dir.clone(),
@@ -709,7 +711,7 @@ fn build_config(a: &RunArgs, debug: bool) -> Result<(ContainerConfig, String), F
             return Err(usage("--userns-remap needs root; rootless containers map your own uid and /etc/subuid range"));
         }
         let gid = rustix::process::getegid().as_raw();
-        gocker_idmap::IdMaps::rootless(euid, gid, &user_name(euid))
+        gocker_idmap::IdMaps::rootless(euid, gid, &crate::host::user_name(euid))
             .map_err(|e| usage(e.to_string()))?
     };
 
@@ -747,6 +749,13 @@ fn build_config(a: &RunArgs, debug: bool) -> Result<(ContainerConfig, String), F
             )))
         }
     }
+    // Named volumes: created when missing, filled from the root when empty (volume_cmds.rs).
+    let lowers = image.as_ref().map(|i| i.0.clone());
+    crate::volume_cmds::prepare_for_run(
+        &a.volumes,
+        &mut cfg.spec,
+        &lowers.unwrap_or_else(|| vec![rootfs_dir.clone()]),
+    )?;
     if debug {
         tracing::debug!(maps = ?cfg.idmaps, "user namespace");
         if let Ok(j) = serde_json::to_string(&cfg.spec) {
@@ -852,6 +861,19 @@ pub(crate) fn finish_attached(name: &str, outcome: Outcome) -> Result<i32, Failu
     }
 }
 
+/// docker's CheckTty for `run -it` and `exec -it` (not with -d): an interactive terminal needs
+/// stdin to be a terminal, else `the input device is not a TTY` and exit 1, before anything is
+/// created. `-t` alone is fine (the container still gets its own terminal).
+pub(crate) fn check_tty(interactive: bool, tty: bool) -> Result<(), Failure> {
+    if interactive && tty && !rustix::termios::isatty(rustix::stdio::stdin()) {
+        return Err(Failure {
+            code: 1,
+            message: "the input device is not a TTY".into(),
+        });
+    }
+    Ok(())
+}
+
 /// `gocker run /bin/sh` typed at a terminal: as docker, stdin is not attached without -i, so
 /// the shell reads nothing and exits at once. Said in one line, for a bare shell only (other
 /// commands run without input as docker runs them, silently).
@@ -872,6 +894,9 @@ fn stdin_notice(a: &RunArgs) -> Option<String> {
 
 fn run_inner(a: RunArgs, debug: bool) -> Result<i32, Failure> {
     let keys = terminal_detach_keys(a.detach_keys.as_deref(), a.interactive && a.tty)?;
+    if !a.detach {
+        check_tty(a.interactive, a.tty)?;
+    }
     if let Some(n) = stdin_notice(&a) {
         eprintln!("{n}");
     }
@@ -893,12 +918,24 @@ fn run_inner(a: RunArgs, debug: bool) -> Result<i32, Failure> {
         let (_id, session) = gocker_runtime::detach::run_attached(cfg, store, &name, a.rm)?;
         return finish_attached(&name, session.relay(true, keys)?);
     }
+    // A foreground container's output is kept in its log too (`gocker logs NAME` afterwards, as
+    // with docker); a --rm one leaves nothing to read it from, and its output goes straight out.
+    let log_dir = store.container_dir(&cfg.id);
+    let mut tee = (!a.rm && !a.tty)
+        .then(gocker_runtime::logs::Tee::divert)
+        .transpose()?;
     let mut c = Container::create(cfg, store, &name, a.rm)?;
     for n in &c.notes {
         tracing::debug!("{n}");
     }
+    if let Some(t) = &mut tee {
+        t.start(&log_dir)?;
+    }
     c.start()?;
     let status = c.wait()?;
+    if let Some(t) = tee {
+        t.finish();
+    }
     if c.oom_killed() {
         eprintln!(
             "gocker: container {name} was killed by the OOM killer (memory limit reached; memory.events oom_kill {})",
@@ -939,27 +976,30 @@ pub fn ps(a: PsArgs) -> i32 {
         );
         return 0;
     }
-    if !a.quiet {
-        println!(
-            "{:<12}  {:<20}  {:<16}  COMMAND",
-            "CONTAINER ID", "NAME", "STATUS"
-        );
-    }
+    let mut t = crate::table::Table::new(&["CONTAINER ID", "NAME", "STATUS", "COMMAND"]);
     for s in list.iter().filter(|s| a.all || s.status != Status::Stopped) {
-        let short = &s.id[..12.min(s.id.len())];
+        let shown = if a.no_trunc {
+            s.id.as_str()
+        } else {
+            &s.id[..12.min(s.id.len())]
+        };
         if a.quiet {
-            println!("{short}");
+            println!("{shown}");
             continue;
         }
         let status = match (s.status, s.exit) {
             (Status::Stopped, Some(e)) => format!("exited ({})", e.code()),
             (st, _) => format!("{st:?}").to_lowercase(),
         };
-        println!(
-            "{short:<12}  {:<20}  {status:<16}  {}",
-            s.name,
-            s.command.join(" ")
-        );
+        t.row(vec![
+            shown.to_owned(),
+            s.name.clone(),
+            status,
+            s.command.join(" "),
+        ]);
+    }
+    if !a.quiet {
+        t.print();
     }
     0
 }
@@ -1000,119 +1040,4 @@ pub fn rm(a: RmArgs) -> i32 {
         }
     }
     code
-}
-
-fn human(bytes: u64) -> String {
-    let units = ["B", "KiB", "MiB", "GiB", "TiB"];
-    let mut v = bytes as f64;
-    let mut i = 0;
-    while v >= 1024.0 && i + 1 < units.len() {
-        v /= 1024.0;
-        i += 1;
-    }
-    format!("{v:.1}{}", units[i])
-}
-
-struct Sample {
-    cpu_usec: u64,
-    at: std::time::Instant,
-}
-
-fn sample(cg: &gocker_cgroups::Cgroup) -> Sample {
-    let cpu_usec = cg
-        .keyed("cpu.stat")
-        .ok()
-        .and_then(|v| {
-            v.into_iter()
-                .find(|(k, _)| k == "usage_usec")
-                .map(|(_, n)| n)
-        })
-        .unwrap_or(0);
-    Sample {
-        cpu_usec,
-        at: std::time::Instant::now(),
-    }
-}
-
-pub fn stats(a: StatsArgs) -> i32 {
-    let store = match StateStore::open(StateStore::default_root()) {
-        Ok(s) => s,
-        Err(e) => return report(e.into()),
-    };
-    store.collect_stale();
-    let targets: Vec<gocker_runtime::ContainerState> = if a.containers.is_empty() {
-        store
-            .list()
-            .unwrap_or_default()
-            .into_iter()
-            .filter(|s| s.status != Status::Stopped)
-            .collect()
-    } else {
-        let mut v = Vec::new();
-        for c in &a.containers {
-            match store.lookup(c) {
-                Ok(s) if s.cgroup.is_none() => {
-                    return report(usage(format!(
-                        "container {c} has no cgroup (it was started without cgroup v2 support)"
-                    )))
-                }
-                Ok(s) => v.push(s),
-                Err(e) => return report(e.into()),
-            }
-        }
-        v
-    };
-    let groups: Vec<(String, gocker_cgroups::Cgroup)> = targets
-        .iter()
-        .filter_map(|s| {
-            Some((
-                s.name.clone(),
-                gocker_cgroups::Cgroup::open(s.cgroup.clone()?),
-            ))
-        })
-        .collect();
-    let mut prev: Vec<Sample> = groups.iter().map(|(_, cg)| sample(cg)).collect();
-    loop {
-        std::thread::sleep(std::time::Duration::from_millis(if a.no_stream {
-            250
-        } else {
-            1000
-        }));
-        if !a.no_stream {
-            print!("\x1b[2J\x1b[H");
-        }
-        println!(
-            "{:<20}  {:>7}  {:>24}  {:>6}",
-            "NAME", "CPU %", "MEM USAGE / LIMIT", "PIDS"
-        );
-        for (i, (name, cg)) in groups.iter().enumerate() {
-            let now = sample(cg);
-            let dt = now.at.duration_since(prev[i].at).as_micros().max(1) as f64;
-            let cpu = (now.cpu_usec.saturating_sub(prev[i].cpu_usec)) as f64 / dt * 100.0;
-            prev[i] = now;
-            let mem = cg
-                .value("memory.current")
-                .map(human)
-                .unwrap_or_else(|_| "-".into());
-            let limit = std::fs::read_to_string(cg.path().join("memory.max"))
-                .map(|s| {
-                    s.trim()
-                        .parse::<u64>()
-                        .map(human)
-                        .unwrap_or_else(|_| s.trim().to_owned())
-                })
-                .unwrap_or_else(|_| "-".into());
-            let pids = cg
-                .value("pids.current")
-                .map(|p| p.to_string())
-                .unwrap_or_else(|_| "-".into());
-            println!(
-                "{name:<20}  {cpu:>6.1}%  {:>24}  {pids:>6}",
-                format!("{mem} / {limit}")
-            );
-        }
-        if a.no_stream {
-            return 0;
-        }
-    }
 }

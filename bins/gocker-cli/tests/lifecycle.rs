@@ -425,11 +425,30 @@ fn detach_keys_and_attach() {
     let o = g(&["run", "-d", "-i", "--rootfs", &r, "true"]);
     assert_eq!(o.status.code(), Some(125));
     // A command that does not exist: 127 (as docker), through the monitor too, leaving nothing.
-    for mode in ["-d", "-it"] {
+    // `-it` needs a terminal on stdin (else `the input device is not a TTY`): under a pty, where
+    // gocker's stderr comes through the terminal, so on script's stdout.
+    for mode in ["-d", "-t", "-it"] {
         let n = name("missing-cmd");
-        let o = g(&["run", mode, "--name", &n, "--rootfs", &r, "/nope"]);
-        assert_eq!(o.status.code(), Some(127), "{mode}: {o:?}");
-        assert!(text(&o.stderr).contains("/nope"), "{mode}: {o:?}");
+        let (code, err) = if mode == "-it" {
+            let b = bin();
+            let cmd = quoted(&[
+                b.to_str().unwrap(),
+                "run",
+                mode,
+                "--name",
+                &n,
+                "--rootfs",
+                &r,
+                "/nope",
+            ]);
+            let o = under_pty(24, 80, &cmd);
+            (o.status.code(), text(&o.stdout))
+        } else {
+            let o = g(&["run", mode, "--name", &n, "--rootfs", &r, "/nope"]);
+            (o.status.code(), text(&o.stderr))
+        };
+        assert_eq!(code, Some(127), "{mode}: {err}");
+        assert!(err.contains("/nope"), "{mode}: {err}");
         assert_eq!(status_of(&n), None, "{mode}: no record left");
     }
     let n = name("attach-notty");

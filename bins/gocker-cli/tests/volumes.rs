@@ -121,7 +121,7 @@ fn volume_target_through_an_escaping_symlink_stays_inside() {
 #[test]
 fn bad_volume_and_tmpfs_specs_name_the_flag() {
     for (flag, value) in [
-        ("-v", "relative:/data"),
+        ("-v", "./relative:/data"),
         ("-v", "/nonexistent-src-xyz:/data"),
         ("-v", "/tmp:/data:zz"),
         ("--tmpfs", "relative"),

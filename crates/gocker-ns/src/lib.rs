@@ -191,7 +191,10 @@ impl fmt::Display for NamespaceSet {
 /// What [`fork_into`] returns: in the parent the child's pid and pidfd, in the child nothing.
 #[derive(Debug)]
 pub enum Forked {
-    Parent { pid: i32, pidfd: OwnedFd },
+    Parent {
+        pid: rustix::process::Pid,
+        pidfd: OwnedFd,
+    },
     Child,
 }
 
@@ -275,7 +278,11 @@ unsafe fn clone_child(
         }),
         0 => Ok(Forked::Child),
         pid => Ok(Forked::Parent {
-            pid: pid as i32,
+            // A positive return of clone3 is the child's pid.
+            pid: rustix::process::Pid::from_raw(pid as i32).ok_or_else(|| NsError::Clone {
+                flags: set,
+                source: std::io::Error::other(format!("clone3 returned {pid}")),
+            })?,
             // SAFETY: with CLONE_PIDFD the kernel stored a fresh pidfd that nothing else owns.
             pidfd: unsafe { OwnedFd::from_raw_fd(pidfd) },
         }),

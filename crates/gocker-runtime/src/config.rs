@@ -149,7 +149,7 @@ pub struct OciMode {
     /// Descriptor number (inherited across ring1's and ring2's forks, opened `O_PATH` by ring0)
     /// of the state directory's `exec.fifo`. ring2 opens it for writing through
     /// `/proc/self/fd/N` (blocks until `start` opens it for reading) and writes one byte.
-    pub exec_fifo_fd: i32,
+    pub exec_fifo_fd: InheritedFd,
     /// `--preserve-fds N`: descriptors 3..3+N of the creating process reach the payload.
     #[serde(default)]
     pub preserve_fds: u32,
@@ -157,19 +157,57 @@ pub struct OciMode {
     /// `linux.seccomp.listenerPath`: ring2 sends the seccomp listener there once it has loaded the
     /// filter, with the container process state (runtime spec, "seccomp agent").
     #[serde(default)]
-    pub seccomp_agent_fd: Option<i32>,
+    pub seccomp_agent_fd: Option<InheritedFd>,
     /// Descriptor numbers (inherited like `exec_fifo_fd`) of a user and a PID namespace that ring1
     /// joins (`linux.namespaces` by path, see [`crate::joins`]). With a user namespace, ring1 is
     /// forked into no new namespace, joins it and then unshares the container's other ones.
     #[serde(default)]
-    pub userns_fd: Option<i32>,
+    pub userns_fd: Option<InheritedFd>,
     #[serde(default)]
-    pub pidns_fd: Option<i32>,
+    pub pidns_fd: Option<InheritedFd>,
     /// The namespaces joined by path that are not the runtime's own (`NamespaceSet::bits`, found
     /// by `sysctl::foreign_joins` before they are joined): their namespaced `linux.sysctl` keys are
     /// accepted, and written by ring0.
     #[serde(default)]
     pub foreign_joins: u64,
+}
+
+/// A descriptor that ring0 opens for the rings and that they inherit under the same number: across
+/// their forks, and across `execve` in the exec spawn mode (it is serialized with the
+/// configuration). A number, not an owner: the process that opened it keeps the `OwnedFd` until
+/// the rings have used it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct InheritedFd(std::os::fd::RawFd);
+
+impl InheritedFd {
+    /// The number under which the rings will find `fd`.
+    pub fn of(fd: &impl std::os::fd::AsRawFd) -> InheritedFd {
+        InheritedFd(fd.as_raw_fd())
+    }
+
+    pub fn raw(self) -> std::os::fd::RawFd {
+        self.0
+    }
+
+    /// The inherited descriptor, borrowed.
+    ///
+    /// # Safety
+    /// The descriptor must be open in this process (inherited, not yet closed) while the borrow
+    /// lives.
+    pub unsafe fn borrow<'a>(self) -> std::os::fd::BorrowedFd<'a> {
+        // SAFETY: the caller's contract above.
+        unsafe { std::os::fd::BorrowedFd::borrow_raw(self.0) }
+    }
+
+    /// Takes ownership of this process's copy (to close it).
+    ///
+    /// # Safety
+    /// The descriptor must be open in this process and used by nothing else afterwards.
+    pub unsafe fn take(self) -> std::os::fd::OwnedFd {
+        // SAFETY: the caller's contract above.
+        unsafe { <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(self.0) }
+    }
 }
 
 impl ContainerConfig {

@@ -1,7 +1,6 @@
 //! Detached containers: a monitor process (ring0) that outlives the CLI, owns the logs and records
 //! the exit status, like conmon.
 
-use std::io::Write;
 use std::os::fd::OwnedFd;
 
 use gocker_ns::{Forked, NamespaceSet};
@@ -9,6 +8,7 @@ use gocker_ns::{Forked, NamespaceSet};
 use crate::attach::{self, Session};
 use crate::channel::Channel;
 use crate::logs::{self, LogWriter};
+use crate::proto::Report;
 use crate::state::StateStore;
 use crate::{Container, ContainerConfig, Result, RuntimeError};
 
@@ -72,17 +72,16 @@ fn spawn_monitor(
             let mut msg = String::new();
             let _ =
                 std::io::BufRead::read_line(&mut std::io::BufReader::new(&mut ready_r), &mut msg);
-            match msg.split_once(' ') {
-                Some(("ok", id)) => Ok(id.trim().to_owned()),
-                Some(("err", text)) => {
-                    let (code, text) = text.split_once(' ').unwrap_or(("125", text));
-                    // The monitor's exit code (127 for a missing command, as docker) travels on.
-                    Err(RuntimeError::Reported {
-                        code: code.parse().unwrap_or(125),
-                        message: text.trim().to_owned(),
-                    })
+            match Report::parse_all(&msg).into_iter().next() {
+                Some(Report::Started { id }) => Ok(id),
+                // The monitor's exit code (127 for a missing command, as docker) travels on.
+                Some(Report::Refused { code, message }) => {
+                    Err(RuntimeError::Reported { code, message })
                 }
-                _ => Err(RuntimeError::Protocol(
+                Some(other) => Err(RuntimeError::Protocol(format!(
+                    "the monitor reported {other:?}"
+                ))),
+                None => Err(RuntimeError::Protocol(
                     "the monitor exited before reporting".into(),
                 )),
             }
@@ -100,12 +99,11 @@ fn monitor(
 ) -> ! {
     let _ = rustix::process::setsid();
     let report = |ready: &mut std::fs::File, e: &RuntimeError| {
-        let _ = writeln!(
-            ready,
-            "err {} {}",
-            e.exit_code(),
-            e.to_string().replace('\n', " ")
-        );
+        Report::Refused {
+            code: e.exit_code(),
+            message: e.to_string().replace('\n', " "),
+        }
+        .send(&*ready);
     };
     // The payload's stdout and stderr become pipes the monitor copies into the log.
     let pipes = (|| -> std::io::Result<((OwnedFd, OwnedFd), (OwnedFd, OwnedFd))> {
@@ -173,7 +171,10 @@ fn monitor(
         let code = e.exit_code();
         abandon(c, &mut ready, &e, code)
     }
-    let _ = writeln!(ready, "ok {}", c.id());
+    Report::Started {
+        id: c.id().to_owned(),
+    }
+    .send(&ready);
     drop(ready);
     // Our own copies of the pipes' write ends are fds 1 and 2: close them so the pumps see EOF
     // once the payload (and ring1) are gone.

@@ -474,7 +474,7 @@ mod recording {
             Ok(())
         }
         fn fifo_barrier(&mut self, oci: &OciMode) -> Result<()> {
-            self.push(format!("open fifo {}", oci.exec_fifo_fd));
+            self.push(format!("open fifo {}", oci.exec_fifo_fd.raw()));
             Ok(())
         }
         fn start_container_hooks(&mut self) -> Result<()> {

@@ -12,13 +12,14 @@
 //! a user namespace path, the owner of the PID namespace is joined, and its id maps must be the
 //! ones the container asked for (the same default maps, for containers that name none).
 
-use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
 use gocker_idmap::IdMaps;
 use gocker_ns::Namespace;
 use oci_spec::runtime::{LinuxNamespaceType, Spec};
 
+use crate::config::InheritedFd;
 use crate::initsys::Namespaces;
 use crate::{Result, RuntimeError};
 
@@ -30,11 +31,11 @@ pub(crate) struct Joins {
 }
 
 impl Joins {
-    pub fn user_fd(&self) -> Option<i32> {
-        self.user.as_ref().map(|f| f.as_raw_fd())
+    pub fn user_fd(&self) -> Option<InheritedFd> {
+        self.user.as_ref().map(InheritedFd::of)
     }
-    pub fn pid_fd(&self) -> Option<i32> {
-        self.pid.as_ref().map(|f| f.as_raw_fd())
+    pub fn pid_fd(&self) -> Option<InheritedFd> {
+        self.pid.as_ref().map(InheritedFd::of)
     }
 }
 
@@ -119,16 +120,16 @@ pub(crate) fn open(spec: &Spec, idmaps: &mut IdMaps, config: &Path) -> Result<Jo
 /// ([`crate::initsys`]). ring0 opened them and keeps them open until ring1 reports.
 pub(crate) fn enter(
     sys: &mut dyn Namespaces,
-    user: Option<i32>,
-    pid: Option<i32>,
+    user: Option<InheritedFd>,
+    pid: Option<InheritedFd>,
     rest: gocker_ns::NamespaceSet,
 ) -> Result<()> {
     if let Some(fd) = user {
-        sys.setns(fd, Namespace::User, "the joined user namespace")?;
+        sys.setns(fd.raw(), Namespace::User, "the joined user namespace")?;
         sys.unshare(rest.without(Namespace::User))?;
     }
     if let Some(fd) = pid {
-        sys.setns(fd, Namespace::Pid, "the joined PID namespace")?;
+        sys.setns(fd.raw(), Namespace::Pid, "the joined PID namespace")?;
     }
     Ok(())
 }

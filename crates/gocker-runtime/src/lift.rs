@@ -438,7 +438,6 @@ fn handle(conn: OwnedFd, ring2: BorrowedFd<'_>, ring1: Pid) -> ! {
         }
     };
     drop(fds);
-    let pid = Pid::from_raw(pid).expect("positive");
     let mut client = true;
     loop {
         let mut p = vec![PollFd::from_borrowed_fd(pidfd.as_fd(), PollFlags::IN)];
@@ -547,7 +546,6 @@ pub(crate) fn run_joined(
                     Ok(n) => break n > 0,
                 }
             };
-            let pid = Pid::from_raw(pid).expect("positive");
             if !ready {
                 let _ = rustix::process::pidfd_send_signal(&pidfd, Signal::KILL);
             }

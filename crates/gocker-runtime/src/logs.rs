@@ -3,6 +3,7 @@
 
 use std::fs::{File, OpenOptions};
 use std::io::{BufRead, BufReader, Read, Write};
+use std::os::fd::FromRawFd;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -26,24 +27,12 @@ pub fn log_path(dir: &Path) -> PathBuf {
 
 /// RFC 3339 UTC with nanoseconds, like docker's log timestamps.
 pub fn rfc3339(secs: u64, nanos: u32) -> String {
-    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
-    let days = (secs / 86_400) as i64;
-    let rem = secs % 86_400;
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{nanos:09}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
+    const FORMAT: &[time::format_description::BorrowedFormatItem<'static>] = time::macros::format_description!(
+        "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:9]Z"
+    );
+    let at = time::OffsetDateTime::UNIX_EPOCH
+        + time::Duration::new(i64::try_from(secs).unwrap_or(i64::MAX), nanos as i32);
+    at.format(FORMAT).unwrap_or_default()
 }
 
 /// The current time in RFC 3339 (UTC, nanoseconds).
@@ -109,6 +98,141 @@ pub fn pump(mut src: impl Read, stream: &'static str, w: Arc<Mutex<LogWriter>>) 
         }
     }
     lines.finish();
+}
+
+/// Like [`pump`], and each chunk is also written to `forward` (the caller's own stdout or
+/// stderr) first. When `forward` is gone (EPIPE: `gocker run ... | head -1`), the pump stops and
+/// drops `src`, so the payload's next write fails as it would on the closed stream itself.
+pub fn tee(
+    mut src: impl Read,
+    mut forward: impl Write,
+    stream: &'static str,
+    w: Arc<Mutex<LogWriter>>,
+) {
+    let mut lines = LineLog::new(stream, w);
+    let mut buf = [0u8; 16384];
+    loop {
+        match src.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => {
+                lines.push(&buf[..n]);
+                if forward.write_all(&buf[..n]).is_err() {
+                    break;
+                }
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(_) => break,
+        }
+    }
+    lines.finish();
+}
+
+/// The output of a foreground container (`gocker run` without `-d`, `-t` or `--rm`) kept in its
+/// log like a detached one's, so that `gocker logs NAME` shows it afterwards, as with docker.
+///
+/// [`Tee::divert`] (before `Container::create`) makes this process's stdout and stderr pipes,
+/// which the rings and the payload inherit; [`Tee::start`] (once the rings exist: threads are
+/// safe then) puts the caller's own streams back and copies each pipe to its stream and into the
+/// log; [`Tee::finish`] (after the payload and ring1 are gone) waits for the copies to drain.
+/// A `Tee` dropped before `start` puts the caller's streams back; dropped after it, it drains
+/// the copies like [`Tee::finish`].
+/// Descriptors of this process that a ring forked from it must not keep: a [`Tee`]'s read ends
+/// (a ring holding one would keep a closed consumer from reaching the payload as EPIPE) and the
+/// caller's saved streams. Closed by ring1 first thing ([`close_in_ring`]); exec'd rings lose
+/// them to close-on-exec.
+static RING_CLOSE: Mutex<Vec<std::os::fd::RawFd>> = Mutex::new(Vec::new());
+
+/// ring1, first thing after the fork: closes the descriptors of [`RING_CLOSE`].
+pub(crate) fn close_in_ring() {
+    let fds = RING_CLOSE.lock().map(|v| v.clone()).unwrap_or_default();
+    for fd in fds {
+        // SAFETY: a freshly forked child closing its copies of the parent's Tee descriptors,
+        // which it never uses (it never drops the Tee: the rings end with `_exit`).
+        unsafe { drop(std::os::fd::OwnedFd::from_raw_fd(fd)) };
+    }
+}
+
+pub struct Tee {
+    /// The caller's stdout and stderr, while fds 1 and 2 are the pipes' write ends.
+    saved: Option<[std::os::fd::OwnedFd; 2]>,
+    readers: Option<[std::os::fd::OwnedFd; 2]>,
+    pumps: Vec<std::thread::JoinHandle<()>>,
+}
+
+impl Tee {
+    pub fn divert() -> crate::Result<Tee> {
+        use rustix::pipe::{pipe_with, PipeFlags};
+        let sys = |what: &str, e| crate::RuntimeError::sys("pipe", what.to_owned(), e);
+        let (out_r, out_w) =
+            pipe_with(PipeFlags::CLOEXEC).map_err(|e| sys("container stdout", e))?;
+        let (err_r, err_w) =
+            pipe_with(PipeFlags::CLOEXEC).map_err(|e| sys("container stderr", e))?;
+        let dup = |fd| {
+            rustix::io::fcntl_dupfd_cloexec(fd, 3)
+                .map_err(|e| crate::RuntimeError::sys("dup", "the caller's stdio".to_owned(), e))
+        };
+        let saved = [dup(rustix::stdio::stdout())?, dup(rustix::stdio::stderr())?];
+        if let Ok(mut close) = RING_CLOSE.lock() {
+            use std::os::fd::AsRawFd;
+            close.clear();
+            close.extend(saved.iter().chain([&out_r, &err_r]).map(|f| f.as_raw_fd()));
+        }
+        let tee = Tee {
+            saved: Some(saved),
+            readers: Some([out_r, err_r]),
+            pumps: Vec::new(),
+        };
+        // dup2 clears close-on-exec on 1 and 2: the rings inherit them, like the caller's own.
+        rustix::stdio::dup2_stdout(&out_w)
+            .map_err(|e| crate::RuntimeError::sys("dup2", "stdout".to_owned(), e))?;
+        rustix::stdio::dup2_stderr(&err_w)
+            .map_err(|e| crate::RuntimeError::sys("dup2", "stderr".to_owned(), e))?;
+        Ok(tee)
+    }
+
+    /// Puts the caller's stdout and stderr back on fds 1 and 2 (closing this process's copies of
+    /// the pipes' write ends).
+    fn restore(&self) {
+        if let Some([out, err]) = &self.saved {
+            let _ = rustix::stdio::dup2_stdout(out);
+            let _ = rustix::stdio::dup2_stderr(err);
+        }
+    }
+
+    /// Starts the copies into `dir`'s log. The caller must not fork after this.
+    pub fn start(&mut self, dir: &Path) -> crate::Result<()> {
+        self.restore();
+        let writer = LogWriter::create(dir, MAX_LOG_BYTES).map_err(|e| {
+            crate::RuntimeError::sys("open", log_path(dir).display().to_string(), e)
+        })?;
+        let (Some([out_r, err_r]), Some([out, err])) = (self.readers.take(), self.saved.take())
+        else {
+            return Ok(());
+        };
+        for (src, fwd, stream) in [(out_r, out, "stdout"), (err_r, err, "stderr")] {
+            let w = writer.clone();
+            self.pumps.push(std::thread::spawn(move || {
+                tee(File::from(src), File::from(fwd), stream, w)
+            }));
+        }
+        Ok(())
+    }
+
+    /// Waits until both copies have drained (EOF once every holder of the write ends is gone:
+    /// call it after the payload and ring1 have exited, or after the container was torn down).
+    pub fn finish(self) {}
+}
+
+impl Drop for Tee {
+    fn drop(&mut self) {
+        if let Ok(mut close) = RING_CLOSE.lock() {
+            close.clear();
+        }
+        self.restore();
+        for p in self.pumps.drain(..) {
+            let _ = p.join();
+        }
+    }
 }
 
 /// Cuts a byte stream into log lines: complete lines go to the log as they arrive, a partial one

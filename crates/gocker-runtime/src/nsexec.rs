@@ -10,6 +10,7 @@ use rustix::process::{Pid, PidfdFlags};
 
 use crate::initsys::ExecSys;
 use crate::process::{self, ExecPlan};
+use crate::proto::Report;
 use crate::state::{ContainerState, StateStore};
 use crate::sys::exit;
 use crate::{ExitStatus, Result, RuntimeError};
@@ -154,7 +155,7 @@ fn exec_inner(
         Forked::Child => {
             drop(err_r);
             let fail = |msg: &str| -> ! {
-                let _ = rustix::io::write(&err_w, msg.as_bytes());
+                Report::failed(msg).send(&err_w);
                 exit(125)
             };
             let mut k = Kernel {
@@ -181,7 +182,7 @@ fn exec_inner(
                 ChildEnd::Intermediate(forked) => {
                     if detach {
                         // The host pid (fork returns it in our own, the host's, PID namespace).
-                        let _ = rustix::io::write(&err_w, format!("pid:{forked}\n").as_bytes());
+                        Report::Pid(forked).send(&err_w);
                         exit(0)
                     }
                     forward_signals_to(forked);
@@ -191,10 +192,11 @@ fn exec_inner(
                     }
                 }
                 ChildEnd::ExecFailed(errno) => {
-                    let _ = rustix::io::write(
-                        &err_w,
-                        format!("exec:{}:{}", errno.raw_os_error(), plan.cmd).as_bytes(),
-                    );
+                    Report::ExecFailed {
+                        errno: errno.raw_os_error(),
+                        cmd: plan.cmd.clone(),
+                    }
+                    .send(&err_w);
                     exit(if errno == rustix::io::Errno::NOENT {
                         127
                     } else {
@@ -205,7 +207,6 @@ fn exec_inner(
         }
         Forked::Parent { pid, pidfd: child } => {
             drop(err_w);
-            let pid = Pid::from_raw(pid).expect("positive");
             if let Some((mine, theirs)) = tty_chan {
                 drop(theirs);
                 if let Some(((), mut fds)) = mine.recv::<()>(
@@ -235,32 +236,17 @@ fn exec_inner(
             // EOF once every writer is gone: with --detach, when the new process has exec'd.
             let _ = std::fs::File::from(err_r).read_to_string(&mut msg);
             let mut detached = None;
-            if let Some(rest) = msg.strip_prefix("pid:") {
-                let (n, tail) = rest.split_once('\n').unwrap_or((rest, ""));
-                detached = n.parse::<i32>().ok();
-                msg = tail.to_owned();
-            }
-            if let Some(rest) = msg.strip_prefix("exec:") {
-                let (errno, cmd) = rest.split_once(':').unwrap_or(("2", rest));
-                let e = rustix::io::Errno::from_raw_os_error(errno.parse().unwrap_or(2));
-                return Err(if e == rustix::io::Errno::NOENT {
-                    RuntimeError::ExecNotFound {
-                        cmd: cmd.to_owned(),
+            for report in Report::parse_all(&msg) {
+                match report {
+                    Report::Pid(p) => detached = Some(p),
+                    Report::ExecFailed { errno, cmd } => {
+                        return Err(crate::proto::exec_error(cmd, errno))
                     }
-                } else {
-                    RuntimeError::ExecFailed {
-                        cmd: cmd.to_owned(),
-                        reason: std::io::Error::from(e).to_string(),
-                        not_found: false,
+                    Report::Failed { stage, message } => {
+                        return Err(RuntimeError::Ring { stage, message })
                     }
-                });
-            }
-            if !msg.is_empty() {
-                let (stage, message) = msg.split_once(": ").unwrap_or(("exec", &msg));
-                return Err(RuntimeError::Ring {
-                    stage: stage.to_owned(),
-                    message: message.to_owned(),
-                });
+                    Report::Started { .. } | Report::Refused { .. } => {}
+                }
             }
             match (detach, detached) {
                 (false, _) => Ok(Outcome::Exited(status)),

@@ -709,9 +709,9 @@ impl Runtime {
         // The seccomp agent is reached with our credentials, before any ring exists.
         let agent = connect_seccomp_agent(&spec)?;
         cfg.oci = Some(OciMode {
-            exec_fifo_fd: fifo.as_raw_fd(),
+            exec_fifo_fd: crate::config::InheritedFd::of(&fifo),
             preserve_fds: opts.preserve_fds,
-            seccomp_agent_fd: agent.as_ref().map(|a| a.as_raw_fd()),
+            seccomp_agent_fd: agent.as_ref().map(crate::config::InheritedFd::of),
             userns_fd: joins.user_fd(),
             pidns_fd: joins.pid_fd(),
             foreign_joins: foreign_joins.bits(),
@@ -1022,11 +1022,17 @@ impl Runtime {
     }
 }
 
+/// A pid read from a container's record: a record holding no positive pid is refused, not trusted.
+fn recorded_pid(pid: i32) -> Result<Pid> {
+    Pid::from_raw(pid).ok_or_else(|| {
+        RuntimeError::Protocol(format!(
+            "the container's record holds the pid {pid}, not a process"
+        ))
+    })
+}
+
 fn signal(pid: i32, sig: i32) -> Result<()> {
-    let fd = match rustix::process::pidfd_open(
-        Pid::from_raw(pid).expect("positive"),
-        PidfdFlags::empty(),
-    ) {
+    let fd = match rustix::process::pidfd_open(recorded_pid(pid)?, PidfdFlags::empty()) {
         Ok(fd) => fd,
         Err(Errno::SRCH) => return Ok(()),
         Err(e) => return Err(RuntimeError::sys("pidfd_open", format!("pid {pid}"), e)),
@@ -1048,10 +1054,7 @@ fn signal(pid: i32, sig: i32) -> Result<()> {
 
 /// SIGKILL and wait until the process has exited (it is not our child: poll its pidfd).
 fn kill_and_wait(pid: i32, start: u64, id: &str) -> Result<()> {
-    let fd = match rustix::process::pidfd_open(
-        Pid::from_raw(pid).expect("positive"),
-        PidfdFlags::empty(),
-    ) {
+    let fd = match rustix::process::pidfd_open(recorded_pid(pid)?, PidfdFlags::empty()) {
         Ok(fd) => fd,
         Err(Errno::SRCH) => return Ok(()),
         Err(e) => {
@@ -1165,7 +1168,7 @@ fn run_hooks_in_container(hooks: &Option<Vec<Hook>>, state: &[u8], pid: i32) -> 
                 let _ = std::fs::File::from(err_r).read_to_string(&mut msg);
                 let status = loop {
                     match rustix::process::waitpid(
-                        rustix::process::Pid::from_raw(child),
+                        Some(child),
                         rustix::process::WaitOptions::empty(),
                     ) {
                         Err(Errno::INTR) => continue,

@@ -50,7 +50,7 @@ pub(crate) fn start_barrier(oci: &OciMode) -> Result<()> {
         stage: "start barrier".into(),
         message: format!("{what}: {e}"),
     };
-    let path = format!("/proc/self/fd/{}", oci.exec_fifo_fd);
+    let path = format!("/proc/self/fd/{}", oci.exec_fifo_fd.raw());
     let fifo = loop {
         match rustix::fs::open(&path, OFlags::WRONLY | OFlags::CLOEXEC, Mode::empty()) {
             Err(Errno::INTR) => continue,
@@ -60,7 +60,7 @@ pub(crate) fn start_barrier(oci: &OciMode) -> Result<()> {
     };
     rustix::io::write(&fifo, b"0").map_err(|e| err(&format!("write {FIFO}"), e))?;
     // SAFETY: the descriptor was opened by ring0 for ring2 alone; nothing else uses its number.
-    drop(unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(oci.exec_fifo_fd) });
+    drop(unsafe { oci.exec_fifo_fd.take() });
     Ok(())
 }
 
@@ -112,12 +112,12 @@ pub(crate) fn listener_path(spec: &Spec) -> Option<&Path> {
 /// `listenerMetadata`, and the container's state), then closes the connection.
 pub(crate) fn send_to_seccomp_agent(
     cfg: &ContainerConfig,
-    agent_fd: i32,
+    agent_fd: crate::config::InheritedFd,
     listener: BorrowedFd<'_>,
     state: &str,
 ) -> Result<()> {
     // SAFETY: the descriptor was connected by ring0 for ring2 alone and is used only here.
-    let agent = unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(agent_fd) };
+    let agent = unsafe { agent_fd.take() };
     let state: serde_json::Value = serde_json::from_str(state)
         .map_err(|e| RuntimeError::Protocol(format!("container state: {e}")))?;
     let metadata = cfg

@@ -375,7 +375,7 @@ impl Container {
                 }
             },
             Forked::Parent { pid, pidfd } => {
-                self.ring1 = Some((Pid::from_raw(pid).expect("positive pid"), pidfd));
+                self.ring1 = Some((pid, pidfd));
             }
         }
         drop(r1_0);
@@ -462,10 +462,10 @@ impl Container {
                 ))
             }
         };
-        let pidfd = match rustix::process::pidfd_open(
-            Pid::from_raw(ring2_pid).expect("positive pid"),
-            PidfdFlags::empty(),
-        ) {
+        let ring2 = Pid::from_raw(ring2_pid).ok_or_else(|| {
+            RuntimeError::Protocol(format!("ring1 reported ring2 as pid {ring2_pid}"))
+        })?;
+        let pidfd = match rustix::process::pidfd_open(ring2, PidfdFlags::empty()) {
             Ok(fd) => fd,
             // ring2 failed fast and was reaped already: its report says why.
             Err(Errno::SRCH) => {
@@ -1181,7 +1181,7 @@ impl Drop for Container {
 fn ring1_userns(cfg: &ContainerConfig, ring1_pid: i32) -> Result<OwnedFd> {
     match cfg.oci.as_ref().and_then(|o| o.userns_fd) {
         // SAFETY: the OCI create process keeps the joined namespace open while the rings start.
-        Some(fd) => unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) }
+        Some(fd) => unsafe { fd.borrow() }
             .try_clone_to_owned()
             .map_err(|e| RuntimeError::sys("dup", "the joined user namespace", e)),
         None => Ok(gocker_ns::open(ring1_pid, Namespace::User)?),

@@ -17,6 +17,7 @@ use crate::{ring2, ContainerConfig, ExitStatus, Result, RuntimeError};
 
 /// Runs ring1 in the child created by ring0. Never returns.
 pub(crate) fn main(cfg: &ContainerConfig, up: Channel, ring2_chan: Channel, parent: i32) -> ! {
+    crate::logs::close_in_ring();
     let mut k = Kernel {
         cfg,
         up: &up,
@@ -134,7 +135,7 @@ struct Kernel<'a> {
     lift: Option<crate::lift::Server>,
     /// ring1's end of the channel over which ring2 sends the seccomp listener.
     sup: Option<Channel>,
-    ring2: Option<(i32, OwnedFd)>,
+    ring2: Option<(rustix::process::Pid, OwnedFd)>,
 }
 
 impl crate::initsys::RealNamespaces for Kernel<'_> {}
@@ -340,7 +341,7 @@ impl Ring1Sys for Kernel<'_> {
                 drop(premade);
                 self.sup = Some(sup);
                 self.ring2 = Some((pid, pidfd));
-                Ok(pid)
+                Ok(pid.as_raw_nonzero().get())
             }
         }
     }
@@ -361,7 +362,6 @@ impl Ring1Sys for Kernel<'_> {
         let (Some((pid, pidfd)), Some(sup)) = (self.ring2.take(), self.sup.take()) else {
             return Err(ring_err("ring1", "supervising before ring2 exists"));
         };
-        let pid = rustix::process::Pid::from_raw(pid).expect("positive pid");
         crate::supervise::serve(self.cfg, pid, pidfd.as_fd(), sup, self.lift.take())
     }
 }
@@ -421,11 +421,11 @@ mod tests {
 
     fn oci_mode() -> OciMode {
         OciMode {
-            exec_fifo_fd: 7,
+            exec_fifo_fd: crate::config::InheritedFd::of(&7),
             preserve_fds: 2,
             seccomp_agent_fd: None,
-            userns_fd: Some(10),
-            pidns_fd: Some(11),
+            userns_fd: Some(crate::config::InheritedFd::of(&10)),
+            pidns_fd: Some(crate::config::InheritedFd::of(&11)),
             foreign_joins: 0,
         }
     }

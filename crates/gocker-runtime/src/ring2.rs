@@ -728,7 +728,7 @@ mod tests {
     fn oci_create_ring2_waits_at_the_fifo_after_ready_and_before_the_privilege_drop() {
         let mut cfg = test_config();
         cfg.oci = Some(crate::OciMode {
-            exec_fifo_fd: 7,
+            exec_fifo_fd: crate::config::InheritedFd::of(&7),
             preserve_fds: 2,
             seccomp_agent_fd: None,
             userns_fd: None,

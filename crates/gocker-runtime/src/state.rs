@@ -521,16 +521,13 @@ fn remove_as_container_root(dir: &Path, maps: &gocker_idmap::IdMaps) -> Result<(
         gocker_ns::Forked::Parent { pid, pidfd: _ } => pid,
     };
     drop(r);
-    let applied = maps.apply(pid);
+    let applied = maps.apply(pid.as_raw_nonzero().get());
     if applied.is_ok() {
         let _ = rustix::io::write(&w, &[1]);
     }
     drop(w);
     let status = loop {
-        match rustix::process::waitpid(
-            rustix::process::Pid::from_raw(pid),
-            rustix::process::WaitOptions::empty(),
-        ) {
+        match rustix::process::waitpid(Some(pid), rustix::process::WaitOptions::empty()) {
             Err(Errno::INTR) => continue,
             r => break r,
         }

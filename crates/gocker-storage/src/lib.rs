@@ -19,6 +19,7 @@ mod store;
 #[cfg(feature = "test-support")]
 pub mod test_support;
 mod unpack;
+pub mod volume;
 
 pub use digest::Digest;
 pub use error::{Result, StorageError};
