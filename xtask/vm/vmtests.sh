@@ -70,7 +70,7 @@ $G run --rm --name stats1 --memory 64m --rootfs $R sh -c 'sleep 3; true' >/dev/n
 spid=$!
 sleep 1
 $G stats --no-stream stats1 >/tmp/stats 2>&1
-if awk '$1 == "stats1" && $NF == 2 && /64.0MiB/ { found = 1 } END { exit !found }' /tmp/stats; then ok stats; else bad stats "$(cat /tmp/stats)"; fi
+if awk '$2 == "stats1" && $NF == 2 && / \/ 64MiB/ { found = 1 } END { exit !found }' /tmp/stats; then ok stats; else bad stats "$(cat /tmp/stats)"; fi
 wait $spid
 [ "$(children)" = 0 ] && ok cgroup-removed-after-run || bad cgroup-removed-after-run "$(ls /sys/fs/cgroup/gocker)"
 
