@@ -473,6 +473,29 @@ pub struct RunArgs {
     /// image's Labels; shown by `gocker inspect` under Config.Labels).
     #[arg(short = 'l', long = "label", value_name = "KEY=VALUE")]
     pub label: Vec<String>,
+    /// A resource limit of the container's processes, as docker: TYPE=SOFT[:HARD] (the hard limit
+    /// defaults to the soft one; -1 is unlimited), TYPE one of as, core, cpu, data, fsize, locks,
+    /// memlock, msgqueue, nice, nofile, nproc, rss, rtprio, rttime, sigpending, stack (repeatable).
+    /// A hard limit above gocker's own cannot be raised inside the container's user namespace:
+    /// that is an error naming the limit.
+    #[arg(long, value_name = "TYPE=SOFT[:HARD]", allow_hyphen_values = true)]
+    pub ulimit: Vec<String>,
+    /// A namespaced kernel parameter of the container, as docker: KEY=VALUE (net.*, kernel.shm*,
+    /// kernel.msg*, kernel.sem, fs.mqueue.*, kernel.hostname, kernel.domainname), applied in the
+    /// container's own namespace; one that would change the host is refused (repeatable).
+    #[arg(long, value_name = "KEY=VALUE")]
+    pub sysctl: Vec<String>,
+    /// Size of /dev/shm (a tmpfs; default 64m), docker's sizes: 512k, 64m, 1g.
+    #[arg(long, value_name = "SIZE")]
+    pub shm_size: Option<String>,
+    /// An additional group of the container's process: a number, or a name from the
+    /// container's /etc/group (repeatable).
+    #[arg(long, value_name = "GROUP")]
+    pub group_add: Vec<String>,
+    /// Write the container's id to FILE when it is created (refused when FILE exists; removed
+    /// again when the container cannot be created).
+    #[arg(long, value_name = "FILE")]
+    pub cidfile: Option<PathBuf>,
     /// The command and its arguments: required (with --entrypoint: the entrypoint's arguments,
     /// optional). Or an IMAGE first, then its command (replacing the image's Cmd; Entrypoint,
     /// Env, WorkingDir and User come from the image unless given here): the first word is an

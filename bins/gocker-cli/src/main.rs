@@ -13,6 +13,7 @@ mod netflags;
 mod nsenter;
 mod run;
 mod run_image;
+mod runflags;
 mod signals;
 mod stats;
 mod system_prune;

@@ -7,6 +7,7 @@ use gocker_runtime::{spec, Container, ContainerConfig, RootMode, SpawnMode, Stat
 use crate::cli::{PsArgs, RmArgs, RunArgs};
 
 pub(crate) use crate::failure::{report, usage, Failure};
+use crate::runflags::parse_bytes;
 
 /// Where `gocker rootfs build` (and `cargo xtask rootfs`) provisions the Alpine rootfs, in
 /// lookup order.
@@ -172,27 +173,6 @@ fn parse_remap(s: &str) -> Result<(u32, u32), Failure> {
             gocker_idmap::ROOTFUL_DEFAULT_SIZE,
         )),
     }
-}
-
-/// docker's byte sizes: a number with an optional b, k, m, g suffix (powers of 1024).
-fn parse_bytes(flag: &str, s: &str) -> Result<i64, Failure> {
-    let bad = || usage(format!("{flag} {s:?}: expected a size such as 512m or 1g"));
-    if s == "-1" {
-        return Ok(-1);
-    }
-    let t = s.trim().to_ascii_lowercase();
-    let (num, mult) = match t.chars().last() {
-        Some('b') => (&t[..t.len() - 1], 1),
-        Some('k') => (&t[..t.len() - 1], 1 << 10),
-        Some('m') => (&t[..t.len() - 1], 1 << 20),
-        Some('g') => (&t[..t.len() - 1], 1 << 30),
-        _ => (t.as_str(), 1),
-    };
-    let n: f64 = num.parse().map_err(|_| bad())?;
-    if n <= 0.0 {
-        return Err(bad());
-    }
-    Ok((n * mult as f64) as i64)
 }
 
 fn resources(a: &RunArgs) -> Result<Option<oci_spec::runtime::LinuxResources>, Failure> {
@@ -643,6 +623,12 @@ fn build_config(a: &RunArgs, debug: bool) -> Result<(ContainerConfig, String), F
         user.set_uid(uid);
         user.set_gid(gid);
     }
+    // --ulimit, --sysctl, --shm-size, --group-add (group names as -u's, from the same root).
+    let group = |name: &str| {
+        let text = read_in_root(&user_root, "etc/group").unwrap_or_default();
+        lookup_id(&text, name).map(|(gid, _)| gid)
+    };
+    crate::runflags::apply(a, &mut spec, &group)?;
 
     let seccomp = seccomp_profile(&a.security_opt, &spec)?;
     let linux = spec.linux_mut().as_mut().expect("default spec has linux");
@@ -902,6 +888,13 @@ fn run_inner(a: RunArgs, debug: bool) -> Result<i32, Failure> {
     }
     let (cfg, name) = build_config(&a, debug)?;
     let store = StateStore::open(StateStore::default_root())?;
+    // --cidfile: written before the container exists, kept once it does.
+    let cid = a
+        .cidfile
+        .as_deref()
+        .map(|p| crate::runflags::CidFile::create(p, &cfg.id))
+        .transpose()?;
+    let keep = |cid: Option<crate::runflags::CidFile>| cid.map(crate::runflags::CidFile::keep);
     if a.detach {
         if a.interactive && !a.tty {
             return Err(usage(
@@ -909,6 +902,7 @@ fn run_inner(a: RunArgs, debug: bool) -> Result<i32, Failure> {
             ));
         }
         let id = gocker_runtime::detach::run_detached(cfg, store, &name, a.rm)?;
+        keep(cid);
         println!("{id}");
         return Ok(0);
     }
@@ -916,6 +910,7 @@ fn run_inner(a: RunArgs, debug: bool) -> Result<i32, Failure> {
         // An interactive terminal runs under a monitor, like -d, and we attach to it: the detach
         // keys can then leave it running.
         let (_id, session) = gocker_runtime::detach::run_attached(cfg, store, &name, a.rm)?;
+        keep(cid);
         return finish_attached(&name, session.relay(true, keys)?);
     }
     // A foreground container's output is kept in its log too (`gocker logs NAME` afterwards, as
@@ -925,6 +920,7 @@ fn run_inner(a: RunArgs, debug: bool) -> Result<i32, Failure> {
         .then(gocker_runtime::logs::Tee::divert)
         .transpose()?;
     let mut c = Container::create(cfg, store, &name, a.rm)?;
+    keep(cid);
     for n in &c.notes {
         tracing::debug!("{n}");
     }
