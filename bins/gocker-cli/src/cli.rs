@@ -371,6 +371,11 @@ pub struct RunArgs {
     /// Mount a fresh tmpfs: DST[:OPTIONS] (e.g. /run:size=64m,mode=755).
     #[arg(long, value_name = "DST[:OPTIONS]")]
     pub tmpfs: Vec<String>,
+    /// docker's long form of -v and --tmpfs: type=bind|volume|tmpfs,source=SRC,target=DST
+    /// [,readonly][,volume-nocopy][,tmpfs-size=SIZE][,tmpfs-mode=OCTAL] (repeatable). A bind
+    /// source must exist; a volume needs a name (no anonymous volumes).
+    #[arg(long = "mount", value_name = "type=...,source=...,target=...")]
+    pub mounts: Vec<String>,
     /// Mount the container's root filesystem read-only.
     #[arg(long)]
     pub read_only: bool,

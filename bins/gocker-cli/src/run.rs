@@ -878,7 +878,14 @@ fn stdin_notice(a: &RunArgs) -> Option<String> {
     })
 }
 
-fn run_inner(a: RunArgs, debug: bool) -> Result<i32, Failure> {
+fn run_inner(mut a: RunArgs, debug: bool) -> Result<i32, Failure> {
+    // --mount is -v or --tmpfs spelled long: one parser, one copy-up for named volumes.
+    for m in std::mem::take(&mut a.mounts) {
+        match crate::runflags::mount(&m)? {
+            crate::runflags::MountFlag::Volume(v) => a.volumes.push(v),
+            crate::runflags::MountFlag::Tmpfs(t) => a.tmpfs.push(t),
+        }
+    }
     let keys = terminal_detach_keys(a.detach_keys.as_deref(), a.interactive && a.tty)?;
     if !a.detach {
         check_tty(a.interactive, a.tty)?;

@@ -190,6 +190,100 @@ pub(crate) fn apply(
     Ok(())
 }
 
+/// `--mount type=bind|volume|tmpfs,...` (docker's long form) as the `-v` or `--tmpfs` value it
+/// means, so that both spellings go through one parser (and named volumes through one copy-up):
+/// keys `type`, `source`/`src`, `target`/`destination`/`dst`, `readonly`/`ro`, `volume-nocopy`,
+/// `tmpfs-size`, `tmpfs-mode`. Unlike `-v`, a bind source must exist (docker's rule).
+pub(crate) enum MountFlag {
+    Volume(String),
+    Tmpfs(String),
+}
+
+pub(crate) fn mount(m: &str) -> Result<MountFlag, Failure> {
+    let bad = |why: String| usage(format!("--mount {m:?}: {why}"));
+    let (mut typ, mut src, mut dst, mut ro, mut nocopy) = ("volume", None, None, false, false);
+    let mut tmpfs_opts = Vec::new();
+    for field in m.split(',') {
+        let (k, v) = match field.split_once('=') {
+            Some((k, v)) => (k, Some(v)),
+            None => (field, None),
+        };
+        let flag = |v: Option<&str>| -> Result<bool, Failure> {
+            match v {
+                None | Some("true") | Some("1") => Ok(true),
+                Some("false") | Some("0") => Ok(false),
+                Some(o) => Err(bad(format!("{k}={o}: expected true or false"))),
+            }
+        };
+        match (k, v) {
+            ("type", Some(t @ ("bind" | "volume" | "tmpfs"))) => typ = t,
+            ("type", Some(t)) => return Err(bad(format!("type {t:?}: bind, volume or tmpfs"))),
+            ("source" | "src", Some(s)) if !s.is_empty() => src = Some(s),
+            ("target" | "destination" | "dst", Some(d)) if !d.is_empty() => dst = Some(d),
+            ("readonly" | "ro", v) => ro = flag(v)?,
+            ("volume-nocopy", v) => nocopy = flag(v)?,
+            ("tmpfs-size", Some(s)) => {
+                tmpfs_opts.push(format!("size={}", parse_bytes("--mount tmpfs-size", s)?))
+            }
+            ("tmpfs-mode", Some(md)) if u32::from_str_radix(md, 8).is_ok() => {
+                tmpfs_opts.push(format!("mode={md}"))
+            }
+            _ => return Err(bad(format!("unknown or empty field {field:?}"))),
+        }
+    }
+    let dst = dst.ok_or_else(|| bad("no target (target=/path)".into()))?;
+    match typ {
+        "tmpfs" => {
+            if src.is_some() {
+                return Err(bad("a tmpfs mount has no source".into()));
+            }
+            if ro {
+                tmpfs_opts.push("ro".into());
+            }
+            Ok(MountFlag::Tmpfs(if tmpfs_opts.is_empty() {
+                dst.to_owned()
+            } else {
+                format!("{dst}:{}", tmpfs_opts.join(","))
+            }))
+        }
+        _ if !tmpfs_opts.is_empty() => Err(bad("tmpfs-* fields need type=tmpfs".into())),
+        "bind" => {
+            let src = src.ok_or_else(|| bad("a bind mount needs source=/host/path".into()))?;
+            if !Path::new(src).exists() {
+                return Err(bad(format!("bind source path does not exist: {src}")));
+            }
+            if nocopy {
+                return Err(bad("volume-nocopy needs type=volume".into()));
+            }
+            Ok(MountFlag::Volume(format!(
+                "{src}:{dst}:{}",
+                if ro { "ro" } else { "rw" }
+            )))
+        }
+        _ => {
+            let src = src.ok_or_else(|| {
+                bad("anonymous volumes are not supported: name one (source=NAME)".into())
+            })?;
+            if src.starts_with('/') || src.starts_with('.') {
+                return Err(bad(format!(
+                    "{src:?} is a path: use type=bind for host paths"
+                )));
+            }
+            let mode = match (ro, nocopy) {
+                (true, true) => {
+                    return Err(bad(
+                        "readonly and volume-nocopy together are not supported".into()
+                    ))
+                }
+                (true, false) => ":ro",
+                (false, true) => ":nocopy",
+                (false, false) => "",
+            };
+            Ok(MountFlag::Volume(format!("{src}:{dst}{mode}")))
+        }
+    }
+}
+
 /// `--cidfile FILE`: made before the container (refused when it exists, as docker: a file left by
 /// another container), holding the container's id; [`CidFile::keep`] once the container exists,
 /// otherwise dropping it removes the file again.
@@ -251,6 +345,36 @@ mod tests {
         assert!(ulimit("nofiles=1").is_err(), "unknown name");
         assert!(ulimit("nofile").is_err(), "no value");
         assert!(ulimit("nofile=many").is_err());
+    }
+
+    #[test]
+    fn mount_means_the_v_or_tmpfs_value() {
+        let v = |m: &str| match mount(m) {
+            Ok(MountFlag::Volume(v)) => format!("v {v}"),
+            Ok(MountFlag::Tmpfs(t)) => format!("t {t}"),
+            Err(_) => "err".into(),
+        };
+        assert_eq!(
+            v("type=bind,source=/tmp,target=/data,readonly"),
+            "v /tmp:/data:ro"
+        );
+        assert_eq!(v("type=bind,src=/tmp,dst=/data"), "v /tmp:/data:rw");
+        assert_eq!(v("type=volume,source=cache,target=/c"), "v cache:/c");
+        assert_eq!(
+            v("source=cache,target=/c,volume-nocopy"),
+            "v cache:/c:nocopy"
+        );
+        assert_eq!(
+            v("type=tmpfs,target=/t,tmpfs-size=1m,tmpfs-mode=1777"),
+            "t /t:size=1048576,mode=1777"
+        );
+        assert_eq!(v("type=bind,source=/no/such/dir,target=/d"), "err");
+        assert_eq!(v("type=volume,target=/c"), "err", "anonymous");
+        assert_eq!(v("type=volume,source=/abs,target=/c"), "err");
+        assert_eq!(v("type=tmpfs,source=x,target=/t"), "err");
+        assert_eq!(v("type=nfs,target=/t"), "err");
+        assert_eq!(v("type=bind,source=/tmp"), "err", "no target");
+        assert_eq!(v("type=bind,source=/tmp,target=/d,bogus=1"), "err");
     }
 
     #[test]

@@ -157,3 +157,44 @@ fn cidfile_holds_the_id_and_a_second_container_cannot_reuse_it() {
     assert!(!file.exists());
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn mount_binds_volumes_and_tmpfs_as_v_and_tmpfs_do() {
+    let dir = std::env::temp_dir().join(format!("gocker-mountflag-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("host-file"), "from-host\n").unwrap();
+    let bind = format!("type=bind,source={},target=/data,readonly", dir.display());
+    let vol = unique("mountvol");
+    let volume = format!("type=volume,source={vol},target=/vol");
+    let o = sh(
+        &[
+            "--network",
+            "none",
+            "--mount",
+            &bind,
+            "--mount",
+            &volume,
+            "--mount",
+            "type=tmpfs,target=/scratch,tmpfs-size=2m",
+        ],
+        "cat /data/host-file; touch /data/x 2>/dev/null && echo wrote || echo read-only; \
+         echo kept > /vol/f; df -k /scratch | awk 'NR == 2 { print $2 }'",
+    );
+    assert_eq!(ok(&o), "from-host\nread-only\n2048\n");
+    assert!(!dir.join("x").exists());
+    // The named volume outlives the --rm container.
+    let o = sh(
+        &["--network", "none", "-v", &format!("{vol}:/vol")],
+        "cat /vol/f",
+    );
+    assert_eq!(ok(&o), "kept\n");
+    ok(&g(&["volume", "rm", &vol]));
+    // A bind source that does not exist is refused (docker's rule for --mount), naming it.
+    let o = sh(
+        &["--mount", "type=bind,source=/no/such/dir,target=/d"],
+        "true",
+    );
+    assert_eq!(o.status.code(), Some(125));
+    assert!(stderr(&o).contains("/no/such/dir"), "{}", stderr(&o));
+    let _ = std::fs::remove_dir_all(&dir);
+}
