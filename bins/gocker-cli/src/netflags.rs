@@ -2,7 +2,7 @@
 
 use std::str::FromStr;
 
-use gocker_net::{Mode, NetworkOptions, PortMapping};
+use gocker_net::{Mode, NetworkOptions};
 use oci_spec::runtime::{Capability, Spec};
 
 use crate::cli::RunArgs;
@@ -29,9 +29,12 @@ pub(crate) fn network(a: &RunArgs) -> Result<NetworkOptions, Failure> {
         ports: a
             .publish
             .iter()
-            .map(|p| p.parse::<PortMapping>())
-            .collect::<Result<_, _>>()
-            .map_err(net_err)?,
+            .map(|p| gocker_net::parse_publish(p))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(net_err)?
+            .into_iter()
+            .flatten()
+            .collect(),
         dns: a
             .dns
             .iter()

@@ -522,7 +522,7 @@ fn host_network_shares_the_hosts_interfaces() {
 fn flag_errors_name_flag_and_value() {
     let r = rootfs();
     for (args, needle) in [
-        (vec!["-p", "80"], "--publish \"80\""),
+        (vec!["-p", "8000-8001:80"], "--publish \"8000-8001:80\""),
         (vec!["-p", "1:2/sctp"], "--publish \"1:2/sctp\""),
         (vec!["--network", "wifi"], "--network \"wifi\""),
         (vec!["--add-host", "nocolon"], "--add-host \"nocolon\""),

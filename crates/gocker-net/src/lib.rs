@@ -32,7 +32,7 @@ use serde::{Deserialize, Serialize};
 
 pub use error::{NetError, Result};
 pub use ipam::{Ipam, Owner, Subnet};
-pub use ports::{PortMapping, Proto};
+pub use ports::{parse_publish, PortMapping, Proto};
 
 use error::io_err;
 use nft::Firewall;

@@ -95,6 +95,89 @@ impl std::fmt::Display for PortMapping {
     }
 }
 
+/// `-p` as docker takes it, to one mapping or several:
+/// - `[IP:]HOST:CONTAINER[/proto]`, one port each;
+/// - ranges of equal length, `[IP:]8000-8002:80-82`;
+/// - no host port, `CONTAINER`, `IP::CONTAINER` or a range of them: each container port gets a
+///   free host port, chosen by asking the kernel for an ephemeral one on the host address (as
+///   docker picks from its ephemeral range; `gocker port` and `inspect` show which).
+pub fn parse_publish(v: &str) -> Result<Vec<PortMapping>> {
+    let bad = |reason: String| NetError::Invalid {
+        flag: "--publish",
+        value: v.into(),
+        reason,
+    };
+    let (rest, proto) = match v.rsplit_once('/') {
+        Some((r, "tcp")) => (r, Proto::Tcp),
+        Some((r, "udp")) => (r, Proto::Udp),
+        Some((_, p)) => return Err(bad(format!("unknown protocol {p:?} (tcp or udp)"))),
+        None => (v, Proto::Tcp),
+    };
+    let parts: Vec<&str> = rest.split(':').collect();
+    let (ip, host, cont) = match parts.as_slice() {
+        [c] => (None, "", *c),
+        [h, c] => (None, *h, *c),
+        [ip, h, c] => (Some(*ip), *h, *c),
+        _ => return Err(bad("expected [IP:][HOST_PORT:]CONTAINER_PORT[/tcp|/udp] (IPv6 host addresses are not supported)".into())),
+    };
+    let range = |what: &str, s: &str| -> Result<(u16, u16)> {
+        match s.split_once('-') {
+            Some((a, b)) => {
+                let (a, b) = (port(v, what, a)?, port(v, what, b)?);
+                if a > b {
+                    return Err(bad(format!("{what} port range {s:?} runs backwards")));
+                }
+                Ok((a, b))
+            }
+            None => {
+                let p = port(v, what, s)?;
+                Ok((p, p))
+            }
+        }
+    };
+    let (c0, c1) = range("container", cont)?;
+    let host_ip = match ip {
+        None | Some("") => None,
+        Some(s) => match s.parse::<Ipv4Addr>() {
+            Ok(a) if a.is_unspecified() => None,
+            Ok(a) => Some(a),
+            Err(_) => return Err(bad(format!("host address {s:?} is not an IPv4 address"))),
+        },
+    };
+    let hosts: Vec<u16> = if host.is_empty() {
+        (c0..=c1)
+            .map(|_| free_port(host_ip, proto).map_err(|e| bad(format!("no free host port: {e}"))))
+            .collect::<Result<_>>()?
+    } else {
+        let (h0, h1) = range("host", host)?;
+        if h1 - h0 != c1 - c0 {
+            return Err(bad(format!(
+                "the host range {host} and the container range {cont} differ in length"
+            )));
+        }
+        (h0..=h1).collect()
+    };
+    Ok(hosts
+        .into_iter()
+        .zip(c0..=c1)
+        .map(|(host_port, container_port)| PortMapping {
+            host_ip,
+            host_port,
+            container_port,
+            proto,
+        })
+        .collect())
+}
+
+/// A host port the kernel reports free on `ip` now (bound to port 0, then released).
+fn free_port(ip: Option<Ipv4Addr>, proto: Proto) -> std::io::Result<u16> {
+    let at = std::net::SocketAddrV4::new(ip.unwrap_or(Ipv4Addr::UNSPECIFIED), 0);
+    Ok(match proto {
+        Proto::Tcp => std::net::TcpListener::bind(at)?.local_addr()?.port(),
+        Proto::Udp => std::net::UdpSocket::bind(at)?.local_addr()?.port(),
+    })
+}
+
 /// Rejects two mappings of the same host address, port and protocol.
 pub fn check_unique(ports: &[PortMapping]) -> Result<()> {
     for (i, a) in ports.iter().enumerate() {
@@ -115,6 +198,33 @@ pub fn check_unique(ports: &[PortMapping]) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn publish_takes_ranges_and_leaves_the_host_port_to_the_kernel() {
+        let m = parse_publish("127.0.0.1:8000-8002:80-82/udp").unwrap();
+        assert_eq!(
+            m.iter()
+                .map(|p| (p.host_port, p.container_port))
+                .collect::<Vec<_>>(),
+            [(8000, 80), (8001, 81), (8002, 82)]
+        );
+        assert!(m
+            .iter()
+            .all(|p| p.proto == Proto::Udp && p.host_ip == Some(Ipv4Addr::LOCALHOST)));
+        for v in ["80", "127.0.0.1::80", "80-81"] {
+            let m = parse_publish(v).unwrap();
+            assert!(m.iter().all(|p| p.host_port >= 1024), "{v}: {m:?}");
+            assert_eq!(m[0].container_port, 80, "{v}");
+        }
+        assert_eq!(
+            parse_publish("8080:80").unwrap(),
+            ["8080:80".parse::<PortMapping>().unwrap()]
+        );
+        assert!(parse_publish("8000-8001:80").is_err(), "lengths differ");
+        assert!(parse_publish("82-80").is_err(), "backwards");
+        assert!(parse_publish("0:80").is_err());
+        assert!(parse_publish("80/sctp").is_err());
+    }
 
     #[test]
     fn parses_docker_forms() {
