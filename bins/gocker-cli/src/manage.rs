@@ -422,7 +422,23 @@ fn start_one(s: &StateStore, st: &ContainerState) -> Result<(), Failure> {
         return Ok(());
     }
     let cfg = s.load_config(&st.id)?;
-    gocker_runtime::detach::run_detached(cfg, s.clone(), &st.name, st.auto_remove)?;
+    let kept = st.never_started().then(|| cfg.clone());
+    let r = gocker_runtime::detach::run_detached(cfg, s.clone(), &st.name, st.auto_remove);
+    if let (Err(_), Some(cfg)) = (&r, kept) {
+        // A failed start removes a record without a previous state to go back to: a created
+        // container stays created, as docker's (`gocker create`).
+        let again = s
+            .reserve(&st.id, &st.name)
+            .and_then(|()| s.save_config(&cfg, true))
+            .and_then(|()| s.save(st));
+        if let Err(e) = again {
+            eprintln!(
+                "gocker: container {}: keeping its created record: {e}",
+                st.name
+            );
+        }
+    }
+    r?;
     Ok(())
 }
 

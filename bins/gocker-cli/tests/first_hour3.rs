@@ -266,7 +266,8 @@ fn logs_since_and_until_take_timestamps_unix_seconds_and_durations() {
 #[test]
 fn exec_detached_returns_at_once_and_leaves_the_process_running() {
     let n = unique("execd");
-    detached(&n, &[], "sleep 300");
+    // A /tmp of its own: the root is not writable for a rootless container's root.
+    detached(&n, &["--tmpfs", "/tmp"], "sleep 300");
     let dir = std::env::temp_dir().join(unique("execd-env"));
     std::fs::create_dir_all(&dir).unwrap();
     let file = dir.join("env");
@@ -340,6 +341,14 @@ fn port_lists_the_published_ports_as_docker() {
         "sleep",
         "300",
     ]);
+    if !rustix::process::geteuid().is_root() && o.status.code() == Some(125) {
+        // Rootless publishing needs a user-mode network, which needs /dev/net/tun: on a host
+        // where it is 0600 (this VM's image outside `cargo xtask itest`) the run is refused,
+        // naming it. Nothing is published, so there is nothing for `port` to list.
+        assert!(stderr(&o).contains("/dev/net/tun"), "{}", stderr(&o));
+        eprintln!("port: not checked rootless here: {}", stderr(&o));
+        return;
+    }
     ok(&o);
     assert_eq!(
         ok(&g(&["port", &n])),
@@ -463,6 +472,25 @@ fn create_makes_a_container_that_start_runs_and_rm_removes() {
     ok(&g(&["rm", &n]));
     assert!(!state_dir().join(id2.trim()).exists());
     assert!(!name_link(&n));
+    // A start that fails reports the failure and leaves the container created.
+    let bad = unique("create-bad");
+    ok(&g(&[
+        "create",
+        "--name",
+        &bad,
+        "--network",
+        "none",
+        "--rootfs",
+        &r,
+        "/no/such/program",
+    ]));
+    let o = g(&["start", &bad]);
+    assert_eq!(o.status.code(), Some(127), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_str(&ok(&g(&["inspect", &bad]))).unwrap();
+    assert_eq!(v[0]["status"], "created");
+    assert_eq!(g(&["start", &bad]).status.code(), Some(127));
+    ok(&g(&["rm", &bad]));
+    assert!(!name_link(&bad));
     // -d belongs to run.
     let o = g(&["create", "-d", "--network", "none", "--rootfs", &r, "true"]);
     assert_eq!(o.status.code(), Some(125));
