@@ -139,6 +139,15 @@ pub fn kill(a: KillArgs) -> i32 {
 
 pub fn wait(a: NamesArgs) -> i32 {
     each(&a.containers, |s, st| {
+        // A created container (`gocker create`): as docker's, wait for it to be started first.
+        let mut st = st;
+        while st.never_started() {
+            std::thread::sleep(Duration::from_millis(50));
+            match s.load(&st.id) {
+                Ok(now) => st = now,
+                Err(_) => break, // removed before it ran
+            }
+        }
         let done = wait_stopped(s, &st, None).expect("no timeout");
         println!("{}", done.exit.map(|e| e.code()).unwrap_or(0));
         Ok(())

@@ -491,6 +491,34 @@ fn create_makes_a_container_that_start_runs_and_rm_removes() {
     assert_eq!(g(&["start", &bad]).status.code(), Some(127));
     ok(&g(&["rm", &bad]));
     assert!(!name_link(&bad));
+    // wait on a created container waits for it to be started, then for its exit, as docker's.
+    let w = unique("create-wait");
+    ok(&g(&[
+        "create",
+        "--name",
+        &w,
+        "--network",
+        "none",
+        "--rootfs",
+        &r,
+        "/bin/sh",
+        "-c",
+        "sleep 1; exit 7",
+    ]));
+    let mut waiter = gocker(&["wait", &w])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(700));
+    assert!(
+        waiter.try_wait().unwrap().is_none(),
+        "wait returned before the start"
+    );
+    ok(&g(&["start", &w]));
+    let out = waiter.wait_with_output().unwrap();
+    assert_eq!(text(&out.stdout), "7\n");
+    assert_eq!(out.status.code(), Some(0));
+    ok(&g(&["rm", &w]));
     // -d belongs to run.
     let o = g(&["create", "-d", "--network", "none", "--rootfs", &r, "true"]);
     assert_eq!(o.status.code(), Some(125));
