@@ -25,8 +25,15 @@ pub struct Cli {
 pub enum Command {
     /// Run a command in a new container.
     Run(Box<RunArgs>),
+    /// Create a container without starting it (status `created`): the flags of `run` but -d;
+    /// `gocker start` runs it detached, `gocker rm` removes it. Prints its id.
+    Create(Box<RunArgs>),
     /// List containers.
     Ps(PsArgs),
+    /// Rename a container (running or stopped).
+    Rename(RenameArgs),
+    /// List a container's published ports (`run -p`), or the host addresses of one of them.
+    Port(PortArgs),
     /// Remove stopped containers.
     Rm(RmArgs),
     /// Live resource usage of containers: docker's columns, measured where they can be.
@@ -139,6 +146,23 @@ pub struct NsenterArgs {
 }
 
 #[derive(Debug, Args)]
+pub struct RenameArgs {
+    #[arg(value_name = "CONTAINER")]
+    pub container: String,
+    #[arg(value_name = "NEW_NAME")]
+    pub new_name: String,
+}
+
+#[derive(Debug, Args)]
+pub struct PortArgs {
+    #[arg(value_name = "CONTAINER")]
+    pub container: String,
+    /// A container port, PORT[/tcp|/udp] (tcp when no protocol is given).
+    #[arg(value_name = "PRIVATE_PORT[/PROTO]")]
+    pub port: Option<String>,
+}
+
+#[derive(Debug, Args)]
 pub struct TopArgs {
     #[arg(value_name = "CONTAINER")]
     pub container: String,
@@ -219,6 +243,14 @@ pub struct SystemPruneArgs {
 #[derive(Debug, Args)]
 #[command(trailing_var_arg = true)]
 pub struct ExecArgs {
+    /// Detached: start the command and return at once (exit 0) while it keeps running in the
+    /// container, its stdin, stdout and stderr on /dev/null.
+    #[arg(short, long)]
+    pub detach: bool,
+    /// Read environment variables from a file, as `run --env-file` reads it (KEY=VALUE lines,
+    /// `#` comments, a bare KEY copied from gocker's environment); -e wins over the file.
+    #[arg(long, value_name = "FILE")]
+    pub env_file: Vec<PathBuf>,
     /// Pass stdin to the command (otherwise it reads /dev/null).
     #[arg(short, long)]
     pub interactive: bool,
@@ -257,6 +289,15 @@ pub struct LogsArgs {
     /// Prefix each line with its timestamp.
     #[arg(short, long)]
     pub timestamps: bool,
+    /// Only the lines logged at or after this time: a timestamp (RFC 3339, e.g.
+    /// 2026-12-01T10:00:00Z or 2026-12-01, UTC without a zone; or Unix seconds) or a duration
+    /// before now (10m, 1h30m).
+    #[arg(long, value_name = "TIME")]
+    pub since: Option<String>,
+    /// Only the lines logged at or before this time (the forms of --since); with -f, stop
+    /// following then.
+    #[arg(long, value_name = "TIME")]
+    pub until: Option<String>,
     #[arg(value_name = "CONTAINER")]
     pub container: String,
 }
@@ -527,6 +568,23 @@ pub struct PsArgs {
     /// Print only ids.
     #[arg(short, long)]
     pub quiet: bool,
+    /// Only the containers that match (repeatable; values of one key OR, different keys AND):
+    /// `id=PREFIX`, `name=PART` (a regular expression found in the name, as docker's),
+    /// `status=created|running|exited`, `label=KEY[=VALUE]`. A status filter lists stopped
+    /// containers without -a.
+    #[arg(short, long = "filter", value_name = "KEY=VALUE")]
+    pub filters: Vec<String>,
+    /// Show the N containers created last (all states).
+    #[arg(
+        short = 'n',
+        long = "last",
+        value_name = "N",
+        allow_negative_numbers = true
+    )]
+    pub last: Option<i64>,
+    /// Show the container created last (all states): `-n 1`.
+    #[arg(short, long)]
+    pub latest: bool,
     /// Show full container ids (default: the first 12 characters).
     #[arg(long)]
     pub no_trunc: bool,

@@ -2,6 +2,7 @@
 
 mod cli;
 mod container_fs;
+mod create;
 mod failure;
 mod host;
 mod image_cmds;
@@ -11,6 +12,9 @@ mod manage;
 mod names;
 mod netflags;
 mod nsenter;
+mod port;
+mod ps;
+mod rename;
 mod run;
 mod run_image;
 mod runflags;
@@ -18,6 +22,7 @@ mod signals;
 mod stats;
 mod system_prune;
 mod table;
+mod timeflags;
 mod volume_cmds;
 
 use clap::Parser;
@@ -35,7 +40,10 @@ fn main() {
     init_logging(&cli);
     let code = match cli.command {
         cli::Command::Run(args) => run::run(*args, cli.debug),
-        cli::Command::Ps(args) => run::ps(args),
+        cli::Command::Create(args) => create::create(*args, cli.debug),
+        cli::Command::Ps(args) => ps::ps(args),
+        cli::Command::Rename(args) => rename::rename(args),
+        cli::Command::Port(args) => port::port(args),
         cli::Command::Rm(args) => run::rm(args),
         cli::Command::Stats(args) => stats::stats(args),
         cli::Command::Logs(args) => manage::logs(args),

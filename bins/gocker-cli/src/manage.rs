@@ -139,6 +139,15 @@ pub fn kill(a: KillArgs) -> i32 {
 
 pub fn wait(a: NamesArgs) -> i32 {
     each(&a.containers, |s, st| {
+        // A created container (`gocker create`): as docker's, wait for it to be started first.
+        let mut st = st;
+        while st.never_started() {
+            std::thread::sleep(Duration::from_millis(50));
+            match s.load(&st.id) {
+                Ok(now) => st = now,
+                Err(_) => break, // removed before it ran
+            }
+        }
         let done = wait_stopped(s, &st, None).expect("no timeout");
         println!("{}", done.exit.map(|e| e.code()).unwrap_or(0));
         Ok(())
@@ -175,7 +184,43 @@ pub fn inspect(a: NamesArgs) -> i32 {
     code
 }
 
+/// A `logs --since/--until` value in nanoseconds since the epoch ([`crate::timeflags`]).
+fn log_time(flag: &str, v: Option<&str>, now: i128) -> Result<Option<i128>, Failure> {
+    v.map(|v| {
+        crate::timeflags::parse_instant(v, now).ok_or_else(|| {
+            usage(format!(
+                "{flag} {v:?}: not a timestamp (RFC 3339 such as 2026-12-01T10:00:00Z, or Unix seconds) nor a duration (10m, 1h30m)"
+            ))
+        })
+    })
+    .transpose()
+}
+
+/// When a log line was written, in nanoseconds since the epoch (`None`: unreadable).
+fn line_time(l: &gocker_runtime::logs::LogLine) -> Option<i128> {
+    time::OffsetDateTime::parse(&l.time, &time::format_description::well_known::Rfc3339)
+        .ok()
+        .map(|t| t.unix_timestamp_nanos())
+}
+
 pub fn logs(a: LogsArgs) -> i32 {
+    let now = crate::timeflags::now_ns();
+    let (since, until) = match log_time("--since", a.since.as_deref(), now)
+        .and_then(|s| Ok((s, log_time("--until", a.until.as_deref(), now)?)))
+    {
+        Ok(t) => t,
+        Err(e) => return report(e),
+    };
+    // docker's bounds: a line before --since or after --until is not shown (both inclusive).
+    let within = |l: &gocker_runtime::logs::LogLine| {
+        if since.is_none() && until.is_none() {
+            return true;
+        }
+        let Some(t) = line_time(l) else {
+            return false;
+        };
+        since.is_none_or(|s| t >= s) && until.is_none_or(|u| t <= u)
+    };
     let s = match store() {
         Ok(s) => s,
         Err(e) => return report(e),
@@ -199,8 +244,10 @@ pub fn logs(a: LogsArgs) -> i32 {
         }
     };
     let lines = gocker_runtime::logs::read_all(&dir);
-    let skip = a.tail.map(|n| lines.len().saturating_sub(n)).unwrap_or(0);
-    lines[skip..].iter().for_each(print);
+    // --tail counts the lines within --since/--until, as docker's.
+    let shown: Vec<_> = lines.iter().filter(|l| within(l)).collect();
+    let skip = a.tail.map(|n| shown.len().saturating_sub(n)).unwrap_or(0);
+    shown[skip..].iter().for_each(|l| print(l));
     if !a.follow {
         return 0;
     }
@@ -212,9 +259,11 @@ pub fn logs(a: LogsArgs) -> i32 {
         if lines.len() < seen {
             seen = 0;
         }
-        lines[seen..].iter().for_each(print);
+        lines[seen..].iter().filter(|l| within(l)).for_each(print);
         seen = lines.len();
-        if !still {
+        // With --until, following ends at that time (docker's).
+        let past = until.is_some_and(|u| crate::timeflags::now_ns() > u);
+        if !still || past {
             return 0;
         }
         std::thread::sleep(Duration::from_millis(200));
@@ -258,7 +307,27 @@ pub fn exec(a: ExecArgs) -> i32 {
                 return Err(usage(format!("--workdir {w:?}: must be an absolute path")));
             }
         }
+        let mut env = Vec::new();
+        crate::run::set_vars(&mut env, crate::run::env_vars(&a.env_file, &a.env)?);
         let user = a.user.as_deref().map(|u| exec_user(&st, u)).transpose()?;
+        if a.detach {
+            if a.interactive || a.tty {
+                return Err(usage(
+                    "exec -d cannot be combined with -i or -t here (a detached command has no terminal nor stdin: drop -i/-t, or run it with -it and detach with the detach keys)",
+                ));
+            }
+            return exec_detached(
+                &s,
+                &st,
+                gocker_runtime::nsexec::ExecRequest {
+                    args: a.command.clone(),
+                    env,
+                    cwd: a.workdir.clone(),
+                    user,
+                    ..Default::default()
+                },
+            );
+        }
         if !a.interactive {
             let null = rustix::fs::open(
                 "/dev/null",
@@ -271,7 +340,7 @@ pub fn exec(a: ExecArgs) -> i32 {
         let keys = terminal_detach_keys(a.detach_keys.as_deref(), a.interactive && a.tty)?;
         let req = gocker_runtime::nsexec::ExecRequest {
             args: a.command.clone(),
-            env: a.env.clone(),
+            env,
             cwd: a.workdir.clone(),
             user,
             tty: a.tty,
@@ -295,6 +364,40 @@ pub fn exec(a: ExecArgs) -> i32 {
         Ok(c) => c,
         Err(f) => report(f),
     }
+}
+
+/// `exec -d`: the command starts with /dev/null as its stdin, stdout and stderr (docker's
+/// detached exec keeps no output) and keeps running in the container; we return once it has
+/// exec'd: 0, or the exec's failure (126, 127) as a foreground exec reports it.
+fn exec_detached(
+    s: &StateStore,
+    st: &ContainerState,
+    req: gocker_runtime::nsexec::ExecRequest,
+) -> Result<i32, Failure> {
+    use rustix::stdio;
+    let null = rustix::fs::open(
+        "/dev/null",
+        rustix::fs::OFlags::RDWR | rustix::fs::OFlags::CLOEXEC,
+        rustix::fs::Mode::empty(),
+    )
+    .map_err(|e| usage(format!("/dev/null: {e}")))?;
+    let dup = |fd| rustix::io::fcntl_dupfd_cloexec(fd, 3).map_err(|e| usage(format!("dup: {e}")));
+    let (out, err) = (dup(stdio::stdout())?, dup(stdio::stderr())?);
+    let redirect = || -> rustix::io::Result<()> {
+        stdio::dup2_stdin(&null)?;
+        stdio::dup2_stdout(&null)?;
+        stdio::dup2_stderr(&null)
+    };
+    let r = redirect()
+        .map_err(|e| usage(format!("stdio to /dev/null: {e}")))
+        .and_then(|()| gocker_runtime::nsexec::exec_detached(s, st, &req).map_err(Failure::from));
+    // Ours again, for the messages (the command keeps /dev/null).
+    let _ = stdio::dup2_stdout(&out);
+    let _ = stdio::dup2_stderr(&err);
+    r.map(|pid| {
+        tracing::debug!("exec -d: pid {pid}");
+        0
+    })
 }
 
 pub fn attach(a: AttachArgs) -> i32 {
@@ -328,7 +431,23 @@ fn start_one(s: &StateStore, st: &ContainerState) -> Result<(), Failure> {
         return Ok(());
     }
     let cfg = s.load_config(&st.id)?;
-    gocker_runtime::detach::run_detached(cfg, s.clone(), &st.name, st.auto_remove)?;
+    let kept = st.never_started().then(|| cfg.clone());
+    let r = gocker_runtime::detach::run_detached(cfg, s.clone(), &st.name, st.auto_remove);
+    if let (Err(_), Some(cfg)) = (&r, kept) {
+        // A failed start removes a record without a previous state to go back to: a created
+        // container stays created, as docker's (`gocker create`).
+        let again = s
+            .reserve(&st.id, &st.name)
+            .and_then(|()| s.save_config(&cfg, true))
+            .and_then(|()| s.save(st));
+        if let Err(e) = again {
+            eprintln!(
+                "gocker: container {}: keeping its created record: {e}",
+                st.name
+            );
+        }
+    }
+    r?;
     Ok(())
 }
 

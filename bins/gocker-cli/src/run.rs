@@ -4,7 +4,7 @@ use gocker_runtime::attach::{DetachKeys, Outcome};
 use gocker_runtime::state::StateStore;
 use gocker_runtime::{spec, Container, ContainerConfig, RootMode, SpawnMode, Status};
 
-use crate::cli::{PsArgs, RmArgs, RunArgs};
+use crate::cli::{RmArgs, RunArgs};
 
 pub(crate) use crate::failure::{report, usage, Failure};
 use crate::runflags::parse_bytes;
@@ -34,7 +34,7 @@ fn random_id() -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
-fn valid_name(n: &str) -> bool {
+pub(crate) fn valid_name(n: &str) -> bool {
     let mut c = n.chars();
     matches!(c.next(), Some(f) if f.is_ascii_alphanumeric())
         && c.all(|ch| ch.is_ascii_alphanumeric() || "_.-".contains(ch))
@@ -393,6 +393,48 @@ fn env_file_line(at: &str, line: &str, first: bool) -> Result<Option<String>, Fa
     Ok(Some(line.to_owned()))
 }
 
+/// The variables of `--env-file` files then `-e` flags (`run` and `exec`), resolved by docker's
+/// rules: `KEY=VALUE` as it is, a bare `KEY` copied from gocker's environment (left out when
+/// gocker has no such variable); in order, so that a later one wins ([`set_vars`]).
+pub(crate) fn env_vars(files: &[PathBuf], flags: &[String]) -> Result<Vec<String>, Failure> {
+    let mut vars: Vec<(String, Option<String>)> = Vec::new();
+    for file in files {
+        let text = std::fs::read_to_string(file)
+            .map_err(|e| usage(format!("--env-file {}: {e}", file.display())))?;
+        for (n, line) in text.lines().enumerate() {
+            let at = format!("--env-file {} line {}", file.display(), n + 1);
+            vars.push((at.clone(), env_file_line(&at, line, n == 0)?));
+        }
+    }
+    let mut vars: Vec<(String, String)> = vars
+        .into_iter()
+        .filter_map(|(at, v)| Some((at, v?)))
+        .collect();
+    vars.extend(flags.iter().map(|e| ("--env".to_owned(), e.clone())));
+    let mut out = Vec::new();
+    for (flag, e) in &vars {
+        match e.split_once('=') {
+            Some(("", _)) => return Err(usage(format!("{flag} {e:?}: empty variable name"))),
+            Some(_) => out.push(e.clone()),
+            None => {
+                if let Ok(v) = std::env::var(e) {
+                    out.push(format!("{e}={v}"));
+                }
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Sets each `KEY=VALUE` of `vars` in `env`, replacing an earlier value of KEY.
+pub(crate) fn set_vars(env: &mut Vec<String>, vars: Vec<String>) {
+    for kv in vars {
+        let key = kv.split('=').next().unwrap_or_default().to_owned();
+        env.retain(|x| x.split('=').next() != Some(key.as_str()));
+        env.push(kv);
+    }
+}
+
 /// `--hostname`: RFC 1123 labels (letters, digits, inner '-') separated by dots, at most 63
 /// characters (docker's rule; the kernel allows 64).
 fn check_hostname(h: &str) -> Result<(), Failure> {
@@ -410,7 +452,7 @@ fn check_hostname(h: &str) -> Result<(), Failure> {
     Ok(())
 }
 
-fn build_config(a: &RunArgs, debug: bool) -> Result<(ContainerConfig, String), Failure> {
+pub(crate) fn build_config(a: &RunArgs, debug: bool) -> Result<(ContainerConfig, String), Failure> {
     // `run IMAGE [COMMAND]` when the first positional is an image (run_image::classify); a bare
     // command runs on the default root: the default image, else the provisioned rootfs
     // directory, else the host view (docs/images.md, "The default image").
@@ -570,33 +612,7 @@ fn build_config(a: &RunArgs, debug: bool) -> Result<(ContainerConfig, String), F
         // As docker: a terminal comes with TERM (-e TERM=... or --env-file still win).
         env.push("TERM=xterm".into());
     }
-    let mut vars: Vec<(String, Option<String>)> = Vec::new();
-    for file in &a.env_file {
-        let text = std::fs::read_to_string(file)
-            .map_err(|e| usage(format!("--env-file {}: {e}", file.display())))?;
-        for (n, line) in text.lines().enumerate() {
-            let at = format!("--env-file {} line {}", file.display(), n + 1);
-            vars.push((at.clone(), env_file_line(&at, line, n == 0)?));
-        }
-    }
-    let mut vars: Vec<(String, String)> = vars
-        .into_iter()
-        .filter_map(|(at, v)| Some((at, v?)))
-        .collect();
-    vars.extend(a.env.iter().map(|e| ("--env".to_owned(), e.clone())));
-    for (flag, e) in &vars {
-        let kv = match e.split_once('=') {
-            Some(("", _)) => return Err(usage(format!("{flag} {e:?}: empty variable name"))),
-            Some(_) => e.clone(),
-            None => match std::env::var(e) {
-                Ok(v) => format!("{e}={v}"),
-                Err(_) => continue,
-            },
-        };
-        let key = kv.split('=').next().unwrap_or_default().to_owned();
-        env.retain(|x| x.split('=').next() != Some(key.as_str()));
-        env.push(kv);
-    }
+    set_vars(&mut env, env_vars(&a.env_file, &a.env)?);
     process.set_env(Some(env));
     let image_workdir = image.as_ref().and_then(|i| i.1.working_dir.clone());
     if let Some(w) = a.workdir.as_ref().or(image_workdir.as_ref()) {
@@ -670,6 +686,7 @@ fn build_config(a: &RunArgs, debug: bool) -> Result<(ContainerConfig, String), F
         ));
     }
     crate::netflags::capabilities(&mut spec, a)?;
+    crate::port::record(&mut spec, &network.ports);
 
     let euid = rustix::process::geteuid().as_raw();
     let idmaps = if euid == 0 {
@@ -956,55 +973,6 @@ pub fn run(a: RunArgs, debug: bool) -> i32 {
         Ok(code) => code,
         Err(f) => report(f),
     }
-}
-
-pub fn ps(a: PsArgs) -> i32 {
-    let store = match StateStore::open(StateStore::default_root()) {
-        Ok(s) => s,
-        Err(e) => return report(e.into()),
-    };
-    store.collect_stale();
-    let list = match store.list() {
-        Ok(l) => l,
-        Err(e) => return report(e.into()),
-    };
-    if a.format == "json" {
-        let v: Vec<_> = list
-            .iter()
-            .filter(|s| a.all || s.status != Status::Stopped)
-            .collect();
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&v).expect("state serialises")
-        );
-        return 0;
-    }
-    let mut t = crate::table::Table::new(&["CONTAINER ID", "NAME", "STATUS", "COMMAND"]);
-    for s in list.iter().filter(|s| a.all || s.status != Status::Stopped) {
-        let shown = if a.no_trunc {
-            s.id.as_str()
-        } else {
-            &s.id[..12.min(s.id.len())]
-        };
-        if a.quiet {
-            println!("{shown}");
-            continue;
-        }
-        let status = match (s.status, s.exit) {
-            (Status::Stopped, Some(e)) => format!("exited ({})", e.code()),
-            (st, _) => format!("{st:?}").to_lowercase(),
-        };
-        t.row(vec![
-            shown.to_owned(),
-            s.name.clone(),
-            status,
-            s.command.join(" "),
-        ]);
-    }
-    if !a.quiet {
-        t.print();
-    }
-    0
 }
 
 pub fn rm(a: RmArgs) -> i32 {

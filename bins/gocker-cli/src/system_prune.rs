@@ -10,6 +10,7 @@ use gocker_runtime::{ContainerState, Status};
 
 use crate::cli::SystemPruneArgs;
 use crate::failure::{report, usage, Failure};
+use crate::timeflags::parse_until;
 
 /// What `--filter` selects: containers created before `until` (Unix seconds), carrying the
 /// `label=` labels and not the `label!=` ones.
@@ -22,62 +23,6 @@ struct Filters {
 
 const FILTER_HELP: &str =
     "supported: until=DURATION|TIMESTAMP, label=KEY[=VALUE], label!=KEY[=VALUE]";
-
-/// A Go duration (`24h`, `1h30m`, `90s`, `1.5h`, `500ms`) in seconds, rounded down.
-fn go_duration(s: &str) -> Option<f64> {
-    let mut rest = s;
-    let mut total = 0.0;
-    if rest.is_empty() {
-        return None;
-    }
-    while !rest.is_empty() {
-        let n = rest
-            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-            .unwrap_or(rest.len());
-        let v: f64 = rest[..n].parse().ok()?;
-        rest = &rest[n..];
-        let u = rest
-            .find(|c: char| c.is_ascii_digit() || c == '.')
-            .unwrap_or(rest.len());
-        let unit = match &rest[..u] {
-            "ns" => 1e-9,
-            "us" | "µs" => 1e-6,
-            "ms" => 1e-3,
-            "s" => 1.0,
-            "m" => 60.0,
-            "h" => 3600.0,
-            _ => return None,
-        };
-        total += v * unit;
-        rest = &rest[u..];
-    }
-    Some(total)
-}
-
-/// docker's `until` value: a duration before `now`, Unix seconds (`1700000000[.5]`), or an
-/// RFC 3339 date and time (`2026-12-01T10:00:00Z`, `...+02:00`, fractions allowed) or date
-/// (`2026-12-01`; a date or time without a zone is taken as UTC).
-fn parse_until(v: &str, now: i64) -> Option<i64> {
-    use time::format_description::well_known::Rfc3339;
-    if let Some(d) = go_duration(v) {
-        return Some(now - d as i64);
-    }
-    if let Ok(secs) = v.parse::<f64>() {
-        return Some(secs as i64);
-    }
-    let utc = |t: time::OffsetDateTime| Some(t.unix_timestamp());
-    if let Ok(t) = time::OffsetDateTime::parse(v, &Rfc3339) {
-        return utc(t);
-    }
-    // A date and time without a zone: UTC.
-    if let Ok(t) = time::OffsetDateTime::parse(&format!("{v}Z"), &Rfc3339) {
-        return utc(t);
-    }
-    let date = time::macros::format_description!("[year]-[month]-[day]");
-    time::Date::parse(v, date)
-        .ok()
-        .and_then(|d| utc(d.midnight().assume_utc()))
-}
 
 fn parse_filters(flags: &[String], now: i64) -> Result<Filters, Failure> {
     let mut f = Filters::default();
@@ -112,15 +57,6 @@ fn parse_filters(flags: &[String], now: i64) -> Result<Filters, Failure> {
         }
     }
     Ok(f)
-}
-
-/// The labels `run` recorded for the container (its spec's Config, `gocker inspect`'s
-/// Config.Labels).
-fn labels_of(store: &StateStore, st: &ContainerState) -> HashMap<String, String> {
-    let cfg = store.load_config(&st.id).ok();
-    crate::run_image::recorded_config(cfg.as_ref().and_then(|c| c.spec.annotations().as_ref()))
-        .and_then(|c| serde_json::from_value(c["Labels"].clone()).ok())
-        .unwrap_or_default()
 }
 
 impl Filters {
@@ -204,7 +140,7 @@ fn prune(a: &SystemPruneArgs) -> Result<i32, Failure> {
         .into_iter()
         .filter(|s| s.status == Status::Stopped)
     {
-        if !filters.matches(&s, &labels_of(&store, &s)) {
+        if !filters.matches(&s, &crate::ps::labels_of(&store, &s)) {
             continue;
         }
         let size = dir_size(&store.container_dir(&s.id));
@@ -255,45 +191,6 @@ mod tests {
     use super::*;
 
     const NOW: i64 = 1_796_000_000;
-
-    #[test]
-    fn until_takes_durations_timestamps_and_dates() {
-        assert_eq!(parse_until("24h", NOW), Some(NOW - 86_400));
-        assert_eq!(parse_until("1h30m", NOW), Some(NOW - 5400));
-        assert_eq!(parse_until("1.5h", NOW), Some(NOW - 5400));
-        assert_eq!(parse_until("90s", NOW), Some(NOW - 90));
-        assert_eq!(parse_until("1700000000", NOW), Some(1_700_000_000));
-        assert_eq!(parse_until("1700000000.75", NOW), Some(1_700_000_000));
-        assert_eq!(parse_until("1970-01-02", NOW), Some(86_400));
-        assert_eq!(
-            parse_until("2023-11-14T22:13:20Z", NOW),
-            Some(1_700_000_000)
-        );
-        assert_eq!(
-            parse_until("2023-11-14T23:13:20.5+01:00", NOW),
-            Some(1_700_000_000)
-        );
-        assert_eq!(
-            parse_until("2023-11-14T21:13:20-01:00", NOW),
-            Some(1_700_000_000)
-        );
-        for bad in [
-            "",
-            "yesterday",
-            "24",
-            "1d",
-            "2023-13-01",
-            "2023-11-14T25:00:00Z",
-            "h",
-        ] {
-            if bad == "24" {
-                // A bare number is a Unix timestamp, as docker's.
-                assert_eq!(parse_until(bad, NOW), Some(24));
-                continue;
-            }
-            assert_eq!(parse_until(bad, NOW), None, "{bad}");
-        }
-    }
 
     #[test]
     fn filters_parse_and_refuse_what_they_do_not_know() {

@@ -121,6 +121,9 @@ const BIG: &str = "seq 1 100000; exit $?";
 struct Fixture {
     rootfs: String,
     scratch: std::path::PathBuf,
+    /// Containers named here that the tracking of [`g`] does not know (`create`'s, `rename`'s
+    /// new names): removed at the end.
+    leftovers: std::cell::RefCell<Vec<String>>,
 }
 
 impl Fixture {
@@ -177,6 +180,24 @@ impl Fixture {
             "attach" => return Some(vec![self.container("pipes-attach", &["-t"], PAYLOAD)]),
             "wait" => return Some(vec![self.container("pipes-wait", &[], "seq 1 3000")]),
             "rm" => return Some(vec!["-f".into(), self.container("pipes-rm", &[], PAYLOAD)]),
+            "create" => {
+                let n = unique("pipes-create");
+                self.leftovers.borrow_mut().push(n.clone());
+                return Some(s(&[
+                    "--name",
+                    &n,
+                    "--network",
+                    "none",
+                    "--rootfs",
+                    &self.rootfs,
+                    "/bin/true",
+                ]));
+            }
+            "rename" => {
+                let n = unique("pipes-renamed");
+                self.leftovers.borrow_mut().push(n.clone());
+                return Some(vec![self.container("pipes-rename", &[], PAYLOAD), n]);
+            }
             // Root's container and image stores are shared with whatever else runs on this
             // machine (the unprivileged phases run them for real, on their own stores).
             "image prune" | "system prune" if rustix::process::geteuid().is_root() => return None,
@@ -236,6 +257,7 @@ fn every_subcommand_into_a_closed_pipe_exits_0_or_141() {
     let fx = Fixture {
         rootfs: rootfs(),
         scratch: scratch.clone(),
+        leftovers: Default::default(),
     };
     let mut failures = Vec::new();
     let mut help_only = Vec::new();
@@ -282,6 +304,9 @@ fn every_subcommand_into_a_closed_pipe_exits_0_or_141() {
                 "gocker {shown}: {status:?} (killed by a signal, or no exit in 40 s): {err}"
             )),
         }
+    }
+    for n in fx.leftovers.borrow().iter() {
+        let _ = g(&["rm", "-f", n]);
     }
     let _ = std::fs::remove_dir_all(&scratch);
     if !help_only.is_empty() {

@@ -49,6 +49,14 @@ pub struct ContainerState {
     pub ip: Option<std::net::Ipv4Addr>,
 }
 
+impl ContainerState {
+    /// A container made by `gocker create` and not started yet: status created and no monitor
+    /// ever (`monitor_pid` 0). It is not stale, and `start` may reuse its name.
+    pub fn never_started(&self) -> bool {
+        self.status == Status::Created && self.monitor_pid == 0
+    }
+}
+
 /// The directory holding all containers' state.
 #[derive(Debug, Clone)]
 pub struct StateStore {
@@ -144,7 +152,7 @@ impl StateStore {
                     && same
                     && self
                         .load(id)
-                        .map(|st| st.status == Status::Stopped)
+                        .map(|st| st.status == Status::Stopped || st.never_started())
                         .unwrap_or(false)
                 {
                     return Ok(());
@@ -237,8 +245,65 @@ impl StateStore {
         })
     }
 
+    /// The container's record; its name is the one [`StateStore::rename`] gave it last, if any
+    /// (a running container's monitor keeps saving the name it started with).
     pub fn load(&self, id: &str) -> Result<ContainerState> {
-        self.read_json(id, "state.json")
+        let mut st: ContainerState = self.read_json(id, "state.json")?;
+        if let Some(name) = self.renamed(id) {
+            st.name = name;
+        }
+        Ok(st)
+    }
+
+    /// The name given by the last [`StateStore::rename`] of the container, if any.
+    fn renamed(&self, id: &str) -> Option<String> {
+        fs::read_to_string(self.dir(id).join(NAME_FILE))
+            .ok()
+            .filter(|n| !n.is_empty())
+    }
+
+    /// Renames a container, running or not: `new` is reserved (fails with
+    /// [`RuntimeError::NameInUse`] when taken), recorded beside the state (so that the monitor of
+    /// a running container, which saves the state with the name it started with, does not undo
+    /// it), and the old name is freed.
+    pub fn rename(&self, id: &str, new: &str) -> Result<()> {
+        let old = self.load(id)?.name;
+        let link = self.root.join("names").join(new);
+        match std::os::unix::fs::symlink(format!("../{id}"), &link) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                return Err(RuntimeError::NameInUse(new.to_owned()))
+            }
+            Err(e) => {
+                return Err(RuntimeError::State {
+                    path: link,
+                    reason: e.to_string(),
+                })
+            }
+        }
+        let path = self.dir(id).join(NAME_FILE);
+        let tmp = path.with_extension("tmp");
+        if let Err(e) = fs::write(&tmp, new).and_then(|()| fs::rename(&tmp, &path)) {
+            let _ = fs::remove_file(&link);
+            return Err(RuntimeError::State {
+                path,
+                reason: e.to_string(),
+            });
+        }
+        self.unlink_name(id, &old);
+        Ok(())
+    }
+
+    /// Removes `names/<name>` when it is the name of `id`.
+    fn unlink_name(&self, id: &str, name: &str) {
+        let link = self.root.join("names").join(name);
+        if fs::read_link(&link)
+            .ok()
+            .and_then(|t| t.file_name().map(|f| f == id))
+            .unwrap_or(false)
+        {
+            let _ = fs::remove_file(&link);
+        }
     }
 
     /// Finds a container by name, id, or unique id prefix.
@@ -278,13 +343,10 @@ impl StateStore {
     pub fn remove(&self, id: &str, name: &str) -> Result<()> {
         // The name first: once the record is gone from listings, its name is free too (a crash
         // in between leaves a record without a name, which collect_stale removes).
-        let link = self.root.join("names").join(name);
-        if fs::read_link(&link)
-            .ok()
-            .and_then(|t| t.file_name().map(|f| f == id))
-            .unwrap_or(false)
-        {
-            let _ = fs::remove_file(&link);
+        self.unlink_name(id, name);
+        // A monitor passes the name it started with: the name of a rename since goes too.
+        if let Some(renamed) = self.renamed(id) {
+            self.unlink_name(id, &renamed);
         }
         let dir = self.dir(id);
         let err = |path: &Path, e: rustix::io::Errno| RuntimeError::State {
@@ -334,7 +396,11 @@ impl StateStore {
                 continue;
             }
             match self.load(&id) {
-                Ok(mut st) if st.status != Status::Stopped && !Self::monitor_alive(&st) => {
+                Ok(mut st)
+                    if st.status != Status::Stopped
+                        && !st.never_started()
+                        && !Self::monitor_alive(&st) =>
+                {
                     n += 1;
                     if let Some(cg) = st.cgroup.take() {
                         let _ = gocker_cgroups::Cgroup::open(cg)
@@ -386,6 +452,9 @@ impl StateStore {
 
 /// The file in a rootless container's directory with its id maps ([`StateStore::save_root_maps`]).
 const ROOT_MAPS: &str = "root-idmaps.json";
+
+/// The file in a container's directory with the name of its last [`StateStore::rename`].
+const NAME_FILE: &str = "name";
 
 /// [`remove_tree`] of `path`; a path that does not exist is removed already.
 fn remove_path(path: &Path) -> rustix::io::Result<()> {
@@ -622,6 +691,39 @@ mod tests {
         // Removing what is gone already is not an error.
         s.remove("eee555", "deep").unwrap();
         fs::remove_dir_all(&base).unwrap();
+    }
+
+    #[test]
+    fn a_rename_moves_the_name_and_outlives_the_monitor_saving_the_old_one() {
+        let root = std::env::temp_dir().join(format!("gocker-rename-test-{}", std::process::id()));
+        let s = StateStore::open(&root).unwrap();
+        let me = std::process::id() as i32;
+        let start = process_start_time(me).unwrap();
+        for (id, name) in [("aaa111", "web"), ("bbb222", "db")] {
+            s.reserve(id, name).unwrap();
+            s.save(&state(id, name, me, start, false)).unwrap();
+        }
+        assert!(matches!(
+            s.rename("aaa111", "db"),
+            Err(RuntimeError::NameInUse(_))
+        ));
+        assert_eq!(s.lookup("db").unwrap().id, "bbb222");
+        s.rename("aaa111", "front").unwrap();
+        // The monitor saves its state with the name it started with: the rename stays.
+        s.save(&state("aaa111", "web", me, start, false)).unwrap();
+        assert_eq!(s.lookup("front").unwrap().name, "front");
+        assert_eq!(s.load("aaa111").unwrap().name, "front");
+        assert!(s.lookup("web").is_err());
+        // The old name is free; removing with the old name frees the new one too.
+        s.reserve("ccc333", "web").unwrap();
+        s.remove("aaa111", "web").unwrap();
+        assert!(s.lookup("front").is_err());
+        assert!(!root.join("names/front").exists());
+        assert_eq!(
+            fs::read_link(root.join("names/web")).unwrap(),
+            Path::new("../ccc333")
+        );
+        fs::remove_dir_all(&root).unwrap();
     }
 
     #[test]
