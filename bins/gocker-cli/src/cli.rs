@@ -417,6 +417,14 @@ pub struct RunArgs {
     /// source must exist; a volume needs a name (no anonymous volumes).
     #[arg(long = "mount", value_name = "type=...,source=...,target=...")]
     pub mounts: Vec<String>,
+    /// Expose a port or a range without publishing it: PORT[-END][/tcp|udp|sctp] (repeatable;
+    /// recorded beside the image's ExposedPorts, shown by `inspect` under Config.ExposedPorts).
+    #[arg(long, value_name = "PORT[/PROTO]")]
+    pub expose: Vec<String>,
+    /// Publish every exposed port (the image's ExposedPorts and --expose) on a host port the
+    /// kernel picks, as -p PORT does (`gocker port NAME` shows which).
+    #[arg(short = 'P', long)]
+    pub publish_all: bool,
     /// Mount the container's root filesystem read-only.
     #[arg(long)]
     pub read_only: bool,

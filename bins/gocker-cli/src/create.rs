@@ -8,7 +8,9 @@ use gocker_runtime::{ContainerState, Status};
 use crate::cli::RunArgs;
 use crate::failure::{report, usage, Failure};
 
-fn create_inner(a: &RunArgs, debug: bool) -> Result<String, Failure> {
+fn create_inner(mut a: RunArgs, debug: bool) -> Result<String, Failure> {
+    crate::runflags::expand_mounts(&mut a)?;
+    let a = &a;
     if a.detach {
         return Err(usage(
             "unknown shorthand flag: 'd' in -d (a created container starts detached: `gocker start`)",
@@ -21,6 +23,11 @@ fn create_inner(a: &RunArgs, debug: bool) -> Result<String, Failure> {
     }
     let (cfg, name) = crate::run::build_config(a, debug)?;
     let store = StateStore::open(StateStore::default_root())?;
+    let cid = a
+        .cidfile
+        .as_deref()
+        .map(|p| crate::runflags::CidFile::create(p, &cfg.id))
+        .transpose()?;
     store.collect_stale();
     let state = ContainerState {
         id: cfg.id.clone(),
@@ -54,11 +61,14 @@ fn create_inner(a: &RunArgs, debug: bool) -> Result<String, Failure> {
         let _ = store.remove(&cfg.id, &name);
         return Err(e.into());
     }
+    if let Some(c) = cid {
+        c.keep();
+    }
     Ok(cfg.id)
 }
 
 pub(crate) fn create(a: RunArgs, debug: bool) -> i32 {
-    match create_inner(&a, debug) {
+    match create_inner(a, debug) {
         Ok(id) => {
             println!("{id}");
             0

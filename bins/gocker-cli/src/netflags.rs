@@ -13,7 +13,7 @@ fn net_err(e: gocker_net::NetError) -> Failure {
 }
 
 /// The container's network options from the flags.
-pub(crate) fn network(a: &RunArgs) -> Result<NetworkOptions, Failure> {
+pub(crate) fn network(a: &RunArgs, publish_all: &[String]) -> Result<NetworkOptions, Failure> {
     let root = rustix::process::geteuid().is_root();
     // A mode asked for by name (--network or GOCKER_NETWORK) is checked after validation and
     // fails when it cannot work here; the default falls back with one warning line.
@@ -29,6 +29,7 @@ pub(crate) fn network(a: &RunArgs) -> Result<NetworkOptions, Failure> {
         ports: a
             .publish
             .iter()
+            .chain(publish_all)
             .map(|p| gocker_net::parse_publish(p))
             .collect::<Result<Vec<_>, _>>()
             .map_err(net_err)?

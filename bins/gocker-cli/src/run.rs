@@ -582,8 +582,14 @@ pub(crate) fn build_config(a: &RunArgs, debug: bool) -> Result<(ContainerConfig,
         let id = crate::image_cmds::image_id(n).ok();
         (n.as_str(), defaults, id)
     });
-    crate::run_image::record(&mut ann, recorded, &a.label, a.stop_signal.as_deref())
-        .map_err(usage)?;
+    let exposed = crate::run_image::record(
+        &mut ann,
+        recorded,
+        &a.label,
+        a.stop_signal.as_deref(),
+        &a.expose,
+    )
+    .map_err(usage)?;
     spec.set_annotations(Some(ann));
     let mut mounts = spec.mounts().clone().unwrap_or_default();
     if mode == RootMode::HostView {
@@ -676,7 +682,23 @@ pub(crate) fn build_config(a: &RunArgs, debug: bool) -> Result<(ContainerConfig,
     if let Some(r) = resources(a)? {
         linux.set_resources(Some(r));
     }
-    let network = crate::netflags::network(a)?;
+    // -P: every exposed port on a kernel-chosen host port (sctp cannot be forwarded: said so).
+    let publish_all: Vec<String> = if a.publish_all {
+        exposed
+            .iter()
+            .filter(|p| {
+                let sctp = p.ends_with("/sctp");
+                if sctp {
+                    eprintln!("gocker: -P: {p} is not published (gocker forwards tcp and udp)");
+                }
+                !sctp
+            })
+            .cloned()
+            .collect()
+    } else {
+        Vec::new()
+    };
+    let network = crate::netflags::network(a, &publish_all)?;
     if network.mode == gocker_net::Mode::Host {
         let ns = linux.namespaces().clone().unwrap_or_default();
         linux.set_namespaces(Some(
@@ -897,12 +919,7 @@ fn stdin_notice(a: &RunArgs) -> Option<String> {
 
 fn run_inner(mut a: RunArgs, debug: bool) -> Result<i32, Failure> {
     // --mount is -v or --tmpfs spelled long: one parser, one copy-up for named volumes.
-    for m in std::mem::take(&mut a.mounts) {
-        match crate::runflags::mount(&m)? {
-            crate::runflags::MountFlag::Volume(v) => a.volumes.push(v),
-            crate::runflags::MountFlag::Tmpfs(t) => a.tmpfs.push(t),
-        }
-    }
+    crate::runflags::expand_mounts(&mut a)?;
     let keys = terminal_detach_keys(a.detach_keys.as_deref(), a.interactive && a.tty)?;
     if !a.detach {
         check_tty(a.interactive, a.tty)?;

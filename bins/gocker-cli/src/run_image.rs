@@ -310,7 +310,8 @@ pub(crate) fn record(
     image: Option<(&str, &ImageDefaults, Option<String>)>,
     label_flags: &[String],
     stop_signal_flag: Option<&str>,
-) -> Result<(), String> {
+    expose_flags: &[String],
+) -> Result<Vec<String>, String> {
     let mut labels: BTreeMap<String, String> = BTreeMap::new();
     let mut ports: Vec<String> = Vec::new();
     let mut stop = None;
@@ -334,6 +335,14 @@ pub(crate) fn record(
             }
         }
     }
+    for e in expose_flags {
+        let n = normalize_port(e).ok_or_else(|| {
+            format!("--expose {e:?}: expected PORT[-END][/tcp|udp|sctp] with ports in 1..65535")
+        })?;
+        if !ports.contains(&n) {
+            ports.push(n);
+        }
+    }
     for l in label_flags {
         let (k, v) = parse_label(l)?;
         labels.insert(k, v);
@@ -354,14 +363,14 @@ pub(crate) fn record(
     }
     if !ports.is_empty() {
         let map: serde_json::Map<String, Value> =
-            ports.into_iter().map(|p| (p, json!({}))).collect();
+            ports.iter().map(|p| (p.clone(), json!({}))).collect();
         config["ExposedPorts"] = Value::Object(map);
     }
     if let Some(s) = stop {
         config["StopSignal"] = json!(s);
     }
     ann.insert(CONFIG_ANNOTATION.to_owned(), config.to_string());
-    Ok(())
+    Ok(ports)
 }
 
 /// The recorded `Config` of a container ([`CONFIG_ANNOTATION`] in its spec's annotations).
@@ -483,13 +492,18 @@ mod tests {
             ..Default::default()
         };
         let mut ann = HashMap::new();
-        record(
+        let exposed = record(
             &mut ann,
             Some(("img", &d, Some("sha256:1".into()))),
             &s(&["b=ours", "flag"]),
             None,
+            &s(&["9000-9001/udp", "80"]),
         )
         .unwrap();
+        assert_eq!(
+            exposed,
+            s(&["80/tcp", "53/udp", "8080/tcp", "9000-9001/udp"])
+        );
         assert_eq!(ann["a"], "image");
         assert_eq!(ann["b"], "ours");
         assert_eq!(ann["flag"], "");
@@ -498,7 +512,7 @@ mod tests {
         assert_eq!(c["Labels"], json!({"a": "image", "b": "ours", "flag": ""}));
         assert_eq!(
             c["ExposedPorts"],
-            json!({"80/tcp": {}, "53/udp": {}, "8080/tcp": {}})
+            json!({"80/tcp": {}, "53/udp": {}, "8080/tcp": {}, "9000-9001/udp": {}})
         );
         assert_eq!(
             c["StopSignal"],
@@ -506,11 +520,15 @@ mod tests {
             "a bad image StopSignal is ignored"
         );
         assert_eq!(stop_signal_of(Some(&ann)), libc::SIGTERM);
-        record(&mut ann, Some(("img", &d, None)), &[], Some("usr2")).unwrap();
+        record(&mut ann, Some(("img", &d, None)), &[], Some("usr2"), &[]).unwrap();
         assert_eq!(stop_signal_of(Some(&ann)), libc::SIGUSR2);
-        assert!(record(&mut ann, None, &[], Some("SIGNOPE")).is_err());
-        assert!(record(&mut ann, None, &s(&["=x"]), None).is_err());
-        assert!(record(&mut ann, None, &s(&["io.gocker.image.id=x"]), None).is_err());
+        assert!(record(&mut ann, None, &[], Some("SIGNOPE"), &[]).is_err());
+        assert!(
+            record(&mut ann, None, &[], None, &s(&["http"])).is_err(),
+            "--expose http"
+        );
+        assert!(record(&mut ann, None, &s(&["=x"]), None, &[]).is_err());
+        assert!(record(&mut ann, None, &s(&["io.gocker.image.id=x"]), None, &[]).is_err());
         // An image's labels cannot replace gocker's own annotations.
         let hostile = ImageDefaults {
             labels: [
@@ -528,6 +546,7 @@ mod tests {
             Some(("img", &hostile, Some("sha256:real".into()))),
             &[],
             Some("HUP"),
+            &[],
         )
         .unwrap();
         assert_eq!(ann[IMAGE_ANNOTATION], "sha256:real");

@@ -199,6 +199,17 @@ pub(crate) enum MountFlag {
     Tmpfs(String),
 }
 
+/// Moves every `--mount` of `a` into its `-v` or `--tmpfs` list (`run` and `create`).
+pub(crate) fn expand_mounts(a: &mut crate::cli::RunArgs) -> Result<(), Failure> {
+    for m in std::mem::take(&mut a.mounts) {
+        match mount(&m)? {
+            MountFlag::Volume(v) => a.volumes.push(v),
+            MountFlag::Tmpfs(t) => a.tmpfs.push(t),
+        }
+    }
+    Ok(())
+}
+
 pub(crate) fn mount(m: &str) -> Result<MountFlag, Failure> {
     let bad = |why: String| usage(format!("--mount {m:?}: {why}"));
     let (mut typ, mut src, mut dst, mut ro, mut nocopy) = ("volume", None, None, false, false);

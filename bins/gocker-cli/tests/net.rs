@@ -802,3 +802,55 @@ fn system_prune_collects_what_a_sigkilled_run_left() {
     assert!(!ok(&gk(&["ps", "-a"])).contains("victim"));
     let _ = std::fs::remove_dir_all(&xdg);
 }
+
+/// `-p 127.0.0.1::80` and `-P` (with `--expose`): the kernel picks the host ports, `gocker port`
+/// shows them, and the chosen port really answers.
+#[test]
+fn kernel_chosen_host_ports_answer_and_port_shows_them() {
+    let network = if is_root() {
+        "bridge"
+    } else if have("pasta") {
+        "pasta"
+    } else {
+        return;
+    };
+    let name = unique("web-random");
+    let r = rootfs();
+    let script = "echo random-port > /www/index.html && exec httpd -f -p 80 -h /www";
+    ok(&g(&[
+        "run",
+        "-d",
+        "--rm",
+        "--name",
+        &name,
+        "--network",
+        network,
+        "-p",
+        "127.0.0.1::80",
+        "--expose",
+        "81",
+        "-P",
+        "--tmpfs",
+        "/www",
+        "--rootfs",
+        &r,
+        "/bin/sh",
+        "-c",
+        script,
+    ]));
+    let out = ok(&g(&["port", &name]));
+    let host_port = |private: &str| -> u16 {
+        out.lines()
+            .find_map(|l| l.strip_prefix(&format!("{private} -> ")))
+            .and_then(|a| a.rsplit_once(':'))
+            .and_then(|(_, p)| p.parse().ok())
+            .unwrap_or_else(|| panic!("no {private} in `gocker port`: {out}"))
+    };
+    let p80 = host_port("80/tcp");
+    let p81 = host_port("81/tcp");
+    assert!(p80 >= 1024 && p81 >= 1024 && p80 != p81, "{out}");
+    assert!(out.contains(&format!("80/tcp -> 127.0.0.1:{p80}")), "{out}");
+    let body = http_get(p80, Duration::from_secs(10));
+    stop(&name);
+    assert!(body.contains("random-port"), "{body}");
+}
