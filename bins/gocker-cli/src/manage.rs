@@ -174,6 +174,10 @@ pub fn inspect(a: NamesArgs) -> i32 {
             serde_json::from_value(spec["annotations"].clone()).ok();
         v["Config"] = crate::run_image::recorded_config(ann.as_ref())
             .unwrap_or_else(|| serde_json::json!({"Labels": {}}));
+        // docker's NetworkSettings.Ports: what `run -p`/`-P` published.
+        v["NetworkSettings"] = serde_json::json!({
+            "Ports": crate::port::inspect_json(&crate::port::recorded(s, &st.id)),
+        });
         v["spec"] = spec;
         all.push(v);
         Ok(())

@@ -28,8 +28,45 @@ pub(crate) fn record(spec: &mut oci_spec::runtime::Spec, ports: &[PortMapping]) 
     spec.set_annotations(Some(ann));
 }
 
+/// The published ports as docker's `ps` shows them: `127.0.0.1:8080->80/tcp, ...`.
+pub(crate) fn ps_text(ports: &[PortMapping]) -> String {
+    ports
+        .iter()
+        .map(|p| {
+            let ip = p.host_ip.unwrap_or(std::net::Ipv4Addr::UNSPECIFIED);
+            format!(
+                "{ip}:{}->{}/{}",
+                p.host_port,
+                p.container_port,
+                p.proto.as_str()
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// The published ports as docker's `inspect` shows them (`NetworkSettings.Ports`):
+/// `{"80/tcp": [{"HostIp": "0.0.0.0", "HostPort": "8080"}]}`.
+pub(crate) fn inspect_json(ports: &[PortMapping]) -> serde_json::Value {
+    let mut map = serde_json::Map::new();
+    for p in ports {
+        let key = format!("{}/{}", p.container_port, p.proto.as_str());
+        let entry = serde_json::json!({
+            "HostIp": p.host_ip.unwrap_or(std::net::Ipv4Addr::UNSPECIFIED).to_string(),
+            "HostPort": p.host_port.to_string(),
+        });
+        match map.get_mut(&key).and_then(|v| v.as_array_mut()) {
+            Some(list) => list.push(entry),
+            None => {
+                map.insert(key, serde_json::json!([entry]));
+            }
+        }
+    }
+    serde_json::Value::Object(map)
+}
+
 /// The ports recorded in the spec saved in the container's directory.
-fn recorded(store: &StateStore, id: &str) -> Vec<PortMapping> {
+pub(crate) fn recorded(store: &StateStore, id: &str) -> Vec<PortMapping> {
     let spec: Option<serde_json::Value> =
         std::fs::read(store.container_dir(id).join("config.json"))
             .ok()

@@ -84,17 +84,24 @@ fn ps_inner(a: &PsArgs) -> Result<(), Failure> {
         ));
         return Ok(());
     }
-    let mut t = crate::table::Table::new(&["CONTAINER ID", "NAME", "STATUS", "COMMAND"]);
+    let mut t = crate::table::Table::new(&["CONTAINER ID", "NAME", "STATUS", "COMMAND", "PORTS"]);
     for s in &list {
         let status = match (s.status, s.exit) {
             (Status::Stopped, Some(e)) => format!("exited ({})", e.code()),
             (st, _) => format!("{st:?}").to_lowercase(),
+        };
+        // As docker: the published ports of a running container.
+        let ports = if s.status == Status::Running {
+            crate::port::ps_text(&crate::port::recorded(&store, &s.id))
+        } else {
+            String::new()
         };
         t.row(vec![
             short(&s.id),
             s.name.clone(),
             status,
             s.command.join(" "),
+            ports,
         ]);
     }
     t.print();

@@ -850,6 +850,19 @@ fn kernel_chosen_host_ports_answer_and_port_shows_them() {
     let p81 = host_port("81/tcp");
     assert!(p80 >= 1024 && p81 >= 1024 && p80 != p81, "{out}");
     assert!(out.contains(&format!("80/tcp -> 127.0.0.1:{p80}")), "{out}");
+    // ps's PORTS column and inspect's NetworkSettings.Ports say the same.
+    let ps = ok(&g(&["ps"]));
+    let row = ps.lines().find(|l| l.contains(&name)).unwrap_or_default();
+    assert!(
+        row.contains(&format!("127.0.0.1:{p80}->80/tcp"))
+            && row.contains(&format!("0.0.0.0:{p81}->81/tcp")),
+        "{ps}"
+    );
+    let inspect: serde_json::Value = serde_json::from_str(&ok(&g(&["inspect", &name]))).unwrap();
+    let ports = &inspect[0]["NetworkSettings"]["Ports"];
+    assert_eq!(ports["80/tcp"][0]["HostIp"], "127.0.0.1", "{ports}");
+    assert_eq!(ports["80/tcp"][0]["HostPort"], p80.to_string(), "{ports}");
+    assert_eq!(ports["81/tcp"][0]["HostPort"], p81.to_string(), "{ports}");
     let body = http_get(p80, Duration::from_secs(10));
     stop(&name);
     assert!(body.contains("random-port"), "{body}");

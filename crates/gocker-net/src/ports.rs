@@ -43,41 +43,77 @@ fn port(flag_value: &str, what: &str, s: &str) -> Result<u16> {
     }
 }
 
+/// The words of a `-p` value: host address, host part, container part, protocol.
+struct Words<'a> {
+    host_ip: Option<Ipv4Addr>,
+    host: &'a str,
+    cont: &'a str,
+    proto: Proto,
+}
+
+fn invalid(v: &str, reason: String) -> NetError {
+    NetError::Invalid {
+        flag: "--publish",
+        value: v.into(),
+        reason,
+    }
+}
+
+/// Splits `[IP:][HOST:]CONTAINER[/proto]` (an empty host part when there is none).
+fn words(v: &str) -> Result<Words<'_>> {
+    let (rest, proto) = match v.rsplit_once('/') {
+        Some((r, "tcp")) => (r, Proto::Tcp),
+        Some((r, "udp")) => (r, Proto::Udp),
+        Some((_, p)) => return Err(invalid(v, format!("unknown protocol {p:?} (tcp or udp)"))),
+        None => (v, Proto::Tcp),
+    };
+    let parts: Vec<&str> = rest.split(':').collect();
+    let (ip, host, cont) = match parts.as_slice() {
+        [c] => (None, "", *c),
+        [h, c] => (None, *h, *c),
+        [ip, h, c] => (Some(*ip), *h, *c),
+        _ => return Err(invalid(v, "expected [IP:][HOST_PORT:]CONTAINER_PORT[/tcp|/udp] (IPv6 host addresses are not supported)".into())),
+    };
+    let host_ip = match ip {
+        None | Some("") => None,
+        Some(s) => match s.parse::<Ipv4Addr>() {
+            Ok(a) if a.is_unspecified() => None,
+            Ok(a) => Some(a),
+            Err(_) => {
+                return Err(invalid(
+                    v,
+                    format!("host address {s:?} is not an IPv4 address"),
+                ))
+            }
+        },
+    };
+    Ok(Words {
+        host_ip,
+        host,
+        cont,
+        proto,
+    })
+}
+
+/// One mapping with both ports given (`[IP:]HOST:CONTAINER[/proto]`); [`parse_publish`] takes
+/// ranges and a missing host port too.
 impl std::str::FromStr for PortMapping {
     type Err = NetError;
 
     fn from_str(v: &str) -> Result<PortMapping> {
-        let bad = |reason: String| NetError::Invalid {
-            flag: "--publish",
-            value: v.into(),
-            reason,
-        };
-        let (rest, proto) = match v.rsplit_once('/') {
-            Some((r, "tcp")) => (r, Proto::Tcp),
-            Some((r, "udp")) => (r, Proto::Udp),
-            Some((_, p)) => return Err(bad(format!("unknown protocol {p:?} (tcp or udp)"))),
-            None => (v, Proto::Tcp),
-        };
-        let parts: Vec<&str> = rest.split(':').collect();
-        let (ip, host, cont) = match parts.as_slice() {
-            [h, c] => (None, *h, *c),
-            [ip, h, c] => (Some(*ip), *h, *c),
-            [_] => return Err(bad("expected [IP:]HOST_PORT:CONTAINER_PORT[/tcp|/udp] (a host port is required)".into())),
-            _ => return Err(bad("expected [IP:]HOST_PORT:CONTAINER_PORT[/tcp|/udp] (IPv6 host addresses are not supported)".into())),
-        };
-        let host_ip = match ip {
-            None | Some("") => None,
-            Some(s) => match s.parse::<Ipv4Addr>() {
-                Ok(a) if a.is_unspecified() => None,
-                Ok(a) => Some(a),
-                Err(_) => return Err(bad(format!("host address {s:?} is not an IPv4 address"))),
-            },
-        };
+        let w = words(v)?;
+        if w.host.is_empty() {
+            return Err(invalid(
+                v,
+                "expected [IP:]HOST_PORT:CONTAINER_PORT[/tcp|/udp] (a host port is required)"
+                    .into(),
+            ));
+        }
         Ok(PortMapping {
-            host_ip,
-            host_port: port(v, "host", host)?,
-            container_port: port(v, "container", cont)?,
-            proto,
+            host_ip: w.host_ip,
+            host_port: port(v, "host", w.host)?,
+            container_port: port(v, "container", w.cont)?,
+            proto: w.proto,
         })
     }
 }
@@ -102,24 +138,13 @@ impl std::fmt::Display for PortMapping {
 ///   free host port, chosen by asking the kernel for an ephemeral one on the host address (as
 ///   docker picks from its ephemeral range; `gocker port` and `inspect` show which).
 pub fn parse_publish(v: &str) -> Result<Vec<PortMapping>> {
-    let bad = |reason: String| NetError::Invalid {
-        flag: "--publish",
-        value: v.into(),
-        reason,
-    };
-    let (rest, proto) = match v.rsplit_once('/') {
-        Some((r, "tcp")) => (r, Proto::Tcp),
-        Some((r, "udp")) => (r, Proto::Udp),
-        Some((_, p)) => return Err(bad(format!("unknown protocol {p:?} (tcp or udp)"))),
-        None => (v, Proto::Tcp),
-    };
-    let parts: Vec<&str> = rest.split(':').collect();
-    let (ip, host, cont) = match parts.as_slice() {
-        [c] => (None, "", *c),
-        [h, c] => (None, *h, *c),
-        [ip, h, c] => (Some(*ip), *h, *c),
-        _ => return Err(bad("expected [IP:][HOST_PORT:]CONTAINER_PORT[/tcp|/udp] (IPv6 host addresses are not supported)".into())),
-    };
+    let bad = |reason: String| invalid(v, reason);
+    let Words {
+        host_ip,
+        host,
+        cont,
+        proto,
+    } = words(v)?;
     let range = |what: &str, s: &str| -> Result<(u16, u16)> {
         match s.split_once('-') {
             Some((a, b)) => {
@@ -136,14 +161,6 @@ pub fn parse_publish(v: &str) -> Result<Vec<PortMapping>> {
         }
     };
     let (c0, c1) = range("container", cont)?;
-    let host_ip = match ip {
-        None | Some("") => None,
-        Some(s) => match s.parse::<Ipv4Addr>() {
-            Ok(a) if a.is_unspecified() => None,
-            Ok(a) => Some(a),
-            Err(_) => return Err(bad(format!("host address {s:?} is not an IPv4 address"))),
-        },
-    };
     let hosts: Vec<u16> = if host.is_empty() {
         (c0..=c1)
             .map(|_| free_port(host_ip, proto).map_err(|e| bad(format!("no free host port: {e}"))))
