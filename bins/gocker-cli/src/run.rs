@@ -1007,11 +1007,9 @@ pub fn rm(a: RmArgs) -> i32 {
                         "container {c} is running: stop it first or use `gocker rm -f`"
                     )));
                 }
-                if let Some(pid) = s.pid {
-                    let _ = rustix::process::kill_process(
-                        rustix::process::Pid::from_raw(pid).expect("positive"),
-                        rustix::process::Signal::KILL,
-                    );
+                // A record's pid that is not a process id is not acted on.
+                if let Some(pid) = s.pid.and_then(rustix::process::Pid::from_raw) {
+                    let _ = rustix::process::kill_process(pid, rustix::process::Signal::KILL);
                 }
                 // Let the monitor record the exit and release what it holds before the state goes.
                 let end = std::time::Instant::now() + std::time::Duration::from_secs(10);
