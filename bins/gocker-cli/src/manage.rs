@@ -106,7 +106,9 @@ fn stop_one(s: &StateStore, st: &ContainerState, flag: Option<u64>) -> Result<()
         signal(st, stop_signal(s, st))?;
         if wait_stopped(s, st, Some(Duration::from_secs(grace))).is_none() {
             signal(st, libc::SIGKILL)?;
-            wait_stopped(s, st, Some(Duration::from_secs(5))).ok_or_else(|| {
+            // SIGKILL cannot be caught: what is left is the monitor reaping the container and
+            // saving its record, which a loaded host can delay by seconds.
+            wait_stopped(s, st, Some(Duration::from_secs(30))).ok_or_else(|| {
                 usage(format!("container {} did not stop after SIGKILL", st.name))
             })?;
         }
