@@ -194,6 +194,11 @@ pub struct KernelMounter {
     /// Detached mounts prepared elsewhere (e.g. idmapped by a privileged parent), used for the bind
     /// with the same destination instead of cloning its source.
     pub premade: Vec<(std::path::PathBuf, OwnedFd)>,
+    /// Renew each premade mount once attached, so that the namespace's mountinfo lists the mounts
+    /// in the order they were asked for (OCI runtimes are checked for it). Each renewal detaches
+    /// a mount, which waits for an RCU grace period: callers that do not need the order leave it
+    /// off.
+    pub spec_order: bool,
 }
 
 impl KernelMounter {
@@ -227,7 +232,7 @@ impl KernelMounter {
         }
         let target = open_in_root(root, dest, kind)?;
         attach_fd(src.as_fd(), target.as_fd(), dest)?;
-        if from_premade {
+        if from_premade && self.spec_order {
             renew(root, dest, recursive)?;
         }
         self.propagate(root, dest, propagation)

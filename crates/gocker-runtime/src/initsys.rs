@@ -58,8 +58,10 @@ pub(crate) trait Ring1Sys: Namespaces {
     fn die_with_parent(&mut self) -> Result<()>;
     /// A session of its own, off the caller's terminal.
     fn setsid(&mut self) -> Result<()>;
-    /// Waits (bounded) for ring0's message that the id maps are written, with the premade mounts.
+    /// Waits (bounded) for ring0's message that the id maps are written.
     fn wait_for_maps(&mut self) -> Result<()>;
+    /// Waits (bounded) for ring0's premade mounts (the root, volumes) and own-file templates.
+    fn receive_premade(&mut self) -> Result<()>;
     /// Rootless: clones of the spec's bind sources, with the caller's groups still ours.
     fn open_bind_sources(&mut self) -> Result<()>;
     /// `setgroups([])` (when `clear_groups`), `setresgid(0)`, `setresuid(0)`.
@@ -332,6 +334,10 @@ mod recording {
         }
         fn wait_for_maps(&mut self) -> Result<()> {
             self.push("wait maps");
+            Ok(())
+        }
+        fn receive_premade(&mut self) -> Result<()> {
+            self.push("receive premade");
             Ok(())
         }
         fn open_bind_sources(&mut self) -> Result<()> {

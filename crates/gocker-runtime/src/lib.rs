@@ -44,6 +44,7 @@ mod supervise;
 mod sys;
 mod sysctl;
 mod tty;
+mod volatile;
 pub mod workspace;
 
 pub use config::{ContainerConfig, CowRoot, OciMode, RootMode, SpawnMode};

@@ -11,7 +11,10 @@ use crate::{ExitStatus, RuntimeError};
 /// Messages from ring0 down to ring1/ring2.
 #[derive(Debug, Serialize, Deserialize)]
 pub(crate) enum Down {
-    /// The id maps are written. Descriptors travel with the message: first the detached idmapped
+    /// The id maps are written: ring1 may become root of its user namespace and set up its
+    /// namespaces while ring0 still makes the root and the premade mounts (`Mapped`).
+    Maps,
+    /// The premade mounts and own files. Descriptors travel with the message: first the detached idmapped
     /// rootfs when `rootfs`, then one mount per bind destination in `volumes`, then the template
     /// (opened for reading) of each of the container's own files in `files` (crate::own_files).
     Mapped {

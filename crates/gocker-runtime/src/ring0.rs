@@ -395,6 +395,8 @@ impl Container {
                 .map_err(|e| RuntimeError::sys("write", "ring1 sync", e))?;
             drop(config);
         }
+        // ring1 becomes root and sets up its namespaces while the root is made below.
+        r0_1.send(&Down::Maps, &[])?;
         // The idmapped clones under a copy-on-write root are held until ring1 has the overlay:
         // dropping a detached mount waits for an RCU grace period, best spent while the rings work.
         let mut layer_clones = Vec::new();

@@ -104,6 +104,8 @@ fn run(cfg: &ContainerConfig, sys: &mut dyn Ring1Sys) -> Result<Option<ExitStatu
 
     // ring2 lives in a new PID namespace where getppid() is 0: it watches this pidfd instead.
     sys.open_self_pidfd()?;
+    // ring0 has made the root and the premade mounts meanwhile (the steps above overlap them).
+    sys.receive_premade()?;
     // The container's own /etc/hosts and /etc/resolv.conf: copies on a bounded tmpfs.
     sys.own_files()?;
     // Workspace mode: lift's tmpfs (client + socket), attached by ring2 at /.gocker.
@@ -151,14 +153,27 @@ impl Ring1Sys for Kernel<'_> {
     }
 
     fn wait_for_maps(&mut self) -> Result<()> {
+        match self
+            .up
+            .recv::<Down>(Some(self.cfg.stage_timeout), "ring0 to write the id maps")?
+        {
+            Some((Down::Maps, fds)) if fds.is_empty() => Ok(()),
+            Some(_) => Err(ring_err("ring1", "unexpected message before the id maps")),
+            None => Err(ring_err("ring1", "ring0 went away before writing the id maps")),
+        }
+    }
+
+    fn receive_premade(&mut self) -> Result<()> {
         let cfg = self.cfg;
         // Premade mounts that did not fit in the message of the maps come first (proto::Down).
         let mut ahead = Vec::new();
         let (msg, mut fds) = loop {
             let (msg, fds) = self
                 .up
-                .recv::<Down>(Some(cfg.stage_timeout), "ring0 to write the id maps")?
-                .ok_or_else(|| ring_err("ring1", "ring0 went away before writing the id maps"))?;
+                .recv::<Down>(Some(cfg.stage_timeout), "ring0 to send the premade mounts")?
+                .ok_or_else(|| {
+                    ring_err("ring1", "ring0 went away before sending the premade mounts")
+                })?;
             match msg {
                 Down::Volumes(dests) if dests.len() == fds.len() => {
                     ahead.extend(dests.into_iter().zip(fds))
@@ -191,15 +206,14 @@ impl Ring1Sys for Kernel<'_> {
                 let templates = fds.split_off(usize::from(rootfs) + volumes.len());
                 let rest = fds.split_off(usize::from(rootfs));
                 ahead.extend(volumes.into_iter().zip(rest));
-                self.premade = Premade {
-                    rootfs: fds.pop(),
-                    volumes: ahead,
-                };
+                // After the rootless bind sources that ring1 opened itself.
+                self.premade.rootfs = fds.pop();
+                self.premade.volumes.append(&mut ahead);
                 self.own_files = files.into_iter().zip(templates).collect();
                 Ok(())
             }
-            Down::Volumes(_) | Down::Start | Down::Enclave | Down::OciState(_) => {
-                Err(ring_err("ring1", "unexpected message before the id maps"))
+            Down::Maps | Down::Volumes(_) | Down::Start | Down::Enclave | Down::OciState(_) => {
+                Err(ring_err("ring1", "unexpected message before the premade mounts"))
             }
         }
     }
@@ -207,9 +221,8 @@ impl Ring1Sys for Kernel<'_> {
     fn open_bind_sources(&mut self) -> Result<()> {
         let cfg = self.cfg;
         let mut notes = Vec::new();
-        let mut binds = Premade::binds(&cfg.spec, &cfg.own_files, None, &mut notes);
-        binds.append(&mut self.premade.volumes);
-        self.premade.volumes = binds;
+        // The first premade mounts: ring0's (receive_premade) come after them.
+        self.premade.volumes = Premade::binds(&cfg.spec, &cfg.own_files, None, &mut notes);
         for n in notes {
             tracing::debug!("{n}");
         }
@@ -401,6 +414,7 @@ mod tests {
                 "make rprivate".into(),
                 "lo up".into(),
                 "pidfd_open(self)".into(),
+                "receive premade".into(),
                 "own files".into(),
                 format!("clone3({ring2})"),
                 "report ring2 2".into(),

@@ -135,6 +135,9 @@ pub(crate) fn main(
         rootfs: premade.rootfs,
         mounter: Some(KernelMounter {
             premade: premade.volumes,
+            // The spec's mount order in mountinfo is OCI's (runtime-tools checks it); `gocker run`
+            // does not pay a grace period per premade mount for it.
+            spec_order: cfg.oci.is_some(),
             ..Default::default()
         }),
         rootdir: None,

@@ -57,6 +57,9 @@ impl ContainerState {
     }
 }
 
+/// Root's default store ([`StateStore::default_root`]); on a tmpfs (crate::volatile).
+pub const ROOT_STORE: &str = "/run/gocker";
+
 /// The directory holding all containers' state.
 #[derive(Debug, Clone)]
 pub struct StateStore {
@@ -74,7 +77,7 @@ impl StateStore {
     /// The default store for the calling user.
     pub fn default_root() -> PathBuf {
         if rustix::process::geteuid().is_root() {
-            return PathBuf::from("/run/gocker");
+            return PathBuf::from(ROOT_STORE);
         }
         match std::env::var_os("XDG_RUNTIME_DIR") {
             Some(d) if !d.is_empty() => PathBuf::from(d).join("gocker"),
@@ -86,12 +89,19 @@ impl StateStore {
 
     pub fn open(root: impl Into<PathBuf>) -> Result<Self> {
         let root = root.into();
-        for d in [root.clone(), root.join("names")] {
-            fs::create_dir_all(&d).map_err(|e| RuntimeError::State {
-                path: d.clone(),
-                reason: e.to_string(),
-            })?;
+        fs::create_dir_all(&root).map_err(|e| RuntimeError::State {
+            path: root.clone(),
+            reason: e.to_string(),
+        })?;
+        // Root's default store is volatile, as /run is on most hosts (crate::volatile).
+        if root == Path::new(ROOT_STORE) && rustix::process::geteuid().is_root() {
+            crate::volatile::ensure(&root);
         }
+        let names = root.join("names");
+        fs::create_dir_all(&names).map_err(|e| RuntimeError::State {
+            path: names,
+            reason: e.to_string(),
+        })?;
         // A store in a shared place (e.g. /tmp when XDG_RUNTIME_DIR is unset) must be ours, not a
         // directory another user prepared; and it stays private to its owner.
         let meta = fs::symlink_metadata(&root).map_err(|e| RuntimeError::State {
