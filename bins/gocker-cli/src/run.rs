@@ -1011,8 +1011,9 @@ pub fn rm(a: RmArgs) -> i32 {
                 if let Some(pid) = s.pid.and_then(rustix::process::Pid::from_raw) {
                     let _ = rustix::process::kill_process(pid, rustix::process::Signal::KILL);
                 }
-                // Let the monitor record the exit and release what it holds before the state goes.
-                let end = std::time::Instant::now() + std::time::Duration::from_secs(10);
+                // Let the monitor record the exit and release what it holds before the state goes
+                // (as `stop`, up to 30 s: a loaded host delays it by seconds).
+                let end = std::time::Instant::now() + std::time::Duration::from_secs(30);
                 while StateStore::monitor_alive(&s) && std::time::Instant::now() < end {
                     std::thread::sleep(std::time::Duration::from_millis(10));
                 }
