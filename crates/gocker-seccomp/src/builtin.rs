@@ -397,9 +397,36 @@ const DEBUG: &[&str] = &[
 /// personality(2) values that only select the ABI (PER_LINUX, PER_LINUX32, UNAME26 variants, query).
 const PERSONALITIES: &[u64] = &[0x0, 0x8, 0x20000, 0x20008, 0xffff_ffff];
 
+/// Whether the running kernel executes x32 system calls (`CONFIG_X86_X32_ABI`, off in most
+/// distributions' kernels). Without it, x32 rules in a filter only cost instructions: the kernel
+/// answers such calls with ENOSYS, and a filter without the x32 architecture kills them first.
+/// The probe is one x32 `getpid`, made only when no filter is loaded yet (under a filter that
+/// lacks x32 the probe itself would be killed); under a filter, x32 is assumed.
+#[cfg(target_arch = "x86_64")]
+fn kernel_runs_x32() -> bool {
+    const X32_SYSCALL_BIT: libc::c_long = 0x4000_0000;
+    // SAFETY: PR_GET_SECCOMP takes no further arguments and only returns the mode.
+    let mode = unsafe { libc::prctl(libc::PR_GET_SECCOMP) };
+    if mode != 0 {
+        return true;
+    }
+    // SAFETY: getpid takes no arguments and has no effect; with the x32 bit the kernel runs it
+    // through the x32 table or answers ENOSYS.
+    let r = unsafe { libc::syscall(libc::SYS_getpid | X32_SYSCALL_BIT) };
+    !(r == -1 && std::io::Error::last_os_error().raw_os_error() == Some(libc::ENOSYS))
+}
+
 fn native_arches() -> Vec<ArchSpec> {
+    #[cfg(target_arch = "x86_64")]
+    let x86: &[&str] = if kernel_runs_x32() {
+        &["SCMP_ARCH_X86", "SCMP_ARCH_X32"]
+    } else {
+        &["SCMP_ARCH_X86"]
+    };
+    #[cfg(not(target_arch = "x86_64"))]
+    let x86: &[&str] = &[];
     let (arch, sub): (&str, &[&str]) = match std::env::consts::ARCH {
-        "x86_64" => ("SCMP_ARCH_X86_64", &["SCMP_ARCH_X86", "SCMP_ARCH_X32"]),
+        "x86_64" => ("SCMP_ARCH_X86_64", x86),
         "aarch64" => ("SCMP_ARCH_AARCH64", &["SCMP_ARCH_ARM"]),
         "riscv64" => ("SCMP_ARCH_RISCV64", &[]),
         "s390x" => ("SCMP_ARCH_S390X", &["SCMP_ARCH_S390"]),
