@@ -434,8 +434,10 @@ fn start_one(s: &StateStore, st: &ContainerState) -> Result<(), Failure> {
     if running(st) {
         return Ok(());
     }
-    let cfg = s.load_config(&st.id)?;
+    let mut cfg = s.load_config(&st.id)?;
     let kept = st.never_started().then(|| cfg.clone());
+    // The namespaces of other containers are looked up again: those containers must run now.
+    crate::nsflags::rejoin(s, &mut cfg)?;
     let r = gocker_runtime::detach::run_detached(cfg, s.clone(), &st.name, st.auto_remove);
     if let (Err(_), Some(cfg)) = (&r, kept) {
         // A failed start removes a record without a previous state to go back to: a created
