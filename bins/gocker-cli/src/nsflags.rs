@@ -282,7 +282,16 @@ impl Shares {
         let mut joins = Vec::new();
         for (typ, share, src) in &self.kinds {
             match (share, src) {
-                (Share::Host, _) => namespaces.retain(|n| n.typ() != *typ),
+                (Share::Host, _) => {
+                    namespaces.retain(|n| n.typ() != *typ);
+                    if *typ == LinuxNamespaceType::Ipc && !host_has_mqueue() {
+                        // The runtime binds the host's /dev/mqueue (a new instance for the host's
+                        // IPC namespace cannot be made from a user namespace): without one, none.
+                        let mut mounts = spec.mounts().clone().unwrap_or_default();
+                        mounts.retain(|m| m.typ().as_deref() != Some("mqueue"));
+                        spec.set_mounts(Some(mounts));
+                    }
+                }
                 (Share::Container(_), Some(s)) => {
                     let key = KINDS.iter().find(|k| k.0 == *typ).expect("a kind").2;
                     set_path(&mut namespaces, *typ, proc_ns(s.pid, key))?;
@@ -351,6 +360,12 @@ impl Shares {
             }
         }
     }
+}
+
+/// Whether the host has an mqueue filesystem at `/dev/mqueue` (`f_type` MQUEUE_MAGIC).
+fn host_has_mqueue() -> bool {
+    const MQUEUE_MAGIC: u64 = 0x1980_0202;
+    rustix::fs::statfs("/dev/mqueue").is_ok_and(|s| s.f_type as u64 == MQUEUE_MAGIC)
 }
 
 fn proc_ns(pid: i32, key: &str) -> PathBuf {

@@ -31,10 +31,14 @@ fn ns(pid: i32, kind: &str) -> String {
         .to_string()
 }
 
-/// A detached container NAME running `script` (then its pid), with `extra` flags.
+/// A detached container NAME running `script` (then its pid), with `extra` flags (and
+/// `--network none` unless they name a network).
 fn detached(name: &str, extra: &[&str], script: &str) -> i32 {
     let r = rootfs();
-    let mut args = vec!["run", "-d", "--name", name, "--rootfs", &r, "--network", "none"];
+    let mut args = vec!["run", "-d", "--name", name, "--rootfs", &r];
+    if !extra.contains(&"--network") {
+        args.extend_from_slice(&["--network", "none"]);
+    }
     args.extend_from_slice(extra);
     args.extend_from_slice(&["/bin/sh", "-c", script]);
     ok(&g(&args));
@@ -70,7 +74,6 @@ fn container_mode_joins_the_other_containers_namespaces() {
         ],
         "sleep 31338",
     );
-    // `--network none` of detached() is overridden by the last --network.
     for kind in ["pid", "ipc", "uts", "net", "user"] {
         assert_eq!(ns(bpid, kind), ns(apid, kind), "{kind} namespace");
     }
