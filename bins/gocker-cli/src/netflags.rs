@@ -15,8 +15,7 @@ fn net_err(e: gocker_net::NetError) -> Failure {
 /// The container's network options from the flags.
 pub(crate) fn network(a: &RunArgs, publish_all: &[String]) -> Result<NetworkOptions, Failure> {
     // The network namespace of another container (nsflags.rs): nothing of its own to set up.
-    if a
-        .network
+    if a.network
         .as_deref()
         .is_some_and(|n| n.starts_with("container:"))
     {

@@ -53,7 +53,7 @@ pub(crate) fn parse(flag: &str, v: &str) -> Result<Share, Failure> {
                 "{flag} {v:?}: a container name or id is needed after `container:`"
             )));
         }
-        if !crate::run::valid_name(name) {
+        if !crate::names::valid_name(name) {
             return Err(usage(format!(
                 "{flag} {v:?}: {name:?} is not a container name or id"
             )));
@@ -171,17 +171,13 @@ impl Shares {
                 }
                 _ => None,
             };
-            kinds.push((typ.clone(), share, src));
+            kinds.push((*typ, share, src));
         }
         let userns = match a.userns.as_deref() {
             None | Some("") => Userns::Default,
             Some("host") => Userns::Host,
             Some("keep-id") => Userns::KeepId,
-            Some(v) => {
-                return Err(usage(format!(
-                    "--userns {v:?}: expected host or keep-id"
-                )))
-            }
+            Some(v) => return Err(usage(format!("--userns {v:?}: expected host or keep-id"))),
         };
         let s = Shares { kinds, userns };
         s.check(a)?;
@@ -446,7 +442,11 @@ fn keep_id(base: &IdMaps, uid: u32, gid: u32) -> Option<IdMaps> {
         for m in sub {
             let (mut outside, mut left) = (u64::from(m.outside), u64::from(m.count));
             while left > 0 && next < u64::from(u32::MAX) {
-                let room = if next < id { id - next } else { u64::from(u32::MAX) - next };
+                let room = if next < id {
+                    id - next
+                } else {
+                    u64::from(u32::MAX) - next
+                };
                 let n = left.min(room);
                 out.push(IdMap {
                     inside: next as u32,
@@ -498,11 +498,11 @@ pub(crate) fn rejoin(store: &StateStore, cfg: &mut ContainerConfig) -> Result<()
             .iter()
             .find(|k| k.2 == key)
             .ok_or_else(|| usage(format!("annotation {JOINS}: unknown kind {key:?}")))?;
-        if !crate::run::valid_name(id) {
+        if !crate::names::valid_name(id) {
             return Err(usage(format!("annotation {JOINS}: {id:?} is not an id")));
         }
         let src = source(store, flag, id)?;
-        set_path(&mut namespaces, typ.clone(), proc_ns(src.pid, key))?;
+        set_path(&mut namespaces, *typ, proc_ns(src.pid, key))?;
         if *typ == LinuxNamespaceType::Network {
             add_network_files(cfg, &src.dir);
         }
@@ -535,12 +535,15 @@ mod tests {
         assert_eq!(parse("--ipc", "shareable").ok(), Some(Share::Own));
         assert_eq!(parse("--ipc", "private").ok(), Some(Share::Own));
         assert_eq!(parse("--ipc", "none").ok(), Some(Share::NoShm));
-        let e = parse("--pid", "container:").err().expect("refused");
+        let e = parse("--pid", "container:").expect_err("refused");
         assert!(e.message.contains("--pid") && e.message.contains("after `container:`"));
         assert_eq!(e.code, 125);
-        let e = parse("--uts", "container:../x").err().expect("refused");
+        let e = parse("--uts", "container:../x").expect_err("refused");
         assert!(e.message.contains("--uts") && e.message.contains("not a container name"));
-        assert!(parse("--uts", "private").is_err(), "private is --ipc's only");
+        assert!(
+            parse("--uts", "private").is_err(),
+            "private is --ipc's only"
+        );
         assert!(parse("--pid", "").is_err());
     }
 

@@ -34,12 +34,7 @@ fn random_id() -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
-pub(crate) fn valid_name(n: &str) -> bool {
-    let mut c = n.chars();
-    matches!(c.next(), Some(f) if f.is_ascii_alphanumeric())
-        && c.all(|ch| ch.is_ascii_alphanumeric() || "_.-".contains(ch))
-        && n.len() <= 128
-}
+pub(crate) use crate::names::valid_name;
 
 /// Reads `rel` (e.g. `etc/passwd`) inside `root` without leaving it: symlinks resolve as if
 /// `root` were `/` (openat2 RESOLVE_IN_ROOT), so a rootfs cannot make gocker read a host file.

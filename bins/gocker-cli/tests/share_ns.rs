@@ -47,16 +47,12 @@ fn detached(name: &str, extra: &[&str], script: &str) -> i32 {
 
 /// Waits until the container's record says it is no longer running; its exit code.
 fn wait_exit(name: &str) -> i64 {
-    wait_for(
-        &format!("{name} to stop"),
-        Duration::from_secs(20),
-        || {
-            let o = g(&["inspect", name]);
-            let v: serde_json::Value = serde_json::from_str(&text(&o.stdout)).ok()?;
-            (v[0]["running"] == serde_json::Value::Bool(false))
-                .then(|| v[0]["exit_code"].as_i64().unwrap_or(-1))
-        },
-    )
+    wait_for(&format!("{name} to stop"), Duration::from_secs(20), || {
+        let o = g(&["inspect", name]);
+        let v: serde_json::Value = serde_json::from_str(&text(&o.stdout)).ok()?;
+        (v[0]["running"] == serde_json::Value::Bool(false))
+            .then(|| v[0]["exit_code"].as_i64().unwrap_or(-1))
+    })
 }
 
 /// The container's user namespace and the others, when all of `--pid --ipc --uts --network
@@ -70,7 +66,14 @@ fn container_mode_joins_the_other_containers_namespaces() {
     let bpid = detached(
         &b,
         &[
-            "--pid", &target, "--ipc", &target, "--uts", &target, "--network", &target,
+            "--pid",
+            &target,
+            "--ipc",
+            &target,
+            "--uts",
+            &target,
+            "--network",
+            &target,
         ],
         "sleep 31338",
     );
@@ -176,7 +179,14 @@ fn host_modes_use_the_callers_namespaces() {
     let me = std::process::id() as i32;
     let o = sh(
         &[
-            "--network", "host", "--pid", "host", "--ipc", "host", "--uts", "host",
+            "--network",
+            "host",
+            "--pid",
+            "host",
+            "--ipc",
+            "host",
+            "--uts",
+            "host",
         ],
         &format!(
             "for k in pid ipc uts net; do readlink /proc/self/ns/$k; done; hostname; \
@@ -199,13 +209,23 @@ fn host_modes_use_the_callers_namespaces() {
 fn hostile_values_are_refused_naming_the_flag() {
     let stopped = unique("share-stopped");
     ok(&g(&[
-        "run", "--name", &stopped, "--rootfs", &rootfs(), "--network", "none", "/bin/true",
+        "run",
+        "--name",
+        &stopped,
+        "--rootfs",
+        &rootfs(),
+        "--network",
+        "none",
+        "/bin/true",
     ]));
     let missing = unique("share-missing");
     let cases: Vec<(Vec<String>, Vec<String>)> = vec![
         (
             vec!["--pid".into(), format!("container:{missing}")],
-            vec![format!("--pid container:{missing}"), "no such container".into()],
+            vec![
+                format!("--pid container:{missing}"),
+                "no such container".into(),
+            ],
         ),
         (
             vec!["--ipc".into(), format!("container:{stopped}")],
@@ -228,7 +248,12 @@ fn hostile_values_are_refused_naming_the_flag() {
             vec!["--pid".into(), "host or container:NAME".into()],
         ),
         (
-            vec!["--uts".into(), "host".into(), "--hostname".into(), "x".into()],
+            vec![
+                "--uts".into(),
+                "host".into(),
+                "--hostname".into(),
+                "x".into(),
+            ],
             vec!["--hostname".into(), "--uts host".into()],
         ),
         (
@@ -258,9 +283,16 @@ fn hostile_values_are_refused_naming_the_flag() {
     let a = unique("share-netconf");
     detached(&a, &[], "sleep 31341");
     for (flag, value) in [("-p", "8080:80"), ("--dns", "1.1.1.1"), ("--hostname", "b")] {
-        let o = sh(&["--network", &format!("container:{a}"), flag, value], "true");
+        let o = sh(
+            &["--network", &format!("container:{a}"), flag, value],
+            "true",
+        );
         assert_eq!(o.status.code(), Some(125), "{flag}: {}", stderr(&o));
-        assert!(stderr(&o).contains(&format!("container:{a}")), "{}", stderr(&o));
+        assert!(
+            stderr(&o).contains(&format!("container:{a}")),
+            "{}",
+            stderr(&o)
+        );
     }
     ok(&g(&["rm", "-f", &a, &stopped]));
 }
@@ -285,7 +317,13 @@ fn removing_the_source_keeps_a_network_dependant_and_ends_a_pid_one() {
     assert_eq!(wait_exit(&pid_b), 137, "killed with its PID namespace");
     // The network dependant still runs, in the same namespace, with a working loopback.
     assert_eq!(ns(nb, "net"), netns);
-    let o = g(&["exec", &net_b, "/bin/sh", "-c", "ip -o link show lo || ifconfig lo"]);
+    let o = g(&[
+        "exec",
+        &net_b,
+        "/bin/sh",
+        "-c",
+        "ip -o link show lo || ifconfig lo",
+    ]);
     assert!(ok(&o).contains("UP"), "{}", stdout(&o));
     // Starting it again needs the source: refused, naming it.
     ok(&g(&["stop", "-t", "1", &net_b]));
@@ -315,7 +353,10 @@ fn start_joins_the_sources_current_namespaces() {
 
 #[test]
 fn userns_host_and_keep_id() {
-    let r = sh(&["--network", "none", "--userns", "host"], "cat /proc/self/uid_map; id -u");
+    let r = sh(
+        &["--network", "none", "--userns", "host"],
+        "cat /proc/self/uid_map; id -u",
+    );
     let k = sh(
         &["--network", "none", "--userns", "keep-id"],
         "cat /proc/self/uid_map; id -u; id -g",
@@ -374,8 +415,15 @@ fn another_users_container_cannot_be_joined() {
     let o = user
         .gocker(
             &[
-                "run", "--rm", "--rootfs", &rootfs(), "--network", "none", "--pid",
-                &format!("container:{a}"), "/bin/true",
+                "run",
+                "--rm",
+                "--rootfs",
+                &rootfs(),
+                "--network",
+                "none",
+                "--pid",
+                &format!("container:{a}"),
+                "/bin/true",
             ],
             &[],
         )

@@ -363,7 +363,13 @@ pub fn owner_uid(fd: BorrowedFd<'_>, what: &str) -> Result<u32> {
     const NS_GET_OWNER_UID: libc::Ioctl = 0xb704;
     let mut uid: libc::uid_t = 0;
     // SAFETY: NS_GET_OWNER_UID writes one uid_t through the pointer, which is valid for the call.
-    let r = unsafe { libc::ioctl(fd.as_raw_fd(), NS_GET_OWNER_UID, &mut uid as *mut libc::uid_t) };
+    let r = unsafe {
+        libc::ioctl(
+            fd.as_raw_fd(),
+            NS_GET_OWNER_UID,
+            &mut uid as *mut libc::uid_t,
+        )
+    };
     if r < 0 {
         return Err(NsError::Ioctl {
             op: "NS_GET_OWNER_UID",

@@ -274,3 +274,73 @@ fn joined_what(ns: Namespace) -> &'static str {
         _ => "a joined namespace",
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::initsys::{test_config, Recording};
+    use gocker_ns::NamespaceSet;
+
+    fn fd(n: i32) -> InheritedFd {
+        InheritedFd::of(&n)
+    }
+
+    #[test]
+    fn run_joins_the_user_namespace_then_the_ones_it_owns_then_unshares_then_pid() {
+        let fds = JoinedFds {
+            user: Some(fd(10)),
+            pid: Some(fd(11)),
+            others: vec![(Namespace::Net, fd(12)), (Namespace::Ipc, fd(13))],
+        };
+        let rest = NamespaceSet::EMPTY
+            .with(Namespace::User)
+            .with(Namespace::Mount)
+            .with(Namespace::Uts)
+            .with(Namespace::Cgroup);
+        let mut rec = Recording::default();
+        enter(&mut rec, &fds, rest).unwrap();
+        let unshare = format!("unshare({})", rest.without(Namespace::User));
+        assert_eq!(
+            rec.log,
+            [
+                "setns(user)".to_owned(),
+                format!("setns({})", Namespace::Net),
+                format!("setns({})", Namespace::Ipc),
+                unshare,
+                "setns(pid)".to_owned(),
+            ]
+        );
+        // Nothing joined: nothing done (ring1 was forked into its namespaces).
+        let mut rec = Recording::default();
+        enter(&mut rec, &JoinedFds::default(), rest).unwrap();
+        assert!(rec.log.is_empty(), "{:?}", rec.log);
+    }
+
+    #[test]
+    fn the_joined_descriptors_are_oci_modes_or_gocker_runs() {
+        let mut cfg = test_config();
+        cfg.joined = JoinedFds {
+            user: Some(fd(20)),
+            pid: None,
+            others: vec![(Namespace::Uts, fd(21))],
+        };
+        assert_eq!(cfg.joined_fds(), cfg.joined);
+        // OCI mode: its user and PID namespaces only (the creating process joined the others).
+        cfg.oci = Some(crate::config::OciMode {
+            exec_fifo_fd: fd(7),
+            preserve_fds: 0,
+            seccomp_agent_fd: None,
+            userns_fd: Some(fd(10)),
+            pidns_fd: Some(fd(11)),
+            foreign_joins: 0,
+        });
+        assert_eq!(
+            cfg.joined_fds(),
+            JoinedFds {
+                user: Some(fd(10)),
+                pid: Some(fd(11)),
+                others: Vec::new(),
+            }
+        );
+    }
+}
