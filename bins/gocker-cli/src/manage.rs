@@ -178,6 +178,16 @@ pub fn inspect(a: NamesArgs) -> i32 {
         v["NetworkSettings"] = serde_json::json!({
             "Ports": crate::port::inspect_json(&crate::port::recorded(s, &st.id)),
         });
+        // docker's HostConfig namespace modes (--pid, --ipc, --uts, --network, --userns).
+        if let Ok(parsed) = serde_json::from_value::<oci_spec::runtime::Spec>(spec.clone()) {
+            let network = s
+                .load_config(&st.id)
+                .map(|c| c.network.mode.to_string())
+                .unwrap_or_default();
+            for (k, mode) in crate::nsflags::host_config(&parsed, &network) {
+                v["HostConfig"][k] = serde_json::Value::String(mode);
+            }
+        }
         v["spec"] = spec;
         all.push(v);
         Ok(())

@@ -23,6 +23,9 @@ use crate::failure::{usage, Failure};
 /// The annotation that records which container's namespaces a container joins: `pid=ID,net=ID`.
 pub(crate) const JOINS: &str = "io.gocker.joins";
 
+/// The annotation that records `--userns` (`host`, `keep-id`), for `inspect`'s UsernsMode.
+pub(crate) const USERNS: &str = "io.gocker.userns";
+
 /// What one of `--pid`, `--ipc`, `--uts`, `--network` asks for.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Share {
@@ -224,12 +227,21 @@ impl Shares {
                 )));
             }
         }
+        if let (Some((key, src)), Some(remap)) = (self.sources().next(), &a.userns_remap) {
+            return Err(usage(format!(
+                "--userns-remap {remap} cannot be combined with --{} container:{}: the container \
+                 shares {}'s user namespace and its id maps",
+                flag_of(key),
+                src.name,
+                src.name
+            )));
+        }
         if self.userns != Userns::Default {
             if let Some((key, s)) = self.sources().next() {
                 return Err(usage(format!(
                     "--userns cannot be combined with --{} container:{}: the container then \
                      shares {}'s user namespace",
-                    if key == "net" { "network" } else { key },
+                    flag_of(key),
                     s.name,
                     s.name
                 )));
@@ -310,6 +322,11 @@ impl Shares {
         } else {
             ann.insert(JOINS.into(), joins.join(","));
         }
+        match self.userns {
+            Userns::Default => ann.remove(USERNS),
+            Userns::Host => ann.insert(USERNS.into(), "host".into()),
+            Userns::KeepId => ann.insert(USERNS.into(), "keep-id".into()),
+        };
         spec.set_annotations(Some(ann));
         Ok(())
     }
@@ -362,6 +379,15 @@ impl Shares {
 fn host_has_mqueue() -> bool {
     const MQUEUE_MAGIC: u64 = 0x1980_0202;
     rustix::fs::statfs("/dev/mqueue").is_ok_and(|s| s.f_type as u64 == MQUEUE_MAGIC)
+}
+
+/// The flag (without `--`) of a kind's key in [`JOINS`].
+fn flag_of(key: &str) -> &'static str {
+    KINDS
+        .iter()
+        .find(|k| k.2 == key)
+        .map(|k| &k.1[2..])
+        .unwrap_or("network")
 }
 
 fn proc_ns(pid: i32, key: &str) -> PathBuf {
@@ -469,6 +495,54 @@ fn keep_id(base: &IdMaps, uid: u32, gid: u32) -> Option<IdMaps> {
         method: base.method,
         deny_setgroups: base.deny_setgroups,
     })
+}
+
+/// docker's `HostConfig` modes for `inspect`, from a saved spec: `PidMode`, `IpcMode`, `UTSMode`
+/// (`""`/`private` for its own namespace, `host`, `container:ID`), `NetworkMode` (`container:ID`,
+/// `host`, else `network`: gocker's mode) and `UsernsMode` (`""`, `host`, `keep-id`).
+pub(crate) fn host_config(spec: &Spec, network: &str) -> Vec<(&'static str, String)> {
+    let ann = spec.annotations().clone().unwrap_or_default();
+    let joined: Vec<(&str, &str)> = ann
+        .get(JOINS)
+        .map(|j| j.split(',').filter_map(|e| e.split_once('=')).collect())
+        .unwrap_or_default();
+    let namespaces = spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.namespaces().clone())
+        .unwrap_or_default();
+    let mode = |typ: LinuxNamespaceType, key: &str, own: &str| match namespaces
+        .iter()
+        .find(|n| n.typ() == typ)
+    {
+        None => "host".to_owned(),
+        Some(n) if n.path().is_some() => joined
+            .iter()
+            .find(|(k, _)| *k == key)
+            .map(|(_, id)| format!("container:{id}"))
+            .unwrap_or_else(|| "container:".into()),
+        Some(_) => own.to_owned(),
+    };
+    let ipc_own = if spec
+        .mounts()
+        .iter()
+        .flatten()
+        .any(|m| m.destination() == Path::new("/dev/shm"))
+    {
+        "private"
+    } else {
+        "none"
+    };
+    vec![
+        ("PidMode", mode(LinuxNamespaceType::Pid, "pid", "")),
+        ("IpcMode", mode(LinuxNamespaceType::Ipc, "ipc", ipc_own)),
+        ("UTSMode", mode(LinuxNamespaceType::Uts, "uts", "")),
+        (
+            "NetworkMode",
+            mode(LinuxNamespaceType::Network, "net", network),
+        ),
+        ("UsernsMode", ann.get(USERNS).cloned().unwrap_or_default()),
+    ]
 }
 
 /// `gocker start`: the paths of a saved spec's joined namespaces resolved again from [`JOINS`]

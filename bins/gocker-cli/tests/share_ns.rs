@@ -101,6 +101,15 @@ fn container_mode_joins_the_other_containers_namespaces() {
     for k in ["pid", "ipc", "uts", "net"] {
         assert!(joins.contains(&format!("{k}={aid}")), "{joins}");
     }
+    // And shown as docker's HostConfig modes.
+    let want = serde_json::Value::String(format!("container:{aid}"));
+    for k in ["PidMode", "IpcMode", "UTSMode", "NetworkMode"] {
+        assert_eq!(v[0]["HostConfig"][k], want, "{k}");
+    }
+    let va: serde_json::Value = serde_json::from_str(&ok(&g(&["inspect", &a]))).unwrap();
+    assert_eq!(va[0]["HostConfig"]["PidMode"], "");
+    assert_eq!(va[0]["HostConfig"]["IpcMode"], "private");
+    assert_eq!(va[0]["HostConfig"]["NetworkMode"], "none");
     ok(&g(&["rm", "-f", &b, &a]));
 }
 
@@ -292,6 +301,16 @@ fn hostile_values_are_refused_naming_the_flag() {
             stderr(&o).contains(&format!("container:{a}")),
             "{}",
             stderr(&o)
+        );
+    }
+    // The joined user namespace's maps are the container's: no other ones can be asked for.
+    for (flag, value) in [("--userns-remap", "200000"), ("--userns", "host")] {
+        let o = sh(&["--pid", &format!("container:{a}"), flag, value], "true");
+        assert_eq!(o.status.code(), Some(125), "{flag}: {}", stderr(&o));
+        let e = stderr(&o);
+        assert!(
+            e.contains(flag) && e.contains(&format!("container:{a}")),
+            "{e}"
         );
     }
     ok(&g(&["rm", "-f", &a, &stopped]));

@@ -133,12 +133,13 @@ fn settle_maps(
     if take {
         *idmaps = actual;
     } else if !actual.same_ids(idmaps) {
+        let show = |m: &[gocker_idmap::IdMap]| gocker_idmap::render(m).trim().replace('\n', ", ");
         return Err(err(format!(
             "{what} maps uids {:?} and gids {:?}, not the container's uids {:?} and gids {:?}",
-            gocker_idmap::render(&actual.uids).trim(),
-            gocker_idmap::render(&actual.gids).trim(),
-            gocker_idmap::render(&idmaps.uids).trim(),
-            gocker_idmap::render(&idmaps.gids).trim(),
+            show(&actual.uids),
+            show(&actual.gids),
+            show(&idmaps.uids),
+            show(&idmaps.gids),
         )));
     } else {
         idmaps.deny_setgroups = actual.deny_setgroups;
