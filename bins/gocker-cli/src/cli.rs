@@ -430,9 +430,32 @@ pub struct RunArgs {
     pub read_only: bool,
     /// Network: `none` (only loopback), `host` (the host's), `bridge` (veth on gocker0 with NAT;
     /// the default for root), `slirp4netns` or `pasta` (user-mode; the default for other users is
-    /// whichever is installed, pasta first).
+    /// whichever is installed, pasta first), or `container:NAME` (the network namespace of your
+    /// running container NAME: its interfaces, ports, hostname and /etc/hosts).
     #[arg(long, value_name = "MODE", env = "GOCKER_NETWORK")]
     pub network: Option<String>,
+    /// PID namespace: `host` (see and signal the processes of the namespace gocker runs in; /proc
+    /// is the host's) or `container:NAME` (your running container NAME's: its processes are
+    /// visible, and this container is killed when NAME's first process exits). Default: its own.
+    #[arg(long, value_name = "host|container:NAME")]
+    pub pid: Option<String>,
+    /// IPC namespace (System V IPC, POSIX message queues): `private` or `shareable` (its own, the
+    /// default), `none` (its own, without /dev/shm), `host`, or `container:NAME` (your running
+    /// container NAME's, with its /dev/shm).
+    #[arg(long, value_name = "MODE")]
+    pub ipc: Option<String>,
+    /// UTS namespace (hostname, domain name): `host` or `container:NAME`; --hostname is refused
+    /// with either. Default: its own.
+    #[arg(long, value_name = "host|container:NAME")]
+    pub uts: Option<String>,
+    /// User namespace ids: `host` (root only: container ids are host ids, an identity map; the
+    /// container still has a user namespace of its own) or `keep-id` (unprivileged users with an
+    /// /etc/subuid range: your uid and gid keep their numbers inside and the command runs as
+    /// them unless -u says otherwise). A container that shares another's namespaces
+    /// (container:NAME) shares its user namespace. Default: a range of its own as root, your uid
+    /// as root and your /etc/subuid range otherwise.
+    #[arg(long, value_name = "host|keep-id")]
+    pub userns: Option<String>,
     /// Publish a container port: [IP:]HOST_PORT:CONTAINER_PORT[/tcp|/udp].
     #[arg(
         short = 'p',

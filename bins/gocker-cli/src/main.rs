@@ -12,6 +12,7 @@ mod manage;
 mod names;
 mod netflags;
 mod nsenter;
+mod nsflags;
 mod port;
 mod ps;
 mod rename;

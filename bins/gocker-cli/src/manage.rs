@@ -180,6 +180,16 @@ pub fn inspect(a: NamesArgs) -> i32 {
         v["NetworkSettings"] = serde_json::json!({
             "Ports": crate::port::inspect_json(&crate::port::recorded(s, &st.id)),
         });
+        // docker's HostConfig namespace modes (--pid, --ipc, --uts, --network, --userns).
+        if let Ok(parsed) = serde_json::from_value::<oci_spec::runtime::Spec>(spec.clone()) {
+            let network = s
+                .load_config(&st.id)
+                .map(|c| c.network.mode.to_string())
+                .unwrap_or_default();
+            for (k, mode) in crate::nsflags::host_config(&parsed, &network) {
+                v["HostConfig"][k] = serde_json::Value::String(mode);
+            }
+        }
         v["spec"] = spec;
         all.push(v);
         Ok(())
@@ -436,8 +446,10 @@ fn start_one(s: &StateStore, st: &ContainerState) -> Result<(), Failure> {
     if running(st) {
         return Ok(());
     }
-    let cfg = s.load_config(&st.id)?;
+    let mut cfg = s.load_config(&st.id)?;
     let kept = st.never_started().then(|| cfg.clone());
+    // The namespaces of other containers are looked up again: those containers must run now.
+    crate::nsflags::rejoin(s, &mut cfg)?;
     let r = gocker_runtime::detach::run_detached(cfg, s.clone(), &st.name, st.auto_remove);
     if let (Err(_), Some(cfg)) = (&r, kept) {
         // A failed start removes a record without a previous state to go back to: a created

@@ -14,6 +14,17 @@ fn net_err(e: gocker_net::NetError) -> Failure {
 
 /// The container's network options from the flags.
 pub(crate) fn network(a: &RunArgs, publish_all: &[String]) -> Result<NetworkOptions, Failure> {
+    // The network namespace of another container (nsflags.rs): nothing of its own to set up.
+    if a.network
+        .as_deref()
+        .is_some_and(|n| n.starts_with("container:"))
+    {
+        return Ok(NetworkOptions {
+            mode: Mode::None,
+            manage_files: false,
+            ..NetworkOptions::default()
+        });
+    }
     let root = rustix::process::geteuid().is_root();
     // A mode asked for by name (--network or GOCKER_NETWORK) is checked after validation and
     // fails when it cannot work here; the default falls back with one warning line.

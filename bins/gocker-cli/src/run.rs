@@ -34,12 +34,7 @@ fn random_id() -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
-pub(crate) fn valid_name(n: &str) -> bool {
-    let mut c = n.chars();
-    matches!(c.next(), Some(f) if f.is_ascii_alphanumeric())
-        && c.all(|ch| ch.is_ascii_alphanumeric() || "_.-".contains(ch))
-        && n.len() <= 128
-}
+pub(crate) use crate::names::valid_name;
 
 /// Reads `rel` (e.g. `etc/passwd`) inside `root` without leaving it: symlinks resolve as if
 /// `root` were `/` (openat2 RESOLVE_IN_ROOT), so a rootfs cannot make gocker read a host file.
@@ -573,8 +568,15 @@ pub(crate) fn build_config(a: &RunArgs, debug: bool) -> Result<(ContainerConfig,
     if let Some(h) = &a.hostname {
         check_hostname(h)?;
     }
-    let hostname = a.hostname.clone().unwrap_or_else(|| short.clone());
-    spec.set_hostname(Some(hostname.clone()));
+    // --pid, --ipc, --uts, --network container:NAME, --userns (nsflags.rs).
+    let shares = crate::nsflags::Shares::from_args(a)?;
+    let hostname = a
+        .hostname
+        .clone()
+        .or_else(|| shares.hostname())
+        .unwrap_or_else(|| short.clone());
+    // Set only in a UTS namespace of its own (with a shared one, it is the host's or NAME's).
+    spec.set_hostname(shares.own_uts().then(|| hostname.clone()));
     // The image's Labels and `--label` as annotations of the container, the image's id, and
     // docker's `Config` (Labels, ExposedPorts, StopSignal) for `inspect` and `stop`.
     let mut ann = spec.annotations().clone().unwrap_or_default();
@@ -707,11 +709,22 @@ pub(crate) fn build_config(a: &RunArgs, debug: bool) -> Result<(ContainerConfig,
                 .collect(),
         ));
     }
+    shares.apply(&mut spec)?;
     crate::netflags::capabilities(&mut spec, a)?;
     crate::port::record(&mut spec, &network.ports);
 
     let euid = rustix::process::geteuid().as_raw();
-    let idmaps = if euid == 0 {
+    let userns_maps = shares.idmaps(euid == 0)?;
+    if shares.userns == crate::nsflags::Userns::KeepId && user_ids.is_none() {
+        // keep-id: the command runs as you, with your ids (podman's keep-id).
+        if let Some(p) = spec.process_mut().as_mut() {
+            p.user_mut().set_uid(euid);
+            p.user_mut().set_gid(rustix::process::getegid().as_raw());
+        }
+    }
+    let idmaps = if let Some(maps) = userns_maps {
+        maps
+    } else if euid == 0 {
         let (base, size) = match &a.userns_remap {
             Some(s) => parse_remap(s)?,
             None => (
@@ -741,6 +754,7 @@ pub(crate) fn build_config(a: &RunArgs, debug: bool) -> Result<(ContainerConfig,
     };
 
     let mut cfg = ContainerConfig::new(id, spec, idmaps);
+    shares.network_files(&mut cfg);
     if mode == RootMode::Rootfs {
         // A copy-on-write root over --rootfs: no run writes into it (docs/storage-roots.md).
         cfg.cow = Some(gocker_runtime::CowRoot {

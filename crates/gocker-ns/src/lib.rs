@@ -356,6 +356,30 @@ pub fn owner_userns(fd: BorrowedFd<'_>, what: &str) -> Result<OwnedFd> {
     Ok(unsafe { OwnedFd::from_raw_fd(r) })
 }
 
+/// The host uid that created the user namespace behind `fd` (`ioctl(NS_GET_OWNER_UID)`): whose
+/// it is. `what` names it in errors.
+pub fn owner_uid(fd: BorrowedFd<'_>, what: &str) -> Result<u32> {
+    // _IO(0xb7, 0x4) from <linux/nsfs.h>.
+    const NS_GET_OWNER_UID: libc::Ioctl = 0xb704;
+    let mut uid: libc::uid_t = 0;
+    // SAFETY: NS_GET_OWNER_UID writes one uid_t through the pointer, which is valid for the call.
+    let r = unsafe {
+        libc::ioctl(
+            fd.as_raw_fd(),
+            NS_GET_OWNER_UID,
+            &mut uid as *mut libc::uid_t,
+        )
+    };
+    if r < 0 {
+        return Err(NsError::Ioctl {
+            op: "NS_GET_OWNER_UID",
+            what: what.to_owned(),
+            source: std::io::Error::last_os_error(),
+        });
+    }
+    Ok(uid)
+}
+
 /// True when the two open namespace files refer to the same namespace.
 pub fn same_fd(a: BorrowedFd<'_>, b: BorrowedFd<'_>) -> bool {
     match (rustix::fs::fstat(a), rustix::fs::fstat(b)) {

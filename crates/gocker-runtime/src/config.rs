@@ -84,6 +84,22 @@ pub struct ContainerConfig {
     /// root, writable unless `root.readonly`, as runc has it (OCI bundles).
     #[serde(default)]
     pub cow: Option<CowRoot>,
+    /// `gocker run`'s namespaces joined by path (`--pid container:NAME`, ...): the descriptors
+    /// [`crate::Container::create`] opened and ring1 inherits ([`crate::joins::open_for_run`]).
+    /// Never saved: a saved configuration is joined afresh from its paths.
+    #[serde(skip)]
+    pub(crate) joined: JoinedFds,
+}
+
+/// Descriptor numbers of namespaces that ring1 joins: the user namespace first, then `others`
+/// (network, IPC, UTS, cgroup: namespaces that user namespace owns), then it unshares the
+/// container's new namespaces, then the PID namespace (for ring2). In OCI mode they come from
+/// [`OciMode`] (user and PID only: the creating process joins the others itself).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct JoinedFds {
+    pub user: Option<InheritedFd>,
+    pub pid: Option<InheritedFd>,
+    pub others: Vec<(gocker_ns::Namespace, InheritedFd)>,
 }
 
 /// The layers of a copy-on-write root ([`ContainerConfig::cow`]).
@@ -231,6 +247,19 @@ impl ContainerConfig {
             workspace: Default::default(),
             own_files: Vec::new(),
             cow: None,
+            joined: JoinedFds::default(),
+        }
+    }
+
+    /// The namespaces ring1 joins: OCI mode's, or those of `gocker run` ([`JoinedFds`]).
+    pub(crate) fn joined_fds(&self) -> JoinedFds {
+        match &self.oci {
+            Some(o) => JoinedFds {
+                user: o.userns_fd,
+                pid: o.pidns_fd,
+                others: Vec::new(),
+            },
+            None => self.joined.clone(),
         }
     }
 

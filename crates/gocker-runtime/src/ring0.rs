@@ -80,6 +80,9 @@ pub struct Container {
     /// The record of this container's previous run when it is being started again: put back if
     /// this start fails, so a failed `gocker start` does not lose the container and its logs.
     previous: Option<ContainerState>,
+    /// Namespaces of other containers that ring1 joins (`gocker run --pid container:NAME`, ...):
+    /// held open while the container exists.
+    _joins: crate::joins::Joins,
 }
 
 fn now() -> u64 {
@@ -109,7 +112,7 @@ impl Container {
     ///
     /// The calling process must be single-threaded: ring1 is forked from it without an exec.
     pub fn create(
-        config: ContainerConfig,
+        mut config: ContainerConfig,
         store: StateStore,
         name: &str,
         auto_remove: bool,
@@ -137,23 +140,12 @@ impl Container {
                 "domainname: the spec has no UTS namespace of its own to set it in".into(),
             ));
         }
-        if let Some(ns) = config
-            .spec
-            .linux()
-            .as_ref()
-            .and_then(|l| l.namespaces().as_ref())
-        {
-            // OCI mode: crate::oci has joined them in this process already (the rings inherit them).
-            if let Some(n) = ns
-                .iter()
-                .find(|n| n.path().is_some() && config.oci.is_none())
-            {
-                return Err(RuntimeError::Config(format!(
-                    "joining an existing {:?} namespace by path is not supported yet",
-                    n.typ()
-                )));
-            }
-        }
+        // `gocker run`'s namespaces by path (OCI mode: crate::oci has joined or opened them):
+        // opened here and kept until the container is gone; ring1 joins them (crate::joins).
+        let joins = match config.oci {
+            None => crate::joins::open_for_run(&mut config)?,
+            Some(_) => crate::joins::Joins::default(),
+        };
         if config.oci.is_none() {
             // OCI containers outlive their creating process: their store has no monitors.
             store.collect_stale();
@@ -200,6 +192,7 @@ impl Container {
             notes: Vec::new(),
             released: false,
             previous,
+            _joins: joins,
         };
         // From here on, Drop cleans up whatever exists if a step fails.
         c.store.save(&c.state)?;
@@ -350,7 +343,7 @@ impl Container {
             }
         };
         // A joined user namespace (OCI mode): ring1 enters it itself, then makes the others.
-        let joined_user = cfg.oci.as_ref().and_then(|o| o.userns_fd);
+        let joined_user = cfg.joined_fds().user;
         let fork_set = match joined_user {
             Some(_) if exec.is_some() => {
                 return Err(RuntimeError::Config(
@@ -1181,8 +1174,8 @@ impl Drop for Container {
 /// The container's user namespace: ring1's, or the one it joins (which ring1 may not have entered
 /// yet when ring0 asks).
 fn ring1_userns(cfg: &ContainerConfig, ring1_pid: i32) -> Result<OwnedFd> {
-    match cfg.oci.as_ref().and_then(|o| o.userns_fd) {
-        // SAFETY: the OCI create process keeps the joined namespace open while the rings start.
+    match cfg.joined_fds().user {
+        // SAFETY: the OCI create process (or `Container::joins`) keeps the joined namespace open while the rings start.
         Some(fd) => unsafe { fd.borrow() }
             .try_clone_to_owned()
             .map_err(|e| RuntimeError::sys("dup", "the joined user namespace", e)),

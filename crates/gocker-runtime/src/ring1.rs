@@ -69,9 +69,7 @@ fn run(cfg: &ContainerConfig, sys: &mut dyn Ring1Sys) -> Result<Option<ExitStatu
     // its job-control signals.
     sys.setsid()?;
     let (ns1, ns2) = cfg.namespaces();
-    if let Some(o) = &cfg.oci {
-        crate::joins::enter(sys, o.userns_fd, o.pidns_fd, ns1)?;
-    }
+    crate::joins::enter(sys, &cfg.joined_fds(), ns1)?;
     sys.wait_for_maps()?;
     // Rootless: the spec's bind sources are opened here, with the caller's groups still ours
     // (ring2 runs without them), instead of by ring2 (ring0 opens them when root).
