@@ -152,7 +152,12 @@ impl Ipam {
     pub fn lock(&self) -> Result<NetLock> {
         let leases = self.leases_dir();
         fs::create_dir_all(&leases).map_err(io_err("create", &leases))?;
-        let path = self.dir.join("lock");
+        lock_file(self.dir.join("lock"))
+    }
+}
+
+/// Takes an exclusive flock on `path` (created 0600 when missing), waiting for it.
+pub(crate) fn lock_file(path: PathBuf) -> Result<NetLock> {
         let fd = rustix::fs::open(
             &path,
             rustix::fs::OFlags::CREATE | rustix::fs::OFlags::RDWR | rustix::fs::OFlags::CLOEXEC,
@@ -176,8 +181,9 @@ impl Ipam {
                 }
             }
         }
-    }
+}
 
+impl Ipam {
     /// All leases (address, owner). Unreadable files are reported with no owner.
     pub fn leases(&self) -> Vec<(Ipv4Addr, Option<Owner>)> {
         let Ok(rd) = fs::read_dir(self.leases_dir()) else {
@@ -195,8 +201,20 @@ impl Ipam {
     }
 
     /// Leases an address of `subnet` to `owner`. The caller holds the lock.
-    pub fn allocate(&self, _lock: &NetLock, subnet: &Subnet, owner: &Owner) -> Result<Ipv4Addr> {
-        let used: HashSet<Ipv4Addr> = self.leases().into_iter().map(|l| l.0).collect();
+    pub fn allocate(&self, lock: &NetLock, subnet: &Subnet, owner: &Owner) -> Result<Ipv4Addr> {
+        self.allocate_reserving(lock, subnet, None, owner)
+    }
+
+    /// Like [`Ipam::allocate`], never handing out `reserved` (a user network's `--gateway`).
+    pub fn allocate_reserving(
+        &self,
+        _lock: &NetLock,
+        subnet: &Subnet,
+        reserved: Option<Ipv4Addr>,
+        owner: &Owner,
+    ) -> Result<Ipv4Addr> {
+        let mut used: HashSet<Ipv4Addr> = self.leases().into_iter().map(|l| l.0).collect();
+        used.extend(reserved);
         let ip = pick(subnet, &used).ok_or(NetError::SubnetFull {
             subnet: subnet.addr,
             prefix: subnet.prefix,
