@@ -287,7 +287,7 @@ fn create(a: &CreateArgs) -> Result<i32, Failure> {
     };
     let nets = store();
     let lock = nets.lock().map_err(fail)?;
-    let rec = nets.create(&lock, &req).map_err(fail)?;
+    let rec = nets.create(&lock, &req, &net_dir()).map_err(fail)?;
     drop(lock);
     println!("{}", rec.id);
     Ok(0)

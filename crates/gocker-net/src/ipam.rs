@@ -154,6 +154,12 @@ impl Ipam {
         fs::create_dir_all(&leases).map_err(io_err("create", &leases))?;
         lock_file(self.dir.join("lock"))
     }
+
+    /// Takes the lock of a network whose directory exists, without creating it (an error when
+    /// it is gone: a removed network is never brought back by a late reader).
+    pub fn lock_existing(&self) -> Result<NetLock> {
+        lock_file(self.dir.join("lock"))
+    }
 }
 
 /// Takes an exclusive flock on `path` (created 0600 when missing), waiting for it.

@@ -427,7 +427,20 @@ impl Network {
             n.opts.bridge = rec.bridge_options();
             n.ipam = Ipam::new(net_dir.join(&n.opts.bridge.name));
         }
-        if n.opts.mode == Mode::Bridge {
+        if let Some(u) = &n.opts.user {
+            // Under the network's lock (which `network rm` takes too): it still exists.
+            let lock = n
+                .ipam
+                .lock_existing()
+                .map_err(|_| NetError::NetworkNotFound(u.name.clone()))?;
+            networks::Networks::new(net_dir).find(&u.id)?;
+            n.ip = Some(n.ipam.allocate_reserving(
+                &lock,
+                &n.opts.bridge.subnet,
+                n.opts.bridge.gateway,
+                &Owner::me(id),
+            )?);
+        } else if n.opts.mode == Mode::Bridge {
             let lock = n.ipam.lock()?;
             n.ip = Some(n.ipam.allocate_reserving(
                 &lock,
@@ -838,7 +851,9 @@ pub fn collect_stale(net_dir: &Path) -> Vec<String> {
         }
     }
     for (_, ipam) in bridge_networks(net_dir) {
-        let Ok(lock) = ipam.lock() else { continue };
+        let Ok(lock) = ipam.lock_existing() else {
+            continue;
+        };
         let stale = ipam.release_stale(&lock);
         if stale.is_empty() {
             continue;
@@ -911,7 +926,9 @@ pub fn prune(net_dir: &Path) -> Vec<String> {
         .map(|n| n.bridge)
         .collect();
     for (bridge, ipam) in bridge_networks(net_dir) {
-        let Ok(lock) = ipam.lock() else { continue };
+        let Ok(lock) = ipam.lock_existing() else {
+            continue;
+        };
         removed.extend(prune_bridge_locked(net_dir, &lock));
         if ipam.leases().is_empty() && !user.contains(&bridge) {
             if let Ok(mut nl) = netlink::Netlink::new() {

@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::error::io_err;
-use crate::ipam::{lock_file, NetLock, Owner, Subnet};
+use crate::ipam::{lock_file, Ipam, NetLock, Owner, Subnet};
 use crate::{netlink, NetError, Result};
 
 /// The only driver.
@@ -188,7 +188,12 @@ impl Networks {
     /// Creates the network: checks the name and the subnet (against the other networks, the
     /// default bridge and the host's routes), creates its bridge with the gateway address, and
     /// writes the record. On any failure nothing is left (no bridge, no record).
-    pub fn create(&self, _lock: &NetLock, req: &CreateRequest) -> Result<NetworkRecord> {
+    pub fn create(
+        &self,
+        _lock: &NetLock,
+        req: &CreateRequest,
+        net_dir: &Path,
+    ) -> Result<NetworkRecord> {
         validate_name(&req.name)?;
         let existing = self.list();
         if existing.iter().any(|n| n.name == req.name) {
@@ -269,7 +274,10 @@ impl Networks {
                 .unwrap_or(0),
             mtu: if req.mtu == 0 { 1500 } else { req.mtu },
         };
+        let leases = Ipam::new(net_dir.join(&rec.bridge));
         let made = (|| -> Result<()> {
+            // The lease directory first: containers lock it without creating it.
+            drop(leases.lock()?);
             nl.add_bridge(&rec.bridge, rec.mtu)?;
             nl.add_addr(&rec.bridge, rec.gateway, rec.subnet.prefix)?;
             nl.set_up(&rec.bridge, None)?;
@@ -282,6 +290,7 @@ impl Networks {
         })();
         if let Err(e) = made {
             let _ = nl.del_link(&rec.bridge);
+            let _ = fs::remove_dir_all(leases.dir());
             let _ = fs::remove_dir_all(self.net_path(&rec.id));
             return Err(e);
         }
@@ -347,7 +356,27 @@ impl Networks {
     /// bridge, the network's lease directory and its record. The caller removes the firewall
     /// rules that named the bridge (see [`crate::refresh_firewall`]).
     pub fn remove(&self, _lock: &NetLock, rec: &NetworkRecord, net_dir: &Path) -> Result<()> {
-        let eps = self.endpoints(&rec.id);
+        // Under the network's own lock, which a starting container holds while it takes its
+        // lease: either its lease is seen here, or it finds the network gone.
+        let ipam = Ipam::new(net_dir.join(&rec.bridge));
+        let held = ipam.lock_existing().ok();
+        let starting: Vec<String> = ipam
+            .leases()
+            .into_iter()
+            .filter_map(|(_, o)| o.filter(|o| o.alive()).map(|o| o.id))
+            .collect();
+        let mut eps = self.endpoints(&rec.id);
+        for id in starting {
+            if !eps.iter().any(|e| e.container_id == id) {
+                eps.push(Endpoint {
+                    name: id[..12.min(id.len())].to_owned(),
+                    container_id: id,
+                    aliases: Vec::new(),
+                    ip: Ipv4Addr::UNSPECIFIED,
+                    owner: Owner::me(""),
+                });
+            }
+        }
         if let Some(first) = eps.first() {
             return Err(NetError::NetworkInUse {
                 network: rec.name.clone(),
@@ -361,15 +390,15 @@ impl Networks {
         }
         let mut nl = netlink::Netlink::new()?;
         nl.del_link(&rec.bridge)?;
-        let leases = net_dir.join(&rec.bridge);
-        match fs::remove_dir_all(&leases) {
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-                return Err(io_err("remove", &leases)(e))
-            }
-            _ => {}
-        }
         let dir = self.net_path(&rec.id);
-        fs::remove_dir_all(&dir).map_err(io_err("remove", &dir))
+        fs::remove_dir_all(&dir).map_err(io_err("remove", &dir))?;
+        let leases = ipam.dir();
+        let r = match fs::remove_dir_all(leases) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(io_err("remove", leases)(e)),
+            _ => Ok(()),
+        };
+        drop(held);
+        r
     }
 }
 
