@@ -237,11 +237,21 @@ fn create(a: &CreateArgs) -> Result<i32, Failure> {
         .as_deref()
         .map(|s| {
             s.parse::<Subnet>()
-                .map_err(|_| usage(format!("--subnet {s:?}: expected A.B.C.D/PREFIX with PREFIX 8..30")))
+                .map_err(|_| {
+                    usage(format!(
+                        "--subnet {s:?}: expected A.B.C.D/PREFIX with PREFIX 8..30"
+                    ))
+                })
                 .and_then(|n| {
-                    let given: std::net::Ipv4Addr = s.split('/').next().and_then(|a| a.parse().ok()).unwrap_or(n.addr);
+                    let given: std::net::Ipv4Addr = s
+                        .split('/')
+                        .next()
+                        .and_then(|a| a.parse().ok())
+                        .unwrap_or(n.addr);
                     if given != n.addr {
-                        Err(usage(format!("--subnet {s:?}: not a network address (did you mean {n}?)")))
+                        Err(usage(format!(
+                            "--subnet {s:?}: not a network address (did you mean {n}?)"
+                        )))
                     } else {
                         Ok(n)
                     }
@@ -357,7 +367,8 @@ fn ls(a: &LsArgs) -> Result<i32, Failure> {
         BTreeMap::new()
     };
     let nets = store();
-    let any = |k: &str, f: &dyn Fn(&str) -> bool| by_key.get(k).is_none_or(|vs| vs.iter().any(|v| f(v)));
+    let any =
+        |k: &str, f: &dyn Fn(&str) -> bool| by_key.get(k).is_none_or(|vs| vs.iter().any(|v| f(v)));
     let list: Vec<Row> = rows()
         .into_iter()
         .filter(|r| any("name", &|v| r.name.contains(v)))
@@ -371,9 +382,8 @@ fn ls(a: &LsArgs) -> Result<i32, Failure> {
         })
         .filter(|r| {
             any("dangling", &|v| {
-                let dangling = !r.builtin
-                    && !used.contains_key(&r.id)
-                    && nets.endpoints(&r.id).is_empty();
+                let dangling =
+                    !r.builtin && !used.contains_key(&r.id) && nets.endpoints(&r.id).is_empty();
                 dangling == (v == "true" || v == "1")
             })
         })
@@ -394,7 +404,12 @@ fn ls(a: &LsArgs) -> Result<i32, Failure> {
     }
     let mut t = crate::table::Table::new(&["NETWORK ID", "NAME", "DRIVER", "SCOPE"]);
     for r in &list {
-        t.row(vec![id(r), r.name.clone(), r.driver.clone(), "local".into()]);
+        t.row(vec![
+            id(r),
+            r.name.clone(),
+            r.driver.clone(),
+            "local".into(),
+        ]);
     }
     t.print();
     Ok(0)

@@ -70,19 +70,30 @@ fn ruleset() -> String {
 /// Nothing of the network is left: no bridge, no nft rule naming it, no record, no leases.
 #[track_caller]
 fn assert_gone(bridge: &str, id: &str) {
-    assert!(!links().contains(bridge), "bridge {bridge} left: {}", links());
+    assert!(
+        !links().contains(bridge),
+        "bridge {bridge} left: {}",
+        links()
+    );
     assert!(
         !ruleset().contains(bridge),
         "nft rules name {bridge}: {}",
         ruleset()
     );
-    assert!(!net_dir().join("networks").join(id).exists(), "record of {id} left");
-    assert!(!net_dir().join(bridge).exists(), "lease dir of {bridge} left");
+    assert!(
+        !net_dir().join("networks").join(id).exists(),
+        "record of {id} left"
+    );
+    assert!(
+        !net_dir().join(bridge).exists(),
+        "lease dir of {bridge} left"
+    );
 }
 
 /// The JSON of `network inspect NAME` (one element).
 fn inspect(name: &str) -> serde_json::Value {
-    let v: serde_json::Value = serde_json::from_str(&ok(&g(&["network", "inspect", name]))).unwrap();
+    let v: serde_json::Value =
+        serde_json::from_str(&ok(&g(&["network", "inspect", name]))).unwrap();
     v[0].clone()
 }
 
@@ -122,7 +133,10 @@ fn create_ls_inspect_rm_as_docker() {
     assert_eq!(v["IPAM"]["Config"][0]["Gateway"], "10.93.7.254");
     assert_eq!(v["Labels"]["team"], "blue");
     assert_eq!(v["Labels"]["solo"], "");
-    assert_eq!(v["Options"]["com.docker.network.bridge.name"], n.bridge().as_str());
+    assert_eq!(
+        v["Options"]["com.docker.network.bridge.name"],
+        n.bridge().as_str()
+    );
     assert!(v["Created"].as_str().unwrap().ends_with('Z'), "{v}");
     // By id prefix too.
     assert_eq!(inspect(&n.id[..12])["Name"], name.as_str());
@@ -134,16 +148,33 @@ fn create_ls_inspect_rm_as_docker() {
         assert!(header.contains(col), "{ls}");
     }
     let row = ls.lines().find(|l| l.contains(&name)).expect(&ls);
-    assert!(row.starts_with(&n.id[..12]) && row.contains("bridge") && row.contains("local"), "{row}");
+    assert!(
+        row.starts_with(&n.id[..12]) && row.contains("bridge") && row.contains("local"),
+        "{row}"
+    );
     for builtin in ["bridge", "host", "none"] {
         assert!(
-            ls.lines().any(|l| l.split_whitespace().nth(1) == Some(builtin)),
+            ls.lines()
+                .any(|l| l.split_whitespace().nth(1) == Some(builtin)),
             "{ls}"
         );
     }
-    let q = ok(&g(&["network", "ls", "-q", "--filter", &format!("name={name}")]));
+    let q = ok(&g(&[
+        "network",
+        "ls",
+        "-q",
+        "--filter",
+        &format!("name={name}"),
+    ]));
     assert_eq!(q.trim(), &n.id[..12]);
-    let q = ok(&g(&["network", "ls", "-q", "--no-trunc", "--filter", "label=team=blue"]));
+    let q = ok(&g(&[
+        "network",
+        "ls",
+        "-q",
+        "--no-trunc",
+        "--filter",
+        "label=team=blue",
+    ]));
     assert!(q.lines().any(|l| l == n.id), "{q}");
     let q = ok(&g(&["network", "ls", "-q", "--filter", "label=team=red"]));
     assert!(!q.contains(&n.id[..12]), "{q}");
@@ -151,14 +182,24 @@ fn create_ls_inspect_rm_as_docker() {
     assert!(!q.contains(&name) && q.contains("host"), "{q}");
     let bad = g(&["network", "ls", "--filter", "colour=red"]);
     assert_eq!(code(&bad), Some(125));
-    assert!(stderr(&bad).contains("--filter \"colour=red\""), "{}", stderr(&bad));
+    assert!(
+        stderr(&bad).contains("--filter \"colour=red\""),
+        "{}",
+        stderr(&bad)
+    );
 
     // Hostile and wrong input: each named, exit 125, nothing made.
     for (args, needle) in [
-        (vec!["--subnet", "10.93.7.128/25"], "overlaps 10.93.7.0/24 of network"),
+        (
+            vec!["--subnet", "10.93.7.128/25"],
+            "overlaps 10.93.7.0/24 of network",
+        ),
         (vec!["--subnet", "10.93.8.0/33"], "--subnet"),
         (vec!["--subnet", "10.93.8.1/24"], "not a network address"),
-        (vec!["--subnet", "10.93.8.0/24", "--gateway", "10.93.9.1"], "--gateway"),
+        (
+            vec!["--subnet", "10.93.8.0/24", "--gateway", "10.93.9.1"],
+            "--gateway",
+        ),
         (vec!["--gateway", "10.93.8.1"], "--gateway needs --subnet"),
         (vec!["--driver", "overlay"], "only the bridge driver"),
         (vec!["--ipv6"], "IPv6"),
@@ -174,13 +215,21 @@ fn create_ls_inspect_rm_as_docker() {
         let overlap = args.contains(&"10.93.7.128/25");
         if overlap {
             // Both networks are named.
-            assert!(stderr(&o).contains(&other) && stderr(&o).contains(&name), "{}", stderr(&o));
+            assert!(
+                stderr(&o).contains(&other) && stderr(&o).contains(&name),
+                "{}",
+                stderr(&o)
+            );
         }
     }
     for bad in ["..", "a/b", "-x", "bridge", "host", "none"] {
         let o = g(&["network", "create", bad]);
         assert_ne!(code(&o), Some(0), "{bad}");
-        assert!(stderr(&o).contains(&format!("{bad:?}")) || stderr(&o).contains(bad), "{bad}: {}", stderr(&o));
+        assert!(
+            stderr(&o).contains(&format!("{bad:?}")) || stderr(&o).contains(bad),
+            "{bad}: {}",
+            stderr(&o)
+        );
     }
     // None of the refused networks exists (nor a record of it).
     let ls = ok(&g(&["network", "ls"]));
@@ -215,13 +264,24 @@ fn concurrent_creates_of_one_name_give_one_network() {
         hs.into_iter().map(|h| h.join().unwrap()).collect()
     });
     let won: Vec<&Output> = outs.iter().filter(|o| o.status.success()).collect();
-    assert_eq!(won.len(), 1, "{:?}", outs.iter().map(stderr).collect::<Vec<_>>());
+    assert_eq!(
+        won.len(),
+        1,
+        "{:?}",
+        outs.iter().map(stderr).collect::<Vec<_>>()
+    );
     for o in outs.iter().filter(|o| !o.status.success()) {
         assert!(stderr(o).contains("already exists"), "{}", stderr(o));
     }
     let id = stdout(won[0]).trim().to_owned();
     let n = NetworkGuard::adopt(&name, &id);
-    let q = ok(&g(&["network", "ls", "-q", "--filter", &format!("name={name}")]));
+    let q = ok(&g(&[
+        "network",
+        "ls",
+        "-q",
+        "--filter",
+        &format!("name={name}"),
+    ]));
     assert_eq!(q.lines().count(), 1, "{q}");
     assert_eq!(links().matches(&n.bridge()).count(), 1);
     ok(&g(&["network", "rm", &name]));
@@ -265,15 +325,12 @@ fn containers_find_and_reach_each_other_by_name_and_alias_but_not_across_network
         let v = inspect(&a.name);
         let c = v["Containers"].as_object()?.values().next()?.clone();
         assert_eq!(c["Name"], web.as_str());
-        Some(
-            c["IPv4Address"]
-                .as_str()?
-                .split('/')
-                .next()?
-                .to_owned(),
-        )
+        Some(c["IPv4Address"].as_str()?.split('/').next()?.to_owned())
     });
-    let a_subnet = inspect(&a.name)["IPAM"]["Config"][0]["Subnet"].as_str().unwrap().to_owned();
+    let a_subnet = inspect(&a.name)["IPAM"]["Config"][0]["Subnet"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     assert!(
         a_subnet.starts_with(&web_ip[..web_ip.rfind('.').unwrap()]),
         "{web_ip} in {a_subnet}"
@@ -284,7 +341,11 @@ fn containers_find_and_reach_each_other_by_name_and_alias_but_not_across_network
     for host in [web.as_str(), "db", "cache.local", "CACHE.LOCAL"] {
         let o = sh(&["--network", &a.name], &fetch_script(host, 50));
         assert_eq!(code(&o), Some(0), "{host}: {}{}", stdout(&o), stderr(&o));
-        assert!(stdout(&o).contains("hello-from-web"), "{host}: {}", stdout(&o));
+        assert!(
+            stdout(&o).contains("hello-from-web"),
+            "{host}: {}",
+            stdout(&o)
+        );
     }
     let o = sh(
         &["--network", &a.name],
@@ -312,7 +373,10 @@ fn containers_find_and_reach_each_other_by_name_and_alias_but_not_across_network
     );
     let out = stdout(&o);
     assert!(out.contains("ns=1"), "{out}");
-    assert!(out.contains("tcp=1") && !out.contains("hello-from-web"), "{out}");
+    assert!(
+        out.contains("tcp=1") && !out.contains("hello-from-web"),
+        "{out}"
+    );
     assert!(out.contains("ping=1"), "{out}");
     // From the default bridge neither (and docker's default bridge has no name resolution).
     let o = sh(
@@ -320,14 +384,25 @@ fn containers_find_and_reach_each_other_by_name_and_alias_but_not_across_network
         &format!("printf 'GET / HTTP/1.0\r\n\r\n' | nc -w 2 {web_ip} 8080; echo tcp=$?"),
     );
     let out = stdout(&o);
-    assert!(out.contains("tcp=1") && !out.contains("hello-from-web"), "{out}{}", stderr(&o));
+    assert!(
+        out.contains("tcp=1") && !out.contains("hello-from-web"),
+        "{out}{}",
+        stderr(&o)
+    );
 
     // In use: rm refuses, naming the container; after it is gone, everything goes.
     let o = g(&["network", "rm", &a.name]);
     assert_eq!(code(&o), Some(1));
-    assert!(stderr(&o).contains(&web) && stderr(&o).contains("in use"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains(&web) && stderr(&o).contains("in use"),
+        "{}",
+        stderr(&o)
+    );
     ok(&g(&["rm", "-f", &web]));
-    assert_eq!(ok(&g(&["network", "rm", &a.name, &b.name])).lines().count(), 2);
+    assert_eq!(
+        ok(&g(&["network", "rm", &a.name, &b.name])).lines().count(),
+        2
+    );
     assert_gone(&a.bridge(), &a.id);
     assert_gone(&b.bridge(), &b.id);
 }
@@ -338,9 +413,21 @@ fn a_stopped_container_keeps_its_network_in_use() {
     let n = NetworkGuard::create(&unique("net-stopped"), &[]);
     let c = n.container("stopped");
     let r = rootfs();
-    ok(&g(&["run", "--rootfs", &r, "--name", &c, "--network", &n.name, "/bin/true"]));
+    ok(&g(&[
+        "run",
+        "--rootfs",
+        &r,
+        "--name",
+        &c,
+        "--network",
+        &n.name,
+        "/bin/true",
+    ]));
     // Its endpoint is gone with its monitor, but the container (and its network) remains.
-    assert!(inspect(&n.name)["Containers"].as_object().unwrap().is_empty());
+    assert!(inspect(&n.name)["Containers"]
+        .as_object()
+        .unwrap()
+        .is_empty());
     let o = g(&["network", "rm", &n.name]);
     assert_eq!(code(&o), Some(1));
     assert!(stderr(&o).contains(&c), "{}", stderr(&o));
@@ -352,7 +439,10 @@ fn a_stopped_container_keeps_its_network_in_use() {
     ok(&g(&["rm", &c]));
     assert!(ok(&g(&["network", "ls", "-q", "--filter", "dangling=true"])).contains(&n.id[..12]));
     let out = ok(&g(&["network", "prune", "-f", "--filter", "label!=keep"]));
-    assert!(out.contains("Deleted Networks:") && out.contains(&n.name), "{out}");
+    assert!(
+        out.contains("Deleted Networks:") && out.contains(&n.name),
+        "{out}"
+    );
     assert_gone(&n.bridge(), &n.id);
 }
 
@@ -372,12 +462,23 @@ fn internal_networks_have_no_way_out_and_refuse_published_ports() {
     );
     let out = stdout(&o);
     assert!(
-        !out.lines().any(|l| l.split_whitespace().nth(1) == Some("00000000")),
+        !out.lines()
+            .any(|l| l.split_whitespace().nth(1) == Some("00000000")),
         "{out}"
     );
     assert!(out.contains("gw=0"), "{out}{}", stderr(&o));
     let r = rootfs();
-    let o = g(&["run", "--rm", "--rootfs", &r, "--network", &n.name, "-p", "18099:80", "/bin/true"]);
+    let o = g(&[
+        "run",
+        "--rm",
+        "--rootfs",
+        &r,
+        "--network",
+        &n.name,
+        "-p",
+        "18099:80",
+        "/bin/true",
+    ]);
     assert_eq!(code(&o), Some(125));
     assert!(stderr(&o).contains("--internal"), "{}", stderr(&o));
     ok(&g(&["network", "rm", &n.name]));
@@ -388,18 +489,46 @@ fn internal_networks_have_no_way_out_and_refuse_published_ports() {
 fn run_flags_are_checked() {
     root_only!();
     let r = rootfs();
-    let o = g(&["run", "--rm", "--rootfs", &r, "--network", "no-such-net-y", "/bin/true"]);
+    let o = g(&[
+        "run",
+        "--rm",
+        "--rootfs",
+        &r,
+        "--network",
+        "no-such-net-y",
+        "/bin/true",
+    ]);
     assert_eq!(code(&o), Some(125));
     assert!(
         stderr(&o).contains("no-such-net-y") && stderr(&o).contains("gocker network create"),
         "{}",
         stderr(&o)
     );
-    let o = g(&["run", "--rm", "--rootfs", &r, "--network", "bridge", "--network-alias", "x", "/bin/true"]);
+    let o = g(&[
+        "run",
+        "--rm",
+        "--rootfs",
+        &r,
+        "--network",
+        "bridge",
+        "--network-alias",
+        "x",
+        "/bin/true",
+    ]);
     assert_eq!(code(&o), Some(125));
     assert!(stderr(&o).contains("--network-alias"), "{}", stderr(&o));
     let n = NetworkGuard::create(&unique("net-alias"), &[]);
-    let o = g(&["run", "--rm", "--rootfs", &r, "--network", &n.name, "--network-alias", "../x", "/bin/true"]);
+    let o = g(&[
+        "run",
+        "--rm",
+        "--rootfs",
+        &r,
+        "--network",
+        &n.name,
+        "--network-alias",
+        "../x",
+        "/bin/true",
+    ]);
     assert_eq!(code(&o), Some(125));
     assert!(stderr(&o).contains("\"../x\""), "{}", stderr(&o));
 }
@@ -410,9 +539,23 @@ fn a_sigkilled_monitor_leaves_nothing_that_blocks_rm() {
     let n = NetworkGuard::create(&unique("net-kill"), &[]);
     let c = n.container("killed");
     let r = rootfs();
-    ok(&g(&["run", "-d", "--rm", "--rootfs", &r, "--name", &c, "--network", &n.name, "sleep", "300"]));
+    ok(&g(&[
+        "run",
+        "-d",
+        "--rm",
+        "--rootfs",
+        &r,
+        "--name",
+        &c,
+        "--network",
+        &n.name,
+        "sleep",
+        "300",
+    ]));
     let v: serde_json::Value = serde_json::from_str(&ok(&g(&["inspect", &c]))).unwrap();
-    let monitor = v[0]["monitor_pid"].as_i64().expect("monitor_pid in inspect") as i32;
+    let monitor = v[0]["monitor_pid"]
+        .as_i64()
+        .expect("monitor_pid in inspect") as i32;
     wait_for("the endpoint", std::time::Duration::from_secs(10), || {
         (!inspect(&n.name)["Containers"].as_object()?.is_empty()).then_some(())
     });
@@ -423,9 +566,16 @@ fn a_sigkilled_monitor_leaves_nothing_that_blocks_rm() {
     .unwrap();
     // The container's processes die with their monitor (or are collected); the endpoint of a
     // dead monitor is not listed and does not block rm once the container is removed.
-    wait_for("the dead endpoint to go", std::time::Duration::from_secs(10), || {
-        inspect(&n.name)["Containers"].as_object()?.is_empty().then_some(())
-    });
+    wait_for(
+        "the dead endpoint to go",
+        std::time::Duration::from_secs(10),
+        || {
+            inspect(&n.name)["Containers"]
+                .as_object()?
+                .is_empty()
+                .then_some(())
+        },
+    );
     let _ = g(&["rm", "-f", &c]);
     ok(&g(&["network", "rm", &n.name]));
     assert_gone(&n.bridge(), &n.id);
@@ -434,17 +584,34 @@ fn a_sigkilled_monitor_leaves_nothing_that_blocks_rm() {
 #[test]
 fn rootless_create_and_run_are_refused_naming_the_alternative() {
     if is_root() {
-        eprintln!("skipped as root: this checks the refusal for unprivileged users (rootless modes)");
+        eprintln!(
+            "skipped as root: this checks the refusal for unprivileged users (rootless modes)"
+        );
         return;
     }
     let o = g(&["network", "create", &unique("net-user")]);
     assert_eq!(code(&o), Some(125));
     let e = stderr(&o);
-    assert!(e.contains("need root") && e.contains("pasta") && e.contains("-p"), "{e}");
+    assert!(
+        e.contains("need root") && e.contains("pasta") && e.contains("-p"),
+        "{e}"
+    );
     let r = rootfs();
-    let o = g(&["run", "--rm", "--rootfs", &r, "--network", "mynet", "/bin/true"]);
+    let o = g(&[
+        "run",
+        "--rm",
+        "--rootfs",
+        &r,
+        "--network",
+        "mynet",
+        "/bin/true",
+    ]);
     assert_eq!(code(&o), Some(125));
-    assert!(stderr(&o).contains("\"mynet\"") && stderr(&o).contains("need root"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("\"mynet\"") && stderr(&o).contains("need root"),
+        "{}",
+        stderr(&o)
+    );
     // ls works and shows the predefined networks only.
     let ls = ok(&g(&["network", "ls"]));
     assert_eq!(ls.lines().count(), 4, "{ls}");

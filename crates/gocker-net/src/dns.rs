@@ -11,7 +11,7 @@
 
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, UdpSocket};
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -27,6 +27,9 @@ pub const ADDR: Ipv4Addr = Ipv4Addr::new(127, 0, 0, 11);
 const TTL: u32 = 5;
 /// How long a relayed query waits for each upstream.
 const UPSTREAM_TIMEOUT: Duration = Duration::from_secs(2);
+/// At most this many relayed queries of one container at once (a thread each); more are
+/// dropped, as a busy server drops them, so a flood from inside cannot grow the monitor.
+const MAX_RELAYS: usize = 32;
 
 /// What to do with one query.
 #[derive(Debug, PartialEq, Eq)]
@@ -126,6 +129,9 @@ fn relay(query: &[u8], upstreams: &[SocketAddr]) -> Option<Vec<u8>> {
     servfail(query)
 }
 
+/// The addresses of a network's members, by name (lowercase, no trailing dot).
+pub type Lookup = Box<dyn Fn(&str) -> Option<Ipv4Addr> + Send>;
+
 /// The running responder of one container; dropping it stops the thread.
 pub struct Resolver {
     sock: Arc<UdpSocket>,
@@ -183,13 +189,14 @@ impl Resolver {
     /// Starts answering in the network namespace `netns` (needs CAP_SYS_ADMIN over it: root).
     pub fn start(
         netns: BorrowedFd<'_>,
-        lookup: Box<dyn Fn(&str) -> Option<Ipv4Addr> + Send>,
+        lookup: Lookup,
         upstreams: Vec<SocketAddr>,
     ) -> Result<Resolver> {
         let sock = Arc::new(UdpSocket::from(socket_in(netns)?));
         let stop = Arc::new(AtomicBool::new(false));
         let (s, st) = (sock.clone(), stop.clone());
         let upstreams = Arc::new(upstreams);
+        let relays = Arc::new(AtomicUsize::new(0));
         let thread = std::thread::Builder::new()
             .name("gocker-dns".into())
             .spawn(move || {
@@ -206,16 +213,24 @@ impl Resolver {
                             let _ = s.send_to(&b, peer);
                         }
                         Reply::Forward => {
-                            let (s, ups) = (s.clone(), upstreams.clone());
+                            if relays.fetch_add(1, Ordering::AcqRel) >= MAX_RELAYS {
+                                relays.fetch_sub(1, Ordering::AcqRel);
+                                continue;
+                            }
+                            let (s, ups, n) = (s.clone(), upstreams.clone(), relays.clone());
                             // One thread per relayed query: a slow upstream does not hold up
                             // the answers for the network's own names.
-                            let _ = std::thread::Builder::new()
+                            let spawned = std::thread::Builder::new()
                                 .name("gocker-dns-relay".into())
                                 .spawn(move || {
                                     if let Some(b) = relay(&query, &ups) {
                                         let _ = s.send_to(&b, peer);
                                     }
+                                    n.fetch_sub(1, Ordering::AcqRel);
                                 });
+                            if spawned.is_err() {
+                                relays.fetch_sub(1, Ordering::AcqRel);
+                            }
                         }
                         Reply::Drop => {}
                     }

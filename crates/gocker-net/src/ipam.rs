@@ -164,29 +164,29 @@ impl Ipam {
 
 /// Takes an exclusive flock on `path` (created 0600 when missing), waiting for it.
 pub(crate) fn lock_file(path: PathBuf) -> Result<NetLock> {
-        let fd = rustix::fs::open(
-            &path,
-            rustix::fs::OFlags::CREATE | rustix::fs::OFlags::RDWR | rustix::fs::OFlags::CLOEXEC,
-            rustix::fs::Mode::from_raw_mode(0o600),
-        )
-        .map_err(|e| NetError::Io {
-            op: "open",
-            path: path.clone(),
-            source: e.into(),
-        })?;
-        loop {
-            match rustix::fs::flock(&fd, rustix::fs::FlockOperation::LockExclusive) {
-                Ok(()) => return Ok(NetLock(fd)),
-                Err(rustix::io::Errno::INTR) => continue,
-                Err(e) => {
-                    return Err(NetError::Io {
-                        op: "flock",
-                        path,
-                        source: e.into(),
-                    })
-                }
+    let fd = rustix::fs::open(
+        &path,
+        rustix::fs::OFlags::CREATE | rustix::fs::OFlags::RDWR | rustix::fs::OFlags::CLOEXEC,
+        rustix::fs::Mode::from_raw_mode(0o600),
+    )
+    .map_err(|e| NetError::Io {
+        op: "open",
+        path: path.clone(),
+        source: e.into(),
+    })?;
+    loop {
+        match rustix::fs::flock(&fd, rustix::fs::FlockOperation::LockExclusive) {
+            Ok(()) => return Ok(NetLock(fd)),
+            Err(rustix::io::Errno::INTR) => continue,
+            Err(e) => {
+                return Err(NetError::Io {
+                    op: "flock",
+                    path,
+                    source: e.into(),
+                })
             }
         }
+    }
 }
 
 impl Ipam {

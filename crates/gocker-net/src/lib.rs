@@ -215,7 +215,8 @@ pub fn parse_alias(v: &str) -> Result<String> {
     let ok = !v.is_empty()
         && v.len() <= 253
         && !v.starts_with(['.', '-'])
-        && v.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c));
+        && v.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c));
     if ok {
         Ok(v.to_ascii_lowercase())
     } else {
@@ -666,9 +667,9 @@ impl Network {
                 .any(|p| !p.host_ip.map(|h| h.is_loopback()).unwrap_or(false));
             let fw = firewall_lock(&self.net_dir);
             let idle = no_leases(&self.net_dir);
-            if let Err(e) = fw.and_then(|_fw| {
-                clean_firewall(&nft::NftCli, idle, has_rules, |c| c == comment)
-            }) {
+            if let Err(e) =
+                fw.and_then(|_fw| clean_firewall(&nft::NftCli, idle, has_rules, |c| c == comment))
+            {
                 tracing::warn!("firewall cleanup for {}: {e}", self.id);
             }
         }
@@ -1055,15 +1056,18 @@ mod tests {
         let other = ipam
             .allocate(&lock, &"10.97.0.0/24".parse().unwrap(), &Owner::me("b"))
             .unwrap();
-        let removed = clean_firewall(&fw, ipam.leases().is_empty(), true, |c| c == "gocker:a").unwrap();
+        let removed =
+            clean_firewall(&fw, ipam.leases().is_empty(), true, |c| c == "gocker:a").unwrap();
         assert_eq!(removed.len(), 1);
         let applied = fw.applied.borrow().clone();
         assert_eq!(applied.len(), 1);
         assert_eq!(applied[0]["nftables"][0]["delete"]["rule"]["handle"], 7);
         // Without rules of its own and with others running: no nft call at all.
-        assert!(clean_firewall(&fw, ipam.leases().is_empty(), false, |c| c == "gocker:a")
-            .unwrap()
-            .is_empty());
+        assert!(
+            clean_firewall(&fw, ipam.leases().is_empty(), false, |c| c == "gocker:a")
+                .unwrap()
+                .is_empty()
+        );
         assert_eq!(fw.applied.borrow().len(), 1);
         // The last one out deletes the table, in one call.
         ipam.release(other).unwrap();

@@ -284,8 +284,11 @@ impl Networks {
             let dir = self.net_path(&rec.id);
             fs::create_dir_all(self.endpoints_dir(&rec.id)).map_err(io_err("create", &dir))?;
             let tmp = dir.join("network.json.tmp");
-            fs::write(&tmp, serde_json::to_vec_pretty(&rec).expect("record serialises"))
-                .map_err(io_err("write", &tmp))?;
+            fs::write(
+                &tmp,
+                serde_json::to_vec_pretty(&rec).expect("record serialises"),
+            )
+            .map_err(io_err("write", &tmp))?;
             fs::rename(&tmp, dir.join("network.json")).map_err(io_err("rename", &tmp))
         })();
         if let Err(e) = made {
@@ -382,7 +385,13 @@ impl Networks {
                 network: rec.name.clone(),
                 containers: eps
                     .iter()
-                    .map(|e| format!("{} ({})", e.name, &e.container_id[..12.min(e.container_id.len())]))
+                    .map(|e| {
+                        format!(
+                            "{} ({})",
+                            e.name,
+                            &e.container_id[..12.min(e.container_id.len())]
+                        )
+                    })
                     .collect::<Vec<_>>()
                     .join(", "),
                 first: first.name.clone(),
@@ -412,7 +421,9 @@ fn pick_subnet(taken: &[(Subnet, String)], routes: &[Subnet]) -> Option<Subnet> 
             addr: Ipv4Addr::from(base + i * step),
             prefix: POOL_PREFIX,
         })
-        .find(|s| !taken.iter().any(|(t, _)| t.overlaps(s)) && !routes.iter().any(|r| r.overlaps(s)))
+        .find(|s| {
+            !taken.iter().any(|(t, _)| t.overlaps(s)) && !routes.iter().any(|r| r.overlaps(s))
+        })
 }
 
 /// 64 random hex digits.
@@ -510,10 +521,17 @@ mod tests {
             created: 0,
             mtu: 1500,
         };
-        fs::write(rec_dir.join("network.json"), serde_json::to_vec(&rec).unwrap()).unwrap();
+        fs::write(
+            rec_dir.join("network.json"),
+            serde_json::to_vec(&rec).unwrap(),
+        )
+        .unwrap();
         assert_eq!(nets.find("one").unwrap(), rec);
         assert_eq!(nets.find("n").unwrap(), rec);
-        assert!(matches!(nets.find("two"), Err(NetError::NetworkNotFound(_))));
+        assert!(matches!(
+            nets.find("two"),
+            Err(NetError::NetworkNotFound(_))
+        ));
         let live = Endpoint {
             container_id: "c1".into(),
             name: "a".into(),
