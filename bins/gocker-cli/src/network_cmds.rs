@@ -636,6 +636,32 @@ fn prune(a: &PruneArgs) -> Result<i32, Failure> {
     Ok(code)
 }
 
+/// `inspect`'s NetworkSettings.Networks of a container on the network `net_id`: its name →
+/// NetworkID, IPAddress, IPPrefixLen, Gateway, Aliases (IPAddress empty while it is not running).
+pub fn container_json(net_id: &str, container_id: &str) -> serde_json::Value {
+    let nets = store();
+    let Ok(r) = nets.find(net_id) else {
+        return serde_json::json!({});
+    };
+    let ep = nets
+        .endpoints(&r.id)
+        .into_iter()
+        .find(|e| e.container_id == container_id);
+    let mut m = serde_json::Map::new();
+    m.insert(
+        r.name.clone(),
+        serde_json::json!({
+            "NetworkID": r.id,
+            "EndpointID": ep.as_ref().map(|e| e.container_id.clone()).unwrap_or_default(),
+            "IPAddress": ep.as_ref().map(|e| e.ip.to_string()).unwrap_or_default(),
+            "IPPrefixLen": if ep.is_some() { r.subnet.prefix } else { 0 },
+            "Gateway": if ep.is_some() { r.gateway.to_string() } else { String::new() },
+            "Aliases": ep.map(|e| e.aliases).unwrap_or_default(),
+        }),
+    );
+    serde_json::Value::Object(m)
+}
+
 /// For `run --network NAME`: the user-defined network NAME, or why there is none.
 pub fn lookup_for_run(name: &str) -> Result<NetworkRecord, Failure> {
     if !rustix::process::geteuid().is_root() {

@@ -327,6 +327,16 @@ fn containers_find_and_reach_each_other_by_name_and_alias_but_not_across_network
         assert_eq!(c["Name"], web.as_str());
         Some(c["IPv4Address"].as_str()?.split('/').next()?.to_owned())
     });
+    // The container's inspect shows docker's NetworkSettings.Networks.
+    let c: serde_json::Value = serde_json::from_str(&ok(&g(&["inspect", &web]))).unwrap();
+    let mine = &c[0]["NetworkSettings"]["Networks"][&a.name];
+    assert_eq!(mine["NetworkID"], a.id.as_str(), "{c}");
+    assert_eq!(mine["IPAddress"], web_ip.as_str(), "{c}");
+    assert_eq!(
+        mine["Aliases"],
+        serde_json::json!(["db", "cache.local"]),
+        "{c}"
+    );
     let a_subnet = inspect(&a.name)["IPAM"]["Config"][0]["Subnet"]
         .as_str()
         .unwrap()
@@ -481,6 +491,50 @@ fn internal_networks_have_no_way_out_and_refuse_published_ports() {
     ]);
     assert_eq!(code(&o), Some(125));
     assert!(stderr(&o).contains("--internal"), "{}", stderr(&o));
+    ok(&g(&["network", "rm", &n.name]));
+    assert_gone(&n.bridge(), &n.id);
+}
+
+#[test]
+fn published_ports_work_on_a_user_network() {
+    root_only!();
+    use std::io::{Read, Write};
+    let n = NetworkGuard::create(&unique("net-pub"), &[]);
+    let c = n.container("pub");
+    let port = 18700 + (std::process::id() % 90) as u16;
+    let r = rootfs();
+    let publish = format!("127.0.0.1:{port}:8080");
+    ok(&g(&[
+        "run",
+        "-d",
+        "--rm",
+        "--rootfs",
+        &r,
+        "--name",
+        &c,
+        "--network",
+        &n.name,
+        "-p",
+        &publish,
+        "/bin/sh",
+        "-c",
+        "mkdir -p /www && echo published-ok > /www/index.html && exec httpd -f -p 8080 -h /www",
+    ]));
+    let body = wait_for(
+        "the published port",
+        std::time::Duration::from_secs(10),
+        || {
+            let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+            s.set_read_timeout(Some(std::time::Duration::from_secs(2)))
+                .ok()?;
+            s.write_all(b"GET / HTTP/1.0\r\n\r\n").ok()?;
+            let mut b = String::new();
+            s.read_to_string(&mut b).ok()?;
+            b.contains("published-ok").then_some(b)
+        },
+    );
+    assert!(body.contains("200 OK"), "{body}");
+    ok(&g(&["rm", "-f", &c]));
     ok(&g(&["network", "rm", &n.name]));
     assert_gone(&n.bridge(), &n.id);
 }

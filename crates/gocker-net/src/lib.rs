@@ -805,7 +805,7 @@ fn ensure_bridge(nl: &mut netlink::Netlink, b: &BridgeOptions) -> Result<()> {
             r => r?,
         }
     }
-    let gw = b.subnet.gateway();
+    let gw = b.gateway();
     if !nl.addrs_v4(&b.name)?.iter().any(|(a, _)| *a == gw) {
         nl.add_addr(&b.name, gw, b.subnet.prefix)?;
     }
