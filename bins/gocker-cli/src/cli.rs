@@ -108,6 +108,9 @@ pub enum Command {
     /// Named volumes: volume create, ls, inspect, rm, prune (volume_cmds.rs).
     #[command(flatten)]
     Volumes(crate::volume_cmds::VolumeCommands),
+    /// User-defined networks: network create, ls, inspect, rm, prune (network_cmds.rs).
+    #[command(flatten)]
+    Networks(crate::network_cmds::NetworkCommands),
 }
 
 #[derive(Debug, Args)]
@@ -430,10 +433,16 @@ pub struct RunArgs {
     pub read_only: bool,
     /// Network: `none` (only loopback), `host` (the host's), `bridge` (veth on gocker0 with NAT;
     /// the default for root), `slirp4netns` or `pasta` (user-mode; the default for other users is
-    /// whichever is installed, pasta first), or `container:NAME` (the network namespace of your
-    /// running container NAME: its interfaces, ports, hostname and /etc/hosts).
-    #[arg(long, value_name = "MODE", env = "GOCKER_NETWORK")]
+    /// whichever is installed, pasta first), `container:NAME` (the network namespace of your
+    /// running container NAME: its interfaces, ports, hostname and /etc/hosts), or the name of a
+    /// user-defined network (`gocker network create`, root only), where containers find each
+    /// other by name.
+    #[arg(long, value_name = "MODE|NETWORK", env = "GOCKER_NETWORK")]
     pub network: Option<String>,
+    /// Another name by which the containers of the same user-defined network find this one
+    /// (its embedded resolver answers it; repeatable).
+    #[arg(long = "network-alias", alias = "net-alias", value_name = "ALIAS")]
+    pub network_alias: Vec<String>,
     /// PID namespace: `host` (see and signal the processes of the namespace gocker runs in; /proc
     /// is the host's) or `container:NAME` (your running container NAME's: its processes are
     /// visible, and this container is killed when NAME's first process exits). Default: its own.

@@ -11,6 +11,7 @@ mod info;
 mod manage;
 mod names;
 mod netflags;
+mod network_cmds;
 mod nsenter;
 mod nsflags;
 mod port;
@@ -72,6 +73,7 @@ fn main() {
         cli::Command::Images(c) => image_cmds::main(c, cli.debug),
         cli::Command::ContainerFs(c) => container_fs::main(c, cli.debug),
         cli::Command::Volumes(c) => volume_cmds::main(c),
+        cli::Command::Networks(c) => network_cmds::main(c),
     };
     std::process::exit(code)
 }

@@ -190,6 +190,10 @@ pub fn inspect(a: NamesArgs) -> i32 {
                 v["HostConfig"][k] = serde_json::Value::String(mode);
             }
         }
+        // docker's NetworkSettings.Networks, for a container on a user-defined network.
+        if let Some(n) = spec["annotations"][crate::network_cmds::NETWORK_ANNOTATION].as_str() {
+            v["NetworkSettings"]["Networks"] = crate::network_cmds::container_json(n, &st.id);
+        }
         v["spec"] = spec;
         all.push(v);
         Ok(())

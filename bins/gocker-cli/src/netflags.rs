@@ -13,7 +13,11 @@ fn net_err(e: gocker_net::NetError) -> Failure {
 }
 
 /// The container's network options from the flags.
-pub(crate) fn network(a: &RunArgs, publish_all: &[String]) -> Result<NetworkOptions, Failure> {
+pub(crate) fn network(
+    a: &RunArgs,
+    publish_all: &[String],
+    container_name: &str,
+) -> Result<NetworkOptions, Failure> {
     // The network namespace of another container (nsflags.rs): nothing of its own to set up.
     if a.network
         .as_deref()
@@ -27,14 +31,45 @@ pub(crate) fn network(a: &RunArgs, publish_all: &[String]) -> Result<NetworkOpti
     }
     let root = rustix::process::geteuid().is_root();
     // A mode asked for by name (--network or GOCKER_NETWORK) is checked after validation and
-    // fails when it cannot work here; the default falls back with one warning line.
+    // fails when it cannot work here; the default falls back with one warning line. A name that
+    // is no mode is a user-defined network.
+    let mut user = None;
     let (mode, fallback) = match &a.network {
-        Some(m) => (Mode::from_str(m).map_err(net_err)?, None),
+        Some(m) => match Mode::from_str(m) {
+            Ok(mode) => (mode, None),
+            Err(_) => {
+                user = Some(crate::network_cmds::lookup_for_run(m)?);
+                (Mode::Bridge, None)
+            }
+        },
         None => {
             let (mode, why) = gocker_net::probe::default_mode(root);
             (mode, why.map(|w| (mode, w)))
         }
     };
+    if !a.network_alias.is_empty() && user.is_none() {
+        return Err(usage(format!(
+            "--network-alias {:?}: network-scoped aliases are supported only on user-defined networks (--network NAME, from `gocker network create`), not on --network {}",
+            a.network_alias[0], mode
+        )));
+    }
+    let aliases = a
+        .network_alias
+        .iter()
+        .map(|v| gocker_net::parse_alias(v))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(net_err)?;
+    let bridge = match &user {
+        Some(r) => r.bridge_options(),
+        None => gocker_net::BridgeOptions::from_env().map_err(net_err)?,
+    };
+    let user = user.map(|r| gocker_net::UserNetwork {
+        id: r.id,
+        name: r.name,
+        container_name: container_name.to_owned(),
+        aliases,
+        internal: r.internal,
+    });
     let opts = NetworkOptions {
         mode,
         ports: a
@@ -60,8 +95,9 @@ pub(crate) fn network(a: &RunArgs, publish_all: &[String]) -> Result<NetworkOpti
             .collect::<Result<_, _>>()
             .map_err(net_err)?,
         isolate: !a.icc,
-        bridge: gocker_net::BridgeOptions::from_env().map_err(net_err)?,
+        bridge,
         manage_files: true,
+        user,
     };
     if let Some((chosen, why)) = &fallback {
         if !opts.ports.is_empty() && *chosen == Mode::None {
@@ -87,6 +123,19 @@ pub(crate) fn network(a: &RunArgs, publish_all: &[String]) -> Result<NetworkOpti
         None => {}
     }
     Ok(opts)
+}
+
+/// Records the user-defined network in the spec's annotations (`network rm` refuses a network
+/// that a container, running or stopped, uses).
+pub(crate) fn record(spec: &mut Spec, opts: &NetworkOptions) {
+    if let Some(u) = &opts.user {
+        let mut ann = spec.annotations().clone().unwrap_or_default();
+        ann.insert(
+            crate::network_cmds::NETWORK_ANNOTATION.to_owned(),
+            u.id.clone(),
+        );
+        spec.set_annotations(Some(ann));
+    }
 }
 
 fn all_caps() -> Vec<Capability> {

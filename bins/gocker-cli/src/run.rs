@@ -700,7 +700,7 @@ pub(crate) fn build_config(a: &RunArgs, debug: bool) -> Result<(ContainerConfig,
     } else {
         Vec::new()
     };
-    let network = crate::netflags::network(a, &publish_all)?;
+    let network = crate::netflags::network(a, &publish_all, &name)?;
     if network.mode == gocker_net::Mode::Host {
         let ns = linux.namespaces().clone().unwrap_or_default();
         linux.set_namespaces(Some(
@@ -712,6 +712,7 @@ pub(crate) fn build_config(a: &RunArgs, debug: bool) -> Result<(ContainerConfig,
     shares.apply(&mut spec)?;
     crate::netflags::capabilities(&mut spec, a)?;
     crate::port::record(&mut spec, &network.ports);
+    crate::netflags::record(&mut spec, &network);
 
     let euid = rustix::process::geteuid().as_raw();
     let userns_maps = shares.idmaps(euid == 0)?;

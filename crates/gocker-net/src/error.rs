@@ -56,6 +56,24 @@ pub enum NetError {
     NeedsRoot { mode: String },
     #[error("publishing ports needs a network namespace with a route out (--network bridge, slirp4netns or pasta), not --network {mode}")]
     PortsNeedNetwork { mode: String },
+
+    #[error("network with name {0} already exists")]
+    NetworkExists(String),
+    #[error("network {0} not found (see `gocker network ls`)")]
+    NetworkNotFound(String),
+    #[error("network {network} is in use by container {containers}: remove the container first (`gocker rm -f {first}`)")]
+    NetworkInUse {
+        network: String,
+        containers: String,
+        first: String,
+    },
+    #[error("--subnet {subnet} of network {network} overlaps {other_subnet} of {other}")]
+    SubnetOverlap {
+        subnet: String,
+        network: String,
+        other_subnet: String,
+        other: String,
+    },
 }
 
 pub type Result<T> = std::result::Result<T, NetError>;

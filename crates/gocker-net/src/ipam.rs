@@ -152,32 +152,44 @@ impl Ipam {
     pub fn lock(&self) -> Result<NetLock> {
         let leases = self.leases_dir();
         fs::create_dir_all(&leases).map_err(io_err("create", &leases))?;
-        let path = self.dir.join("lock");
-        let fd = rustix::fs::open(
-            &path,
-            rustix::fs::OFlags::CREATE | rustix::fs::OFlags::RDWR | rustix::fs::OFlags::CLOEXEC,
-            rustix::fs::Mode::from_raw_mode(0o600),
-        )
-        .map_err(|e| NetError::Io {
-            op: "open",
-            path: path.clone(),
-            source: e.into(),
-        })?;
-        loop {
-            match rustix::fs::flock(&fd, rustix::fs::FlockOperation::LockExclusive) {
-                Ok(()) => return Ok(NetLock(fd)),
-                Err(rustix::io::Errno::INTR) => continue,
-                Err(e) => {
-                    return Err(NetError::Io {
-                        op: "flock",
-                        path,
-                        source: e.into(),
-                    })
-                }
+        lock_file(self.dir.join("lock"))
+    }
+
+    /// Takes the lock of a network whose directory exists, without creating it (an error when
+    /// it is gone: a removed network is never brought back by a late reader).
+    pub fn lock_existing(&self) -> Result<NetLock> {
+        lock_file(self.dir.join("lock"))
+    }
+}
+
+/// Takes an exclusive flock on `path` (created 0600 when missing), waiting for it.
+pub(crate) fn lock_file(path: PathBuf) -> Result<NetLock> {
+    let fd = rustix::fs::open(
+        &path,
+        rustix::fs::OFlags::CREATE | rustix::fs::OFlags::RDWR | rustix::fs::OFlags::CLOEXEC,
+        rustix::fs::Mode::from_raw_mode(0o600),
+    )
+    .map_err(|e| NetError::Io {
+        op: "open",
+        path: path.clone(),
+        source: e.into(),
+    })?;
+    loop {
+        match rustix::fs::flock(&fd, rustix::fs::FlockOperation::LockExclusive) {
+            Ok(()) => return Ok(NetLock(fd)),
+            Err(rustix::io::Errno::INTR) => continue,
+            Err(e) => {
+                return Err(NetError::Io {
+                    op: "flock",
+                    path,
+                    source: e.into(),
+                })
             }
         }
     }
+}
 
+impl Ipam {
     /// All leases (address, owner). Unreadable files are reported with no owner.
     pub fn leases(&self) -> Vec<(Ipv4Addr, Option<Owner>)> {
         let Ok(rd) = fs::read_dir(self.leases_dir()) else {
@@ -195,8 +207,20 @@ impl Ipam {
     }
 
     /// Leases an address of `subnet` to `owner`. The caller holds the lock.
-    pub fn allocate(&self, _lock: &NetLock, subnet: &Subnet, owner: &Owner) -> Result<Ipv4Addr> {
-        let used: HashSet<Ipv4Addr> = self.leases().into_iter().map(|l| l.0).collect();
+    pub fn allocate(&self, lock: &NetLock, subnet: &Subnet, owner: &Owner) -> Result<Ipv4Addr> {
+        self.allocate_reserving(lock, subnet, None, owner)
+    }
+
+    /// Like [`Ipam::allocate`], never handing out `reserved` (a user network's `--gateway`).
+    pub fn allocate_reserving(
+        &self,
+        _lock: &NetLock,
+        subnet: &Subnet,
+        reserved: Option<Ipv4Addr>,
+        owner: &Owner,
+    ) -> Result<Ipv4Addr> {
+        let mut used: HashSet<Ipv4Addr> = self.leases().into_iter().map(|l| l.0).collect();
+        used.extend(reserved);
         let ip = pick(subnet, &used).ok_or(NetError::SubnetFull {
             subnet: subnet.addr,
             prefix: subnet.prefix,

@@ -227,27 +227,83 @@ fn rule(chain: &str, comment: &str, expr: Vec<Value>) -> Value {
     json!({"add": {"rule": {"family": FAMILY, "table": TABLE, "chain": chain, "comment": comment, "expr": expr}}})
 }
 
-/// The table, its NAT chains and the bridge's masquerade rule. Idempotent, so it needs no listing
-/// first: `add` of an existing table or chain is a no-op, and the postrouting chain (which holds
-/// only the shared masquerade rule) is flushed and refilled in the same atomic batch.
-pub fn base_batch(subnet: &Subnet, bridge: &str) -> Value {
-    let chain = |name: &str, hook: &str, prio: i32| json!({"add": {"chain": {"family": FAMILY, "table": TABLE, "name": name, "type": "nat", "hook": hook, "prio": prio, "policy": "accept"}}});
+/// One bridge as the firewall sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BridgeNet {
+    pub bridge: String,
+    pub subnet: Subnet,
+    /// `network create --internal`: no masquerade, nothing forwarded to or from other interfaces.
+    pub internal: bool,
+}
+
+/// The table, its chains and the shared rules of every bridge: masquerade out of each
+/// non-internal bridge, and isolation between bridges (docker's DOCKER-ISOLATION): a packet
+/// routed from one gocker bridge into another is dropped, as is anything routed into or out of
+/// an internal one. Idempotent, so it needs no listing first: `add` of an existing table or chain
+/// is a no-op, and the postrouting and forward chains (which hold only these shared rules) are
+/// flushed and refilled in the same atomic batch.
+pub fn base_batch(bridges: &[BridgeNet]) -> Value {
+    let chain = |name: &str, typ: &str, hook: &str, prio: i32| json!({"add": {"chain": {"family": FAMILY, "table": TABLE, "name": name, "type": typ, "hook": hook, "prio": prio, "policy": "accept"}}});
     let mut v = vec![
         json!({"add": {"table": {"family": FAMILY, "name": TABLE}}}),
-        chain("prerouting", "prerouting", -100),
-        chain("output", "output", -100),
-        chain("postrouting", "postrouting", 100),
+        chain("prerouting", "nat", "prerouting", -100),
+        chain("output", "nat", "output", -100),
+        chain("postrouting", "nat", "postrouting", 100),
+        chain("forward", "filter", "forward", 0),
     ];
-    v.push(json!({"flush": {"chain": {"family": FAMILY, "table": TABLE, "name": "postrouting"}}}));
-    v.push(rule(
-        "postrouting",
-        SHARED,
-        vec![
-            m("==", ip_field("saddr"), prefix(subnet)),
-            m("!=", json!({"meta": {"key": "oifname"}}), json!(bridge)),
-            json!({"masquerade": null}),
-        ],
-    ));
+    for c in ["postrouting", "forward"] {
+        v.push(json!({"flush": {"chain": {"family": FAMILY, "table": TABLE, "name": c}}}));
+    }
+    let iif = || json!({"meta": {"key": "iifname"}});
+    let oif = || json!({"meta": {"key": "oifname"}});
+    for b in bridges {
+        if b.internal {
+            v.push(rule(
+                "forward",
+                SHARED,
+                vec![
+                    m("==", iif(), json!(b.bridge)),
+                    m("!=", oif(), json!(b.bridge)),
+                    json!({"drop": null}),
+                ],
+            ));
+            v.push(rule(
+                "forward",
+                SHARED,
+                vec![
+                    m("==", oif(), json!(b.bridge)),
+                    m("!=", iif(), json!(b.bridge)),
+                    json!({"drop": null}),
+                ],
+            ));
+            continue;
+        }
+        v.push(rule(
+            "postrouting",
+            SHARED,
+            vec![
+                m("==", ip_field("saddr"), prefix(&b.subnet)),
+                m("!=", oif(), json!(b.bridge)),
+                json!({"masquerade": null}),
+            ],
+        ));
+        let others: Vec<&str> = bridges
+            .iter()
+            .filter(|o| o.bridge != b.bridge)
+            .map(|o| o.bridge.as_str())
+            .collect();
+        if !others.is_empty() {
+            v.push(rule(
+                "forward",
+                SHARED,
+                vec![
+                    m("==", iif(), json!(b.bridge)),
+                    m("==", oif(), json!({"set": others})),
+                    json!({"drop": null}),
+                ],
+            ));
+        }
+    }
     json!({"nftables": v})
 }
 
@@ -335,7 +391,11 @@ mod tests {
     #[test]
     fn base_has_chains_and_masquerade() {
         let s: Subnet = "10.88.0.0/16".parse().unwrap();
-        let b = base_batch(&s, "gocker0");
+        let b = base_batch(&[BridgeNet {
+            bridge: "gocker0".into(),
+            subnet: s,
+            internal: false,
+        }]);
         let text = b.to_string();
         for needle in [
             r#""hook":"postrouting""#,
@@ -362,6 +422,36 @@ mod tests {
                 .count(),
             1
         );
+    }
+
+    #[test]
+    fn bridges_are_isolated_from_each_other() {
+        let net = |n: &str, s: &str, internal| BridgeNet {
+            bridge: n.into(),
+            subnet: s.parse().unwrap(),
+            internal,
+        };
+        let b = base_batch(&[
+            net("gocker0", "10.87.0.0/16", false),
+            net("gkbr-a", "10.90.0.0/24", false),
+            net("gkbr-i", "10.90.1.0/24", true),
+        ]);
+        let cmds = b["nftables"].as_array().unwrap();
+        let text = b.to_string();
+        // Masquerade for the two non-internal bridges only.
+        assert_eq!(text.matches("masquerade").count(), 2, "{text}");
+        assert!(!text.contains(r#""addr":"10.90.1.0""#), "{text}");
+        // gkbr-a may not route into the other bridges; the internal one routes nowhere.
+        let drops: Vec<&Value> = cmds
+            .iter()
+            .filter(|c| c.to_string().contains(r#""drop":null"#))
+            .collect();
+        assert_eq!(drops.len(), 4);
+        assert!(text.contains(r#"{"set":["gocker0","gkbr-i"]}"#), "{text}");
+        assert!(text.contains(r#""hook":"forward""#));
+        for d in drops {
+            assert_eq!(d["add"]["rule"]["comment"], SHARED);
+        }
     }
 
     #[test]

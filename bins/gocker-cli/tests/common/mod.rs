@@ -345,3 +345,70 @@ impl TestUser {
         c
     }
 }
+
+/// A user-defined network made by `gocker network create ARGS... NAME`, removed (`network rm
+/// -f`) when dropped — also after a failed assertion — after the containers named through
+/// [`NetworkGuard::container`] (which would keep it in use).
+pub struct NetworkGuard {
+    pub name: String,
+    pub id: String,
+    containers: std::cell::RefCell<Vec<String>>,
+}
+
+impl NetworkGuard {
+    /// Creates the network, asserting success.
+    #[track_caller]
+    pub fn create(name: &str, args: &[&str]) -> NetworkGuard {
+        let mut a = vec!["network", "create"];
+        a.extend_from_slice(args);
+        a.push(name);
+        let id = ok(&g(&a)).trim().to_owned();
+        NetworkGuard {
+            name: name.to_owned(),
+            id,
+            containers: Default::default(),
+        }
+    }
+
+    /// A network made otherwise (e.g. by one of several concurrent creates), removed on drop.
+    pub fn adopt(name: &str, id: &str) -> NetworkGuard {
+        NetworkGuard {
+            name: name.to_owned(),
+            id: id.to_owned(),
+            containers: Default::default(),
+        }
+    }
+
+    /// A unique container name, removed (`rm -f`) before the network.
+    pub fn container(&self, tag: &str) -> String {
+        let n = unique(tag);
+        self.containers.borrow_mut().push(n.clone());
+        n
+    }
+
+    /// The network's bridge: `gkbr-` + the first 10 hex digits of its id.
+    pub fn bridge(&self) -> String {
+        format!("gkbr-{}", &self.id[..10])
+    }
+}
+
+impl Drop for NetworkGuard {
+    fn drop(&mut self) {
+        let left = self.containers.take();
+        if !left.is_empty() {
+            let _ = Command::new(bin())
+                .args(["rm", "-f"])
+                .args(&left)
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status();
+        }
+        let _ = Command::new(bin())
+            .args(["network", "rm", "-f", &self.name])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+    }
+}
