@@ -47,6 +47,18 @@ pub enum CgroupError {
     Invalid(String),
     #[error("cgroup {0} still has processes after kill")]
     Busy(PathBuf),
+    #[error("cgroup {0} has no cgroup.freeze (the cgroup v2 freezer needs Linux 5.2)")]
+    NoFreezer(PathBuf),
+    #[error(
+        "{path} did not report frozen {} within {waited:?}{}",
+        u8::from(*frozen),
+        if *frozen { " (thawed again)" } else { "" }
+    )]
+    FreezeTimeout {
+        path: PathBuf,
+        frozen: bool,
+        waited: Duration,
+    },
 }
 
 pub type Result<T> = std::result::Result<T, CgroupError>;
@@ -417,12 +429,85 @@ impl Cgroup {
             .unwrap_or(0)
     }
 
-    /// Freezes or thaws every process of the cgroup.
-    pub fn freeze(&self, frozen: bool) -> Result<()> {
-        write(
-            &self.path.join("cgroup.freeze"),
-            if frozen { "1" } else { "0" },
-        )
+    /// Freezes or thaws every process of the cgroup (the cgroup v2 freezer, `cgroup.freeze`, a
+    /// core file that needs no controller) and waits up to `timeout` until the kernel reports the
+    /// new state in `cgroup.events` (`frozen 1` / `frozen 0`): a freeze is only done when every
+    /// task has stopped. A freeze that does not complete in time is thawed again and reported.
+    pub fn freeze(&self, frozen: bool, timeout: Duration) -> Result<()> {
+        let file = self.path.join("cgroup.freeze");
+        if !file.exists() {
+            return Err(CgroupError::NoFreezer(self.path.clone()));
+        }
+        write(&file, if frozen { "1" } else { "0" })?;
+        let want = if frozen { 1 } else { 0 };
+        let end = Instant::now() + timeout;
+        loop {
+            if self.events_frozen()? == Some(want) {
+                return Ok(());
+            }
+            if Instant::now() >= end {
+                if frozen {
+                    let _ = write(&file, "0");
+                }
+                return Err(CgroupError::FreezeTimeout {
+                    path: self.path.join("cgroup.events"),
+                    frozen,
+                    waited: timeout,
+                });
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        }
+    }
+
+    /// The `frozen` value of `cgroup.events` (`None` on a kernel that reports none).
+    fn events_frozen(&self) -> Result<Option<u64>> {
+        Ok(self
+            .keyed("cgroup.events")?
+            .into_iter()
+            .find(|(k, _)| k == "frozen")
+            .map(|(_, v)| v))
+    }
+
+    /// Whether the cgroup was asked to be frozen (`cgroup.freeze` reads 1): a paused container.
+    /// `false` when the file cannot be read (no cgroup any more, no freezer).
+    pub fn is_frozen(&self) -> bool {
+        fs::read_to_string(self.path.join("cgroup.freeze")).is_ok_and(|v| v.trim() == "1")
+    }
+
+    /// Makes `controllers` available in this cgroup by enabling them in its parent's
+    /// `cgroup.subtree_control` (for limits asked for after creation, as `update` does). The
+    /// parent must offer them (`cgroup.controllers`): else the error names the missing ones.
+    pub fn enable(&self, controllers: &[&str]) -> Result<()> {
+        let have = Hierarchy::controllers(&self.path).unwrap_or_default();
+        let todo: Vec<&str> = controllers
+            .iter()
+            .copied()
+            .filter(|c| !have.iter().any(|h| h == c))
+            .collect();
+        if todo.is_empty() {
+            return Ok(());
+        }
+        let parent = self.path.parent().unwrap_or(&self.path);
+        let offered = Hierarchy::controllers(parent)?;
+        let missing: Vec<&str> = todo
+            .iter()
+            .copied()
+            .filter(|c| !offered.iter().any(|o| o == c))
+            .collect();
+        if !missing.is_empty() {
+            let v1 = host_v1_bound(&missing);
+            return Err(CgroupError::MissingControllers {
+                parent: parent.to_owned(),
+                missing: missing.join(", "),
+                why: if v1.is_empty() {
+                    "the parent cgroup does not offer them".into()
+                } else {
+                    format!("this host binds {} to cgroup v1 (a hybrid hierarchy)", v1.join(", "))
+                },
+            });
+        }
+        let enable: Vec<String> = todo.iter().map(|c| format!("+{c}")).collect();
+        write(&parent.join("cgroup.subtree_control"), &enable.join(" "))
     }
 
     /// SIGKILLs every process of the cgroup (`cgroup.kill`, Linux 5.14).
