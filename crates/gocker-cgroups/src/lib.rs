@@ -297,6 +297,36 @@ impl Hierarchy {
     }
 }
 
+/// Checks that the existing cgroup `base` offers `controllers` (its `cgroup.controllers`): else
+/// the error names the missing ones and, when a cgroup v1 hierarchy holds them (a hybrid host),
+/// says so and how to switch.
+pub fn check_available(base: &Path, controllers: &[&str]) -> Result<()> {
+    let available = Hierarchy::controllers(base)?;
+    let missing: Vec<&str> = controllers
+        .iter()
+        .copied()
+        .filter(|c| !available.iter().any(|a| a == c))
+        .collect();
+    if !missing.is_empty() {
+        let v1 = host_v1_bound(&missing);
+        let why = if v1.is_empty() {
+            "enable them in the parent's cgroup.subtree_control, or ask for delegation of these controllers".to_owned()
+        } else {
+            format!(
+                "this host binds {} to cgroup v1 (a hybrid hierarchy); boot with \
+                     systemd.unified_cgroup_hierarchy=1 or cgroup_no_v1=all to use limits",
+                v1.join(", ")
+            )
+        };
+        return Err(CgroupError::MissingControllers {
+            parent: base.to_owned(),
+            missing: missing.join(", "),
+            why,
+        });
+    }
+    Ok(())
+}
+
 /// One container's cgroup.
 #[derive(Debug)]
 pub struct Cgroup {
@@ -317,29 +347,7 @@ impl Cgroup {
     /// intermediate cgroups that do not exist yet. The last one must be new. Nothing is created
     /// when a controller is missing.
     pub fn create_under(base: &Path, rel: &Path, controllers: &[&str]) -> Result<Cgroup> {
-        let available = Hierarchy::controllers(base)?;
-        let missing: Vec<&str> = controllers
-            .iter()
-            .copied()
-            .filter(|c| !available.iter().any(|a| a == c))
-            .collect();
-        if !missing.is_empty() {
-            let v1 = host_v1_bound(&missing);
-            let why = if v1.is_empty() {
-                "enable them in the parent's cgroup.subtree_control, or ask for delegation of these controllers".to_owned()
-            } else {
-                format!(
-                    "this host binds {} to cgroup v1 (a hybrid hierarchy); boot with \
-                     systemd.unified_cgroup_hierarchy=1 or cgroup_no_v1=all to use limits",
-                    v1.join(", ")
-                )
-            };
-            return Err(CgroupError::MissingControllers {
-                parent: base.to_owned(),
-                missing: missing.join(", "),
-                why,
-            });
-        }
+        check_available(base, controllers)?;
         let enable: String = controllers.iter().map(|c| format!("+{c} ")).collect();
         let mut dir = base.to_owned();
         let parts: Vec<_> = rel.components().collect();
@@ -488,24 +496,7 @@ impl Cgroup {
             return Ok(());
         }
         let parent = self.path.parent().unwrap_or(&self.path);
-        let offered = Hierarchy::controllers(parent)?;
-        let missing: Vec<&str> = todo
-            .iter()
-            .copied()
-            .filter(|c| !offered.iter().any(|o| o == c))
-            .collect();
-        if !missing.is_empty() {
-            let v1 = host_v1_bound(&missing);
-            return Err(CgroupError::MissingControllers {
-                parent: parent.to_owned(),
-                missing: missing.join(", "),
-                why: if v1.is_empty() {
-                    "the parent cgroup does not offer them".into()
-                } else {
-                    format!("this host binds {} to cgroup v1 (a hybrid hierarchy)", v1.join(", "))
-                },
-            });
-        }
+        check_available(parent, &todo)?;
         let enable: Vec<String> = todo.iter().map(|c| format!("+{c}")).collect();
         write(&parent.join("cgroup.subtree_control"), &enable.join(" "))
     }

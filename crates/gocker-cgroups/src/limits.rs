@@ -320,7 +320,12 @@ mod tests {
             .build()
             .unwrap();
         let update = LinuxResourcesBuilder::default()
-            .memory(LinuxMemoryBuilder::default().limit(96 << 20).build().unwrap())
+            .memory(
+                LinuxMemoryBuilder::default()
+                    .limit(96 << 20)
+                    .build()
+                    .unwrap(),
+            )
             .cpu(LinuxCpuBuilder::default().shares(512u64).build().unwrap())
             .build()
             .unwrap();
@@ -330,17 +335,28 @@ mod tests {
         assert_eq!(m.pids().unwrap().limit(), 20);
         assert_eq!(m.cpu().as_ref().unwrap().shares(), Some(512));
         // The swap total stays: memory.swap.max is recomputed from it.
-        let files: Vec<(String, String)> =
-            plan(&m).unwrap().into_iter().map(|w| (w.file, w.value)).collect();
+        let files: Vec<(String, String)> = plan(&m)
+            .unwrap()
+            .into_iter()
+            .map(|w| (w.file, w.value))
+            .collect();
         assert!(files.contains(&("memory.swap.max".into(), (32u64 << 20).to_string())));
         // An update above the recorded memory+swap is refused by the plan, naming both.
         let big = LinuxResourcesBuilder::default()
-            .memory(LinuxMemoryBuilder::default().limit(256 << 20).build().unwrap())
+            .memory(
+                LinuxMemoryBuilder::default()
+                    .limit(256 << 20)
+                    .build()
+                    .unwrap(),
+            )
             .build()
             .unwrap();
         let e = plan(&merge(Some(&base), &big)).unwrap_err().to_string();
         assert!(e.contains("smaller than the memory limit"), "{e}");
         // Nothing recorded: the update is the whole.
-        assert_eq!(merge(None, &update).memory().unwrap().limit(), Some(96 << 20));
+        assert_eq!(
+            merge(None, &update).memory().unwrap().limit(),
+            Some(96 << 20)
+        );
     }
 }

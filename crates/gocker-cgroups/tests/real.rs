@@ -125,11 +125,16 @@ fn freeze_stops_a_busy_loop_and_thaw_resumes_it() {
         let before = cpu_ticks(pid);
         std::thread::sleep(Duration::from_millis(1000));
         let thawed = cpu_ticks(pid) - before;
-        assert!(thawed >= 20, "only {thawed} ticks of CPU in 1 s after the thaw");
+        assert!(
+            thawed >= 20,
+            "only {thawed} ticks of CPU in 1 s after the thaw"
+        );
     });
     let _ = child.kill();
     let _ = child.wait();
-    Cgroup::open(cg.path()).remove(Duration::from_secs(2)).unwrap();
+    Cgroup::open(cg.path())
+        .remove(Duration::from_secs(2))
+        .unwrap();
     if let Err(p) = result {
         std::panic::resume_unwind(p);
     }
