@@ -105,6 +105,9 @@ pub enum Command {
     /// A container's files: commit, cp, export, import (container_fs.rs).
     #[command(flatten)]
     ContainerFs(crate::container_fs::FsCommands),
+    /// pause, unpause, update: the cgroup v2 freezer and limits (control.rs).
+    #[command(flatten)]
+    Control(crate::control::ControlCommands),
     /// Named volumes: volume create, ls, inspect, rm, prune (volume_cmds.rs).
     #[command(flatten)]
     Volumes(crate::volume_cmds::VolumeCommands),
@@ -578,7 +581,7 @@ pub struct PsArgs {
     pub quiet: bool,
     /// Only the containers that match (repeatable; values of one key OR, different keys AND):
     /// `id=PREFIX`, `name=PART` (a regular expression found in the name, as docker's),
-    /// `status=created|running|exited`, `label=KEY[=VALUE]`. A status filter lists stopped
+    /// `status=created|running|paused|exited`, `label=KEY[=VALUE]`. A status filter lists stopped
     /// containers without -a.
     #[arg(short, long = "filter", value_name = "KEY=VALUE")]
     pub filters: Vec<String>,

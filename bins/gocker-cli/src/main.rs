@@ -2,6 +2,7 @@
 
 mod cli;
 mod container_fs;
+mod control;
 mod create;
 mod failure;
 mod host;
@@ -71,6 +72,7 @@ fn main() {
         cli::Command::Images(c) => image_cmds::main(c, cli.debug),
         cli::Command::ContainerFs(c) => container_fs::main(c, cli.debug),
         cli::Command::Volumes(c) => volume_cmds::main(c),
+        cli::Command::Control(c) => control::main(c),
     };
     std::process::exit(code)
 }
