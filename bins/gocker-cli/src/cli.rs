@@ -459,6 +459,17 @@ pub struct RunArgs {
     /// Drop a capability (e.g. NET_RAW, or ALL).
     #[arg(long = "cap-drop", value_name = "CAP")]
     pub cap_drop: Vec<String>,
+    /// Give the container a host device: HOST[:CONTAINER[:PERMISSIONS]] (HOST must be a
+    /// character or block device, or a directory of them; CONTAINER defaults to HOST;
+    /// PERMISSIONS rw or rwm). As root the node is made in the container (owned as on the host);
+    /// rootless the host's node is bind-mounted, so your own access to it applies (repeatable).
+    #[arg(long = "device", value_name = "HOST[:CONTAINER[:rwm]]")]
+    pub device: Vec<String>,
+    /// Every capability, no seccomp filter, the host's devices, writable /sys and /proc (as
+    /// docker's). Rootless this is only the privilege of the container's user namespace: what
+    /// your own user may do on the host stays the limit. no_new_privs stays set.
+    #[arg(long)]
+    pub privileged: bool,
     /// Rootful only: host id range container root maps to, as START[:SIZE].
     #[arg(long, value_name = "START[:SIZE]", env = "GOCKER_USERNS_REMAP")]
     pub userns_remap: Option<String>,

@@ -14,6 +14,7 @@ mod names;
 mod netflags;
 mod nsenter;
 mod port;
+mod privflags;
 mod ps;
 mod rename;
 mod run;

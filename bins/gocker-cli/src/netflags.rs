@@ -78,7 +78,7 @@ pub(crate) fn network(a: &RunArgs, publish_all: &[String]) -> Result<NetworkOpti
     Ok(opts)
 }
 
-fn all_caps() -> Vec<Capability> {
+pub(crate) fn all_caps() -> Vec<Capability> {
     // Every capability name oci-spec knows (strum's SCREAMING_SNAKE_CASE names).
     [
         "AUDIT_CONTROL",

@@ -648,6 +648,7 @@ pub(crate) fn build_config(a: &RunArgs, debug: bool) -> Result<(ContainerConfig,
         ));
     }
     crate::netflags::capabilities(&mut spec, a)?;
+    crate::privflags::apply(&mut spec, &a.device, a.privileged)?;
     crate::port::record(&mut spec, &network.ports);
 
     let euid = rustix::process::geteuid().as_raw();
