@@ -319,7 +319,9 @@ mod tests {
 
     #[test]
     fn host_devices_are_checked() {
-        let null = host_devices(Path::new("/dev/null"), Path::new("/dev/mynull")).unwrap();
+        let null = host_devices(Path::new("/dev/null"), Path::new("/dev/mynull"))
+            .map_err(|f| f.message)
+            .unwrap();
         assert_eq!(null.len(), 1);
         assert_eq!((null[0].major, null[0].minor), (1, 3));
         assert_eq!(null[0].kind, LinuxDeviceType::C);

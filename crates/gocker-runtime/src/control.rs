@@ -33,11 +33,12 @@ fn why_no_cgroup(id: &str) -> String {
 }
 
 /// The refusal for a container without a cgroup: `what` it cannot do and why.
-fn no_cgroup(name: &str, id: &str, what: &str) -> RuntimeError {
-    RuntimeError::Config(format!(
-        "container {name} has no cgroup, so it cannot {what}: {}",
-        why_no_cgroup(id)
-    ))
+fn no_cgroup(name: &str, id: &str, what: &'static str) -> RuntimeError {
+    RuntimeError::NoCgroup {
+        name: name.to_owned(),
+        what,
+        why: why_no_cgroup(id),
+    }
 }
 
 /// Freezes (`frozen`) or thaws every process of the container's cgroup and waits until the
