@@ -84,6 +84,20 @@ pub enum Command {
     Restart(StopArgs),
     /// Show the processes running in a container.
     Top(TopArgs),
+    /// Pause every process of containers (the cgroup v2 freezer: they stop being scheduled,
+    /// keep their memory, and `ps` shows them `paused`). Needs the container's cgroup: on a host
+    /// whose cgroup v2 has no controllers (hybrid), or rootless without a delegated subtree,
+    /// containers have none and pause is refused, saying why (docs/cgroups.md).
+    Pause(NamesArgs),
+    /// Resume the processes of paused containers.
+    Unpause(NamesArgs),
+    /// Change the resource limits of containers, as docker's `update`: each limit given
+    /// replaces the container's own (the others stay), is written into a running container's
+    /// cgroup at once and recorded for its next start; a stopped container's update is only
+    /// recorded. A running container without a cgroup is refused and nothing changes. Prints
+    /// the names of the containers updated.
+    Update(UpdateArgs),
+
     /// Run a program in namespaces of a container or process (all of them unless flags choose).
     Nsenter(NsenterArgs),
     /// Check what this host supports (user namespaces, id ranges, cgroup v2, seccomp, networking)
@@ -105,9 +119,6 @@ pub enum Command {
     /// A container's files: commit, cp, export, import (container_fs.rs).
     #[command(flatten)]
     ContainerFs(crate::container_fs::FsCommands),
-    /// pause, unpause, update: the cgroup v2 freezer and limits (control.rs).
-    #[command(flatten)]
-    Control(crate::control::ControlCommands),
     /// Named volumes: volume create, ls, inspect, rm, prune (volume_cmds.rs).
     #[command(flatten)]
     Volumes(crate::volume_cmds::VolumeCommands),
@@ -621,6 +632,35 @@ pub struct RmArgs {
     #[arg(short, long)]
     pub force: bool,
     /// Containers by name or id.
+    #[arg(required = true, value_name = "CONTAINER")]
+    pub containers: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct UpdateArgs {
+    /// Memory limit (e.g. 512m, 1g; minimum 6m): memory.max.
+    #[arg(short = 'm', long, value_name = "BYTES")]
+    pub memory: Option<String>,
+    /// Memory plus swap limit (as docker); -1 for unlimited swap: memory.swap.max.
+    #[arg(long, value_name = "BYTES", allow_hyphen_values = true)]
+    pub memory_swap: Option<String>,
+    /// Number of CPUs (e.g. 0.5): cpu.max.
+    #[arg(long, value_name = "N", allow_negative_numbers = true)]
+    pub cpus: Option<f64>,
+    /// Relative CPU weight (docker's shares, 2..262144): cpu.weight.
+    #[arg(
+        short = 'c',
+        long,
+        value_name = "SHARES",
+        allow_negative_numbers = true
+    )]
+    pub cpu_shares: Option<u64>,
+    /// CPUs the container may run on (e.g. 0-1, 0,2): cpuset.cpus.
+    #[arg(long, value_name = "LIST")]
+    pub cpuset_cpus: Option<String>,
+    /// Maximum number of processes (-1 for unlimited): pids.max.
+    #[arg(long, value_name = "N", allow_hyphen_values = true)]
+    pub pids_limit: Option<i64>,
     #[arg(required = true, value_name = "CONTAINER")]
     pub containers: Vec<String>,
 }

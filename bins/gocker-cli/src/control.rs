@@ -3,68 +3,15 @@
 //! limit flags `run` and `update` share (`--memory`, `--memory-swap`, `--cpus`, `--cpu-shares`,
 //! `--cpuset-cpus`, `--pids-limit`), parsed once here.
 
-use clap::{Args, Subcommand};
 use gocker_runtime::state::StateStore;
-use gocker_runtime::ContainerState;
+use gocker_runtime::{ContainerState, Status};
 use oci_spec::runtime::{
     LinuxCpuBuilder, LinuxMemoryBuilder, LinuxPidsBuilder, LinuxResources, LinuxResourcesBuilder,
 };
 
+use crate::cli::{NamesArgs, UpdateArgs};
 use crate::failure::{report, usage, Failure};
-use crate::manage::running;
 use crate::runflags::parse_bytes;
-
-#[derive(Debug, Subcommand)]
-pub enum ControlCommands {
-    /// Pause every process of containers (the cgroup v2 freezer: they stop being scheduled,
-    /// keep their memory, and `ps` shows them `paused`). Needs the container's cgroup: on a host
-    /// whose cgroup v2 has no controllers (hybrid), or rootless without a delegated subtree,
-    /// containers have none and pause is refused, saying why (docs/cgroups.md).
-    Pause(NamesArg),
-    /// Resume the processes of paused containers.
-    Unpause(NamesArg),
-    /// Change the resource limits of containers, as docker's `update`: each limit given
-    /// replaces the container's own (the others stay), is written into a running container's
-    /// cgroup at once and recorded for its next start; a stopped container's update is only
-    /// recorded. A running container without a cgroup is refused and nothing changes. Prints
-    /// the names of the containers updated.
-    Update(UpdateArgs),
-}
-
-#[derive(Debug, Args)]
-pub struct NamesArg {
-    #[arg(required = true, value_name = "CONTAINER")]
-    pub containers: Vec<String>,
-}
-
-#[derive(Debug, Args)]
-pub struct UpdateArgs {
-    /// Memory limit (e.g. 512m, 1g; minimum 6m): memory.max.
-    #[arg(short = 'm', long, value_name = "BYTES")]
-    pub memory: Option<String>,
-    /// Memory plus swap limit (as docker); -1 for unlimited swap: memory.swap.max.
-    #[arg(long, value_name = "BYTES", allow_hyphen_values = true)]
-    pub memory_swap: Option<String>,
-    /// Number of CPUs (e.g. 0.5): cpu.max.
-    #[arg(long, value_name = "N", allow_negative_numbers = true)]
-    pub cpus: Option<f64>,
-    /// Relative CPU weight (docker's shares, 2..262144): cpu.weight.
-    #[arg(
-        short = 'c',
-        long,
-        value_name = "SHARES",
-        allow_negative_numbers = true
-    )]
-    pub cpu_shares: Option<u64>,
-    /// CPUs the container may run on (e.g. 0-1, 0,2): cpuset.cpus.
-    #[arg(long, value_name = "LIST")]
-    pub cpuset_cpus: Option<String>,
-    /// Maximum number of processes (-1 for unlimited): pids.max.
-    #[arg(long, value_name = "N", allow_hyphen_values = true)]
-    pub pids_limit: Option<i64>,
-    #[arg(required = true, value_name = "CONTAINER")]
-    pub containers: Vec<String>,
-}
 
 /// The limit flags of `run` and `update`.
 pub(crate) struct Limits<'a> {
@@ -148,12 +95,17 @@ pub(crate) fn limits(l: &Limits, updating: bool) -> Result<Option<LinuxResources
     })
 }
 
-pub(crate) fn main(c: ControlCommands) -> i32 {
-    match c {
-        ControlCommands::Pause(a) => each(&a.containers, pause_one),
-        ControlCommands::Unpause(a) => each(&a.containers, unpause_one),
-        ControlCommands::Update(a) => update(a),
-    }
+pub(crate) fn pause(a: NamesArgs) -> i32 {
+    each(&a.containers, pause_one)
+}
+
+pub(crate) fn unpause(a: NamesArgs) -> i32 {
+    each(&a.containers, unpause_one)
+}
+
+/// Running: not stopped, and its monitor is alive.
+fn running(st: &ContainerState) -> bool {
+    st.status != Status::Stopped && StateStore::monitor_alive(st)
 }
 
 /// Runs `f` on each named container, printing the name as given on success (docker's output);
@@ -215,7 +167,7 @@ pub(crate) fn thaw_after_signal(st: &ContainerState) {
     }
 }
 
-fn update(a: UpdateArgs) -> i32 {
+pub(crate) fn update(a: UpdateArgs) -> i32 {
     let res = limits(
         &Limits {
             memory: a.memory.as_deref(),

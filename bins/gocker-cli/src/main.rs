@@ -73,7 +73,9 @@ fn main() {
         cli::Command::Images(c) => image_cmds::main(c, cli.debug),
         cli::Command::ContainerFs(c) => container_fs::main(c, cli.debug),
         cli::Command::Volumes(c) => volume_cmds::main(c),
-        cli::Command::Control(c) => control::main(c),
+        cli::Command::Pause(args) => control::pause(args),
+        cli::Command::Unpause(args) => control::unpause(args),
+        cli::Command::Update(args) => control::update(args),
     };
     std::process::exit(code)
 }

@@ -83,7 +83,7 @@ pub fn update(
     let recorded = spec.linux().as_ref().and_then(|l| l.resources().clone());
     let merged = limits::merge(recorded.as_ref(), update);
     if let Some(m) = merged.memory() {
-        if m.swap().is_some_and(|s| s > 0) && !m.limit().is_some_and(|l| l > 0) {
+        if m.swap().is_some_and(|s| s > 0) && m.limit().is_none_or(|l| l <= 0) {
             return Err(RuntimeError::Config(format!(
                 "container {}: a memory+swap limit needs a memory limit (--memory), and it has none",
                 st.name
