@@ -1,6 +1,9 @@
 //! `cargo xtask vmtest`: boots Debian's kernel under QEMU on a pure cgroup v2 hierarchy with a
 //! static gocker and the cgroup tests in an initramfs, and runs the limit scenarios there
-//! (xtask/vm/vmtests.sh). KVM when it works, else software emulation (TCG).
+//! (xtask/vm/vmtests.sh): OOM kill, pids and CPU limits, stats, cgroup removal, `gocker pause`
+//! (a busy loop's CPU time stands still while paused and advances after unpause), `gocker
+//! update` (memory.max, pids.max, cpu.max really change), and gocker-oci's cgroup verbs. KVM when
+//! it works, else software emulation (TCG).
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};

@@ -74,6 +74,51 @@ if awk '$2 == "stats1" && $NF == 2 && / \/ 64MiB/ { found = 1 } END { exit !foun
 wait $spid
 [ "$(children)" = 0 ] && ok cgroup-removed-after-run || bad cgroup-removed-after-run "$(ls /sys/fs/cgroup/gocker)"
 
+# gocker pause / unpause: the cgroup v2 freezer. A busy loop's CPU time (cpu.stat usage_usec of
+# its cgroup) stands still while it is paused and advances again after unpause; ps says paused.
+usage() { awk '/^usage_usec/ {print $2}' ${1}cpu.stat; }
+$G run -d --name pz --rootfs $R sh -c 'while :; do :; done' >/dev/null 2>/tmp/pz.err
+sleep 1
+cg=$(ls -d /sys/fs/cgroup/gocker/*/ | head -n1)
+if $G pause pz >/tmp/pz.out 2>&1 && grep -qx "frozen 1" ${cg}cgroup.events; then
+    st=$($G ps | awk '$2 == "pz" {print $3}')
+    u1=$(usage $cg); sleep 2; u2=$(usage $cg)
+    $G unpause pz >>/tmp/pz.out 2>&1
+    u3=$(usage $cg); sleep 2; u4=$(usage $cg)
+    echo "pause: CPU time $((u2-u1)) us in 2 s paused, $((u4-u3)) us in 2 s after unpause"
+    if [ "$st" = paused ] && [ $((u2-u1)) -lt 50000 ] && [ $((u4-u3)) -gt 500000 ] && grep -qx "frozen 0" ${cg}cgroup.events; then
+        ok pause-stops-cpu
+    else
+        bad pause-stops-cpu "ps=$st paused=$((u2-u1))us thawed=$((u4-u3))us $(cat ${cg}cgroup.events)"
+    fi
+else
+    bad pause-stops-cpu "$(cat /tmp/pz.err /tmp/pz.out; cat ${cg}cgroup.events)"
+fi
+# stop of a paused container: the signal, then the thaw (as docker); then the cgroup is gone.
+$G pause pz >/dev/null 2>&1
+$G stop -t 1 pz >/dev/null 2>&1 && $G rm pz >/dev/null 2>&1
+[ "$(children)" = 0 ] && ok stop-paused-removes-cgroup || bad stop-paused-removes-cgroup "$(ls /sys/fs/cgroup/gocker) $($G ps -a)"
+
+# gocker update: new limits written into a running container's cgroup; a bad one refused with
+# nothing changed.
+$G run -d --name up1 --rootfs $R sleep 300 >/dev/null 2>/tmp/up.err
+sleep 1
+cg=$(ls -d /sys/fs/cgroup/gocker/*/ | head -n1)
+if $G update --memory 40m --pids-limit 25 --cpus 0.5 up1 >/tmp/up.out 2>&1; then
+    mem=$(cat ${cg}memory.max); pids=$(cat ${cg}pids.max); cpu=$(cat ${cg}cpu.max)
+    $G update --memory 1k up1 >/dev/null 2>&1; rc=$?
+    mem2=$(cat ${cg}memory.max)
+    if [ "$mem" = 41943040 ] && [ "$pids" = 25 ] && [ "$cpu" = "50000 100000" ] && [ $rc = 125 ] && [ "$mem2" = 41943040 ]; then
+        ok update-memory-max
+    else
+        bad update-memory-max "memory.max=$mem pids.max=$pids cpu.max=$cpu bad-update-rc=$rc after=$mem2"
+    fi
+else
+    bad update-memory-max "$(cat /tmp/up.err /tmp/up.out)"
+fi
+$G rm -f up1 >/dev/null 2>&1
+[ "$(children)" = 0 ] && ok cgroup-removed-after-update || bad cgroup-removed-after-update "$(ls /sys/fs/cgroup/gocker)"
+
 # gocker-oci on cgroup v2: linux.cgroupsPath, pause/resume (the freezer), update (resources), and
 # delete removing the cgroup.
 O=/gocker-oci

@@ -84,6 +84,20 @@ pub enum Command {
     Restart(StopArgs),
     /// Show the processes running in a container.
     Top(TopArgs),
+    /// Pause every process of containers (the cgroup v2 freezer: they stop being scheduled,
+    /// keep their memory, and `ps` shows them `paused`). Needs the container's cgroup: on a host
+    /// whose cgroup v2 has no controllers (hybrid), or rootless without a delegated subtree,
+    /// containers have none and pause is refused, saying why (docs/cgroups.md).
+    Pause(NamesArgs),
+    /// Resume the processes of paused containers.
+    Unpause(NamesArgs),
+    /// Change the resource limits of containers, as docker's `update`: each limit given
+    /// replaces the container's own (the others stay), is written into a running container's
+    /// cgroup at once and recorded for its next start; a stopped container's update is only
+    /// recorded. A running container without a cgroup is refused and nothing changes. Prints
+    /// the names of the containers updated.
+    Update(UpdateArgs),
+
     /// Run a program in namespaces of a container or process (all of them unless flags choose).
     Nsenter(NsenterArgs),
     /// Check what this host supports (user namespaces, id ranges, cgroup v2, seccomp, networking)
@@ -488,6 +502,17 @@ pub struct RunArgs {
     /// Drop a capability (e.g. NET_RAW, or ALL).
     #[arg(long = "cap-drop", value_name = "CAP")]
     pub cap_drop: Vec<String>,
+    /// Give the container a host device: HOST[:CONTAINER[:PERMISSIONS]] (HOST must be a
+    /// character or block device, or a directory of them; CONTAINER defaults to HOST;
+    /// PERMISSIONS rw or rwm). As root the node is made in the container (owned as on the host);
+    /// rootless the host's node is bind-mounted, so your own access to it applies (repeatable).
+    #[arg(long = "device", value_name = "HOST[:CONTAINER[:rwm]]")]
+    pub device: Vec<String>,
+    /// Every capability, no seccomp filter, the host's devices, writable /sys and /proc (as
+    /// docker's). Rootless this is only the privilege of the container's user namespace: what
+    /// your own user may do on the host stays the limit. no_new_privs stays set.
+    #[arg(long)]
+    pub privileged: bool,
     /// Rootful only: host id range container root maps to, as START[:SIZE].
     #[arg(long, value_name = "START[:SIZE]", env = "GOCKER_USERNS_REMAP")]
     pub userns_remap: Option<String>,
@@ -610,7 +635,7 @@ pub struct PsArgs {
     pub quiet: bool,
     /// Only the containers that match (repeatable; values of one key OR, different keys AND):
     /// `id=PREFIX`, `name=PART` (a regular expression found in the name, as docker's),
-    /// `status=created|running|exited`, `label=KEY[=VALUE]`. A status filter lists stopped
+    /// `status=created|running|paused|exited`, `label=KEY[=VALUE]`. A status filter lists stopped
     /// containers without -a.
     #[arg(short, long = "filter", value_name = "KEY=VALUE")]
     pub filters: Vec<String>,
@@ -639,6 +664,35 @@ pub struct RmArgs {
     #[arg(short, long)]
     pub force: bool,
     /// Containers by name or id.
+    #[arg(required = true, value_name = "CONTAINER")]
+    pub containers: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct UpdateArgs {
+    /// Memory limit (e.g. 512m, 1g; minimum 6m): memory.max.
+    #[arg(short = 'm', long, value_name = "BYTES")]
+    pub memory: Option<String>,
+    /// Memory plus swap limit (as docker); -1 for unlimited swap: memory.swap.max.
+    #[arg(long, value_name = "BYTES", allow_hyphen_values = true)]
+    pub memory_swap: Option<String>,
+    /// Number of CPUs (e.g. 0.5): cpu.max.
+    #[arg(long, value_name = "N", allow_negative_numbers = true)]
+    pub cpus: Option<f64>,
+    /// Relative CPU weight (docker's shares, 2..262144): cpu.weight.
+    #[arg(
+        short = 'c',
+        long,
+        value_name = "SHARES",
+        allow_negative_numbers = true
+    )]
+    pub cpu_shares: Option<u64>,
+    /// CPUs the container may run on (e.g. 0-1, 0,2): cpuset.cpus.
+    #[arg(long, value_name = "LIST")]
+    pub cpuset_cpus: Option<String>,
+    /// Maximum number of processes (-1 for unlimited): pids.max.
+    #[arg(long, value_name = "N", allow_hyphen_values = true)]
+    pub pids_limit: Option<i64>,
     #[arg(required = true, value_name = "CONTAINER")]
     pub containers: Vec<String>,
 }

@@ -2,6 +2,7 @@
 
 mod cli;
 mod container_fs;
+mod control;
 mod create;
 mod failure;
 mod host;
@@ -15,6 +16,7 @@ mod network_cmds;
 mod nsenter;
 mod nsflags;
 mod port;
+mod privflags;
 mod ps;
 mod rename;
 mod run;
@@ -74,6 +76,9 @@ fn main() {
         cli::Command::ContainerFs(c) => container_fs::main(c, cli.debug),
         cli::Command::Volumes(c) => volume_cmds::main(c),
         cli::Command::Networks(c) => network_cmds::main(c),
+        cli::Command::Pause(args) => control::pause(args),
+        cli::Command::Unpause(args) => control::unpause(args),
+        cli::Command::Update(args) => control::update(args),
     };
     std::process::exit(code)
 }

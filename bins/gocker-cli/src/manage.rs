@@ -104,6 +104,8 @@ fn stop_one(s: &StateStore, st: &ContainerState, flag: Option<u64>) -> Result<()
     let grace = grace_of(s, st, flag);
     if running(st) {
         signal(st, stop_signal(s, st))?;
+        // A paused container is thawed after the signal, as docker's stop does.
+        crate::control::thaw_after_signal(st);
         if wait_stopped(s, st, Some(Duration::from_secs(grace))).is_none() {
             signal(st, libc::SIGKILL)?;
             // SIGKILL cannot be caught: what is left is the monitor reaping the container and
@@ -129,11 +131,16 @@ pub fn kill(a: KillArgs) -> i32 {
         Ok(s) => s,
         Err(e) => return report(e),
     };
-    each(&a.containers, |_, st| {
+    each(&a.containers, |s, st| {
         if !running(&st) {
             return Err(usage(format!("container {} is not running", st.name)));
         }
         signal(&st, sig)?;
+        // docker: SIGKILL or the container's stop signal to a paused container thaws it, so that
+        // it ends; another signal waits, pending, for `unpause`.
+        if sig == libc::SIGKILL || sig == stop_signal(s, &st) {
+            crate::control::thaw_after_signal(&st);
+        }
         println!("{}", st.name);
         Ok(())
     })
@@ -165,6 +172,12 @@ pub fn inspect(a: NamesArgs) -> i32 {
             .unwrap_or(serde_json::Value::Null);
         let mut v = serde_json::to_value(&st).map_err(|e| usage(e.to_string()))?;
         v["running"] = serde_json::Value::Bool(running(&st));
+        // docker's State.Paused, and State.Status `paused` (from the kernel's cgroup.freeze).
+        let paused = running(&st) && st.paused();
+        v["paused"] = serde_json::Value::Bool(paused);
+        if paused {
+            v["status"] = serde_json::json!("paused");
+        }
         v["exit_code"] = st
             .exit
             .map(|e| serde_json::json!(e.code()))
@@ -316,6 +329,13 @@ pub fn exec(a: ExecArgs) -> i32 {
     let r = (|| -> Result<i32, Failure> {
         let s = store()?;
         let st = s.lookup(&a.container)?;
+        if running(&st) && st.paused() {
+            // As docker's; the new process would join the frozen cgroup and hang there.
+            return Err(usage(format!(
+                "container {} is paused, unpause the container before exec",
+                st.name
+            )));
+        }
         crate::run::check_tty(a.interactive, a.tty)?;
         for e in &a.env {
             if !e.contains('=') || e.starts_with('=') {

@@ -138,7 +138,7 @@ pub(crate) fn record(spec: &mut Spec, opts: &NetworkOptions) {
     }
 }
 
-fn all_caps() -> Vec<Capability> {
+pub(crate) fn all_caps() -> Vec<Capability> {
     // Every capability name oci-spec knows (strum's SCREAMING_SNAKE_CASE names).
     [
         "AUDIT_CONTROL",

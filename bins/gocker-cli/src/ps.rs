@@ -1,6 +1,6 @@
 //! `gocker ps`, with docker's `-q`, `--filter` (values of one key OR, different keys AND; `id=` a
 //! prefix of the id, `name=` a regular expression found in the name,
-//! `status=created|running|exited`, `label=KEY[=VALUE]`), `-n/--last` and `-l/--latest`.
+//! `status=created|running|paused|exited`, `label=KEY[=VALUE]`), `-n/--last` and `-l/--latest`.
 
 use std::collections::HashMap;
 
@@ -88,6 +88,7 @@ fn ps_inner(a: &PsArgs) -> Result<(), Failure> {
     for s in &list {
         let status = match (s.status, s.exit) {
             (Status::Stopped, Some(e)) => format!("exited ({})", e.code()),
+            (Status::Running, _) if s.paused() => "paused".to_owned(),
             (st, _) => format!("{st:?}").to_lowercase(),
         };
         // As docker: the published ports of a running container.
@@ -126,13 +127,15 @@ pub(crate) struct PsFilters {
 }
 
 const HELP: &str =
-    "supported: id=PREFIX, name=REGEX, status=created|running|exited, label=KEY[=VALUE]";
+    "supported: id=PREFIX, name=REGEX, status=created|running|paused|exited, label=KEY[=VALUE]";
 
-/// docker's three states a container shows in a status filter (its `paused`, `restarting`,
-/// `removing` and `dead` do not happen here: they are refused as unknown).
+/// docker's four states a container shows in a status filter (its `restarting`, `removing`
+/// and `dead` do not happen here: they are refused as unknown). A paused container is not
+/// `running`, as in docker.
 pub(crate) fn status_word(st: &ContainerState, running: bool) -> &'static str {
     match st.status {
         Status::Creating | Status::Created => "created",
+        Status::Running if running && st.paused() => "paused",
         Status::Running if running => "running",
         _ => "exited",
     }
@@ -156,10 +159,11 @@ impl PsFilters {
                 "status" => f.statuses.push(match value {
                     "created" => "created",
                     "running" => "running",
+                    "paused" => "paused",
                     "exited" => "exited",
                     _ => {
                         return Err(usage(format!(
-                            "--filter {raw:?}: invalid filter 'status={value}' (created, running or exited)"
+                            "--filter {raw:?}: invalid filter 'status={value}' (created, running, paused or exited)"
                         )))
                     }
                 }),
@@ -288,7 +292,7 @@ mod tests {
         let created = st("0123", "new", Status::Created);
         let f = PsFilters::parse(&["status=created".into()]).ok().unwrap();
         assert!(f.matches(&created, false, &none) && !f.matches(&db, false, &none));
-        for bad in ["status=paused", "nope=1", "name", "name=(", "label="] {
+        for bad in ["status=restarting", "nope=1", "name", "name=(", "label="] {
             let e = PsFilters::parse(&[bad.into()]).expect_err(bad);
             assert_eq!(e.code, 125);
         }

@@ -7,7 +7,6 @@ use gocker_runtime::{spec, Container, ContainerConfig, RootMode, SpawnMode, Stat
 use crate::cli::{RmArgs, RunArgs};
 
 pub(crate) use crate::failure::{report, usage, Failure};
-use crate::runflags::parse_bytes;
 
 /// Where `gocker rootfs build` (and `cargo xtask rootfs`) provisions the Alpine rootfs, in
 /// lookup order.
@@ -171,76 +170,17 @@ fn parse_remap(s: &str) -> Result<(u32, u32), Failure> {
 }
 
 fn resources(a: &RunArgs) -> Result<Option<oci_spec::runtime::LinuxResources>, Failure> {
-    use oci_spec::runtime::{
-        LinuxCpuBuilder, LinuxMemoryBuilder, LinuxPidsBuilder, LinuxResourcesBuilder,
-    };
-    let err = |e: oci_spec::OciSpecError| usage(e.to_string());
-    let mut r = LinuxResourcesBuilder::default();
-    let mut any = false;
-    if a.memory.is_some() || a.memory_swap.is_some() {
-        let mut m = LinuxMemoryBuilder::default();
-        if let Some(v) = &a.memory {
-            m = m.limit(parse_bytes("--memory", v)?);
-        }
-        if let Some(v) = &a.memory_swap {
-            if a.memory.is_none() {
-                return Err(usage(
-                    "--memory-swap needs --memory (it is memory plus swap)",
-                ));
-            }
-            m = m.swap(parse_bytes("--memory-swap", v)?);
-        }
-        r = r.memory(m.build().map_err(err)?);
-        any = true;
-    }
-    if a.cpus.is_some() || a.cpu_shares.is_some() || a.cpuset_cpus.is_some() {
-        let mut c = LinuxCpuBuilder::default();
-        if let Some(n) = a.cpus {
-            let max = std::thread::available_parallelism()
-                .map(|n| n.get())
-                .unwrap_or(1) as f64;
-            if !(n > 0.0 && n <= max) {
-                return Err(usage(format!(
-                    "--cpus {n}: must be more than 0 and at most {max} (the CPUs available)"
-                )));
-            }
-            c = c.quota((n * 100_000.0).round() as i64).period(100_000u64);
-        }
-        if let Some(s) = a.cpu_shares {
-            if !(2..=262_144).contains(&s) {
-                return Err(usage(format!("--cpu-shares {s}: must be 2..262144")));
-            }
-            c = c.shares(s);
-        }
-        if let Some(set) = &a.cpuset_cpus {
-            if set.is_empty()
-                || !set
-                    .chars()
-                    .all(|ch| ch.is_ascii_digit() || ch == ',' || ch == '-')
-            {
-                return Err(usage(format!(
-                    "--cpuset-cpus {set:?}: expected a list such as 0-1,3"
-                )));
-            }
-            c = c.cpus(set.clone());
-        }
-        r = r.cpu(c.build().map_err(err)?);
-        any = true;
-    }
-    if let Some(p) = a.pids_limit {
-        if p == 0 || p < -1 {
-            return Err(usage(format!(
-                "--pids-limit {p}: must be positive, or -1 for unlimited"
-            )));
-        }
-        r = r.pids(LinuxPidsBuilder::default().limit(p).build().map_err(err)?);
-        any = true;
-    }
-    Ok(if any {
-        Some(r.build().map_err(err)?)
-    } else {
-        None
-    })
+    crate::control::limits(
+        &crate::control::Limits {
+            memory: a.memory.as_deref(),
+            memory_swap: a.memory_swap.as_deref(),
+            cpus: a.cpus,
+            cpu_shares: a.cpu_shares,
+            cpuset_cpus: a.cpuset_cpus.as_deref(),
+            pids_limit: a.pids_limit,
+        },
+        false,
+    )
 }
 
 /// `-v SRC:DST[:ro|rw]` as an OCI bind mount.
@@ -711,6 +651,7 @@ pub(crate) fn build_config(a: &RunArgs, debug: bool) -> Result<(ContainerConfig,
     }
     shares.apply(&mut spec)?;
     crate::netflags::capabilities(&mut spec, a)?;
+    crate::privflags::apply(&mut spec, &a.device, a.privileged)?;
     crate::port::record(&mut spec, &network.ports);
     crate::netflags::record(&mut spec, &network);
 
@@ -1017,6 +958,11 @@ pub fn rm(a: RmArgs) -> i32 {
     for c in &a.containers {
         let r = store.lookup(c).map_err(Failure::from).and_then(|s| {
             if s.status != Status::Stopped && StateStore::monitor_alive(&s) {
+                if !a.force && s.paused() {
+                    return Err(usage(format!(
+                        "You cannot remove a paused container {c}. Unpause and then stop the container before attempting removal or force remove"
+                    )));
+                }
                 if !a.force {
                     return Err(usage(format!(
                         "container {c} is running: stop it first or use `gocker rm -f`"

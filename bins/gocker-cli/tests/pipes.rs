@@ -198,6 +198,35 @@ impl Fixture {
                 self.leftovers.borrow_mut().push(n.clone());
                 return Some(vec![self.container("pipes-rename", &[], PAYLOAD), n]);
             }
+            // The freezer needs the container's cgroup (none on a hybrid host, or rootless
+            // without delegation: then pause is refused, 125, and only --help is run here).
+            "pause" | "unpause" => {
+                let n = self.container("pipes-pause", &[], PAYLOAD);
+                let rec: serde_json::Value =
+                    serde_json::from_str(&ok(&g(&["inspect", &n]))).unwrap();
+                if rec[0]["cgroup"].is_null() {
+                    return None;
+                }
+                if key == "unpause" {
+                    ok(&g(&["pause", &n]));
+                }
+                return Some(vec![n]);
+            }
+            // A stopped container's update is recorded on any host.
+            "update" => {
+                let n = unique("pipes-update");
+                ok(&g(&[
+                    "run",
+                    "--name",
+                    &n,
+                    "--network",
+                    "none",
+                    "--rootfs",
+                    &self.rootfs,
+                    "/bin/true",
+                ]));
+                return Some(s(&["--pids-limit", "50", &n]));
+            }
             // Root's container and image stores are shared with whatever else runs on this
             // machine (the unprivileged phases run them for real, on their own stores).
             "image prune" | "system prune" if rustix::process::geteuid().is_root() => return None,

@@ -47,6 +47,18 @@ pub enum CgroupError {
     Invalid(String),
     #[error("cgroup {0} still has processes after kill")]
     Busy(PathBuf),
+    #[error("cgroup {0} has no cgroup.freeze (the cgroup v2 freezer needs Linux 5.2)")]
+    NoFreezer(PathBuf),
+    #[error(
+        "{path} did not report frozen {} within {waited:?}{}",
+        u8::from(*frozen),
+        if *frozen { " (thawed again)" } else { "" }
+    )]
+    FreezeTimeout {
+        path: PathBuf,
+        frozen: bool,
+        waited: Duration,
+    },
 }
 
 pub type Result<T> = std::result::Result<T, CgroupError>;
@@ -285,6 +297,36 @@ impl Hierarchy {
     }
 }
 
+/// Checks that the existing cgroup `base` offers `controllers` (its `cgroup.controllers`): else
+/// the error names the missing ones and, when a cgroup v1 hierarchy holds them (a hybrid host),
+/// says so and how to switch.
+pub fn check_available(base: &Path, controllers: &[&str]) -> Result<()> {
+    let available = Hierarchy::controllers(base)?;
+    let missing: Vec<&str> = controllers
+        .iter()
+        .copied()
+        .filter(|c| !available.iter().any(|a| a == c))
+        .collect();
+    if !missing.is_empty() {
+        let v1 = host_v1_bound(&missing);
+        let why = if v1.is_empty() {
+            "enable them in the parent's cgroup.subtree_control, or ask for delegation of these controllers".to_owned()
+        } else {
+            format!(
+                "this host binds {} to cgroup v1 (a hybrid hierarchy); boot with \
+                     systemd.unified_cgroup_hierarchy=1 or cgroup_no_v1=all to use limits",
+                v1.join(", ")
+            )
+        };
+        return Err(CgroupError::MissingControllers {
+            parent: base.to_owned(),
+            missing: missing.join(", "),
+            why,
+        });
+    }
+    Ok(())
+}
+
 /// One container's cgroup.
 #[derive(Debug)]
 pub struct Cgroup {
@@ -305,29 +347,7 @@ impl Cgroup {
     /// intermediate cgroups that do not exist yet. The last one must be new. Nothing is created
     /// when a controller is missing.
     pub fn create_under(base: &Path, rel: &Path, controllers: &[&str]) -> Result<Cgroup> {
-        let available = Hierarchy::controllers(base)?;
-        let missing: Vec<&str> = controllers
-            .iter()
-            .copied()
-            .filter(|c| !available.iter().any(|a| a == c))
-            .collect();
-        if !missing.is_empty() {
-            let v1 = host_v1_bound(&missing);
-            let why = if v1.is_empty() {
-                "enable them in the parent's cgroup.subtree_control, or ask for delegation of these controllers".to_owned()
-            } else {
-                format!(
-                    "this host binds {} to cgroup v1 (a hybrid hierarchy); boot with \
-                     systemd.unified_cgroup_hierarchy=1 or cgroup_no_v1=all to use limits",
-                    v1.join(", ")
-                )
-            };
-            return Err(CgroupError::MissingControllers {
-                parent: base.to_owned(),
-                missing: missing.join(", "),
-                why,
-            });
-        }
+        check_available(base, controllers)?;
         let enable: String = controllers.iter().map(|c| format!("+{c} ")).collect();
         let mut dir = base.to_owned();
         let parts: Vec<_> = rel.components().collect();
@@ -417,12 +437,68 @@ impl Cgroup {
             .unwrap_or(0)
     }
 
-    /// Freezes or thaws every process of the cgroup.
-    pub fn freeze(&self, frozen: bool) -> Result<()> {
-        write(
-            &self.path.join("cgroup.freeze"),
-            if frozen { "1" } else { "0" },
-        )
+    /// Freezes or thaws every process of the cgroup (the cgroup v2 freezer, `cgroup.freeze`, a
+    /// core file that needs no controller) and waits up to `timeout` until the kernel reports the
+    /// new state in `cgroup.events` (`frozen 1` / `frozen 0`): a freeze is only done when every
+    /// task has stopped. A freeze that does not complete in time is thawed again and reported.
+    pub fn freeze(&self, frozen: bool, timeout: Duration) -> Result<()> {
+        let file = self.path.join("cgroup.freeze");
+        if !file.exists() {
+            return Err(CgroupError::NoFreezer(self.path.clone()));
+        }
+        write(&file, if frozen { "1" } else { "0" })?;
+        let want = if frozen { 1 } else { 0 };
+        let end = Instant::now() + timeout;
+        loop {
+            if self.events_frozen()? == Some(want) {
+                return Ok(());
+            }
+            if Instant::now() >= end {
+                if frozen {
+                    let _ = write(&file, "0");
+                }
+                return Err(CgroupError::FreezeTimeout {
+                    path: self.path.join("cgroup.events"),
+                    frozen,
+                    waited: timeout,
+                });
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        }
+    }
+
+    /// The `frozen` value of `cgroup.events` (`None` on a kernel that reports none).
+    fn events_frozen(&self) -> Result<Option<u64>> {
+        Ok(self
+            .keyed("cgroup.events")?
+            .into_iter()
+            .find(|(k, _)| k == "frozen")
+            .map(|(_, v)| v))
+    }
+
+    /// Whether the cgroup was asked to be frozen (`cgroup.freeze` reads 1): a paused container.
+    /// `false` when the file cannot be read (no cgroup any more, no freezer).
+    pub fn is_frozen(&self) -> bool {
+        fs::read_to_string(self.path.join("cgroup.freeze")).is_ok_and(|v| v.trim() == "1")
+    }
+
+    /// Makes `controllers` available in this cgroup by enabling them in its parent's
+    /// `cgroup.subtree_control` (for limits asked for after creation, as `update` does). The
+    /// parent must offer them (`cgroup.controllers`): else the error names the missing ones.
+    pub fn enable(&self, controllers: &[&str]) -> Result<()> {
+        let have = Hierarchy::controllers(&self.path).unwrap_or_default();
+        let todo: Vec<&str> = controllers
+            .iter()
+            .copied()
+            .filter(|c| !have.iter().any(|h| h == c))
+            .collect();
+        if todo.is_empty() {
+            return Ok(());
+        }
+        let parent = self.path.parent().unwrap_or(&self.path);
+        check_available(parent, &todo)?;
+        let enable: Vec<String> = todo.iter().map(|c| format!("+{c}")).collect();
+        write(&parent.join("cgroup.subtree_control"), &enable.join(" "))
     }
 
     /// SIGKILLs every process of the cgroup (`cgroup.kill`, Linux 5.14).

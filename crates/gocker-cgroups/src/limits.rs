@@ -151,6 +151,60 @@ pub fn required_controllers(writes: &[Write]) -> Vec<&'static str> {
     v
 }
 
+/// `base` with the values `update` sets (docker's `update`: each limit given replaces the
+/// recorded one, the others stay). Memory, CPU and pids values are merged field by field; the
+/// other parts of `update` (block I/O, hugepages, `unified`, ...) replace `base`'s when given.
+pub fn merge(base: Option<&LinuxResources>, update: &LinuxResources) -> LinuxResources {
+    let mut out = base.cloned().unwrap_or_default();
+    if let Some(u) = update.memory() {
+        let mut m = out.memory().unwrap_or_default();
+        if let Some(v) = u.limit() {
+            m.set_limit(Some(v));
+        }
+        if let Some(v) = u.swap() {
+            m.set_swap(Some(v));
+        }
+        if let Some(v) = u.reservation() {
+            m.set_reservation(Some(v));
+        }
+        out.set_memory(Some(m));
+    }
+    if let Some(u) = update.cpu() {
+        let mut c = out.cpu().clone().unwrap_or_default();
+        if let Some(v) = u.shares() {
+            c.set_shares(Some(v));
+        }
+        if let Some(v) = u.quota() {
+            c.set_quota(Some(v));
+        }
+        if let Some(v) = u.period() {
+            c.set_period(Some(v));
+        }
+        if let Some(v) = u.cpus() {
+            c.set_cpus(Some(v.clone()));
+        }
+        if let Some(v) = u.mems() {
+            c.set_mems(Some(v.clone()));
+        }
+        out.set_cpu(Some(c));
+    }
+    if let Some(p) = update.pids() {
+        out.set_pids(Some(*p));
+    }
+    if let Some(b) = update.block_io() {
+        out.set_block_io(Some(b.clone()));
+    }
+    if let Some(h) = update.hugepage_limits() {
+        out.set_hugepage_limits(Some(h.clone()));
+    }
+    if let Some(u) = update.unified() {
+        let mut all = out.unified().clone().unwrap_or_default();
+        all.extend(u.clone());
+        out.set_unified(Some(all));
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -250,5 +304,59 @@ mod tests {
             .unwrap();
         let v: Vec<String> = plan(&r).unwrap().into_iter().map(|w| w.value).collect();
         assert_eq!(v, ["max", "max", "max"]);
+    }
+
+    #[test]
+    fn merge_replaces_only_what_the_update_sets() {
+        let base = LinuxResourcesBuilder::default()
+            .memory(
+                LinuxMemoryBuilder::default()
+                    .limit(64 << 20)
+                    .swap(128 << 20)
+                    .build()
+                    .unwrap(),
+            )
+            .pids(LinuxPidsBuilder::default().limit(20).build().unwrap())
+            .build()
+            .unwrap();
+        let update = LinuxResourcesBuilder::default()
+            .memory(
+                LinuxMemoryBuilder::default()
+                    .limit(96 << 20)
+                    .build()
+                    .unwrap(),
+            )
+            .cpu(LinuxCpuBuilder::default().shares(512u64).build().unwrap())
+            .build()
+            .unwrap();
+        let m = merge(Some(&base), &update);
+        assert_eq!(m.memory().unwrap().limit(), Some(96 << 20));
+        assert_eq!(m.memory().unwrap().swap(), Some(128 << 20));
+        assert_eq!(m.pids().unwrap().limit(), 20);
+        assert_eq!(m.cpu().as_ref().unwrap().shares(), Some(512));
+        // The swap total stays: memory.swap.max is recomputed from it.
+        let files: Vec<(String, String)> = plan(&m)
+            .unwrap()
+            .into_iter()
+            .map(|w| (w.file, w.value))
+            .collect();
+        assert!(files.contains(&("memory.swap.max".into(), (32u64 << 20).to_string())));
+        // An update above the recorded memory+swap is refused by the plan, naming both.
+        let big = LinuxResourcesBuilder::default()
+            .memory(
+                LinuxMemoryBuilder::default()
+                    .limit(256 << 20)
+                    .build()
+                    .unwrap(),
+            )
+            .build()
+            .unwrap();
+        let e = plan(&merge(Some(&base), &big)).unwrap_err().to_string();
+        assert!(e.contains("smaller than the memory limit"), "{e}");
+        // Nothing recorded: the update is the whole.
+        assert_eq!(
+            merge(None, &update).memory().unwrap().limit(),
+            Some(96 << 20)
+        );
     }
 }

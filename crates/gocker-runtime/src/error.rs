@@ -53,6 +53,14 @@ pub enum RuntimeError {
     NameInUse(String),
     #[error("no such container: {0}")]
     NoSuchContainer(String),
+    /// `pause`, `update`, ... of a container that has no cgroup: what it cannot do, and why this
+    /// host gives it none.
+    #[error("container {name} has no cgroup, so it cannot {what}: {why}")]
+    NoCgroup {
+        name: String,
+        what: &'static str,
+        why: String,
+    },
     /// An error another process (a container's monitor) reported, with the exit code it chose.
     #[error("{message}")]
     Reported { code: i32, message: String },

@@ -17,6 +17,7 @@ pub mod attach;
 pub mod bundle;
 mod channel;
 mod config;
+pub mod control;
 pub mod detach;
 mod entry;
 mod error;

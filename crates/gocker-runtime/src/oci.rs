@@ -557,9 +557,9 @@ impl Runtime {
     fn oci_state(&self, id: &str, r: &Record) -> OciState {
         let alive = is_alive(r.pid, r.pid_start);
         let frozen = || {
-            r.cgroup.as_ref().is_some_and(|cg| {
-                std::fs::read_to_string(cg.join("cgroup.freeze")).is_ok_and(|v| v.trim() == "1")
-            })
+            r.cgroup
+                .as_ref()
+                .is_some_and(|cg| gocker_cgroups::Cgroup::open(cg).is_frozen())
         };
         let status = if alive && self.dir(id).join(FIFO).exists() {
             "created"
@@ -924,23 +924,18 @@ impl Runtime {
         Ok(())
     }
 
-    /// `pause` / `resume`: the cgroup v2 freezer.
+    /// `pause` / `resume`: the cgroup v2 freezer ([`crate::control::freeze`], shared with
+    /// `gocker pause`).
     pub fn freeze(&self, id: &str, frozen: bool) -> Result<()> {
         let r = self.record(id)?;
-        let cg = r.cgroup.as_ref().ok_or_else(|| {
-            cfg_err(format!("container {id} has no cgroup (no usable cgroup v2 hierarchy when it was created): cannot pause or resume it"))
-        })?;
-        Ok(gocker_cgroups::Cgroup::open(cg.clone()).freeze(frozen)?)
+        crate::control::freeze(id, id, r.cgroup.as_deref(), frozen)
     }
 
-    /// `update ID`: applies new resource limits to the container's cgroup.
+    /// `update ID`: applies new resource limits to the container's cgroup
+    /// ([`crate::control::apply_limits`], shared with `gocker update`).
     pub fn update(&self, id: &str, res: &oci_spec::runtime::LinuxResources) -> Result<()> {
         let r = self.record(id)?;
-        let writes = gocker_cgroups::limits::plan(res)?;
-        let cg = r.cgroup.as_ref().ok_or_else(|| {
-            cfg_err(format!("container {id} has no cgroup (no usable cgroup v2 hierarchy when it was created): cannot update its resources"))
-        })?;
-        Ok(gocker_cgroups::Cgroup::open(cg.clone()).apply(&writes)?)
+        crate::control::apply_limits(id, id, r.cgroup.as_deref(), res)
     }
 
     /// `run ID`: create, start, wait (the process is our own child), delete. Returns the exit code.

@@ -50,6 +50,16 @@ pub struct ContainerState {
 }
 
 impl ContainerState {
+    /// Running with its cgroup frozen (`gocker pause`): docker's `paused`, read from the kernel
+    /// (`cgroup.freeze`), never recorded, so a monitor saving its state cannot lose it.
+    pub fn paused(&self) -> bool {
+        self.status == Status::Running
+            && self
+                .cgroup
+                .as_ref()
+                .is_some_and(|cg| gocker_cgroups::Cgroup::open(cg).is_frozen())
+    }
+
     /// A container made by `gocker create` and not started yet: status created and no monitor
     /// ever (`monitor_pid` 0). It is not stale, and `start` may reuse its name.
     pub fn never_started(&self) -> bool {
@@ -224,6 +234,16 @@ impl StateStore {
             self.write_json(&config.id, "container.json", config)?;
         }
         Ok(())
+    }
+
+    /// The OCI spec recorded by [`StateStore::save_config`] (`config.json`: also for `--rm`).
+    pub fn load_spec(&self, id: &str) -> Result<oci_spec::runtime::Spec> {
+        self.read_json(id, "config.json")
+    }
+
+    /// Replaces the recorded OCI spec (`config.json`) of a container without a `container.json`.
+    pub fn save_spec(&self, id: &str, spec: &oci_spec::runtime::Spec) -> Result<()> {
+        self.write_json(id, "config.json", spec)
     }
 
     /// The configuration recorded by [`StateStore::save_config`].

@@ -28,7 +28,14 @@ const LAYERS: &[(&str, &[&str])] = &[
     // OCI process model.
     (
         "services",
-        &["net", "lift", "supervise", "workspace", "oci_init"],
+        &[
+            "net",
+            "lift",
+            "supervise",
+            "workspace",
+            "oci_init",
+            "control",
+        ],
     ),
     ("ring2", &["ring2"]),
     ("ring1", &["ring1"]),
