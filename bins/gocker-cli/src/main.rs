@@ -4,6 +4,7 @@ mod cli;
 mod container_fs;
 mod create;
 mod failure;
+mod format;
 mod host;
 mod image_cmds;
 mod images;
