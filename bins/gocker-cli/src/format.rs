@@ -56,6 +56,7 @@ const FUNCS: &[(&str, Func)] = &[
     ("title", title),
     ("pad", pad),
     ("truncate", truncate),
+    ("dockerLabel", docker_label),
 ];
 
 /// The same names for the header row: each gives back its first argument, as docker's
@@ -69,6 +70,7 @@ const HEADER_FUNCS: &[(&str, Func)] = &[
     ("title", first),
     ("pad", first),
     ("truncate", first),
+    ("dockerLabel", label_header),
 ];
 
 /// The keys whose JSON objects are Go maps in docker's types (an unknown key is `<no value>`, not
@@ -154,7 +156,7 @@ impl Format {
                 for r in rows {
                     let text = template
                         .render(&Context::from(to_value(r, false)))
-                        .map_err(|e| exec(e.to_string()))?;
+                        .map_err(|e| exec(exec_reason(&e)))?;
                     out.push_str(&text);
                     out.push('\n');
                 }
@@ -185,11 +187,36 @@ impl Format {
     }
 }
 
-/// docker's `{{.Label "KEY"}}` (a method of ps's rows) as `{{index .LabelMap "KEY"}}`: gtmpl's
-/// fields take no arguments. Only outside quoted strings.
+/// docker's `{{.Label "KEY"}}` (a method of ps's rows) as `{{dockerLabel .LabelMap "KEY"}}`:
+/// gtmpl's fields take no arguments.
 fn label_calls(t: &str) -> String {
     let re = regex::Regex::new(r#"\.Label\s+("(?:[^"\\]|\\.)*"|`[^`]*`)"#).expect("regex");
-    re.replace_all(t, "(index .LabelMap $1)").into_owned()
+    re.replace_all(t, "(dockerLabel .LabelMap $1)").into_owned()
+}
+
+/// The value of a label, or "" without it (docker's `Label`).
+fn docker_label(args: &[Value]) -> Result<Value, FuncError> {
+    let key = string_arg(args, 1, "Label")?;
+    Ok(match arg(args, 0, "Label")? {
+        Value::Map(m) | Value::Object(m) => m.get(&key).cloned().unwrap_or(Value::from("")),
+        _ => Value::from(""),
+    })
+}
+
+/// `Label` in the header row: LABEL.
+fn label_header(_: &[Value]) -> Result<Value, FuncError> {
+    Ok(Value::from("LABEL"))
+}
+
+/// gtmpl's execution error, without the dump of the whole object it may end with.
+fn exec_reason(e: &gtmpl::error::ExecError) -> String {
+    let s = e.to_string();
+    match s.find(" for {") {
+        Some(i) if s.starts_with("no field ") => {
+            format!("can't evaluate field {}", &s["no field ".len()..i])
+        }
+        _ => s,
+    }
 }
 
 /// JSON as a template value: objects are structs, or maps under [`MAP_KEYS`].
@@ -495,6 +522,11 @@ mod tests {
         assert_eq!(fmt(r#"{{truncate .Names 2}}"#, &rows, &[]), "we\n");
         let lab = [json!({"LabelMap": {"tier": "front"}})];
         assert_eq!(fmt(r#"{{.Label "tier"}}"#, &lab, &[]), "front\n");
+        assert_eq!(fmt(r#"{{.Label "nope"}}|"#, &lab, &[]), "|\n");
+        assert_eq!(
+            fmt(r#"table {{.Label "tier"}}"#, &lab, &[]),
+            "LABEL\nfront\n"
+        );
     }
 
     #[test]
@@ -506,7 +538,10 @@ mod tests {
         }
         // An unknown field of a struct is an error, as docker's.
         let out = fmt("{{.Nope}}", &[json!({"Names": "x"})], &[]);
-        assert!(out.starts_with("ERR --format \"{{.Nope}}\": template:"), "{out}");
+        assert_eq!(
+            out,
+            "ERR --format \"{{.Nope}}\": template: can't evaluate field Nope"
+        );
         let out = fmt(r#"{{join .Names ","}}"#, &[json!({"Names": "x"})], &[]);
         assert!(out.starts_with("ERR"), "{out}");
     }

@@ -139,6 +139,11 @@ pub struct ImagesArgs {
     /// Do not truncate ids.
     #[arg(long)]
     pub no_trunc: bool,
+    /// A Go template as docker's, for each image: fields ID, Repository, Tag, Digest,
+    /// CreatedSince, CreatedAt, Size (`{{.Repository}}:{{.Tag}}`); `table ` first: with a
+    /// header row; `json`: each image as a JSON line.
+    #[arg(long, value_name = "FORMAT")]
+    pub format: Option<String>,
     /// Only images of this repository (and tag).
     #[arg(value_name = "REPOSITORY[:TAG]")]
     pub repository: Option<String>,
@@ -165,6 +170,10 @@ pub struct TagArgs {
 
 #[derive(Debug, Args)]
 pub struct InspectArgs {
+    /// A Go template as docker's, evaluated over each image's JSON (`{{.Id}}`,
+    /// `{{json .Config}}`); `json`: each image's JSON on one line.
+    #[arg(short, long, value_name = "FORMAT")]
+    pub format: Option<String>,
     #[arg(required = true, value_name = "IMAGE")]
     pub images: Vec<String>,
 }
@@ -996,6 +1005,7 @@ fn table(rows: &[Vec<String>]) -> String {
 }
 
 fn images(a: &ImagesArgs) -> Result<i32> {
+    let format = crate::format::Format::parse(a.format.as_deref())?;
     let store = open_store()?;
     let mut all = entries(&store)?;
     if let Some(f) = &a.repository {
@@ -1031,6 +1041,41 @@ fn images(a: &ImagesArgs) -> Result<i32> {
                 println!("{}", shown_id(&e.config, a.no_trunc));
             }
         }
+        return Ok(0);
+    }
+    if !format.is_default() {
+        let objs: Vec<serde_json::Value> = rows
+            .iter()
+            .map(|(_, e, created)| {
+                let digest = e
+                    .reference
+                    .digest()
+                    .map_or_else(|| "<none>".to_owned(), |d| d.to_string());
+                serde_json::json!({
+                    "ID": shown_id(&e.config, a.no_trunc),
+                    "Repository": familiar_repo(&e.reference),
+                    "Tag": e.reference.tag().unwrap_or("<none>"),
+                    "Digest": digest,
+                    "CreatedSince": human_ago(created.as_deref()),
+                    "CreatedAt": created
+                        .as_deref()
+                        .and_then(parse_rfc3339)
+                        .map(crate::format::go_time_string)
+                        .unwrap_or_default(),
+                    "Size": human_size(e.size),
+                })
+            })
+            .collect();
+        let header = [
+            ("ID", "IMAGE ID"),
+            ("Repository", "REPOSITORY"),
+            ("Tag", "TAG"),
+            ("Digest", "DIGEST"),
+            ("CreatedSince", "CREATED"),
+            ("CreatedAt", "CREATED AT"),
+            ("Size", "SIZE"),
+        ];
+        print!("{}", format.render(&objs, &header)?.unwrap_or_default());
         return Ok(0);
     }
     let mut t = vec![{
@@ -1281,6 +1326,7 @@ fn inspect_json(store: &Store, all: &[Entry], target: &Target) -> Result<serde_j
 }
 
 fn inspect(a: &InspectArgs) -> Result<i32> {
+    let format = crate::format::Format::parse(a.format.as_deref())?;
     let store = open_store()?;
     let all = entries(&store)?;
     let mut out = Vec::new();
@@ -1292,10 +1338,13 @@ fn inspect(a: &InspectArgs) -> Result<i32> {
             Err(e) => return Err(e),
         }
     }
-    println!(
-        "{}",
-        serde_json::to_string_pretty(&out).context("encode JSON")?
-    );
+    match format.render(&out, &[])? {
+        Some(text) => print!("{text}"),
+        None => println!(
+            "{}",
+            serde_json::to_string_pretty(&out).context("encode JSON")?
+        ),
+    }
     for e in &missing {
         eprintln!("Error: {e}");
     }

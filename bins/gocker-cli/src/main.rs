@@ -15,6 +15,7 @@ mod netflags;
 mod nsenter;
 mod port;
 mod ps;
+mod ps_row;
 mod rename;
 mod run;
 mod run_image;
@@ -59,7 +60,7 @@ fn main() {
         cli::Command::Top(args) => manage::top(args),
         cli::Command::Nsenter(args) => nsenter::nsenter(args),
         cli::Command::Info(args) => info::info(args),
-        cli::Command::Version => version(),
+        cli::Command::Version(args) => version(args),
         cli::Command::Completion(args) => {
             let mut cmd = <cli::Cli as clap::CommandFactory>::command();
             let mut script = Vec::new();
@@ -92,8 +93,40 @@ fn init_logging(cli: &cli::Cli) {
         .init();
 }
 
-fn version() -> i32 {
+fn version(a: cli::VersionArgs) -> i32 {
     let uname = rustix::system::uname();
+    if a.format.is_some() {
+        let format = match format::Format::parse(a.format.as_deref()) {
+            Ok(f) => f,
+            Err(e) => return failure::report(e.into()),
+        };
+        // docker's names: Go's GOOS/GOARCH words.
+        let arch = match uname.machine().to_string_lossy().as_ref() {
+            "x86_64" => "amd64".to_owned(),
+            "aarch64" => "arm64".to_owned(),
+            m => m.to_owned(),
+        };
+        let v = serde_json::json!({
+            "Client": {"Version": env!("CARGO_PKG_VERSION"), "Os": "linux", "Arch": arch},
+            "Server": {
+                "Version": env!("CARGO_PKG_VERSION"),
+                "Os": "linux",
+                "Arch": arch,
+                "KernelVersion": uname.release().to_string_lossy(),
+                "OCIRuntimeSpec": oci_spec::runtime::VERSION,
+            },
+        });
+        return match format.render(&[v], &[]) {
+            Ok(text) => {
+                failure::wrote(std::io::Write::write_all(
+                    &mut std::io::stdout(),
+                    text.unwrap_or_default().as_bytes(),
+                ));
+                0
+            }
+            Err(e) => failure::report(e.into()),
+        };
+    }
     println!("gocker version {}", env!("CARGO_PKG_VERSION"));
     println!("OCI runtime spec {}", oci_spec::runtime::VERSION);
     println!(

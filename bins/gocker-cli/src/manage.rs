@@ -6,7 +6,9 @@ use gocker_runtime::nsexec::ExecEnd;
 use gocker_runtime::state::StateStore;
 use gocker_runtime::{ContainerState, Status};
 
-use crate::cli::{AttachArgs, ExecArgs, KillArgs, LogsArgs, NamesArgs, StopArgs, TopArgs};
+use crate::cli::{
+    AttachArgs, ExecArgs, InspectArgs, KillArgs, LogsArgs, NamesArgs, StopArgs, TopArgs,
+};
 use crate::run::{detach_keys, finish_attached, report, terminal_detach_keys, usage, Failure};
 
 fn store() -> Result<StateStore, Failure> {
@@ -154,7 +156,11 @@ pub fn wait(a: NamesArgs) -> i32 {
     })
 }
 
-pub fn inspect(a: NamesArgs) -> i32 {
+pub fn inspect(a: InspectArgs) -> i32 {
+    let format = match crate::format::Format::parse(a.format.as_deref()) {
+        Ok(f) => f,
+        Err(e) => return report(e.into()),
+    };
     let mut all = Vec::new();
     let code = each(&a.containers, |s, st| {
         let spec: serde_json::Value = std::fs::read(s.container_dir(&st.id).join("config.json"))
@@ -178,14 +184,34 @@ pub fn inspect(a: NamesArgs) -> i32 {
         v["NetworkSettings"] = serde_json::json!({
             "Ports": crate::port::inspect_json(&crate::port::recorded(s, &st.id)),
         });
+        // docker's own names of the container's identity and state (`{{.State.Pid}}`).
+        v["Id"] = serde_json::json!(st.id);
+        v["Name"] = serde_json::json!(format!("/{}", st.name));
+        v["Created"] = v["created"].clone();
+        v["Path"] = serde_json::json!(st.command.first().cloned().unwrap_or_default());
+        v["Args"] = serde_json::json!(st.command.get(1..).unwrap_or_default());
+        v["State"] = crate::ps_row::inspect_state(s, &st, running(&st));
         v["spec"] = spec;
         all.push(v);
         Ok(())
     });
-    if !all.is_empty() {
-        println!("{}", serde_json::to_string_pretty(&all).expect("json"));
+    if all.is_empty() {
+        return code;
     }
-    code
+    if format.is_default() {
+        println!("{}", serde_json::to_string_pretty(&all).expect("json"));
+        return code;
+    }
+    match format.render(&all, &[]) {
+        Ok(text) => {
+            crate::failure::wrote(std::io::Write::write_all(
+                &mut std::io::stdout(),
+                text.unwrap_or_default().as_bytes(),
+            ));
+            code
+        }
+        Err(e) => report(e.into()),
+    }
 }
 
 /// A `logs --since/--until` value in nanoseconds since the epoch ([`crate::timeflags`]).

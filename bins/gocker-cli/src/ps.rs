@@ -58,7 +58,7 @@ fn ps_inner(a: &PsArgs) -> Result<(), Failure> {
         list.sort_by_cached_key(|s| (s.created, born(&store.container_dir(&s.id))));
     }
     last(&mut list, n);
-    if a.format == "json" {
+    if a.format.as_deref() == Some("json") {
         println!(
             "{}",
             serde_json::to_string_pretty(&list).expect("state serialises")
@@ -81,6 +81,24 @@ fn ps_inner(a: &PsArgs) -> Result<(), Failure> {
         crate::failure::wrote(std::io::Write::write_all(
             &mut std::io::stdout(),
             out.as_bytes(),
+        ));
+        return Ok(());
+    }
+    let format = crate::format::Format::parse(a.format.as_deref())?;
+    if !format.is_default() {
+        let rows: Vec<serde_json::Value> = list
+            .iter()
+            .map(|s| {
+                let running = s.status != Status::Stopped && StateStore::monitor_alive(s);
+                crate::ps_row::ps_row(&store, s, running, !a.no_trunc)
+            })
+            .collect();
+        let text = format
+            .render(&rows, crate::ps_row::PS_HEADER)?
+            .unwrap_or_default();
+        crate::failure::wrote(std::io::Write::write_all(
+            &mut std::io::stdout(),
+            text.as_bytes(),
         ));
         return Ok(());
     }
