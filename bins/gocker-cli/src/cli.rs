@@ -75,6 +75,13 @@ pub enum Command {
     Wait(NamesArgs),
     /// Show a container's record and OCI spec as JSON.
     Inspect(InspectArgs),
+    /// Real-time events, as docker's: containers (create, start, die, kill, stop, destroy,
+    /// rename, exec_create, exec_start), images (pull, tag, untag, delete) and volumes (create,
+    /// destroy), from the journal in the state store (the last 1-2 MiB are kept).
+    ///
+    /// Without --since, only what happens from now on; without --until, it keeps following
+    /// until interrupted. Default line: `TIME TYPE ACTION ID (ATTRIBUTES)`.
+    Events(EventsArgs),
     /// Run a command in a running container (its namespaces, cgroup and privileges).
     Exec(ExecArgs),
     /// Start stopped containers again (detached, same configuration, logs appended).
@@ -343,6 +350,29 @@ pub struct AttachArgs {
     pub no_stdin: bool,
     #[arg(value_name = "CONTAINER")]
     pub container: String,
+}
+
+#[derive(Debug, Args)]
+pub struct EventsArgs {
+    /// Also the recorded events from this time on: a timestamp (RFC 3339, e.g.
+    /// 2026-12-01T10:00:00Z or 2026-12-01, UTC without a zone; or Unix seconds) or a duration
+    /// before now (10m, 1h30m).
+    #[arg(long, value_name = "TIME")]
+    pub since: Option<String>,
+    /// Stop at this time (the forms of --since): a past time prints the recorded events and
+    /// exits; a future one follows until then.
+    #[arg(long, value_name = "TIME")]
+    pub until: Option<String>,
+    /// Only matching events (repeatable; values of one key OR, different keys AND):
+    /// `type=container|image|volume`, `event=ACTION` (start, die, exec_start, ...),
+    /// `container=NAME|ID-PREFIX`, `image=NAME`, `volume=NAME`.
+    #[arg(short, long = "filter", value_name = "KEY=VALUE")]
+    pub filters: Vec<String>,
+    /// A Go template as docker's over each event's JSON message (Type, Action, Actor.ID,
+    /// Actor.Attributes, time, timeNano, status, id, from): `{{.Type}} {{.Action}}`,
+    /// `{{json .}}`; `json`: one JSON line each.
+    #[arg(long, value_name = "FORMAT")]
+    pub format: Option<String>,
 }
 
 #[derive(Debug, Args)]

@@ -839,6 +839,13 @@ fn pull(a: &PullArgs, debug: bool) -> Result<i32> {
         a.quiet,
     )?;
     Out::Stdout.write(&format!("{}\n", o.reference));
+    let name = o.reference.to_string();
+    crate::events_cmd::record(
+        gocker_runtime::events::Kind::Image,
+        "pull",
+        &name,
+        &[("name", &name)],
+    );
     if debug {
         eprintln!(
             "gocker: pull {}: digest={} id={} bytes_fetched={} bytes_resumed={} layers_reused={} seconds={:.3} store={}",
@@ -1169,9 +1176,22 @@ fn rmi_one(store: &Store, input: &str, force: bool) -> Result<()> {
             .remove_ref(r)
             .with_context(|| format!("untag {}", familiar(r)))?;
         println!("Untagged: {}", familiar(r));
+        let name = familiar(r);
+        crate::events_cmd::record(
+            gocker_runtime::events::Kind::Image,
+            "untag",
+            &config.to_string(),
+            &[("name", &name)],
+        );
     }
     if remaining == 0 {
         println!("Deleted: {config}");
+        crate::events_cmd::record(
+            gocker_runtime::events::Kind::Image,
+            "delete",
+            &config.to_string(),
+            &[],
+        );
     }
     Ok(())
 }
@@ -1192,6 +1212,13 @@ fn tag(a: &TagArgs) -> Result<i32> {
     store
         .set_ref(&dst, record)
         .with_context(|| format!("tag {} as {}", familiar(&src), familiar(&dst)))?;
+    let name = familiar(&dst);
+    crate::events_cmd::record(
+        gocker_runtime::events::Kind::Image,
+        "tag",
+        &target.config(&all).to_string(),
+        &[("name", &name)],
+    );
     Ok(0)
 }
 

@@ -3,6 +3,7 @@
 mod cli;
 mod container_fs;
 mod create;
+mod events_cmd;
 mod failure;
 mod format;
 mod host;
@@ -54,6 +55,7 @@ fn main() {
         cli::Command::Kill(args) => manage::kill(args),
         cli::Command::Wait(args) => manage::wait(args),
         cli::Command::Inspect(args) => manage::inspect(args),
+        cli::Command::Events(args) => events_cmd::events(args),
         cli::Command::Exec(args) => manage::exec(args),
         cli::Command::Start(args) => manage::start(args),
         cli::Command::Restart(args) => manage::restart(args),

@@ -105,14 +105,18 @@ fn stop_signal(s: &StateStore, st: &ContainerState) -> i32 {
 fn stop_one(s: &StateStore, st: &ContainerState, flag: Option<u64>) -> Result<(), Failure> {
     let grace = grace_of(s, st, flag);
     if running(st) {
-        signal(st, stop_signal(s, st))?;
+        let first = stop_signal(s, st);
+        signal(st, first)?;
+        crate::events_cmd::container_event(s, st, "kill", &[("signal", &first.to_string())]);
         if wait_stopped(s, st, Some(Duration::from_secs(grace))).is_none() {
             signal(st, libc::SIGKILL)?;
+            crate::events_cmd::container_event(s, st, "kill", &[("signal", "9")]);
             wait_stopped(s, st, Some(Duration::from_secs(5))).ok_or_else(|| {
                 usage(format!("container {} did not stop after SIGKILL", st.name))
             })?;
         }
     }
+    crate::events_cmd::container_event(s, st, "stop", &[]);
     Ok(())
 }
 
@@ -129,11 +133,12 @@ pub fn kill(a: KillArgs) -> i32 {
         Ok(s) => s,
         Err(e) => return report(e),
     };
-    each(&a.containers, |_, st| {
+    each(&a.containers, |s, st| {
         if !running(&st) {
             return Err(usage(format!("container {} is not running", st.name)));
         }
         signal(&st, sig)?;
+        crate::events_cmd::container_event(s, &st, "kill", &[("signal", &sig.to_string())]);
         println!("{}", st.name);
         Ok(())
     })
@@ -340,6 +345,10 @@ pub fn exec(a: ExecArgs) -> i32 {
         let mut env = Vec::new();
         crate::run::set_vars(&mut env, crate::run::env_vars(&a.env_file, &a.env)?);
         let user = a.user.as_deref().map(|u| exec_user(&st, u)).transpose()?;
+        // docker's exec events carry the command: `exec_create: sh -c true`.
+        let cmd = a.command.join(" ");
+        crate::events_cmd::container_event(&s, &st, &format!("exec_create: {cmd}"), &[]);
+        crate::events_cmd::container_event(&s, &st, &format!("exec_start: {cmd}"), &[]);
         if a.detach {
             if a.interactive || a.tty {
                 return Err(usage(
@@ -379,7 +388,16 @@ pub fn exec(a: ExecArgs) -> i32 {
             ..Default::default()
         };
         match gocker_runtime::nsexec::exec(&s, &st, &req)? {
-            ExecEnd::Exited(status) => Ok(status.code()),
+            ExecEnd::Exited(status) => {
+                let code = status.code().to_string();
+                crate::events_cmd::container_event(
+                    &s,
+                    &st,
+                    &format!("exec_die: {cmd}"),
+                    &[("exitCode", &code)],
+                );
+                Ok(status.code())
+            }
             ExecEnd::Detached => {
                 eprintln!(
                     "\r\ngocker: detached from `{}` in {}, which keeps running",

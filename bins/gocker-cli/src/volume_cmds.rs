@@ -290,6 +290,12 @@ pub fn prepare_for_run(
                 .map_err(fail)?;
             if new {
                 created.push(name.to_string());
+                crate::events_cmd::record(
+                    gocker_runtime::events::Kind::Volume,
+                    "create",
+                    name,
+                    &[("driver", gocker_storage::volume::DRIVER)],
+                );
             }
             if *nocopy {
                 continue;
@@ -384,9 +390,17 @@ fn create(a: &CreateArgs) -> Result<i32, Failure> {
     }
     let store = open()?;
     let lock = store.lock().map_err(fail)?;
-    let (v, _) = store
+    let (v, new) = store
         .create(&lock, a.name.as_deref(), &a.driver, labels)
         .map_err(fail)?;
+    if new {
+        crate::events_cmd::record(
+            gocker_runtime::events::Kind::Volume,
+            "create",
+            &v.name,
+            &[("driver", &v.driver)],
+        );
+    }
     println!("{}", v.name);
     Ok(0)
 }
@@ -546,6 +560,21 @@ fn rm(a: &RmArgs) -> Result<i32, Failure> {
 /// to one of the user's subordinate ids) is removed as root of a user namespace with the maps
 /// of the user's containers.
 fn remove(
+    store: &VolumeStore,
+    lock: &gocker_storage::volume::VolumeLock,
+    n: &str,
+) -> Result<(), Failure> {
+    remove_volume(store, lock, n)?;
+    crate::events_cmd::record(
+        gocker_runtime::events::Kind::Volume,
+        "destroy",
+        n,
+        &[("driver", gocker_storage::volume::DRIVER)],
+    );
+    Ok(())
+}
+
+fn remove_volume(
     store: &VolumeStore,
     lock: &gocker_storage::volume::VolumeLock,
     n: &str,

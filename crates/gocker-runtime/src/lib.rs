@@ -18,6 +18,7 @@ pub mod bundle;
 mod channel;
 mod config;
 pub mod detach;
+pub mod events;
 mod entry;
 mod error;
 mod initsys;

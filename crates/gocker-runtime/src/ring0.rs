@@ -203,6 +203,9 @@ impl Container {
         };
         // From here on, Drop cleans up whatever exists if a step fails.
         c.store.save(&c.state)?;
+        if c.previous.is_none() && c.config.oci.is_none() {
+            c.event("create", &[]);
+        }
         c.prepare_cow_root()?;
         c.net = crate::net::prepare(&mut c.config, &c.store)?;
         crate::workspace::prepare(&mut c.config, &c.store.container_dir(&c.state.id))?;
@@ -973,6 +976,7 @@ impl Container {
             .save_config(&self.config, !self.state.auto_remove)?;
         self.state.status = Status::Running;
         self.store.save(&self.state)?;
+        self.event("start", &[]);
         // EOF means the exec succeeded (the channel is close-on-exec); a message means it failed.
         match ch.recv::<Up>(Some(self.config.stage_timeout), "the payload to exec")? {
             None => {}
@@ -1096,7 +1100,33 @@ impl Container {
         if !self.state.auto_remove {
             self.store.save(&self.state)?;
         }
+        // docker's `die`, by the monitor that reaped the container.
+        let code = status.code().to_string();
+        self.event("die", &[("exitCode", &code)]);
         Ok(status)
+    }
+
+    /// Records a container event ([`crate::events`]) with docker's attributes (name, image).
+    fn event(&self, action: &str, extra: &[(&str, &str)]) {
+        let image = self
+            .config
+            .spec
+            .annotations()
+            .as_ref()
+            .and_then(|a| a.get("io.gocker.config"))
+            .and_then(|c| serde_json::from_str::<serde_json::Value>(c).ok())
+            .and_then(|c| c["Image"].as_str().map(str::to_owned))
+            .unwrap_or_else(|| self.state.rootfs.display().to_string());
+        let name = self.store.load(&self.state.id).map_or_else(|_| self.state.name.clone(), |s| s.name);
+        let mut attrs = vec![("name", name.as_str()), ("image", image.as_str())];
+        attrs.extend_from_slice(extra);
+        crate::events::record(
+            self.store.root(),
+            crate::events::Kind::Container,
+            action,
+            &self.state.id,
+            &attrs,
+        );
     }
 
     fn reap_ring1(&mut self) {

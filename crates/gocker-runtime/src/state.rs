@@ -291,6 +291,13 @@ impl StateStore {
             });
         }
         self.unlink_name(id, &old);
+        crate::events::record(
+            &self.root,
+            crate::events::Kind::Container,
+            "rename",
+            id,
+            &[("name", new), ("oldName", &old)],
+        );
         Ok(())
     }
 
@@ -374,7 +381,16 @@ impl StateStore {
                 Err(e) => return Err(err(&p, e)),
             }
         }
-        remove_path(&dir).map_err(|e| err(&dir, e))
+        remove_path(&dir).map_err(|e| err(&dir, e))?;
+        let shown = self.renamed(id).unwrap_or_else(|| name.to_owned());
+        crate::events::record(
+            &self.root,
+            crate::events::Kind::Container,
+            "destroy",
+            id,
+            &[("name", &shown)],
+        );
+        Ok(())
     }
 
     /// True when the monitor recorded in `st` is still alive (same pid and start time).
