@@ -4,41 +4,17 @@
 //! image=|volume=` (values of one key OR, different keys AND) and `--format` (a Go template over
 //! docker's JSON message; `json` or `{{json .}}`: one JSON line each).
 //!
-//! Also the CLI's side of recording: [`container_event`] for what happens in the CLI (kill,
-//! stop, exec_create, exec_start), beside what the runtime records itself (create, start, die,
-//! rename, destroy).
+//! Recording is [`gocker_runtime::events`]: the runtime records create, start, die, rename and
+//! destroy; the CLI kill, stop, exec_*, images and volumes.
 
 use std::io::Write;
 use std::time::Duration;
 
-use gocker_runtime::events::{self, Event, Kind};
+use gocker_runtime::events::{self, Event};
 use gocker_runtime::state::StateStore;
-use gocker_runtime::ContainerState;
 
 use crate::cli::EventsArgs;
 use crate::failure::{report, usage, Failure};
-
-/// Records a container event with docker's attributes (name, image) and `extra`.
-pub(crate) fn container_event(
-    store: &StateStore,
-    st: &ContainerState,
-    action: &str,
-    extra: &[(&str, &str)],
-) {
-    let row = crate::ps_row::ps_row(store, st, false, false);
-    let image = row["Image"].as_str().unwrap_or_default().to_owned();
-    let mut attrs = vec![("name", st.name.as_str()), ("image", image.as_str())];
-    attrs.extend_from_slice(extra);
-    events::record(store.root(), Kind::Container, action, &st.id, &attrs);
-}
-
-/// Records an image or volume event in the calling user's state store.
-pub(crate) fn record(kind: Kind, action: &str, id: &str, attrs: &[(&str, &str)]) {
-    match StateStore::open(StateStore::default_root()) {
-        Ok(s) => events::record(s.root(), kind, action, id, attrs),
-        Err(e) => tracing::warn!("events: {e}"),
-    }
-}
 
 /// The parsed `--filter`s.
 #[derive(Debug, Default)]
@@ -75,7 +51,11 @@ impl Filters {
                 "container" => &mut f.containers,
                 "image" => &mut f.images,
                 "volume" => &mut f.volumes,
-                _ => return Err(usage(format!("--filter {raw:?}: invalid filter '{k}'; {HELP}"))),
+                _ => {
+                    return Err(usage(format!(
+                        "--filter {raw:?}: invalid filter '{k}'; {HELP}"
+                    )))
+                }
             };
             list.push(v.to_owned());
         }
@@ -83,7 +63,8 @@ impl Filters {
     }
 
     fn matches(&self, e: &Event) -> bool {
-        let any = |l: &Vec<String>, hit: &dyn Fn(&str) -> bool| l.is_empty() || l.iter().any(|v| hit(v));
+        let any =
+            |l: &Vec<String>, hit: &dyn Fn(&str) -> bool| l.is_empty() || l.iter().any(|v| hit(v));
         let attr = |k: &str| e.actor.attributes.get(k).map(String::as_str).unwrap_or("");
         // docker's exec events carry the command after a colon: `event=exec_start` matches.
         let action = e.action.split(':').next().unwrap_or("");
@@ -123,7 +104,13 @@ fn plain(e: &Event) -> String {
     if attrs.is_empty() {
         format!("{when} {} {} {}", e.kind, e.action, e.actor.id)
     } else {
-        format!("{when} {} {} {} ({})", e.kind, e.action, e.actor.id, attrs.join(", "))
+        format!(
+            "{when} {} {} {} ({})",
+            e.kind,
+            e.action,
+            e.actor.id,
+            attrs.join(", ")
+        )
     }
 }
 
@@ -205,6 +192,7 @@ pub(crate) fn events(a: EventsArgs) -> i32 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use gocker_runtime::events::Kind;
 
     fn ev(kind: Kind, action: &str, id: &str, attrs: &[(&str, &str)]) -> Event {
         Event::new(kind, action, id, attrs)
@@ -212,27 +200,52 @@ mod tests {
 
     #[test]
     fn filters_or_within_a_key_and_across_keys() {
-        let start = ev(Kind::Container, "start", "abc123", &[("name", "web"), ("image", "alpine")]);
-        let exec = ev(Kind::Container, "exec_start: sh -c true", "abc123", &[("name", "web")]);
+        let start = ev(
+            Kind::Container,
+            "start",
+            "abc123",
+            &[("name", "web"), ("image", "alpine")],
+        );
+        let exec = ev(
+            Kind::Container,
+            "exec_start: sh -c true",
+            "abc123",
+            &[("name", "web")],
+        );
         let vol = ev(Kind::Volume, "create", "data", &[]);
-        let f = Filters::parse(&["type=container".into(), "event=start".into(), "event=exec_start".into()])
-            .ok()
-            .unwrap();
+        let f = Filters::parse(&[
+            "type=container".into(),
+            "event=start".into(),
+            "event=exec_start".into(),
+        ])
+        .ok()
+        .unwrap();
         assert!(f.matches(&start) && f.matches(&exec) && !f.matches(&vol));
         let f = Filters::parse(&["container=abc".into()]).ok().unwrap();
         assert!(f.matches(&start) && !f.matches(&vol));
-        let f = Filters::parse(&["container=web".into(), "image=alpine".into()]).ok().unwrap();
+        let f = Filters::parse(&["container=web".into(), "image=alpine".into()])
+            .ok()
+            .unwrap();
         assert!(f.matches(&start) && !f.matches(&exec));
         let f = Filters::parse(&["volume=data".into()]).ok().unwrap();
         assert!(f.matches(&vol) && !f.matches(&start));
         for bad in ["type=bogus", "nope=1", "event"] {
-            assert_eq!(Filters::parse(&[bad.into()]).err().map(|e| e.code), Some(125), "{bad}");
+            assert_eq!(
+                Filters::parse(&[bad.into()]).err().map(|e| e.code),
+                Some(125),
+                "{bad}"
+            );
         }
     }
 
     #[test]
     fn the_plain_line_is_dockers() {
-        let mut e = ev(Kind::Container, "die", "abc", &[("name", "web"), ("exitCode", "0")]);
+        let mut e = ev(
+            Kind::Container,
+            "die",
+            "abc",
+            &[("name", "web"), ("exitCode", "0")],
+        );
         e.time_nano = 1_764_583_200_123_456_789;
         assert_eq!(
             plain(&e),

@@ -318,7 +318,10 @@ fn join(args: &[Value]) -> Result<Value, FuncError> {
     let sep = string_arg(args, 1, "join")?;
     match arg(args, 0, "join")? {
         Value::Array(a) => Ok(Value::String(
-            a.iter().map(|x| x.to_string()).collect::<Vec<_>>().join(&sep),
+            a.iter()
+                .map(|x| x.to_string())
+                .collect::<Vec<_>>()
+                .join(&sep),
         )),
         other => Err(FuncError::Generic(format!("join: {other} is not a list"))),
     }
@@ -509,10 +512,16 @@ mod tests {
         );
         assert_eq!(fmt("{{json .Labels}}", &rows, &[]), "{\"a\":\"1\"}\n");
         assert_eq!(fmt(r#"{{join .Mounts ","}}"#, &rows, &[]), "x,y\n");
-        assert_eq!(fmt("{{upper .Names}} {{title .Names}}", &rows, &[]), "WEB Web\n");
+        assert_eq!(
+            fmt("{{upper .Names}} {{title .Names}}", &rows, &[]),
+            "WEB Web\n"
+        );
         assert_eq!(fmt("{{lower (upper .Names)}}", &rows, &[]), "web\n");
         assert_eq!(fmt(r#"{{printf "%s-%d" .Names 3}}"#, &rows, &[]), "web-3\n");
-        assert_eq!(fmt(r#"{{range .Mounts}}<{{.}}>{{end}}"#, &rows, &[]), "<x><y>\n");
+        assert_eq!(
+            fmt(r#"{{range .Mounts}}<{{.}}>{{end}}"#, &rows, &[]),
+            "<x><y>\n"
+        );
         assert_eq!(fmt(r#"{{index .Labels "a"}}"#, &rows, &[]), "1\n");
         assert_eq!(fmt("{{.Labels.nope}}", &rows, &[]), "<no value>\n");
         assert_eq!(

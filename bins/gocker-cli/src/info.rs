@@ -431,10 +431,7 @@ fn info_template(format: Option<&str>, uid: u32, checks: &[Check]) -> i32 {
     let list = gocker_runtime::StateStore::open(&root)
         .and_then(|s| s.list())
         .unwrap_or_default();
-    let running = list
-        .iter()
-        .filter(|s| crate::manage::running(s))
-        .count();
+    let running = list.iter().filter(|s| crate::manage::running(s)).count();
     let v = serde_json::json!({
         "ServerVersion": env!("CARGO_PKG_VERSION"),
         "KernelVersion": uname.release().to_string_lossy(),

@@ -107,16 +107,22 @@ fn stop_one(s: &StateStore, st: &ContainerState, flag: Option<u64>) -> Result<()
     if running(st) {
         let first = stop_signal(s, st);
         signal(st, first)?;
-        crate::events_cmd::container_event(s, st, "kill", &[("signal", &first.to_string())]);
+        gocker_runtime::events::record_container(
+            s,
+            st,
+            None,
+            "kill",
+            &[("signal", &first.to_string())],
+        );
         if wait_stopped(s, st, Some(Duration::from_secs(grace))).is_none() {
             signal(st, libc::SIGKILL)?;
-            crate::events_cmd::container_event(s, st, "kill", &[("signal", "9")]);
+            gocker_runtime::events::record_container(s, st, None, "kill", &[("signal", "9")]);
             wait_stopped(s, st, Some(Duration::from_secs(5))).ok_or_else(|| {
                 usage(format!("container {} did not stop after SIGKILL", st.name))
             })?;
         }
     }
-    crate::events_cmd::container_event(s, st, "stop", &[]);
+    gocker_runtime::events::record_container(s, st, None, "stop", &[]);
     Ok(())
 }
 
@@ -138,7 +144,13 @@ pub fn kill(a: KillArgs) -> i32 {
             return Err(usage(format!("container {} is not running", st.name)));
         }
         signal(&st, sig)?;
-        crate::events_cmd::container_event(s, &st, "kill", &[("signal", &sig.to_string())]);
+        gocker_runtime::events::record_container(
+            s,
+            &st,
+            None,
+            "kill",
+            &[("signal", &sig.to_string())],
+        );
         println!("{}", st.name);
         Ok(())
     })
@@ -347,8 +359,14 @@ pub fn exec(a: ExecArgs) -> i32 {
         let user = a.user.as_deref().map(|u| exec_user(&st, u)).transpose()?;
         // docker's exec events carry the command: `exec_create: sh -c true`.
         let cmd = a.command.join(" ");
-        crate::events_cmd::container_event(&s, &st, &format!("exec_create: {cmd}"), &[]);
-        crate::events_cmd::container_event(&s, &st, &format!("exec_start: {cmd}"), &[]);
+        gocker_runtime::events::record_container(
+            &s,
+            &st,
+            None,
+            &format!("exec_create: {cmd}"),
+            &[],
+        );
+        gocker_runtime::events::record_container(&s, &st, None, &format!("exec_start: {cmd}"), &[]);
         if a.detach {
             if a.interactive || a.tty {
                 return Err(usage(
@@ -390,9 +408,10 @@ pub fn exec(a: ExecArgs) -> i32 {
         match gocker_runtime::nsexec::exec(&s, &st, &req)? {
             ExecEnd::Exited(status) => {
                 let code = status.code().to_string();
-                crate::events_cmd::container_event(
+                gocker_runtime::events::record_container(
                     &s,
                     &st,
+                    None,
                     &format!("exec_die: {cmd}"),
                     &[("exitCode", &code)],
                 );

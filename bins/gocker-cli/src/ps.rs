@@ -10,26 +10,7 @@ use gocker_runtime::{ContainerState, Status};
 use crate::cli::PsArgs;
 use crate::failure::{report, usage, Failure};
 
-/// The labels `run` recorded for the container (its spec's Config, `gocker inspect`'s
-/// Config.Labels).
-pub(crate) fn labels_of(store: &StateStore, st: &ContainerState) -> HashMap<String, String> {
-    let cfg = store.load_config(&st.id).ok();
-    let from_config =
-        crate::run_image::recorded_config(cfg.as_ref().and_then(|c| c.spec.annotations().as_ref()));
-    // A --rm container has no container.json: its spec (config.json) has the same annotations.
-    let config = from_config.or_else(|| {
-        let spec: serde_json::Value = serde_json::from_slice(
-            &std::fs::read(store.container_dir(&st.id).join("config.json")).ok()?,
-        )
-        .ok()?;
-        let ann: HashMap<String, String> =
-            serde_json::from_value(spec["annotations"].clone()).ok()?;
-        crate::run_image::recorded_config(Some(&ann))
-    });
-    config
-        .and_then(|c| serde_json::from_value(c["Labels"].clone()).ok())
-        .unwrap_or_default()
-}
+pub(crate) use crate::ps_row::{labels_of, status_word};
 
 fn ps_inner(a: &PsArgs) -> Result<(), Failure> {
     let filters = PsFilters::parse(&a.filters)?;
@@ -145,16 +126,6 @@ pub(crate) struct PsFilters {
 
 const HELP: &str =
     "supported: id=PREFIX, name=REGEX, status=created|running|exited, label=KEY[=VALUE]";
-
-/// docker's three states a container shows in a status filter (its `paused`, `restarting`,
-/// `removing` and `dead` do not happen here: they are refused as unknown).
-pub(crate) fn status_word(st: &ContainerState, running: bool) -> &'static str {
-    match st.status {
-        Status::Creating | Status::Created => "created",
-        Status::Running if running => "running",
-        _ => "exited",
-    }
-}
 
 impl PsFilters {
     pub(crate) fn parse(flags: &[String]) -> Result<PsFilters, Failure> {

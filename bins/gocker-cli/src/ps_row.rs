@@ -13,6 +13,39 @@ use serde_json::{json, Value};
 
 use crate::format::{ellipsis, go_time_string, human_duration};
 
+use std::collections::HashMap;
+
+/// The labels `run` recorded for the container (its spec's Config, `gocker inspect`'s
+/// Config.Labels).
+pub(crate) fn labels_of(store: &StateStore, st: &ContainerState) -> HashMap<String, String> {
+    let cfg = store.load_config(&st.id).ok();
+    let from_config =
+        crate::run_image::recorded_config(cfg.as_ref().and_then(|c| c.spec.annotations().as_ref()));
+    // A --rm container has no container.json: its spec (config.json) has the same annotations.
+    let config = from_config.or_else(|| {
+        let spec: serde_json::Value = serde_json::from_slice(
+            &std::fs::read(store.container_dir(&st.id).join("config.json")).ok()?,
+        )
+        .ok()?;
+        let ann: HashMap<String, String> =
+            serde_json::from_value(spec["annotations"].clone()).ok()?;
+        crate::run_image::recorded_config(Some(&ann))
+    });
+    config
+        .and_then(|c| serde_json::from_value(c["Labels"].clone()).ok())
+        .unwrap_or_default()
+}
+
+/// docker's three states a container shows in a status filter (its `paused`, `restarting`,
+/// `removing` and `dead` do not happen here: they are refused as unknown).
+pub(crate) fn status_word(st: &ContainerState, running: bool) -> &'static str {
+    match st.status {
+        Status::Creating | Status::Created => "created",
+        Status::Running if running => "running",
+        _ => "exited",
+    }
+}
+
 /// The header row of `ps --format 'table ...'`: docker's column titles.
 pub(crate) const PS_HEADER: &[(&str, &str)] = &[
     ("ID", "CONTAINER ID"),
@@ -156,7 +189,7 @@ pub(crate) fn ps_row(store: &StateStore, st: &ContainerState, running: bool, tru
         .as_ref()
         .and_then(|c| c["Image"].as_str().map(str::to_owned))
         .unwrap_or_else(|| st.rootfs.display().to_string());
-    let mut labels: Vec<(String, String)> = crate::ps::labels_of(store, st).into_iter().collect();
+    let mut labels: Vec<(String, String)> = labels_of(store, st).into_iter().collect();
     labels.sort();
     let id = if trunc {
         st.id[..12.min(st.id.len())].to_owned()
@@ -164,7 +197,11 @@ pub(crate) fn ps_row(store: &StateStore, st: &ContainerState, running: bool, tru
         st.id.clone()
     };
     let command = st.command.join(" ");
-    let command = if trunc { ellipsis(&command, 20) } else { command };
+    let command = if trunc {
+        ellipsis(&command, 20)
+    } else {
+        command
+    };
     let ports = if st.status == Status::Running {
         crate::port::ps_text(&crate::port::recorded(store, &st.id))
     } else {
@@ -178,7 +215,7 @@ pub(crate) fn ps_row(store: &StateStore, st: &ContainerState, running: bool, tru
         "CreatedAt": go_time_string(created),
         "RunningFor": format!("{} ago", human_duration(now() - created)),
         "Ports": ports,
-        "State": crate::ps::status_word(st, running),
+        "State": status_word(st, running),
         "Status": status_text(store, st, running),
         // docker without --size: nothing measured.
         "Size": "0B",
@@ -194,8 +231,10 @@ pub(crate) fn ps_row(store: &StateStore, st: &ContainerState, running: bool, tru
 /// docker's `State` object of `inspect`.
 pub(crate) fn inspect_state(store: &StateStore, st: &ContainerState, running: bool) -> Value {
     let rfc = |t: Option<i64>| {
-        t.and_then(|s| u64::try_from(s).ok())
-            .map_or_else(|| "0001-01-01T00:00:00Z".to_owned(), |s| gocker_runtime::logs::rfc3339(s, 0))
+        t.and_then(|s| u64::try_from(s).ok()).map_or_else(
+            || "0001-01-01T00:00:00Z".to_owned(),
+            |s| gocker_runtime::logs::rfc3339(s, 0),
+        )
     };
     let started = if st.never_started() {
         None
@@ -203,7 +242,7 @@ pub(crate) fn inspect_state(store: &StateStore, st: &ContainerState, running: bo
         started_at(st)
     };
     json!({
-        "Status": crate::ps::status_word(st, running),
+        "Status": status_word(st, running),
         "Running": running,
         "Paused": false,
         "Restarting": false,

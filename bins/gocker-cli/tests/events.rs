@@ -18,7 +18,14 @@ fn journal() -> std::path::PathBuf {
 /// `TYPE ACTION` words.
 fn recorded(filter: &str) -> Vec<String> {
     let out = ok(&g(&[
-        "events", "--since", "2m", "--until", "0s", "--filter", filter, "--format",
+        "events",
+        "--since",
+        "2m",
+        "--until",
+        "0s",
+        "--filter",
+        filter,
+        "--format",
         "{{.Type}} {{.Action}}",
     ]));
     out.lines().map(str::to_owned).collect()
@@ -28,7 +35,16 @@ fn recorded(filter: &str) -> Vec<String> {
 fn a_containers_life_is_recorded_in_order() {
     let n = unique("ev-life");
     let id = ok(&g(&[
-        "run", "-d", "--name", &n, "--network", "none", "--rootfs", &rootfs(), "/bin/sh", "-c",
+        "run",
+        "-d",
+        "--name",
+        &n,
+        "--network",
+        "none",
+        "--rootfs",
+        &rootfs(),
+        "/bin/sh",
+        "-c",
         "trap 'exit 0' TERM; while :; do sleep 0.1; done",
     ]))
     .trim()
@@ -57,8 +73,17 @@ fn a_containers_life_is_recorded_in_order() {
     );
     // docker's JSON message: Type, Action, Actor.ID, Actor.Attributes, time, timeNano.
     let out = ok(&g(&[
-        "events", "--since", "2m", "--until", "0s", "--filter", &format!("container={n2}"),
-        "--filter", "event=die", "--format", "{{json .}}",
+        "events",
+        "--since",
+        "2m",
+        "--until",
+        "0s",
+        "--filter",
+        &format!("container={n2}"),
+        "--filter",
+        "event=die",
+        "--format",
+        "{{json .}}",
     ]));
     let e: serde_json::Value = serde_json::from_str(out.trim()).expect("one JSON line");
     assert_eq!(e["Type"], "container");
@@ -73,8 +98,15 @@ fn a_containers_life_is_recorded_in_order() {
     assert_eq!(e["time"].as_i64().unwrap(), t / 1_000_000_000);
     // The default line: TIME TYPE ACTION ID (ATTRIBUTES).
     let out = ok(&g(&[
-        "events", "--since", "2m", "--until", "0s", "--filter", &format!("container={id}"),
-        "--filter", "event=rename",
+        "events",
+        "--since",
+        "2m",
+        "--until",
+        "0s",
+        "--filter",
+        &format!("container={id}"),
+        "--filter",
+        "event=rename",
     ]));
     assert!(
         out.trim_end()
@@ -87,10 +119,22 @@ fn a_containers_life_is_recorded_in_order() {
 fn die_is_recorded_by_the_monitor_when_the_payload_is_killed_from_outside() {
     let n = unique("ev-die");
     ok(&g(&[
-        "run", "-d", "--name", &n, "--network", "none", "--rootfs", &rootfs(), "/bin/sh", "-c",
+        "run",
+        "-d",
+        "--name",
+        &n,
+        "--network",
+        "none",
+        "--rootfs",
+        &rootfs(),
+        "/bin/sh",
+        "-c",
         "exec sleep 300",
     ]));
-    let pid: i32 = ok(&g(&["inspect", "-f", "{{.State.Pid}}", &n])).trim().parse().unwrap();
+    let pid: i32 = ok(&g(&["inspect", "-f", "{{.State.Pid}}", &n]))
+        .trim()
+        .parse()
+        .unwrap();
     // Not through gocker: the kernel's SIGKILL of the payload; only the monitor sees it die.
     rustix::process::kill_process(
         rustix::process::Pid::from_raw(pid).unwrap(),
@@ -99,8 +143,17 @@ fn die_is_recorded_by_the_monitor_when_the_payload_is_killed_from_outside() {
     .unwrap();
     let out = wait_for("the die event", Duration::from_secs(20), || {
         let out = ok(&g(&[
-            "events", "--since", "2m", "--until", "0s", "--filter", &format!("container={n}"),
-            "--filter", "event=die", "--format", "{{.Actor.Attributes.exitCode}}",
+            "events",
+            "--since",
+            "2m",
+            "--until",
+            "0s",
+            "--filter",
+            &format!("container={n}"),
+            "--filter",
+            "event=die",
+            "--format",
+            "{{.Actor.Attributes.exitCode}}",
         ]));
         (!out.is_empty()).then_some(out)
     });
@@ -120,8 +173,15 @@ fn events_follow_live_filter_and_stop_at_until() {
         .as_secs()
         .to_string();
     let mut c = gocker(&[
-        "events", "--until", &until, "--filter", "type=volume", "--filter", &format!("volume={v}"),
-        "--format", "{{.Action}} {{.Actor.ID}}",
+        "events",
+        "--until",
+        &until,
+        "--filter",
+        "type=volume",
+        "--filter",
+        &format!("volume={v}"),
+        "--format",
+        "{{.Action}} {{.Actor.ID}}",
     ])
     .stdout(Stdio::piped())
     .stderr(Stdio::piped())
@@ -136,10 +196,16 @@ fn events_follow_live_filter_and_stop_at_until() {
     assert_eq!(lines.next().unwrap().unwrap(), format!("destroy {v}"));
     let started = Instant::now();
     let rest: Vec<String> = lines.map(Result::unwrap).collect();
-    assert!(rest.is_empty(), "the other volume is filtered out: {rest:?}");
+    assert!(
+        rest.is_empty(),
+        "the other volume is filtered out: {rest:?}"
+    );
     let st = c.wait().unwrap();
     assert!(st.success(), "{st:?}");
-    assert!(started.elapsed() < Duration::from_secs(16), "stopped at --until");
+    assert!(
+        started.elapsed() < Duration::from_secs(16),
+        "stopped at --until"
+    );
     // Bad flags: 125 naming them.
     for (a, word) in [
         (vec!["events", "--filter", "type=bogus"], "type=bogus"),
@@ -157,10 +223,14 @@ fn a_damaged_journal_and_concurrent_writers() {
     // A garbage line, a huge line and a torn line in the journal: skipped, never a failure.
     ok(&g(&["volume", "create", &unique("ev-pre")]));
     {
-        let mut f = std::fs::OpenOptions::new().append(true).open(journal()).unwrap();
+        let mut f = std::fs::OpenOptions::new()
+            .append(true)
+            .open(journal())
+            .unwrap();
         f.write_all(b"garbage that is not json\n").unwrap();
         f.write_all(&vec![b'x'; 200_000]).unwrap();
-        f.write_all(b"\n{\"Type\":\"container\",\"Action\":\"st").unwrap();
+        f.write_all(b"\n{\"Type\":\"container\",\"Action\":\"st")
+            .unwrap();
         f.write_all(b"\n").unwrap();
     }
     let tag = unique("ev-conc");
@@ -177,8 +247,17 @@ fn a_damaged_journal_and_concurrent_writers() {
         assert!(k.wait().unwrap().success());
     }
     let out = ok(&g(&[
-        "events", "--since", "2m", "--until", "0s", "--filter", "type=volume", "--filter",
-        "event=create", "--format", "{{.Actor.ID}}",
+        "events",
+        "--since",
+        "2m",
+        "--until",
+        "0s",
+        "--filter",
+        "type=volume",
+        "--filter",
+        "event=create",
+        "--format",
+        "{{.Actor.ID}}",
     ]));
     let mut mine: Vec<&str> = out.lines().filter(|l| l.starts_with(&tag)).collect();
     mine.sort();
@@ -204,7 +283,11 @@ fn events_into_head_exits_0_or_141() {
         vec!["events", "--since", "2m", "--until", "0s"],
         vec!["events"],
     ] {
-        let mut c = gocker(&args).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+        let mut c = gocker(&args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
         drop(c.stdout.take());
         let end = Instant::now() + Duration::from_secs(10);
         let st = loop {

@@ -31,7 +31,15 @@ fn ps_names_and_status_are_dockers() {
     let done = unique("fmt-done");
     let id = detached(&up, &["-l", "tier=front"], "exec sleep 300");
     let o = g(&[
-        "run", "--name", &done, "--network", "none", "--rootfs", &rootfs(), "/bin/sh", "-c",
+        "run",
+        "--name",
+        &done,
+        "--network",
+        "none",
+        "--rootfs",
+        &rootfs(),
+        "/bin/sh",
+        "-c",
         "exit 3",
     ]);
     assert_eq!(o.status.code(), Some(3), "{o:?}");
@@ -61,7 +69,12 @@ fn ps_names_and_status_are_dockers() {
     );
     let l = ps_line(r"{{.Names}} {{.ID}} {{.Command}}", &up);
     assert!(l.ends_with("…\""), "{l}");
-    let out = ok(&g(&["ps", "--no-trunc", "--format", "{{.Names}} {{.ID}} {{.Command}}"]));
+    let out = ok(&g(&[
+        "ps",
+        "--no-trunc",
+        "--format",
+        "{{.Names}} {{.ID}} {{.Command}}",
+    ]));
     assert!(
         out.lines()
             .any(|l| l == format!("{up} {id} \"/bin/sh -c exec sleep 300\"")),
@@ -78,10 +91,18 @@ fn ps_names_and_status_are_dockers() {
     assert_eq!(row["Labels"], "tier=front");
     assert_eq!(row["State"], "running");
     // `table`: docker's header row and aligned columns.
-    let out = ok(&g(&["ps", "-a", "--format", r"table {{.Names}}\t{{.State}}"]));
+    let out = ok(&g(&[
+        "ps",
+        "-a",
+        "--format",
+        r"table {{.Names}}\t{{.State}}",
+    ]));
     let mut lines = out.lines();
     let head = lines.next().unwrap();
-    assert!(head.starts_with("NAMES") && head.trim_end().ends_with("STATE"), "{out}");
+    assert!(
+        head.starts_with("NAMES") && head.trim_end().ends_with("STATE"),
+        "{out}"
+    );
     let col = head.find("STATE").unwrap();
     let row = lines.find(|l| l.starts_with(&up)).expect("row");
     assert_eq!(&row[col..], "running", "aligned under the header: {out}");
@@ -112,7 +133,12 @@ fn inspect_state_pid_is_the_payloads_pid() {
     let cmd = cmdline(pid);
     assert!(cmd.contains("sleep") && cmd.contains("300"), "{pid}: {cmd}");
     assert_eq!(
-        ok(&g(&["inspect", "-f", "{{.State.Status}} {{.State.Running}} {{.Name}}", &n])),
+        ok(&g(&[
+            "inspect",
+            "-f",
+            "{{.State.Status}} {{.State.Running}} {{.Name}}",
+            &n
+        ])),
         format!("running true /{n}\n")
     );
     let st: serde_json::Value =
@@ -121,7 +147,12 @@ fn inspect_state_pid_is_the_payloads_pid() {
     assert_eq!(st["FinishedAt"], "0001-01-01T00:00:00Z");
     ok(&g(&["kill", &n]));
     wait_for("the container to exit", Duration::from_secs(20), || {
-        let o = ok(&g(&["inspect", "-f", "{{.State.Pid}} {{.State.ExitCode}}", &n]));
+        let o = ok(&g(&[
+            "inspect",
+            "-f",
+            "{{.State.Pid}} {{.State.ExitCode}}",
+            &n,
+        ]));
         (o == "0 137\n").then_some(())
     });
     // Two containers: one line each.
@@ -171,21 +202,45 @@ fn bad_templates_exit_125_naming_the_template() {
 fn images_volumes_version_and_info_templates() {
     let v = unique("fmt-vol");
     ok(&g(&["volume", "create", "--label", "k=v1", &v]));
-    let out = ok(&g(&["volume", "ls", "--format", "{{.Name}} {{.Driver}} {{.Labels}}"]));
+    let out = ok(&g(&[
+        "volume",
+        "ls",
+        "--format",
+        "{{.Name}} {{.Driver}} {{.Labels}}",
+    ]));
     assert!(out.lines().any(|l| l == format!("{v} local k=v1")), "{out}");
-    let out = ok(&g(&["volume", "ls", "--format", r"table {{.Name}}\t{{.Driver}}"]));
+    let out = ok(&g(&[
+        "volume",
+        "ls",
+        "--format",
+        r"table {{.Name}}\t{{.Driver}}",
+    ]));
     assert!(out.starts_with("VOLUME NAME"), "{out}");
     let mp = ok(&g(&["volume", "inspect", "-f", "{{.Mountpoint}}", &v]));
     assert!(std::path::Path::new(mp.trim()).is_dir(), "{mp}");
     assert_eq!(
-        ok(&g(&["volume", "inspect", "-f", "{{index .Labels \"k\"}}", &v])),
+        ok(&g(&[
+            "volume",
+            "inspect",
+            "-f",
+            "{{index .Labels \"k\"}}",
+            &v
+        ])),
         "v1\n"
     );
     ok(&g(&["volume", "rm", &v]));
     // images: the rows `images` prints, field by field.
     let table = ok(&g(&["images"]));
-    let out = ok(&g(&["images", "--format", "{{.Repository}} {{.Tag}} {{.ID}} {{.Size}}"]));
-    assert_eq!(out.lines().count(), table.lines().count() - 1, "{out}\n{table}");
+    let out = ok(&g(&[
+        "images",
+        "--format",
+        "{{.Repository}} {{.Tag}} {{.ID}} {{.Size}}",
+    ]));
+    assert_eq!(
+        out.lines().count(),
+        table.lines().count() - 1,
+        "{out}\n{table}"
+    );
     for (l, t) in out.lines().zip(table.lines().skip(1)) {
         let cells: Vec<&str> = l.split(' ').collect();
         let words: Vec<&str> = t.split_whitespace().collect();
@@ -210,10 +265,25 @@ fn images_volumes_version_and_info_templates() {
 fn stats_no_stream_template() {
     let n = unique("fmt-stats");
     let id = detached(&n, &[], "exec sleep 300");
-    let out = ok(&g(&["stats", "--no-stream", "--format", r"{{.Name}}\t{{.ID}}", &n]));
+    let out = ok(&g(&[
+        "stats",
+        "--no-stream",
+        "--format",
+        r"{{.Name}}\t{{.ID}}",
+        &n,
+    ]));
     assert_eq!(out, format!("{n}\t{}\n", &id[..12]));
-    let out = ok(&g(&["stats", "--no-stream", "--format", r"table {{.Name}}\t{{.CPUPerc}}", &n]));
-    assert!(out.starts_with("NAME") && out.lines().nth(1).is_some_and(|l| l.starts_with(&n)), "{out}");
+    let out = ok(&g(&[
+        "stats",
+        "--no-stream",
+        "--format",
+        r"table {{.Name}}\t{{.CPUPerc}}",
+        &n,
+    ]));
+    assert!(
+        out.starts_with("NAME") && out.lines().nth(1).is_some_and(|l| l.starts_with(&n)),
+        "{out}"
+    );
     ok(&g(&["rm", "-f", &n]));
 }
 
@@ -228,7 +298,11 @@ fn format_output_into_head_exits_0_or_141() {
         vec!["inspect", "-f", "{{.Name}}", n.as_str(), m.as_str()],
         vec!["images", "--format", "{{.ID}}"],
     ] {
-        let mut c = gocker(&args).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+        let mut c = gocker(&args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
         drop(c.stdout.take());
         let o = c.wait_with_output().unwrap();
         assert!(matches!(o.status.code(), Some(0 | 141)), "{args:?}: {o:?}");

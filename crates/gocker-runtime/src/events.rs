@@ -113,7 +113,11 @@ impl Event {
             .collect::<std::collections::BTreeMap<_, _>>();
         let legacy = matches!(kind, Kind::Container | Kind::Image);
         Event {
-            status: if legacy { action.to_owned() } else { String::new() },
+            status: if legacy {
+                action.to_owned()
+            } else {
+                String::new()
+            },
             id: if legacy { id.to_owned() } else { String::new() },
             from: if kind == Kind::Container {
                 attributes.get("image").cloned().unwrap_or_default()
@@ -156,6 +160,61 @@ fn err(path: &Path, e: impl std::fmt::Display) -> EventsError {
 pub fn record(store_root: &Path, kind: Kind, action: &str, id: &str, attrs: &[(&str, &str)]) {
     if let Err(e) = append(store_root, &Event::new(kind, action, id, attrs)) {
         tracing::warn!("{e}");
+    }
+}
+
+/// The store's annotation of docker's `Config` that `gocker run` records (its `Image`).
+const CONFIG_ANNOTATION: &str = "io.gocker.config";
+
+/// The image a container was made from: the recorded `Config.Image` of its spec's annotations,
+/// else its rootfs directory.
+pub fn container_image(
+    annotations: Option<&std::collections::HashMap<String, String>>,
+    rootfs: &Path,
+) -> String {
+    annotations
+        .and_then(|a| a.get(CONFIG_ANNOTATION))
+        .and_then(|c| serde_json::from_str::<serde_json::Value>(c).ok())
+        .and_then(|c| c["Image"].as_str().map(str::to_owned))
+        .unwrap_or_else(|| rootfs.display().to_string())
+}
+
+/// Records a container event with docker's attributes: `name` (the current one, after a
+/// rename), `image` (`None`: read from the container's recorded spec) and `extra`. For
+/// example, the pause of another module: `record_container(&store, &st, None, "pause", &[])`.
+pub fn record_container(
+    store: &crate::StateStore,
+    st: &crate::ContainerState,
+    image: Option<&str>,
+    action: &str,
+    extra: &[(&str, &str)],
+) {
+    let image = image.map_or_else(
+        || {
+            let spec: Option<serde_json::Value> =
+                fs::read(store.container_dir(&st.id).join("config.json"))
+                    .ok()
+                    .and_then(|b| serde_json::from_slice(&b).ok());
+            let ann: Option<std::collections::HashMap<String, String>> =
+                spec.and_then(|s| serde_json::from_value(s["annotations"].clone()).ok());
+            container_image(ann.as_ref(), &st.rootfs)
+        },
+        str::to_owned,
+    );
+    let name = store
+        .load(&st.id)
+        .map_or_else(|_| st.name.clone(), |s| s.name);
+    let mut attrs = vec![("name", name.as_str()), ("image", image.as_str())];
+    attrs.extend_from_slice(extra);
+    record(store.root(), Kind::Container, action, &st.id, &attrs);
+}
+
+/// Records an image or volume event in the calling user's state store
+/// ([`crate::StateStore::default_root`]).
+pub fn record_default(kind: Kind, action: &str, id: &str, attrs: &[(&str, &str)]) {
+    match crate::StateStore::open(crate::StateStore::default_root()) {
+        Ok(s) => record(s.root(), kind, action, id, attrs),
+        Err(e) => tracing::warn!("events: {e}"),
     }
 }
 
@@ -290,9 +349,18 @@ mod tests {
     fn records_read_back_and_garbage_is_skipped() {
         let d = dir("rw");
         let mut f = Follower::new(&d);
-        record(&d, Kind::Container, "start", "abc", &[("name", "web"), ("image", "alpine")]);
+        record(
+            &d,
+            Kind::Container,
+            "start",
+            "abc",
+            &[("name", "web"), ("image", "alpine")],
+        );
         // A garbage line, a huge line and a torn line (no newline) in the journal.
-        let mut j = OpenOptions::new().append(true).open(d.join(JOURNAL)).unwrap();
+        let mut j = OpenOptions::new()
+            .append(true)
+            .open(d.join(JOURNAL))
+            .unwrap();
         j.write_all(b"not json\n").unwrap();
         j.write_all(&vec![b'{'; MAX_LINE + 10]).unwrap();
         j.write_all(b"\n").unwrap();
@@ -321,7 +389,13 @@ mod tests {
                 let big = big.clone();
                 std::thread::spawn(move || {
                     for i in 0..250 {
-                        record(&d, Kind::Container, "exec_start", &format!("{t}-{i}"), &[("cmd", &big)]);
+                        record(
+                            &d,
+                            Kind::Container,
+                            "exec_start",
+                            &format!("{t}-{i}"),
+                            &[("cmd", &big)],
+                        );
                     }
                 })
             })
@@ -335,7 +409,10 @@ mod tests {
         followed += f.poll().len();
         let main = fs::metadata(d.join(JOURNAL)).unwrap().len();
         let old = fs::metadata(d.join(ROTATED)).unwrap().len();
-        assert!(main <= MAX_BYTES + 4096 && old <= MAX_BYTES + 4096, "{main} {old}");
+        assert!(
+            main <= MAX_BYTES + 4096 && old <= MAX_BYTES + 4096,
+            "{main} {old}"
+        );
         // Every line of both files is a whole event.
         for name in [JOURNAL, ROTATED] {
             let text = fs::read_to_string(d.join(name)).unwrap();

@@ -1108,25 +1108,11 @@ impl Container {
 
     /// Records a container event ([`crate::events`]) with docker's attributes (name, image).
     fn event(&self, action: &str, extra: &[(&str, &str)]) {
-        let image = self
-            .config
-            .spec
-            .annotations()
-            .as_ref()
-            .and_then(|a| a.get("io.gocker.config"))
-            .and_then(|c| serde_json::from_str::<serde_json::Value>(c).ok())
-            .and_then(|c| c["Image"].as_str().map(str::to_owned))
-            .unwrap_or_else(|| self.state.rootfs.display().to_string());
-        let name = self.store.load(&self.state.id).map_or_else(|_| self.state.name.clone(), |s| s.name);
-        let mut attrs = vec![("name", name.as_str()), ("image", image.as_str())];
-        attrs.extend_from_slice(extra);
-        crate::events::record(
-            self.store.root(),
-            crate::events::Kind::Container,
-            action,
-            &self.state.id,
-            &attrs,
+        let image = crate::events::container_image(
+            self.config.spec.annotations().as_ref(),
+            &self.state.rootfs,
         );
+        crate::events::record_container(&self.store, &self.state, Some(&image), action, extra);
     }
 
     fn reap_ring1(&mut self) {
