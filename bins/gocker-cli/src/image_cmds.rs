@@ -840,7 +840,7 @@ fn pull(a: &PullArgs, debug: bool) -> Result<i32> {
     )?;
     Out::Stdout.write(&format!("{}\n", o.reference));
     let name = o.reference.to_string();
-    gocker_runtime::events::record_default(
+    gocker_runtime::state::record_event(
         gocker_runtime::events::Kind::Image,
         "pull",
         &name,
@@ -1177,7 +1177,7 @@ fn rmi_one(store: &Store, input: &str, force: bool) -> Result<()> {
             .with_context(|| format!("untag {}", familiar(r)))?;
         println!("Untagged: {}", familiar(r));
         let name = familiar(r);
-        gocker_runtime::events::record_default(
+        gocker_runtime::state::record_event(
             gocker_runtime::events::Kind::Image,
             "untag",
             &config.to_string(),
@@ -1186,7 +1186,7 @@ fn rmi_one(store: &Store, input: &str, force: bool) -> Result<()> {
     }
     if remaining == 0 {
         println!("Deleted: {config}");
-        gocker_runtime::events::record_default(
+        gocker_runtime::state::record_event(
             gocker_runtime::events::Kind::Image,
             "delete",
             &config.to_string(),
@@ -1213,7 +1213,7 @@ fn tag(a: &TagArgs) -> Result<i32> {
         .set_ref(&dst, record)
         .with_context(|| format!("tag {} as {}", familiar(&src), familiar(&dst)))?;
     let name = familiar(&dst);
-    gocker_runtime::events::record_default(
+    gocker_runtime::state::record_event(
         gocker_runtime::events::Kind::Image,
         "tag",
         &target.config(&all).to_string(),

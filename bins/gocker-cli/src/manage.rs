@@ -107,22 +107,16 @@ fn stop_one(s: &StateStore, st: &ContainerState, flag: Option<u64>) -> Result<()
     if running(st) {
         let first = stop_signal(s, st);
         signal(st, first)?;
-        gocker_runtime::events::record_container(
-            s,
-            st,
-            None,
-            "kill",
-            &[("signal", &first.to_string())],
-        );
+        s.record_container_event(st, None, "kill", &[("signal", &first.to_string())]);
         if wait_stopped(s, st, Some(Duration::from_secs(grace))).is_none() {
             signal(st, libc::SIGKILL)?;
-            gocker_runtime::events::record_container(s, st, None, "kill", &[("signal", "9")]);
+            s.record_container_event(st, None, "kill", &[("signal", "9")]);
             wait_stopped(s, st, Some(Duration::from_secs(5))).ok_or_else(|| {
                 usage(format!("container {} did not stop after SIGKILL", st.name))
             })?;
         }
     }
-    gocker_runtime::events::record_container(s, st, None, "stop", &[]);
+    s.record_container_event(st, None, "stop", &[]);
     Ok(())
 }
 
@@ -144,13 +138,7 @@ pub fn kill(a: KillArgs) -> i32 {
             return Err(usage(format!("container {} is not running", st.name)));
         }
         signal(&st, sig)?;
-        gocker_runtime::events::record_container(
-            s,
-            &st,
-            None,
-            "kill",
-            &[("signal", &sig.to_string())],
-        );
+        s.record_container_event(&st, None, "kill", &[("signal", &sig.to_string())]);
         println!("{}", st.name);
         Ok(())
     })
@@ -359,14 +347,8 @@ pub fn exec(a: ExecArgs) -> i32 {
         let user = a.user.as_deref().map(|u| exec_user(&st, u)).transpose()?;
         // docker's exec events carry the command: `exec_create: sh -c true`.
         let cmd = a.command.join(" ");
-        gocker_runtime::events::record_container(
-            &s,
-            &st,
-            None,
-            &format!("exec_create: {cmd}"),
-            &[],
-        );
-        gocker_runtime::events::record_container(&s, &st, None, &format!("exec_start: {cmd}"), &[]);
+        s.record_container_event(&st, None, &format!("exec_create: {cmd}"), &[]);
+        s.record_container_event(&st, None, &format!("exec_start: {cmd}"), &[]);
         if a.detach {
             if a.interactive || a.tty {
                 return Err(usage(
@@ -408,8 +390,7 @@ pub fn exec(a: ExecArgs) -> i32 {
         match gocker_runtime::nsexec::exec(&s, &st, &req)? {
             ExecEnd::Exited(status) => {
                 let code = status.code().to_string();
-                gocker_runtime::events::record_container(
-                    &s,
+                s.record_container_event(
                     &st,
                     None,
                     &format!("exec_die: {cmd}"),

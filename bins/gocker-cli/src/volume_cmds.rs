@@ -290,7 +290,7 @@ pub fn prepare_for_run(
                 .map_err(fail)?;
             if new {
                 created.push(name.to_string());
-                gocker_runtime::events::record_default(
+                gocker_runtime::state::record_event(
                     gocker_runtime::events::Kind::Volume,
                     "create",
                     name,
@@ -394,7 +394,7 @@ fn create(a: &CreateArgs) -> Result<i32, Failure> {
         .create(&lock, a.name.as_deref(), &a.driver, labels)
         .map_err(fail)?;
     if new {
-        gocker_runtime::events::record_default(
+        gocker_runtime::state::record_event(
             gocker_runtime::events::Kind::Volume,
             "create",
             &v.name,
@@ -565,7 +565,7 @@ fn remove(
     n: &str,
 ) -> Result<(), Failure> {
     remove_volume(store, lock, n)?;
-    gocker_runtime::events::record_default(
+    gocker_runtime::state::record_event(
         gocker_runtime::events::Kind::Volume,
         "destroy",
         n,

@@ -153,10 +153,10 @@ fn err(path: &Path, e: impl std::fmt::Display) -> EventsError {
 }
 
 /// Records an event in the journal of the state store at `store_root` (see the module's
-/// documentation). This is the one function the rest of gocker calls, e.g.
-/// `events::record(store.root(), Kind::Container, "pause", &id, &[("name", &name)])`. A failure
-/// is logged (warn) and otherwise ignored: an event that cannot be recorded does not fail what
-/// happened.
+/// documentation). For a container, `StateStore::record_container_event` fills in
+/// docker's attributes (name, image); for images and volumes, `state::record_event`
+/// finds the caller's store. A failure is logged (warn) and otherwise ignored: an event that
+/// cannot be recorded does not fail what happened.
 pub fn record(store_root: &Path, kind: Kind, action: &str, id: &str, attrs: &[(&str, &str)]) {
     if let Err(e) = append(store_root, &Event::new(kind, action, id, attrs)) {
         tracing::warn!("{e}");
@@ -177,45 +177,6 @@ pub fn container_image(
         .and_then(|c| serde_json::from_str::<serde_json::Value>(c).ok())
         .and_then(|c| c["Image"].as_str().map(str::to_owned))
         .unwrap_or_else(|| rootfs.display().to_string())
-}
-
-/// Records a container event with docker's attributes: `name` (the current one, after a
-/// rename), `image` (`None`: read from the container's recorded spec) and `extra`. For
-/// example, the pause of another module: `record_container(&store, &st, None, "pause", &[])`.
-pub fn record_container(
-    store: &crate::StateStore,
-    st: &crate::ContainerState,
-    image: Option<&str>,
-    action: &str,
-    extra: &[(&str, &str)],
-) {
-    let image = image.map_or_else(
-        || {
-            let spec: Option<serde_json::Value> =
-                fs::read(store.container_dir(&st.id).join("config.json"))
-                    .ok()
-                    .and_then(|b| serde_json::from_slice(&b).ok());
-            let ann: Option<std::collections::HashMap<String, String>> =
-                spec.and_then(|s| serde_json::from_value(s["annotations"].clone()).ok());
-            container_image(ann.as_ref(), &st.rootfs)
-        },
-        str::to_owned,
-    );
-    let name = store
-        .load(&st.id)
-        .map_or_else(|_| st.name.clone(), |s| s.name);
-    let mut attrs = vec![("name", name.as_str()), ("image", image.as_str())];
-    attrs.extend_from_slice(extra);
-    record(store.root(), Kind::Container, action, &st.id, &attrs);
-}
-
-/// Records an image or volume event in the calling user's state store
-/// ([`crate::StateStore::default_root`]).
-pub fn record_default(kind: Kind, action: &str, id: &str, attrs: &[(&str, &str)]) {
-    match crate::StateStore::open(crate::StateStore::default_root()) {
-        Ok(s) => record(s.root(), kind, action, id, attrs),
-        Err(e) => tracing::warn!("events: {e}"),
-    }
 }
 
 /// Appends `ev` to the journal (under the lock, rotating first when it is full).

@@ -1112,7 +1112,8 @@ impl Container {
             self.config.spec.annotations().as_ref(),
             &self.state.rootfs,
         );
-        crate::events::record_container(&self.store, &self.state, Some(&image), action, extra);
+        self.store
+            .record_container_event(&self.state, Some(&image), action, extra);
     }
 
     fn reap_ring1(&mut self) {
