@@ -74,7 +74,14 @@ pub enum Command {
     /// Wait for containers to stop and print their exit codes.
     Wait(NamesArgs),
     /// Show a container's record and OCI spec as JSON.
-    Inspect(NamesArgs),
+    Inspect(InspectArgs),
+    /// Real-time events, as docker's: containers (create, start, die, kill, stop, destroy,
+    /// rename, exec_create, exec_start), images (pull, tag, untag, delete) and volumes (create,
+    /// destroy), from the journal in the state store (the last 1-2 MiB are kept).
+    ///
+    /// Without --since, only what happens from now on; without --until, it keeps following
+    /// until interrupted. Default line: `TIME TYPE ACTION ID (ATTRIBUTES)`.
+    Events(EventsArgs),
     /// Run a command in a running container (its namespaces, cgroup and privileges).
     Exec(ExecArgs),
     /// Start stopped containers again (detached, same configuration, logs appended).
@@ -104,7 +111,7 @@ pub enum Command {
     /// and say what to change.
     Info(InfoArgs),
     /// Versions of gocker, the OCI runtime spec it implements, and the kernel.
-    Version,
+    Version(VersionArgs),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
     Completion(CompletionArgs),
     /// Build, list and remove the root filesystems gocker knows.
@@ -190,6 +197,18 @@ pub struct InfoArgs {
     /// Print the checks as JSON.
     #[arg(long)]
     pub json: bool,
+    /// A Go template over the JSON of --json (`{{.Rootless}}`, `{{.StateDir}}`,
+    /// `{{range .Checks}}{{.name}} {{end}}`, `{{json .}}`); `json`: that JSON on one line.
+    #[arg(short, long, value_name = "FORMAT")]
+    pub format: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct VersionArgs {
+    /// A Go template over the versions (`{{.Client.Version}}`, `{{.Server.Os}}`,
+    /// `{{.Server.KernelVersion}}`, `{{json .}}`); `json`: them as one JSON line.
+    #[arg(short, long, value_name = "FORMAT")]
+    pub format: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -351,6 +370,40 @@ pub struct AttachArgs {
 }
 
 #[derive(Debug, Args)]
+pub struct EventsArgs {
+    /// Also the recorded events from this time on: a timestamp (RFC 3339, e.g.
+    /// 2026-12-01T10:00:00Z or 2026-12-01, UTC without a zone; or Unix seconds) or a duration
+    /// before now (10m, 1h30m).
+    #[arg(long, value_name = "TIME")]
+    pub since: Option<String>,
+    /// Stop at this time (the forms of --since): a past time prints the recorded events and
+    /// exits; a future one follows until then.
+    #[arg(long, value_name = "TIME")]
+    pub until: Option<String>,
+    /// Only matching events (repeatable; values of one key OR, different keys AND):
+    /// `type=container|image|volume`, `event=ACTION` (start, die, exec_start, ...),
+    /// `container=NAME|ID-PREFIX`, `image=NAME`, `volume=NAME`.
+    #[arg(short, long = "filter", value_name = "KEY=VALUE")]
+    pub filters: Vec<String>,
+    /// A Go template as docker's over each event's JSON message (Type, Action, Actor.ID,
+    /// Actor.Attributes, time, timeNano, status, id, from): `{{.Type}} {{.Action}}`,
+    /// `{{json .}}`; `json`: one JSON line each.
+    #[arg(long, value_name = "FORMAT")]
+    pub format: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct InspectArgs {
+    /// A Go template as docker's, evaluated over each container's JSON (one line each):
+    /// `{{.State.Pid}}`, `{{.State.Status}}`, `{{.Name}}`, `{{index .Config.Labels "KEY"}}`,
+    /// `{{json .State}}`; `json`: each container's JSON on one line.
+    #[arg(short, long, value_name = "FORMAT")]
+    pub format: Option<String>,
+    #[arg(required = true, value_name = "CONTAINER")]
+    pub containers: Vec<String>,
+}
+
+#[derive(Debug, Args)]
 pub struct NamesArgs {
     #[arg(required = true, value_name = "CONTAINER")]
     pub containers: Vec<String>,
@@ -361,6 +414,11 @@ pub struct StatsArgs {
     /// Print one sample and exit.
     #[arg(long)]
     pub no_stream: bool,
+    /// A Go template as docker's, for each container: fields Container, ID, Name, CPUPerc,
+    /// MemUsage, MemPerc, NetIO, BlockIO, PIDs (`{{.Name}}\t{{.CPUPerc}}`); `table ` first:
+    /// with a header row; `json`: each row as a JSON line.
+    #[arg(long, value_name = "FORMAT")]
+    pub format: Option<String>,
     /// Containers by name or id (default: all running containers).
     #[arg(value_name = "CONTAINER")]
     pub containers: Vec<String>,
@@ -653,9 +711,15 @@ pub struct PsArgs {
     /// Show full container ids (default: the first 12 characters).
     #[arg(long)]
     pub no_trunc: bool,
-    /// Output format: `table` or `json`.
-    #[arg(long, default_value = "table", value_parser = ["table", "json"])]
-    pub format: String,
+    /// Output format: `table` (the default), `json` (gocker's records of the containers, as a
+    /// JSON array), or a Go template as docker's, evaluated for each container:
+    /// `{{.Names}}\t{{.Status}}`; with a `table ` prefix a header row comes first and the
+    /// columns are aligned. Fields: ID, Image, Command, CreatedAt, RunningFor, Ports, State,
+    /// Status, Size, Names, Labels, Label "KEY", Mounts, Networks, LocalVolumes; functions:
+    /// json, join, split, upper, lower, title, pad, truncate, printf, index, len, eq, ...
+    /// (`{{json .}}`: the whole row).
+    #[arg(long, value_name = "FORMAT")]
+    pub format: Option<String>,
 }
 
 #[derive(Debug, Args)]

@@ -139,6 +139,11 @@ pub struct ImagesArgs {
     /// Do not truncate ids.
     #[arg(long)]
     pub no_trunc: bool,
+    /// A Go template as docker's, for each image: fields ID, Repository, Tag, Digest,
+    /// CreatedSince, CreatedAt, Size (`{{.Repository}}:{{.Tag}}`); `table ` first: with a
+    /// header row; `json`: each image as a JSON line.
+    #[arg(long, value_name = "FORMAT")]
+    pub format: Option<String>,
     /// Only images of this repository (and tag).
     #[arg(value_name = "REPOSITORY[:TAG]")]
     pub repository: Option<String>,
@@ -165,6 +170,10 @@ pub struct TagArgs {
 
 #[derive(Debug, Args)]
 pub struct InspectArgs {
+    /// A Go template as docker's, evaluated over each image's JSON (`{{.Id}}`,
+    /// `{{json .Config}}`); `json`: each image's JSON on one line.
+    #[arg(short, long, value_name = "FORMAT")]
+    pub format: Option<String>,
     #[arg(required = true, value_name = "IMAGE")]
     pub images: Vec<String>,
 }
@@ -830,6 +839,13 @@ fn pull(a: &PullArgs, debug: bool) -> Result<i32> {
         a.quiet,
     )?;
     Out::Stdout.write(&format!("{}\n", o.reference));
+    let name = o.reference.to_string();
+    gocker_runtime::state::record_event(
+        gocker_runtime::events::Kind::Image,
+        "pull",
+        &name,
+        &[("name", &name)],
+    );
     if debug {
         eprintln!(
             "gocker: pull {}: digest={} id={} bytes_fetched={} bytes_resumed={} layers_reused={} seconds={:.3} store={}",
@@ -996,6 +1012,7 @@ fn table(rows: &[Vec<String>]) -> String {
 }
 
 fn images(a: &ImagesArgs) -> Result<i32> {
+    let format = crate::format::Format::parse(a.format.as_deref())?;
     let store = open_store()?;
     let mut all = entries(&store)?;
     if let Some(f) = &a.repository {
@@ -1031,6 +1048,41 @@ fn images(a: &ImagesArgs) -> Result<i32> {
                 println!("{}", shown_id(&e.config, a.no_trunc));
             }
         }
+        return Ok(0);
+    }
+    if !format.is_default() {
+        let objs: Vec<serde_json::Value> = rows
+            .iter()
+            .map(|(_, e, created)| {
+                let digest = e
+                    .reference
+                    .digest()
+                    .map_or_else(|| "<none>".to_owned(), |d| d.to_string());
+                serde_json::json!({
+                    "ID": shown_id(&e.config, a.no_trunc),
+                    "Repository": familiar_repo(&e.reference),
+                    "Tag": e.reference.tag().unwrap_or("<none>"),
+                    "Digest": digest,
+                    "CreatedSince": human_ago(created.as_deref()),
+                    "CreatedAt": created
+                        .as_deref()
+                        .and_then(parse_rfc3339)
+                        .map(crate::format::go_time_string)
+                        .unwrap_or_default(),
+                    "Size": human_size(e.size),
+                })
+            })
+            .collect();
+        let header = [
+            ("ID", "IMAGE ID"),
+            ("Repository", "REPOSITORY"),
+            ("Tag", "TAG"),
+            ("Digest", "DIGEST"),
+            ("CreatedSince", "CREATED"),
+            ("CreatedAt", "CREATED AT"),
+            ("Size", "SIZE"),
+        ];
+        print!("{}", format.render(&objs, &header)?.unwrap_or_default());
         return Ok(0);
     }
     let mut t = vec![{
@@ -1124,9 +1176,22 @@ fn rmi_one(store: &Store, input: &str, force: bool) -> Result<()> {
             .remove_ref(r)
             .with_context(|| format!("untag {}", familiar(r)))?;
         println!("Untagged: {}", familiar(r));
+        let name = familiar(r);
+        gocker_runtime::state::record_event(
+            gocker_runtime::events::Kind::Image,
+            "untag",
+            &config.to_string(),
+            &[("name", &name)],
+        );
     }
     if remaining == 0 {
         println!("Deleted: {config}");
+        gocker_runtime::state::record_event(
+            gocker_runtime::events::Kind::Image,
+            "delete",
+            &config.to_string(),
+            &[],
+        );
     }
     Ok(())
 }
@@ -1147,6 +1212,13 @@ fn tag(a: &TagArgs) -> Result<i32> {
     store
         .set_ref(&dst, record)
         .with_context(|| format!("tag {} as {}", familiar(&src), familiar(&dst)))?;
+    let name = familiar(&dst);
+    gocker_runtime::state::record_event(
+        gocker_runtime::events::Kind::Image,
+        "tag",
+        &target.config(&all).to_string(),
+        &[("name", &name)],
+    );
     Ok(0)
 }
 
@@ -1281,6 +1353,7 @@ fn inspect_json(store: &Store, all: &[Entry], target: &Target) -> Result<serde_j
 }
 
 fn inspect(a: &InspectArgs) -> Result<i32> {
+    let format = crate::format::Format::parse(a.format.as_deref())?;
     let store = open_store()?;
     let all = entries(&store)?;
     let mut out = Vec::new();
@@ -1292,10 +1365,13 @@ fn inspect(a: &InspectArgs) -> Result<i32> {
             Err(e) => return Err(e),
         }
     }
-    println!(
-        "{}",
-        serde_json::to_string_pretty(&out).context("encode JSON")?
-    );
+    match format.render(&out, &[])? {
+        Some(text) => print!("{text}"),
+        None => println!(
+            "{}",
+            serde_json::to_string_pretty(&out).context("encode JSON")?
+        ),
+    }
     for e in &missing {
         eprintln!("Error: {e}");
     }

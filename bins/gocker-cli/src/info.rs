@@ -381,6 +381,9 @@ pub fn info(a: InfoArgs) -> i32 {
     checks.push(seccomp());
     checks.extend(networking(uid));
     checks.extend(filesystems());
+    if a.format.is_some() {
+        return info_template(a.format.as_deref(), uid, &checks);
+    }
     if a.json {
         let v = serde_json::json!({
             "version": env!("CARGO_PKG_VERSION"),
@@ -413,4 +416,43 @@ pub fn info(a: InfoArgs) -> i32 {
         }
     }
     0
+}
+
+/// `info --format`: a Go template over docker's names of what `info` knows (ServerVersion,
+/// KernelVersion, OSType, Architecture, NCPU, Containers, ContainersRunning, ContainersStopped)
+/// and gocker's own (Rootless, StateDir, Checks).
+fn info_template(format: Option<&str>, uid: u32, checks: &[Check]) -> i32 {
+    let format = match crate::format::Format::parse(format) {
+        Ok(f) => f,
+        Err(e) => return crate::failure::report(e.into()),
+    };
+    let uname = rustix::system::uname();
+    let root = gocker_runtime::StateStore::default_root();
+    let list = gocker_runtime::StateStore::open(&root)
+        .and_then(|s| s.list())
+        .unwrap_or_default();
+    let running = list.iter().filter(|s| crate::manage::running(s)).count();
+    let v = serde_json::json!({
+        "ServerVersion": env!("CARGO_PKG_VERSION"),
+        "KernelVersion": uname.release().to_string_lossy(),
+        "OSType": "linux",
+        "Architecture": uname.machine().to_string_lossy(),
+        "NCPU": std::thread::available_parallelism().map_or(1, |n| n.get()),
+        "Containers": list.len(),
+        "ContainersRunning": running,
+        "ContainersStopped": list.len() - running,
+        "Rootless": uid != 0,
+        "StateDir": root,
+        "Checks": checks,
+    });
+    match format.render(&[v], &[]) {
+        Ok(text) => {
+            crate::failure::wrote(std::io::Write::write_all(
+                &mut std::io::stdout(),
+                text.unwrap_or_default().as_bytes(),
+            ));
+            0
+        }
+        Err(e) => crate::failure::report(e.into()),
+    }
 }

@@ -4,7 +4,9 @@ mod cli;
 mod container_fs;
 mod control;
 mod create;
+mod events_cmd;
 mod failure;
+mod format;
 mod host;
 mod image_cmds;
 mod images;
@@ -18,6 +20,7 @@ mod nsflags;
 mod port;
 mod privflags;
 mod ps;
+mod ps_row;
 mod rename;
 mod run;
 mod run_image;
@@ -56,13 +59,14 @@ fn main() {
         cli::Command::Kill(args) => manage::kill(args),
         cli::Command::Wait(args) => manage::wait(args),
         cli::Command::Inspect(args) => manage::inspect(args),
+        cli::Command::Events(args) => events_cmd::events(args),
         cli::Command::Exec(args) => manage::exec(args),
         cli::Command::Start(args) => manage::start(args),
         cli::Command::Restart(args) => manage::restart(args),
         cli::Command::Top(args) => manage::top(args),
         cli::Command::Nsenter(args) => nsenter::nsenter(args),
         cli::Command::Info(args) => info::info(args),
-        cli::Command::Version => version(),
+        cli::Command::Version(args) => version(args),
         cli::Command::Completion(args) => {
             let mut cmd = <cli::Cli as clap::CommandFactory>::command();
             let mut script = Vec::new();
@@ -99,8 +103,40 @@ fn init_logging(cli: &cli::Cli) {
         .init();
 }
 
-fn version() -> i32 {
+fn version(a: cli::VersionArgs) -> i32 {
     let uname = rustix::system::uname();
+    if a.format.is_some() {
+        let format = match format::Format::parse(a.format.as_deref()) {
+            Ok(f) => f,
+            Err(e) => return failure::report(e.into()),
+        };
+        // docker's names: Go's GOOS/GOARCH words.
+        let arch = match uname.machine().to_string_lossy().as_ref() {
+            "x86_64" => "amd64".to_owned(),
+            "aarch64" => "arm64".to_owned(),
+            m => m.to_owned(),
+        };
+        let v = serde_json::json!({
+            "Client": {"Version": env!("CARGO_PKG_VERSION"), "Os": "linux", "Arch": arch},
+            "Server": {
+                "Version": env!("CARGO_PKG_VERSION"),
+                "Os": "linux",
+                "Arch": arch,
+                "KernelVersion": uname.release().to_string_lossy(),
+                "OCIRuntimeSpec": oci_spec::runtime::VERSION,
+            },
+        });
+        return match format.render(&[v], &[]) {
+            Ok(text) => {
+                failure::wrote(std::io::Write::write_all(
+                    &mut std::io::stdout(),
+                    text.unwrap_or_default().as_bytes(),
+                ));
+                0
+            }
+            Err(e) => failure::report(e.into()),
+        };
+    }
     println!("gocker version {}", env!("CARGO_PKG_VERSION"));
     println!("OCI runtime spec {}", oci_spec::runtime::VERSION);
     println!(

@@ -6,7 +6,9 @@ use gocker_runtime::nsexec::ExecEnd;
 use gocker_runtime::state::StateStore;
 use gocker_runtime::{ContainerState, Status};
 
-use crate::cli::{AttachArgs, ExecArgs, KillArgs, LogsArgs, NamesArgs, StopArgs, TopArgs};
+use crate::cli::{
+    AttachArgs, ExecArgs, InspectArgs, KillArgs, LogsArgs, NamesArgs, StopArgs, TopArgs,
+};
 use crate::run::{detach_keys, finish_attached, report, terminal_detach_keys, usage, Failure};
 
 fn store() -> Result<StateStore, Failure> {
@@ -103,11 +105,14 @@ fn stop_signal(s: &StateStore, st: &ContainerState) -> i32 {
 fn stop_one(s: &StateStore, st: &ContainerState, flag: Option<u64>) -> Result<(), Failure> {
     let grace = grace_of(s, st, flag);
     if running(st) {
-        signal(st, stop_signal(s, st))?;
+        let first = stop_signal(s, st);
+        signal(st, first)?;
+        s.record_container_event(st, None, "kill", &[("signal", &first.to_string())]);
         // A paused container is thawed after the signal, as docker's stop does.
         crate::control::thaw_after_signal(st);
         if wait_stopped(s, st, Some(Duration::from_secs(grace))).is_none() {
             signal(st, libc::SIGKILL)?;
+            s.record_container_event(st, None, "kill", &[("signal", "9")]);
             // SIGKILL cannot be caught: what is left is the monitor reaping the container and
             // saving its record, which a loaded host can delay by seconds.
             wait_stopped(s, st, Some(Duration::from_secs(30))).ok_or_else(|| {
@@ -115,6 +120,7 @@ fn stop_one(s: &StateStore, st: &ContainerState, flag: Option<u64>) -> Result<()
             })?;
         }
     }
+    s.record_container_event(st, None, "stop", &[]);
     Ok(())
 }
 
@@ -141,6 +147,7 @@ pub fn kill(a: KillArgs) -> i32 {
         if sig == libc::SIGKILL || sig == stop_signal(s, &st) {
             crate::control::thaw_after_signal(&st);
         }
+        s.record_container_event(&st, None, "kill", &[("signal", &sig.to_string())]);
         println!("{}", st.name);
         Ok(())
     })
@@ -163,7 +170,11 @@ pub fn wait(a: NamesArgs) -> i32 {
     })
 }
 
-pub fn inspect(a: NamesArgs) -> i32 {
+pub fn inspect(a: InspectArgs) -> i32 {
+    let format = match crate::format::Format::parse(a.format.as_deref()) {
+        Ok(f) => f,
+        Err(e) => return report(e.into()),
+    };
     let mut all = Vec::new();
     let code = each(&a.containers, |s, st| {
         let spec: serde_json::Value = std::fs::read(s.container_dir(&st.id).join("config.json"))
@@ -207,14 +218,34 @@ pub fn inspect(a: NamesArgs) -> i32 {
         if let Some(n) = spec["annotations"][crate::network_cmds::NETWORK_ANNOTATION].as_str() {
             v["NetworkSettings"]["Networks"] = crate::network_cmds::container_json(n, &st.id);
         }
+        // docker's own names of the container's identity and state (`{{.State.Pid}}`).
+        v["Id"] = serde_json::json!(st.id);
+        v["Name"] = serde_json::json!(format!("/{}", st.name));
+        v["Created"] = v["created"].clone();
+        v["Path"] = serde_json::json!(st.command.first().cloned().unwrap_or_default());
+        v["Args"] = serde_json::json!(st.command.get(1..).unwrap_or_default());
+        v["State"] = crate::ps_row::inspect_state(s, &st, running(&st));
         v["spec"] = spec;
         all.push(v);
         Ok(())
     });
-    if !all.is_empty() {
-        println!("{}", serde_json::to_string_pretty(&all).expect("json"));
+    if all.is_empty() {
+        return code;
     }
-    code
+    if format.is_default() {
+        println!("{}", serde_json::to_string_pretty(&all).expect("json"));
+        return code;
+    }
+    match format.render(&all, &[]) {
+        Ok(text) => {
+            crate::failure::wrote(std::io::Write::write_all(
+                &mut std::io::stdout(),
+                text.unwrap_or_default().as_bytes(),
+            ));
+            code
+        }
+        Err(e) => report(e.into()),
+    }
 }
 
 /// A `logs --since/--until` value in nanoseconds since the epoch ([`crate::timeflags`]).
@@ -350,6 +381,10 @@ pub fn exec(a: ExecArgs) -> i32 {
         let mut env = Vec::new();
         crate::run::set_vars(&mut env, crate::run::env_vars(&a.env_file, &a.env)?);
         let user = a.user.as_deref().map(|u| exec_user(&st, u)).transpose()?;
+        // docker's exec events carry the command: `exec_create: sh -c true`.
+        let cmd = a.command.join(" ");
+        s.record_container_event(&st, None, &format!("exec_create: {cmd}"), &[]);
+        s.record_container_event(&st, None, &format!("exec_start: {cmd}"), &[]);
         if a.detach {
             if a.interactive || a.tty {
                 return Err(usage(
@@ -389,7 +424,16 @@ pub fn exec(a: ExecArgs) -> i32 {
             ..Default::default()
         };
         match gocker_runtime::nsexec::exec(&s, &st, &req)? {
-            ExecEnd::Exited(status) => Ok(status.code()),
+            ExecEnd::Exited(status) => {
+                let code = status.code().to_string();
+                s.record_container_event(
+                    &st,
+                    None,
+                    &format!("exec_die: {cmd}"),
+                    &[("exitCode", &code)],
+                );
+                Ok(status.code())
+            }
             ExecEnd::Detached => {
                 eprintln!(
                     "\r\ngocker: detached from `{}` in {}, which keeps running",

@@ -10,26 +10,7 @@ use gocker_runtime::{ContainerState, Status};
 use crate::cli::PsArgs;
 use crate::failure::{report, usage, Failure};
 
-/// The labels `run` recorded for the container (its spec's Config, `gocker inspect`'s
-/// Config.Labels).
-pub(crate) fn labels_of(store: &StateStore, st: &ContainerState) -> HashMap<String, String> {
-    let cfg = store.load_config(&st.id).ok();
-    let from_config =
-        crate::run_image::recorded_config(cfg.as_ref().and_then(|c| c.spec.annotations().as_ref()));
-    // A --rm container has no container.json: its spec (config.json) has the same annotations.
-    let config = from_config.or_else(|| {
-        let spec: serde_json::Value = serde_json::from_slice(
-            &std::fs::read(store.container_dir(&st.id).join("config.json")).ok()?,
-        )
-        .ok()?;
-        let ann: HashMap<String, String> =
-            serde_json::from_value(spec["annotations"].clone()).ok()?;
-        crate::run_image::recorded_config(Some(&ann))
-    });
-    config
-        .and_then(|c| serde_json::from_value(c["Labels"].clone()).ok())
-        .unwrap_or_default()
-}
+pub(crate) use crate::ps_row::{labels_of, status_word};
 
 fn ps_inner(a: &PsArgs) -> Result<(), Failure> {
     let filters = PsFilters::parse(&a.filters)?;
@@ -58,7 +39,7 @@ fn ps_inner(a: &PsArgs) -> Result<(), Failure> {
         list.sort_by_cached_key(|s| (s.created, born(&store.container_dir(&s.id))));
     }
     last(&mut list, n);
-    if a.format == "json" {
+    if a.format.as_deref() == Some("json") {
         println!(
             "{}",
             serde_json::to_string_pretty(&list).expect("state serialises")
@@ -81,6 +62,24 @@ fn ps_inner(a: &PsArgs) -> Result<(), Failure> {
         crate::failure::wrote(std::io::Write::write_all(
             &mut std::io::stdout(),
             out.as_bytes(),
+        ));
+        return Ok(());
+    }
+    let format = crate::format::Format::parse(a.format.as_deref())?;
+    if !format.is_default() {
+        let rows: Vec<serde_json::Value> = list
+            .iter()
+            .map(|s| {
+                let running = s.status != Status::Stopped && StateStore::monitor_alive(s);
+                crate::ps_row::ps_row(&store, s, running, !a.no_trunc)
+            })
+            .collect();
+        let text = format
+            .render(&rows, crate::ps_row::PS_HEADER)?
+            .unwrap_or_default();
+        crate::failure::wrote(std::io::Write::write_all(
+            &mut std::io::stdout(),
+            text.as_bytes(),
         ));
         return Ok(());
     }
@@ -128,18 +127,6 @@ pub(crate) struct PsFilters {
 
 const HELP: &str =
     "supported: id=PREFIX, name=REGEX, status=created|running|paused|exited, label=KEY[=VALUE]";
-
-/// docker's four states a container shows in a status filter (its `restarting`, `removing`
-/// and `dead` do not happen here: they are refused as unknown). A paused container is not
-/// `running`, as in docker.
-pub(crate) fn status_word(st: &ContainerState, running: bool) -> &'static str {
-    match st.status {
-        Status::Creating | Status::Created => "created",
-        Status::Running if running && st.paused() => "paused",
-        Status::Running if running => "running",
-        _ => "exited",
-    }
-}
 
 impl PsFilters {
     pub(crate) fn parse(flags: &[String]) -> Result<PsFilters, Failure> {

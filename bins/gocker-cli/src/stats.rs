@@ -273,6 +273,35 @@ const HEADER: [&str; 8] = [
     "PIDS",
 ];
 
+/// docker's fields of a stats row for `--format` (the cells of [`row`]).
+fn template_row(r: &[String]) -> serde_json::Value {
+    let cell = |i: usize| r.get(i).cloned().unwrap_or_default();
+    serde_json::json!({
+        "Container": cell(0),
+        "ID": cell(0),
+        "Name": cell(1),
+        "CPUPerc": cell(2),
+        "MemUsage": cell(3),
+        "MemPerc": cell(4),
+        "NetIO": cell(5),
+        "BlockIO": cell(6),
+        "PIDs": cell(7),
+    })
+}
+
+/// The header row of a `table` template: docker's titles.
+const TEMPLATE_HEADER: [(&str, &str); 9] = [
+    ("Container", "CONTAINER"),
+    ("ID", "CONTAINER ID"),
+    ("Name", "NAME"),
+    ("CPUPerc", "CPU %"),
+    ("MemUsage", "MEM USAGE / LIMIT"),
+    ("MemPerc", "MEM %"),
+    ("NetIO", "NET I/O"),
+    ("BlockIO", "BLOCK I/O"),
+    ("PIDs", "PIDS"),
+];
+
 /// The containers to show: those named (each must exist), else all running ones.
 fn targets(store: &StateStore, names: &[String]) -> Result<Vec<ContainerState>, Failure> {
     if names.is_empty() {
@@ -293,6 +322,7 @@ fn targets(store: &StateStore, names: &[String]) -> Result<Vec<ContainerState>, 
 
 pub fn stats(a: StatsArgs) -> i32 {
     let r = (|| -> Result<i32, Failure> {
+        let format = crate::format::Format::parse(a.format.as_deref())?;
         let store = StateStore::open(StateStore::default_root())?;
         store.collect_stale();
         let mut shown = targets(&store, &a.containers)?;
@@ -301,19 +331,28 @@ pub fn stats(a: StatsArgs) -> i32 {
         loop {
             std::thread::sleep(Duration::from_millis(if a.no_stream { 500 } else { 1000 }));
             let mut t = crate::table::Table::new(&HEADER);
+            let mut objs = Vec::new();
             let mut next = Vec::new();
             for (st, (prev, at)) in shown.iter().zip(&before) {
                 // A stopped container keeps its row (as docker), without values.
                 let st = store.load(&st.id).unwrap_or_else(|_| st.clone());
                 let now = measure(&st);
-                t.row(row(&st, prev, &now, at.elapsed()));
+                let r = row(&st, prev, &now, at.elapsed());
+                if !format.is_default() {
+                    objs.push(template_row(&r));
+                }
+                t.row(r);
                 next.push((now, Instant::now()));
             }
             let mut out = std::io::stdout().lock();
             if !a.no_stream {
                 wrote(write!(out, "\x1b[2J\x1b[H"));
             }
-            wrote(out.write_all(t.render().as_bytes()));
+            let text = match format.render(&objs, &TEMPLATE_HEADER)? {
+                Some(text) => text,
+                None => t.render(),
+            };
+            wrote(out.write_all(text.as_bytes()));
             wrote(out.flush());
             drop(out);
             if a.no_stream {

@@ -76,10 +76,19 @@ pub struct LsArgs {
     /// label=KEY or label=KEY=VALUE (repeatable; all must match, several name= match any).
     #[arg(short, long = "filter", value_name = "FILTER")]
     pub filters: Vec<String>,
+    /// A Go template as docker's, for each volume: fields Name, Driver, Scope, Mountpoint,
+    /// Labels, Label "KEY" (`{{.Name}}`); `table ` first: with a header row; `json`: each
+    /// volume as a JSON line.
+    #[arg(long, value_name = "FORMAT")]
+    pub format: Option<String>,
 }
 
 #[derive(Debug, Args)]
 pub struct InspectArgs {
+    /// A Go template as docker's, evaluated over each volume's JSON (`{{.Mountpoint}}`,
+    /// `{{json .Labels}}`); `json`: each volume's JSON on one line.
+    #[arg(short, long, value_name = "FORMAT")]
+    pub format: Option<String>,
     #[arg(required = true, value_name = "VOLUME")]
     pub names: Vec<String>,
 }
@@ -281,6 +290,12 @@ pub fn prepare_for_run(
                 .map_err(fail)?;
             if new {
                 created.push(name.to_string());
+                gocker_runtime::state::record_event(
+                    gocker_runtime::events::Kind::Volume,
+                    "create",
+                    name,
+                    &[("driver", gocker_storage::volume::DRIVER)],
+                );
             }
             if *nocopy {
                 continue;
@@ -375,9 +390,17 @@ fn create(a: &CreateArgs) -> Result<i32, Failure> {
     }
     let store = open()?;
     let lock = store.lock().map_err(fail)?;
-    let (v, _) = store
+    let (v, new) = store
         .create(&lock, a.name.as_deref(), &a.driver, labels)
         .map_err(fail)?;
+    if new {
+        gocker_runtime::state::record_event(
+            gocker_runtime::events::Kind::Volume,
+            "create",
+            &v.name,
+            &[("driver", &v.driver)],
+        );
+    }
     println!("{}", v.name);
     Ok(0)
 }
@@ -415,6 +438,7 @@ fn ls(a: &LsArgs) -> Result<i32, Failure> {
             }
         }
     }
+    let format = crate::format::Format::parse(a.format.as_deref())?;
     let store = open()?;
     let used = if dangling.is_some() {
         users(&store)?
@@ -437,6 +461,31 @@ fn ls(a: &LsArgs) -> Result<i32, Failure> {
         }
         return Ok(0);
     }
+    if !format.is_default() {
+        let rows: Vec<serde_json::Value> = list
+            .iter()
+            .map(|v| {
+                serde_json::json!({
+                    "Name": v.name,
+                    "Driver": v.driver,
+                    "Scope": v.scope,
+                    "Mountpoint": v.mountpoint,
+                    "Labels": v.labels.iter().map(|(k, x)| format!("{k}={x}")).collect::<Vec<_>>().join(","),
+                    "LabelMap": v.labels,
+                })
+            })
+            .collect();
+        let header = [
+            ("Name", "VOLUME NAME"),
+            ("Driver", "DRIVER"),
+            ("Scope", "SCOPE"),
+            ("Mountpoint", "MOUNTPOINT"),
+            ("Labels", "LABELS"),
+        ];
+        let text = format.render(&rows, &header)?.unwrap_or_default();
+        crate::failure::wrote(std::io::stdout().lock().write_all(text.as_bytes()));
+        return Ok(0);
+    }
     let mut t = crate::table::Table::new(&["DRIVER", "VOLUME NAME"]);
     for v in list {
         t.row(vec![v.driver, v.name]);
@@ -446,6 +495,7 @@ fn ls(a: &LsArgs) -> Result<i32, Failure> {
 }
 
 fn inspect(a: &InspectArgs) -> Result<i32, Failure> {
+    let format = crate::format::Format::parse(a.format.as_deref())?;
     let store = open()?;
     let mut found = Vec::new();
     let mut code = 0;
@@ -458,10 +508,17 @@ fn inspect(a: &InspectArgs) -> Result<i32, Failure> {
             }
         }
     }
-    println!(
-        "{}",
-        serde_json::to_string_pretty(&found).expect("volumes serialise")
-    );
+    let values: Vec<serde_json::Value> = found
+        .iter()
+        .map(|v| serde_json::to_value(v).unwrap_or_default())
+        .collect();
+    match format.render(&values, &[])? {
+        Some(text) => crate::failure::wrote(std::io::stdout().lock().write_all(text.as_bytes())),
+        None => println!(
+            "{}",
+            serde_json::to_string_pretty(&found).expect("volumes serialise")
+        ),
+    }
     Ok(code)
 }
 
@@ -503,6 +560,21 @@ fn rm(a: &RmArgs) -> Result<i32, Failure> {
 /// to one of the user's subordinate ids) is removed as root of a user namespace with the maps
 /// of the user's containers.
 fn remove(
+    store: &VolumeStore,
+    lock: &gocker_storage::volume::VolumeLock,
+    n: &str,
+) -> Result<(), Failure> {
+    remove_volume(store, lock, n)?;
+    gocker_runtime::state::record_event(
+        gocker_runtime::events::Kind::Volume,
+        "destroy",
+        n,
+        &[("driver", gocker_storage::volume::DRIVER)],
+    );
+    Ok(())
+}
+
+fn remove_volume(
     store: &VolumeStore,
     lock: &gocker_storage::volume::VolumeLock,
     n: &str,

@@ -21,6 +21,7 @@ pub mod control;
 pub mod detach;
 mod entry;
 mod error;
+pub mod events;
 mod initsys;
 mod joins;
 mod keys;

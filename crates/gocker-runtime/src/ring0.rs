@@ -196,6 +196,9 @@ impl Container {
         };
         // From here on, Drop cleans up whatever exists if a step fails.
         c.store.save(&c.state)?;
+        if c.previous.is_none() && c.config.oci.is_none() {
+            c.event("create", &[]);
+        }
         c.prepare_cow_root()?;
         c.net = crate::net::prepare(&mut c.config, &c.store)?;
         crate::workspace::prepare(&mut c.config, &c.store.container_dir(&c.state.id))?;
@@ -968,6 +971,7 @@ impl Container {
             .save_config(&self.config, !self.state.auto_remove)?;
         self.state.status = Status::Running;
         self.store.save(&self.state)?;
+        self.event("start", &[]);
         // EOF means the exec succeeded (the channel is close-on-exec); a message means it failed.
         match ch.recv::<Up>(Some(self.config.stage_timeout), "the payload to exec")? {
             None => {}
@@ -1091,7 +1095,20 @@ impl Container {
         if !self.state.auto_remove {
             self.store.save(&self.state)?;
         }
+        // docker's `die`, by the monitor that reaped the container.
+        let code = status.code().to_string();
+        self.event("die", &[("exitCode", &code)]);
         Ok(status)
+    }
+
+    /// Records a container event ([`crate::events`]) with docker's attributes (name, image).
+    fn event(&self, action: &str, extra: &[(&str, &str)]) {
+        let image = crate::events::container_image(
+            self.config.spec.annotations().as_ref(),
+            &self.state.rootfs,
+        );
+        self.store
+            .record_container_event(&self.state, Some(&image), action, extra);
     }
 
     fn reap_ring1(&mut self) {

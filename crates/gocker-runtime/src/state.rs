@@ -76,6 +76,15 @@ pub struct StateStore {
     root: PathBuf,
 }
 
+/// Records an image or volume event in the journal of the calling user's state store
+/// ([`StateStore::default_root`]; see [`crate::events`]).
+pub fn record_event(kind: crate::events::Kind, action: &str, id: &str, attrs: &[(&str, &str)]) {
+    match StateStore::open(StateStore::default_root()) {
+        Ok(s) => crate::events::record(s.root(), kind, action, id, attrs),
+        Err(e) => tracing::warn!("events: {e}"),
+    }
+}
+
 /// Start time of a process in clock ticks since boot (field 22 of /proc/PID/stat).
 pub fn process_start_time(pid: i32) -> Option<u64> {
     let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
@@ -321,6 +330,13 @@ impl StateStore {
             });
         }
         self.unlink_name(id, &old);
+        crate::events::record(
+            &self.root,
+            crate::events::Kind::Container,
+            "rename",
+            id,
+            &[("name", new), ("oldName", &old)],
+        );
         Ok(())
     }
 
@@ -369,6 +385,43 @@ impl StateStore {
         Ok(v)
     }
 
+    /// Records a container event in this store's journal ([`crate::events`]) with docker's
+    /// attributes: `name` (the current one, after a rename), `image` (`None`: read from the
+    /// container's recorded spec) and `extra`. For example, another module's pause:
+    /// `store.record_container_event(&st, None, "pause", &[])`.
+    pub fn record_container_event(
+        &self,
+        st: &ContainerState,
+        image: Option<&str>,
+        action: &str,
+        extra: &[(&str, &str)],
+    ) {
+        let image = image.map_or_else(
+            || {
+                let spec: Option<serde_json::Value> =
+                    fs::read(self.container_dir(&st.id).join("config.json"))
+                        .ok()
+                        .and_then(|b| serde_json::from_slice(&b).ok());
+                let ann: Option<std::collections::HashMap<String, String>> =
+                    spec.and_then(|s| serde_json::from_value(s["annotations"].clone()).ok());
+                crate::events::container_image(ann.as_ref(), &st.rootfs)
+            },
+            str::to_owned,
+        );
+        let name = self
+            .load(&st.id)
+            .map_or_else(|_| st.name.clone(), |s| s.name);
+        let mut attrs = vec![("name", name.as_str()), ("image", image.as_str())];
+        attrs.extend_from_slice(extra);
+        crate::events::record(
+            &self.root,
+            crate::events::Kind::Container,
+            action,
+            &st.id,
+            &attrs,
+        );
+    }
+
     /// Removes a container's directory and name.
     pub fn remove(&self, id: &str, name: &str) -> Result<()> {
         // The name first: once the record is gone from listings, its name is free too (a crash
@@ -404,7 +457,16 @@ impl StateStore {
                 Err(e) => return Err(err(&p, e)),
             }
         }
-        remove_path(&dir).map_err(|e| err(&dir, e))
+        remove_path(&dir).map_err(|e| err(&dir, e))?;
+        let shown = self.renamed(id).unwrap_or_else(|| name.to_owned());
+        crate::events::record(
+            &self.root,
+            crate::events::Kind::Container,
+            "destroy",
+            id,
+            &[("name", &shown)],
+        );
+        Ok(())
     }
 
     /// True when the monitor recorded in `st` is still alive (same pid and start time).

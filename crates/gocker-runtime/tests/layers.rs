@@ -11,7 +11,9 @@ const LAYERS: &[(&str, &[&str])] = &[
     // Plain helpers: errors, process plumbing, the detach-key notation, logs, signals.
     (
         "leaf",
-        &["error", "sys", "keys", "logs", "signals", "sysctl"],
+        &[
+            "error", "sys", "keys", "logs", "signals", "sysctl", "events",
+        ],
     ),
     // The wire and the plan: ring messages, the channel, the configuration, the spec, seccomp,
     // the payload's privilege drop, terminals, the ring seam (the rings' steps as traits).
