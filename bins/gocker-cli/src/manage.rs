@@ -36,6 +36,14 @@ pub(crate) fn running(st: &ContainerState) -> bool {
     st.status != Status::Stopped && StateStore::monitor_alive(st)
 }
 
+/// Between two runs of `--restart`: stopped, its monitor waiting out the delay.
+pub(crate) fn restarting(s: &StateStore, st: &ContainerState) -> bool {
+    st.status == Status::Stopped
+        && StateStore::monitor_alive(st)
+        && gocker_runtime::restart::RestartRecord::load(&s.container_dir(&st.id))
+            .is_some_and(|r| r.restarting)
+}
+
 /// Signal by name (with or without SIG, any case, RTMIN+N) or number (1-64).
 fn parse_signal(s: &str) -> Result<i32, Failure> {
     crate::signals::parse_signal(s)
@@ -102,6 +110,10 @@ fn stop_signal(s: &StateStore, st: &ContainerState) -> i32 {
 
 fn stop_one(s: &StateStore, st: &ContainerState, flag: Option<u64>) -> Result<(), Failure> {
     let grace = grace_of(s, st, flag);
+    // First, so that its monitor restarts it no more (`--restart`); then the current record: a
+    // restart may have replaced the process meanwhile.
+    let restarts = mark_stopped_by_user(s, st)?;
+    let st = &s.load(&st.id).unwrap_or_else(|_| st.clone());
     if running(st) {
         signal(st, stop_signal(s, st))?;
         if wait_stopped(s, st, Some(Duration::from_secs(grace))).is_none() {
@@ -111,7 +123,27 @@ fn stop_one(s: &StateStore, st: &ContainerState, flag: Option<u64>) -> Result<()
             })?;
         }
     }
+    if restarts {
+        wait_monitor_gone(st);
+    }
     Ok(())
+}
+
+/// docker's "manually stopped": the container's monitor restarts it no more (`stop`, `kill`,
+/// `rm -f`). Whether the container has a restart policy.
+pub(crate) fn mark_stopped_by_user(s: &StateStore, st: &ContainerState) -> Result<bool, Failure> {
+    let dir = s.container_dir(&st.id);
+    gocker_runtime::restart::mark_stopped_by_user(&dir)?;
+    Ok(gocker_runtime::restart::RestartRecord::load(&dir).is_some())
+}
+
+/// A monitor that was waiting out a restart delay exits at once after a stop: wait for it (at
+/// most 5 s), so that a `start` right after this `stop` cannot meet it.
+pub(crate) fn wait_monitor_gone(st: &ContainerState) {
+    let end = Instant::now() + Duration::from_secs(5);
+    while StateStore::monitor_alive(st) && Instant::now() < end {
+        std::thread::sleep(Duration::from_millis(10));
+    }
 }
 
 pub fn stop(a: StopArgs) -> i32 {
@@ -127,10 +159,11 @@ pub fn kill(a: KillArgs) -> i32 {
         Ok(s) => s,
         Err(e) => return report(e),
     };
-    each(&a.containers, |_, st| {
+    each(&a.containers, |s, st| {
         if !running(&st) {
             return Err(usage(format!("container {} is not running", st.name)));
         }
+        mark_stopped_by_user(s, &st)?;
         signal(&st, sig)?;
         println!("{}", st.name);
         Ok(())
@@ -178,6 +211,7 @@ pub fn inspect(a: NamesArgs) -> i32 {
         v["NetworkSettings"] = serde_json::json!({
             "Ports": crate::port::inspect_json(&crate::port::recorded(s, &st.id)),
         });
+        crate::monitor_flags::inspect_fields(&mut v, &s.container_dir(&st.id), running(&st), &spec);
         v["spec"] = spec;
         all.push(v);
         Ok(())
@@ -431,7 +465,7 @@ pub fn attach(a: AttachArgs) -> i32 {
 
 /// Starts a stopped container again under a new monitor (detached), with its recorded configuration.
 fn start_one(s: &StateStore, st: &ContainerState) -> Result<(), Failure> {
-    if running(st) {
+    if running(st) || restarting(s, st) {
         return Ok(());
     }
     let cfg = s.load_config(&st.id)?;

@@ -84,6 +84,24 @@ pub struct ContainerConfig {
     /// root, writable unless `root.readonly`, as runc has it (OCI bundles).
     #[serde(default)]
     pub cow: Option<CowRoot>,
+    /// `--init`: PID 1 of the container is Gocker's own small init (the static `gocker-init`,
+    /// executed from a sealed memfd, [`crate::init`]), which runs the command as its child,
+    /// forwards signals to it and reaps every orphan.
+    #[serde(default)]
+    pub init: bool,
+    /// What the detached monitor does beside waiting: the restart policy and the health check
+    /// ([`crate::detach`]).
+    #[serde(default)]
+    pub monitor: MonitorOptions,
+}
+
+/// The detached monitor's duties (`gocker run -d --restart`, `--health-*`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MonitorOptions {
+    #[serde(default)]
+    pub restart: crate::restart::RestartPolicy,
+    #[serde(default)]
+    pub health: Option<crate::health::Healthcheck>,
 }
 
 /// The layers of a copy-on-write root ([`ContainerConfig::cow`]).
@@ -231,6 +249,8 @@ impl ContainerConfig {
             workspace: Default::default(),
             own_files: Vec::new(),
             cow: None,
+            init: false,
+            monitor: MonitorOptions::default(),
         }
     }
 

@@ -9,7 +9,9 @@ use crate::attach::{self, Session};
 use crate::channel::Channel;
 use crate::logs::{self, LogWriter};
 use crate::proto::Report;
+use crate::restart::{self, Backoff, RestartRecord};
 use crate::state::StateStore;
+use std::time::{Duration, Instant};
 use crate::{Container, ContainerConfig, Result, RuntimeError};
 
 /// Starts `config` under a new monitor process and returns once the payload runs (or failed to).
@@ -49,6 +51,12 @@ fn spawn_monitor(
     auto_remove: bool,
     first_client: Option<Channel>,
 ) -> Result<String> {
+    if auto_remove && !config.monitor.restart.is_no() {
+        return Err(RuntimeError::Config(format!(
+            "conflicting options: --restart {} and --rm (a container removed when it exits cannot be restarted)",
+            config.monitor.restart.name()
+        )));
+    }
     let (mut ready_r, ready_w) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)
         .map(|(r, w)| (std::fs::File::from(r), w))
         .map_err(|e| RuntimeError::sys("pipe", "monitor", e))?;
@@ -94,16 +102,105 @@ fn monitor(
     store: StateStore,
     name: &str,
     auto_remove: bool,
-    mut ready: std::fs::File,
+    ready: std::fs::File,
     first_client: Option<Channel>,
 ) -> ! {
     let _ = rustix::process::setsid();
-    let report = |ready: &mut std::fs::File, e: &RuntimeError| {
-        Report::Refused {
-            code: e.exit_code(),
-            message: e.to_string().replace('\n', " "),
+    let dir = store.root().join(&config.id);
+    let policy = config.monitor.restart;
+    // A start (the first run under this monitor) forgets an earlier `stop`.
+    restart::clear_stop(&dir);
+    // The health checker is a process of its own, forked while we are single-threaded: it forks
+    // again for every check (`gocker exec`'s path), which a multi-threaded monitor could not.
+    let _checker = config
+        .monitor
+        .health
+        .clone()
+        .and_then(|h| crate::healthcheck::spawn(h, store.clone(), config.id.clone()));
+    let mut ready = Some(ready);
+    let mut first_client = first_client;
+    let mut record = RestartRecord {
+        policy,
+        ..Default::default()
+    };
+    if !policy.is_no() {
+        let _ = record.save(&dir);
+    }
+    let mut backoff = Backoff::default();
+    loop {
+        let began = Instant::now();
+        let code = run_once(
+            config.clone(),
+            store.clone(),
+            name,
+            auto_remove,
+            ready.take(),
+            first_client.take(),
+        );
+        // (The events journal's "die" belongs here: the run ended with `code`.)
+        record.last_exit = Some(code);
+        record.finished_ms = Some(restart::now_ms());
+        if !policy.should_restart(code, record.count, restart::stopped_by_user(&dir)) {
+            record.restarting = false;
+            if !policy.is_no() {
+                let _ = record.save(&dir);
+            }
+            crate::sys::exit(code)
         }
-        .send(&*ready);
+        let delay = backoff.next(began.elapsed());
+        record.restarting = true;
+        let _ = record.save(&dir);
+        tracing::debug!(?delay, count = record.count, "restarting");
+        let until = Instant::now() + delay;
+        while Instant::now() < until {
+            if restart::stopped_by_user(&dir) {
+                record.restarting = false;
+                let _ = record.save(&dir);
+                crate::sys::exit(code)
+            }
+            std::thread::sleep(
+                until
+                    .saturating_duration_since(Instant::now())
+                    .min(Duration::from_millis(20)),
+            );
+        }
+        record.count += 1;
+        record.restarting = false;
+        let _ = record.save(&dir);
+        // (The events journal's "restart" belongs here.)
+    }
+}
+
+/// One run of the container under this monitor: create, start, wait. The first run reports to
+/// `ready` (the CLI waiting in [`run_detached`]); a failure before that report ends the monitor
+/// with the error's code. A later run (a restart) that fails to start returns its error's code
+/// like an exit, for the restart policy to decide on. Returns once the payload has exited and
+/// the log pumps and the terminal hub are done: the monitor is single-threaded again, so it may
+/// fork the rings of the next run.
+fn run_once(
+    config: ContainerConfig,
+    store: StateStore,
+    name: &str,
+    auto_remove: bool,
+    mut ready: Option<std::fs::File>,
+    first_client: Option<Channel>,
+) -> i32 {
+    // The first run's failure goes to the waiting CLI and ends the monitor; a restart's is an exit.
+    let fail = |ready: &mut Option<std::fs::File>, e: &RuntimeError, code: i32| -> i32 {
+        match ready.as_mut() {
+            Some(r) => {
+                Report::Refused {
+                    code: e.exit_code(),
+                    message: e.to_string().replace('\n', " "),
+                }
+                .send(&*r);
+                crate::sys::exit(code)
+            }
+            None => {
+                tracing::warn!("restart of {name} failed: {e}");
+                code
+            }
+        }
     };
     // The payload's stdout and stderr become pipes the monitor copies into the log.
     let pipes = (|| -> std::io::Result<((OwnedFd, OwnedFd), (OwnedFd, OwnedFd))> {
@@ -113,10 +210,7 @@ fn monitor(
     })();
     let ((out_r, out_w), (err_r, err_w)) = match pipes {
         Ok(p) => p,
-        Err(e) => {
-            report(&mut ready, &RuntimeError::sys("pipe", "container logs", e));
-            crate::sys::exit(125)
-        }
+        Err(e) => return fail(&mut ready, &RuntimeError::sys("pipe", "container logs", e), 125),
     };
     crate::process::stdio_to_null(true, false, false);
     let _ = rustix::stdio::dup2_stdout(&out_w);
@@ -130,24 +224,24 @@ fn monitor(
     let mut c = match Container::create(cfg, store, name, auto_remove) {
         Ok(c) => c,
         Err(e) => {
-            report(&mut ready, &e);
-            crate::sys::exit(e.exit_code())
+            crate::process::stdio_to_null(false, true, true);
+            let code = e.exit_code();
+            return fail(&mut ready, &e, code);
         }
     };
-    // The rings exist now: threads are safe from here on (nothing forks any more).
-    // From here a failure tears the created container down (its Drop) before the monitor exits:
-    // `_exit` runs no destructors. The teardown comes before the report, so a CLI that has read
-    // the error finds no record left.
-    let abandon = |c: Container, ready: &mut std::fs::File, e: &RuntimeError, code: i32| -> ! {
+    // The rings exist now: threads are safe until the run ends (nothing forks meanwhile).
+    // From here a failure tears the created container down (its Drop) before the report: a
+    // CLI that has read the error finds no record left.
+    let abandon = |c: Container, ready: &mut Option<std::fs::File>, e: &RuntimeError, code: i32| {
         drop(c);
-        report(ready, e);
-        crate::sys::exit(code)
+        crate::process::stdio_to_null(false, true, true);
+        fail(ready, e, code)
     };
     let writer = match LogWriter::create(&dir, logs::MAX_LOG_BYTES) {
         Ok(w) => w,
         Err(e) => {
             let e = RuntimeError::sys("open", format!("{}", logs::log_path(&dir).display()), e);
-            abandon(c, &mut ready, &e, 125)
+            return abandon(c, &mut ready, &e, 125);
         }
     };
     let (w1, w2, w3) = (writer.clone(), writer.clone(), writer);
@@ -159,7 +253,12 @@ fn monitor(
     if let Some(master) = c.take_pty() {
         let listener = match attach::listen(&dir) {
             Ok(l) => l,
-            Err(e) => abandon(c, &mut ready, &e, 125),
+            Err(e) => {
+                let code = abandon(c, &mut ready, &e, 125);
+                let _ = t1.join();
+                let _ = t2.join();
+                return code;
+            }
         };
         let mut h = attach::Hub::new(master, listener, w3);
         if let Some(first) = first_client {
@@ -169,13 +268,22 @@ fn monitor(
     }
     if let Err(e) = c.start() {
         let code = e.exit_code();
-        abandon(c, &mut ready, &e, code)
+        let code = abandon(c, &mut ready, &e, code);
+        let _ = t1.join();
+        let _ = t2.join();
+        if let Some(t) = hub {
+            let _ = t.join();
+        }
+        let _ = std::fs::remove_file(dir.join(attach::SOCKET));
+        return code;
     }
-    Report::Started {
-        id: c.id().to_owned(),
+    if let Some(r) = ready.take() {
+        Report::Started {
+            id: c.id().to_owned(),
+        }
+        .send(&r);
     }
-    .send(&ready);
-    drop(ready);
+    // (The events journal's "start" belongs here.)
     // Our own copies of the pipes' write ends are fds 1 and 2: close them so the pumps see EOF
     // once the payload (and ring1) are gone.
     let status = c.wait();
@@ -196,5 +304,5 @@ fn monitor(
     } else {
         drop(c);
     }
-    crate::sys::exit(code)
+    code
 }

@@ -19,6 +19,7 @@ const LAYERS: &[(&str, &[&str])] = &[
         "plan",
         &[
             "channel", "proto", "config", "spec", "seccomp", "process", "tty", "initsys",
+            "restart", "health",
         ],
     ),
     // Host-side records and helpers the rings are given: state store, namespace joins, the
@@ -28,7 +29,7 @@ const LAYERS: &[(&str, &[&str])] = &[
     // OCI process model.
     (
         "services",
-        &["net", "lift", "supervise", "workspace", "oci_init"],
+        &["net", "lift", "supervise", "workspace", "oci_init", "init"],
     ),
     ("ring2", &["ring2"]),
     ("ring1", &["ring1"]),
@@ -37,7 +38,15 @@ const LAYERS: &[(&str, &[&str])] = &[
     // The lifecycle verbs on top: run a bundle, exec, attach and detach, the OCI runtime CLI.
     (
         "lifecycle",
-        &["bundle", "nsexec", "attach", "detach", "oci", "crate"],
+        &[
+            "bundle",
+            "nsexec",
+            "attach",
+            "detach",
+            "healthcheck",
+            "oci",
+            "crate",
+        ],
     ),
 ];
 
