@@ -36,12 +36,21 @@ pub(crate) fn running(st: &ContainerState) -> bool {
     st.status != Status::Stopped && StateStore::monitor_alive(st)
 }
 
-/// Between two runs of `--restart`: stopped, its monitor waiting out the delay.
+/// Between two runs of `--restart`: stopped, its monitor waiting out the delay. A monitor that
+/// is still deciding (the run has just ended) is given up to 2 s to say whether it restarts
+/// or exits.
 pub(crate) fn restarting(s: &StateStore, st: &ContainerState) -> bool {
-    st.status == Status::Stopped
-        && StateStore::monitor_alive(st)
-        && gocker_runtime::restart::RestartRecord::load(&s.container_dir(&st.id))
-            .is_some_and(|r| r.restarting)
+    let dir = s.container_dir(&st.id);
+    let end = Instant::now() + Duration::from_secs(2);
+    while st.status == Status::Stopped && StateStore::monitor_alive(st) {
+        match gocker_runtime::restart::RestartRecord::load(&dir) {
+            None => return false,
+            Some(r) if r.restarting => return true,
+            Some(_) if Instant::now() >= end => return false,
+            Some(_) => std::thread::sleep(Duration::from_millis(5)),
+        }
+    }
+    false
 }
 
 /// Signal by name (with or without SIG, any case, RTMIN+N) or number (1-64).
@@ -113,8 +122,8 @@ fn stop_one(s: &StateStore, st: &ContainerState, flag: Option<u64>) -> Result<()
     // First, so that its monitor restarts it no more (`--restart`); then the current record: a
     // restart may have replaced the process meanwhile.
     let restarts = mark_stopped_by_user(s, st)?;
-    let st = &s.load(&st.id).unwrap_or_else(|_| st.clone());
-    if running(st) {
+    let st = &with_process(s, st);
+    if running(st) && st.pid.is_some() {
         signal(st, stop_signal(s, st))?;
         if wait_stopped(s, st, Some(Duration::from_secs(grace))).is_none() {
             signal(st, libc::SIGKILL)?;
@@ -127,6 +136,19 @@ fn stop_one(s: &StateStore, st: &ContainerState, flag: Option<u64>) -> Result<()
         wait_monitor_gone(st);
     }
     Ok(())
+}
+
+/// The current record of `st`; while it is being created (a `--restart` run: no process yet),
+/// at most 15 s until its process exists or it has stopped (its monitor drops a run that is
+/// being created when the user stopped it).
+fn with_process(s: &StateStore, st: &ContainerState) -> ContainerState {
+    let mut st = s.load(&st.id).unwrap_or_else(|_| st.clone());
+    let end = Instant::now() + Duration::from_secs(15);
+    while running(&st) && st.pid.is_none() && Instant::now() < end {
+        std::thread::sleep(Duration::from_millis(10));
+        st = s.load(&st.id).unwrap_or(st);
+    }
+    st
 }
 
 /// docker's "manually stopped": the container's monitor restarts it no more (`stop`, `kill`,
@@ -160,6 +182,10 @@ pub fn kill(a: KillArgs) -> i32 {
         Err(e) => return report(e),
     };
     each(&a.containers, |s, st| {
+        if !running(&st) {
+            return Err(usage(format!("container {} is not running", st.name)));
+        }
+        let st = with_process(s, &st);
         if !running(&st) {
             return Err(usage(format!("container {} is not running", st.name)));
         }

@@ -135,11 +135,11 @@ mod tests {
 
     #[test]
     fn restart_needs_detach_and_refuses_rm() {
-        let e = |w: &[&str]| monitor_options(&args(w), None).unwrap_err().to_string();
+        let e = |w: &[&str]| monitor_options(&args(w), None).err().expect("refused").message;
         assert!(e(&["-d", "--rm", "--restart", "always", "true"]).contains("--rm"));
         assert!(e(&["--restart", "always", "true"]).contains("needs -d"));
         assert!(e(&["-d", "--restart", "sometimes", "true"]).contains("sometimes"));
-        let o = monitor_options(&args(&["-d", "--restart", "on-failure:2", "true"]), None).unwrap();
+        let o = monitor_options(&args(&["-d", "--restart", "on-failure:2", "true"]), None).ok().expect("accepted");
         assert_eq!(o.restart, RestartPolicy::OnFailure { max: 2 });
         assert!(monitor_options(&args(&["--rm", "true"]), None).is_ok());
     }
@@ -147,7 +147,7 @@ mod tests {
     #[test]
     fn health_flags_and_image_healthcheck_merge_as_docker() {
         let image = serde_json::json!({"Test": ["CMD", "check"], "Interval": 2_000_000_000u64, "Retries": 5});
-        let o = monitor_options(&args(&["-d", "true"]), Some(&image)).unwrap();
+        let o = monitor_options(&args(&["-d", "true"]), Some(&image)).ok().expect("accepted");
         let h = o.health.unwrap();
         assert_eq!(h.test, ["CMD", "check"]);
         assert_eq!(h.interval, Duration::from_secs(2));
@@ -157,18 +157,20 @@ mod tests {
             &args(&["-d", "--health-cmd", "test -f /x", "--health-interval", "500ms", "true"]),
             Some(&image),
         )
-        .unwrap();
+        .ok()
+        .expect("accepted");
         let h = o.health.unwrap();
         assert_eq!(h.test, ["CMD-SHELL", "test -f /x"]);
         assert_eq!(h.interval, Duration::from_millis(500));
         assert_eq!(h.retries, 5, "the image's retries stay");
         let none = serde_json::json!({"Test": ["NONE"]});
-        assert!(monitor_options(&args(&["-d", "true"]), Some(&none)).unwrap().health.is_none());
+        assert!(monitor_options(&args(&["-d", "true"]), Some(&none)).ok().expect("accepted").health.is_none());
         assert!(monitor_options(&args(&["-d", "--no-healthcheck", "true"]), Some(&image))
-            .unwrap()
+            .ok()
+            .expect("accepted")
             .health
             .is_none());
-        let e = |w: &[&str]| monitor_options(&args(w), None).unwrap_err().to_string();
+        let e = |w: &[&str]| monitor_options(&args(w), None).err().expect("refused").message;
         assert!(e(&["-d", "--no-healthcheck", "--health-cmd", "x", "true"]).contains("conflicts"));
         assert!(e(&["-d", "--health-cmd", "x", "--health-interval", "soon", "true"]).contains("--health-interval"));
         assert!(e(&["--health-cmd", "x", "true"]).contains("needs -d"));

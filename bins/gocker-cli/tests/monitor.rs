@@ -217,11 +217,14 @@ fn always_restarts_with_new_pids_and_stop_ends_it() {
     wait_for("a restart after start", Duration::from_secs(20), || {
         (inspect(&n)["RestartCount"].as_u64() > count.as_u64()).then_some(())
     });
-    // kill ends it too.
-    wait_for("running", Duration::from_secs(10), || {
-        (inspect(&n)["running"] == true).then_some(())
+    // kill ends it too (a kill that falls between two runs says "not running": again).
+    wait_for("a kill of a running run", Duration::from_secs(10), || {
+        let o = g(&["kill", &n]);
+        if o.status.code() != Some(0) {
+            assert!(stderr(&o).contains("is not running"), "{}", stderr(&o));
+        }
+        (o.status.code() == Some(0)).then_some(())
     });
-    ok(&g(&["kill", &n]));
     let v = wait_stopped(&n, Duration::from_secs(10));
     let c = v["RestartCount"].clone();
     std::thread::sleep(Duration::from_millis(1500));
@@ -266,7 +269,7 @@ fn health_status_follows_the_check() {
         "--name",
         &n,
         "--health-cmd",
-        "test -f /tmp/ok && echo fine",
+        "test -f /health-ok && echo fine",
         "--health-interval",
         "200ms",
         "--health-retries",
@@ -275,7 +278,7 @@ fn health_status_follows_the_check() {
         &r,
         "/bin/sh",
         "-c",
-        "touch /tmp/ok; exec sleep 300",
+        "touch /health-ok; exec sleep 300",
     ]));
     let v = wait_for("healthy", Duration::from_secs(20), || {
         let v = inspect(&n);
@@ -289,7 +292,7 @@ fn health_status_follows_the_check() {
     let ps = ok(&g(&["ps", "--filter", &format!("name={n}")]));
     assert!(ps.contains("(healthy)"), "{ps}");
 
-    ok(&g(&["exec", &n, "rm", "/tmp/ok"]));
+    ok(&g(&["exec", &n, "rm", "/health-ok"]));
     let v = wait_for("unhealthy", Duration::from_secs(20), || {
         let v = inspect(&n);
         (v["State"]["Health"]["Status"] == "unhealthy").then_some(v)

@@ -129,6 +129,13 @@ fn monitor(
     let mut backoff = Backoff::default();
     loop {
         let began = Instant::now();
+        // A restart is `restarting` until its payload runs (then the record says so).
+        let mut started = || {
+            if record.restarting {
+                record.restarting = false;
+                let _ = record.save(&dir);
+            }
+        };
         let code = run_once(
             config.clone(),
             store.clone(),
@@ -136,7 +143,14 @@ fn monitor(
             auto_remove,
             ready.take(),
             first_client.take(),
+            &mut started,
         );
+        let Some(code) = code else {
+            // Stopped by the user while this restart was being created: it never ran.
+            record.restarting = false;
+            let _ = record.save(&dir);
+            crate::sys::exit(record.last_exit.unwrap_or(0))
+        };
         // (The events journal's "die" belongs here: the run ended with `code`.)
         record.last_exit = Some(code);
         record.finished_ms = Some(restart::now_ms());
@@ -165,7 +179,6 @@ fn monitor(
             );
         }
         record.count += 1;
-        record.restarting = false;
         let _ = record.save(&dir);
         // (The events journal's "restart" belongs here.)
     }
@@ -184,7 +197,8 @@ fn run_once(
     auto_remove: bool,
     mut ready: Option<std::fs::File>,
     first_client: Option<Channel>,
-) -> i32 {
+    started: &mut dyn FnMut(),
+) -> Option<i32> {
     // The first run's failure goes to the waiting CLI and ends the monitor; a restart's is an exit.
     let fail = |ready: &mut Option<std::fs::File>, e: &RuntimeError, code: i32| -> i32 {
         match ready.as_mut() {
@@ -210,7 +224,7 @@ fn run_once(
     })();
     let ((out_r, out_w), (err_r, err_w)) = match pipes {
         Ok(p) => p,
-        Err(e) => return fail(&mut ready, &RuntimeError::sys("pipe", "container logs", e), 125),
+        Err(e) => return Some(fail(&mut ready, &RuntimeError::sys("pipe", "container logs", e), 125)),
     };
     crate::process::stdio_to_null(true, false, false);
     let _ = rustix::stdio::dup2_stdout(&out_w);
@@ -226,7 +240,7 @@ fn run_once(
         Err(e) => {
             crate::process::stdio_to_null(false, true, true);
             let code = e.exit_code();
-            return fail(&mut ready, &e, code);
+            return Some(fail(&mut ready, &e, code));
         }
     };
     // The rings exist now: threads are safe until the run ends (nothing forks meanwhile).
@@ -241,7 +255,7 @@ fn run_once(
         Ok(w) => w,
         Err(e) => {
             let e = RuntimeError::sys("open", format!("{}", logs::log_path(&dir).display()), e);
-            return abandon(c, &mut ready, &e, 125);
+            return Some(abandon(c, &mut ready, &e, 125));
         }
     };
     let (w1, w2, w3) = (writer.clone(), writer.clone(), writer);
@@ -257,7 +271,7 @@ fn run_once(
                 let code = abandon(c, &mut ready, &e, 125);
                 let _ = t1.join();
                 let _ = t2.join();
-                return code;
+                return Some(code);
             }
         };
         let mut h = attach::Hub::new(master, listener, w3);
@@ -265,6 +279,18 @@ fn run_once(
             h.add(first);
         }
         hub = Some(std::thread::spawn(move || h.serve()));
+    }
+    // A stop that came while this restart was being created: it does not start.
+    if ready.is_none() && restart::stopped_by_user(&dir) {
+        drop(c);
+        crate::process::stdio_to_null(false, true, true);
+        let _ = t1.join();
+        let _ = t2.join();
+        if let Some(t) = hub {
+            let _ = t.join();
+        }
+        let _ = std::fs::remove_file(dir.join(attach::SOCKET));
+        return None;
     }
     if let Err(e) = c.start() {
         let code = e.exit_code();
@@ -275,7 +301,7 @@ fn run_once(
             let _ = t.join();
         }
         let _ = std::fs::remove_file(dir.join(attach::SOCKET));
-        return code;
+        return Some(code);
     }
     if let Some(r) = ready.take() {
         Report::Started {
@@ -283,6 +309,7 @@ fn run_once(
         }
         .send(&r);
     }
+    started();
     // (The events journal's "start" belongs here.)
     // Our own copies of the pipes' write ends are fds 1 and 2: close them so the pumps see EOF
     // once the payload (and ring1) are gone.
@@ -304,5 +331,5 @@ fn run_once(
     } else {
         drop(c);
     }
-    code
+    Some(code)
 }

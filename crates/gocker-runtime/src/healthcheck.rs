@@ -57,14 +57,19 @@ fn checker(check: &Healthcheck, store: &StateStore, id: &str) -> ! {
     let mut current: Option<(i32, Instant)> = None;
     let mut h = Health::default();
     let mut next = Instant::now();
+    // Forked before the monitor creates the container: its record may not exist yet. Once it
+    // has existed, its removal ends the checker.
+    let mut seen = false;
     loop {
-        if !dir.is_dir() {
-            exit(0)
-        }
         let st = match store.load(id) {
             Ok(st) => st,
-            Err(_) => exit(0),
+            Err(_) if seen => exit(0),
+            Err(_) => {
+                std::thread::sleep(Duration::from_millis(20));
+                continue;
+            }
         };
+        seen = true;
         let pid = st.pid.filter(|_| st.status == Status::Running);
         match (pid, current) {
             (Some(p), Some((q, _))) if p == q => {}
