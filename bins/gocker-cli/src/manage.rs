@@ -237,7 +237,12 @@ pub fn inspect(a: NamesArgs) -> i32 {
         v["NetworkSettings"] = serde_json::json!({
             "Ports": crate::port::inspect_json(&crate::port::recorded(s, &st.id)),
         });
-        crate::monitor_flags::inspect_fields(&mut v, &s.container_dir(&st.id), running(&st), &spec);
+        crate::monitor_flags::inspect_fields(
+            &mut v,
+            &s.container_dir(&st.id),
+            running(&st),
+            restarting(s, &st),
+        );
         v["spec"] = spec;
         all.push(v);
         Ok(())

@@ -184,12 +184,13 @@ fn rfc3339_ms(ms: u64) -> String {
 
 /// docker's `RestartCount`, `State.Restarting`, `State.Health`, `HostConfig.RestartPolicy`,
 /// `HostConfig.Init` and `Config.Healthcheck` in `inspect`'s JSON `v` of the container whose
-/// directory is `dir`, from the monitor's records and the recorded configuration.
+/// directory is `dir`, from the monitor's records and the recorded configuration; `restarting`
+/// as [`crate::manage::restarting`] says.
 pub(crate) fn inspect_fields(
     v: &mut serde_json::Value,
     dir: &std::path::Path,
     running: bool,
-    _spec: &serde_json::Value,
+    restarting: bool,
 ) {
     use serde_json::json;
     let cfg: Option<gocker_runtime::ContainerConfig> = std::fs::read(dir.join("container.json"))
@@ -205,8 +206,7 @@ pub(crate) fn inspect_fields(
     if !v["State"].is_object() {
         v["State"] = json!({});
     }
-    let restarting = record.as_ref().is_some_and(|r| r.restarting) && !running;
-    v["State"]["Restarting"] = json!(restarting);
+    v["State"]["Restarting"] = json!(restarting && !running);
     if let Some(h) = gocker_runtime::health::Health::load(dir) {
         v["State"]["Health"] = json!({
             "Status": h.status.as_str(),
@@ -258,10 +258,14 @@ pub(crate) fn human(d: Duration) -> String {
 
 /// `ps`'s status of a container with a monitor's records: `Restarting (CODE) X ago` between the
 /// runs of `--restart`, the health in parentheses after a running one (`running (healthy)`).
-pub(crate) fn ps_status(dir: &std::path::Path, base: String, running: bool) -> String {
-    if !running {
-        if let Some(r) = gocker_runtime::restart::RestartRecord::load(dir).filter(|r| r.restarting)
-        {
+pub(crate) fn ps_status(
+    dir: &std::path::Path,
+    base: String,
+    running: bool,
+    restarting: bool,
+) -> String {
+    if !running && restarting {
+        if let Some(r) = gocker_runtime::restart::RestartRecord::load(dir) {
             let ago = r
                 .finished_ms
                 .map(|f| Duration::from_millis(gocker_runtime::restart::now_ms().saturating_sub(f)))
