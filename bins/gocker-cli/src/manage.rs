@@ -37,11 +37,11 @@ pub(crate) fn running(st: &ContainerState) -> bool {
 }
 
 /// Between two runs of `--restart`: stopped, its monitor waiting out the delay. A monitor that
-/// is still deciding (the run has just ended) is given up to 2 s to say whether it restarts
+/// is still deciding (the run has just ended) is given up to 5 s to say whether it restarts
 /// or exits.
 pub(crate) fn restarting(s: &StateStore, st: &ContainerState) -> bool {
     let dir = s.container_dir(&st.id);
-    let end = Instant::now() + Duration::from_secs(2);
+    let end = Instant::now() + Duration::from_secs(5);
     while st.status == Status::Stopped && StateStore::monitor_alive(st) {
         match gocker_runtime::restart::RestartRecord::load(&dir) {
             None => return false,
@@ -126,14 +126,21 @@ fn stop_one(s: &StateStore, st: &ContainerState, flag: Option<u64>) -> Result<()
     if running(st) && st.pid.is_some() {
         signal(st, stop_signal(s, st))?;
         if wait_stopped(s, st, Some(Duration::from_secs(grace))).is_none() {
-            signal(st, libc::SIGKILL)?;
-            wait_stopped(s, st, Some(Duration::from_secs(5))).ok_or_else(|| {
+            // The current process: a restart that began before the mark has another one.
+            let now = with_process(s, st);
+            signal(&now, libc::SIGKILL)?;
+            wait_stopped(s, &now, Some(Duration::from_secs(5))).ok_or_else(|| {
                 usage(format!("container {} did not stop after SIGKILL", st.name))
             })?;
         }
     }
     if restarts {
         wait_monitor_gone(st);
+        // A restart that was already past the mark when it was made: stop that one too.
+        let now = s.load(&st.id).unwrap_or_else(|_| st.clone());
+        if running(&now) {
+            return stop_one(s, &now, Some(grace));
+        }
     }
     Ok(())
 }

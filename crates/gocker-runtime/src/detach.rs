@@ -112,11 +112,19 @@ fn monitor(
     restart::clear_stop(&dir);
     // The health checker is a process of its own, forked while we are single-threaded: it forks
     // again for every check (`gocker exec`'s path), which a multi-threaded monitor could not.
-    let _checker = config
+    let checker = config
         .monitor
         .health
         .clone()
         .and_then(|h| crate::healthcheck::spawn(h, store.clone(), config.id.clone()));
+    // Every end of the monitor ends the checker first (and waits for it), so that nothing
+    // writes into the container's directory once the monitor is gone (`rm` removes it then).
+    let end = |code: i32| -> ! {
+        if let Some(pid) = checker {
+            crate::healthcheck::stop(pid);
+        }
+        crate::sys::exit(code)
+    };
     let mut ready = Some(ready);
     let mut first_client = first_client;
     let mut record = RestartRecord {
@@ -129,11 +137,34 @@ fn monitor(
     let mut backoff = Backoff::default();
     loop {
         let began = Instant::now();
-        // A restart is `restarting` until its payload runs (then the record says so).
-        let mut started = || {
-            if record.restarting {
-                record.restarting = false;
-                let _ = record.save(&dir);
+        // Decided the moment the payload's exit is known, before the run's teardown: `inspect`
+        // and `ps` show `Restarting` from then on.
+        let mut decision: Option<(bool, Instant, Duration)> = None;
+        let mut on = |event: RunEvent| match event {
+            // A restart is `restarting` until its payload runs.
+            RunEvent::Started => {
+                if record.restarting {
+                    record.restarting = false;
+                    let _ = record.save(&dir);
+                }
+            }
+            RunEvent::Exited(code) => {
+                // (The events journal's "die" belongs here: the run ended with `code`.)
+                let ended = Instant::now();
+                record.last_exit = Some(code);
+                record.finished_ms = Some(restart::now_ms());
+                let again =
+                    policy.should_restart(code, record.count, restart::stopped_by_user(&dir));
+                let delay = if again {
+                    backoff.next(ended - began)
+                } else {
+                    Duration::ZERO
+                };
+                record.restarting = again;
+                if !policy.is_no() {
+                    let _ = record.save(&dir);
+                }
+                decision = Some((again, ended, delay));
             }
         };
         let code = run_once(
@@ -143,45 +174,65 @@ fn monitor(
             auto_remove,
             ready.take(),
             first_client.take(),
-            &mut started,
+            &mut on,
         );
         let Some(code) = code else {
             // Stopped by the user while this restart was being created: it never ran.
             record.restarting = false;
             let _ = record.save(&dir);
-            crate::sys::exit(record.last_exit.unwrap_or(0))
+            end(record.last_exit.unwrap_or(0))
         };
-        // (The events journal's "die" belongs here: the run ended with `code`.)
-        record.last_exit = Some(code);
-        record.finished_ms = Some(restart::now_ms());
-        if !policy.should_restart(code, record.count, restart::stopped_by_user(&dir)) {
+        let (again, ended, delay) = match decision {
+            Some(d) => d,
+            // A restart that failed before its payload ran: an exit with the error's code.
+            None => {
+                let again =
+                    policy.should_restart(code, record.count, restart::stopped_by_user(&dir));
+                record.last_exit = Some(code);
+                record.finished_ms = Some(restart::now_ms());
+                record.restarting = again;
+                let delay = if again {
+                    backoff.next(began.elapsed())
+                } else {
+                    Duration::ZERO
+                };
+                (again, Instant::now(), delay)
+            }
+        };
+        if !again {
             record.restarting = false;
             if !policy.is_no() {
                 let _ = record.save(&dir);
             }
-            crate::sys::exit(code)
+            end(code)
         }
-        let delay = backoff.next(began.elapsed());
-        record.restarting = true;
         let _ = record.save(&dir);
         tracing::debug!(?delay, count = record.count, "restarting");
-        let until = Instant::now() + delay;
-        while Instant::now() < until {
+        let until = ended + delay;
+        loop {
             if restart::stopped_by_user(&dir) {
                 record.restarting = false;
                 let _ = record.save(&dir);
-                crate::sys::exit(code)
+                end(code)
             }
-            std::thread::sleep(
-                until
-                    .saturating_duration_since(Instant::now())
-                    .min(Duration::from_millis(20)),
-            );
+            let left = until.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                break;
+            }
+            std::thread::sleep(left.min(Duration::from_millis(20)));
         }
         record.count += 1;
         let _ = record.save(&dir);
         // (The events journal's "restart" belongs here.)
     }
+}
+
+/// What [`run_once`] tells the monitor's loop as it happens.
+enum RunEvent {
+    /// The payload runs.
+    Started,
+    /// The payload exited with this code (the run's teardown follows).
+    Exited(i32),
 }
 
 /// One run of the container under this monitor: create, start, wait. The first run reports to
@@ -197,7 +248,7 @@ fn run_once(
     auto_remove: bool,
     mut ready: Option<std::fs::File>,
     first_client: Option<Channel>,
-    started: &mut dyn FnMut(),
+    on: &mut dyn FnMut(RunEvent),
 ) -> Option<i32> {
     // The first run's failure goes to the waiting CLI and ends the monitor; a restart's is an exit.
     let fail = |ready: &mut Option<std::fs::File>, e: &RuntimeError, code: i32| -> i32 {
@@ -309,11 +360,15 @@ fn run_once(
         }
         .send(&r);
     }
-    started();
+    on(RunEvent::Started);
     // (The events journal's "start" belongs here.)
     // Our own copies of the pipes' write ends are fds 1 and 2: close them so the pumps see EOF
     // once the payload (and ring1) are gone.
     let status = c.wait();
+    on(RunEvent::Exited(match &status {
+        Ok(s) => s.code(),
+        Err(e) => e.exit_code(),
+    }));
     crate::process::stdio_to_null(false, true, true);
     let _ = t1.join();
     let _ = t2.join();

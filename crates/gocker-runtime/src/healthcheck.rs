@@ -48,6 +48,12 @@ pub(crate) fn spawn(check: Healthcheck, store: StateStore, id: String) -> Option
     }
 }
 
+/// Ends the checker `pid` (a child of the caller) and reaps it.
+pub(crate) fn stop(pid: Pid) {
+    let _ = rustix::process::kill_process(pid, Signal::KILL);
+    let _ = crate::sys::wait_status(pid);
+}
+
 fn checker(check: &Healthcheck, store: &StateStore, id: &str) -> ! {
     let dir = store.container_dir(id);
     let argv = match check.argv() {
