@@ -36,23 +36,6 @@ pub(crate) fn running(st: &ContainerState) -> bool {
     st.status != Status::Stopped && StateStore::monitor_alive(st)
 }
 
-/// Between two runs of `--restart`: stopped, its monitor waiting out the delay. A monitor that
-/// is still deciding (the run has just ended) is given up to 5 s to say whether it restarts
-/// or exits.
-pub(crate) fn restarting(s: &StateStore, st: &ContainerState) -> bool {
-    let dir = s.container_dir(&st.id);
-    let end = Instant::now() + Duration::from_secs(5);
-    while st.status == Status::Stopped && StateStore::monitor_alive(st) {
-        match gocker_runtime::restart::RestartRecord::load(&dir) {
-            None => return false,
-            Some(r) if r.restarting => return true,
-            Some(_) if Instant::now() >= end => return false,
-            Some(_) => std::thread::sleep(Duration::from_millis(5)),
-        }
-    }
-    false
-}
-
 /// Signal by name (with or without SIG, any case, RTMIN+N) or number (1-64).
 fn parse_signal(s: &str) -> Result<i32, Failure> {
     crate::signals::parse_signal(s)
@@ -121,7 +104,7 @@ fn stop_one(s: &StateStore, st: &ContainerState, flag: Option<u64>) -> Result<()
     let grace = grace_of(s, st, flag);
     // First, so that its monitor restarts it no more (`--restart`); then the current record: a
     // restart may have replaced the process meanwhile.
-    let restarts = mark_stopped_by_user(s, st)?;
+    let restarts = crate::monitor_flags::mark_stopped_by_user(s, st)?;
     let st = &with_process(s, st);
     if running(st) && st.pid.is_some() {
         signal(st, stop_signal(s, st))?;
@@ -135,7 +118,7 @@ fn stop_one(s: &StateStore, st: &ContainerState, flag: Option<u64>) -> Result<()
         }
     }
     if restarts {
-        wait_monitor_gone(st);
+        crate::monitor_flags::wait_monitor_gone(st);
         // A restart that was already past the mark when it was made: stop that one too.
         let now = s.load(&st.id).unwrap_or_else(|_| st.clone());
         if running(&now) {
@@ -156,23 +139,6 @@ fn with_process(s: &StateStore, st: &ContainerState) -> ContainerState {
         st = s.load(&st.id).unwrap_or(st);
     }
     st
-}
-
-/// docker's "manually stopped": the container's monitor restarts it no more (`stop`, `kill`,
-/// `rm -f`). Whether the container has a restart policy.
-pub(crate) fn mark_stopped_by_user(s: &StateStore, st: &ContainerState) -> Result<bool, Failure> {
-    let dir = s.container_dir(&st.id);
-    gocker_runtime::restart::mark_stopped_by_user(&dir)?;
-    Ok(gocker_runtime::restart::RestartRecord::load(&dir).is_some())
-}
-
-/// A monitor that was waiting out a restart delay exits at once after a stop: wait for it (at
-/// most 5 s), so that a `start` right after this `stop` cannot meet it.
-pub(crate) fn wait_monitor_gone(st: &ContainerState) {
-    let end = Instant::now() + Duration::from_secs(5);
-    while StateStore::monitor_alive(st) && Instant::now() < end {
-        std::thread::sleep(Duration::from_millis(10));
-    }
 }
 
 pub fn stop(a: StopArgs) -> i32 {
@@ -196,7 +162,7 @@ pub fn kill(a: KillArgs) -> i32 {
         if !running(&st) {
             return Err(usage(format!("container {} is not running", st.name)));
         }
-        mark_stopped_by_user(s, &st)?;
+        crate::monitor_flags::mark_stopped_by_user(s, &st)?;
         signal(&st, sig)?;
         println!("{}", st.name);
         Ok(())
@@ -248,7 +214,7 @@ pub fn inspect(a: NamesArgs) -> i32 {
             &mut v,
             &s.container_dir(&st.id),
             running(&st),
-            restarting(s, &st),
+            crate::monitor_flags::restarting(s, &st),
         );
         v["spec"] = spec;
         all.push(v);
@@ -503,7 +469,7 @@ pub fn attach(a: AttachArgs) -> i32 {
 
 /// Starts a stopped container again under a new monitor (detached), with its recorded configuration.
 fn start_one(s: &StateStore, st: &ContainerState) -> Result<(), Failure> {
-    if running(st) || restarting(s, st) {
+    if running(st) || crate::monitor_flags::restarting(s, st) {
         return Ok(());
     }
     let cfg = s.load_config(&st.id)?;

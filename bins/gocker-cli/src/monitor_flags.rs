@@ -59,9 +59,7 @@ pub(crate) fn monitor_options(
         || a.health_retries.is_some()
         || a.health_start_period.is_some();
     if a.no_healthcheck && flags_set {
-        return Err(usage(
-            "--no-healthcheck conflicts with --health-* options",
-        ));
+        return Err(usage("--no-healthcheck conflicts with --health-* options"));
     }
     let interval = duration("--health-interval", a.health_interval.as_deref())?;
     let timeout = duration("--health-timeout", a.health_timeout.as_deref())?;
@@ -117,64 +115,45 @@ pub(crate) fn monitor_options(
     Ok(MonitorOptions { restart, health })
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use clap::Parser;
-
-    fn args(words: &[&str]) -> RunArgs {
-        #[derive(Parser)]
-        struct P {
-            #[command(flatten)]
-            run: RunArgs,
+/// Between two runs of `--restart`: stopped, its monitor waiting out the delay. A monitor that
+/// is still deciding (the run has just ended) is given up to 5 s to say whether it restarts
+/// or exits.
+pub(crate) fn restarting(
+    s: &gocker_runtime::StateStore,
+    st: &gocker_runtime::ContainerState,
+) -> bool {
+    let dir = s.container_dir(&st.id);
+    let end = std::time::Instant::now() + Duration::from_secs(5);
+    while st.status == gocker_runtime::Status::Stopped
+        && gocker_runtime::StateStore::monitor_alive(st)
+    {
+        match gocker_runtime::restart::RestartRecord::load(&dir) {
+            None => return false,
+            Some(r) if r.restarting => return true,
+            Some(_) if std::time::Instant::now() >= end => return false,
+            Some(_) => std::thread::sleep(Duration::from_millis(5)),
         }
-        let mut v = vec!["run"];
-        v.extend_from_slice(words);
-        P::try_parse_from(v).unwrap().run
     }
+    false
+}
 
-    #[test]
-    fn restart_needs_detach_and_refuses_rm() {
-        let e = |w: &[&str]| monitor_options(&args(w), None).err().expect("refused").message;
-        assert!(e(&["-d", "--rm", "--restart", "always", "true"]).contains("--rm"));
-        assert!(e(&["--restart", "always", "true"]).contains("needs -d"));
-        assert!(e(&["-d", "--restart", "sometimes", "true"]).contains("sometimes"));
-        let o = monitor_options(&args(&["-d", "--restart", "on-failure:2", "true"]), None).ok().expect("accepted");
-        assert_eq!(o.restart, RestartPolicy::OnFailure { max: 2 });
-        assert!(monitor_options(&args(&["--rm", "true"]), None).is_ok());
-    }
+/// docker's "manually stopped": the container's monitor restarts it no more (`stop`, `kill`,
+/// `rm -f`). Whether the container has a restart policy.
+pub(crate) fn mark_stopped_by_user(
+    s: &gocker_runtime::StateStore,
+    st: &gocker_runtime::ContainerState,
+) -> Result<bool, Failure> {
+    let dir = s.container_dir(&st.id);
+    gocker_runtime::restart::mark_stopped_by_user(&dir)?;
+    Ok(gocker_runtime::restart::RestartRecord::load(&dir).is_some())
+}
 
-    #[test]
-    fn health_flags_and_image_healthcheck_merge_as_docker() {
-        let image = serde_json::json!({"Test": ["CMD", "check"], "Interval": 2_000_000_000u64, "Retries": 5});
-        let o = monitor_options(&args(&["-d", "true"]), Some(&image)).ok().expect("accepted");
-        let h = o.health.unwrap();
-        assert_eq!(h.test, ["CMD", "check"]);
-        assert_eq!(h.interval, Duration::from_secs(2));
-        assert_eq!(h.timeout, health::DEFAULT_TIMEOUT);
-        assert_eq!(h.retries, 5);
-        let o = monitor_options(
-            &args(&["-d", "--health-cmd", "test -f /x", "--health-interval", "500ms", "true"]),
-            Some(&image),
-        )
-        .ok()
-        .expect("accepted");
-        let h = o.health.unwrap();
-        assert_eq!(h.test, ["CMD-SHELL", "test -f /x"]);
-        assert_eq!(h.interval, Duration::from_millis(500));
-        assert_eq!(h.retries, 5, "the image's retries stay");
-        let none = serde_json::json!({"Test": ["NONE"]});
-        assert!(monitor_options(&args(&["-d", "true"]), Some(&none)).ok().expect("accepted").health.is_none());
-        assert!(monitor_options(&args(&["-d", "--no-healthcheck", "true"]), Some(&image))
-            .ok()
-            .expect("accepted")
-            .health
-            .is_none());
-        let e = |w: &[&str]| monitor_options(&args(w), None).err().expect("refused").message;
-        assert!(e(&["-d", "--no-healthcheck", "--health-cmd", "x", "true"]).contains("conflicts"));
-        assert!(e(&["-d", "--health-cmd", "x", "--health-interval", "soon", "true"]).contains("--health-interval"));
-        assert!(e(&["--health-cmd", "x", "true"]).contains("needs -d"));
-        assert!(e(&["-d", "--health-retries", "2", "true"]).contains("need a check"));
+/// A monitor that was waiting out a restart delay exits at once after a stop: wait for it (at
+/// most 5 s), so that a `start` right after this `stop` cannot meet it.
+pub(crate) fn wait_monitor_gone(st: &gocker_runtime::ContainerState) {
+    let end = std::time::Instant::now() + Duration::from_secs(5);
+    while gocker_runtime::StateStore::monitor_alive(st) && std::time::Instant::now() < end {
+        std::thread::sleep(Duration::from_millis(10));
     }
 }
 
@@ -284,5 +263,98 @@ pub(crate) fn ps_status(
         }
         Some(h) => format!("{base} ({})", h.status.as_str()),
         None => base,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    fn refused(r: Result<MonitorOptions, Failure>) -> String {
+        match r {
+            Err(f) => f.message,
+            Ok(o) => panic!("accepted: {o:?}"),
+        }
+    }
+
+    fn args(words: &[&str]) -> RunArgs {
+        #[derive(Parser)]
+        struct P {
+            #[command(flatten)]
+            run: RunArgs,
+        }
+        let mut v = vec!["run"];
+        v.extend_from_slice(words);
+        P::try_parse_from(v).unwrap().run
+    }
+
+    #[test]
+    fn restart_needs_detach_and_refuses_rm() {
+        let e = |w: &[&str]| refused(monitor_options(&args(w), None));
+        assert!(e(&["-d", "--rm", "--restart", "always", "true"]).contains("--rm"));
+        assert!(e(&["--restart", "always", "true"]).contains("needs -d"));
+        assert!(e(&["-d", "--restart", "sometimes", "true"]).contains("sometimes"));
+        let o = monitor_options(&args(&["-d", "--restart", "on-failure:2", "true"]), None)
+            .ok()
+            .expect("accepted");
+        assert_eq!(o.restart, RestartPolicy::OnFailure { max: 2 });
+        assert!(monitor_options(&args(&["--rm", "true"]), None).is_ok());
+    }
+
+    #[test]
+    fn health_flags_and_image_healthcheck_merge_as_docker() {
+        let image = serde_json::json!({"Test": ["CMD", "check"], "Interval": 2_000_000_000u64, "Retries": 5});
+        let o = monitor_options(&args(&["-d", "true"]), Some(&image))
+            .ok()
+            .expect("accepted");
+        let h = o.health.unwrap();
+        assert_eq!(h.test, ["CMD", "check"]);
+        assert_eq!(h.interval, Duration::from_secs(2));
+        assert_eq!(h.timeout, health::DEFAULT_TIMEOUT);
+        assert_eq!(h.retries, 5);
+        let o = monitor_options(
+            &args(&[
+                "-d",
+                "--health-cmd",
+                "test -f /x",
+                "--health-interval",
+                "500ms",
+                "true",
+            ]),
+            Some(&image),
+        )
+        .ok()
+        .expect("accepted");
+        let h = o.health.unwrap();
+        assert_eq!(h.test, ["CMD-SHELL", "test -f /x"]);
+        assert_eq!(h.interval, Duration::from_millis(500));
+        assert_eq!(h.retries, 5, "the image's retries stay");
+        let none = serde_json::json!({"Test": ["NONE"]});
+        assert!(monitor_options(&args(&["-d", "true"]), Some(&none))
+            .ok()
+            .expect("accepted")
+            .health
+            .is_none());
+        assert!(
+            monitor_options(&args(&["-d", "--no-healthcheck", "true"]), Some(&image))
+                .ok()
+                .expect("accepted")
+                .health
+                .is_none()
+        );
+        let e = |w: &[&str]| refused(monitor_options(&args(w), None));
+        assert!(e(&["-d", "--no-healthcheck", "--health-cmd", "x", "true"]).contains("conflicts"));
+        assert!(e(&[
+            "-d",
+            "--health-cmd",
+            "x",
+            "--health-interval",
+            "soon",
+            "true"
+        ])
+        .contains("--health-interval"));
+        assert!(e(&["--health-cmd", "x", "true"]).contains("needs -d"));
+        assert!(e(&["-d", "--health-retries", "2", "true"]).contains("need a check"));
     }
 }

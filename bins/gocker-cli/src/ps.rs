@@ -95,7 +95,7 @@ fn ps_inner(a: &PsArgs) -> Result<(), Failure> {
             &store.container_dir(&s.id),
             status,
             s.status == Status::Running,
-            crate::manage::restarting(&store, s),
+            crate::monitor_flags::restarting(&store, s),
         );
         // As docker: the published ports of a running container.
         let ports = if s.status == Status::Running {

@@ -1012,17 +1012,21 @@ pub fn rm(a: RmArgs) -> i32 {
     for c in &a.containers {
         let r = store.lookup(c).map_err(Failure::from).and_then(|s| {
             let live = s.status != Status::Stopped && StateStore::monitor_alive(&s);
-            if live || crate::manage::restarting(&store, &s) {
+            if live || crate::monitor_flags::restarting(&store, &s) {
                 if !a.force {
                     return Err(usage(format!(
                         "container {c} is running: stop it first or use `gocker rm -f`"
                     )));
                 }
                 // Its monitor restarts it no more (`--restart`).
-                crate::manage::mark_stopped_by_user(&store, &s)?;
+                crate::monitor_flags::mark_stopped_by_user(&store, &s)?;
                 // A record's pid that is not a process id is not acted on, nor that of a run
                 // that has ended (restarting: the pid may be another process's by now).
-                if let Some(pid) = s.pid.filter(|_| live).and_then(rustix::process::Pid::from_raw) {
+                if let Some(pid) = s
+                    .pid
+                    .filter(|_| live)
+                    .and_then(rustix::process::Pid::from_raw)
+                {
                     let _ = rustix::process::kill_process(pid, rustix::process::Signal::KILL);
                 }
                 // Let the monitor record the exit and release what it holds before the state goes.

@@ -78,7 +78,10 @@ fn init_is_pid1_reaps_orphans_and_forwards_stop() {
     // The grace period is 60 s: a stop that returns well before it was not a SIGKILL.
     let t = Instant::now();
     ok(&g(&["stop", "-t", "60", &n]));
-    assert!(t.elapsed() < Duration::from_secs(30), "SIGTERM reached the command");
+    assert!(
+        t.elapsed() < Duration::from_secs(30),
+        "SIGTERM reached the command"
+    );
     assert_eq!(inspect(&n)["exit_code"], 7, "the command's own exit code");
     ok(&g(&["rm", &n]));
 }
@@ -97,9 +100,20 @@ fn init_lets_a_command_without_handlers_die_of_sigterm() {
     assert!(t.elapsed() < Duration::from_secs(30), "{:?}", t.elapsed());
     assert_eq!(inspect(&n)["exit_code"], 143);
     // A missing command: the init says so and exits 127, as docker's.
-    let o = g(&["run", "--rm", "--init", "--rootfs", &r, "no-such-command-here"]);
+    let o = g(&[
+        "run",
+        "--rm",
+        "--init",
+        "--rootfs",
+        &r,
+        "no-such-command-here",
+    ]);
     assert_eq!(o.status.code(), Some(127), "{}", stderr(&o));
-    assert!(stderr(&o).contains("no-such-command-here"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("no-such-command-here"),
+        "{}",
+        stderr(&o)
+    );
     ok(&g(&["rm", &n]));
 }
 
@@ -112,11 +126,9 @@ fn run_times(n: &str) -> Vec<f64> {
         .filter(|v| v["log"].as_str().unwrap_or("").starts_with("run"))
         .map(|v| {
             let t = v["time"].as_str().unwrap();
-            let parsed = time::OffsetDateTime::parse(
-                t,
-                &time::format_description::well_known::Rfc3339,
-            )
-            .unwrap();
+            let parsed =
+                time::OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339)
+                    .unwrap();
             parsed.unix_timestamp_nanos() as f64 / 1e9
         })
         .collect()
@@ -139,7 +151,7 @@ fn on_failure_restarts_with_dockers_backoff_up_to_the_limit() {
         "-c",
         "echo run; exit 3",
     ]));
-    let v = wait_stopped(&n, Duration::from_secs(30));
+    let v = wait_stopped(&n, Duration::from_secs(90));
     assert_eq!(v["RestartCount"], 4, "{v}");
     assert_eq!(v["exit_code"], 3);
     assert_eq!(v["HostConfig"]["RestartPolicy"]["Name"], "on-failure");
@@ -152,13 +164,24 @@ fn on_failure_restarts_with_dockers_backoff_up_to_the_limit() {
     // Each gap is docker's delay (100, 200, 400, 800 ms) plus the next run's start; a start
     // takes well under 10 s even on a loaded machine.
     for (gap, delay) in gaps.iter().zip([0.1, 0.2, 0.4, 0.8]) {
-        assert!(*gap >= delay - 0.01, "gap {gap} s before delay {delay} s: {gaps:?}");
+        assert!(
+            *gap >= delay - 0.01,
+            "gap {gap} s before delay {delay} s: {gaps:?}"
+        );
         assert!(*gap < delay + 10.0, "gap {gap} s: {gaps:?}");
     }
     // Exit 0 is not a failure: no restart.
     let m = unique("restart-ok");
     ok(&g(&[
-        "run", "-d", "--restart", "on-failure", "--name", &m, "--rootfs", &r, "true",
+        "run",
+        "-d",
+        "--restart",
+        "on-failure",
+        "--name",
+        &m,
+        "--rootfs",
+        &r,
+        "true",
     ]));
     let v = wait_stopped(&m, Duration::from_secs(20));
     assert_eq!(v["RestartCount"], 0);
@@ -184,7 +207,7 @@ fn always_restarts_with_new_pids_and_stop_ends_it() {
     ]));
     let mut pids = BTreeSet::new();
     let mut restarting_seen = None;
-    let end = Instant::now() + Duration::from_secs(20);
+    let end = Instant::now() + Duration::from_secs(60);
     while Instant::now() < end && (pids.len() < 3 || restarting_seen.is_none()) {
         let v = inspect(&n);
         if v["running"] == true {
@@ -241,7 +264,16 @@ fn rm_force_ends_restarts_and_rm_with_restart_is_refused() {
     let marker = format!("marker-{n}");
     let script = format!("sleep 0.2; echo {marker} >/dev/null; exit 1");
     ok(&g(&[
-        "run", "-d", "--restart", "always", "--name", &n, "--rootfs", &r, "/bin/sh", "-c",
+        "run",
+        "-d",
+        "--restart",
+        "always",
+        "--name",
+        &n,
+        "--rootfs",
+        &r,
+        "/bin/sh",
+        "-c",
         &script,
     ]));
     wait_for("a restart", Duration::from_secs(20), || {
@@ -252,10 +284,27 @@ fn rm_force_ends_restarts_and_rm_with_restart_is_refused() {
     assert!(g(&["inspect", &n]).status.code() != Some(0), "removed");
     assert!(pids_with(&marker).is_empty(), "nothing left running");
 
-    let o = g(&["run", "--rm", "-d", "--restart", "always", "--rootfs", &r, "true"]);
+    let o = g(&[
+        "run",
+        "--rm",
+        "-d",
+        "--restart",
+        "always",
+        "--rootfs",
+        &r,
+        "true",
+    ]);
     assert_eq!(o.status.code(), Some(125));
     assert!(stderr(&o).contains("--rm"), "{}", stderr(&o));
-    let o = g(&["run", "-d", "--restart", "sometimes", "--rootfs", &r, "true"]);
+    let o = g(&[
+        "run",
+        "-d",
+        "--restart",
+        "sometimes",
+        "--rootfs",
+        &r,
+        "true",
+    ]);
     assert_eq!(o.status.code(), Some(125));
     assert!(stderr(&o).contains("sometimes"), "{}", stderr(&o));
 }
@@ -298,9 +347,16 @@ fn health_status_follows_the_check() {
         let v = inspect(&n);
         (v["State"]["Health"]["Status"] == "unhealthy").then_some(v)
     });
-    assert!(v["State"]["Health"]["FailingStreak"].as_u64().unwrap() >= 2, "{v}");
+    assert!(
+        v["State"]["Health"]["FailingStreak"].as_u64().unwrap() >= 2,
+        "{v}"
+    );
     assert_eq!(
-        v["State"]["Health"]["Log"].as_array().unwrap().last().unwrap()["ExitCode"],
+        v["State"]["Health"]["Log"]
+            .as_array()
+            .unwrap()
+            .last()
+            .unwrap()["ExitCode"],
         1
     );
     let ps = ok(&g(&["ps", "--filter", &format!("name={n}")]));
@@ -335,17 +391,31 @@ fn health_check_timeout_and_flag_errors() {
         let v = inspect(&n);
         (v["State"]["Health"]["Status"] == "unhealthy").then_some(v)
     });
-    let last = v["State"]["Health"]["Log"].as_array().unwrap().last().unwrap().clone();
+    let last = v["State"]["Health"]["Log"]
+        .as_array()
+        .unwrap()
+        .last()
+        .unwrap()
+        .clone();
     assert_eq!(last["ExitCode"], -1, "{last}");
     assert!(
-        last["Output"].as_str().unwrap().contains("exceeded timeout"),
+        last["Output"]
+            .as_str()
+            .unwrap()
+            .contains("exceeded timeout"),
         "{last}"
     );
     ok(&g(&["rm", "-f", &n]));
 
     for (args, word) in [
-        (vec!["--no-healthcheck", "--health-cmd", "true"], "conflicts"),
-        (vec!["--health-cmd", "true", "--health-interval", "soon"], "--health-interval"),
+        (
+            vec!["--no-healthcheck", "--health-cmd", "true"],
+            "conflicts",
+        ),
+        (
+            vec!["--health-cmd", "true", "--health-interval", "soon"],
+            "--health-interval",
+        ),
         (vec!["--health-retries", "2"], "need a check"),
     ] {
         let mut a = vec!["run", "-d", "--rootfs", &r];

@@ -11,8 +11,8 @@ use crate::logs::{self, LogWriter};
 use crate::proto::Report;
 use crate::restart::{self, Backoff, RestartRecord};
 use crate::state::StateStore;
-use std::time::{Duration, Instant};
 use crate::{Container, ContainerConfig, Result, RuntimeError};
+use std::time::{Duration, Instant};
 
 /// Starts `config` under a new monitor process and returns once the payload runs (or failed to).
 /// The caller must be single-threaded (the monitor forks the rings).
@@ -275,7 +275,13 @@ fn run_once(
     })();
     let ((out_r, out_w), (err_r, err_w)) = match pipes {
         Ok(p) => p,
-        Err(e) => return Some(fail(&mut ready, &RuntimeError::sys("pipe", "container logs", e), 125)),
+        Err(e) => {
+            return Some(fail(
+                &mut ready,
+                &RuntimeError::sys("pipe", "container logs", e),
+                125,
+            ))
+        }
     };
     crate::process::stdio_to_null(true, false, false);
     let _ = rustix::stdio::dup2_stdout(&out_w);

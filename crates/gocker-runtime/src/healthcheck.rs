@@ -118,7 +118,12 @@ fn checker(check: &Healthcheck, store: &StateStore, id: &str) -> ! {
 
 /// One check: forks a child that runs `argv` in the container as `gocker exec` does, with its
 /// stdout and stderr into a pipe; kills it after `timeout`.
-fn probe(store: &StateStore, st: &crate::ContainerState, argv: &[String], timeout: Duration) -> Probe {
+fn probe(
+    store: &StateStore,
+    st: &crate::ContainerState,
+    argv: &[String],
+    timeout: Duration,
+) -> Probe {
     let start_ms = now_ms();
     let failed = |output: String| Probe {
         start_ms,

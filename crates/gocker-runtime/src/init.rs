@@ -61,6 +61,9 @@ mod tests {
             rustix::fs::fstat(&fd).unwrap().st_size as usize,
             crate::lift::BINARY.len()
         );
-        assert!(rustix::io::pwrite(&fd, b"x", 0).is_err(), "a write is refused");
+        assert!(
+            rustix::io::pwrite(&fd, b"x", 0).is_err(),
+            "a write is refused"
+        );
     }
 }

@@ -260,7 +260,11 @@ mod tests {
             b.next(quick);
         }
         assert_eq!(b.next(quick), MAX_DELAY);
-        assert_eq!(b.next(Duration::from_secs(10)), FIRST_DELAY, "reset after 10 s up");
+        assert_eq!(
+            b.next(Duration::from_secs(10)),
+            FIRST_DELAY,
+            "reset after 10 s up"
+        );
         assert_eq!(b.next(quick).as_millis(), 200);
     }
 
@@ -283,7 +287,10 @@ mod tests {
         clear_stop(&dir);
         assert!(!stopped_by_user(&dir));
         std::fs::remove_dir_all(&dir).unwrap();
-        assert!(stopped_by_user(&dir), "a removed container is not restarted");
+        assert!(
+            stopped_by_user(&dir),
+            "a removed container is not restarted"
+        );
         mark_stopped_by_user(&dir).unwrap();
     }
 }
