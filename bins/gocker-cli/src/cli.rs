@@ -661,6 +661,37 @@ pub struct RunArgs {
     /// container's /etc/group (repeatable).
     #[arg(long, value_name = "GROUP")]
     pub group_add: Vec<String>,
+    /// Run Gocker's own small init as PID 1 (as docker's --init): it runs the command as its
+    /// child, forwards every signal to it, reaps orphaned processes and exits with the
+    /// command's status. Nothing is added to the container's filesystem.
+    #[arg(long)]
+    pub init: bool,
+    /// Restart policy, carried out by the detached container's monitor (needs -d): no,
+    /// on-failure[:MAX-RETRIES] (after a non-zero exit), always, unless-stopped. The delay
+    /// starts at 100 ms and doubles per restart (at most 1 min), back to 100 ms after 10 s up;
+    /// `stop`, `kill` and `rm -f` end it. Not with --rm.
+    #[arg(long, value_name = "POLICY", default_value = "no")]
+    pub restart: String,
+    /// Command to run in the container to check its health (through `/bin/sh -c`, as `gocker
+    /// exec` runs it; exit 0 is healthy). Overrides the image's Healthcheck. Needs -d or -it
+    /// (the monitor runs it). `inspect` shows State.Health, `ps` the status.
+    #[arg(long, value_name = "COMMAND")]
+    pub health_cmd: Option<String>,
+    /// Time between health checks (Go duration: 30s, 1m30s, 500ms; default 30s).
+    #[arg(long, value_name = "DURATION")]
+    pub health_interval: Option<String>,
+    /// Longest a health check may run before it counts as failed (default 30s).
+    #[arg(long, value_name = "DURATION")]
+    pub health_timeout: Option<String>,
+    /// Consecutive failures that make the container unhealthy (default 3).
+    #[arg(long, value_name = "N")]
+    pub health_retries: Option<u32>,
+    /// Time after the start during which failed checks do not count (default 0s).
+    #[arg(long, value_name = "DURATION")]
+    pub health_start_period: Option<String>,
+    /// Disable any health check, the image's included.
+    #[arg(long)]
+    pub no_healthcheck: bool,
     /// Write the container's id to FILE when it is created (refused when FILE exists; removed
     /// again when the container cannot be created).
     #[arg(long, value_name = "FILE")]

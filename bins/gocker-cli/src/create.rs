@@ -10,12 +10,14 @@ use crate::failure::{report, usage, Failure};
 
 fn create_inner(mut a: RunArgs, debug: bool) -> Result<String, Failure> {
     crate::runflags::expand_mounts(&mut a)?;
-    let a = &a;
     if a.detach {
         return Err(usage(
             "unknown shorthand flag: 'd' in -d (a created container starts detached: `gocker start`)",
         ));
     }
+    // `start` runs it under a monitor, as -d does: --restart and --health-* apply to it.
+    a.detach = true;
+    let a = &a;
     if a.interactive && !a.tty {
         return Err(usage(
             "-i cannot be used without -t here: `gocker start` runs the container detached, and a detached container's stdin is its terminal (use -it, then `gocker attach`)",

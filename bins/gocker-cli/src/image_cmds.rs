@@ -883,6 +883,19 @@ pub fn resolve_for_run(name: &str) -> Result<(Vec<PathBuf>, ImageConfiguration)>
     Ok((dirs, img.config))
 }
 
+/// docker's `config.Healthcheck` of image `name` (a field the OCI image configuration does not
+/// have, so it is read from the config blob itself); `None` when the image has none.
+pub fn image_healthcheck(name: &str) -> Option<serde_json::Value> {
+    let store = open_store().ok()?;
+    let all = entries(&store).ok()?;
+    let reference = find(&all, name).ok()?.any_ref().clone();
+    let img = store.image(&reference).ok()?;
+    let blob = std::fs::read(store.blob_path(&img.config_digest().ok()?)).ok()?;
+    let v: serde_json::Value = serde_json::from_slice(&blob).ok()?;
+    let h = v.get("config")?.get("Healthcheck")?;
+    (!h.is_null()).then(|| h.clone())
+}
+
 /// The image id (`sha256:<config>`) of `name`, to record in the container's state directory as
 /// [`CONTAINER_IMAGE_FILE`].
 #[allow(dead_code)] // the run path calls it: see docs/images.md

@@ -12,6 +12,7 @@ mod image_cmds;
 mod images;
 mod info;
 mod manage;
+mod monitor_flags;
 mod names;
 mod netflags;
 mod network_cmds;

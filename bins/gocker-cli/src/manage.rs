@@ -104,24 +104,51 @@ fn stop_signal(s: &StateStore, st: &ContainerState) -> i32 {
 
 fn stop_one(s: &StateStore, st: &ContainerState, flag: Option<u64>) -> Result<(), Failure> {
     let grace = grace_of(s, st, flag);
-    if running(st) {
+    // First, so that its monitor restarts it no more (`--restart`); then the current record: a
+    // restart may have replaced the process meanwhile.
+    let restarts = crate::monitor_flags::mark_stopped_by_user(s, st)?;
+    let st = &with_process(s, st);
+    if running(st) && st.pid.is_some() {
         let first = stop_signal(s, st);
         signal(st, first)?;
         s.record_container_event(st, None, "kill", &[("signal", &first.to_string())]);
         // A paused container is thawed after the signal, as docker's stop does.
         crate::control::thaw_after_signal(st);
         if wait_stopped(s, st, Some(Duration::from_secs(grace))).is_none() {
-            signal(st, libc::SIGKILL)?;
-            s.record_container_event(st, None, "kill", &[("signal", "9")]);
+            // The current process: a restart that began before the mark has another one.
+            let now = with_process(s, st);
+            signal(&now, libc::SIGKILL)?;
+            s.record_container_event(&now, None, "kill", &[("signal", "9")]);
             // SIGKILL cannot be caught: what is left is the monitor reaping the container and
             // saving its record, which a loaded host can delay by seconds.
-            wait_stopped(s, st, Some(Duration::from_secs(30))).ok_or_else(|| {
+            wait_stopped(s, &now, Some(Duration::from_secs(30))).ok_or_else(|| {
                 usage(format!("container {} did not stop after SIGKILL", st.name))
             })?;
         }
     }
+    if restarts {
+        crate::monitor_flags::wait_monitor_gone(st);
+        // A restart that was already past the mark when it was made: stop that one too.
+        let now = s.load(&st.id).unwrap_or_else(|_| st.clone());
+        if running(&now) {
+            return stop_one(s, &now, Some(grace));
+        }
+    }
     s.record_container_event(st, None, "stop", &[]);
     Ok(())
+}
+
+/// The current record of `st`; while it is being created (a `--restart` run: no process yet),
+/// at most 15 s until its process exists or it has stopped (its monitor drops a run that is
+/// being created when the user stopped it).
+fn with_process(s: &StateStore, st: &ContainerState) -> ContainerState {
+    let mut st = s.load(&st.id).unwrap_or_else(|_| st.clone());
+    let end = Instant::now() + Duration::from_secs(15);
+    while running(&st) && st.pid.is_none() && Instant::now() < end {
+        std::thread::sleep(Duration::from_millis(10));
+        st = s.load(&st.id).unwrap_or(st);
+    }
+    st
 }
 
 pub fn stop(a: StopArgs) -> i32 {
@@ -141,6 +168,11 @@ pub fn kill(a: KillArgs) -> i32 {
         if !running(&st) {
             return Err(usage(format!("container {} is not running", st.name)));
         }
+        let st = with_process(s, &st);
+        if !running(&st) {
+            return Err(usage(format!("container {} is not running", st.name)));
+        }
+        crate::monitor_flags::mark_stopped_by_user(s, &st)?;
         signal(&st, sig)?;
         // docker: SIGKILL or the container's stop signal to a paused container thaws it, so that
         // it ends; another signal waits, pending, for `unpause`.
@@ -225,6 +257,12 @@ pub fn inspect(a: InspectArgs) -> i32 {
         v["Path"] = serde_json::json!(st.command.first().cloned().unwrap_or_default());
         v["Args"] = serde_json::json!(st.command.get(1..).unwrap_or_default());
         v["State"] = crate::ps_row::inspect_state(s, &st, running(&st));
+        crate::monitor_flags::inspect_fields(
+            &mut v,
+            &s.container_dir(&st.id),
+            running(&st),
+            crate::monitor_flags::restarting(s, &st),
+        );
         v["spec"] = spec;
         all.push(v);
         Ok(())
@@ -511,7 +549,7 @@ pub fn attach(a: AttachArgs) -> i32 {
 
 /// Starts a stopped container again under a new monitor (detached), with its recorded configuration.
 fn start_one(s: &StateStore, st: &ContainerState) -> Result<(), Failure> {
-    if running(st) {
+    if running(st) || crate::monitor_flags::restarting(s, st) {
         return Ok(());
     }
     let mut cfg = s.load_config(&st.id)?;

@@ -90,6 +90,13 @@ fn ps_inner(a: &PsArgs) -> Result<(), Failure> {
             (Status::Running, _) if s.paused() => "paused".to_owned(),
             (st, _) => format!("{st:?}").to_lowercase(),
         };
+        // --restart between two runs, --health-cmd's status (monitor_flags.rs).
+        let status = crate::monitor_flags::ps_status(
+            &store.container_dir(&s.id),
+            status,
+            s.status == Status::Running,
+            crate::monitor_flags::restarting(&store, s),
+        );
         // As docker: the published ports of a running container.
         let ports = if s.status == Status::Running {
             crate::port::ps_text(&crate::port::recorded(&store, &s.id))

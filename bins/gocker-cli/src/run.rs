@@ -434,6 +434,14 @@ pub(crate) fn build_config(a: &RunArgs, debug: bool) -> Result<(ContainerConfig,
         let defaults = crate::run_image::ImageDefaults::from_config(&config);
         (layers, defaults, config, n)
     });
+    // docker's image Healthcheck, for the monitor (-d, -it) to run unless --no-healthcheck.
+    let monitored = a.detach || (a.interactive && a.tty);
+    let image_health = match &image {
+        Some((_, _, _, n)) if monitored && !a.no_healthcheck => {
+            crate::image_cmds::image_healthcheck(n)
+        }
+        _ => None,
+    };
     let (rootfs, mode) = match (&a.rootfs, &image) {
         (_, Some((layers, _, _, image_name))) => {
             if layers.is_empty() {
@@ -714,6 +722,8 @@ pub(crate) fn build_config(a: &RunArgs, debug: bool) -> Result<(ContainerConfig,
     cfg.forward_signals = true;
     cfg.network = network;
     cfg.stop_timeout = Some(std::time::Duration::from_secs(a.stop_timeout));
+    cfg.init = a.init;
+    cfg.monitor = crate::monitor_flags::monitor_options(a, image_health.as_ref())?;
     workspace(a, &mut cfg)?;
     match std::env::var("GOCKER_SPAWN").as_deref() {
         Ok("exec") => {
@@ -957,7 +967,8 @@ pub fn rm(a: RmArgs) -> i32 {
     let mut code = 0;
     for c in &a.containers {
         let r = store.lookup(c).map_err(Failure::from).and_then(|s| {
-            if s.status != Status::Stopped && StateStore::monitor_alive(&s) {
+            let live = s.status != Status::Stopped && StateStore::monitor_alive(&s);
+            if live || crate::monitor_flags::restarting(&store, &s) {
                 if !a.force && s.paused() {
                     return Err(usage(format!(
                         "You cannot remove a paused container {c}. Unpause and then stop the container before attempting removal or force remove"
@@ -968,8 +979,15 @@ pub fn rm(a: RmArgs) -> i32 {
                         "container {c} is running: stop it first or use `gocker rm -f`"
                     )));
                 }
-                // A record's pid that is not a process id is not acted on.
-                if let Some(pid) = s.pid.and_then(rustix::process::Pid::from_raw) {
+                // Its monitor restarts it no more (`--restart`).
+                crate::monitor_flags::mark_stopped_by_user(&store, &s)?;
+                // A record's pid that is not a process id is not acted on, nor that of a run
+                // that has ended (restarting: the pid may be another process's by now).
+                if let Some(pid) = s
+                    .pid
+                    .filter(|_| live)
+                    .and_then(rustix::process::Pid::from_raw)
+                {
                     let _ = rustix::process::kill_process(pid, rustix::process::Signal::KILL);
                 }
                 // Let the monitor record the exit and release what it holds before the state goes

@@ -10,6 +10,9 @@
 //!   and close before reading the request (policy, too many handlers): the answer is then still
 //!   queued although the send fails (EPIPE) or the first read reports ECONNRESET.
 //!
+//! Run as `gocker-init` (argv[0]), the same binary is the container's init for `gocker run --init`
+//! (`init.rs`).
+//!
 //! Deliberately dependency-free (libc only): gocker-runtime builds it as a static binary and
 //! embeds it, since containers need not have any libc at all.
 
@@ -136,8 +139,19 @@ fn field(out: &mut Vec<u8>, key: &str, value: &[u8]) {
     out.push(0);
 }
 
+mod init;
+
+/// The name under which gocker-runtime executes this binary as the container's init
+/// (`gocker run --init`).
+const INIT_NAME: &str = "gocker-init";
+
 fn main() {
-    let args: Vec<OsString> = std::env::args_os().skip(1).collect();
+    let mut all = std::env::args_os();
+    let argv0 = all.next().unwrap_or_default();
+    let args: Vec<OsString> = all.collect();
+    if argv0 == INIT_NAME {
+        init::main(args)
+    }
     if args.is_empty() || args[0] == "--help" || args[0] == "-h" {
         die(125, "usage: lift COMMAND [ARG...]  (runs COMMAND in ring1's context: see docs/workspace-mode.md)");
     }

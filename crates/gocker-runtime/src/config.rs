@@ -89,6 +89,24 @@ pub struct ContainerConfig {
     /// Never saved: a saved configuration is joined afresh from its paths.
     #[serde(skip)]
     pub(crate) joined: JoinedFds,
+    /// `--init`: PID 1 of the container is Gocker's own small init (the static `gocker-init`,
+    /// executed from a sealed memfd, [`crate::init`]), which runs the command as its child,
+    /// forwards signals to it and reaps every orphan.
+    #[serde(default)]
+    pub init: bool,
+    /// What the detached monitor does beside waiting: the restart policy and the health check
+    /// ([`crate::detach`]).
+    #[serde(default)]
+    pub monitor: MonitorOptions,
+}
+
+/// The detached monitor's duties (`gocker run -d --restart`, `--health-*`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MonitorOptions {
+    #[serde(default)]
+    pub restart: crate::restart::RestartPolicy,
+    #[serde(default)]
+    pub health: Option<crate::health::Healthcheck>,
 }
 
 /// Descriptor numbers of namespaces that ring1 joins: the user namespace first, then `others`
@@ -247,6 +265,8 @@ impl ContainerConfig {
             workspace: Default::default(),
             own_files: Vec::new(),
             cow: None,
+            init: false,
+            monitor: MonitorOptions::default(),
             joined: JoinedFds::default(),
         }
     }

@@ -9,8 +9,10 @@ use crate::attach::{self, Session};
 use crate::channel::Channel;
 use crate::logs::{self, LogWriter};
 use crate::proto::Report;
+use crate::restart::{self, Backoff, RestartRecord};
 use crate::state::StateStore;
 use crate::{Container, ContainerConfig, Result, RuntimeError};
+use std::time::{Duration, Instant};
 
 /// Starts `config` under a new monitor process and returns once the payload runs (or failed to).
 /// The caller must be single-threaded (the monitor forks the rings).
@@ -49,6 +51,12 @@ fn spawn_monitor(
     auto_remove: bool,
     first_client: Option<Channel>,
 ) -> Result<String> {
+    if auto_remove && !config.monitor.restart.is_no() {
+        return Err(RuntimeError::Config(format!(
+            "conflicting options: --restart {} and --rm (a container removed when it exits cannot be restarted)",
+            config.monitor.restart.name()
+        )));
+    }
     let (mut ready_r, ready_w) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)
         .map(|(r, w)| (std::fs::File::from(r), w))
         .map_err(|e| RuntimeError::sys("pipe", "monitor", e))?;
@@ -94,16 +102,170 @@ fn monitor(
     store: StateStore,
     name: &str,
     auto_remove: bool,
-    mut ready: std::fs::File,
+    ready: std::fs::File,
     first_client: Option<Channel>,
 ) -> ! {
     let _ = rustix::process::setsid();
-    let report = |ready: &mut std::fs::File, e: &RuntimeError| {
-        Report::Refused {
-            code: e.exit_code(),
-            message: e.to_string().replace('\n', " "),
+    let dir = store.root().join(&config.id);
+    let policy = config.monitor.restart;
+    // A start (the first run under this monitor) forgets an earlier `stop`.
+    restart::clear_stop(&dir);
+    // The health checker is a process of its own, forked while we are single-threaded: it forks
+    // again for every check (`gocker exec`'s path), which a multi-threaded monitor could not.
+    let checker = config
+        .monitor
+        .health
+        .clone()
+        .and_then(|h| crate::healthcheck::spawn(h, store.clone(), config.id.clone()));
+    // Every end of the monitor ends the checker first (and waits for it), so that nothing
+    // writes into the container's directory once the monitor is gone (`rm` removes it then).
+    let end = |code: i32| -> ! {
+        if let Some(pid) = checker {
+            crate::healthcheck::stop(pid);
         }
-        .send(&*ready);
+        crate::sys::exit(code)
+    };
+    let mut ready = Some(ready);
+    let mut first_client = first_client;
+    let mut record = RestartRecord {
+        policy,
+        ..Default::default()
+    };
+    if !policy.is_no() {
+        let _ = record.save(&dir);
+    }
+    let mut backoff = Backoff::default();
+    loop {
+        let began = Instant::now();
+        // Decided the moment the payload's exit is known, before the run's teardown: `inspect`
+        // and `ps` show `Restarting` from then on.
+        let mut decision: Option<(bool, Instant, Duration)> = None;
+        let mut on = |event: RunEvent| match event {
+            // A restart is `restarting` until its payload runs.
+            RunEvent::Started => {
+                if record.restarting {
+                    record.restarting = false;
+                    let _ = record.save(&dir);
+                }
+            }
+            RunEvent::Exited(code) => {
+                // (The events journal's "die" belongs here: the run ended with `code`.)
+                let ended = Instant::now();
+                record.last_exit = Some(code);
+                record.finished_ms = Some(restart::now_ms());
+                let again =
+                    policy.should_restart(code, record.count, restart::stopped_by_user(&dir));
+                let delay = if again {
+                    backoff.next(ended - began)
+                } else {
+                    Duration::ZERO
+                };
+                record.restarting = again;
+                if !policy.is_no() {
+                    let _ = record.save(&dir);
+                }
+                decision = Some((again, ended, delay));
+            }
+        };
+        let code = run_once(
+            config.clone(),
+            store.clone(),
+            name,
+            auto_remove,
+            ready.take(),
+            first_client.take(),
+            &mut on,
+        );
+        let Some(code) = code else {
+            // Stopped by the user while this restart was being created: it never ran.
+            record.restarting = false;
+            let _ = record.save(&dir);
+            end(record.last_exit.unwrap_or(0))
+        };
+        let (again, ended, delay) = match decision {
+            Some(d) => d,
+            // A restart that failed before its payload ran: an exit with the error's code.
+            None => {
+                let again =
+                    policy.should_restart(code, record.count, restart::stopped_by_user(&dir));
+                record.last_exit = Some(code);
+                record.finished_ms = Some(restart::now_ms());
+                record.restarting = again;
+                let delay = if again {
+                    backoff.next(began.elapsed())
+                } else {
+                    Duration::ZERO
+                };
+                (again, Instant::now(), delay)
+            }
+        };
+        if !again {
+            record.restarting = false;
+            if !policy.is_no() {
+                let _ = record.save(&dir);
+            }
+            end(code)
+        }
+        let _ = record.save(&dir);
+        tracing::debug!(?delay, count = record.count, "restarting");
+        let until = ended + delay;
+        loop {
+            if restart::stopped_by_user(&dir) {
+                record.restarting = false;
+                let _ = record.save(&dir);
+                end(code)
+            }
+            let left = until.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                break;
+            }
+            std::thread::sleep(left.min(Duration::from_millis(20)));
+        }
+        record.count += 1;
+        let _ = record.save(&dir);
+        // (The events journal's "restart" belongs here.)
+    }
+}
+
+/// What [`run_once`] tells the monitor's loop as it happens.
+enum RunEvent {
+    /// The payload runs.
+    Started,
+    /// The payload exited with this code (the run's teardown follows).
+    Exited(i32),
+}
+
+/// One run of the container under this monitor: create, start, wait. The first run reports to
+/// `ready` (the CLI waiting in [`run_detached`]); a failure before that report ends the monitor
+/// with the error's code. A later run (a restart) that fails to start returns its error's code
+/// like an exit, for the restart policy to decide on. Returns once the payload has exited and
+/// the log pumps and the terminal hub are done: the monitor is single-threaded again, so it may
+/// fork the rings of the next run.
+fn run_once(
+    config: ContainerConfig,
+    store: StateStore,
+    name: &str,
+    auto_remove: bool,
+    mut ready: Option<std::fs::File>,
+    first_client: Option<Channel>,
+    on: &mut dyn FnMut(RunEvent),
+) -> Option<i32> {
+    // The first run's failure goes to the waiting CLI and ends the monitor; a restart's is an exit.
+    let fail = |ready: &mut Option<std::fs::File>, e: &RuntimeError, code: i32| -> i32 {
+        match ready.as_mut() {
+            Some(r) => {
+                Report::Refused {
+                    code: e.exit_code(),
+                    message: e.to_string().replace('\n', " "),
+                }
+                .send(&*r);
+                crate::sys::exit(code)
+            }
+            None => {
+                tracing::warn!("restart of {name} failed: {e}");
+                code
+            }
+        }
     };
     // The payload's stdout and stderr become pipes the monitor copies into the log.
     let pipes = (|| -> std::io::Result<((OwnedFd, OwnedFd), (OwnedFd, OwnedFd))> {
@@ -114,8 +276,11 @@ fn monitor(
     let ((out_r, out_w), (err_r, err_w)) = match pipes {
         Ok(p) => p,
         Err(e) => {
-            report(&mut ready, &RuntimeError::sys("pipe", "container logs", e));
-            crate::sys::exit(125)
+            return Some(fail(
+                &mut ready,
+                &RuntimeError::sys("pipe", "container logs", e),
+                125,
+            ))
         }
     };
     crate::process::stdio_to_null(true, false, false);
@@ -130,24 +295,24 @@ fn monitor(
     let mut c = match Container::create(cfg, store, name, auto_remove) {
         Ok(c) => c,
         Err(e) => {
-            report(&mut ready, &e);
-            crate::sys::exit(e.exit_code())
+            crate::process::stdio_to_null(false, true, true);
+            let code = e.exit_code();
+            return Some(fail(&mut ready, &e, code));
         }
     };
-    // The rings exist now: threads are safe from here on (nothing forks any more).
-    // From here a failure tears the created container down (its Drop) before the monitor exits:
-    // `_exit` runs no destructors. The teardown comes before the report, so a CLI that has read
-    // the error finds no record left.
-    let abandon = |c: Container, ready: &mut std::fs::File, e: &RuntimeError, code: i32| -> ! {
+    // The rings exist now: threads are safe until the run ends (nothing forks meanwhile).
+    // From here a failure tears the created container down (its Drop) before the report: a
+    // CLI that has read the error finds no record left.
+    let abandon = |c: Container, ready: &mut Option<std::fs::File>, e: &RuntimeError, code: i32| {
         drop(c);
-        report(ready, e);
-        crate::sys::exit(code)
+        crate::process::stdio_to_null(false, true, true);
+        fail(ready, e, code)
     };
     let writer = match LogWriter::create(&dir, logs::MAX_LOG_BYTES) {
         Ok(w) => w,
         Err(e) => {
             let e = RuntimeError::sys("open", format!("{}", logs::log_path(&dir).display()), e);
-            abandon(c, &mut ready, &e, 125)
+            return Some(abandon(c, &mut ready, &e, 125));
         }
     };
     let (w1, w2, w3) = (writer.clone(), writer.clone(), writer);
@@ -159,7 +324,12 @@ fn monitor(
     if let Some(master) = c.take_pty() {
         let listener = match attach::listen(&dir) {
             Ok(l) => l,
-            Err(e) => abandon(c, &mut ready, &e, 125),
+            Err(e) => {
+                let code = abandon(c, &mut ready, &e, 125);
+                let _ = t1.join();
+                let _ = t2.join();
+                return Some(code);
+            }
         };
         let mut h = attach::Hub::new(master, listener, w3);
         if let Some(first) = first_client {
@@ -167,18 +337,44 @@ fn monitor(
         }
         hub = Some(std::thread::spawn(move || h.serve()));
     }
+    // A stop that came while this restart was being created: it does not start.
+    if ready.is_none() && restart::stopped_by_user(&dir) {
+        drop(c);
+        crate::process::stdio_to_null(false, true, true);
+        let _ = t1.join();
+        let _ = t2.join();
+        if let Some(t) = hub {
+            let _ = t.join();
+        }
+        let _ = std::fs::remove_file(dir.join(attach::SOCKET));
+        return None;
+    }
     if let Err(e) = c.start() {
         let code = e.exit_code();
-        abandon(c, &mut ready, &e, code)
+        let code = abandon(c, &mut ready, &e, code);
+        let _ = t1.join();
+        let _ = t2.join();
+        if let Some(t) = hub {
+            let _ = t.join();
+        }
+        let _ = std::fs::remove_file(dir.join(attach::SOCKET));
+        return Some(code);
     }
-    Report::Started {
-        id: c.id().to_owned(),
+    if let Some(r) = ready.take() {
+        Report::Started {
+            id: c.id().to_owned(),
+        }
+        .send(&r);
     }
-    .send(&ready);
-    drop(ready);
+    on(RunEvent::Started);
+    // (The events journal's "start" belongs here.)
     // Our own copies of the pipes' write ends are fds 1 and 2: close them so the pumps see EOF
     // once the payload (and ring1) are gone.
     let status = c.wait();
+    on(RunEvent::Exited(match &status {
+        Ok(s) => s.code(),
+        Err(e) => e.exit_code(),
+    }));
     crate::process::stdio_to_null(false, true, true);
     let _ = t1.join();
     let _ = t2.join();
@@ -196,5 +392,5 @@ fn monitor(
     } else {
         drop(c);
     }
-    crate::sys::exit(code)
+    Some(code)
 }

@@ -169,6 +169,8 @@ pub(crate) struct ExecPlan {
     candidates: Vec<CString>,
     argv: Vec<CString>,
     envp: Vec<CString>,
+    /// `--init`: execute this descriptor (the init, [`crate::init`]) instead of the candidates.
+    init: Option<std::os::fd::OwnedFd>,
 }
 
 fn cstring(s: &str, what: &str) -> Result<CString> {
@@ -207,7 +209,21 @@ impl ExecPlan {
                 .collect::<Result<_>>()?,
             candidates,
             cmd,
+            init: None,
         })
+    }
+
+    /// `--init`: execute `init` (a descriptor of the init binary) as `gocker-init -- ARGV...`;
+    /// the init finds the command on the container's PATH itself.
+    pub(crate) fn under_init(mut self, init: std::os::fd::OwnedFd) -> ExecPlan {
+        let mut argv = vec![
+            CString::new("gocker-init").expect("no NUL"),
+            CString::new("--").expect("no NUL"),
+        ];
+        argv.append(&mut self.argv);
+        self.argv = argv;
+        self.init = Some(init);
+        self
     }
 
     /// Tries each candidate like `execvp`; returns only on failure, with the errno to report
@@ -217,6 +233,19 @@ impl ExecPlan {
         argv.push(std::ptr::null());
         let mut envp: Vec<*const libc::c_char> = self.envp.iter().map(|a| a.as_ptr()).collect();
         envp.push(std::ptr::null());
+        if let Some(fd) = &self.init {
+            // SAFETY: as execve below; the descriptor is open (fexecve only returns on failure).
+            unsafe {
+                libc::fexecve(
+                    std::os::fd::AsRawFd::as_raw_fd(fd),
+                    argv.as_ptr(),
+                    envp.as_ptr(),
+                )
+            };
+            return rustix::io::Errno::from_raw_os_error(
+                std::io::Error::last_os_error().raw_os_error().unwrap_or(0),
+            );
+        }
         let mut result = rustix::io::Errno::NOENT;
         for c in &self.candidates {
             // execve only returns on failure.

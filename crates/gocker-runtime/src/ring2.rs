@@ -268,6 +268,8 @@ fn prepare(cfg: &ContainerConfig, sys: &mut dyn Ring2Sys) -> Result<ExecPlan> {
     let first = 3 + cfg.oci.as_ref().map(|o| o.preserve_fds).unwrap_or(0);
     process::preamble(sys, proc_, &cfg.spec, first)?;
     let plan = ExecPlan::new(proc_)?;
+    // --init: the plan executes Gocker's init with the command as its arguments.
+    let plan = crate::init::wrap(cfg, plan)?;
     let filter = match &cfg.seccomp {
         Some(b) => Some(gocker_seccomp::load::Prepared::new(
             b,

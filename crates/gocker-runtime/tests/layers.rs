@@ -21,6 +21,7 @@ const LAYERS: &[(&str, &[&str])] = &[
         "plan",
         &[
             "channel", "proto", "config", "spec", "seccomp", "process", "tty", "initsys",
+            "restart", "health",
         ],
     ),
     // Host-side records and helpers the rings are given: state store, namespace joins, the
@@ -37,6 +38,7 @@ const LAYERS: &[(&str, &[&str])] = &[
             "workspace",
             "oci_init",
             "control",
+            "init",
         ],
     ),
     ("ring2", &["ring2"]),
@@ -46,7 +48,15 @@ const LAYERS: &[(&str, &[&str])] = &[
     // The lifecycle verbs on top: run a bundle, exec, attach and detach, the OCI runtime CLI.
     (
         "lifecycle",
-        &["bundle", "nsexec", "attach", "detach", "oci", "crate"],
+        &[
+            "bundle",
+            "nsexec",
+            "attach",
+            "detach",
+            "healthcheck",
+            "oci",
+            "crate",
+        ],
     ),
 ];
 
