@@ -50,6 +50,25 @@ impl GockerProvider {
             })
     }
 
+    /// Every container of this user: (name, status).
+    fn containers(&self) -> Result<Vec<(String, String)>> {
+        let o = self.run("ps", &["ps", "-a", "--format", "json"])?;
+        let v: serde_json::Value = serde_json::from_slice(&o.stdout)
+            .map_err(|e| WorkspaceError::Internal(format!("gocker ps --format json: {e}")))?;
+        Ok(v.as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|c| {
+                        Some((
+                            c["name"].as_str()?.to_string(),
+                            c["status"].as_str().unwrap_or("").to_string(),
+                        ))
+                    })
+                    .collect()
+            })
+            .unwrap_or_default())
+    }
+
     /// Kills every process of the sandbox but its PID 1 (`kill -9 -1` from inside).
     fn kill_all(&self, sandbox: &str) {
         let _ = self
@@ -180,7 +199,10 @@ impl SandboxProvider for GockerProvider {
     }
 
     fn exists(&self, sandbox: &str) -> Result<bool> {
-        Ok(self.list(sandbox)?.iter().any(|n| n == sandbox))
+        Ok(self
+            .containers()?
+            .iter()
+            .any(|(n, status)| n == sandbox && status == "running"))
     }
 
     fn destroy(&self, sandbox: &str) -> Result<()> {
@@ -199,12 +221,11 @@ impl SandboxProvider for GockerProvider {
     }
 
     fn list(&self, prefix: &str) -> Result<Vec<String>> {
-        let o = self.run("ps", &["ps", "-a", "--format", "{{.Names}}"])?;
-        Ok(String::from_utf8_lossy(&o.stdout)
-            .lines()
-            .map(str::trim)
+        Ok(self
+            .containers()?
+            .into_iter()
+            .map(|(n, _)| n)
             .filter(|n| n.starts_with(prefix))
-            .map(String::from)
             .collect())
     }
 

@@ -172,6 +172,11 @@ impl Service {
         &self.artifacts
     }
 
+    /// The stored content of an artifact of an invocation record.
+    pub fn read_artifact(&self, a: &crate::model::Artifact) -> Result<Vec<u8>> {
+        self.artifacts.read(a)
+    }
+
     fn session_dir(&self, id: &str) -> PathBuf {
         self.cfg.workspace_root.join("sessions").join(id)
     }
