@@ -198,6 +198,11 @@ impl SandboxProvider for GockerProvider {
         })
     }
 
+    fn kill_processes(&self, sandbox: &str) -> Result<()> {
+        self.kill_all(sandbox);
+        Ok(())
+    }
+
     fn exists(&self, sandbox: &str) -> Result<bool> {
         Ok(self
             .containers()?

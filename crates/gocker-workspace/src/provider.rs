@@ -59,6 +59,8 @@ pub trait SandboxProvider: Send + Sync {
     fn create(&self, spec: &SandboxSpec) -> Result<SandboxHandle>;
     /// Runs a program in the sandbox; on timeout every process it started is killed.
     fn exec(&self, sandbox: &str, req: &ExecRequest) -> Result<ExecOutcome>;
+    /// Kills every process of the sandbox except its init (after an interrupted invocation).
+    fn kill_processes(&self, sandbox: &str) -> Result<()>;
     /// Whether the sandbox still exists and runs.
     fn exists(&self, sandbox: &str) -> Result<bool>;
     /// Removes the sandbox (a missing one is fine).

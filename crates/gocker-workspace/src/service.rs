@@ -446,8 +446,10 @@ impl Service {
         let t = now();
         let mut live = std::collections::HashSet::new();
         for s in sessions {
+            let mut interrupted_here = 0;
             for mut i in self.store.session_invocations(&s.id)? {
                 if i.status == InvocationStatus::Running {
+                    interrupted_here += 1;
                     i.status = InvocationStatus::Failed;
                     let e = WorkspaceError::Interrupted(
                         "the service stopped while the invocation ran".into(),
@@ -463,13 +465,20 @@ impl Service {
                 r.expired_sessions_reaped += 1;
                 continue;
             }
-            if !self.provider.exists(&s.sandbox_id)? {
+            let alive = self.provider.exists(&s.sandbox_id)?;
+            if alive && interrupted_here > 0 {
+                // What the interrupted calls started must not run on unobserved.
+                self.provider.kill_processes(&s.sandbox_id)?;
+            }
+            if !alive {
                 let spec = SandboxSpec {
                     name: s.sandbox_id.clone(),
                     workspace_dir: self.workspace_dir(&s.id),
                     workspace_path: s.workspace_path.clone(),
                     network: self.cfg.network,
                 };
+                // A stopped container of that name (after a reboot) goes first.
+                self.provider.destroy(&s.sandbox_id)?;
                 self.provider.create(&spec)?;
                 r.sandboxes_recreated += 1;
             }

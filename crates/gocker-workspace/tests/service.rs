@@ -40,6 +40,9 @@ impl SandboxProvider for Fake {
             .push((sandbox.into(), req.clone()));
         Ok(self.answer.lock().unwrap().clone())
     }
+    fn kill_processes(&self, _sandbox: &str) -> gocker_workspace::Result<()> {
+        Ok(())
+    }
     fn exists(&self, sandbox: &str) -> gocker_workspace::Result<bool> {
         Ok(self.sandboxes.lock().unwrap().iter().any(|s| s == sandbox))
     }

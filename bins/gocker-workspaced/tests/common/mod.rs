@@ -416,7 +416,11 @@ pub fn toolchain_rootfs(dir: &Path) -> Option<PathBuf> {
         .arg(&dst)
         .stderr(Stdio::null())
         .status();
-    assert!(dst.join("bin/sh").exists(), "copying the rootfs to {}", dst.display());
+    assert!(
+        dst.join("bin/sh").exists(),
+        "copying the rootfs to {}",
+        dst.display()
+    );
     let _ = std::fs::create_dir_all(dst.join("root"));
     let copy = |src: &Path| {
         let to = dst.join(src.strip_prefix("/").unwrap());
