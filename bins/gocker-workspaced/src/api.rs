@@ -337,9 +337,10 @@ async fn invoke(
             check_owner,
             &id,
             &t,
-            corr,
-            req.approved,
-            req.args,
+            InvokeRequest {
+                correlation_id: corr,
+                ..req
+            },
         )
     })
     .await?;

@@ -5,10 +5,13 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+/// The service's window and each principal's.
+type Windows = (VecDeque<Instant>, HashMap<String, VecDeque<Instant>>);
+
 pub struct RateLimiter {
     global: u32,
     per_principal: u32,
-    windows: Mutex<(VecDeque<Instant>, HashMap<String, VecDeque<Instant>>)>,
+    windows: Mutex<Windows>,
 }
 
 const WINDOW: Duration = Duration::from_secs(60);

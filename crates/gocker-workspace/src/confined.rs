@@ -576,6 +576,7 @@ mod tests {
         std::os::unix::fs::symlink("../secret", wsd.join("rel")).unwrap();
         std::os::unix::fs::symlink("/", wsd.join("rootdir")).unwrap();
         std::os::unix::fs::symlink("/proc/self/root", wsd.join("magic")).unwrap();
+        let re = regex::Regex::new("s").unwrap();
         for l in ["abs", "rel", "rootdir/etc/passwd", "magic/etc/passwd"] {
             let denied = |r: Result<()>| {
                 assert_eq!(r.unwrap_err().code(), ErrorCode::PolicyDenied, "{l}");
@@ -583,10 +584,7 @@ mod tests {
             denied(w.read(&p(l), 10).map(|_| ()));
             denied(w.write(&p(l), b"x", false).map(|_| ()));
             denied(w.stat(&p(l)).map(|_| ()));
-            denied(
-                w.search(&p(l), &regex::Regex::new("s").unwrap(), 1, 100)
-                    .map(|_| ()),
-            );
+            denied(w.search(&p(l), &re, 1, 100).map(|_| ()));
             denied(w.copy_file(&p(l), &p("copy"), false, 100).map(|_| ()));
         }
         denied_dir(&w, "rootdir/tmp");

@@ -216,9 +216,8 @@ impl SandboxProvider for GockerProvider {
             .args(["rm", "-f", sandbox])
             .output()
             .map_err(|e| WorkspaceError::Internal(format!("{}: {e}", self.gocker.display())))?;
-        if o.status.success() || String::from_utf8_lossy(&o.stderr).contains("No such container") {
-            Ok(())
-        } else if !self.exists(sandbox)? {
+        let gone = || -> Result<bool> { Ok(!self.list(sandbox)?.iter().any(|n| n == sandbox)) };
+        if o.status.success() || gone()? {
             Ok(())
         } else {
             Err(exec_err("rm -f", &o))

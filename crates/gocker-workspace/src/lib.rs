@@ -6,6 +6,7 @@
 
 pub mod artifacts;
 pub mod catalog;
+pub mod config;
 pub mod confined;
 pub mod error;
 pub mod gocker_provider;

@@ -9,76 +9,19 @@ use std::time::{Duration, Instant};
 
 use crate::artifacts::ArtifactStore;
 use crate::catalog::{self, ToolSpec};
+pub use crate::config::{Config, ConnProfile, Limits};
 use crate::confined::WorkspaceDir;
 use crate::error::{ErrorCode, Result, WorkspaceError};
 use crate::ids::{is_id, new_id, now};
 use crate::model::{
-    CreateSession, Invocation, InvocationError, InvocationStatus, LogEntry, Principal, Session,
+    CreateSession, Invocation, InvocationError, InvocationStatus, InvokeRequest, LogEntry,
+    Principal, Session,
 };
 use crate::paths::AllowedPaths;
 use crate::policy::Policy;
 use crate::provider::{SandboxProvider, SandboxSpec};
 use crate::store::Store;
 use crate::tools;
-
-/// Limits of the service (the `WORKSPACE_MAX_*` variables).
-#[derive(Debug, Clone)]
-pub struct Limits {
-    pub max_output_bytes: usize,
-    pub max_artifacts: usize,
-    pub max_artifact_bytes: u64,
-    pub max_concurrency_per_session: usize,
-}
-
-impl Default for Limits {
-    fn default() -> Self {
-        Limits {
-            max_output_bytes: 1024 * 1024,
-            max_artifacts: 10,
-            max_artifact_bytes: 10 * 1024 * 1024,
-            max_concurrency_per_session: 4,
-        }
-    }
-}
-
-/// A connection profile from `WORKSPACE_CONN_PROFILE_ENDPOINTS_JSON`.
-#[derive(Debug, Clone)]
-pub struct ConnProfile {
-    pub name: String,
-    /// Everything the operator wrote for it (credentials are filtered when shown).
-    pub fields: serde_json::Map<String, serde_json::Value>,
-}
-
-#[derive(Debug, Clone)]
-pub struct Config {
-    /// Sessions' workspaces live in `workspace_root/sessions/<id>/workspace`.
-    pub workspace_root: PathBuf,
-    pub artifact_root: PathBuf,
-    /// Where the workspace appears inside the sandbox.
-    pub workspace_path: String,
-    pub limits: Limits,
-    /// Sandboxes get network access (off by default).
-    pub network: bool,
-    pub conn_profiles: Vec<ConnProfile>,
-    pub conn_host_allowlist: Vec<String>,
-    /// Prefix of the provider's sandbox names (orphans with it are reaped).
-    pub sandbox_prefix: String,
-}
-
-impl Config {
-    pub fn new(workspace_root: PathBuf, artifact_root: PathBuf) -> Self {
-        Config {
-            workspace_root,
-            artifact_root,
-            workspace_path: "/workspace".into(),
-            limits: Limits::default(),
-            network: false,
-            conn_profiles: vec![],
-            conn_host_allowlist: vec![],
-            sandbox_prefix: "gws-".into(),
-        }
-    }
-}
 
 /// What [`Service::recover`] found and did.
 #[derive(Debug, Default, Clone, PartialEq)]
@@ -166,10 +109,6 @@ impl Service {
 
     pub fn provider(&self) -> &dyn SandboxProvider {
         &*self.provider
-    }
-
-    pub(crate) fn artifact_store(&self) -> &ArtifactStore {
-        &self.artifacts
     }
 
     /// The stored content of an artifact of an invocation record.
@@ -322,10 +261,13 @@ impl Service {
         check_owner: bool,
         session_id: &str,
         tool: &str,
-        correlation_id: Option<String>,
-        approved: bool,
-        args: serde_json::Value,
+        req: InvokeRequest,
     ) -> Result<Invocation> {
+        let InvokeRequest {
+            correlation_id,
+            approved,
+            args,
+        } = req;
         let session = self.session(check_owner.then_some(principal), session_id)?;
         let spec = catalog::find(tool)
             .ok_or_else(|| WorkspaceError::NotFound(format!("tool {tool:?} not found")))?;
@@ -368,7 +310,14 @@ impl Service {
             }
         };
         self.store.put_invocation(&inv)?;
-        let result = tools::run(self, &session, &spec, principal, &inv.id, args);
+        let env = tools::Env {
+            cfg: &self.cfg,
+            provider: &*self.provider,
+            store: &*self.store,
+            artifacts: &self.artifacts,
+            workspace_dir: self.workspace_dir(&session.id),
+        };
+        let result = tools::run(&env, &session, &spec, principal, args);
         drop(slot);
         let r = match result {
             Ok(r) => r,

@@ -9,14 +9,17 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use crate::artifacts::sha256_hex;
+use crate::artifacts::ArtifactStore;
 use crate::catalog::ToolSpec;
+use crate::config::{Config, ConnProfile};
 use crate::confined::{Kind, WorkspaceDir};
 use crate::error::{Result, WorkspaceError};
 use crate::model::{Principal, Session};
 use crate::paths::{AllowedPaths, RelPath};
 use crate::policy::ExtraArgsPolicy;
+use crate::provider::SandboxProvider;
 use crate::provider::{ExecOutcome, ExecRequest};
-use crate::service::Service;
+use crate::store::Store;
 
 /// What a tool produced; the service turns it into the invocation record.
 #[derive(Debug, Default)]
@@ -45,8 +48,18 @@ impl ToolResult {
     }
 }
 
+/// What the tools may use of the service.
+pub(crate) struct Env<'a> {
+    pub cfg: &'a Config,
+    pub provider: &'a dyn SandboxProvider,
+    pub store: &'a dyn Store,
+    pub artifacts: &'a ArtifactStore,
+    /// The session's workspace on the host.
+    pub workspace_dir: std::path::PathBuf,
+}
+
 struct Ctx<'a> {
-    svc: &'a Service,
+    svc: &'a Env<'a>,
     session: &'a Session,
     spec: &'a ToolSpec,
     principal: &'a Principal,
@@ -69,16 +82,14 @@ fn yes() -> bool {
 }
 
 pub(crate) fn run(
-    svc: &Service,
+    svc: &Env,
     session: &Session,
     spec: &ToolSpec,
     principal: &Principal,
-    invocation_id: &str,
     a: Value,
 ) -> Result<ToolResult> {
-    let _ = invocation_id;
     let limit = svc
-        .config()
+        .cfg
         .limits
         .max_output_bytes
         .min(spec.constraints.output_limit_kb as usize * 1024);
@@ -134,7 +145,7 @@ pub(crate) fn run(
             let _: Empty = args(t, a)?;
             let p: Vec<Value> = cx
                 .svc
-                .config()
+                .cfg
                 .conn_profiles
                 .iter()
                 .map(|p| cx.profile(p))
@@ -145,7 +156,7 @@ pub(crate) fn run(
             let a: Named = args(t, a)?;
             let p = cx
                 .svc
-                .config()
+                .cfg
                 .conn_profiles
                 .iter()
                 .find(|p| p.name == a.name)
@@ -178,7 +189,7 @@ struct PathArg {
 
 impl Ctx<'_> {
     fn ws(&self) -> Result<WorkspaceDir> {
-        WorkspaceDir::open(&self.svc.workspace_dir(&self.session.id))
+        WorkspaceDir::open(&self.svc.workspace_dir)
     }
 
     fn path(&self, field: &str, p: &str) -> Result<RelPath> {
@@ -211,7 +222,7 @@ impl Ctx<'_> {
             timeout,
             output_limit: self.limit,
         };
-        self.svc.provider().exec(&self.session.sandbox_id, &req)
+        self.svc.provider.exec(&self.session.sandbox_id, &req)
     }
 
     /// A program's outcome as a tool result: output, logs, stdout/stderr artifacts, and an
@@ -317,7 +328,7 @@ impl Ctx<'_> {
         Ok(self.program(o, json!({})))
     }
 
-    fn profile(&self, p: &crate::service::ConnProfile) -> Value {
+    fn profile(&self, p: &ConnProfile) -> Value {
         let secret = |k: &str| {
             let k = k.to_ascii_lowercase();
             ["secret", "token", "password", "credential", "key", "auth"]
@@ -353,7 +364,7 @@ impl Ctx<'_> {
             });
         let allowed = host.as_deref().is_some_and(|h| {
             self.svc
-                .config()
+                .cfg
                 .conn_host_allowlist
                 .iter()
                 .any(|a| match a.strip_prefix("*.") {
@@ -468,7 +479,7 @@ fn fs_move(cx: &Ctx, a: FsMove, copy: bool) -> Result<ToolResult> {
             &s,
             &d,
             a.overwrite,
-            cx.svc.config().limits.max_artifact_bytes.max(64 << 20),
+            cx.svc.cfg.limits.max_artifact_bytes.max(64 << 20),
         )?;
         Ok(ToolResult::ok(
             json!({"source": s.as_str(), "destination": d.as_str(), "bytes_copied": n}),
@@ -943,7 +954,7 @@ struct ArtifactList {
 
 fn artifact_list(cx: &Ctx, a: ArtifactList) -> Result<ToolResult> {
     let mut out = Vec::new();
-    for i in cx.svc.store().session_invocations(&cx.session.id)? {
+    for i in cx.svc.store.session_invocations(&cx.session.id)? {
         if a.invocation_id.as_ref().is_some_and(|w| *w != i.id) {
             continue;
         }
@@ -965,9 +976,9 @@ struct ArtifactRead {
 }
 
 fn artifact_read(cx: &Ctx, a: ArtifactRead) -> Result<ToolResult> {
-    for i in cx.svc.store().session_invocations(&cx.session.id)? {
+    for i in cx.svc.store.session_invocations(&cx.session.id)? {
         if let Some(art) = i.artifacts.iter().find(|x| x.id == a.artifact_id) {
-            let data = cx.svc.artifact_store().read(art)?;
+            let data = cx.svc.artifacts.read(art)?;
             let max = a.max_bytes.unwrap_or(usize::MAX).min(cx.limit);
             let truncated = data.len() > max;
             let content = String::from_utf8_lossy(&data[..data.len().min(max)]).into_owned();

@@ -105,7 +105,8 @@ fn the_example_flow_through_the_traits() {
         .unwrap();
     assert_eq!(s.workspace_path, "/workspace");
     let inv = |tool: &str, approved: bool, args: serde_json::Value| {
-        svc.invoke(
+        call(
+            &svc,
             &dev,
             true,
             &s.id,
@@ -199,7 +200,7 @@ fn the_example_flow_through_the_traits() {
     // Another tenant sees nothing.
     let other = who("b", &["admin"]);
     assert_eq!(
-        svc.invoke(&other, true, &s.id, "fs.list", None, false, json!({}))
+        call(&svc, &other, true, &s.id, "fs.list", None, false, json!({}))
             .unwrap_err()
             .code(),
         ErrorCode::NotFound
@@ -233,17 +234,17 @@ fn timeouts_and_failures_are_reported_with_their_codes() {
         timed_out: true,
         ..Default::default()
     };
-    let i = svc
-        .invoke(
-            &admin,
-            true,
-            &s.id,
-            "shell.exec",
-            None,
-            true,
-            json!({"argv": ["sleep", "600"], "timeout_seconds": 2}),
-        )
-        .unwrap();
+    let i = call(
+        &svc,
+        &admin,
+        true,
+        &s.id,
+        "shell.exec",
+        None,
+        true,
+        json!({"argv": ["sleep", "600"], "timeout_seconds": 2}),
+    )
+    .unwrap();
     assert_eq!(i.status, InvocationStatus::Failed);
     let e = i.error.unwrap();
     assert_eq!((e.code, e.retryable), (ErrorCode::Timeout, true));
@@ -251,83 +252,91 @@ fn timeouts_and_failures_are_reported_with_their_codes() {
         fake.execs.lock().unwrap()[0].1.timeout,
         Duration::from_secs(2)
     );
-    let i = svc
-        .invoke(
-            &admin,
-            true,
-            &s.id,
-            "shell.exec",
-            None,
-            true,
-            json!({"argv": ["x"], "timeout_seconds": 100000}),
-        )
-        .unwrap();
+    let i = call(
+        &svc,
+        &admin,
+        true,
+        &s.id,
+        "shell.exec",
+        None,
+        true,
+        json!({"argv": ["x"], "timeout_seconds": 100000}),
+    )
+    .unwrap();
     assert_eq!(i.error.unwrap().code, ErrorCode::InvalidArgument);
     *fake.answer.lock().unwrap() = ExecOutcome {
         exit_code: Some(3),
         ..Default::default()
     };
-    let i = svc
-        .invoke(
-            &admin,
-            true,
-            &s.id,
-            "shell.exec",
-            None,
-            true,
-            json!({"argv": ["false"], "cwd": "sub/../.."}),
-        )
-        .unwrap();
+    let i = call(
+        &svc,
+        &admin,
+        true,
+        &s.id,
+        "shell.exec",
+        None,
+        true,
+        json!({"argv": ["false"], "cwd": "sub/../.."}),
+    )
+    .unwrap();
     assert_eq!(i.error.unwrap().code, ErrorCode::PolicyDenied);
-    let i = svc
-        .invoke(
-            &admin,
-            true,
-            &s.id,
-            "shell.exec",
-            None,
-            true,
-            json!({"argv": ["false"]}),
-        )
-        .unwrap();
+    let i = call(
+        &svc,
+        &admin,
+        true,
+        &s.id,
+        "shell.exec",
+        None,
+        true,
+        json!({"argv": ["false"]}),
+    )
+    .unwrap();
     assert_eq!(
         (i.exit_code, i.error.unwrap().code),
         (Some(3), ErrorCode::ExecutionFailed)
     );
     // repo.test: nothing to detect; extra_args policy.
-    let i = svc
-        .invoke(&admin, true, &s.id, "repo.test", None, false, json!({}))
-        .unwrap();
+    let i = call(
+        &svc,
+        &admin,
+        true,
+        &s.id,
+        "repo.test",
+        None,
+        false,
+        json!({}),
+    )
+    .unwrap();
     assert_eq!(i.error.unwrap().code, ErrorCode::ExecutionFailed);
     std::fs::write(svc.workspace_dir(&s.id).join("pytest.ini"), "").unwrap();
-    let i = svc
-        .invoke(
-            &admin,
-            true,
-            &s.id,
-            "repo.test",
-            None,
-            false,
-            json!({"extra_args": ["--rootdir=/"]}),
-        )
-        .unwrap();
+    let i = call(
+        &svc,
+        &admin,
+        true,
+        &s.id,
+        "repo.test",
+        None,
+        false,
+        json!({"extra_args": ["--rootdir=/"]}),
+    )
+    .unwrap();
     assert_eq!(i.error.unwrap().code, ErrorCode::PolicyDenied);
     *fake.answer.lock().unwrap() = ExecOutcome {
         exit_code: Some(1),
         stdout: b"FAILED test_x.py::test_b - assert 1 == 2\n1 failed, 1 passed\n".to_vec(),
         ..Default::default()
     };
-    let i = svc
-        .invoke(
-            &admin,
-            true,
-            &s.id,
-            "repo.test",
-            None,
-            false,
-            json!({"extra_args": ["-k", "test_b"]}),
-        )
-        .unwrap();
+    let i = call(
+        &svc,
+        &admin,
+        true,
+        &s.id,
+        "repo.test",
+        None,
+        false,
+        json!({"extra_args": ["-k", "test_b"]}),
+    )
+    .unwrap();
     assert_eq!(i.output["failures"], json!(["test_x.py::test_b"]));
     assert_eq!(i.output["passed"], json!(false));
     assert_eq!(
@@ -353,7 +362,7 @@ fn allowed_paths_scope_every_path_field() {
         )
         .unwrap();
     let code = |tool: &str, args: serde_json::Value| {
-        svc.invoke(&dev, true, &s.id, tool, None, true, args)
+        call(&svc, &dev, true, &s.id, tool, None, true, args)
             .unwrap()
             .error
             .map(|e| e.code)
@@ -381,17 +390,17 @@ fn allowed_paths_scope_every_path_field() {
         code("git.diff", json!({"paths": ["../etc"]})),
         Some(ErrorCode::PolicyDenied)
     );
-    let l = svc
-        .invoke(
-            &dev,
-            true,
-            &s.id,
-            "fs.list",
-            None,
-            false,
-            json!({"path": "src", "recursive": true}),
-        )
-        .unwrap();
+    let l = call(
+        &svc,
+        &dev,
+        true,
+        &s.id,
+        "fs.list",
+        None,
+        false,
+        json!({"path": "src", "recursive": true}),
+    )
+    .unwrap();
     assert_eq!(l.output["entries"].as_array().unwrap().len(), 1);
 }
 
@@ -413,9 +422,7 @@ fn a_restart_finds_everything_and_reports_interrupted_invocations() {
             },
         )
         .unwrap();
-    let i = svc
-        .invoke(&dev, true, &s.id, "fs.list", None, false, json!({}))
-        .unwrap();
+    let i = call(&svc, &dev, true, &s.id, "fs.list", None, false, json!({})).unwrap();
     // As if the service died mid-call: a running record, a lost sandbox, an orphan.
     let mut running = i.clone();
     running.id = gocker_workspace::ids::new_id();
@@ -450,9 +457,28 @@ fn a_restart_finds_everything_and_reports_interrupted_invocations() {
     assert_eq!(*fake.sandboxes.lock().unwrap(), vec![s.sandbox_id.clone()]);
     assert!(!svc2.workspace_dir(&gone.id).exists());
     assert_eq!(
-        svc2.invoke(&dev, true, &s.id, "fs.list", None, false, json!({}))
+        call(&svc2, &dev, true, &s.id, "fs.list", None, false, json!({}))
             .unwrap()
             .status,
         InvocationStatus::Succeeded
     );
+}
+
+#[allow(clippy::too_many_arguments)]
+fn call(
+    svc: &Service,
+    p: &Principal,
+    check_owner: bool,
+    sid: &str,
+    tool: &str,
+    correlation_id: Option<String>,
+    approved: bool,
+    args: serde_json::Value,
+) -> gocker_workspace::Result<gocker_workspace::model::Invocation> {
+    let req = gocker_workspace::model::InvokeRequest {
+        correlation_id,
+        approved,
+        args,
+    };
+    svc.invoke(p, check_owner, sid, tool, req)
 }
