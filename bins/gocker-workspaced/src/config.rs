@@ -25,6 +25,15 @@ pub enum Backend {
     Memory,
     /// The embedded durable store under `WORKSPACE_ROOT/state`.
     File,
+    /// A valkey (or redis) server (`VALKEY_*`).
+    Valkey,
+}
+
+#[derive(Debug, Clone)]
+pub struct ValkeyConfig {
+    pub url: String,
+    pub prefix: String,
+    pub invocation_ttl_secs: u64,
 }
 
 #[derive(Debug, Clone)]
@@ -58,6 +67,7 @@ pub struct ServerConfig {
     pub sandbox_network: bool,
     pub reap_interval_secs: u64,
     pub otel_enabled: bool,
+    pub valkey: ValkeyConfig,
 }
 
 type Env<'a> = &'a dyn Fn(&str) -> Option<String>;
@@ -88,10 +98,7 @@ fn backend(env: Env, var: &'static str) -> Result<Backend, ConfigError> {
     match env(var).as_deref().map(str::trim) {
         None | Some("") | Some("embedded") | Some("file") => Ok(Backend::File),
         Some("memory") => Ok(Backend::Memory),
-        Some("valkey") | Some("redis") => Err(ConfigError {
-            var,
-            message: "the valkey backend is not built yet: use memory or embedded".into(),
-        }),
+        Some("valkey") | Some("redis") => Ok(Backend::Valkey),
         Some(v) => Err(ConfigError {
             var,
             message: format!("{v:?}: expected embedded, memory or valkey"),
@@ -253,8 +260,34 @@ impl ServerConfig {
             sandbox_network: flag(env, "WORKSPACE_SANDBOX_NETWORK")?,
             reap_interval_secs: num(env, "WORKSPACE_REAP_INTERVAL_SECONDS", 30)?,
             otel_enabled: flag(env, "WORKSPACE_OTEL_ENABLED")?,
+            valkey: valkey(env)?,
         })
     }
+}
+
+/// `VALKEY_URL`, else `redis://[:VALKEY_PASSWORD@]VALKEY_HOST:VALKEY_PORT/VALKEY_DB`.
+fn valkey(env: Env) -> Result<ValkeyConfig, ConfigError> {
+    let url = match env("VALKEY_URL").filter(|v| !v.is_empty()) {
+        Some(u) => u,
+        None => {
+            let host = env("VALKEY_HOST")
+                .filter(|v| !v.is_empty())
+                .unwrap_or_else(|| "127.0.0.1".into());
+            let port: u16 = num(env, "VALKEY_PORT", 6379)?;
+            let db: u32 = num(env, "VALKEY_DB", 0)?;
+            match env("VALKEY_PASSWORD").filter(|v| !v.is_empty()) {
+                Some(p) => format!("redis://:{p}@{host}:{port}/{db}"),
+                None => format!("redis://{host}:{port}/{db}"),
+            }
+        }
+    };
+    Ok(ValkeyConfig {
+        url,
+        prefix: env("VALKEY_KEY_PREFIX")
+            .filter(|v| !v.is_empty())
+            .unwrap_or_else(|| "workspace:".into()),
+        invocation_ttl_secs: num(env, "VALKEY_INVOCATION_TTL_SECONDS", 7 * 24 * 3600)?,
+    })
 }
 
 /// `{"name": {"url": ..., ...}, ...}` or `[{"name": ..., ...}, ...]`.

@@ -30,7 +30,7 @@ variables: PORT, WORKSPACE_ROOT, ARTIFACT_ROOT, LOG_LEVEL, WORKSPACE_AUTH_MODE (
 WORKSPACE_AUTH_SHARED_TOKEN, WORKSPACE_RATE_LIMIT_PER_MINUTE, WORKSPACE_RATE_LIMIT_PER_PRINCIPAL, \
 WORKSPACE_MAX_CONCURRENCY_PER_SESSION, WORKSPACE_MAX_OUTPUT_BYTES_PER_INVOCATION, \
 WORKSPACE_MAX_ARTIFACTS_PER_INVOCATION, WORKSPACE_MAX_ARTIFACT_BYTES_PER_INVOCATION, \
-SESSION_STORE_BACKEND / INVOCATION_STORE_BACKEND (embedded|memory), WORKSPACE_POLICY_FILE, \
+SESSION_STORE_BACKEND / INVOCATION_STORE_BACKEND (embedded|memory|valkey, with VALKEY_URL or VALKEY_HOST/PORT/PASSWORD/DB), WORKSPACE_POLICY_FILE, \
 WORKSPACE_SANDBOX_ROOTFS, WORKSPACE_GOCKER_BIN; see docs/workspace-service.md."
 )]
 struct Cli {
@@ -89,8 +89,9 @@ fn run(cfg: ServerConfig) -> Result<(), String> {
         cfg.session_store,
         cfg.invocation_store,
         &cfg.workspace_root.join("state"),
+        &cfg.valkey,
     )
-    .map_err(|e| e.to_string())?;
+    .map_err(|e| format!("SESSION_STORE_BACKEND / INVOCATION_STORE_BACKEND: {e}"))?;
     if !cfg.sandbox_rootfs.join("bin/sh").exists() {
         return Err(format!(
             "WORKSPACE_SANDBOX_ROOTFS {}: no bin/sh there; provision a root with `gocker rootfs build` or point the variable at one",

@@ -5,15 +5,17 @@ use std::sync::Arc;
 
 use gocker_workspace::model::{Invocation, Session};
 use gocker_workspace::store::{FileStore, MemoryStore, Store};
+use gocker_workspace::store_valkey::ValkeyStore;
 use gocker_workspace::Result;
 use sha2::{Digest, Sha256};
 
-use crate::config::Backend;
+use crate::config::{Backend, ValkeyConfig};
 
-fn one(b: Backend, dir: &Path) -> Result<Arc<dyn Store>> {
+fn one(b: Backend, dir: &Path, v: &ValkeyConfig) -> Result<Arc<dyn Store>> {
     Ok(match b {
         Backend::Memory => Arc::new(MemoryStore::default()),
         Backend::File => Arc::new(FileStore::open(dir)?),
+        Backend::Valkey => Arc::new(ValkeyStore::open(&v.url, &v.prefix, v.invocation_ttl_secs)?),
     })
 }
 
@@ -57,13 +59,18 @@ impl Store for Split {
     }
 }
 
-pub fn open(sessions: Backend, invocations: Backend, dir: &Path) -> Result<Arc<dyn Store>> {
+pub fn open(
+    sessions: Backend,
+    invocations: Backend,
+    dir: &Path,
+    v: &ValkeyConfig,
+) -> Result<Arc<dyn Store>> {
     if sessions == invocations {
-        return one(sessions, dir);
+        return one(sessions, dir, v);
     }
     Ok(Arc::new(Split {
-        sessions: one(sessions, dir)?,
-        invocations: one(invocations, dir)?,
+        sessions: one(sessions, dir, v)?,
+        invocations: one(invocations, dir, v)?,
     }))
 }
 
