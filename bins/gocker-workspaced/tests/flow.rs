@@ -250,15 +250,25 @@ fn the_example_flow() {
         "{}",
         u.body
     );
+    // Over 2 MiB: refused with the error shape; the service may also close the connection
+    // before the client has sent everything (the client then sees a reset, not an answer).
     let big = vec![b' '; 3 * 1024 * 1024];
-    let b = srv.raw(
-        "POST",
-        "/v1/sessions",
-        &[("content-type", "application/json")],
-        &big,
+    match ureq::post(&format!("{}/v1/sessions", srv.url))
+        .set("content-type", "application/json")
+        .send_bytes(&big)
+    {
+        Err(ureq::Error::Status(code, r)) => {
+            assert!(code == 400 || code == 413, "{code}");
+            let v: serde_json::Value = serde_json::from_str(&r.into_string().unwrap()).unwrap();
+            assert_eq!(v["error"]["code"], "invalid_argument", "{v}");
+        }
+        Err(ureq::Error::Transport(t)) => eprintln!("the oversized body was cut off: {t}"),
+        Ok(r) => panic!("an oversized body was accepted: {}", r.status()),
+    }
+    assert!(
+        srv.sandboxes().len() == 1,
+        "the oversized request made a sandbox"
     );
-    assert!(b.status == 400 || b.status == 413, "{}", b.status);
-    assert_eq!(b.json["error"]["code"], "invalid_argument", "{}", b.body);
     let nf = srv.get("/v1/invocations/00000000-0000-4000-8000-000000000000");
     assert_eq!(
         (nf.status, nf.json["error"]["code"].as_str()),
