@@ -26,6 +26,8 @@ const PACKAGES: &[&str] = &[
     "nftables",
     "slirp4netns",
     "passt",
+    // redis-server: the valkey store backend tests of gocker-workspaced (the same protocol).
+    "redis-server",
     "podman",
     "containernetworking-plugins",
     "containerd",

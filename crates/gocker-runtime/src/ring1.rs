@@ -157,7 +157,10 @@ impl Ring1Sys for Kernel<'_> {
         {
             Some((Down::Maps, fds)) if fds.is_empty() => Ok(()),
             Some(_) => Err(ring_err("ring1", "unexpected message before the id maps")),
-            None => Err(ring_err("ring1", "ring0 went away before writing the id maps")),
+            None => Err(ring_err(
+                "ring1",
+                "ring0 went away before writing the id maps",
+            )),
         }
     }
 
@@ -210,9 +213,9 @@ impl Ring1Sys for Kernel<'_> {
                 self.own_files = files.into_iter().zip(templates).collect();
                 Ok(())
             }
-            Down::Maps | Down::Volumes(_) | Down::Start | Down::Enclave | Down::OciState(_) => {
-                Err(ring_err("ring1", "unexpected message before the premade mounts"))
-            }
+            Down::Maps | Down::Volumes(_) | Down::Start | Down::Enclave | Down::OciState(_) => Err(
+                ring_err("ring1", "unexpected message before the premade mounts"),
+            ),
         }
     }
 

@@ -31,7 +31,7 @@ pub(crate) enum Outcome {
 
 fn on_tmpfs(path: &Path) -> bool {
     rustix::fs::statfs(path)
-        .map(|s| matches!(s.f_type as i64, TMPFS_MAGIC | RAMFS_MAGIC))
+        .map(|s| matches!(s.f_type, TMPFS_MAGIC | RAMFS_MAGIC))
         .unwrap_or(false)
 }
 
