@@ -420,7 +420,10 @@ fn containers_find_and_reach_each_other_by_name_and_alias_but_not_across_network
 #[test]
 fn a_stopped_container_keeps_its_network_in_use() {
     root_only!();
-    let n = NetworkGuard::create(&unique("net-stopped"), &[]);
+    // Its prunes select it by a label of its own: an unscoped prune would remove the networks
+    // that tests running beside this one have created and not used yet.
+    let mine = format!("gocker-test={}", unique("stopped"));
+    let n = NetworkGuard::create(&unique("net-stopped"), &["--label", &mine]);
     let c = n.container("stopped");
     let r = rootfs();
     ok(&g(&[
@@ -444,11 +447,19 @@ fn a_stopped_container_keeps_its_network_in_use() {
     let o = g(&["network", "ls", "-q", "--filter", "dangling=true"]);
     assert!(!ok(&o).contains(&n.id[..12]), "{}", stdout(&o));
     // `network prune` keeps it too.
-    ok(&g(&["network", "prune", "-f"]));
+    ok(&g(&["network", "prune", "-f", "--filter", &format!("label={mine}")]));
     assert!(net_dir().join("networks").join(&n.id).exists());
     ok(&g(&["rm", &c]));
     assert!(ok(&g(&["network", "ls", "-q", "--filter", "dangling=true"])).contains(&n.id[..12]));
-    let out = ok(&g(&["network", "prune", "-f", "--filter", "label!=keep"]));
+    let out = ok(&g(&[
+        "network",
+        "prune",
+        "-f",
+        "--filter",
+        &format!("label={mine}"),
+        "--filter",
+        "label!=keep",
+    ]));
     assert!(
         out.contains("Deleted Networks:") && out.contains(&n.name),
         "{out}"

@@ -573,16 +573,20 @@ impl Network {
 
         // One nft call: table, chains, masquerade and isolation of every bridge, and this
         // container's DNAT rules, atomically.
-        let mut batch = nft::base_batch(&all_bridges(&self.net_dir, &b, self.opts.user.as_ref()));
-        if let (Some(all), Some(ports)) = (
-            batch["nftables"].as_array_mut(),
-            nft::port_batch(&self.id, ip, &self.opts.ports)["nftables"].as_array(),
-        ) {
-            all.extend(ports.iter().cloned());
-        }
+        // The bridges are listed under the firewall lock: listed before it, a network removed
+        // meanwhile (whose removal refreshes the rules under the same lock) would get its rules
+        // back from this batch.
         self.nft = true;
         {
             let _fw = firewall_lock(&self.net_dir)?;
+            let mut batch =
+                nft::base_batch(&all_bridges(&self.net_dir, &b, self.opts.user.as_ref()));
+            if let (Some(all), Some(ports)) = (
+                batch["nftables"].as_array_mut(),
+                nft::port_batch(&self.id, ip, &self.opts.ports)["nftables"].as_array(),
+            ) {
+                all.extend(ports.iter().cloned());
+            }
             nft::NftCli.apply(&batch)?;
         }
         drop(lock);

@@ -74,6 +74,11 @@ pub const ROOT_STORE: &str = "/run/gocker";
 #[derive(Debug, Clone)]
 pub struct StateStore {
     root: PathBuf,
+    /// Whether container events go to this store's journal ([`crate::events`]): only the
+    /// calling user's default store keeps one (`gocker events` reads it). An OCI runtime's
+    /// state root (`gocker-oci --root`) belongs to its caller (containerd, podman), which
+    /// expects nothing there but the containers' directories.
+    journal: bool,
 }
 
 /// Records an image or volume event in the journal of the calling user's state store
@@ -137,7 +142,8 @@ impl StateStore {
             });
         }
         let _ = fs::set_permissions(&root, std::os::unix::fs::PermissionsExt::from_mode(0o700));
-        Ok(StateStore { root })
+        let journal = root == Self::default_root();
+        Ok(StateStore { root, journal })
     }
 
     pub fn root(&self) -> &Path {
@@ -330,13 +336,7 @@ impl StateStore {
             });
         }
         self.unlink_name(id, &old);
-        crate::events::record(
-            &self.root,
-            crate::events::Kind::Container,
-            "rename",
-            id,
-            &[("name", new), ("oldName", &old)],
-        );
+        self.record("rename", id, &[("name", new), ("oldName", &old)]);
         Ok(())
     }
 
@@ -385,6 +385,13 @@ impl StateStore {
         Ok(v)
     }
 
+    /// A container event in the journal, when this store keeps one.
+    fn record(&self, action: &str, id: &str, attrs: &[(&str, &str)]) {
+        if self.journal {
+            crate::events::record(&self.root, crate::events::Kind::Container, action, id, attrs);
+        }
+    }
+
     /// Records a container event in this store's journal ([`crate::events`]) with docker's
     /// attributes: `name` (the current one, after a rename), `image` (`None`: read from the
     /// container's recorded spec) and `extra`. For example, another module's pause:
@@ -396,6 +403,9 @@ impl StateStore {
         action: &str,
         extra: &[(&str, &str)],
     ) {
+        if !self.journal {
+            return;
+        }
         let image = image.map_or_else(
             || {
                 let spec: Option<serde_json::Value> =
@@ -413,13 +423,7 @@ impl StateStore {
             .map_or_else(|_| st.name.clone(), |s| s.name);
         let mut attrs = vec![("name", name.as_str()), ("image", image.as_str())];
         attrs.extend_from_slice(extra);
-        crate::events::record(
-            &self.root,
-            crate::events::Kind::Container,
-            action,
-            &st.id,
-            &attrs,
-        );
+        self.record(action, &st.id, &attrs);
     }
 
     /// Removes a container's directory and name.
@@ -458,14 +462,10 @@ impl StateStore {
             }
         }
         remove_path(&dir).map_err(|e| err(&dir, e))?;
-        let shown = self.renamed(id).unwrap_or_else(|| name.to_owned());
-        crate::events::record(
-            &self.root,
-            crate::events::Kind::Container,
-            "destroy",
-            id,
-            &[("name", &shown)],
-        );
+        if self.journal {
+            let shown = self.renamed(id).unwrap_or_else(|| name.to_owned());
+            self.record("destroy", id, &[("name", &shown)]);
+        }
         Ok(())
     }
 

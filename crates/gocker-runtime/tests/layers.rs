@@ -12,7 +12,7 @@ const LAYERS: &[(&str, &[&str])] = &[
     (
         "leaf",
         &[
-            "error", "sys", "keys", "logs", "signals", "sysctl", "events",
+            "error", "sys", "keys", "logs", "signals", "sysctl", "events", "volatile",
         ],
     ),
     // The wire and the plan: ring messages, the channel, the configuration, the spec, seccomp,
