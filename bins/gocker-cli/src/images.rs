@@ -1,7 +1,6 @@
 //! `gocker rootfs`: the root filesystems gocker knows, under `/var/lib/gocker/rootfs` (root) or
 //! `$XDG_DATA_HOME/gocker/rootfs` (users). `build` makes the Alpine one that `gocker run` uses by
-//! default: the official minirootfs at a pinned version, SHA-256 verified (curl draws the progress
-//! bar), or offline an Alpine-like rootfs from Debian's `busybox-static` and `musl` packages.
+//! default: the official minirootfs at a pinned version, SHA-256 verified, or offline an Alpine-like rootfs from Debian's `busybox-static` and `musl` packages.
 //! Built beside the destination and renamed into place, so a half-built rootfs never appears.
 
 use std::fs;
@@ -14,21 +13,6 @@ use sha2::{Digest, Sha256};
 
 fn step(msg: &str) {
     eprintln!("==> {msg}");
-}
-
-fn have(tool: &str) -> bool {
-    std::env::var_os("PATH")
-        .map(|p| std::env::split_paths(&p).any(|d| d.join(tool).is_file()))
-        .unwrap_or(false)
-}
-
-fn run(cmd: &mut Command) -> Result<()> {
-    let what = format!("{cmd:?}");
-    let st = cmd.status().with_context(|| format!("spawn {what}"))?;
-    if !st.success() {
-        bail!("{what} failed: {st}");
-    }
-    Ok(())
 }
 
 fn output(cmd: &mut Command) -> Result<String> {
@@ -197,44 +181,109 @@ fn create_dirs_0755(p: &Path) -> Result<()> {
 }
 
 fn minirootfs(dir: &Path) -> Result<()> {
-    if !have("curl") {
-        bail!("curl is not installed (Debian package curl)");
-    }
     step(&format!("downloading Alpine minirootfs {ALPINE_VERSION}"));
-    let tarball = dir.with_extension("tar.gz");
-    run(Command::new("curl")
-        .args([
-            "-fL",
-            "--progress-bar",
-            "--connect-timeout",
-            "5",
-            "--max-time",
-            "300",
-            "-o",
-        ])
-        .arg(&tarball)
-        .arg(ALPINE_URL))?;
-    let data = fs::read(&tarball)?;
-    let sum = format!("{:x}", Sha256::digest(&data));
-    if sum != ALPINE_SHA256 {
-        let _ = fs::remove_file(&tarball);
-        bail!("checksum mismatch for {ALPINE_URL}: got {sum}, expected {ALPINE_SHA256}");
-    }
-    let r = run(Command::new("tar")
-        .arg("-xzf")
-        .arg(&tarball)
-        .arg("-C")
-        .arg(dir)
-        .arg("--numeric-owner"));
-    let _ = fs::remove_file(&tarball);
-    r
+    let data = fetch_verified(ALPINE_URL, ALPINE_SHA256)?;
+    unpack_tgz(&data, dir)
 }
 
-/// Path of a file installed by a Debian package.
+/// The body of `url` (HTTP or HTTPS), with progress on stderr, refused unless its SHA-256 is
+/// `sha256`.
+fn fetch_verified(url: &str, sha256: &str) -> Result<Vec<u8>> {
+    use std::io::Read;
+    let agent = ureq::AgentBuilder::new()
+        .timeout_connect(std::time::Duration::from_secs(5))
+        .timeout(std::time::Duration::from_secs(300))
+        .build();
+    let resp = agent.get(url).call().context("download")?; // ureq names the URL
+    let total: Option<u64> = resp.header("Content-Length").and_then(|v| v.parse().ok());
+    let mut body = resp.into_reader().take(MAX_DOWNLOAD + 1);
+    let (mut data, mut buf, mut shown) = (Vec::new(), vec![0u8; 64 * 1024], 0u64);
+    loop {
+        let n = body
+            .read(&mut buf)
+            .with_context(|| format!("download {url}"))?;
+        if n == 0 {
+            break;
+        }
+        data.extend_from_slice(&buf[..n]);
+        if data.len() as u64 > MAX_DOWNLOAD {
+            bail!("download {url}: larger than {MAX_DOWNLOAD} bytes, refused");
+        }
+        // A line per tenth of the size (or per MiB when the server sends none).
+        let got = data.len() as u64;
+        let every = total.map_or(1 << 20, |t| (t / 10).max(1));
+        if got / every > shown / every {
+            match total {
+                Some(t) => eprintln!("    {} of {} KiB", got / 1024, t / 1024),
+                None => eprintln!("    {} KiB", got / 1024),
+            }
+        }
+        shown = got;
+    }
+    let sum = format!("{:x}", Sha256::digest(&data));
+    if sum != sha256 {
+        bail!("checksum mismatch for {url}: got {sum}, expected {sha256}");
+    }
+    Ok(data)
+}
+
+/// The largest download `fetch_verified` takes (the minirootfs is ~3.5 MiB).
+const MAX_DOWNLOAD: u64 = 256 << 20;
+
+/// Unpacks a gzip-compressed tar into `dir` with its numeric owners (as root) and modes; an
+/// entry that would land outside `dir` (`..`, absolute links followed) is refused.
+fn unpack_tgz(data: &[u8], dir: &Path) -> Result<()> {
+    let mut ar = tar::Archive::new(flate2::read::GzDecoder::new(data));
+    ar.set_preserve_permissions(true);
+    ar.set_preserve_ownerships(rustix::process::geteuid().is_root());
+    ar.set_unpack_xattrs(false);
+    ar.set_overwrite(true);
+    for entry in ar.entries().context("read the tarball")? {
+        let mut e = entry.context("read the tarball")?;
+        let path = e.path().context("an entry's path")?.into_owned();
+        // `unpack_in` refuses `..` and writes through no symlink it made; it says false then.
+        if !e
+            .unpack_in(dir)
+            .with_context(|| format!("unpack {}", path.display()))?
+        {
+            bail!(
+                "unpack: entry {} leaves the rootfs, refused",
+                path.display()
+            );
+        }
+    }
+    Ok(())
+}
+
+/// Path of a file installed by a Debian package, from dpkg's own list of the package's files
+/// (`/var/lib/dpkg/info/PKG.list`, or `PKG:ARCH.list` for a multi-arch package).
 fn package_file(pkg: &str, suffix: &str) -> Result<PathBuf> {
-    let list = output(Command::new("dpkg").args(["-L", pkg]))?;
+    package_file_in(Path::new(DPKG_INFO), pkg, suffix)
+}
+
+const DPKG_INFO: &str = "/var/lib/dpkg/info";
+
+fn package_file_in(info: &Path, pkg: &str, suffix: &str) -> Result<PathBuf> {
+    let plain = info.join(format!("{pkg}.list"));
+    let list = match fs::read_to_string(&plain) {
+        Ok(l) => l,
+        Err(_) => fs::read_dir(info)
+            .ok()
+            .into_iter()
+            .flatten()
+            .flatten()
+            .find(|e| {
+                let n = e.file_name();
+                let n = n.to_string_lossy();
+                n.strip_prefix(pkg)
+                    .and_then(|r| r.strip_prefix(':'))
+                    .is_some_and(|r| r.ends_with(".list") && !r.contains(':'))
+            })
+            .and_then(|e| fs::read_to_string(e.path()).ok())
+            .with_context(|| format!("package {pkg} is not installed"))?,
+    };
     list.lines()
-        .find(|l| l.ends_with(suffix))
+        .find(|l| l.ends_with(suffix) && Path::new(l).is_file())
         .map(PathBuf::from)
         .with_context(|| format!("package {pkg} has no file ending in {suffix}"))
 }
@@ -444,4 +493,92 @@ pub fn register_own_default() -> Result<Option<String>> {
         crate::names::DEFAULT_IMAGE
     );
     register_default(&dir).map(Some)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tgz(entries: &[(&str, &[u8])]) -> Vec<u8> {
+        let mut b = tar::Builder::new(Vec::new());
+        for (path, data) in entries {
+            let mut h = tar::Header::new_gnu();
+            h.set_size(data.len() as u64);
+            h.set_mode(0o750);
+            h.set_uid(0);
+            h.set_gid(0);
+            h.set_mtime(1_700_000_000);
+            h.set_entry_type(tar::EntryType::Regular);
+            // The raw name: `append_data` itself refuses `..`.
+            h.as_mut_bytes()[..path.len()].copy_from_slice(path.as_bytes());
+            h.set_cksum();
+            b.append(&h, *data).unwrap();
+        }
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        std::io::Write::write_all(&mut gz, &b.into_inner().unwrap()).unwrap();
+        gz.finish().unwrap()
+    }
+
+    #[test]
+    fn unpack_keeps_modes_and_refuses_dotdot() {
+        let d = tempfile::tempdir().unwrap();
+        let root = d.path().join("root");
+        fs::create_dir(&root).unwrap();
+        unpack_tgz(&tgz(&[("etc/motd", b"hi\n")]), &root).unwrap();
+        assert_eq!(fs::read(root.join("etc/motd")).unwrap(), b"hi\n");
+        let mode = fs::metadata(root.join("etc/motd"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o750);
+        let e = unpack_tgz(&tgz(&[("../outside", b"x")]), &root).unwrap_err();
+        assert!(format!("{e:#}").contains("../outside"), "{e:#}");
+        assert!(!d.path().join("outside").exists());
+        assert!(unpack_tgz(b"not a tarball", &root).is_err());
+    }
+
+    /// One HTTP/1.0 answer with `body` on 127.0.0.1.
+    fn serve_once(body: Vec<u8>) -> String {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}/x.tar.gz", l.local_addr().unwrap());
+        std::thread::spawn(move || {
+            let (mut c, _) = l.accept().unwrap();
+            let mut req = [0u8; 1024];
+            let _ = std::io::Read::read(&mut c, &mut req);
+            let head = format!("HTTP/1.0 200 OK\r\nContent-Length: {}\r\n\r\n", body.len());
+            let _ = std::io::Write::write_all(&mut c, head.as_bytes());
+            let _ = std::io::Write::write_all(&mut c, &body);
+        });
+        url
+    }
+
+    #[test]
+    fn a_download_is_checked_against_its_sha256() {
+        let body = b"the tarball".to_vec();
+        let good = format!("{:x}", Sha256::digest(&body));
+        assert_eq!(
+            fetch_verified(&serve_once(body.clone()), &good).unwrap(),
+            body
+        );
+        let e = fetch_verified(&serve_once(body), &"0".repeat(64)).unwrap_err();
+        assert!(e.to_string().contains("checksum mismatch"), "{e}");
+    }
+
+    #[test]
+    fn package_files_come_from_dpkgs_lists() {
+        let d = tempfile::tempdir().unwrap();
+        let bin = d.path().join("busybox");
+        fs::write(&bin, "").unwrap();
+        fs::write(d.path().join("bb.list"), format!("/.\n{}\n", bin.display())).unwrap();
+        fs::write(
+            d.path().join("ml:amd64.list"),
+            format!("{}\n", bin.display()),
+        )
+        .unwrap();
+        assert_eq!(package_file_in(d.path(), "bb", "/busybox").unwrap(), bin);
+        assert_eq!(package_file_in(d.path(), "ml", "busybox").unwrap(), bin);
+        let e = package_file_in(d.path(), "nope", "").unwrap_err();
+        assert!(e.to_string().contains("nope is not installed"), "{e}");
+        assert!(package_file_in(d.path(), "bb", "/libc.so").is_err());
+    }
 }
