@@ -21,7 +21,8 @@ pub struct Args {
     /// `oci`: youki's benchmark, create + start + delete -f with gocker-oci and runc.
     /// `images`: pull + unpack against podman's from one local registry, and runs on an image
     /// against runs on the same tree as --rootfs.
-    #[arg(long, value_parser = ["start", "net", "oci", "exec", "images"])]
+    /// `workspace`: gocker-workspaced's sessions and tool calls against bare gocker run/exec.
+    #[arg(long, value_parser = ["start", "net", "oci", "exec", "images", "workspace"])]
     pub only: Option<String>,
     /// A gocker binary of another build (e.g. the previous main's, release), measured beside this
     /// one as `gocker-baseline` in the start and exec latency runs: what a change costs.
@@ -47,6 +48,9 @@ pub fn main(a: Args) -> Result<()> {
     }
     if a.only.as_deref() == Some("images") {
         return crate::imagebench::main(&ws, &gocker, &rootfs, a.runs.min(100));
+    }
+    if a.only.as_deref() == Some("workspace") {
+        return crate::wsbench::main(&ws, &gocker, &rootfs, a.runs.min(200));
     }
     if a.only.as_deref() == Some("net") {
         return crate::netbench::main(&ws, &gocker, &rootfs, a.runs.min(100));

@@ -9,6 +9,7 @@ mod netbench;
 mod rootfs;
 mod util;
 mod vmtest;
+mod wsbench;
 
 use clap::{Parser, Subcommand};
 
