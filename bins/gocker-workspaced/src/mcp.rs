@@ -160,7 +160,13 @@ pub fn check_message(body: &[u8]) -> Result<(), (Value, i32, String)> {
             Some(i @ (Value::String(_) | Value::Number(_))) => i.clone(),
             _ => Value::Null,
         };
-        let bad = |why: &str| Err((id.clone(), INVALID_REQUEST, format!("invalid request: {why}")));
+        let bad = |why: &str| {
+            Err((
+                id.clone(),
+                INVALID_REQUEST,
+                format!("invalid request: {why}"),
+            ))
+        };
         if o.get("jsonrpc") != Some(&json!("2.0")) {
             return bad("\"jsonrpc\" must be \"2.0\"");
         }
@@ -206,7 +212,11 @@ struct Origin {
 fn origin(ctx: &RequestContext<RoleServer>) -> Result<Origin, ErrorData> {
     let missing = || ErrorData::internal_error("the MCP request has no HTTP request parts", None);
     let parts = ctx.extensions.get::<Parts>().ok_or_else(missing)?;
-    let caller = parts.extensions.get::<Caller>().cloned().ok_or_else(missing)?;
+    let caller = parts
+        .extensions
+        .get::<Caller>()
+        .cloned()
+        .ok_or_else(missing)?;
     let target = parts
         .extensions
         .get::<McpTarget>()
@@ -258,8 +268,12 @@ pub fn mcp_tool(spec: &ToolSpec) -> Tool {
     if let Ok(v) = serde_json::to_value(spec) {
         meta.insert(CATALOG_META.into(), v);
     }
-    let mut t = Tool::new(spec.name.clone(), spec.description.clone(), Arc::new(schema))
-        .with_annotations(annotations);
+    let mut t = Tool::new(
+        spec.name.clone(),
+        spec.description.clone(),
+        Arc::new(schema),
+    )
+    .with_annotations(annotations);
     t.meta = Some(MetaObject(meta));
     t
 }
@@ -288,7 +302,8 @@ pub fn call_result(inv: &Invocation) -> CallToolResult {
 /// A call refused before it became an invocation (rate limits, a session gone meanwhile): an
 /// MCP tool error with the code and message, as a denied invocation's.
 fn refused(e: &ApiError) -> CallToolResult {
-    let mut body = json!({"error": {"code": e.code, "message": e.message, "retryable": e.code.retryable()}});
+    let mut body =
+        json!({"error": {"code": e.code, "message": e.message, "retryable": e.code.retryable()}});
     if let Some(s) = e.retry_after {
         body["retry_after_seconds"] = json!(s);
     }
@@ -382,17 +397,35 @@ mod tests {
     fn malformed_messages_are_json_rpc_errors() {
         let code = |b: &str| check_message(b.as_bytes()).err().map(|e| (e.0, e.1));
         assert_eq!(code(r#"{"jsonrpc":"2.0","id":1,"method":"ping"}"#), None);
-        assert_eq!(code(r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#), None);
+        assert_eq!(
+            code(r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#),
+            None
+        );
         assert_eq!(code(r#"{"jsonrpc":"2.0","id":"a","result":{}}"#), None);
         assert_eq!(code(r#"[{"jsonrpc":"2.0","id":1,"method":"ping"}]"#), None);
-        assert_eq!(code(r#"{"jsonrpc":"2.0","id":5,"#), Some((Value::Null, PARSE_ERROR)));
+        assert_eq!(
+            code(r#"{"jsonrpc":"2.0","id":5,"#),
+            Some((Value::Null, PARSE_ERROR))
+        );
         assert_eq!(code(""), Some((Value::Null, PARSE_ERROR)));
         assert_eq!(code("\u{0}"), Some((Value::Null, PARSE_ERROR)));
         assert_eq!(code(r#"{"foo":1}"#), Some((Value::Null, INVALID_REQUEST)));
-        assert_eq!(code(r#"{"jsonrpc":"1.0","id":7,"method":"ping"}"#), Some((json!(7), INVALID_REQUEST)));
-        assert_eq!(code(r#"{"jsonrpc":"2.0","id":{},"method":"ping"}"#), Some((Value::Null, INVALID_REQUEST)));
-        assert_eq!(code(r#"{"jsonrpc":"2.0","id":"x","method":3}"#), Some((json!("x"), INVALID_REQUEST)));
-        assert_eq!(code(r#"{"jsonrpc":"2.0","result":{}}"#), Some((Value::Null, INVALID_REQUEST)));
+        assert_eq!(
+            code(r#"{"jsonrpc":"1.0","id":7,"method":"ping"}"#),
+            Some((json!(7), INVALID_REQUEST))
+        );
+        assert_eq!(
+            code(r#"{"jsonrpc":"2.0","id":{},"method":"ping"}"#),
+            Some((Value::Null, INVALID_REQUEST))
+        );
+        assert_eq!(
+            code(r#"{"jsonrpc":"2.0","id":"x","method":3}"#),
+            Some((json!("x"), INVALID_REQUEST))
+        );
+        assert_eq!(
+            code(r#"{"jsonrpc":"2.0","result":{}}"#),
+            Some((Value::Null, INVALID_REQUEST))
+        );
         assert_eq!(code("[]"), Some((Value::Null, INVALID_REQUEST)));
         assert_eq!(code("[1]"), Some((Value::Null, INVALID_REQUEST)));
         assert_eq!(code("42"), Some((Value::Null, INVALID_REQUEST)));
