@@ -18,7 +18,6 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::{AuthConfig, AuthMode};
 use crate::limits::RateLimiter;
-use crate::mcp;
 use crate::metrics::{Metrics, ToolReason, ToolStatus};
 
 /// Request bodies over this are refused.
@@ -177,12 +176,9 @@ fn parse<T: serde::de::DeserializeOwned>(
         .map_err(|e| ApiError::new(ErrorCode::InvalidArgument, format!("body: {e}")))
 }
 
-pub fn router(app: Arc<App>) -> Router {
-    let mcp_service = mcp::service(app.clone(), app.mcp_hosts.clone(), app.shutdown.clone());
-    let mcp_routes = Router::new()
-        .route_service("/v1/sessions/{id}/mcp", mcp_service.clone())
-        .route_service("/mcp", mcp_service)
-        .route_layer(middleware::from_fn_with_state(app.clone(), mcp::gate));
+/// The service's router. `mcp_routes` (the MCP endpoint, `crate::mcp::routes`) sit beside the
+/// `/v1` routes, behind the same auth middleware.
+pub fn router(app: Arc<App>, mcp_routes: Router<Arc<App>>) -> Router {
     let v1 = Router::new()
         .route("/v1/sessions", post(create_session))
         .route("/v1/sessions/{id}", get(get_session).delete(delete_session))

@@ -156,7 +156,7 @@ fn run(cfg: ServerConfig) -> Result<(), String> {
                 }
             })
         };
-        axum::serve(listener, api::router(app))
+        axum::serve(listener, api::router(app.clone(), mcp::routes(&app)))
             .with_graceful_shutdown(async move {
                 shutdown().await;
                 stop.cancel();

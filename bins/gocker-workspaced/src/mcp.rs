@@ -28,7 +28,7 @@ use axum::http::request::Parts;
 use axum::http::{Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use axum::{Extension, Json};
+use axum::{Extension, Json, Router};
 use gocker_workspace::catalog::{self, ToolSpec};
 use gocker_workspace::model::{Invocation, InvokeRequest};
 use gocker_workspace::ErrorCode;
@@ -77,6 +77,16 @@ pub fn service(
         Default::default(),
         config,
     )
+}
+
+/// The endpoint's routes, `/v1/sessions/{id}/mcp` and `/mcp`, each behind [`gate`]; the caller
+/// merges them under its auth middleware.
+pub fn routes(app: &Arc<App>) -> Router<Arc<App>> {
+    let svc = service(app.clone(), app.mcp_hosts.clone(), app.shutdown.clone());
+    Router::new()
+        .route_service("/v1/sessions/{id}/mcp", svc.clone())
+        .route_service("/mcp", svc)
+        .route_layer(axum::middleware::from_fn_with_state(app.clone(), gate))
 }
 
 /// Which session the request names (the path's `{id}`, else the header), and whether the
