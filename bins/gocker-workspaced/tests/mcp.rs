@@ -574,3 +574,89 @@ fn the_official_python_sdk_lists_and_calls_tools() {
     }
     assert_eq!(srv.delete(&sid).status, 200);
 }
+
+#[test]
+fn mcp_in_trusted_headers_mode_needs_the_token_and_the_principal() {
+    if !ready("mcp_in_trusted_headers_mode_needs_the_token_and_the_principal") {
+        return;
+    }
+    const TOKEN: &str = "mcp-shared-token-of-the-test";
+    let tmp = TempDir::new("mcp-auth");
+    let srv = Server::start(
+        &tmp.path().join("root"),
+        &[
+            ("WORKSPACE_AUTH_MODE", "trusted_headers"),
+            ("WORKSPACE_AUTH_SHARED_TOKEN", TOKEN),
+        ],
+    );
+    let who = |tenant: &'static str, token: &'static str| -> Vec<(&'static str, &'static str)> {
+        vec![
+            ("X-Workspace-Tenant-Id", tenant),
+            ("X-Workspace-Actor-Id", "alice"),
+            ("X-Workspace-Roles", "viewer"),
+            ("X-Workspace-Auth-Token", token),
+        ]
+    };
+    let r = srv.call(
+        "POST",
+        "/v1/sessions",
+        &who("tenant-a", TOKEN),
+        Some(&json!({})),
+    );
+    assert_eq!(r.status, 201, "{}", r.body);
+    let sid = r.json["session"]["id"].as_str().unwrap().to_string();
+    let url = format!("{}/v1/sessions/{sid}/mcp", srv.url);
+    let init = json!({"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {
+        "protocolVersion": "2025-06-18", "capabilities": {},
+        "clientInfo": {"name": "t", "version": "1"}}})
+    .to_string();
+    // No token, a wrong one, no principal headers: 401 before MCP.
+    for h in [
+        vec![
+            ("X-Workspace-Tenant-Id", "tenant-a"),
+            ("X-Workspace-Actor-Id", "alice"),
+        ],
+        who("tenant-a", "wrong-token-of-the-test-1234"),
+        vec![("X-Workspace-Auth-Token", TOKEN)],
+    ] {
+        let a = post(&url, &h, None, init.as_bytes());
+        assert_eq!(a.status, 401, "{h:?}: {}", a.body);
+        assert_eq!(a.msg["error"]["code"], "unauthorized");
+    }
+    // Another tenant with a good token: 404.
+    let a = post(&url, &who("tenant-b", TOKEN), None, init.as_bytes());
+    assert_eq!(a.status, 404, "{}", a.body);
+    // The owner: the viewer's catalog, and a viewer cannot write.
+    let mut mcp = Mcp::new(url, who("tenant-a", TOKEN));
+    mcp.initialize();
+    let tools = mcp.request("tools/list", json!({}));
+    let names: Vec<&str> = tools["result"]["tools"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["name"].as_str().unwrap())
+        .collect();
+    assert!(names.contains(&"fs.read_file"), "{names:?}");
+    assert!(!names.contains(&"fs.write_file"), "{names:?}");
+    let r = mcp.call(
+        "fs.write_file",
+        json!({"path": "x.txt", "content": "x", "approved": true}),
+    );
+    assert_eq!(r["result"]["isError"], true, "{r}");
+    assert_eq!(error_code(&r["result"]), "policy_denied");
+    // A later request of the same MCP session without the token: 401 too.
+    let a = post(
+        &mcp.url,
+        &who("tenant-a", "x"),
+        mcp.session.as_deref(),
+        br#"{"jsonrpc":"2.0","id":9,"method":"tools/list"}"#,
+    );
+    assert_eq!(a.status, 401, "{}", a.body);
+    let r = srv.call(
+        "DELETE",
+        &format!("/v1/sessions/{sid}"),
+        &who("tenant-a", TOKEN),
+        None,
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+}
