@@ -28,6 +28,10 @@ const PACKAGES: &[&str] = &[
     "passt",
     // redis-server: the valkey store backend tests of gocker-workspaced (the same protocol).
     "redis-server",
+    // python3-venv, python3-pip: the MCP test of gocker-workspaced installs the official `mcp`
+    // Python SDK (PyPI) into a venv of its own.
+    "python3-venv",
+    "python3-pip",
     "podman",
     "containernetworking-plugins",
     "containerd",

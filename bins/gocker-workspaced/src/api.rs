@@ -10,10 +10,11 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Extension, Json, Router};
-use gocker_workspace::model::{CreateSession, InvokeRequest, Principal};
+use gocker_workspace::model::{CreateSession, Invocation, InvokeRequest, Principal};
 use gocker_workspace::{ErrorCode, Service, WorkspaceError};
 use serde_json::json;
 use subtle::ConstantTimeEq;
+use tokio_util::sync::CancellationToken;
 
 use crate::config::{AuthConfig, AuthMode};
 use crate::limits::RateLimiter;
@@ -27,6 +28,10 @@ pub struct App {
     pub auth: AuthConfig,
     pub limiter: RateLimiter,
     pub metrics: Metrics,
+    /// The `Host` values the MCP endpoint accepts (loopback and the bind address).
+    pub mcp_hosts: Vec<String>,
+    /// Cancelled at shutdown: ends the MCP endpoint's open streams.
+    pub shutdown: CancellationToken,
 }
 
 /// One JSON error shape everywhere: `{"error": {"code", "message"}}`.
@@ -90,7 +95,7 @@ type ApiResult = Result<Response, ApiError>;
 #[derive(Clone, Debug)]
 pub struct Caller(pub Option<Principal>);
 
-fn header(h: &HeaderMap, name: &str) -> Option<String> {
+pub(crate) fn header(h: &HeaderMap, name: &str) -> Option<String> {
     h.get(name)
         .and_then(|v| v.to_str().ok())
         .map(str::trim)
@@ -140,7 +145,7 @@ async fn auth(State(app): State<Arc<App>>, mut req: Request, next: Next) -> Resp
     next.run(req).await
 }
 
-async fn blocking<T: Send + 'static>(
+pub(crate) async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> Result<T, WorkspaceError> + Send + 'static,
 ) -> Result<T, ApiError> {
     tokio::task::spawn_blocking(f)
@@ -171,7 +176,9 @@ fn parse<T: serde::de::DeserializeOwned>(
         .map_err(|e| ApiError::new(ErrorCode::InvalidArgument, format!("body: {e}")))
 }
 
-pub fn router(app: Arc<App>) -> Router {
+/// The service's router. `mcp_routes` (the MCP endpoint, `crate::mcp::routes`) sit beside the
+/// `/v1` routes, behind the same auth middleware.
+pub fn router(app: Arc<App>, mcp_routes: Router<Arc<App>>) -> Router {
     let v1 = Router::new()
         .route("/v1/sessions", post(create_session))
         .route("/v1/sessions/{id}", get(get_session).delete(delete_session))
@@ -184,6 +191,7 @@ pub fn router(app: Arc<App>) -> Router {
             "/v1/invocations/{id}/artifacts/{artifact}/content",
             get(get_artifact_content),
         )
+        .merge(mcp_routes)
         .layer(middleware::from_fn_with_state(app.clone(), auth));
     Router::new()
         .route("/healthz", get(healthz))
@@ -305,6 +313,30 @@ async fn invoke(
     body: Result<Bytes, BytesRejection>,
 ) -> ApiResult {
     let req: InvokeRequest = parse(body)?;
+    let inv = run_invocation(&app, caller, id, tool, req, &headers).await?;
+    match inv.error.clone() {
+        None => Ok(Json(json!({"invocation": inv})).into_response()),
+        Some(e) => {
+            let body =
+                Json(json!({"invocation": inv, "error": {"code": e.code, "message": e.message}}));
+            let retry = (e.code == ErrorCode::RateLimited).then_some(1);
+            Ok(with_retry((status(e.code), body).into_response(), retry))
+        }
+    }
+}
+
+/// One tool call, as the REST invoke route and the MCP endpoint make it: the session check,
+/// the rate limits, the domain's [`Service::invoke`] (policy, approval, paths, limits, the
+/// invocation record), the metrics and the log line. Session-level problems (unknown or foreign
+/// session, unknown tool, rate limits) are errors; the rest is in the returned record.
+pub async fn run_invocation(
+    app: &Arc<App>,
+    caller: Caller,
+    id: String,
+    tool: String,
+    req: InvokeRequest,
+    headers: &HeaderMap,
+) -> Result<Invocation, ApiError> {
     let svc = app.service.clone();
     let c = caller.0.clone();
     let sid = id.clone();
@@ -328,7 +360,7 @@ async fn invoke(
     let corr = req
         .correlation_id
         .filter(|c| !c.is_empty())
-        .or_else(|| header(&headers, "x-correlation-id"));
+        .or_else(|| header(headers, "x-correlation-id"));
     let svc = app.service.clone();
     let t = tool.clone();
     let inv = blocking(move || {
@@ -355,31 +387,25 @@ async fn invoke(
         .duration
         .observe(inv.duration_ms as f64 / 1000.0);
     tracing::info!(invocation = %inv.id, session = %inv.session_id, tool = %tool, correlation_id = %inv.correlation_id, status = inv.status.as_str(), duration_ms = inv.duration_ms, "invocation");
-    match inv.error.clone() {
-        None => Ok(Json(json!({"invocation": inv})).into_response()),
-        Some(e) => {
-            if e.code != ErrorCode::ExecutionFailed && e.code != ErrorCode::Timeout {
-                app.metrics
-                    .denied
-                    .get_or_create(&ToolReason {
-                        tool: tool.clone(),
-                        reason: e.code.as_str().into(),
-                    })
-                    .inc();
-            }
-            let body =
-                Json(json!({"invocation": inv, "error": {"code": e.code, "message": e.message}}));
-            let retry = (e.code == ErrorCode::RateLimited).then_some(1);
-            Ok(with_retry((status(e.code), body).into_response(), retry))
+    if let Some(e) = &inv.error {
+        if e.code != ErrorCode::ExecutionFailed && e.code != ErrorCode::Timeout {
+            app.metrics
+                .denied
+                .get_or_create(&ToolReason {
+                    tool,
+                    reason: e.code.as_str().into(),
+                })
+                .inc();
         }
     }
+    Ok(inv)
 }
 
 async fn load_invocation(
     app: &Arc<App>,
     caller: Caller,
     id: String,
-) -> Result<gocker_workspace::model::Invocation, ApiError> {
+) -> Result<Invocation, ApiError> {
     let svc = app.service.clone();
     blocking(move || svc.invocation(caller.0.as_ref(), &id)).await
 }

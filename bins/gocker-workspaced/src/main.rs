@@ -6,6 +6,7 @@
 mod api;
 mod config;
 mod limits;
+mod mcp;
 mod metrics;
 mod stores;
 
@@ -118,7 +119,10 @@ fn run(cfg: ServerConfig) -> Result<(), String> {
         auth: cfg.auth.clone(),
         limiter: limits::RateLimiter::new(cfg.rate_limit_per_minute, cfg.rate_limit_per_principal),
         metrics: metrics::Metrics::new(),
+        mcp_hosts: mcp_hosts(&cfg.bind),
+        shutdown: tokio_util::sync::CancellationToken::new(),
     });
+    let stop = app.shutdown.clone();
     app.metrics.active_sessions.set(r.sessions as i64);
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -152,8 +156,11 @@ fn run(cfg: ServerConfig) -> Result<(), String> {
                 }
             })
         };
-        axum::serve(listener, api::router(app))
-            .with_graceful_shutdown(shutdown())
+        axum::serve(listener, api::router(app.clone(), mcp::routes(&app)))
+            .with_graceful_shutdown(async move {
+                shutdown().await;
+                stop.cancel();
+            })
             .await
             .map_err(|e| format!("serving: {e}"))?;
         reaper.abort();
@@ -169,6 +176,19 @@ fn run(cfg: ServerConfig) -> Result<(), String> {
     }
     tracing::info!("stopped");
     Ok(())
+}
+
+/// The `Host` values the MCP endpoint accepts: loopback names, and the bind address when it
+/// is a specific one (with `0.0.0.0` or `::` every host is accepted: the operator exposed it).
+fn mcp_hosts(bind: &str) -> Vec<String> {
+    if bind == "0.0.0.0" || bind == "::" {
+        return vec![];
+    }
+    let mut h: Vec<String> = ["localhost", "127.0.0.1", "::1"].map(String::from).into();
+    if !h.iter().any(|x| x == bind) {
+        h.push(bind.to_string());
+    }
+    h
 }
 
 async fn shutdown() {
