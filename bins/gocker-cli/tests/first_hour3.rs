@@ -127,7 +127,7 @@ fn ps_filters_as_docker_same_key_or_different_keys_and() {
     let idc = detached(&c, &[], "exit 3");
     wait_for("c to exit", Duration::from_secs(10), || {
         ok(&g(&["ps", "-a", "--filter", &format!("name={c}")]))
-            .contains("exited (3)")
+            .contains("Exited (3) ")
             .then_some(())
     });
     let by_name = format!("name={tag}");

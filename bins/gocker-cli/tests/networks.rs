@@ -447,7 +447,13 @@ fn a_stopped_container_keeps_its_network_in_use() {
     let o = g(&["network", "ls", "-q", "--filter", "dangling=true"]);
     assert!(!ok(&o).contains(&n.id[..12]), "{}", stdout(&o));
     // `network prune` keeps it too.
-    ok(&g(&["network", "prune", "-f", "--filter", &format!("label={mine}")]));
+    ok(&g(&[
+        "network",
+        "prune",
+        "-f",
+        "--filter",
+        &format!("label={mine}"),
+    ]));
     assert!(net_dir().join("networks").join(&n.id).exists());
     ok(&g(&["rm", &c]));
     assert!(ok(&g(&["network", "ls", "-q", "--filter", "dangling=true"])).contains(&n.id[..12]));

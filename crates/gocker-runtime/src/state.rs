@@ -388,7 +388,13 @@ impl StateStore {
     /// A container event in the journal, when this store keeps one.
     fn record(&self, action: &str, id: &str, attrs: &[(&str, &str)]) {
         if self.journal {
-            crate::events::record(&self.root, crate::events::Kind::Container, action, id, attrs);
+            crate::events::record(
+                &self.root,
+                crate::events::Kind::Container,
+                action,
+                id,
+                attrs,
+            );
         }
     }
 
