@@ -407,7 +407,7 @@ fn create_makes_a_container_that_start_runs_and_rm_removes() {
     assert!(id.bytes().all(|b| b.is_ascii_hexdigit()));
     // Created: listed with -a (and by a status filter), not without; no process, no output.
     let row = ok(&g(&["ps", "-a", "--filter", &format!("name=^{n}$")]));
-    assert!(row.lines().nth(1).unwrap().contains("created"), "{row}");
+    assert!(row.lines().nth(1).unwrap().contains(" Created "), "{row}");
     assert!(ps_names(&["--filter", &format!("name=^{n}$")]).is_empty());
     assert_eq!(
         ps_names(&[

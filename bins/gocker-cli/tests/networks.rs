@@ -793,6 +793,57 @@ fn connect_reaches_the_second_network_by_name_and_disconnect_takes_it_away() {
 }
 
 #[test]
+fn a_sigkilled_monitor_leaves_no_connected_lease_endpoint_or_veth() {
+    root_only!();
+    let b = NetworkGuard::create(&unique("net-ck"), &[]);
+    let a = NetworkGuard::create(&unique("net-ck"), &[]);
+    let c = a.container("ckill");
+    let r = rootfs();
+    ok(&g(&[
+        "run",
+        "-d",
+        "--rootfs",
+        &r,
+        "--name",
+        &c,
+        "--network",
+        &a.name,
+        "sleep",
+        "300",
+    ]));
+    ok(&g(&["network", "connect", &b.name, &c]));
+    let v = inspect_container(&c);
+    let id = v["Id"].as_str().unwrap().to_owned();
+    let veth = format!("gx{}{}", &b.id[..6], &id[..7]);
+    let leases = || entries(net_dir().join(b.bridge()).join("leases"));
+    assert_eq!(leases().len(), 1);
+    assert!(links().contains(&veth));
+    let monitor = v["monitor_pid"].as_i64().expect("monitor_pid") as i32;
+    rustix::process::kill_process(
+        rustix::process::Pid::from_raw(monitor).unwrap(),
+        rustix::process::Signal::KILL,
+    )
+    .unwrap();
+    // The next gocker collects the dead owner's lease and endpoint; the veth goes with the
+    // container's network namespace.
+    wait_for(
+        "the connected leftovers to go",
+        std::time::Duration::from_secs(15),
+        || {
+            let _ = g(&["ps", "-a"]);
+            (leases().is_empty()
+                && entries(net_dir().join("networks").join(&b.id).join("endpoints")).is_empty()
+                && !links().contains(&veth))
+            .then_some(())
+        },
+    );
+    let _ = g(&["rm", "-f", &c]);
+    ok(&g(&["network", "rm", &a.name, &b.name]));
+    assert_gone(&a.bridge(), &a.id);
+    assert_gone(&b.bridge(), &b.id);
+}
+
+#[test]
 fn connect_refuses_unknown_networks_and_containers_and_stopped_or_netless_ones() {
     root_only!();
     let b = NetworkGuard::create(&unique("net-cr"), &[]);
