@@ -101,8 +101,10 @@ pub enum Command {
     /// Change the resource limits of containers, as docker's `update`: each limit given
     /// replaces the container's own (the others stay), is written into a running container's
     /// cgroup at once and recorded for its next start; a stopped container's update is only
-    /// recorded. A running container without a cgroup is refused and nothing changes. Prints
-    /// the names of the containers updated.
+    /// recorded. A running container without a cgroup is refused and nothing changes.
+    /// `--restart` replaces the restart policy: the container's monitor applies it at the
+    /// payload's next exit (a `--rm` container's is refused). Prints the names of the containers
+    /// updated.
     Update(UpdateArgs),
 
     /// Run a program in namespaces of a container or process (all of them unless flags choose).
@@ -788,6 +790,10 @@ pub struct UpdateArgs {
     /// Maximum number of processes (-1 for unlimited): pids.max.
     #[arg(long, value_name = "N", allow_hyphen_values = true)]
     pub pids_limit: Option<i64>,
+    /// Restart policy (no, on-failure[:MAX-RETRIES], always, unless-stopped): replaces the
+    /// container's own; its monitor applies it at the payload's next exit.
+    #[arg(long, value_name = "POLICY")]
+    pub restart: Option<String>,
     #[arg(required = true, value_name = "CONTAINER")]
     pub containers: Vec<String>,
 }

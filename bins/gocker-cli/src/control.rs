@@ -3,6 +3,7 @@
 //! limit flags `run` and `update` share (`--memory`, `--memory-swap`, `--cpus`, `--cpu-shares`,
 //! `--cpuset-cpus`, `--pids-limit`), parsed once here.
 
+use gocker_runtime::restart::RestartPolicy;
 use gocker_runtime::state::StateStore;
 use gocker_runtime::{ContainerState, Status};
 use oci_spec::runtime::{
@@ -180,16 +181,45 @@ pub(crate) fn update(a: UpdateArgs) -> i32 {
         true,
     );
     let res = match res {
-        Ok(Some(r)) => r,
-        Ok(None) => {
-            return report(usage(
-                "you must provide one or more flags when using this command (--memory, --memory-swap, --cpus, --cpu-shares, --cpuset-cpus, --pids-limit)",
-            ))
-        }
+        Ok(r) => r,
         Err(e) => return report(e),
     };
+    let restart = match a.restart.as_deref().map(str::parse::<RestartPolicy>) {
+        None => None,
+        Some(Ok(p)) => Some(p),
+        Some(Err(e)) => return report(usage(e.to_string())),
+    };
+    if res.is_none() && restart.is_none() {
+        return report(usage(
+            "you must provide one or more flags when using this command (--memory, --memory-swap, --cpus, --cpu-shares, --cpuset-cpus, --pids-limit, --restart)",
+        ));
+    }
     each(&a.containers, |store, st| {
-        gocker_runtime::control::update(store, st, &res)?;
+        if let Some(policy) = restart {
+            update_restart(store, st, policy)?;
+        }
+        if let Some(res) = &res {
+            gocker_runtime::control::update(store, st, res)?;
+        }
         Ok(())
     })
+}
+
+/// `update --restart`: recorded in the container's directory, where its monitor reads it at the
+/// payload's next exit (and a later `start`'s monitor at its start). As docker, refused for a
+/// container removed when it exits (`--rm`), unless the new policy is `no`.
+fn update_restart(
+    store: &StateStore,
+    st: &ContainerState,
+    policy: RestartPolicy,
+) -> Result<(), Failure> {
+    if st.auto_remove && !policy.is_no() {
+        return Err(usage(format!(
+            "cannot update container {}: --restart {} conflicts with --rm (a container removed when it exits cannot be restarted)",
+            st.name,
+            policy.name()
+        )));
+    }
+    gocker_runtime::restart::update_policy(&store.container_dir(&st.id), policy)?;
+    Ok(())
 }

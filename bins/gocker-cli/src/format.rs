@@ -571,6 +571,20 @@ mod tests {
         assert_eq!(human_duration(15 * 86400), "2 weeks");
         assert_eq!(human_duration(90 * 86400), "3 months");
         assert_eq!(human_duration(800 * 86400), "2 years");
+        // go-units' boundaries: hours are rounded (half away from zero), the rest truncated.
+        assert_eq!(human_duration(-5), "Less than a second");
+        assert_eq!(human_duration(2), "2 seconds");
+        assert_eq!(human_duration(5399), "About an hour");
+        assert_eq!(human_duration(5400), "2 hours");
+        assert_eq!(human_duration(47 * 3600 + 1799), "47 hours");
+        assert_eq!(human_duration(47 * 3600 + 1800), "2 days");
+        assert_eq!(human_duration(13 * 86400 + 23 * 3600), "13 days");
+        assert_eq!(human_duration(14 * 86400), "2 weeks");
+        assert_eq!(human_duration(59 * 86400), "8 weeks");
+        assert_eq!(human_duration(60 * 86400), "2 months");
+        assert_eq!(human_duration(729 * 86400), "24 months");
+        assert_eq!(human_duration(730 * 86400), "2 years");
+        assert_eq!(human_duration(3 * 365 * 86400 + 86399), "3 years");
         assert_eq!(go_time_string(0), "1970-01-01 00:00:00 +0000 UTC");
         assert_eq!(ellipsis("abcdef", 4), "abc…");
         assert_eq!(ellipsis("abc", 4), "abc");

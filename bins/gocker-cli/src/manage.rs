@@ -250,6 +250,18 @@ pub fn inspect(a: InspectArgs) -> i32 {
         if let Some(n) = spec["annotations"][crate::network_cmds::NETWORK_ANNOTATION].as_str() {
             v["NetworkSettings"]["Networks"] = crate::network_cmds::container_json(n, &st.id);
         }
+        // ... and the networks `network connect` added.
+        let net_dir = gocker_runtime::net::net_dir(s.root());
+        for n in gocker_net::connect::networks_of(&net_dir, &st.id) {
+            if let serde_json::Value::Object(m) = crate::network_cmds::container_json(&n, &st.id) {
+                if !v["NetworkSettings"]["Networks"].is_object() {
+                    v["NetworkSettings"]["Networks"] = serde_json::json!({});
+                }
+                for (k, e) in m {
+                    v["NetworkSettings"]["Networks"][k] = e;
+                }
+            }
+        }
         // docker's own names of the container's identity and state (`{{.State.Pid}}`).
         v["Id"] = serde_json::json!(st.id);
         v["Name"] = serde_json::json!(format!("/{}", st.name));

@@ -176,9 +176,9 @@ pub(crate) fn inspect_fields(
         .ok()
         .and_then(|b| serde_json::from_slice(&b).ok());
     let record = gocker_runtime::restart::RestartRecord::load(dir);
-    let policy = record
-        .as_ref()
-        .map(|r| r.policy)
+    // `update --restart` wins over the monitor's record until the monitor takes it over.
+    let policy = gocker_runtime::restart::updated_policy(dir)
+        .or(record.as_ref().map(|r| r.policy))
         .or_else(|| cfg.as_ref().map(|c| c.monitor.restart))
         .unwrap_or_default();
     v["RestartCount"] = json!(record.as_ref().map(|r| r.count).unwrap_or(0));
@@ -186,6 +186,10 @@ pub(crate) fn inspect_fields(
         v["State"] = json!({});
     }
     v["State"]["Restarting"] = json!(restarting && !running);
+    if restarting && !running {
+        // docker's State.Status between two runs of a restart policy.
+        v["State"]["Status"] = json!("restarting");
+    }
     if let Some(h) = gocker_runtime::health::Health::load(dir) {
         v["State"]["Health"] = json!({
             "Status": h.status.as_str(),
@@ -217,52 +221,6 @@ pub(crate) fn inspect_fields(
             "Retries": h.retries,
             "StartPeriod": h.start_period.as_nanos() as u64,
         });
-    }
-}
-
-/// "3 seconds", "About a minute", "2 hours": docker's human durations (go-units HumanDuration).
-pub(crate) fn human(d: Duration) -> String {
-    let s = d.as_secs();
-    match s {
-        0 => "Less than a second".into(),
-        1 => "1 second".into(),
-        2..=59 => format!("{s} seconds"),
-        60..=119 => "About a minute".into(),
-        _ if s < 3600 => format!("{} minutes", s / 60),
-        _ if s < 2 * 3600 => "About an hour".into(),
-        _ if s < 48 * 3600 => format!("{} hours", s / 3600),
-        _ => format!("{} days", s / 86400),
-    }
-}
-
-/// `ps`'s status of a container with a monitor's records: `Restarting (CODE) X ago` between the
-/// runs of `--restart`, the health in parentheses after a running one (`running (healthy)`).
-pub(crate) fn ps_status(
-    dir: &std::path::Path,
-    base: String,
-    running: bool,
-    restarting: bool,
-) -> String {
-    if !running && restarting {
-        if let Some(r) = gocker_runtime::restart::RestartRecord::load(dir) {
-            let ago = r
-                .finished_ms
-                .map(|f| Duration::from_millis(gocker_runtime::restart::now_ms().saturating_sub(f)))
-                .unwrap_or_default();
-            return format!(
-                "Restarting ({}) {} ago",
-                r.last_exit.unwrap_or(0),
-                human(ago)
-            );
-        }
-        return base;
-    }
-    match gocker_runtime::health::Health::load(dir) {
-        Some(h) if h.status == gocker_runtime::health::HealthStatus::Starting => {
-            format!("{base} (health: starting)")
-        }
-        Some(h) => format!("{base} ({})", h.status.as_str()),
-        None => base,
     }
 }
 

@@ -24,13 +24,13 @@ const STORE_HELP: &str = "User-defined networks need root: each is a Linux bridg
 (gkbr-<id>) with its own subnet (default: the next free /24 of 10.90.0.0/16) in the host's \
 network namespace, NAT out unless --internal, no traffic between different networks. Containers \
 on one network (`run --network NAME`) find each other by container name and --network-alias \
-through the embedded resolver at 127.0.0.11. Records: /run/gocker-net/networks. See \
-docs/networking.md.";
+through the embedded resolver at 127.0.0.11; `network connect` adds a running container to a \
+further network for its current run. Records: /run/gocker-net/networks. See docs/networking.md.";
 
 /// `network ...`: flattened into gocker's top-level subcommands.
 #[derive(Debug, Subcommand)]
 pub enum NetworkCommands {
-    /// Manage user-defined networks (create, ls, inspect, rm, prune).
+    /// Manage user-defined networks (create, ls, inspect, rm, prune, connect, disconnect).
     #[command(subcommand, after_help = STORE_HELP)]
     Network(NetworkCommand),
 }
@@ -54,6 +54,38 @@ pub enum NetworkCommand {
     /// Remove every user-defined network that no container uses.
     #[command(after_help = STORE_HELP)]
     Prune(PruneArgs),
+    /// Connect a running container (on a bridge) to a user-defined network as well: a further
+    /// interface (eth1, ...) with an address of that network, its name and aliases answered by
+    /// that network's resolver. Lasts for the container's current run. Root only.
+    #[command(after_help = STORE_HELP)]
+    Connect(ConnectArgs),
+    /// Disconnect a container from a network it was connected to (`network connect`): its
+    /// interface, address and names there are removed. Root only.
+    #[command(after_help = STORE_HELP)]
+    Disconnect(DisconnectArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ConnectArgs {
+    /// A further name of the container on this network (repeatable).
+    #[arg(long = "alias", value_name = "ALIAS")]
+    pub aliases: Vec<String>,
+    #[arg(value_name = "NETWORK")]
+    pub network: String,
+    #[arg(value_name = "CONTAINER")]
+    pub container: String,
+}
+
+#[derive(Debug, Args)]
+pub struct DisconnectArgs {
+    /// No error when the container is not connected (or not running): its leftovers on the
+    /// network are removed.
+    #[arg(short, long)]
+    pub force: bool,
+    #[arg(value_name = "NETWORK")]
+    pub network: String,
+    #[arg(value_name = "CONTAINER")]
+    pub container: String,
 }
 
 #[derive(Debug, Args)]
@@ -138,7 +170,12 @@ fn store() -> Networks {
 
 fn fail(e: NetError) -> Failure {
     let code = match e {
-        NetError::Invalid { .. } | NetError::SubnetOverlap { .. } => 125,
+        NetError::Invalid { .. }
+        | NetError::SubnetOverlap { .. }
+        | NetError::AlreadyConnected { .. }
+        | NetError::NotConnected { .. }
+        | NetError::PrimaryNetwork { .. }
+        | NetError::NotOnBridge { .. } => 125,
         _ => 1,
     };
     Failure {
@@ -187,6 +224,8 @@ pub fn main(c: NetworkCommands) -> i32 {
         NetworkCommand::Inspect(a) => ("network inspect", inspect(&a)),
         NetworkCommand::Rm(a) => ("network rm", rm(&a)),
         NetworkCommand::Prune(a) => ("network prune", prune(&a)),
+        NetworkCommand::Connect(a) => ("network connect", connect(&a)),
+        NetworkCommand::Disconnect(a) => ("network disconnect", disconnect(&a)),
     };
     match r {
         Ok(code) => code,
@@ -634,6 +673,67 @@ fn prune(a: &PruneArgs) -> Result<i32, Failure> {
         }
     }
     Ok(code)
+}
+
+/// A user-defined network for `connect`/`disconnect` (the predefined ones are modes, chosen at
+/// `run`).
+fn user_network(name: &str) -> Result<NetworkRecord, Failure> {
+    if !rustix::process::geteuid().is_root() {
+        return Err(usage(ROOTLESS));
+    }
+    store().find(name).map_err(|e| match e {
+        NetError::NetworkNotFound(_) if BUILTIN.iter().any(|(n, _)| *n == name) => usage(format!(
+            "network {name:?} is a mode chosen at `run --network {name}`, not a network a running container can be connected to"
+        )),
+        NetError::NetworkNotFound(_) => Failure {
+            code: 1,
+            message: format!("network {name} not found (see `gocker network ls`)"),
+        },
+        e => fail(e),
+    })
+}
+
+/// The container `name` of the state store.
+fn container(name: &str) -> Result<gocker_runtime::ContainerState, Failure> {
+    let st = StateStore::open(StateStore::default_root())?;
+    st.collect_stale();
+    st.lookup(name).map_err(Failure::from)
+}
+
+fn connect(a: &ConnectArgs) -> Result<i32, Failure> {
+    let rec = user_network(&a.network)?;
+    let aliases = a
+        .aliases
+        .iter()
+        .map(|v| gocker_net::parse_alias(v).map_err(fail))
+        .collect::<Result<Vec<_>, _>>()?;
+    let st = container(&a.container)?;
+    let running = st.status == gocker_runtime::Status::Running && StateStore::monitor_alive(&st);
+    let pid = st.pid.filter(|_| running).ok_or_else(|| {
+        usage(format!(
+            "container {} is not running: only a running container can be connected",
+            st.name
+        ))
+    })?;
+    gocker_net::connect::connect(
+        &net_dir(),
+        &rec,
+        &gocker_net::connect::Target {
+            id: &st.id,
+            name: &st.name,
+            pid,
+            aliases,
+        },
+    )
+    .map_err(fail)?;
+    Ok(0)
+}
+
+fn disconnect(a: &DisconnectArgs) -> Result<i32, Failure> {
+    let rec = user_network(&a.network)?;
+    let st = container(&a.container)?;
+    gocker_net::connect::disconnect(&net_dir(), &rec, &st.id, &st.name, a.force).map_err(fail)?;
+    Ok(0)
 }
 
 /// `inspect`'s NetworkSettings.Networks of a container on the network `net_id`: its name →

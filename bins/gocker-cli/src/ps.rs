@@ -71,7 +71,8 @@ fn ps_inner(a: &PsArgs) -> Result<(), Failure> {
             .iter()
             .map(|s| {
                 let running = s.status != Status::Stopped && StateStore::monitor_alive(s);
-                crate::ps_row::ps_row(&store, s, running, !a.no_trunc)
+                let restarting = crate::monitor_flags::restarting(&store, s);
+                crate::ps_row::ps_row(&store, s, running, restarting, !a.no_trunc)
             })
             .collect();
         let text = format
@@ -85,16 +86,11 @@ fn ps_inner(a: &PsArgs) -> Result<(), Failure> {
     }
     let mut t = crate::table::Table::new(&["CONTAINER ID", "NAME", "STATUS", "COMMAND", "PORTS"]);
     for s in &list {
-        let status = match (s.status, s.exit) {
-            (Status::Stopped, Some(e)) => format!("exited ({})", e.code()),
-            (Status::Running, _) if s.paused() => "paused".to_owned(),
-            (st, _) => format!("{st:?}").to_lowercase(),
-        };
-        // --restart between two runs, --health-cmd's status (monitor_flags.rs).
-        let status = crate::monitor_flags::ps_status(
-            &store.container_dir(&s.id),
-            status,
-            s.status == Status::Running,
+        // docker's STATUS: `Up 5 seconds (healthy)`, `Exited (3) 2 minutes ago`, ...
+        let status = crate::ps_row::status_text(
+            &store,
+            s,
+            s.status != Status::Stopped && StateStore::monitor_alive(s),
             crate::monitor_flags::restarting(&store, s),
         );
         // As docker: the published ports of a running container.

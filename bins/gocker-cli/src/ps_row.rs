@@ -79,15 +79,38 @@ fn boot_time() -> Option<i64> {
         .find_map(|l| l.strip_prefix("btime ")?.trim().parse().ok())
 }
 
-/// When the container's current run started (Unix seconds): its monitor's start, while that
-/// monitor is the one recorded.
+/// The start time of host process `pid` in Unix seconds (/proc/PID/stat `starttime`).
+fn process_start(pid: i32) -> Option<i64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let start: i64 = stat[stat.rfind(')')? + 2..]
+        .split_whitespace()
+        .nth(19)?
+        .parse()
+        .ok()?;
+    let ticks = i64::try_from(rustix::param::clock_ticks_per_second()).ok()?;
+    Some(boot_time()? + start / ticks.max(1))
+}
+
+/// When the container's current run started (Unix seconds): its payload's start while it runs
+/// (a `--restart` run is newer than its monitor), else its monitor's, while that monitor is the
+/// one recorded.
 pub(crate) fn started_at(st: &ContainerState) -> Option<i64> {
     if st.monitor_pid == 0 || st.monitor_start == 0 {
         return None;
     }
-    let ticks = i64::try_from(rustix::param::clock_ticks_per_second()).ok()?;
-    let start = i64::try_from(st.monitor_start).ok()?;
-    Some(boot_time()? + start / ticks.max(1))
+    let monitor = || {
+        let ticks = i64::try_from(rustix::param::clock_ticks_per_second()).ok()?;
+        let start = i64::try_from(st.monitor_start).ok()?;
+        Some(boot_time()? + start / ticks.max(1))
+    };
+    let payload = st
+        .pid
+        .filter(|_| st.status == Status::Running)
+        .and_then(process_start);
+    match (payload, monitor()) {
+        (Some(p), Some(m)) if p >= m => Some(p),
+        (_, m) => m,
+    }
 }
 
 /// When a stopped container finished (Unix seconds): the last write of its record.
@@ -99,15 +122,49 @@ pub(crate) fn finished_at(store: &StateStore, st: &ContainerState) -> Option<i64
     Some(std::os::unix::fs::MetadataExt::mtime(&m))
 }
 
-/// docker's STATUS text.
-pub(crate) fn status_text(store: &StateStore, st: &ContainerState, running: bool) -> String {
+/// docker's STATUS text (its `State.String()`): `Up 5 seconds`, `Up 3 seconds (Paused)`,
+/// `Up 1 minute (healthy)` / `(health: starting)` / `(unhealthy)` with a health check,
+/// `Restarting (1) 2 seconds ago` between two runs of `--restart` (`restarting`, as
+/// [`crate::monitor_flags::restarting`] says), `Exited (0) 3 minutes ago`, `Created`.
+pub(crate) fn status_text(
+    store: &StateStore,
+    st: &ContainerState,
+    running: bool,
+    restarting: bool,
+) -> String {
     let t = now();
+    let dir = store.container_dir(&st.id);
+    if !running && restarting {
+        if let Some(r) = gocker_runtime::restart::RestartRecord::load(&dir) {
+            let code = r.last_exit.or(st.exit.map(|e| e.code())).unwrap_or(0);
+            let ago = r
+                .finished_ms
+                .map(|f| gocker_runtime::restart::now_ms().saturating_sub(f) / 1000)
+                .unwrap_or(0);
+            return format!(
+                "Restarting ({code}) {} ago",
+                human_duration(i64::try_from(ago).unwrap_or(i64::MAX))
+            );
+        }
+    }
     match st.status {
         Status::Creating | Status::Created => "Created".into(),
-        Status::Running if running => match started_at(st) {
-            Some(s) => format!("Up {}", human_duration(t - s)),
-            None => "Up".into(),
-        },
+        Status::Running if running => {
+            let up = match started_at(st) {
+                Some(s) => format!("Up {}", human_duration(t - s)),
+                None => "Up".into(),
+            };
+            if st.paused() {
+                return format!("{up} (Paused)");
+            }
+            match gocker_runtime::health::Health::load(&dir) {
+                Some(h) if h.status == gocker_runtime::health::HealthStatus::Starting => {
+                    format!("{up} (health: starting)")
+                }
+                Some(h) => format!("{up} ({})", h.status.as_str()),
+                None => up,
+            }
+        }
         _ => {
             let code = st.exit.map_or(-1, |e| e.code());
             match finished_at(store, st) {
@@ -180,7 +237,13 @@ fn network_of(store: &StateStore, id: &str) -> String {
 
 /// docker's `ps` row of `st` (`trunc`: ids, commands and mount names shortened, as without
 /// `--no-trunc`).
-pub(crate) fn ps_row(store: &StateStore, st: &ContainerState, running: bool, trunc: bool) -> Value {
+pub(crate) fn ps_row(
+    store: &StateStore,
+    st: &ContainerState,
+    running: bool,
+    restarting: bool,
+    trunc: bool,
+) -> Value {
     let spec = spec_of(store, &st.id);
     let config = crate::run_image::recorded_config(
         serde_json::from_value(spec["annotations"].clone())
@@ -218,7 +281,7 @@ pub(crate) fn ps_row(store: &StateStore, st: &ContainerState, running: bool, tru
         "RunningFor": format!("{} ago", human_duration(now() - created)),
         "Ports": ports,
         "State": status_word(st, running),
-        "Status": status_text(store, st, running),
+        "Status": status_text(store, st, running, restarting),
         // docker without --size: nothing measured.
         "Size": "0B",
         "Names": st.name,
@@ -246,7 +309,7 @@ pub(crate) fn inspect_state(store: &StateStore, st: &ContainerState, running: bo
     json!({
         "Status": status_word(st, running),
         "Running": running,
-        "Paused": false,
+        "Paused": running && st.paused(),
         "Restarting": false,
         "OOMKilled": st.oom_killed,
         "Dead": false,

@@ -127,7 +127,7 @@ fn ps_filters_as_docker_same_key_or_different_keys_and() {
     let idc = detached(&c, &[], "exit 3");
     wait_for("c to exit", Duration::from_secs(10), || {
         ok(&g(&["ps", "-a", "--filter", &format!("name={c}")]))
-            .contains("exited (3)")
+            .contains("Exited (3) ")
             .then_some(())
     });
     let by_name = format!("name={tag}");
@@ -407,7 +407,7 @@ fn create_makes_a_container_that_start_runs_and_rm_removes() {
     assert!(id.bytes().all(|b| b.is_ascii_hexdigit()));
     // Created: listed with -a (and by a status filter), not without; no process, no output.
     let row = ok(&g(&["ps", "-a", "--filter", &format!("name=^{n}$")]));
-    assert!(row.lines().nth(1).unwrap().contains("created"), "{row}");
+    assert!(row.lines().nth(1).unwrap().contains(" Created "), "{row}");
     assert!(ps_names(&["--filter", &format!("name=^{n}$")]).is_empty());
     assert_eq!(
         ps_names(&[

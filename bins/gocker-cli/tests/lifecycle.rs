@@ -39,7 +39,7 @@ fn detached_lifecycle() {
     // ps lists it, and --format json parses with the right fields.
     assert!(ok(&g(&["ps"]))
         .lines()
-        .any(|l| l.contains(&n) && l.contains("running")));
+        .any(|l| l.contains(&n) && l.contains(" Up ")));
     let entry = ps_json(false)
         .into_iter()
         .find(|c| c["name"] == n.as_str())

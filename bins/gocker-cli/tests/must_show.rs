@@ -515,7 +515,7 @@ fn kept_record_without_rm() {
         .lines()
         .find(|l| l.contains(&name))
         .unwrap_or_else(|| panic!("{name} not listed: {ps}"));
-    assert!(line.contains("exited (3)"), "{line}");
+    assert!(line.contains("Exited (3) "), "{line}");
     assert!(
         !ok(&gocker(&["ps"]).output().unwrap()).contains(&name),
         "stopped containers only with -a"

@@ -91,6 +91,11 @@ fn assert_gone(bridge: &str, id: &str) {
 }
 
 /// The JSON of `network inspect NAME` (one element).
+fn inspect_container(name: &str) -> serde_json::Value {
+    let v: serde_json::Value = serde_json::from_str(&ok(&g(&["inspect", name]))).expect("json");
+    v[0].clone()
+}
+
 fn inspect(name: &str) -> serde_json::Value {
     let v: serde_json::Value =
         serde_json::from_str(&ok(&g(&["network", "inspect", name]))).unwrap();
@@ -652,6 +657,247 @@ fn a_sigkilled_monitor_leaves_nothing_that_blocks_rm() {
     assert_gone(&n.bridge(), &n.id);
 }
 
+/// The files of `dir` (leases, endpoint records), empty when it does not exist.
+fn entries(dir: PathBuf) -> Vec<String> {
+    std::fs::read_dir(dir)
+        .map(|rd| {
+            rd.flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|n| !n.starts_with('.'))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[test]
+fn connect_reaches_the_second_network_by_name_and_disconnect_takes_it_away() {
+    root_only!();
+    // b first: guards drop in reverse, so a's c1 (connected to b) is removed before b.
+    let b = NetworkGuard::create(&unique("net-cb"), &[]);
+    let a = NetworkGuard::create(&unique("net-ca"), &[]);
+    let r = rootfs();
+    let one = a.container("c1");
+    let two = b.container("c2");
+    for (n, net) in [(&one, &a.name), (&two, &b.name)] {
+        ok(&g(&[
+            "run",
+            "-d",
+            "--rootfs",
+            &r,
+            "--name",
+            n,
+            "--network",
+            net,
+            "/bin/sh",
+            "-c",
+            "sleep 300",
+        ]));
+    }
+    let leases = || entries(net_dir().join(b.bridge()).join("leases"));
+    let endpoints = || entries(net_dir().join("networks").join(&b.id).join("endpoints"));
+    let one_id = inspect_container(&one)["Id"].as_str().unwrap().to_owned();
+    let veth = format!("gx{}{}", &b.id[..6], &one_id[..7]);
+    assert_eq!(leases().len(), 1, "{:?}", leases());
+    // Before: the other network's name does not resolve from c1.
+    let o = g(&["exec", &one, "ping", "-c", "1", "-W", "1", &two]);
+    assert_ne!(code(&o), Some(0));
+
+    ok(&g(&[
+        "network", "connect", "--alias", "second", &b.name, &one,
+    ]));
+    // A second interface in c1 with an address of b, a veth on b's bridge, a lease, an endpoint.
+    let ip = inspect_container(&one)["NetworkSettings"]["Networks"][&b.name]["IPAddress"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    assert!(!ip.is_empty(), "{}", inspect_container(&one));
+    let inside = ok(&g(&["exec", &one, "ip", "-o", "-4", "addr"]));
+    assert!(
+        inside
+            .lines()
+            .any(|l| l.contains("eth1") && l.contains(&format!("inet {ip}/"))),
+        "{inside}"
+    );
+    let host = links();
+    assert!(
+        host.lines()
+            .any(|l| l.contains(&format!("{veth}@"))
+                && l.contains(&format!("master {} ", b.bridge()))),
+        "{host}"
+    );
+    assert!(leases().contains(&ip), "{:?}", leases());
+    assert!(endpoints().contains(&one_id), "{:?}", endpoints());
+    // c1 reaches c2 by name; c2 reaches c1 by its name and its alias on b (b's resolver).
+    let o = g(&["exec", &one, "ping", "-c", "1", "-W", "2", &two]);
+    assert_eq!(code(&o), Some(0), "{}{}", stdout(&o), stderr(&o));
+    for name in [one.as_str(), "second"] {
+        let o = g(&["exec", &two, "ping", "-c", "1", "-W", "2", name]);
+        assert_eq!(code(&o), Some(0), "{name}: {}{}", stdout(&o), stderr(&o));
+        assert!(stdout(&o).contains(&format!("({ip})")), "{}", stdout(&o));
+    }
+    // c1 keeps its first network and its name there.
+    let o = g(&["exec", &one, "nslookup", &one, "127.0.0.11"]);
+    assert_eq!(code(&o), Some(0), "{}", stdout(&o));
+    // Connected twice: refused.
+    let o = g(&["network", "connect", &b.name, &one]);
+    assert_eq!(code(&o), Some(125));
+    assert!(stderr(&o).contains("already connected"), "{}", stderr(&o));
+
+    ok(&g(&["network", "disconnect", &b.name, &one]));
+    let o = g(&["exec", &one, "ping", "-c", "1", "-W", "1", &two]);
+    assert_ne!(code(&o), Some(0), "{}", stdout(&o));
+    let o = g(&["exec", &two, "nslookup", &one, "127.0.0.11"]);
+    assert_ne!(code(&o), Some(0), "{}", stdout(&o));
+    assert!(!ok(&g(&["exec", &one, "ip", "-o", "link"])).contains("eth1"));
+    assert!(!links().contains(&veth), "{}", links());
+    assert_eq!(leases().len(), 1, "only c2's lease: {:?}", leases());
+    assert!(!endpoints().contains(&one_id), "{:?}", endpoints());
+    assert!(inspect_container(&one)["NetworkSettings"]["Networks"][&b.name].is_null());
+    // Again: not connected (125), unless -f; its first network: refused.
+    let o = g(&["network", "disconnect", &b.name, &one]);
+    assert_eq!(code(&o), Some(125));
+    assert!(stderr(&o).contains("not connected"), "{}", stderr(&o));
+    ok(&g(&["network", "disconnect", "-f", &b.name, &one]));
+    let o = g(&["network", "disconnect", &a.name, &one]);
+    assert_eq!(code(&o), Some(125));
+    assert!(
+        stderr(&o).contains("cannot be disconnected"),
+        "{}",
+        stderr(&o)
+    );
+
+    // A connected container keeps the network in use (c2 gone); its end removes what connect
+    // made.
+    ok(&g(&["network", "connect", &b.name, &one]));
+    assert_eq!(leases().len(), 2, "{:?}", leases());
+    ok(&g(&["rm", "-f", &two]));
+    let o = g(&["network", "rm", &b.name]);
+    assert_eq!(code(&o), Some(1));
+    assert!(stderr(&o).contains(&one), "{}", stderr(&o));
+    ok(&g(&["stop", "-t", "1", &one]));
+    wait_for(
+        "c1's lease on b to go",
+        std::time::Duration::from_secs(10),
+        || (leases().is_empty() && !endpoints().contains(&one_id)).then_some(()),
+    );
+    // The veth goes with c1's network namespace (the kernel's cleanup worker, soon after).
+    wait_for(
+        "c1's veth on b to go",
+        std::time::Duration::from_secs(10),
+        || (!links().contains(&veth)).then_some(()),
+    );
+    ok(&g(&["rm", "-f", &one]));
+    ok(&g(&["network", "rm", &a.name, &b.name]));
+    assert_gone(&a.bridge(), &a.id);
+    assert_gone(&b.bridge(), &b.id);
+}
+
+#[test]
+fn a_sigkilled_monitor_leaves_no_connected_lease_endpoint_or_veth() {
+    root_only!();
+    let b = NetworkGuard::create(&unique("net-ck"), &[]);
+    let a = NetworkGuard::create(&unique("net-ck"), &[]);
+    let c = a.container("ckill");
+    let r = rootfs();
+    ok(&g(&[
+        "run",
+        "-d",
+        "--rootfs",
+        &r,
+        "--name",
+        &c,
+        "--network",
+        &a.name,
+        "sleep",
+        "300",
+    ]));
+    ok(&g(&["network", "connect", &b.name, &c]));
+    let v = inspect_container(&c);
+    let id = v["Id"].as_str().unwrap().to_owned();
+    let veth = format!("gx{}{}", &b.id[..6], &id[..7]);
+    let leases = || entries(net_dir().join(b.bridge()).join("leases"));
+    assert_eq!(leases().len(), 1);
+    assert!(links().contains(&veth));
+    let monitor = v["monitor_pid"].as_i64().expect("monitor_pid") as i32;
+    rustix::process::kill_process(
+        rustix::process::Pid::from_raw(monitor).unwrap(),
+        rustix::process::Signal::KILL,
+    )
+    .unwrap();
+    // The next gocker collects the dead owner's lease and endpoint; the veth goes with the
+    // container's network namespace.
+    wait_for(
+        "the connected leftovers to go",
+        std::time::Duration::from_secs(15),
+        || {
+            let _ = g(&["ps", "-a"]);
+            (leases().is_empty()
+                && entries(net_dir().join("networks").join(&b.id).join("endpoints")).is_empty()
+                && !links().contains(&veth))
+            .then_some(())
+        },
+    );
+    let _ = g(&["rm", "-f", &c]);
+    ok(&g(&["network", "rm", &a.name, &b.name]));
+    assert_gone(&a.bridge(), &a.id);
+    assert_gone(&b.bridge(), &b.id);
+}
+
+#[test]
+fn connect_refuses_unknown_networks_and_containers_and_stopped_or_netless_ones() {
+    root_only!();
+    let b = NetworkGuard::create(&unique("net-cr"), &[]);
+    let r = rootfs();
+    let none = b.container("cnone");
+    ok(&g(&[
+        "run",
+        "-d",
+        "--rootfs",
+        &r,
+        "--name",
+        &none,
+        "--network",
+        "none",
+        "/bin/sh",
+        "-c",
+        "sleep 300",
+    ]));
+    let o = g(&["network", "connect", &unique("no-such-net"), &none]);
+    assert_eq!(code(&o), Some(1));
+    assert!(stderr(&o).contains("not found"), "{}", stderr(&o));
+    let o = g(&["network", "connect", &b.name, &unique("no-such-container")]);
+    assert_ne!(code(&o), Some(0));
+    assert!(stderr(&o).contains("no such container"), "{}", stderr(&o));
+    let o = g(&["network", "connect", "bridge", &none]);
+    assert_eq!(code(&o), Some(125));
+    assert!(
+        stderr(&o).contains("run --network bridge"),
+        "{}",
+        stderr(&o)
+    );
+    let o = g(&["network", "connect", &b.name, &none]);
+    assert_eq!(code(&o), Some(125));
+    assert!(stderr(&o).contains("not on a bridge"), "{}", stderr(&o));
+    let o = g(&["network", "connect", "--alias", "bad name", &b.name, &none]);
+    assert_eq!(code(&o), Some(125), "{}", stderr(&o));
+    let done = b.container("cdone");
+    ok(&g(&[
+        "run",
+        "--rootfs",
+        &r,
+        "--name",
+        &done,
+        "--network",
+        &b.name,
+        "/bin/true",
+    ]));
+    let o = g(&["network", "connect", &b.name, &done]);
+    assert_eq!(code(&o), Some(125));
+    assert!(stderr(&o).contains("not running"), "{}", stderr(&o));
+    assert!(entries(net_dir().join(b.bridge()).join("leases")).is_empty());
+    ok(&g(&["rm", "-f", &none, &done]));
+}
+
 #[test]
 fn rootless_create_and_run_are_refused_naming_the_alternative() {
     if is_root() {
@@ -683,6 +929,12 @@ fn rootless_create_and_run_are_refused_naming_the_alternative() {
         "{}",
         stderr(&o)
     );
+    // connect and disconnect: the same refusal.
+    for verb in ["connect", "disconnect"] {
+        let o = g(&["network", verb, "mynet", "somecontainer"]);
+        assert_eq!(code(&o), Some(125), "{verb}");
+        assert!(stderr(&o).contains("need root"), "{verb}: {}", stderr(&o));
+    }
     // ls works and shows the predefined networks only.
     let ls = ok(&g(&["network", "ls"]));
     assert_eq!(ls.lines().count(), 4, "{ls}");

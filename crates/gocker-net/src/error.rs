@@ -61,6 +61,14 @@ pub enum NetError {
     NetworkExists(String),
     #[error("network {0} not found (see `gocker network ls`)")]
     NetworkNotFound(String),
+    #[error("container {container} is already connected to network {network}")]
+    AlreadyConnected { container: String, network: String },
+    #[error("container {container} is not connected to network {network}")]
+    NotConnected { container: String, network: String },
+    #[error("container {container} was started on network {network}: that network cannot be disconnected (it carries the default route); stop the container instead")]
+    PrimaryNetwork { container: String, network: String },
+    #[error("container {container} is not on a bridge network (started with --network none, host, slirp4netns or pasta, or its network is gone): only a container on a bridge can be connected to another network")]
+    NotOnBridge { container: String },
     #[error("network {network} is in use by container {containers}: remove the container first (`gocker rm -f {first}`)")]
     NetworkInUse {
         network: String,

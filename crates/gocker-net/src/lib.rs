@@ -7,6 +7,7 @@
 //! * [`helper`]: the rootless drivers slirp4netns and pasta.
 //! * [`files`]: per-container resolv.conf and hosts.
 //! * [`networks`]: user-defined networks (`gocker network create`), each a bridge of its own.
+//! * [`connect`]: `network connect`/`disconnect`, a further endpoint of a running container.
 //! * [`dns`]: the embedded resolver (127.0.0.11) of containers on a user-defined network.
 //! * [`probe`]: whether a mode can work on this host (nft, the drivers, `/dev/net/tun`), and the
 //!   default's fallbacks.
@@ -15,6 +16,7 @@
 //! processes exist (lease, files), [`Network::attach`] once its network namespace exists (host
 //! side, container side, helpers), and teardown on drop.
 
+pub mod connect;
 pub mod dns;
 pub mod error;
 pub mod files;
@@ -600,16 +602,28 @@ impl Network {
                     aliases: u.aliases.clone(),
                     ip,
                     owner: Owner::me(&self.id),
+                    link: None,
                 },
             )?;
             self.endpoint = true;
             let host_resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
             let net_id = u.id.clone();
+            let me = self.id.clone();
+            // Its own network's names first, then those of the networks it was connected to
+            // later (`network connect`), as docker's resolver answers.
             let lookup = move |q: &str| {
-                nets.endpoints(&net_id)
-                    .into_iter()
-                    .find(|e| e.answers(q))
-                    .map(|e| e.ip)
+                let find = |id: &str| {
+                    nets.endpoints(id)
+                        .into_iter()
+                        .find(|e| e.answers(q))
+                        .map(|e| e.ip)
+                };
+                find(&net_id).or_else(|| {
+                    nets.list()
+                        .into_iter()
+                        .filter(|r| r.id != net_id && nets.endpoint(&r.id, &me).is_some())
+                        .find_map(|r| find(&r.id))
+                })
             };
             self.resolver = Some(dns::Resolver::start(
                 netns.as_fd(),
@@ -632,6 +646,10 @@ impl Network {
     pub fn teardown(&mut self) {
         self.proxies.clear();
         self.resolver = None;
+        if self.opts.mode == Mode::Bridge {
+            // The networks `network connect` added: their endpoints and leases.
+            connect::release_connected(&self.net_dir, &self.id);
+        }
         if std::mem::take(&mut self.endpoint) {
             if let Some(u) = &self.opts.user {
                 networks::Networks::new(&self.net_dir).remove_endpoint(&u.id, &self.id);

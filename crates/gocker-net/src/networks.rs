@@ -69,6 +69,10 @@ pub struct Endpoint {
     pub aliases: Vec<String>,
     pub ip: Ipv4Addr,
     pub owner: Owner,
+    /// The host-side veth of an endpoint added by `network connect` ([`crate::connect`]); none
+    /// for the network a container was started on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub link: Option<String>,
 }
 
 impl Endpoint {
@@ -327,6 +331,14 @@ impl Networks {
         fs::rename(&tmp, dir.join(&ep.container_id)).map_err(io_err("rename", &tmp))
     }
 
+    /// The live endpoint of container `container_id` on network `id`.
+    pub fn endpoint(&self, id: &str, container_id: &str) -> Option<Endpoint> {
+        fs::read(self.endpoints_dir(id).join(container_id))
+            .ok()
+            .and_then(|b| serde_json::from_slice::<Endpoint>(&b).ok())
+            .filter(|e| e.owner.alive())
+    }
+
     pub fn remove_endpoint(&self, id: &str, container_id: &str) {
         let _ = fs::remove_file(self.endpoints_dir(id).join(container_id));
     }
@@ -377,6 +389,7 @@ impl Networks {
                     aliases: Vec::new(),
                     ip: Ipv4Addr::UNSPECIFIED,
                     owner: Owner::me(""),
+                    link: None,
                 });
             }
         }
@@ -485,6 +498,7 @@ mod tests {
             aliases: vec!["Api".into()],
             ip: Ipv4Addr::new(10, 90, 0, 2),
             owner: Owner::me("x"),
+            link: None,
         };
         for q in ["web", "WEB", "api", "0123456789ab"] {
             assert!(ep.answers(q), "{q}");
@@ -538,6 +552,7 @@ mod tests {
             aliases: vec![],
             ip: Ipv4Addr::new(10, 90, 9, 2),
             owner: Owner::me("c1"),
+            link: None,
         };
         let dead = Endpoint {
             container_id: "c2".into(),

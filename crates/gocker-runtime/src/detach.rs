@@ -107,7 +107,9 @@ fn monitor(
 ) -> ! {
     let _ = rustix::process::setsid();
     let dir = store.root().join(&config.id);
-    let policy = config.monitor.restart;
+    // `gocker update --restart` replaces the policy the container was created with; it is read
+    // again at every exit of the payload.
+    let mut policy = restart::updated_policy(&dir).unwrap_or(config.monitor.restart);
     // A start (the first run under this monitor) forgets an earlier `stop`.
     restart::clear_stop(&dir);
     // The health checker is a process of its own, forked while we are single-threaded: it forks
@@ -153,6 +155,8 @@ fn monitor(
                 let ended = Instant::now();
                 record.last_exit = Some(code);
                 record.finished_ms = Some(restart::now_ms());
+                policy = restart::updated_policy(&dir).unwrap_or(policy);
+                record.policy = policy;
                 let again =
                     policy.should_restart(code, record.count, restart::stopped_by_user(&dir));
                 let delay = if again {
@@ -186,6 +190,8 @@ fn monitor(
             Some(d) => d,
             // A restart that failed before its payload ran: an exit with the error's code.
             None => {
+                policy = restart::updated_policy(&dir).unwrap_or(policy);
+                record.policy = policy;
                 let again =
                     policy.should_restart(code, record.count, restart::stopped_by_user(&dir));
                 record.last_exit = Some(code);

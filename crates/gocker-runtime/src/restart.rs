@@ -18,6 +18,8 @@ use crate::{Result, RuntimeError};
 pub const RECORD: &str = "restart.json";
 /// Created by `stop`, `kill` and `rm -f` (docker's "has been manually stopped").
 pub const STOP_MARKER: &str = "stopped-by-user";
+/// Written by `gocker update --restart` ([`update_policy`]).
+pub const POLICY: &str = "restart-policy.json";
 
 /// docker's first delay, its factor and its ceiling; a run this long resets the delay.
 pub const FIRST_DELAY: Duration = Duration::from_millis(100);
@@ -174,6 +176,30 @@ impl RestartRecord {
     }
 }
 
+/// The policy `gocker update --restart` gave the container whose directory is `dir`, if any:
+/// its monitor reads it at every exit of the payload (and at its start), so that it replaces
+/// the policy the container was created with.
+pub fn updated_policy(dir: &Path) -> Option<RestartPolicy> {
+    serde_json::from_slice(&std::fs::read(path_of(dir, POLICY)).ok()?).ok()
+}
+
+/// `gocker update --restart`: records `policy` for the monitor's next decision (atomically: a
+/// monitor reading it at that moment sees the old policy or the new one).
+pub fn update_policy(dir: &Path, policy: RestartPolicy) -> Result<()> {
+    let path = path_of(dir, POLICY);
+    let tmp = path.with_extension("json.tmp");
+    let err = |e: std::io::Error| RuntimeError::State {
+        path: path.clone(),
+        reason: e.to_string(),
+    };
+    std::fs::write(
+        &tmp,
+        serde_json::to_vec(&policy).expect("policy serialises"),
+    )
+    .map_err(err)?;
+    std::fs::rename(&tmp, &path).map_err(err)
+}
+
 /// `stop`, `kill`, `rm -f`: the monitor of the container in `dir` restarts it no more.
 pub fn mark_stopped_by_user(dir: &Path) -> Result<()> {
     let p = path_of(dir, STOP_MARKER);
@@ -208,6 +234,27 @@ pub fn now_ms() -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_updated_policy_is_read_back() {
+        let dir = std::env::temp_dir().join(format!("gocker-policy-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        assert_eq!(updated_policy(&dir), None);
+        update_policy(&dir, RestartPolicy::OnFailure { max: 2 }).unwrap();
+        assert_eq!(
+            updated_policy(&dir),
+            Some(RestartPolicy::OnFailure { max: 2 })
+        );
+        update_policy(&dir, RestartPolicy::No).unwrap();
+        assert_eq!(updated_policy(&dir), Some(RestartPolicy::No));
+        std::fs::write(dir.join(POLICY), b"garbage").unwrap();
+        assert_eq!(
+            updated_policy(&dir),
+            None,
+            "an unreadable record is no update"
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 
     #[test]
     fn parses_docker_policies() {
