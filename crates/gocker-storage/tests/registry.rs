@@ -677,7 +677,11 @@ fn sigkill_during_a_pull_lists_nothing_and_the_next_pull_resumes() {
         c.insecure_registries.push(r.registry().to_string());
         let hang = |p: &LayerProgress| {
             if p.downloaded >= 300 * 1024 && !p.done {
-                fs::write(marker, p.blob.to_string()).unwrap();
+                // Written whole under another name and renamed: the parent acts once the marker
+                // exists, and must not read it half-written.
+                let tmp = format!("{marker}.tmp");
+                fs::write(&tmp, p.blob.to_string()).unwrap();
+                fs::rename(&tmp, marker).unwrap();
                 std::thread::sleep(Duration::from_secs(120)); // killed here
             }
             Ok(())
