@@ -114,6 +114,8 @@ impl Server {
             .env("WORKSPACE_GOCKER_BIN", gocker_bin())
             .env("WORKSPACE_SANDBOX_ROOTFS", rootfs().expect("rootfs"))
             .env("LOG_LEVEL", "info")
+            // The suite tests the native sandbox unless a test asks for another provider.
+            .env("WORKSPACE_DEFAULT_PROVIDER", "gocker")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(std::fs::File::create(&log).unwrap());
