@@ -119,6 +119,9 @@ fn run(cfg: ServerConfig) -> Result<(), String> {
     });
     let prefix = stores::sandbox_prefix(&cfg.workspace_root);
     let probe_dir = cfg.workspace_root.join("probe");
+    // Probe sandboxes are not session sandboxes: another prefix (the recovery leaves them be;
+    // each probe removes its leftovers of the same names first).
+    let probe_prefix = format!("{}probe-", prefix.trim_end_matches('-'));
     // Availability: gVisor must really boot a sandbox that writes the workspace (one round);
     // the native provider must answer. The 3-round measurement follows in the background.
     let providers = Providers::probe_all(
@@ -130,7 +133,7 @@ fn run(cfg: ServerConfig) -> Result<(), String> {
                 p,
                 &probe_dir.join(format!("check-{}", p.name())),
                 "/workspace",
-                &format!("{prefix}check-{}-", p.name()),
+                &format!("{probe_prefix}check-{}-", p.name()),
                 1,
             )
             .map(|_| ()),
@@ -171,11 +174,12 @@ fn run(cfg: ServerConfig) -> Result<(), String> {
         .recover()
         .map_err(|e| format!("recovering the stored sessions: {e}"))?;
     tracing::info!(?r, "recovered");
-    // After the recovery: it removes sandboxes of no session, the probe's among them.
+    // The capabilities: measured in the background (the native sandbox's removal alone
+    // takes seconds: the start is not held up by it).
     for p in service.providers().available() {
         let (svc, p) = (service.clone(), p.clone());
         let dir = probe_dir.join(p.name());
-        let names = format!("{}{}-", service.config().sandbox_prefix, p.name());
+        let names = format!("{probe_prefix}{}-", p.name());
         std::thread::spawn(move || {
             let r = probe(&*p, &dir, "/workspace", &names, 3).map_err(|e| e.to_string());
             match &r {

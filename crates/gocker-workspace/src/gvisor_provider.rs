@@ -1,5 +1,5 @@
-//! The gVisor provider: the same root (the configured rootfs, kept unchanged under an
-//! in-memory overlay) and the workspace bound read-write at the same path as the native
+//! The gVisor provider: the same root (the configured rootfs, writable through gVisor's
+//! in-memory overlay, so the rootfs itself stays unchanged) and the workspace bound read-write at the same path as the native
 //! sandbox, as an OCI bundle that `runsc` runs in gVisor's user-space kernel.
 //!
 //! Every sandbox is `runsc --root <own state dir> --platform P --network=none
@@ -260,7 +260,7 @@ impl GvisorProvider {
         Ok(self.bundles.join(name))
     }
 
-    /// The OCI config of a sandbox: the rootfs read-only under gVisor's memory overlay, the
+    /// The OCI config of a sandbox: the rootfs under gVisor's memory overlay, the
     /// workspace bound read-write, no network, an idle PID 1.
     fn config(&self, spec: &SandboxSpec) -> serde_json::Value {
         let caps = [
@@ -290,7 +290,9 @@ impl GvisorProvider {
                 "capabilities": {"bounding": caps, "effective": caps, "permitted": caps},
                 "noNewPrivileges": true,
             },
-            "root": {"path": self.rootfs, "readonly": true},
+            // Writable as the native sandbox's copy-on-write root, but through gVisor's
+            // memory overlay (--overlay2=root:memory): the shared rootfs is never written.
+            "root": {"path": self.rootfs, "readonly": false},
             "hostname": "workspace",
             "mounts": [
                 {"destination": "/proc", "type": "proc", "source": "proc"},

@@ -281,6 +281,7 @@ impl Drop for Server {
             .output()
         {
             let prefix = sandbox_prefix(&self.root);
+            let probes = format!("{}probe-", prefix.trim_end_matches('-'));
             if let Ok(v) = serde_json::from_slice::<Value>(&o.stdout) {
                 for n in v
                     .as_array()
@@ -288,7 +289,7 @@ impl Drop for Server {
                     .flatten()
                     .filter_map(|c| c["name"].as_str())
                 {
-                    if n.starts_with(&prefix) {
+                    if n.starts_with(&prefix) || n.starts_with(&probes) {
                         let _ = Command::new(gocker_bin())
                             .args(["rm", "-f", n])
                             .stdin(Stdio::null())
