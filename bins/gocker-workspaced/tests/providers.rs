@@ -181,6 +181,19 @@ fn a_gvisor_session_runs_its_tools_under_gvisor() {
         "namespaces"
     );
 
+    // kill -9 and a restart: the session keeps its gVisor sandbox (runsc's, not the service's).
+    let mut srv = srv;
+    srv.kill9();
+    let srv = Server::start(&root, &[("WORKSPACE_DEFAULT_PROVIDER", "")]);
+    let o = sh(
+        &srv,
+        &sid,
+        "cat /workspace/from-inside.txt; dmesg | head -1",
+    );
+    let out = o["stdout"].as_str().unwrap();
+    assert!(out.starts_with("written inside\n"), "{out}");
+    assert!(out.contains("Starting gVisor"), "{out}");
+
     // Deleting the session removes its runsc sandbox and bundle.
     assert_eq!(srv.delete(&sid).status, 200);
     assert!(runsc_sandboxes(&runsc, &root).is_empty());

@@ -486,7 +486,17 @@ impl Service {
                 r.expired_sessions_reaped += 1;
                 continue;
             }
-            let provider = self.provider_of(&s)?;
+            let provider = match self.provider_of(&s) {
+                Ok(p) => p,
+                Err(e) => {
+                    // Kept as it is (workspace and sandbox): its tools answer
+                    // provider_unavailable until the provider is back.
+                    tracing::warn!(session = %s.id, provider = %s.provider, error = %e, "a session's provider is unavailable");
+                    live.insert(s.id.clone());
+                    r.sessions += 1;
+                    continue;
+                }
+            };
             let alive = provider.exists(&s.sandbox_id)?;
             if alive && interrupted_here > 0 {
                 // What the interrupted calls started must not run on unobserved.
