@@ -210,3 +210,92 @@ impl Providers {
         self.available.values()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::ErrorCode;
+    use crate::provider::{ExecOutcome, ExecRequest, SandboxHandle, SandboxSpec};
+
+    struct Fake(&'static str);
+
+    impl SandboxProvider for Fake {
+        fn name(&self) -> &'static str {
+            self.0
+        }
+        fn create(&self, s: &SandboxSpec) -> Result<SandboxHandle> {
+            Ok(SandboxHandle {
+                id: s.name.clone(),
+                start_time: Default::default(),
+            })
+        }
+        fn exec(&self, _: &str, _: &ExecRequest) -> Result<ExecOutcome> {
+            Ok(ExecOutcome::default())
+        }
+        fn kill_processes(&self, _: &str) -> Result<()> {
+            Ok(())
+        }
+        fn exists(&self, _: &str) -> Result<bool> {
+            Ok(true)
+        }
+        fn destroy(&self, _: &str) -> Result<()> {
+            Ok(())
+        }
+        fn list(&self, _: &str) -> Result<Vec<String>> {
+            Ok(vec![])
+        }
+        fn health(&self) -> Result<()> {
+            Ok(())
+        }
+        fn isolation(&self) -> &'static str {
+            "namespaces"
+        }
+    }
+
+    fn gocker() -> Candidate {
+        Ok(Arc::new(Fake("gocker")))
+    }
+
+    #[test]
+    fn an_unavailable_default_falls_back_and_says_why() {
+        let p = Providers::probe_all(
+            "gvisor",
+            vec![
+                ("gvisor", Err("runsc not found".into())),
+                ("gocker", gocker()),
+            ],
+            |_| Ok(()),
+        )
+        .unwrap();
+        assert_eq!(p.default_name(), "gocker");
+        assert_eq!(p.degraded(), Some("runsc not found"));
+        assert_eq!(p.get(None).unwrap().name(), "gocker");
+        let e = p.get(Some("gvisor")).err().unwrap();
+        assert_eq!(e.code(), ErrorCode::ProviderUnavailable);
+        assert!(e.to_string().contains("runsc not found"), "{e}");
+        let e = p.get(Some("../gocker")).err().unwrap();
+        assert_eq!(e.code(), ErrorCode::InvalidArgument);
+        let s = p.statuses();
+        assert_eq!(s.len(), 2);
+        assert!(!s[0].available && s[1].available);
+        assert_eq!(s[1].probe.as_deref(), Some("running"));
+    }
+
+    #[test]
+    fn a_failing_check_makes_a_provider_unavailable_and_none_at_all_is_an_error() {
+        let p = Providers::probe_all("gocker", vec![("gocker", gocker())], |_| Ok(())).unwrap();
+        assert_eq!(p.degraded(), None);
+        assert!(p
+            .statuses()
+            .iter()
+            .any(|s| s.name == "gvisor" && !s.available));
+        let e = Providers::probe_all("gocker", vec![("gocker", gocker())], |_| {
+            Err(WorkspaceError::Internal("gocker ps failed".into()))
+        })
+        .err()
+        .unwrap();
+        assert_eq!(e.code(), ErrorCode::ProviderUnavailable);
+        assert!(e.to_string().contains("gocker ps failed"), "{e}");
+        assert!(Providers::probe_all("docker", vec![], |_| Ok(())).is_err());
+    }
+}
