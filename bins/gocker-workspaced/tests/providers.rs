@@ -61,6 +61,31 @@ impl Drop for RunscCleanup {
     }
 }
 
+/// This PATH with every directory that holds a runsc replaced by one of links to everything
+/// else in it (gocker may need its other programs, e.g. newuidmap rootless).
+fn path_without_runsc(tmp: &Path) -> String {
+    let dirs: Vec<PathBuf> =
+        std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default()).collect();
+    let mut out = Vec::new();
+    for (i, d) in dirs.iter().enumerate() {
+        if !d.join("runsc").exists() {
+            out.push(d.clone());
+            continue;
+        }
+        let links = tmp.join(format!("path-{i}"));
+        std::fs::create_dir_all(&links).unwrap();
+        for e in std::fs::read_dir(d).unwrap().flatten() {
+            if e.file_name() != "runsc" {
+                let _ = std::os::unix::fs::symlink(e.path(), links.join(e.file_name()));
+            }
+        }
+        out.push(links);
+    }
+    let p = std::env::join_paths(out).unwrap().into_string().unwrap();
+    assert!(std::env::split_paths(&p).all(|d| !d.join("runsc").exists()));
+    p
+}
+
 fn sh(srv: &Server, sid: &str, script: &str) -> Value {
     let r = srv.invoke(
         sid,
@@ -216,13 +241,13 @@ fn without_runsc_the_default_falls_back_visibly_and_a_named_gvisor_is_refused() 
     }
     let tmp = TempDir::new("fallback");
     let root = tmp.path().join("root");
-    // runsc lives in /usr/bin on Debian: leave it (and /bin) off PATH too.
+    let path = path_without_runsc(tmp.path());
     let srv = Server::start(
         &root,
         &[
             ("WORKSPACE_DEFAULT_PROVIDER", ""),
             ("WORKSPACE_RUNSC_PATH", "/nonexistent/runsc"),
-            ("PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/sbin"),
+            ("PATH", &path),
         ],
     );
     let s = srv.session(json!({"principal": principal("acme", &["developer"])}));
