@@ -53,8 +53,8 @@ impl Service {
     }
 
     fn call(&self, method: &str, path: &str, body: Option<&Value>) -> Result<Value> {
-        let r =
-            ureq::request(method, &format!("{}{path}", self.url)).timeout(Duration::from_secs(300));
+        let r = ureq::request(method, &format!("{}{path}", self.url))
+            .timeout(Duration::from_secs(300));
         let res = match body {
             Some(b) => r
                 .set("content-type", "application/json")
@@ -71,8 +71,7 @@ impl Service {
     }
 
     fn create(&mut self) -> Result<String> {
-        let body =
-            json!({"principal": {"tenant_id": "bench", "actor_id": "agent", "roles": ["admin"]}});
+        let body = json!({"principal": {"tenant_id": "bench", "actor_id": "agent", "roles": ["admin"]}});
         let v = self.call("POST", "/v1/sessions", Some(&body))?;
         let id = v["session"]["id"]
             .as_str()
@@ -169,12 +168,9 @@ fn ok(cmd: &mut Command) -> Result<()> {
 
 pub fn main(ws: &Path, gocker: &Path, rootfs: &Path, runs: u32) -> Result<()> {
     crate::util::step("build: cargo build --release -p gocker-workspaced");
-    run(Command::new("cargo").current_dir(ws).args([
-        "build",
-        "--release",
-        "-p",
-        "gocker-workspaced",
-    ]))?;
+    run(Command::new("cargo")
+        .current_dir(ws)
+        .args(["build", "--release", "-p", "gocker-workspaced"]))?;
     let bin = crate::util::built("release", "gocker-workspaced")?;
     let tmp = std::env::temp_dir().join(format!("gocker-wsbench-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&tmp);
@@ -236,32 +232,14 @@ fn measure(
     };
     let name = format!("wsbench-{}", std::process::id());
     let bare_run = timed(sessions_n, || {
-        ok(&mut g(&[
-            "run",
-            "--rm",
-            "--network",
-            "none",
-            "--rootfs",
-            &r,
-            "/bin/true",
-        ]))
+        ok(&mut g(&["run", "--rm", "--network", "none", "--rootfs", &r, "/bin/true"]))
     })?;
     ok(&mut g(&[
-        "run",
-        "-d",
-        "--name",
-        &name,
-        "--network",
-        "none",
-        "--rootfs",
-        &r,
-        "/bin/sleep",
+        "run", "-d", "--name", &name, "--network", "none", "--rootfs", &r, "/bin/sleep",
         "100000",
     ]))?;
     let bare = (|| -> Result<_> {
-        let cat = timed(runs, || {
-            ok(&mut g(&["exec", &name, "cat", "/etc/hostname"]))
-        })?;
+        let cat = timed(runs, || ok(&mut g(&["exec", &name, "cat", "/etc/hostname"])))?;
         let tru = timed(runs, || ok(&mut g(&["exec", &name, "/bin/true"])))?;
         Ok((cat, tru))
     })();
@@ -295,10 +273,7 @@ fn measure(
             .collect();
         let mut all = Vec::new();
         for h in hs {
-            all.extend(
-                h.join()
-                    .map_err(|_| anyhow::anyhow!("a client panicked"))??,
-            );
+            all.extend(h.join().map_err(|_| anyhow::anyhow!("a client panicked"))??);
         }
         Ok(all)
     })?;

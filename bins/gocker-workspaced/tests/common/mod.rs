@@ -300,6 +300,25 @@ impl Drop for Server {
                 }
             }
         }
+        // And its runsc containers (gvisor sessions, or a probe the kill interrupted).
+        let state = self.root.join("gvisor/state");
+        if state.is_dir() {
+            let runsc = |args: &[&str]| {
+                Command::new("runsc")
+                    .arg("--root")
+                    .arg(&state)
+                    .arg("--network=none")
+                    .args(args)
+                    .stdin(Stdio::null())
+                    .stderr(Stdio::null())
+                    .output()
+            };
+            if let Ok(o) = runsc(&["list", "--quiet"]) {
+                for c in String::from_utf8_lossy(&o.stdout).split_whitespace() {
+                    let _ = runsc(&["delete", "--force", c]);
+                }
+            }
+        }
         if std::env::var_os("GWSD_KEEP_LOG").is_none() {
             let _ = std::fs::remove_file(&self.stderr_log);
         }
