@@ -274,6 +274,25 @@ impl Server {
 impl Drop for Server {
     fn drop(&mut self) {
         self.kill9();
+        self.remove_sandboxes();
+        // A provider probe the kill interrupted (its scratch directory is still there) may have
+        // a `gocker run` or `runsc create` helper finishing now: once more after it.
+        let probing = std::fs::read_dir(self.root.join("probe"))
+            .map(|mut d| d.next().is_some())
+            .unwrap_or(false);
+        if probing {
+            std::thread::sleep(Duration::from_millis(1500));
+            self.remove_sandboxes();
+        }
+        if std::env::var_os("GWSD_KEEP_LOG").is_none() {
+            let _ = std::fs::remove_file(&self.stderr_log);
+        }
+    }
+}
+
+impl Server {
+    /// Removes this instance's gocker and runsc sandboxes (session and probe ones).
+    fn remove_sandboxes(&self) {
         // Whatever a failed test left: this instance's sandboxes.
         if let Ok(o) = Command::new(gocker_bin())
             .args(["ps", "-a", "--format", "json"])
@@ -318,9 +337,6 @@ impl Drop for Server {
                     let _ = runsc(&["delete", "--force", c]);
                 }
             }
-        }
-        if std::env::var_os("GWSD_KEEP_LOG").is_none() {
-            let _ = std::fs::remove_file(&self.stderr_log);
         }
     }
 }
