@@ -28,6 +28,8 @@ const PACKAGES: &[&str] = &[
     "passt",
     // redis-server: the valkey store backend tests of gocker-workspaced (the same protocol).
     "redis-server",
+    // runsc: the gvisor provider tests of gocker-workspaced (Debian's runsc: ptrace/kvm only).
+    "runsc",
     // python3-venv, python3-pip: the MCP test of gocker-workspaced installs the official `mcp`
     // Python SDK (PyPI) into a venv of its own.
     "python3-venv",

@@ -181,6 +181,7 @@ fn parse<T: serde::de::DeserializeOwned>(
 pub fn router(app: Arc<App>, mcp_routes: Router<Arc<App>>) -> Router {
     let v1 = Router::new()
         .route("/v1/sessions", post(create_session))
+        .route("/v1/providers", get(list_providers))
         .route("/v1/sessions/{id}", get(get_session).delete(delete_session))
         .route("/v1/sessions/{id}/tools", get(list_tools))
         .route("/v1/sessions/{id}/tools/{tool}/invoke", post(invoke))
@@ -216,7 +217,19 @@ async fn trace(req: Request, next: Next) -> Response {
 async fn healthz(State(app): State<Arc<App>>) -> Response {
     let svc = app.service.clone();
     match tokio::task::spawn_blocking(move || svc.health()).await {
-        Ok(Ok(())) => Json(json!({"status": "ok"})).into_response(),
+        Ok(Ok(())) => {
+            let p = app.service.providers();
+            match p.degraded() {
+                None => Json(json!({"status": "ok"})).into_response(),
+                Some(reason) => Json(json!({
+                    "status": "ok",
+                    "degraded_isolation": true,
+                    "degraded_reason": format!("{} unavailable ({reason}); sessions get {}", p.configured_default(), p.default_name()),
+                    "default_provider": p.default_name(),
+                }))
+                .into_response(),
+            }
+        }
         Ok(Err((part, message))) => (
             StatusCode::SERVICE_UNAVAILABLE,
             Json(json!({"status": "unavailable", "failing": part, "error": {"code": "internal", "message": message}})),
@@ -238,6 +251,17 @@ async fn metrics(State(app): State<Arc<App>>) -> Response {
         app.metrics.render(),
     )
         .into_response()
+}
+
+async fn list_providers(State(app): State<Arc<App>>) -> Response {
+    let p = app.service.providers();
+    Json(json!({
+        "default": p.default_name(),
+        "configured_default": p.configured_default(),
+        "degraded_isolation": p.degraded().is_some(),
+        "providers": p.statuses(),
+    }))
+    .into_response()
 }
 
 async fn create_session(
@@ -268,7 +292,7 @@ async fn create_session(
         .sandbox_start
         .observe(s.sandbox_start_ms as f64 / 1000.0);
     app.metrics.active_sessions.inc();
-    tracing::info!(session = %s.id, tenant = %s.principal.tenant_id, actor = %s.principal.actor_id, sandbox_ms = s.sandbox_start_ms, "session created");
+    tracing::info!(session = %s.id, provider = %s.provider, degraded_isolation = s.degraded_isolation, tenant = %s.principal.tenant_id, actor = %s.principal.actor_id, sandbox_ms = s.sandbox_start_ms, "session created");
     Ok((StatusCode::CREATED, Json(json!({"session": s}))).into_response())
 }
 

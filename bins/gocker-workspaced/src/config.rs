@@ -68,6 +68,12 @@ pub struct ServerConfig {
     pub reap_interval_secs: u64,
     pub otel_enabled: bool,
     pub valkey: ValkeyConfig,
+    /// `WORKSPACE_DEFAULT_PROVIDER`: `gvisor` (default) or `gocker`.
+    pub default_provider: String,
+    /// `WORKSPACE_RUNSC_PATH` (else `runsc` on PATH).
+    pub runsc_path: Option<PathBuf>,
+    /// `WORKSPACE_GVISOR_PLATFORM` (default `systrap`, `ptrace` where runsc has no systrap).
+    pub gvisor_platform: Option<String>,
 }
 
 type Env<'a> = &'a dyn Fn(&str) -> Option<String>;
@@ -197,7 +203,42 @@ impl ServerConfig {
                 "WORKSPACE_MAX_CONCURRENCY_PER_SESSION",
                 d.max_concurrency_per_session,
             )?,
+            max_concurrent_sessions: num(
+                env,
+                "WORKSPACE_MAX_CONCURRENT",
+                d.max_concurrent_sessions,
+            )?,
         };
+        if limits.max_concurrent_sessions == 0 {
+            return Err(ConfigError {
+                var: "WORKSPACE_MAX_CONCURRENT",
+                message: "must be at least 1".into(),
+            });
+        }
+        let default_provider = env("WORKSPACE_DEFAULT_PROVIDER")
+            .map(|v| v.trim().to_string())
+            .filter(|v| !v.is_empty())
+            .unwrap_or_else(|| "gvisor".into());
+        if !gocker_workspace::providers::KNOWN.contains(&default_provider.as_str()) {
+            return Err(ConfigError {
+                var: "WORKSPACE_DEFAULT_PROVIDER",
+                message: format!(
+                    "{default_provider:?}: expected one of {}",
+                    gocker_workspace::providers::KNOWN.join(", ")
+                ),
+            });
+        }
+        let gvisor_platform = env("WORKSPACE_GVISOR_PLATFORM")
+            .map(|v| v.trim().to_string())
+            .filter(|v| !v.is_empty());
+        if let Some(p) = gvisor_platform.as_deref() {
+            if !["systrap", "ptrace", "kvm"].contains(&p) {
+                return Err(ConfigError {
+                    var: "WORKSPACE_GVISOR_PLATFORM",
+                    message: format!("{p:?}: expected systrap, ptrace or kvm"),
+                });
+            }
+        }
         if limits.max_concurrency_per_session == 0 {
             return Err(ConfigError {
                 var: "WORKSPACE_MAX_CONCURRENCY_PER_SESSION",
@@ -260,6 +301,11 @@ impl ServerConfig {
             sandbox_network: flag(env, "WORKSPACE_SANDBOX_NETWORK")?,
             reap_interval_secs: num(env, "WORKSPACE_REAP_INTERVAL_SECONDS", 30)?,
             otel_enabled: flag(env, "WORKSPACE_OTEL_ENABLED")?,
+            default_provider,
+            runsc_path: env("WORKSPACE_RUNSC_PATH")
+                .filter(|v| !v.is_empty())
+                .map(PathBuf::from),
+            gvisor_platform,
             valkey: valkey(env)?,
         })
     }

@@ -14,7 +14,10 @@ use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
 use gocker_workspace::gocker_provider::GockerProvider;
+use gocker_workspace::gvisor_provider::{find_runsc, GvisorProvider};
 use gocker_workspace::policy::Policy;
+use gocker_workspace::provider::{probe, SandboxProvider};
+use gocker_workspace::providers::Providers;
 use gocker_workspace::{Config, Service};
 
 use crate::config::{Backend, ServerConfig};
@@ -32,7 +35,8 @@ WORKSPACE_AUTH_SHARED_TOKEN, WORKSPACE_RATE_LIMIT_PER_MINUTE, WORKSPACE_RATE_LIM
 WORKSPACE_MAX_CONCURRENCY_PER_SESSION, WORKSPACE_MAX_OUTPUT_BYTES_PER_INVOCATION, \
 WORKSPACE_MAX_ARTIFACTS_PER_INVOCATION, WORKSPACE_MAX_ARTIFACT_BYTES_PER_INVOCATION, \
 SESSION_STORE_BACKEND / INVOCATION_STORE_BACKEND (embedded|memory|valkey, with VALKEY_URL or VALKEY_HOST/PORT/PASSWORD/DB), WORKSPACE_POLICY_FILE, \
-WORKSPACE_SANDBOX_ROOTFS, WORKSPACE_GOCKER_BIN; see docs/workspace-service.md."
+WORKSPACE_SANDBOX_ROOTFS, WORKSPACE_GOCKER_BIN, WORKSPACE_DEFAULT_PROVIDER (gvisor|gocker), \
+WORKSPACE_RUNSC_PATH, WORKSPACE_GVISOR_PLATFORM, WORKSPACE_MAX_CONCURRENT; see docs/workspace-service.md."
 )]
 struct Cli {
     #[command(subcommand)]
@@ -99,21 +103,96 @@ fn run(cfg: ServerConfig) -> Result<(), String> {
             cfg.sandbox_rootfs.display()
         ));
     }
-    let provider = Arc::new(GockerProvider {
+    let gocker: Arc<dyn SandboxProvider> = Arc::new(GockerProvider {
         gocker: cfg.gocker_bin.clone(),
         rootfs: cfg.sandbox_rootfs.clone(),
     });
+    let gvisor = find_runsc(cfg.runsc_path.as_deref()).and_then(|runsc| {
+        GvisorProvider::detect(
+            runsc,
+            cfg.sandbox_rootfs.clone(),
+            &cfg.workspace_root.join("gvisor"),
+            cfg.gvisor_platform.as_deref(),
+            !rustix::process::geteuid().is_root(),
+        )
+        .map(|p| Arc::new(p) as Arc<dyn SandboxProvider>)
+    });
+    let prefix = stores::sandbox_prefix(&cfg.workspace_root);
+    let probe_dir = cfg.workspace_root.join("probe");
+    // Probe sandboxes are not session sandboxes: another prefix (the recovery leaves them be;
+    // each probe removes its leftovers of the same names first).
+    let probe_prefix = format!("{}probe-", prefix.trim_end_matches('-'));
+    // Availability: gVisor must really boot a sandbox that writes the workspace (one round);
+    // the native provider must answer. The 3-round measurement follows in the background.
+    let providers = Providers::probe_all(
+        &cfg.default_provider,
+        vec![("gvisor", gvisor), ("gocker", Ok(gocker))],
+        |p| match p.name() {
+            "gocker" => p.health(),
+            _ => probe(
+                p,
+                &probe_dir.join(format!("check-{}", p.name())),
+                "/workspace",
+                &format!("{probe_prefix}check-{}-", p.name()),
+                1,
+            )
+            .map(|_| ()),
+        },
+    )
+    .map_err(|e| format!("sandbox providers: {e}"))?;
+    for s in providers.statuses() {
+        match &s.reason {
+            None => tracing::info!(provider = %s.name, "provider available"),
+            Some(r) => tracing::info!(provider = %s.name, reason = %r, "provider unavailable"),
+        }
+    }
+    if let Some(reason) = providers.degraded() {
+        let fallback = providers.default_name();
+        if providers.configured_default() == "gvisor" && reason.contains("not found") {
+            tracing::warn!(
+                reason,
+                "gVisor runtime (runsc) not found, falling back to {fallback} — reduced isolation"
+            );
+        } else {
+            tracing::warn!(
+                reason,
+                "{} provider unavailable, falling back to {fallback} — reduced isolation",
+                providers.configured_default()
+            );
+        }
+    }
     let mut scfg = Config::new(cfg.workspace_root.clone(), cfg.artifact_root.clone());
     scfg.limits = cfg.limits.clone();
     scfg.network = cfg.sandbox_network;
     scfg.conn_profiles = cfg.conn_profiles.clone();
     scfg.conn_host_allowlist = cfg.conn_host_allowlist.clone();
-    scfg.sandbox_prefix = stores::sandbox_prefix(&cfg.workspace_root);
-    let service = Arc::new(Service::new(scfg, store, provider, policy).map_err(|e| e.to_string())?);
+    scfg.sandbox_prefix = prefix;
+    let service = Arc::new(
+        Service::with_providers(scfg, store, providers, policy).map_err(|e| e.to_string())?,
+    );
     let r = service
         .recover()
         .map_err(|e| format!("recovering the stored sessions: {e}"))?;
     tracing::info!(?r, "recovered");
+    // The capabilities: measured in the background (the native sandbox's removal alone
+    // takes seconds: the start is not held up by it).
+    for p in service.providers().available() {
+        let (svc, p) = (service.clone(), p.clone());
+        let dir = probe_dir.join(p.name());
+        let names = format!("{probe_prefix}{}-", p.name());
+        std::thread::spawn(move || {
+            let r = probe(&*p, &dir, "/workspace", &names, 3).map_err(|e| e.to_string());
+            match &r {
+                Ok(c) => {
+                    tracing::info!(provider = p.name(), capabilities = ?c, "provider measured")
+                }
+                Err(e) => {
+                    tracing::warn!(provider = p.name(), error = %e, "measuring the provider failed")
+                }
+            }
+            svc.providers().set_measured(p.name(), r);
+        });
+    }
     let app = Arc::new(api::App {
         service: service.clone(),
         auth: cfg.auth.clone(),
@@ -124,6 +203,9 @@ fn run(cfg: ServerConfig) -> Result<(), String> {
     });
     let stop = app.shutdown.clone();
     app.metrics.active_sessions.set(r.sessions as i64);
+    app.metrics
+        .degraded_isolation
+        .set(i64::from(service.providers().degraded().is_some()));
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -26,6 +26,7 @@ pub struct Metrics {
     pub duration: Histogram,
     pub active_sessions: Gauge,
     pub sandbox_start: Histogram,
+    pub degraded_isolation: Gauge,
 }
 
 /// 10 ms … 60 s.
@@ -41,6 +42,12 @@ impl Metrics {
         let duration = Histogram::new(BUCKETS);
         let active_sessions = Gauge::default();
         let sandbox_start = Histogram::new(BUCKETS);
+        let degraded_isolation = Gauge::default();
+        registry.register(
+            "degraded_isolation",
+            "1 when the configured default provider is unavailable and sessions get a fallback",
+            degraded_isolation.clone(),
+        );
         registry.register(
             "invocations",
             "Tool invocations by tool and final status",
@@ -73,6 +80,7 @@ impl Metrics {
             duration,
             active_sessions,
             sandbox_start,
+            degraded_isolation,
         }
     }
 

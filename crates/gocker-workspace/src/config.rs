@@ -9,6 +9,8 @@ pub struct Limits {
     pub max_artifacts: usize,
     pub max_artifact_bytes: u64,
     pub max_concurrency_per_session: usize,
+    /// Sessions that may exist at once (`WORKSPACE_MAX_CONCURRENT`).
+    pub max_concurrent_sessions: usize,
 }
 
 impl Default for Limits {
@@ -18,6 +20,7 @@ impl Default for Limits {
             max_artifacts: 10,
             max_artifact_bytes: 10 * 1024 * 1024,
             max_concurrency_per_session: 4,
+            max_concurrent_sessions: 10,
         }
     }
 }

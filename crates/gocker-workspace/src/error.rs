@@ -15,6 +15,7 @@ pub enum ErrorCode {
     Timeout,
     ExecutionFailed,
     Interrupted,
+    ProviderUnavailable,
     Internal,
 }
 
@@ -30,6 +31,7 @@ impl ErrorCode {
             ErrorCode::Timeout => "timeout",
             ErrorCode::ExecutionFailed => "execution_failed",
             ErrorCode::Interrupted => "interrupted",
+            ErrorCode::ProviderUnavailable => "provider_unavailable",
             ErrorCode::Internal => "internal",
         }
     }
@@ -46,6 +48,7 @@ impl ErrorCode {
             ErrorCode::Timeout => 504,
             ErrorCode::ExecutionFailed => 422,
             ErrorCode::Interrupted => 503,
+            ErrorCode::ProviderUnavailable => 503,
             ErrorCode::Internal => 500,
         }
     }
@@ -90,6 +93,8 @@ pub enum WorkspaceError {
     #[error("{0}")]
     Interrupted(String),
     #[error("{0}")]
+    ProviderUnavailable(String),
+    #[error("{0}")]
     Internal(String),
 }
 
@@ -105,6 +110,7 @@ impl WorkspaceError {
             WorkspaceError::Timeout(_) => ErrorCode::Timeout,
             WorkspaceError::ExecutionFailed(_) => ErrorCode::ExecutionFailed,
             WorkspaceError::Interrupted(_) => ErrorCode::Interrupted,
+            WorkspaceError::ProviderUnavailable(_) => ErrorCode::ProviderUnavailable,
             WorkspaceError::Internal(_) => ErrorCode::Internal,
         }
     }

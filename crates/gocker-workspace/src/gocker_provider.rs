@@ -81,7 +81,7 @@ impl GockerProvider {
 }
 
 /// Reads `r` to its end, keeping the first `limit` bytes; `true` when more came.
-fn read_bounded(mut r: impl Read, limit: usize) -> (Vec<u8>, bool) {
+pub(crate) fn read_bounded(mut r: impl Read, limit: usize) -> (Vec<u8>, bool) {
     let mut kept = Vec::new();
     let mut buf = [0u8; 64 * 1024];
     let mut over = false;
@@ -235,6 +235,10 @@ impl SandboxProvider for GockerProvider {
 
     fn health(&self) -> Result<()> {
         self.run("ps", &["ps", "-q"]).map(|_| ())
+    }
+
+    fn isolation(&self) -> &'static str {
+        "namespaces"
     }
 }
 

@@ -55,6 +55,15 @@ pub struct Session {
     /// The sandbox start time, in milliseconds.
     #[serde(default)]
     pub sandbox_start_ms: u64,
+    /// The session got a weaker provider than the configured default (which is unavailable).
+    #[serde(default)]
+    pub degraded_isolation: bool,
+    /// The provider's isolation (`namespaces`, `gvisor`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub isolation: Option<String>,
+    /// The gVisor platform the sandbox runs on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub platform: Option<String>,
 }
 
 impl Session {
@@ -77,6 +86,9 @@ pub struct CreateSession {
     pub expires_in_seconds: Option<u64>,
     #[serde(default)]
     pub metadata: BTreeMap<String, String>,
+    /// The provider asked for by name (never replaced by another: unavailable → 503).
+    #[serde(default)]
+    pub provider: Option<String>,
 }
 
 /// `POST /v1/sessions/{id}/tools/{tool}/invoke`'s body.

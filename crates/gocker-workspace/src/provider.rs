@@ -69,6 +69,104 @@ pub trait SandboxProvider: Send + Sync {
     fn list(&self, prefix: &str) -> Result<Vec<String>>;
     /// Whether the provider answers (for `/healthz`).
     fn health(&self) -> Result<()>;
+    /// The isolation boundary of its sandboxes: `namespaces` (Linux namespaces, seccomp) or
+    /// `gvisor` (a user-space kernel).
+    fn isolation(&self) -> &'static str;
+    /// The gVisor platform its sandboxes run on (`systrap`, `ptrace`, `kvm`), if any.
+    fn platform(&self) -> Option<&str> {
+        None
+    }
+}
+
+/// What a provider can do, measured by [`probe`] at startup.
+#[derive(Debug, Clone, serde::Serialize, PartialEq)]
+pub struct Capabilities {
+    /// A file written in the workspace by one sandbox is there for the next sandbox on it.
+    pub supports_persistence: bool,
+    /// The provider can snapshot a sandbox (no provider has that operation yet).
+    pub supports_snapshots: bool,
+    /// Sandboxes can be started before a session asks (no warm pool is built yet).
+    pub supports_warm_pool: bool,
+    /// Its sandboxes need /dev/kvm (the gVisor `kvm` platform).
+    pub requires_kvm: bool,
+    /// Median of three create+destroy rounds, in milliseconds.
+    pub startup_ms: u64,
+    pub isolation: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub platform: Option<String>,
+}
+
+/// Measures `p`: `rounds` sandboxes (3 at startup) in turn on one scratch workspace under
+/// `scratch` (created and removed here). The first writes a file from inside; the later ones
+/// check it is still there (persistence of the workspace across sandboxes).
+pub fn probe(
+    p: &dyn SandboxProvider,
+    scratch: &std::path::Path,
+    workspace_path: &str,
+    name_prefix: &str,
+    rounds: usize,
+) -> Result<Capabilities> {
+    use crate::error::WorkspaceError;
+    let ws = scratch.join("workspace");
+    std::fs::create_dir_all(&ws).map_err(|e| WorkspaceError::io(ws.display(), e))?;
+    let result = (|| {
+        let mut times = Vec::new();
+        let mut persisted = true;
+        for round in 0..rounds.max(1) {
+            let spec = SandboxSpec {
+                name: format!("{name_prefix}probe-{round}"),
+                workspace_dir: ws.clone(),
+                workspace_path: workspace_path.to_string(),
+                network: false,
+            };
+            let t = std::time::Instant::now();
+            let _ = p.destroy(&spec.name);
+            let h = p.create(&spec)?;
+            let run = |script: &str| {
+                p.exec(
+                    &h.id,
+                    &ExecRequest {
+                        argv: vec!["/bin/sh".into(), "-c".into(), script.into()],
+                        env: BTreeMap::new(),
+                        workdir: workspace_path.to_string(),
+                        timeout: Duration::from_secs(30),
+                        output_limit: 4096,
+                    },
+                )
+            };
+            let checked = if round == 0 {
+                run("echo probe > .gws-probe")
+            } else {
+                run("cat .gws-probe")
+            };
+            let destroyed = p.destroy(&h.id);
+            let o = checked?;
+            destroyed?;
+            times.push(t.elapsed().as_millis() as u64);
+            if round == 0 && o.exit_code != Some(0) {
+                return Err(WorkspaceError::ExecutionFailed(format!(
+                    "probe: writing the workspace from inside failed ({:?}): {}",
+                    o.exit_code,
+                    String::from_utf8_lossy(&o.stderr).trim()
+                )));
+            }
+            if round > 0 {
+                persisted &= o.exit_code == Some(0) && o.stdout == b"probe\n";
+            }
+        }
+        times.sort_unstable();
+        Ok(Capabilities {
+            supports_persistence: persisted,
+            supports_snapshots: false,
+            supports_warm_pool: false,
+            requires_kvm: p.platform() == Some("kvm"),
+            startup_ms: times[times.len() / 2],
+            isolation: p.isolation().to_string(),
+            platform: p.platform().map(str::to_string),
+        })
+    })();
+    let _ = std::fs::remove_dir_all(scratch);
+    result
 }
 
 /// Reads a file of a workspace from the service side (confined: see [`crate::confined`]).

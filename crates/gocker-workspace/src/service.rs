@@ -20,6 +20,7 @@ use crate::model::{
 use crate::paths::AllowedPaths;
 use crate::policy::Policy;
 use crate::provider::{SandboxProvider, SandboxSpec};
+use crate::providers::Providers;
 use crate::store::Store;
 use crate::tools;
 
@@ -37,10 +38,23 @@ pub struct Recovery {
 pub struct Service {
     cfg: Config,
     store: Arc<dyn Store>,
-    provider: Arc<dyn SandboxProvider>,
+    providers: Providers,
     policy: Policy,
     artifacts: ArtifactStore,
     running: Mutex<HashMap<String, usize>>,
+    /// Sessions being created now (counted against `max_concurrent_sessions`).
+    creating: Mutex<usize>,
+}
+
+/// A reservation of one of the service's session places while a session is created.
+struct Creating<'a>(&'a Service);
+
+impl Drop for Creating<'_> {
+    fn drop(&mut self) {
+        if let Ok(mut n) = self.0.creating.lock() {
+            *n -= 1;
+        }
+    }
 }
 
 /// Holds one of a session's concurrency slots.
@@ -85,6 +99,16 @@ impl Service {
         provider: Arc<dyn SandboxProvider>,
         policy: Policy,
     ) -> Result<Self> {
+        Self::with_providers(cfg, store, Providers::single(provider), policy)
+    }
+
+    /// A service with several providers (sessions get the default one unless they name one).
+    pub fn with_providers(
+        cfg: Config,
+        store: Arc<dyn Store>,
+        providers: Providers,
+        policy: Policy,
+    ) -> Result<Self> {
         let sessions = cfg.workspace_root.join("sessions");
         std::fs::create_dir_all(&sessions)
             .map_err(|e| WorkspaceError::io(sessions.display(), e))?;
@@ -92,10 +116,11 @@ impl Service {
         Ok(Service {
             cfg,
             store,
-            provider,
+            providers,
             policy,
             artifacts,
             running: Mutex::new(HashMap::new()),
+            creating: Mutex::new(0),
         })
     }
 
@@ -107,8 +132,48 @@ impl Service {
         &*self.store
     }
 
+    /// The default provider.
     pub fn provider(&self) -> &dyn SandboxProvider {
-        &*self.provider
+        &**self
+            .providers
+            .get(None)
+            .expect("the default provider is available")
+    }
+
+    pub fn providers(&self) -> &Providers {
+        &self.providers
+    }
+
+    /// The provider of a session's sandbox.
+    fn provider_of(&self, s: &Session) -> Result<&dyn SandboxProvider> {
+        self.providers.get(Some(&s.provider)).map(|p| &**p)
+    }
+
+    /// Reserves a place for a new session: `rate_limited` when `max_concurrent_sessions`
+    /// sessions exist or are being created.
+    fn reserve(&self) -> Result<Creating<'_>> {
+        let mut n = self
+            .creating
+            .lock()
+            .map_err(|_| WorkspaceError::Internal("session places: poisoned lock".into()))?;
+        let t = now();
+        let active = self
+            .store
+            .list_sessions()?
+            .iter()
+            .filter(|s| !s.expired(t))
+            .count();
+        let max = self.cfg.limits.max_concurrent_sessions;
+        if active + *n >= max {
+            return Err(WorkspaceError::RateLimited {
+                message: format!(
+                    "{max} sessions are active (WORKSPACE_MAX_CONCURRENT): delete one or retry later"
+                ),
+                retry_after_secs: 5,
+            });
+        }
+        *n += 1;
+        Ok(Creating(self))
     }
 
     /// The stored content of an artifact of an invocation record.
@@ -151,6 +216,9 @@ impl Service {
             None => None,
             Some(p) => Some(check_source(p)?),
         };
+        let provider = self.providers.get(req.provider.as_deref())?.clone();
+        let degraded = req.provider.is_none() && self.providers.degraded().is_some();
+        let _place = self.reserve()?;
         let id = new_id();
         let ws = self.workspace_dir(&id);
         let made = (|| -> Result<Session> {
@@ -169,7 +237,7 @@ impl Service {
                 workspace_path: self.cfg.workspace_path.clone(),
                 network: self.cfg.network,
             };
-            let h = self.provider.create(&spec)?;
+            let h = provider.create(&spec)?;
             let created = now();
             let s = Session {
                 id: id.clone(),
@@ -181,13 +249,16 @@ impl Service {
                 expires_at: req
                     .expires_in_seconds
                     .map(|s| created + Duration::from_secs(s)),
-                provider: self.provider.name().into(),
+                provider: provider.name().into(),
                 sandbox_id: h.id.clone(),
                 source_repo_path: source.as_ref().map(|p| p.display().to_string()),
                 sandbox_start_ms: h.start_time.as_millis() as u64,
+                degraded_isolation: degraded,
+                isolation: Some(provider.isolation().to_string()),
+                platform: provider.platform().map(str::to_string),
             };
             if let Err(e) = self.store.put_session(&s) {
-                let _ = self.provider.destroy(&h.id);
+                let _ = provider.destroy(&h.id);
                 return Err(e);
             }
             Ok(s)
@@ -219,7 +290,7 @@ impl Service {
     }
 
     fn remove(&self, s: &Session) -> Result<()> {
-        self.provider.destroy(&s.sandbox_id)?;
+        self.provider_of(s)?.destroy(&s.sandbox_id)?;
         self.remove_session_dir(&s.id)?;
         for i in self.store.session_invocations(&s.id)? {
             self.artifacts.remove_invocation(&i.id)?;
@@ -298,6 +369,7 @@ impl Service {
                 Ok(())
             }
         });
+        let provider = self.provider_of(&session)?;
         let slot = pre.and_then(|_| self.acquire(&session.id));
         let slot = match slot {
             Ok(s) => s,
@@ -312,7 +384,7 @@ impl Service {
         self.store.put_invocation(&inv)?;
         let env = tools::Env {
             cfg: &self.cfg,
-            provider: &*self.provider,
+            provider,
             store: &*self.store,
             artifacts: &self.artifacts,
             workspace_dir: self.workspace_dir(&session.id),
@@ -414,10 +486,21 @@ impl Service {
                 r.expired_sessions_reaped += 1;
                 continue;
             }
-            let alive = self.provider.exists(&s.sandbox_id)?;
+            let provider = match self.provider_of(&s) {
+                Ok(p) => p,
+                Err(e) => {
+                    // Kept as it is (workspace and sandbox): its tools answer
+                    // provider_unavailable until the provider is back.
+                    tracing::warn!(session = %s.id, provider = %s.provider, error = %e, "a session's provider is unavailable");
+                    live.insert(s.id.clone());
+                    r.sessions += 1;
+                    continue;
+                }
+            };
+            let alive = provider.exists(&s.sandbox_id)?;
             if alive && interrupted_here > 0 {
                 // What the interrupted calls started must not run on unobserved.
-                self.provider.kill_processes(&s.sandbox_id)?;
+                provider.kill_processes(&s.sandbox_id)?;
             }
             if !alive {
                 let spec = SandboxSpec {
@@ -427,18 +510,20 @@ impl Service {
                     network: self.cfg.network,
                 };
                 // A stopped container of that name (after a reboot) goes first.
-                self.provider.destroy(&s.sandbox_id)?;
-                self.provider.create(&spec)?;
+                provider.destroy(&s.sandbox_id)?;
+                provider.create(&spec)?;
                 r.sandboxes_recreated += 1;
             }
             live.insert(s.id.clone());
             r.sessions += 1;
         }
-        for name in self.provider.list(&self.cfg.sandbox_prefix)? {
-            let id = &name[self.cfg.sandbox_prefix.len()..];
-            if !live.contains(id) {
-                self.provider.destroy(&name)?;
-                r.orphan_sandboxes_removed += 1;
+        for provider in self.providers.available() {
+            for name in provider.list(&self.cfg.sandbox_prefix)? {
+                let id = &name[self.cfg.sandbox_prefix.len()..];
+                if !live.contains(id) {
+                    provider.destroy(&name)?;
+                    r.orphan_sandboxes_removed += 1;
+                }
             }
         }
         let dir = self.cfg.workspace_root.join("sessions");
@@ -469,9 +554,11 @@ impl Service {
     /// Whether the store and the provider answer: the failing part otherwise.
     pub fn health(&self) -> std::result::Result<(), (&'static str, String)> {
         self.store.ping().map_err(|e| ("store", e.to_string()))?;
-        self.provider
-            .health()
-            .map_err(|e| ("provider", e.to_string()))
+        for p in self.providers.available() {
+            p.health()
+                .map_err(|e| ("provider", format!("{}: {e}", p.name())))?;
+        }
+        Ok(())
     }
 }
 

@@ -63,6 +63,9 @@ impl SandboxProvider for Fake {
     fn health(&self) -> gocker_workspace::Result<()> {
         Ok(())
     }
+    fn isolation(&self) -> &'static str {
+        "namespaces"
+    }
 }
 
 fn who(tenant: &str, roles: &[&str]) -> Principal {

@@ -114,6 +114,8 @@ impl Server {
             .env("WORKSPACE_GOCKER_BIN", gocker_bin())
             .env("WORKSPACE_SANDBOX_ROOTFS", rootfs().expect("rootfs"))
             .env("LOG_LEVEL", "info")
+            // The suite tests the native sandbox unless a test asks for another provider.
+            .env("WORKSPACE_DEFAULT_PROVIDER", "gocker")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(std::fs::File::create(&log).unwrap());
@@ -272,6 +274,25 @@ impl Server {
 impl Drop for Server {
     fn drop(&mut self) {
         self.kill9();
+        self.remove_sandboxes();
+        // A provider probe the kill interrupted (its scratch directory is still there) may have
+        // a `gocker run` or `runsc create` helper finishing now: once more after it.
+        let probing = std::fs::read_dir(self.root.join("probe"))
+            .map(|mut d| d.next().is_some())
+            .unwrap_or(false);
+        if probing {
+            std::thread::sleep(Duration::from_millis(1500));
+            self.remove_sandboxes();
+        }
+        if std::env::var_os("GWSD_KEEP_LOG").is_none() {
+            let _ = std::fs::remove_file(&self.stderr_log);
+        }
+    }
+}
+
+impl Server {
+    /// Removes this instance's gocker and runsc sandboxes (session and probe ones).
+    fn remove_sandboxes(&self) {
         // Whatever a failed test left: this instance's sandboxes.
         if let Ok(o) = Command::new(gocker_bin())
             .args(["ps", "-a", "--format", "json"])
@@ -279,6 +300,7 @@ impl Drop for Server {
             .output()
         {
             let prefix = sandbox_prefix(&self.root);
+            let probes = format!("{}probe-", prefix.trim_end_matches('-'));
             if let Ok(v) = serde_json::from_slice::<Value>(&o.stdout) {
                 for n in v
                     .as_array()
@@ -286,7 +308,7 @@ impl Drop for Server {
                     .flatten()
                     .filter_map(|c| c["name"].as_str())
                 {
-                    if n.starts_with(&prefix) {
+                    if n.starts_with(&prefix) || n.starts_with(&probes) {
                         let _ = Command::new(gocker_bin())
                             .args(["rm", "-f", n])
                             .stdin(Stdio::null())
@@ -297,8 +319,24 @@ impl Drop for Server {
                 }
             }
         }
-        if std::env::var_os("GWSD_KEEP_LOG").is_none() {
-            let _ = std::fs::remove_file(&self.stderr_log);
+        // And its runsc containers (gvisor sessions, or a probe the kill interrupted).
+        let state = self.root.join("gvisor/state");
+        if state.is_dir() {
+            let runsc = |args: &[&str]| {
+                Command::new("runsc")
+                    .arg("--root")
+                    .arg(&state)
+                    .arg("--network=none")
+                    .args(args)
+                    .stdin(Stdio::null())
+                    .stderr(Stdio::null())
+                    .output()
+            };
+            if let Ok(o) = runsc(&["list", "--quiet"]) {
+                for c in String::from_utf8_lossy(&o.stdout).split_whitespace() {
+                    let _ = runsc(&["delete", "--force", c]);
+                }
+            }
         }
     }
 }
