@@ -17,6 +17,7 @@ pub mod policy;
 pub mod provider;
 pub mod service;
 pub mod store;
+pub mod store_redb;
 pub mod store_valkey;
 mod tools;
 
