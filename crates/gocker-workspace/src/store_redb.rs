@@ -238,23 +238,20 @@ impl Store for RedbStore {
 
     fn put_invocation(&self, i: &Invocation) -> Result<()> {
         let data = self.encode(&i.id, i)?;
-        // The old record, if any, to move its index entry when the session or start time changed.
-        let old: Option<Vec<u8>> = self.get_raw(INVOCATIONS, &i.id)?;
-        let old_key = match old {
-            Some(d) => {
-                let o: Invocation = self.decode(&i.id, &d)?;
-                Some((o.session_id.clone(), nanos(&o)))
-            }
-            None => None,
-        };
         self.write("put invocation", |tx| {
+            let mut inv = tx.open_table(INVOCATIONS)?;
+            // The old record, read in the same (serialized) write transaction, to move its index
+            // entry when the session or the start time changed. An undecodable old record has no
+            // entry we could name.
+            let old = inv
+                .get(i.id.as_str())?
+                .and_then(|v| serde_json::from_slice::<Invocation>(v.value()).ok());
             let mut idx = tx.open_table(BY_SESSION)?;
-            if let Some((sid, at)) = &old_key {
-                idx.remove((sid.as_str(), *at, i.id.as_str()))?;
+            if let Some(o) = &old {
+                idx.remove((o.session_id.as_str(), nanos(o), i.id.as_str()))?;
             }
             idx.insert((i.session_id.as_str(), nanos(i), i.id.as_str()), ())?;
-            tx.open_table(INVOCATIONS)?
-                .insert(i.id.as_str(), data.as_slice())?;
+            inv.insert(i.id.as_str(), data.as_slice())?;
             Ok(())
         })
     }
@@ -456,6 +453,34 @@ mod tests {
         let c = s.record_counts().unwrap();
         assert_eq!((c.invocations, c.index_entries), (0, 0));
         assert!(s.session_invocations("s1").unwrap().is_empty());
+    }
+
+    #[test]
+    fn concurrent_updates_keep_one_index_entry_each() {
+        let d = tempfile::tempdir().unwrap();
+        let s = std::sync::Arc::new(RedbStore::open(&d.path().join("state.redb")).unwrap());
+        let threads: Vec<_> = (0..4)
+            .map(|t| {
+                let s = s.clone();
+                std::thread::spawn(move || {
+                    for k in 0..25 {
+                        // Every thread rewrites the same ten invocations with its own start times.
+                        let mut i = invocation(&format!("i{}", k % 10), "s1", t * 100 + k);
+                        s.put_invocation(&i).unwrap();
+                        i.status = InvocationStatus::Failed;
+                        s.put_invocation(&i).unwrap();
+                    }
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
+        let c = s.record_counts().unwrap();
+        assert_eq!((c.invocations, c.index_entries), (10, 10));
+        let v = s.session_invocations("s1").unwrap();
+        assert_eq!(v.len(), 10);
+        assert!(v.windows(2).all(|w| w[0].started_at <= w[1].started_at));
     }
 
     #[test]
