@@ -23,7 +23,9 @@ pub enum AuthMode {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
     Memory,
-    /// The embedded durable store under `WORKSPACE_ROOT/state`.
+    /// The embedded durable default: one redb database, `WORKSPACE_ROOT/state.redb`.
+    Redb,
+    /// The older per-record JSON backend under `WORKSPACE_ROOT/state/`.
     File,
     /// A valkey (or redis) server (`VALKEY_*`).
     Valkey,
@@ -102,12 +104,15 @@ fn flag(env: Env, var: &'static str) -> Result<bool, ConfigError> {
 
 fn backend(env: Env, var: &'static str) -> Result<Backend, ConfigError> {
     match env(var).as_deref().map(str::trim) {
-        None | Some("") | Some("embedded") | Some("file") => Ok(Backend::File),
+        None | Some("") | Some("embedded") | Some("redb") => Ok(Backend::Redb),
+        Some("file") => Ok(Backend::File),
         Some("memory") => Ok(Backend::Memory),
         Some("valkey") | Some("redis") => Ok(Backend::Valkey),
         Some(v) => Err(ConfigError {
             var,
-            message: format!("{v:?}: expected embedded, memory or valkey"),
+            message: format!(
+                "{v:?}: expected one of redb (the default; also embedded), file, memory, valkey (or redis)"
+            ),
         }),
     }
 }
@@ -397,7 +402,8 @@ mod tests {
         assert_eq!(c.port, 50053);
         assert_eq!(c.auth.mode, AuthMode::Payload);
         assert_eq!(c.artifact_root, PathBuf::from("/w/artifacts"));
-        assert_eq!(c.session_store, Backend::File);
+        assert_eq!(c.session_store, Backend::Redb);
+        assert_eq!(c.invocation_store, Backend::Redb);
         for (vars, var) in [
             (vec![("PORT", "x")], "PORT"),
             (
@@ -427,5 +433,37 @@ mod tests {
         )])
         .unwrap();
         assert_eq!(c.conn_profiles[0].name, "db");
+    }
+
+    #[test]
+    fn store_backends_and_a_bad_one_named() {
+        for (v, b) in [
+            ("redb", Backend::Redb),
+            ("embedded", Backend::Redb),
+            ("", Backend::Redb),
+            (" file ", Backend::File),
+            ("memory", Backend::Memory),
+            ("valkey", Backend::Valkey),
+            ("redis", Backend::Valkey),
+        ] {
+            let c = cfg(&[
+                ("SESSION_STORE_BACKEND", v),
+                ("INVOCATION_STORE_BACKEND", v),
+            ])
+            .unwrap();
+            assert_eq!((c.session_store, c.invocation_store), (b, b), "{v:?}");
+        }
+        let c = cfg(&[("INVOCATION_STORE_BACKEND", "memory")]).unwrap();
+        assert_eq!(c.session_store, Backend::Redb);
+        assert_eq!(c.invocation_store, Backend::Memory);
+        for var in ["SESSION_STORE_BACKEND", "INVOCATION_STORE_BACKEND"] {
+            let e = cfg(&[(var, "sqlite")]).unwrap_err();
+            assert_eq!(e.var, var);
+            let msg = e.to_string();
+            for accepted in ["redb", "file", "memory", "valkey"] {
+                assert!(msg.contains(accepted), "{msg}");
+            }
+            assert!(msg.contains("sqlite"), "{msg}");
+        }
     }
 }

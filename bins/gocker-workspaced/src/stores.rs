@@ -5,15 +5,22 @@ use std::sync::Arc;
 
 use gocker_workspace::model::{Invocation, Session};
 use gocker_workspace::store::{FileStore, MemoryStore, Store};
+use gocker_workspace::store_redb::RedbStore;
 use gocker_workspace::store_valkey::ValkeyStore;
 use gocker_workspace::Result;
 use sha2::{Digest, Sha256};
 
 use crate::config::{Backend, ValkeyConfig};
 
+/// The redb database next to the file backend's directory: `WORKSPACE_ROOT/state` → `WORKSPACE_ROOT/state.redb`.
+pub fn redb_path(dir: &Path) -> std::path::PathBuf {
+    dir.with_extension("redb")
+}
+
 fn one(b: Backend, dir: &Path, v: &ValkeyConfig) -> Result<Arc<dyn Store>> {
     Ok(match b {
         Backend::Memory => Arc::new(MemoryStore::default()),
+        Backend::Redb => Arc::new(RedbStore::open(&redb_path(dir))?),
         Backend::File => Arc::new(FileStore::open(dir)?),
         Backend::Valkey => Arc::new(ValkeyStore::open(&v.url, &v.prefix, v.invocation_ttl_secs)?),
     })

@@ -102,6 +102,7 @@ fn sessions_and_invocations_live_in_valkey_across_a_restart() {
         .join("state/sessions")
         .join(format!("{sid}.json"))
         .exists());
+    assert!(!root.join("state.redb").exists());
     let keys = Command::new(bin.replace("-server", "-cli"))
         .args(["-p", &port.to_string(), "--scan", "--pattern", "gwstest:*"])
         .output();

@@ -19,6 +19,7 @@ pub mod provider;
 pub mod providers;
 pub mod service;
 pub mod store;
+pub mod store_redb;
 pub mod store_valkey;
 mod tools;
 
