@@ -333,6 +333,9 @@ mod tests {
             sandbox_id: format!("gws-{id}"),
             source_repo_path: None,
             sandbox_start_ms: 0,
+            degraded_isolation: false,
+            isolation: None,
+            platform: None,
         }
     }
 
