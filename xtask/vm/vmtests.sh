@@ -81,7 +81,9 @@ $G run -d --name pz --rootfs $R sh -c 'while :; do :; done' >/dev/null 2>/tmp/pz
 sleep 1
 cg=$(ls -d /sys/fs/cgroup/gocker/*/ | head -n1)
 if $G pause pz >/tmp/pz.out 2>&1 && grep -qx "frozen 1" ${cg}cgroup.events; then
-    st=$($G ps | awk '$2 == "pz" {print $3}')
+    # docker's words: State "paused", Status "Up N seconds (Paused)".
+    st=$($G ps --format '{{.Names}} {{.State}}' | awk '$1 == "pz" {print $2}')
+    $G ps --format '{{.Names}} {{.Status}}' | grep -q '^pz Up .* (Paused)$' || st="$st/no-(Paused)-status"
     u1=$(usage $cg); sleep 2; u2=$(usage $cg)
     $G unpause pz >>/tmp/pz.out 2>&1
     u3=$(usage $cg); sleep 2; u4=$(usage $cg)
