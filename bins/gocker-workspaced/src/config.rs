@@ -57,6 +57,9 @@ pub struct ServerConfig {
     pub log_level: String,
     pub auth: AuthConfig,
     pub rate_limit_per_minute: u32,
+    /// Rounds of the background measurement of each provider (`WORKSPACE_PROVIDER_PROBE_ROUNDS`,
+    /// 3; 0: not measured, `/v1/providers` says so).
+    pub probe_rounds: usize,
     pub rate_limit_per_principal: u32,
     pub limits: Limits,
     pub session_store: Backend,
@@ -286,6 +289,7 @@ impl ServerConfig {
                 token_header: header("WORKSPACE_AUTH_TOKEN_HEADER", "X-Workspace-Auth-Token"),
             },
             rate_limit_per_minute: num(env, "WORKSPACE_RATE_LIMIT_PER_MINUTE", 600)?,
+            probe_rounds: num(env, "WORKSPACE_PROVIDER_PROBE_ROUNDS", 3)?,
             rate_limit_per_principal: num(env, "WORKSPACE_RATE_LIMIT_PER_PRINCIPAL", 0)?,
             limits,
             session_store: backend(env, "SESSION_STORE_BACKEND")?,

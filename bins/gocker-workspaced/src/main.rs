@@ -178,10 +178,18 @@ fn run(cfg: ServerConfig) -> Result<(), String> {
     // takes seconds: the start is not held up by it).
     for p in service.providers().available() {
         let (svc, p) = (service.clone(), p.clone());
+        let rounds = cfg.probe_rounds;
+        if rounds == 0 {
+            svc.providers().set_measured(
+                p.name(),
+                Err("not measured (WORKSPACE_PROVIDER_PROBE_ROUNDS=0)".into()),
+            );
+            continue;
+        }
         let dir = probe_dir.join(p.name());
         let names = format!("{probe_prefix}{}-", p.name());
         std::thread::spawn(move || {
-            let r = probe(&*p, &dir, "/workspace", &names, 3).map_err(|e| e.to_string());
+            let r = probe(&*p, &dir, "/workspace", &names, rounds).map_err(|e| e.to_string());
             match &r {
                 Ok(c) => {
                     tracing::info!(provider = p.name(), capabilities = ?c, "provider measured")

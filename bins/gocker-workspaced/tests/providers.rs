@@ -123,7 +123,14 @@ fn a_gvisor_session_runs_its_tools_under_gvisor() {
     let root = tmp.path().join("root");
     let _cleanup = RunscCleanup(runsc.clone(), root.clone());
     // The real default (gvisor), not the suite's gocker.
-    let srv = Server::start(&root, &[("WORKSPACE_DEFAULT_PROVIDER", "")]);
+    // The one test of the measured capabilities: the rest of the suite turns the measurement off.
+    let srv = Server::start(
+        &root,
+        &[
+            ("WORKSPACE_DEFAULT_PROVIDER", ""),
+            ("WORKSPACE_PROVIDER_PROBE_ROUNDS", "3"),
+        ],
+    );
     let s = srv.session(json!({"principal": principal("acme", &["admin"])}));
     let sid = s["id"].as_str().unwrap().to_string();
     assert_eq!(s["provider"], "gvisor", "{s}");

@@ -116,6 +116,9 @@ impl Server {
             .env("LOG_LEVEL", "info")
             // The suite tests the native sandbox unless a test asks for another provider.
             .env("WORKSPACE_DEFAULT_PROVIDER", "gocker")
+            // No background measurement of the providers (sandboxes started and removed beside
+            // every test's own) unless a test asks for it (tests/providers.rs).
+            .env("WORKSPACE_PROVIDER_PROBE_ROUNDS", "0")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(std::fs::File::create(&log).unwrap());
