@@ -30,11 +30,6 @@ impl Service {
             // The benchmark measures the path, not the limits.
             .env("WORKSPACE_RATE_LIMIT_PER_MINUTE", "100000000")
             .env("WORKSPACE_MAX_CONCURRENCY_PER_SESSION", "64")
-            .env("WORKSPACE_MAX_CONCURRENT", "1000")
-            // The native sandbox, beside the bare gocker it is compared with; no background
-            // measurement of the providers during the runs.
-            .env("WORKSPACE_DEFAULT_PROVIDER", "gocker")
-            .env("WORKSPACE_PROVIDER_PROBE_ROUNDS", "0")
             .env("LOG_LEVEL", "warn")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
