@@ -90,17 +90,6 @@ pub fn record_event(kind: crate::events::Kind, action: &str, id: &str, attrs: &[
     }
 }
 
-/// Whether `pid` has exited and waits to be reaped (state `Z`, or `X` while it goes).
-fn is_zombie(pid: i32) -> bool {
-    fs::read_to_string(format!("/proc/{pid}/stat"))
-        .ok()
-        .and_then(|s| {
-            let st = s[s.rfind(')')? + 1..].split_whitespace().next()?.to_owned();
-            Some(st == "Z" || st == "X")
-        })
-        .unwrap_or(false)
-}
-
 /// Start time of a process in clock ticks since boot (field 22 of /proc/PID/stat).
 pub fn process_start_time(pid: i32) -> Option<u64> {
     let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
@@ -488,9 +477,7 @@ impl StateStore {
 
     /// True when the monitor recorded in `st` is still alive (same pid and start time).
     pub fn monitor_alive(st: &ContainerState) -> bool {
-        // A monitor that has exited is done, reaped or not: where init reaps orphans late (some
-        // VM inits take a second or more), its zombie must not hold up `stop` and `rm -f`.
-        !is_zombie(st.monitor_pid) && process_start_time(st.monitor_pid) == Some(st.monitor_start)
+        process_start_time(st.monitor_pid) == Some(st.monitor_start)
     }
 
     /// Collects records left by monitors that died without cleaning up (e.g. SIGKILL): auto-remove
@@ -742,28 +729,6 @@ fn collect_stale_network(store_root: &std::path::Path) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn an_exited_monitor_is_not_alive_before_it_is_reaped() {
-        let mut child = std::process::Command::new("sleep")
-            .arg("0.2")
-            .spawn()
-            .unwrap();
-        let pid = child.id() as i32;
-        let start = process_start_time(pid).unwrap();
-        let st = state("z", "z", pid, start, false);
-        assert!(StateStore::monitor_alive(&st));
-        let end = std::time::Instant::now() + std::time::Duration::from_secs(10);
-        while !is_zombie(pid) {
-            assert!(std::time::Instant::now() < end, "sleep never exited");
-            std::thread::sleep(std::time::Duration::from_millis(10));
-        }
-        // Still in /proc with the same start time, but done.
-        assert_eq!(process_start_time(pid), Some(start));
-        assert!(!StateStore::monitor_alive(&st));
-        child.wait().unwrap();
-        assert!(!StateStore::monitor_alive(&st));
-    }
 
     fn state(
         id: &str,
