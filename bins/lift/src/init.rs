@@ -54,10 +54,8 @@ pub fn main(args: Vec<OsString>) -> ! {
         .map(|a| CString::new(a.into_vec()).unwrap_or_else(|_| fail(125, "NUL in an argument")))
         .collect();
     let set = forwardable();
-    let mut old: libc::sigset_t = unsafe {
-        // SAFETY: zeroed is a valid sigset_t to be filled in by sigprocmask.
-        std::mem::zeroed()
-    };
+    // SAFETY: zeroed is a valid sigset_t to be filled in by sigprocmask.
+    let mut old: libc::sigset_t = unsafe { std::mem::zeroed() };
     // SAFETY: valid pointers to initialised sigsets.
     unsafe { libc::sigprocmask(libc::SIG_BLOCK, &set, &mut old) };
     // SAFETY: fork in a single-threaded process; the child only execs or exits.
